@@ -1,0 +1,1 @@
+"""edgetasks core library: settings, topics, frames, brokers and the MQTT bus."""

@@ -1,0 +1,331 @@
+"""The bus: the one MQTT connection class every component uses.
+
+A :class:`Bus` is an async context manager. Entering starts its connection loop in a task
+group (and by default waits for the first CONNACK); leaving sends DISCONNECT and cancels the
+loop. The loop reconnects with exponential backoff, re-subscribes every open subscription,
+flushes the bounded offline buffer of QoS>0 publishes and runs the ``on_connect`` hooks (this
+is where agents re-publish their births). Incoming messages are routed to the subscriptions
+whose filter matches; anything matching none of them is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Literal
+
+from edge.bus._message import BusStats, Message, Overflow, Will
+from edge.bus._paho import PahoTransport
+from edge.bus._subscription import Subscription
+from edge.bus._transport import Connection, ConnectOptions, TLSOptions, Transport
+from edge.errors import BusError, ConfigError, ConnectError, EdgeError
+from edge.settings import BrokerURL, Settings, parse_broker_url
+from edge.topics import validate_topic
+
+__all__ = ["Bus"]
+
+log = logging.getLogger("edge.bus")
+
+ConnectHook = Callable[["Bus"], Awaitable[None]]
+_ROUTE_CACHE_SIZE = 4096
+_TOPIC_CACHE_SIZE = 4096
+_SUBSCRIBE_BATCH = 64
+
+
+def _make_transport(name: str) -> Transport:
+    if name in ("auto", "paho"):
+        return PahoTransport()
+    raise ConfigError(f"unknown transport {name!r}: use auto or paho", field="EDGE_TRANSPORT")
+
+
+class Bus:
+    """A connection to an MQTT broker that survives the broker going away.
+
+    ::
+
+        async with Bus("mqtt://127.0.0.1:1883") as bus:
+            async with bus.subscribe("sensors/#") as sub:
+                await bus.publish("sensors/a", b"1")
+                message = await sub.get()
+    """
+
+    def __init__(
+        self,
+        url: str | BrokerURL,
+        *,
+        client_id: str | None = None,
+        will: Will | Callable[[], Will] | None = None,
+        keepalive: int = 15,
+        clean_start: bool = True,
+        protocol: Literal["3.1.1", "5"] = "3.1.1",
+        tls: TLSOptions | None = None,
+        transport: str = "auto",
+        max_payload: int = 16 * 1024 * 1024,
+        queue_size: int = 1000,
+        offline_buffer: int = 1000,
+        wait_connected: bool = True,
+        connect_timeout: float = 10.0,
+        reconnect_delay: tuple[float, float] = (0.1, 10.0),
+    ) -> None:
+        self.url = parse_broker_url(url) if isinstance(url, str) else url
+        self.client_id = client_id or f"edge-{uuid.uuid4().hex[:12]}"
+        if keepalive < 1:
+            raise ConfigError(f"keepalive must be at least 1 s, not {keepalive!r}", field="keepalive")
+        if protocol not in ("3.1.1", "5"):
+            raise ConfigError(f"protocol must be '3.1.1' or '5', not {protocol!r}", field="protocol")
+        self._will = will
+        self._keepalive = keepalive
+        self._clean_start = clean_start
+        self._protocol = protocol
+        self._tls = tls
+        self._transport = _make_transport(transport)
+        self.max_payload = max_payload
+        self.queue_size = queue_size
+        self._wait_connected = wait_connected
+        self._connect_timeout = connect_timeout
+        self._delay_min, self._delay_max = reconnect_delay
+        self.stats = BusStats()
+
+        self._subs: list[Subscription] = []
+        self._filters: dict[str, int] = {}  # filter -> number of open subscriptions using it
+        self._routes: dict[str, list[Subscription]] = {}
+        self._valid_topics: set[str] = set()
+        self._offline: deque[tuple[str, bytes, int, bool]] = deque(maxlen=max(offline_buffer, 1))
+        self._hooks: list[ConnectHook] = []
+        self._conn: Connection | None = None
+        self._connected = asyncio.Event()
+        self._first: asyncio.Future[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._entered = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: object) -> Bus:
+        """A bus for the broker, credentials, TLS and limits the settings name."""
+        tls = None
+        if settings.tls_ca or settings.tls_cert or settings.tls_insecure:
+            tls = TLSOptions(ca=settings.tls_ca, cert=settings.tls_cert, key=settings.tls_key,
+                             insecure=settings.tls_insecure)
+        options: dict[str, object] = {
+            "keepalive": settings.keepalive,
+            "protocol": settings.mqtt_version,
+            "tls": tls,
+            "transport": settings.transport,
+            "max_payload": settings.max_payload,
+            "queue_size": settings.queue_size,
+        }
+        options.update(kwargs)
+        return cls(settings.broker_url, **options)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        state = "connected" if self.is_connected else "disconnected"
+        return f"<Bus {self.url} {self.client_id} {state}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> Bus:
+        if self._entered:
+            raise BusError("a Bus cannot be entered twice")
+        self._entered = True
+        loop = asyncio.get_running_loop()
+        self._first = loop.create_future()
+        self._runner = loop.create_task(self._run(), name=f"edge-bus-{self.client_id}")
+        if self._wait_connected:
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    await asyncio.shield(self._first)
+            except BaseException as exc:
+                await self._stop()
+                if isinstance(exc, TimeoutError):
+                    raise ConnectError(
+                        f"could not connect to {self.url} within {self._connect_timeout} s"
+                        + (f": {self.stats.last_error}" if self.stats.last_error else "")
+                    ) from None
+                raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._stop()
+
+    async def _stop(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(EdgeError, OSError):
+                await conn.disconnect()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for sub in list(self._subs):
+            sub._closed = True
+            sub._wake()
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the bus is connected (:class:`TimeoutError` after ``timeout`` seconds)."""
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    def on_connect(self, hook: ConnectHook) -> ConnectHook:
+        """Run ``hook(bus)`` after every (re)connect, once subscriptions are restored."""
+        self._hooks.append(hook)
+        return hook
+
+    def _options(self) -> ConnectOptions:
+        will = self._will() if callable(self._will) else self._will
+        return ConnectOptions(url=self.url, client_id=self.client_id, clean_start=self._clean_start,
+                              keepalive=self._keepalive, will=will, tls=self._tls, protocol=self._protocol,
+                              connect_timeout=self._connect_timeout)
+
+    async def _run(self) -> None:
+        delay = self._delay_min
+        while True:
+            try:
+                conn = await self._transport.connect(self._options(), self._on_message)
+            except ConnectError as exc:
+                self.stats.connect_failures += 1
+                self.stats.last_error = str(exc)
+                log.warning("%s: %s; retrying in %.1f s", self.client_id, exc, delay)
+                if exc.reason is not None and self._first is not None and not self._first.done():
+                    self._first.set_exception(exc)  # refused (bad credentials...): tell the caller now
+            except Exception:  # a bug, not a network fault: log it and keep the bus alive
+                self.stats.connect_failures += 1
+                log.exception("%s: unexpected error while connecting to %s", self.client_id, self.url)
+            else:
+                delay = self._delay_min
+                await self._serve(conn)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self._delay_max)
+
+    async def _serve(self, conn: Connection) -> None:
+        self._conn = conn
+        try:
+            filters = sorted(self._filters.items())
+            for i in range(0, len(filters), _SUBSCRIBE_BATCH):
+                await conn.subscribe(filters[i : i + _SUBSCRIBE_BATCH])
+            while self._offline:
+                topic, payload, qos, retain = self._offline.popleft()
+                conn.publish(topic, payload, qos, retain)
+            self.stats.connects += 1
+            self._connected.set()
+            log.info("%s connected to %s", self.client_id, self.url)
+            if self._first is not None and not self._first.done():
+                self._first.set_result(None)
+            for hook in self._hooks:
+                try:
+                    await hook(self)
+                except EdgeError as exc:
+                    log.error("%s: on_connect hook %r failed: %s", self.client_id, hook, exc)
+            cause = await conn.wait_closed()
+        except (EdgeError, OSError, TimeoutError) as exc:
+            cause = exc
+            conn.abort()
+        finally:
+            self._conn = None
+            self._connected.clear()
+        if cause is not None:
+            self.stats.connection_losses += 1
+            self.stats.last_error = str(cause)
+            log.warning("%s lost its connection to %s: %s", self.client_id, self.url, cause)
+
+    # -- publishing -------------------------------------------------------------------------------
+    def _check(self, topic: str, payload: bytes, qos: int) -> None:
+        if topic not in self._valid_topics:
+            validate_topic(topic)
+            if len(self._valid_topics) >= _TOPIC_CACHE_SIZE:
+                self._valid_topics.clear()
+            self._valid_topics.add(topic)
+        if len(payload) > self.max_payload:
+            raise BusError(f"payload of {len(payload)} bytes for {topic!r} exceeds max_payload {self.max_payload}")
+        if qos not in (0, 1, 2):
+            raise ConfigError(f"qos must be 0, 1 or 2, not {qos!r}", field="qos")
+
+    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+        """Queue a message without waiting. While disconnected, QoS 0 is dropped and counted and
+        QoS 1/2 waits in a bounded buffer (oldest dropped first, counted) until the next connect."""
+        self._check(topic, payload, qos)
+        conn = self._conn
+        if conn is not None and self._connected.is_set():
+            conn.publish(topic, payload, qos, retain)
+            self.stats.published += 1
+        elif qos == 0:
+            self.stats.dropped_offline += 1
+        else:
+            if len(self._offline) == self._offline.maxlen:
+                self.stats.dropped_offline += 1
+            self._offline.append((topic, bytes(payload), qos, retain))
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+        """Publish; waits only while the socket's write buffer is over its high-water mark."""
+        self.publish_nowait(topic, payload, qos=qos, retain=retain)
+        conn = self._conn
+        if conn is not None and conn.write_buffer_size > 1024 * 1024:
+            await conn.drain()
+
+    # -- subscribing ------------------------------------------------------------------------------
+    def subscribe(self, pattern: str, *, qos: int = 0, maxsize: int | None = None,
+                  overflow: Overflow = Overflow.DROP_OLDEST,
+                  callback: Callable[[Message], object] | None = None) -> Subscription:
+        """A subscription to ``pattern``: ``async with bus.subscribe(...) as sub`` or ``await``.
+
+        With ``callback`` every message is handed to it at once (it must not block); otherwise
+        messages wait in a queue of ``maxsize`` (default: the bus's ``queue_size``).
+        """
+        return Subscription(self, pattern, qos=qos, maxsize=maxsize or self.queue_size,
+                            overflow=overflow, callback=callback)
+
+    async def _add_subscription(self, sub: Subscription) -> None:
+        self._subs.append(sub)
+        self._routes.clear()
+        qos = max(self._filters.get(sub.filter, 0), sub.qos)
+        self._filters[sub.filter] = qos
+        conn = self._conn
+        if conn is not None and self._connected.is_set():
+            granted = await conn.subscribe([(sub.filter, qos)])
+            if granted and granted[0] >= 0x80:
+                await self._remove_subscription(sub)
+                raise BusError(f"the broker refused the subscription to {sub.filter!r} (code {granted[0]:#x})")
+
+    async def _remove_subscription(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+        self._routes.clear()
+        if any(other.filter == sub.filter for other in self._subs):
+            return
+        self._filters.pop(sub.filter, None)
+        conn = self._conn
+        if conn is not None and self._connected.is_set():
+            with contextlib.suppress(EdgeError, TimeoutError):
+                await conn.unsubscribe([sub.filter])
+
+    def _on_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        self.stats.received += 1
+        subs = self._routes.get(topic)
+        if subs is None:
+            subs = [s for s in self._subs if s.matches(topic)]
+            if len(self._routes) >= _ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            self._routes[topic] = subs
+        if not subs:
+            self.stats.unmatched += 1
+            return
+        if len(payload) > self.max_payload:
+            self.stats.oversize += 1
+            log.warning("%s: dropped %d-byte message on %r (max_payload %d)", self.client_id, len(payload),
+                        topic, self.max_payload)
+            return
+        message = Message(topic, payload, qos, retain)
+        for sub in subs:
+            sub.deliver(message)
+
+    def _log_callback_error(self, sub: Subscription, message: Message) -> None:
+        log.exception("%s: callback of subscription %r failed on %r", self.client_id, sub.filter, message.topic)

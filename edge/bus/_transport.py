@@ -1,0 +1,93 @@
+"""The small interface between :class:`edge.bus.Bus` and an MQTT client implementation.
+
+A transport moves bytes; it knows nothing of frames, subscriptions-to-queues routing or
+reconnect policy, all of which live in the bus. One :class:`Connection` is one MQTT session
+on one socket: made by :meth:`Transport.connect` (which returns after CONNACK), used until
+:meth:`Connection.wait_closed` returns, never reused.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from edge.bus._message import Will
+from edge.settings import BrokerURL
+
+__all__ = ["Connection", "ConnectOptions", "MessageHandler", "TLSOptions", "Transport"]
+
+#: Called for every received PUBLISH: (topic, payload, qos, retain). Must not block.
+MessageHandler = Callable[[str, bytes, int, bool], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSOptions:
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectOptions:
+    url: BrokerURL
+    client_id: str
+    clean_start: bool = True
+    keepalive: int = 15
+    will: Will | None = None
+    tls: TLSOptions | None = None
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    connect_timeout: float = 10.0
+
+
+class Connection(ABC):
+    """One live MQTT session."""
+
+    @abstractmethod
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """Queue a PUBLISH for writing; never blocks (see :attr:`write_buffer_size`)."""
+
+    @abstractmethod
+    async def subscribe(self, filters: Sequence[tuple[str, int]]) -> list[int]:
+        """SUBSCRIBE and wait for SUBACK; one granted QoS (or 0x80 failure) per filter."""
+
+    @abstractmethod
+    async def unsubscribe(self, filters: Sequence[str]) -> None:
+        """UNSUBSCRIBE and wait for UNSUBACK."""
+
+    @property
+    @abstractmethod
+    def write_buffer_size(self) -> int:
+        """Bytes queued but not yet accepted by the socket."""
+
+    @abstractmethod
+    async def drain(self) -> None:
+        """Wait until the write buffer is below its low-water mark."""
+
+    @abstractmethod
+    async def wait_closed(self) -> BaseException | None:
+        """Return when the connection has ended: ``None`` after our DISCONNECT, else the cause."""
+
+    @abstractmethod
+    async def disconnect(self) -> None:
+        """Send DISCONNECT (the will is discarded) and close."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Close the socket at once, as a crash would (the broker publishes the will)."""
+
+
+class Transport(ABC):
+    """Makes connections; one per bus."""
+
+    name: str
+
+    @abstractmethod
+    async def connect(self, options: ConnectOptions, on_message: MessageHandler) -> Connection:
+        """Open a socket, send CONNECT, return after a successful CONNACK.
+
+        Raises :class:`~edge.errors.ConnectError` when the broker refuses or is unreachable.
+        """

@@ -1,0 +1,225 @@
+"""Settings: one object read from ``EDGE_*`` environment variables and an optional ``.env``.
+
+Everything configurable lives here and is passed down from the entry point; nothing deeper
+reads ``os.environ``. ``DATA_DIR`` and ``NODE_NAME`` are honoured as in streamtasks (the
+``EDGE_`` names win when both are set). :func:`load_settings` turns pydantic's validation
+errors into one :class:`~edge.errors.ConfigError` that names each bad variable.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edge.errors import ConfigError
+from edge.topics import is_valid_id, validate_id
+
+__all__ = ["BrokerKind", "BrokerURL", "Settings", "load_settings", "parse_broker_url", "sanitize_id"]
+
+DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
+_SCHEMES = {"mqtt": (1883, False, "tcp"), "mqtts": (8883, True, "tcp"), "ws": (80, False, "websockets"),
+            "wss": (443, True, "websockets")}
+
+
+class BrokerKind(str, Enum):
+    AUTO = "auto"
+    EMBEDDED = "embedded"
+    MOSQUITTO = "mosquitto"
+    URL = "url"
+
+
+class BrokerURL:
+    """A parsed broker address: ``mqtt://``, ``mqtts://``, ``ws://`` or ``wss://``."""
+
+    __slots__ = ("host", "password", "path", "port", "scheme", "username")
+
+    def __init__(self, *, scheme: str, host: str, port: int, username: str | None = None,
+                 password: str | None = None, path: str = "/mqtt") -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.path = path
+
+    @property
+    def tls(self) -> bool:
+        return _SCHEMES[self.scheme][1]
+
+    @property
+    def transport(self) -> Literal["tcp", "websockets"]:
+        return "websockets" if _SCHEMES[self.scheme][2] == "websockets" else "tcp"
+
+    def __str__(self) -> str:
+        """The URL without credentials (safe to log)."""
+        path = self.path if self.transport == "websockets" else ""
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
+
+    def __repr__(self) -> str:
+        return f"BrokerURL({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BrokerURL) and (str(self), self.username) == (str(other), other.username)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+def parse_broker_url(url: str, *, field: str = "EDGE_BROKER") -> BrokerURL:
+    """Parse ``mqtt[s]://[user[:password]@]host[:port]`` or ``ws[s]://host[:port]/path``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{field}: {url!r} is not a valid URL ({exc})", field=field) from None
+    if parts.scheme not in _SCHEMES:
+        raise ConfigError(
+            f"{field}: unsupported scheme {parts.scheme!r} in {url!r}; use embedded, mosquitto, "
+            "or a URL starting with mqtt://, mqtts://, ws:// or wss://",
+            field=field,
+        )
+    if not parts.hostname:
+        raise ConfigError(f"{field}: {url!r} has no host name", field=field)
+    return BrokerURL(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port or _SCHEMES[parts.scheme][0],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        path=parts.path or "/mqtt",
+    )
+
+
+def sanitize_id(value: str, fallback: str = "agent") -> str:
+    """Turn a host name into a valid id: other characters become ``-``, at most 64 long."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", value.split(".")[0]).strip("-")[:64]
+    return cleaned if is_valid_id(cleaned) else fallback
+
+
+def _default_agent_id() -> str:
+    return sanitize_id(socket.gethostname())
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("edgetasks", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every setting of edgetasks; each field is read from ``EDGE_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGE_", env_file=".env", extra="ignore", validate_default=True, frozen=True,
+        populate_by_name=True,
+    )
+
+    broker: str = Field(
+        default="auto",
+        description="auto (Mosquitto if installed, else embedded), embedded, mosquitto, or a broker URL",
+    )
+    broker_host: str = Field(default="127.0.0.1", description="address a managed broker binds to")
+    broker_port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="port of a managed broker")
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_ca: Path | None = Field(default=None, description="CA certificate file for mqtts:// and wss://")
+    tls_cert: Path | None = Field(default=None, description="client certificate file")
+    tls_key: Path | None = Field(default=None, description="client private key file")
+    tls_insecure: bool = Field(default=False, description="skip the server host name check")
+    namespace: str = Field(default="default", description="topic namespace: edge/v1/{namespace}/...")
+    agent_id: str = Field(
+        default_factory=_default_agent_id,
+        validation_alias=AliasChoices("EDGE_AGENT_ID", "NODE_NAME", "agent_id"),
+        description="this agent's id (default: the host name, sanitised)",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        validation_alias=AliasChoices("EDGE_DATA_DIR", "DATA_DIR", "data_dir"),
+        description="where specs, versions and broker persistence are kept",
+    )
+    controller_host: str = Field(default="127.0.0.1", description="address the control panel binds to")
+    controller_port: int = Field(default=8080, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    transport: Literal["auto", "paho"] = Field(default="auto", description="MQTT client transport")
+    mqtt_version: Literal["3.1.1", "5"] = Field(default="3.1.1", description="MQTT protocol version")
+    keepalive: int = Field(default=15, ge=2, le=65535, description="MQTT keep-alive in seconds")
+    max_payload: int = Field(
+        default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024 - 1,
+        description="largest frame accepted or sent, in bytes",
+    )
+    queue_size: int = Field(default=1000, ge=1, description="bounded queue length per subscription")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return validate_id(value, "namespace")
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id(cls, value: str) -> str:
+        return validate_id(value, "agent id")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in {k.value for k in BrokerKind if k is not BrokerKind.URL}:
+            return value.lower()
+        parse_broker_url(value)
+        return value
+
+    @property
+    def broker_kind(self) -> BrokerKind:
+        try:
+            return BrokerKind(self.broker)
+        except ValueError:
+            return BrokerKind.URL
+
+    @property
+    def broker_url(self) -> BrokerURL:
+        """Where clients connect: the URL given, or the managed broker on ``broker_host:broker_port``."""
+        if self.broker_kind is BrokerKind.URL:
+            url = parse_broker_url(self.broker)
+        else:
+            host = "127.0.0.1" if self.broker_host in ("0.0.0.0", "", "::") else self.broker_host
+            url = BrokerURL(scheme="mqtt", host=host, port=self.broker_port)
+        if self.username is not None and url.username is None:
+            url.username = self.username
+            url.password = self.password.get_secret_value() if self.password else None
+        return url
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    if name.isupper():
+        return name
+    return f"EDGE_{name.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; raise one :class:`ConfigError` listing every invalid variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        fields = []
+        for err in exc.errors():
+            var = _variable(err["loc"])
+            fields.append(var)
+            msg = err["msg"].removeprefix("Value error, ")
+            given = err.get("input")
+            shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+            lines.append(f"{var}: {msg}{shown}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines), field=fields[0] if fields else None) from None

@@ -1,0 +1,214 @@
+"""The topic namespace: the addressing layer of edgetasks.
+
+Every topic the system uses is built and parsed here, and nowhere else. The layout
+(documented for other-language clients in ``docs/protocol.md``)::
+
+    edge/v1/{namespace}/agents/{agent_id}/state                      retained birth / will
+    edge/v1/{namespace}/agents/{agent_id}/catalog                    retained task types
+    edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec
+    edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
+    edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
+
+Ids are ``[A-Za-z0-9_-]{1,64}``: they can never contain the MQTT wildcards ``+`` and
+``#`` nor the level separator ``/``, so a topic always parses back into the ids it was
+built from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from edge.errors import IdError, TopicError
+
+__all__ = [
+    "ID_PATTERN",
+    "MAX_TOPIC_BYTES",
+    "ParsedTopic",
+    "TopicKind",
+    "Topics",
+    "is_valid_id",
+    "matches",
+    "validate_filter",
+    "validate_id",
+    "validate_topic",
+]
+
+ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,64}"
+_ID_RE: Final = re.compile(rf"\A{ID_PATTERN}\Z")
+MAX_TOPIC_BYTES: Final = 65535
+PROTOCOL_VERSION: Final = "v1"
+_PREFIX: Final = "edge"
+
+
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and _ID_RE.match(value) is not None
+
+
+def validate_id(value: object, kind: str = "id") -> str:
+    """Return ``value`` if it is a valid id, else raise :class:`IdError` naming ``kind``."""
+    if is_valid_id(value):
+        return value  # type: ignore[return-value]
+    raise IdError(
+        f"invalid {kind} {value!r}: use 1 to 64 of the characters A-Z a-z 0-9 _ - "
+        "(no spaces, '/', '+', '#' or non-ASCII)",
+        kind=kind,
+        value=value,
+    )
+
+
+def _check_common(topic: str, what: str) -> None:
+    if not isinstance(topic, str):
+        raise TopicError(f"{what} must be a string, not {type(topic).__name__}", topic=repr(topic))
+    if not topic:
+        raise TopicError(f"{what} must not be empty", topic=topic)
+    if "\x00" in topic:
+        raise TopicError(f"{what} must not contain NUL characters", topic=topic)
+    if len(topic.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
+        raise TopicError(f"{what} is longer than {MAX_TOPIC_BYTES} bytes", topic=topic[:80])
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TopicError(f"{what} is not valid UTF-8: {exc}", topic=repr(topic)) from None
+
+
+def validate_topic(topic: str) -> str:
+    """A topic to publish on: valid UTF-8, not empty, no wildcards."""
+    _check_common(topic, "topic")
+    if "+" in topic or "#" in topic:
+        raise TopicError(f"topic {topic!r} must not contain the wildcards '+' or '#'", topic=topic)
+    return topic
+
+
+def validate_filter(pattern: str) -> str:
+    """A topic filter to subscribe to: ``+`` fills one whole level, ``#`` only the last one."""
+    _check_common(pattern, "topic filter")
+    levels = pattern.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            raise TopicError(f"in topic filter {pattern!r}, '#' must be the whole last level", topic=pattern)
+        if "+" in level and level != "+":
+            raise TopicError(f"in topic filter {pattern!r}, '+' must fill a whole level", topic=pattern)
+    return pattern
+
+
+def matches(pattern: str, topic: str) -> bool:
+    """Whether ``topic`` matches the MQTT filter ``pattern`` (``$``-topics need an explicit first level)."""
+    if pattern == topic:
+        return True
+    if topic.startswith("$") and pattern[:1] in ("+", "#"):
+        return False
+    if pattern.startswith("$share/"):
+        parts = pattern.split("/", 2)
+        if len(parts) < 3:
+            return False
+        pattern = parts[2]
+    p_levels = pattern.split("/")
+    t_levels = topic.split("/")
+    for i, p in enumerate(p_levels):
+        if p == "#":
+            return True
+        if i >= len(t_levels):
+            return False
+        if p != "+" and p != t_levels[i]:
+            return False
+    return len(p_levels) == len(t_levels)
+
+
+class TopicKind(Enum):
+    AGENT_STATE = "agent_state"
+    AGENT_CATALOG = "agent_catalog"
+    DEPLOYMENT = "deployment"
+    TASK_STATUS = "task_status"
+    STREAM = "stream"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTopic:
+    """What a namespace topic addresses; ids that do not apply to its kind are ``None``."""
+
+    kind: TopicKind
+    namespace: str
+    agent_id: str | None = None
+    deployment_id: str | None = None
+    task_id: str | None = None
+    port: str | None = None
+
+
+class Topics:
+    """Builds and parses the topics of one namespace (``edge/v1/{namespace}``)."""
+
+    __slots__ = ("namespace", "root")
+
+    def __init__(self, namespace: str = "default") -> None:
+        self.namespace = validate_id(namespace, "namespace")
+        self.root = f"{_PREFIX}/{PROTOCOL_VERSION}/{namespace}"
+
+    def __repr__(self) -> str:
+        return f"Topics({self.namespace!r})"
+
+    # -- building ---------------------------------------------------------------------------
+    def agent_state(self, agent_id: str) -> str:
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/state"
+
+    def agent_catalog(self, agent_id: str) -> str:
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/catalog"
+
+    def deployment(self, deployment_id: str) -> str:
+        return f"{self.root}/deployments/{validate_id(deployment_id, 'deployment id')}"
+
+    def task_status(self, deployment_id: str, task_id: str) -> str:
+        return f"{self.deployment(deployment_id)}/status/{validate_id(task_id, 'task id')}"
+
+    def stream(self, deployment_id: str, task_id: str, port: str) -> str:
+        return (
+            f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/"
+            f"{validate_id(task_id, 'task id')}/{validate_id(port, 'port')}"
+        )
+
+    # -- subscription filters ---------------------------------------------------------------
+    @property
+    def all_agent_states(self) -> str:
+        return f"{self.root}/agents/+/state"
+
+    @property
+    def all_agent_catalogs(self) -> str:
+        return f"{self.root}/agents/+/catalog"
+
+    @property
+    def all_deployments(self) -> str:
+        return f"{self.root}/deployments/+"
+
+    def all_task_statuses(self, deployment_id: str | None = None) -> str:
+        dep = "+" if deployment_id is None else validate_id(deployment_id, "deployment id")
+        return f"{self.root}/deployments/{dep}/status/+"
+
+    def all_streams(self, deployment_id: str | None = None) -> str:
+        if deployment_id is None:
+            return f"{self.root}/streams/#"
+        return f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/#"
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parse(self, topic: str) -> ParsedTopic:
+        """The kind and ids of a topic of this namespace; :class:`TopicError` for anything else."""
+        prefix = self.root + "/"
+        if not isinstance(topic, str) or not topic.startswith(prefix):
+            raise TopicError(f"topic {topic!r} is not under {prefix!r}", topic=str(topic))
+        levels = topic[len(prefix) :].split("/")
+        ns = self.namespace
+        if not all(_ID_RE.match(level) for level in levels):
+            raise TopicError(f"topic {topic!r} holds an invalid id", topic=topic)
+        match levels:
+            case ["agents", agent, "state"]:
+                return ParsedTopic(TopicKind.AGENT_STATE, ns, agent_id=agent)
+            case ["agents", agent, "catalog"]:
+                return ParsedTopic(TopicKind.AGENT_CATALOG, ns, agent_id=agent)
+            case ["deployments", dep]:
+                return ParsedTopic(TopicKind.DEPLOYMENT, ns, deployment_id=dep)
+            case ["deployments", dep, "status", task]:
+                return ParsedTopic(TopicKind.TASK_STATUS, ns, deployment_id=dep, task_id=task)
+            case ["streams", dep, task, port]:
+                return ParsedTopic(TopicKind.STREAM, ns, deployment_id=dep, task_id=task, port=port)
+        raise TopicError(f"topic {topic!r} is not an edgetasks topic", topic=topic)
