@@ -349,6 +349,7 @@ class PahoTransport(Transport):
             reconnect_on_failure=False,
         )
         client.suppress_exceptions = True
+        client.connect_timeout = options.connect_timeout
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         if url.transport == "websockets":
@@ -426,7 +427,6 @@ class PahoTransport(Transport):
                 props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = 0xFFFFFFFF
                 kwargs["properties"] = props
-        client.connect_timeout = options.connect_timeout
         try:
             rc = await asyncio.to_thread(client.connect, url.host, url.port, options.keepalive, **kwargs)
         except (OSError, ssl.SSLError, ValueError) as exc:

@@ -1,0 +1,267 @@
+"""The bus against real brokers: the session Mosquitto and embedded broker, and brokers of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from edge.broker import EmbeddedBroker, MosquittoBroker, free_port
+from edge.bus import Bus, Message, Overflow, Will
+from edge.errors import BusError, ConnectError, TopicError
+
+TIMEOUT = 5.0
+
+
+def unique(prefix: str = "t") -> str:
+    return f"test/{prefix}/{uuid.uuid4().hex[:10]}"
+
+
+def v5_url(broker):
+    return getattr(broker, "url_v5", broker.url)
+
+
+async def next_message(sub, timeout: float = TIMEOUT) -> Message:
+    async with asyncio.timeout(timeout):
+        return await sub.get()
+
+
+async def test_publish_and_subscribe(broker):
+    topic = unique()
+    async with Bus(broker.url) as pub, Bus(broker.url) as sub_bus, sub_bus.subscribe(topic + "/#") as sub:
+        await pub.publish(topic + "/a", b"\x00\x01payload")
+        msg = await next_message(sub)
+        assert (msg.topic, msg.payload, msg.retain) == (topic + "/a", b"\x00\x01payload", False)
+        assert sub_bus.stats.received == 1 and pub.stats.published == 1
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+async def test_both_protocol_versions(broker, protocol):
+    topic = unique()
+    url = v5_url(broker) if protocol == "5" else broker.url
+    async with Bus(url, protocol=protocol) as bus, bus.subscribe(topic, qos=1) as sub:
+        await bus.publish(topic, b"v", qos=1)
+        await bus.publish(topic, b"w", qos=0)
+        assert [(await next_message(sub)).payload for _ in range(2)] == [b"v", b"w"]
+
+
+async def test_order_is_kept_over_many_messages(broker):
+    topic = unique()
+    count = 5000
+    async with Bus(broker.url) as pub, Bus(broker.url, queue_size=count) as sub_bus, \
+            sub_bus.subscribe(topic) as sub:
+        for i in range(count):
+            await pub.publish(topic, i.to_bytes(4, "big"))
+        got = [int.from_bytes((await next_message(sub)).payload, "big") for _ in range(count)]
+    assert got == list(range(count))
+
+
+async def test_retained_messages_and_clearing(broker):
+    topic = unique()
+    async with Bus(broker.url) as bus:
+        await bus.publish(topic, b"state-1", qos=1, retain=True)
+        async with Bus(broker.url) as late, late.subscribe(topic) as sub:
+            msg = await next_message(sub)
+            assert msg.payload == b"state-1" and msg.retain
+        await bus.publish(topic, b"", qos=1, retain=True)
+        async with Bus(broker.url) as later, later.subscribe(topic) as sub, bus.subscribe(topic) as probe:
+            await bus.publish(topic, b"live")
+            assert (await next_message(probe)).payload in (b"", b"live")
+            # the first thing `later` sees is the live message: nothing retained is left
+            assert (await next_message(sub)).payload == b"live"
+
+
+async def test_each_subscription_gets_only_its_own_topics(broker):
+    base = unique()
+    async with Bus(broker.url) as bus, bus.subscribe(base + "/a/+") as a, bus.subscribe(base + "/b/#") as b:
+        await bus.publish(base + "/a/1", b"a1")
+        await bus.publish(base + "/b/x/y", b"bxy")
+        await bus.publish(base + "/a/2/deep", b"not for a")
+        await bus.publish(base + "/a/3", b"a3")
+        assert [(await next_message(a)).payload for _ in range(2)] == [b"a1", b"a3"]
+        assert (await next_message(b)).payload == b"bxy"
+        assert a.queued == 0 and b.queued == 0
+
+
+@pytest.mark.parametrize(("overflow", "kept"), [(Overflow.DROP_OLDEST, range(90, 100)),
+                                                 (Overflow.DROP_NEWEST, range(10))])
+async def test_full_queues_drop_by_policy_and_count(broker, overflow, kept):
+    topic = unique()
+    async with Bus(broker.url) as bus, bus.subscribe(topic, maxsize=10, overflow=overflow) as sub, \
+            bus.subscribe(topic, callback=lambda m: None) as counter:
+        for i in range(100):
+            await bus.publish(topic, bytes([i]))
+        async with asyncio.timeout(TIMEOUT):
+            while counter.received < 100:
+                await asyncio.sleep(0.01)
+        assert sub.queued == 10 and sub.dropped == 90 and sub.received == 100
+        assert [sub.get_nowait().payload[0] for _ in range(10)] == list(kept)
+
+
+async def test_failing_callback_is_counted_and_delivery_goes_on(broker, caplog):
+    topic = unique()
+    seen = []
+
+    def callback(message: Message) -> None:
+        if message.payload == b"bad":
+            raise ValueError("boom")
+        seen.append(message.payload)
+
+    async with Bus(broker.url) as bus, bus.subscribe(topic, callback=callback) as sub, \
+            bus.subscribe(topic) as queue:
+        for payload in (b"1", b"bad", b"2"):
+            await bus.publish(topic, payload)
+        assert [(await next_message(queue)).payload for _ in range(3)] == [b"1", b"bad", b"2"]
+        assert seen == [b"1", b"2"] and sub.errors == 1
+    assert "callback of subscription" in caplog.text
+
+
+async def test_one_mebibyte_payload(broker):
+    topic = unique()
+    payload = bytes(range(256)) * 4096
+    async with Bus(broker.url) as bus, bus.subscribe(topic) as sub:
+        await bus.publish(topic, payload, qos=1)
+        assert (await next_message(sub)).payload == payload
+
+
+async def test_bad_publishes_are_refused_before_the_network(broker):
+    async with Bus(broker.url, max_payload=1024) as bus:
+        with pytest.raises(TopicError):
+            await bus.publish("a/+/b", b"x")
+        with pytest.raises(BusError, match="exceeds max_payload"):
+            await bus.publish(unique(), b"x" * 2048)
+        with pytest.raises(TopicError):
+            bus.subscribe("a/#/b")
+        assert bus.stats.published == 0
+
+
+async def test_unsubscribe_stops_delivery(broker):
+    topic = unique()
+    async with Bus(broker.url) as bus, bus.subscribe(topic) as keep:
+        sub = await bus.subscribe(topic + "/x")
+        await sub.aclose()
+        await bus.publish(topic + "/x", b"gone")
+        await bus.publish(topic, b"here")
+        assert (await next_message(keep)).payload == b"here"
+        assert sub.received == 0
+        with pytest.raises(StopAsyncIteration):
+            await sub.get()
+
+
+async def test_unreachable_broker_fails_fast_with_connect_error():
+    port = free_port()
+    with pytest.raises(ConnectError, match="could not connect"):
+        async with asyncio.timeout(10), Bus(f"mqtt://127.0.0.1:{port}", connect_timeout=1.0):
+            pass
+
+
+# -- brokers of the test's own: credentials, restarts, wills -----------------------------------------
+def make_broker(kind: str, port: int, tmp_path: Path, **kwargs):
+    if kind == "mosquitto":
+        return MosquittoBroker(port=port, data_dir=tmp_path / "mosquitto", **kwargs)
+    return EmbeddedBroker(port=port, data_dir=tmp_path / "embedded", **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["embedded", "mosquitto"])
+async def test_refused_credentials_raise_with_the_reason(kind, tmp_path):
+    port = free_port()
+    async with make_broker(kind, port, tmp_path, users={"agent": "right"}) as broker:
+        with pytest.raises(ConnectError) as info:
+            async with asyncio.timeout(10), Bus(f"mqtt://agent:wrong@127.0.0.1:{port}", connect_timeout=3):
+                pass
+        assert info.value.reason is not None or "refused" in str(info.value) or "closed" in str(info.value)
+        async with Bus(broker.url) as bus:  # the broker's own URL carries the right password
+            assert bus.is_connected
+
+
+@pytest.mark.parametrize("kind", ["embedded", "mosquitto"])
+async def test_reconnects_resubscribes_and_flushes_offline_qos1(kind, tmp_path):
+    port = free_port()
+    topic = unique()
+    connects = []
+
+    async def hook(bus: Bus) -> None:
+        connects.append(bus.stats.connects)
+
+    async with make_broker(kind, port, tmp_path) as broker:
+        url = broker.url
+        bus = Bus(url, reconnect_delay=(0.05, 0.5))
+        bus.on_connect(hook)
+        async with bus, bus.subscribe(topic) as sub:
+            await bus.publish(topic, b"before")
+            assert (await next_message(sub)).payload == b"before"
+            await broker.__aexit__(None, None, None)  # the broker vanishes mid-stream
+            async with asyncio.timeout(TIMEOUT):
+                while bus.is_connected:
+                    await asyncio.sleep(0.02)
+            await bus.publish(topic, b"qos0-lost")      # dropped and counted
+            await bus.publish(topic, b"qos1-kept", qos=1)  # buffered until the next connect
+            assert bus.stats.dropped_offline == 1
+            async with make_broker(kind, port, tmp_path):
+                await bus.wait_connected(timeout=10)
+                assert (await next_message(sub)).payload == b"qos1-kept"
+                await bus.publish(topic, b"after")
+                assert (await next_message(sub)).payload == b"after"
+            assert connects == [1, 2]
+            assert bus.stats.connection_losses >= 1
+
+
+async def test_bus_can_start_before_its_broker(tmp_path):
+    port = free_port()
+    topic = unique()
+    async with Bus(f"mqtt://127.0.0.1:{port}", wait_connected=False, reconnect_delay=(0.05, 0.3)) as bus:
+        assert not bus.is_connected
+        sub = await bus.subscribe(topic)  # registered now, sent to the broker on connect
+        async with make_broker("mosquitto", port, tmp_path):
+            await bus.wait_connected(timeout=10)
+            await bus.publish(topic, b"hello")
+            assert (await next_message(sub)).payload == b"hello"
+        await sub.aclose()
+
+
+WILL_SCRIPT = """
+import asyncio, sys
+from edge.bus import Bus, Will
+
+async def main():
+    will = Will(topic=sys.argv[2], payload=b"gone", qos=1, retain=True)
+    async with Bus(sys.argv[1], will=will) as bus:
+        await bus.publish(sys.argv[2], b"alive", qos=1, retain=True)
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_will_is_published_when_the_process_is_killed(broker):
+    topic = unique("will")
+    proc = subprocess.Popen([sys.executable, "-c", WILL_SCRIPT, str(broker.url), topic],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 15)
+        assert line.strip() == "ready"
+        async with Bus(broker.url) as watcher, watcher.subscribe(topic) as sub:
+            assert (await next_message(sub)).payload == b"alive"
+            proc.send_signal(signal.SIGKILL)
+            assert (await next_message(sub)).payload == b"gone"
+    finally:
+        proc.kill()
+        proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+async def test_clean_exit_sends_disconnect_and_no_will(broker):
+    topic = unique("will")
+    async with Bus(broker.url, will=Will(topic=topic, payload=b"gone", retain=False)) as bus:
+        assert bus.is_connected
+    async with Bus(broker.url) as watcher, watcher.subscribe(topic) as sub:
+        await watcher.publish(topic, b"probe")
+        assert (await next_message(sub)).payload == b"probe"  # no will came before the probe

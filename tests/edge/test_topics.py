@@ -1,0 +1,97 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.errors import IdError, TopicError
+from edge.topics import ParsedTopic, TopicKind, Topics, matches, validate_filter, validate_id, validate_topic
+
+ids = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z")
+
+
+def test_layout_is_the_documented_one():
+    t = Topics("lab")
+    assert t.agent_state("pi-1") == "edge/v1/lab/agents/pi-1/state"
+    assert t.agent_catalog("pi-1") == "edge/v1/lab/agents/pi-1/catalog"
+    assert t.deployment("demo") == "edge/v1/lab/deployments/demo"
+    assert t.task_status("demo", "add") == "edge/v1/lab/deployments/demo/status/add"
+    assert t.stream("demo", "add", "out") == "edge/v1/lab/streams/demo/add/out"
+    assert t.all_agent_states == "edge/v1/lab/agents/+/state"
+    assert t.all_deployments == "edge/v1/lab/deployments/+"
+    assert t.all_task_statuses("demo") == "edge/v1/lab/deployments/demo/status/+"
+    assert t.all_streams() == "edge/v1/lab/streams/#"
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "a+b", "#", "a b", "é", "x" * 65, None, 5, "a\x00"])
+def test_invalid_ids_are_refused_with_the_kind_named(bad):
+    with pytest.raises(IdError, match="task id") as info:
+        Topics().stream("demo", bad, "out")
+    assert info.value.kind == "task id"
+    assert isinstance(info.value, ValueError)
+
+
+def test_invalid_namespace_is_refused():
+    with pytest.raises(IdError, match="namespace"):
+        Topics("a/b")
+
+
+@given(ns=ids, dep=ids, task=ids, port=ids, agent=ids)
+def test_every_built_topic_parses_back(ns, dep, task, port, agent):
+    t = Topics(ns)
+    assert t.parse(t.stream(dep, task, port)) == ParsedTopic(TopicKind.STREAM, ns, deployment_id=dep, task_id=task,
+                                                             port=port)
+    assert t.parse(t.task_status(dep, task)) == ParsedTopic(TopicKind.TASK_STATUS, ns, deployment_id=dep,
+                                                            task_id=task)
+    assert t.parse(t.deployment(dep)) == ParsedTopic(TopicKind.DEPLOYMENT, ns, deployment_id=dep)
+    assert t.parse(t.agent_state(agent)).agent_id == agent
+    assert t.parse(t.agent_catalog(agent)).kind is TopicKind.AGENT_CATALOG
+    assert matches(t.all_streams(dep), t.stream(dep, task, port))
+    assert matches(t.all_agent_states, t.agent_state(agent))
+    assert not matches(t.all_agent_states, t.agent_catalog(agent))
+
+
+@pytest.mark.parametrize("topic", [
+    "edge/v1/other/agents/a/state",          # another namespace
+    "edge/v1/default/agents/a",              # too short
+    "edge/v1/default/agents/a/state/x",      # too long
+    "edge/v1/default/streams/d/t",           # missing port
+    "edge/v1/default/streams/d/t/p+",        # invalid id
+    "edge/v1/default/unknown/x",
+    "sensors/a",
+])
+def test_foreign_topics_do_not_parse(topic):
+    with pytest.raises(TopicError):
+        Topics("default").parse(topic)
+
+
+@pytest.mark.parametrize(("pattern", "topic", "expected"), [
+    ("a/b", "a/b", True),
+    ("a/+", "a/b", True),
+    ("a/+", "a/b/c", False),
+    ("a/#", "a", True),
+    ("a/#", "a/b/c", True),
+    ("#", "a/b", True),
+    ("+/+", "a/b", True),
+    ("+", "$SYS/x", False),
+    ("#", "$SYS/x", False),
+    ("$SYS/#", "$SYS/x", True),
+    ("a/+/c", "a//c", True),
+    ("$share/g/a/+", "a/b", True),
+])
+def test_wildcard_matching(pattern, topic, expected):
+    assert matches(pattern, topic) is expected
+
+
+@pytest.mark.parametrize("bad", ["a/#/b", "a#", "a/b+", "", "a\x00b", "x" * 70000])
+def test_invalid_filters(bad):
+    with pytest.raises(TopicError):
+        validate_filter(bad)
+
+
+@pytest.mark.parametrize("bad", ["a/+", "a/#", "", "\udcff"])
+def test_invalid_publish_topics(bad):
+    with pytest.raises(TopicError):
+        validate_topic(bad)
+
+
+def test_validate_id_returns_the_id():
+    assert validate_id("pi-1_A", "agent id") == "pi-1_A"
