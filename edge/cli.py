@@ -23,6 +23,8 @@ __all__ = ["main"]
 
 log = logging.getLogger("edge")
 
+_QUIET_COMMANDS = {"pub", "tail", "ls", "deploy"}
+
 Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 
 
@@ -239,7 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = settings.log_level
+    if args.command in _QUIET_COMMANDS and "log_level" not in settings.model_fields_set:
+        level = "WARNING"  # a one-shot client prints its results, not the bus's comings and goings
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(_run_until_signal(args.func(args, settings)))
     except KeyboardInterrupt:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import uvicorn
@@ -25,7 +27,12 @@ async def serve(settings: Settings) -> None:
                             log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     log.info("control panel on http://%s:%d", settings.controller_host, settings.controller_port)
+    running = asyncio.ensure_future(server.serve())
     try:
-        await server.serve()
-    finally:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        # leave like Ctrl+C would: uvicorn runs the lifespan shutdown, which stops the panel's bus
         server.should_exit = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(running, 10)
+        raise

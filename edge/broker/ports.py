@@ -1,0 +1,79 @@
+"""TCP port checks shared by every broker: is something listening, wait until it is, find a free port.
+
+Readiness of a broker is "its port accepts a TCP connection"; these helpers poll for that
+with a bounded deadline instead of sleeping a fixed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+
+__all__ = ["connect_host", "free_port", "port_accepts", "wait_for_port"]
+
+_POLL_INTERVAL = 0.05
+_ATTEMPT_TIMEOUT = 0.5
+
+
+def connect_host(host: str) -> str:
+    """The address a client uses to reach a listener bound to ``host`` (wildcards mean loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the kernel's pick for port 0).
+
+    Another process may take it before the caller binds it; good enough for tests and
+    for a second listener started a moment later.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def port_accepts(host: str, port: int, *, connect_timeout: float = _ATTEMPT_TIMEOUT) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within ``connect_timeout`` seconds (one attempt)."""
+    try:
+        async with asyncio.timeout(connect_timeout):
+            _reader, writer = await asyncio.open_connection(connect_host(host), port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(connect_timeout):
+            await writer.wait_closed()
+    return True
+
+
+# `timeout` rather than the caller's asyncio.timeout(): the deadline is what the function is about,
+# it bounds each connection attempt too, and it lets callers tell "never came up" (TimeoutError)
+# from their own cancellation.
+async def wait_for_port(
+    host: str, port: int, *, timeout: float, alive: Callable[[], bool] | None = None  # noqa: ASYNC109
+) -> bool:
+    """Poll until ``host:port`` accepts a TCP connection.
+
+    Returns True once it does, False as soon as ``alive()`` says the server we wait for has
+    gone (a child process that exited), and raises :class:`TimeoutError` after ``timeout``
+    seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if alive is not None and not alive():
+            return False
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError(f"nothing accepted connections on {host}:{port} within {timeout:g} s")
+        if await port_accepts(host, port, connect_timeout=min(_ATTEMPT_TIMEOUT, remaining)):
+            # The listener may belong to a child that is exiting; report what we saw last.
+            return alive is None or alive()
+        await asyncio.sleep(min(_POLL_INTERVAL, max(0.0, deadline - loop.time())))

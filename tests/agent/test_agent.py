@@ -1,0 +1,100 @@
+"""The agent's presence on the broker: birth, catalog, will, epochs, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+from edge.bus import Bus
+from edge.controller import Fleet
+from edge.frames import decode_value
+from edge.settings import load_settings
+from edge.topics import Topics
+
+from agent import Agent
+
+
+def settings_for(broker, tmp_path, agent_id="pi-1", namespace=None):
+    return load_settings(broker=str(broker.url), agent_id=agent_id, data_dir=tmp_path,
+                         namespace=namespace or f"ns{uuid.uuid4().hex[:8]}")
+
+
+async def retained(url, topic, timeout=5.0):
+    async with Bus(url) as bus, bus.subscribe(topic) as sub:
+        async with asyncio.timeout(timeout):
+            return decode_value((await sub.get()).payload)
+
+
+async def test_birth_catalog_and_clean_shutdown(broker, tmp_path):
+    settings = settings_for(broker, tmp_path)
+    topics = Topics(settings.namespace)
+    async with Agent(settings) as agent:
+        await asyncio.wait_for(agent.started.wait(), 5)
+        state = await retained(broker.url, topics.agent_state("pi-1"))
+        assert state["online"] is True and state["epoch"] == 1
+        assert state["version"] and state["host"]["pid"] == os.getpid()
+        catalog = await retained(broker.url, topics.agent_catalog("pi-1"))
+        assert catalog["agent"] == "pi-1" and isinstance(catalog["types"], list)
+    state = await retained(broker.url, topics.agent_state("pi-1"))
+    assert state["online"] is False and state["epoch"] == 1
+
+
+async def test_epoch_increases_across_restarts(broker, tmp_path):
+    settings = settings_for(broker, tmp_path)
+    epochs = []
+    for _ in range(3):
+        async with Agent(settings) as agent:
+            await asyncio.wait_for(agent.started.wait(), 5)
+            epochs.append(agent.epoch)
+    assert epochs == [1, 2, 3]
+
+
+AGENT_CMD = [sys.executable, "-m", "edge", "agent"]
+
+
+async def test_killed_agent_goes_offline_by_its_will_and_comes_back(broker, tmp_path):
+    settings = settings_for(broker, tmp_path, agent_id="edge-7")
+    env = {**os.environ, "EDGE_BROKER": str(broker.url), "EDGE_AGENT_ID": "edge-7",
+           "EDGE_NAMESPACE": settings.namespace, "EDGE_DATA_DIR": str(tmp_path)}
+    async with Bus(broker.url) as bus, Fleet(bus, Topics(settings.namespace)) as fleet:
+        proc = subprocess.Popen(AGENT_CMD, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await fleet.wait_for(lambda f: "edge-7" in f.agents and f.agents["edge-7"].online, timeout=15)
+            first_epoch = fleet.agents["edge-7"].epoch
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(5)
+            loop = asyncio.get_running_loop()
+            killed_at = loop.time()
+            await fleet.wait_for(lambda f: not f.agents["edge-7"].online, timeout=5)
+            assert loop.time() - killed_at < 2.0  # the will, not the keep-alive
+            assert fleet.agents["edge-7"].epoch == first_epoch
+        finally:
+            proc.kill()
+            proc.wait(5)
+        proc = subprocess.Popen(AGENT_CMD, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await fleet.wait_for(lambda f: f.agents["edge-7"].online, timeout=15)
+            assert fleet.agents["edge-7"].epoch == first_epoch + 1
+            proc.send_signal(signal.SIGTERM)  # a clean stop says offline itself
+            assert proc.wait(10) == 0
+            await fleet.wait_for(lambda f: not f.agents["edge-7"].online, timeout=5)
+        finally:
+            proc.kill()
+            proc.wait(5)
+
+
+async def test_agent_starts_before_the_broker_and_announces_when_it_comes(tmp_path):
+    from edge.broker import MosquittoBroker, free_port
+
+    port = free_port()
+    settings = load_settings(broker=f"mqtt://127.0.0.1:{port}", agent_id="late", data_dir=tmp_path / "a")
+    async with Agent(settings) as agent:
+        assert not agent.bus.is_connected
+        async with MosquittoBroker(port=port, data_dir=tmp_path / "b") as broker:
+            await asyncio.wait_for(agent.started.wait(), 15)
+            state = await retained(broker.url, Topics("default").agent_state("late"))
+            assert state["online"] is True

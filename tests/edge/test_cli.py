@@ -1,0 +1,154 @@
+"""The ``edge`` command, run as a user runs it: in its own process, against real brokers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from edge.broker import free_port
+
+EDGE = [sys.executable, "-m", "edge"]
+
+
+def env_for(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(extra)
+    return env
+
+
+def run(args, *, env, timeout=30, check=True):
+    out = subprocess.run([*EDGE, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        raise AssertionError(f"edge {' '.join(args)} exited {out.returncode}:\n{out.stderr}")
+    return out
+
+
+def test_help_lists_every_command():
+    out = run(["--help"], env=env_for())
+    for command in ("up", "broker", "agent", "ui", "deploy", "ls", "tail", "pub"):
+        assert command in out.stdout
+
+
+def test_invalid_settings_name_the_variable():
+    out = run(["ls"], env=env_for(EDGE_BROKER_PORT="many"), check=False)
+    assert out.returncode == 2
+    assert "EDGE_BROKER_PORT" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unavailable_broker_is_a_clear_error():
+    port = free_port()
+    out = run(["pub", "a/b", "1", "--timeout", "1"], env=env_for(EDGE_BROKER=f"mqtt://127.0.0.1:{port}"),
+              check=False)
+    assert out.returncode == 1
+    assert "could not connect" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_pub_and_tail(broker):
+    topic = f"test/cli/{uuid.uuid4().hex[:8]}"
+    env = env_for(EDGE_BROKER=str(broker.url))
+    tail = subprocess.Popen([*EDGE, "tail", topic + "/#", "--count", "4", "--json", "--duration", "20"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert tail.stderr is not None
+        assert "tailing" in tail.stderr.readline()  # subscribed before we publish
+        run(["pub", topic + "/n", "21.5"], env=env)
+        run(["pub", topic + "/s", "hello world"], env=env)
+        run(["pub", topic + "/l", "[1, 2, 3]", "--retain"], env=env)
+        run(["pub", topic + "/raw", "not cbor", "--raw"], env=env)
+        run(["pub", topic + "/t", "42", "--text"], env=env)
+        stdout, stderr = tail.communicate(timeout=20)
+    finally:
+        tail.kill()
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert [(d["topic"].rsplit("/", 1)[1], d["value"]) for d in lines] == [
+        ("n", 21.5), ("s", "hello world"), ("l", [1, 2, 3]), ("t", "42")]
+    assert all(d["seq"] == 0 and d["ts"] > 1.7e12 for d in lines)
+    assert "/raw  <not a frame" in stderr
+
+
+def test_ls_agents(broker, tmp_path):
+    ns = f"ns{uuid.uuid4().hex[:8]}"
+    env = env_for(EDGE_BROKER=str(broker.url), EDGE_NAMESPACE=ns, EDGE_AGENT_ID="cli-agent",
+                  EDGE_DATA_DIR=str(tmp_path))
+    agent = subprocess.Popen([*EDGE, "agent"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            out = run(["ls", "agents", "--wait", "0.3"], env=env)
+            if "online" in out.stdout:
+                break
+        header, row = out.stdout.splitlines()
+        assert header.split() == ["AGENT", "STATUS", "EPOCH", "VERSION", "HOST", "TYPES"]
+        assert row.split()[:3] == ["cli-agent", "online", "1"]
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(10)
+    out = run(["ls", "agents", "--wait", "0.3"], env=env)
+    assert out.stdout.splitlines()[1].split()[:2] == ["cli-agent", "offline"]
+
+
+def test_later_commands_say_so():
+    out = run(["deploy", "graph.yaml"], env=env_for(), check=False)
+    assert out.returncode == 2 and "agent and controller issues" in out.stderr
+
+
+def _wait_http(url: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("kind", ["embedded", "mosquitto"])
+def test_broker_command_runs_and_stops(kind, tmp_path):
+    port = free_port()
+    env = env_for(EDGE_BROKER=kind, EDGE_BROKER_PORT=str(port), EDGE_DATA_DIR=str(tmp_path))
+    proc = subprocess.Popen([*EDGE, "broker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"listening at mqtt://127.0.0.1:{port}" in line
+        client_env = env_for(EDGE_BROKER=f"mqtt://127.0.0.1:{port}")
+        run(["pub", "x/y", "1"], env=client_env)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        proc.kill()
+        proc.communicate(timeout=5)
+
+
+def test_up_starts_broker_agent_and_panel(tmp_path):
+    mqtt_port, http_port = free_port(), free_port()
+    env = env_for(EDGE_BROKER_PORT=str(mqtt_port), EDGE_CONTROLLER_PORT=str(http_port),
+                  EDGE_DATA_DIR=str(tmp_path), EDGE_AGENT_ID="up-agent", EDGE_BROKER="embedded")
+    proc = subprocess.Popen([*EDGE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        page = _wait_http(f"http://127.0.0.1:{http_port}/", timeout=30)
+        assert "edgetasks" in page
+        client_env = env_for(EDGE_BROKER=f"mqtt://127.0.0.1:{mqtt_port}")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            out = run(["ls", "agents", "--wait", "0.3"], env=client_env)
+            if "up-agent" in out.stdout and "online" in out.stdout:
+                break
+        assert "up-agent" in out.stdout and "online" in out.stdout
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    finally:
+        proc.kill()
+        stdout, stderr = proc.communicate(timeout=5)
+    assert f"panel     http://127.0.0.1:{http_port}" in stdout
+    assert "Traceback" not in stderr
