@@ -13,7 +13,6 @@ import logging
 import os
 import platform
 import socket
-
 from pathlib import Path
 from types import TracebackType
 from typing import Any

@@ -211,10 +211,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name, by_kind in results.items():
         row: dict[str, Any] = {}
-        for label in SIZES:
+        for label, size in SIZES.items():
             runs = by_kind[label]
             row[f"{label} msgs/s"] = statistics.median(r["rate"] for r in runs)
-            row[f"{label} MB/s"] = row[f"{label} msgs/s"] * SIZES[label] / 1e6
+            row[f"{label} MB/s"] = row[f"{label} msgs/s"] * size / 1e6
             row[f"{label} lost"] = sum(r["sent"] - r["msgs"] for r in runs)
         row["rtt p50 ms"] = statistics.median(r["p50_ms"] for r in by_kind["rtt"])
         row["rtt p99 ms"] = statistics.median(r["p99_ms"] for r in by_kind["rtt"])

@@ -97,10 +97,7 @@ async def cmd_pub(args: argparse.Namespace, settings: Settings) -> int:
     value = args.value if args.text else _parse_value(args.value)
     async with Bus.from_settings(settings, connect_timeout=args.timeout) as bus:
         for seq in range(args.count):
-            if args.raw:
-                payload = args.value.encode()
-            else:
-                payload = encode_frame(value, seq=seq)
+            payload = args.value.encode() if args.raw else encode_frame(value, seq=seq)
             await bus.publish(args.topic, payload, qos=args.qos, retain=args.retain)
             if seq + 1 < args.count:
                 await asyncio.sleep(args.interval)

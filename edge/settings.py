@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -30,7 +30,7 @@ _SCHEMES = {"mqtt": (1883, False, "tcp"), "mqtts": (8883, True, "tcp"), "ws": (8
             "wss": (443, True, "websockets")}
 
 
-class BrokerKind(str, Enum):
+class BrokerKind(StrEnum):
     AUTO = "auto"
     EMBEDDED = "embedded"
     MOSQUITTO = "mosquitto"
@@ -101,7 +101,7 @@ def parse_broker_url(url: str, *, field: str = "EDGE_BROKER") -> BrokerURL:
 
 def sanitize_id(value: str, fallback: str = "agent") -> str:
     """Turn a host name into a valid id: other characters become ``-``, at most 64 long."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", value.split(".")[0]).strip("-")[:64]
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", value.split(".", maxsplit=1)[0]).strip("-")[:64]
     return cleaned if is_valid_id(cleaned) else fallback
 
 

@@ -11,7 +11,7 @@ from ui.app import current
 
 __all__ = ["index"]
 
-COLUMNS = [
+COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "Agent", "field": "id", "sortable": True, "align": "left"},
     {"name": "status", "label": "Status", "field": "status", "sortable": True, "align": "left"},
     {"name": "version", "label": "Version", "field": "version", "align": "left"},

@@ -57,7 +57,7 @@ async def port_accepts(host: str, port: int, *, connect_timeout: float = _ATTEMP
 # it bounds each connection attempt too, and it lets callers tell "never came up" (TimeoutError)
 # from their own cancellation.
 async def wait_for_port(
-    host: str, port: int, *, timeout: float, alive: Callable[[], bool] | None = None  # noqa: ASYNC109
+    host: str, port: int, *, timeout: float, alive: Callable[[], bool] | None = None
 ) -> bool:
     """Poll until ``host:port`` accepts a TCP connection.
 

@@ -20,7 +20,8 @@ class Message:
         self.retain = retain
 
     def __repr__(self) -> str:
-        return f"Message(topic={self.topic!r}, payload=<{len(self.payload)} bytes>, qos={self.qos}, retain={self.retain})"
+        return (f"Message(topic={self.topic!r}, payload=<{len(self.payload)} bytes>, qos={self.qos}, "
+                f"retain={self.retain})")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

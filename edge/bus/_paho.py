@@ -25,8 +25,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.bus._transport import Connection, ConnectOptions, MessageHandler, Transport
 from edge.errors import ConnectError, NotConnectedError
@@ -204,6 +204,7 @@ class _PahoConnection(Connection):
         self._client = client
         self._loop = loop
         self._closed: asyncio.Future[BaseException | None] = loop.create_future()
+        self.connack: asyncio.Future[None] = loop.create_future()
         self._acks: dict[int, asyncio.Future[list[int]]] = {}
         self._sock: _BufferedSocket | None = None
         self._misc: asyncio.TimerHandle | None = None
@@ -212,6 +213,42 @@ class _PahoConnection(Connection):
         # bytes operations. Everything else (CONNECT, SUBSCRIBE, QoS 1, keep-alive) stays paho's.
         self._v5 = client.protocol == paho.MQTTv5
         self._topic_heads: dict[str, bytes] = {}
+
+    # -- paho's callbacks ----------------------------------------------------------------
+    def bind(self, on_message: MessageHandler) -> None:
+        """Point the client's callbacks at this connection (a client outlives its connections)."""
+        client = self._client
+
+        def on_msg(_c: Any, _u: Any, msg: Any) -> None:
+            on_message(msg.topic, msg.payload, msg.qos, msg.retain)
+
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_ack
+        client.on_unsubscribe = self._on_ack
+        client.on_message = on_msg
+        client.on_socket_close = self._on_socket_close
+
+    def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
+        if self.connack.done():
+            return
+        if reason.is_failure:
+            self.connack.set_exception(
+                ConnectError(f"the broker refused the connection: {reason}", reason=str(reason)))
+        else:
+            self.connack.set_result(None)
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.set_closed(ConnectionResetError(f"connection lost: {reason}") if reason.is_failure else None)
+        if not self.connack.done():
+            self.connack.set_exception(
+                ConnectError(f"connection closed before CONNACK: {reason}", reason=str(reason)))
+
+    def _on_ack(self, _c: Any, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
+        self.ack(mid, [r.value if hasattr(r, "value") else int(r) for r in (reasons or [])])
+
+    def _on_socket_close(self, _c: Any, _u: Any, _s: Any) -> None:
+        self.set_closed(ConnectionResetError("socket closed"))
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -241,12 +278,15 @@ class _PahoConnection(Connection):
         if sock is None:
             return
         sock.fill()
-        while sock.has_data and client.socket() is sock:
-            rc = client.loop_read()
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        while sock.has_data and self._owns_socket():
+            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
-        if client.socket() is sock and client.want_write():
+        if self._owns_socket() and client.want_write():
             client.loop_write()
+
+    def _owns_socket(self) -> bool:
+        """Whether paho still uses our socket (it drops it when the connection ends)."""
+        return self._sock is not None and self._client.socket() is self._sock
 
     def _on_socket_error(self, exc: BaseException) -> None:
         self.set_closed(exc)
@@ -289,7 +329,7 @@ class _PahoConnection(Connection):
         rc, mid = result
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise NotConnectedError(f"the broker connection is not usable ({paho.error_string(rc)})")
-        fut = self._loop.create_future()
+        fut: asyncio.Future[list[int]] = self._loop.create_future()
         self._acks[mid] = fut
         async with asyncio.timeout(_SUBACK_TIMEOUT):
             return await fut
@@ -380,40 +420,7 @@ class PahoTransport(Transport):
             client._sock_close()
         conn = _PahoConnection(client, loop)
         self._conn = conn
-        connack: asyncio.Future[None] = loop.create_future()
-
-        def on_connect(_c: Any, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
-            if connack.done():
-                return
-            if reason.is_failure:
-                connack.set_exception(ConnectError(f"the broker refused the connection: {reason}",
-                                                   reason=str(reason)))
-            else:
-                connack.set_result(None)
-
-        def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            cause = None if not reason.is_failure else ConnectionResetError(f"connection lost: {reason}")
-            conn.set_closed(cause)
-            if not connack.done():
-                connack.set_exception(ConnectError(f"connection closed before CONNACK: {reason}",
-                                                   reason=str(reason)))
-
-        def on_ack(_c: Any, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
-            granted = [r.value if hasattr(r, "value") else int(r) for r in (reasons or [])]
-            conn.ack(mid, granted)
-
-        def on_msg(_c: Any, _u: Any, msg: Any) -> None:
-            on_message(msg.topic, msg.payload, msg.qos, msg.retain)
-
-        def on_socket_close(_c: Any, _u: Any, _s: Any) -> None:
-            conn.set_closed(ConnectionResetError("socket closed"))
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.on_subscribe = on_ack
-        client.on_unsubscribe = on_ack
-        client.on_message = on_msg
-        client.on_socket_close = on_socket_close
+        conn.bind(on_message)
         will = options.will
         if will is not None:
             client.will_set(will.topic, will.payload, will.qos, will.retain)
@@ -424,7 +431,7 @@ class PahoTransport(Transport):
         if options.protocol == "5":
             kwargs["clean_start"] = options.clean_start
             if not options.clean_start:
-                props = Properties(PacketTypes.CONNECT)
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 props.SessionExpiryInterval = 0xFFFFFFFF
                 kwargs["properties"] = props
         try:
@@ -436,7 +443,7 @@ class PahoTransport(Transport):
         conn.start()
         try:
             async with asyncio.timeout(options.connect_timeout):
-                await connack
+                await conn.connack
         except TimeoutError:
             conn.abort()
             raise ConnectError(f"no CONNACK from {url} within {options.connect_timeout} s") from None

@@ -9,13 +9,12 @@ import subprocess
 import sys
 import uuid
 
+from agent import Agent
 from edge.bus import Bus
 from edge.controller import Fleet
 from edge.frames import decode_value
 from edge.settings import load_settings
 from edge.topics import Topics
-
-from agent import Agent
 
 
 def settings_for(broker, tmp_path, agent_id="pi-1", namespace=None):

@@ -1,0 +1,516 @@
+"""edge.frames through its public API: round trips, exact wire bytes, interop, and refusals."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import struct
+import sys
+
+import cbor2
+import numpy as np
+import pytest
+from cbor2 import CBORTag
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from edge.errors import FrameError
+from edge.frames import (
+    MAX_FRAME_SIZE,
+    Frame,
+    decode_frame,
+    decode_value,
+    encode_frame,
+    encode_value,
+    now_ms,
+)
+
+TS = 1_767_225_600_000
+SUPPORTED_DTYPES = ["u1", "<u2", "<u4", "<u8", "i1", "<i2", "<i4", "<i8", "<f2", "<f4", "<f8"]
+fuzz = settings(max_examples=200, deadline=None)
+
+
+def rfc8746_tag(dtype: np.dtype) -> int:
+    """The typed-array tag RFC 8746 section 2.1 assigns: 0b010_f_s_e_ll (uint8/sint8 big endian)."""
+    f = int(dtype.kind == "f")
+    s = int(dtype.kind == "i")
+    e = int(dtype.itemsize > 1 and dtype.byteorder in ("<", "=") and sys.byteorder == "little")
+    ll = int(math.log2(dtype.itemsize)) - f
+    return 0b010_00000 | f << 4 | s << 3 | e << 2 | ll
+
+
+def roundtrip_array(arr: np.ndarray) -> np.ndarray:
+    out = decode_frame(encode_frame(arr, ts=TS)).value
+    assert isinstance(out, np.ndarray)
+    return out
+
+
+# -- round trips -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0, 1, 23, 24, 255, 256, 65536, 2**32, 2**64 - 1, 2**64, 2**70, -1, -24, -25, -(2**64), -(2**70),
+        0.0, -0.0, 1.5, -1e300, 5e-324, math.inf, -math.inf,
+        True, False, None, "", "héllo wörld ✓", "x" * 1000, b"", b"\x00\xff" * 300,
+        [], [1, [2, [3, []]]], {}, {"a": {"b": [1, b"x", None]}, "c": 1.25},
+        {1: "int keys are fine inside a value", b"k": 2},
+    ],
+)  # fmt: skip
+def test_values_round_trip(value):
+    frame = decode_frame(encode_frame(value, ts=TS, seq=7))
+    assert frame == Frame(value=value, ts=TS, seq=7)
+    assert type(frame.value) is type(value)
+    assert decode_value(encode_value(value)) == value
+
+
+def test_nan_round_trips():
+    assert math.isnan(decode_frame(encode_frame(math.nan, ts=TS)).value)
+
+
+def test_defaults_ts_now_and_seq_zero():
+    before = now_ms()
+    frame = decode_frame(encode_frame("x"))
+    assert before <= frame.ts <= now_ms()
+    assert frame.seq == 0
+    assert frame.extra == {}
+    assert abs(now_ms() - 1000 * __import__("time").time()) < 1000
+
+
+def test_frame_is_frozen_and_compares_by_value():
+    frame = decode_frame(encode_frame(3, ts=TS, seq=2, extra={"paused": True}))
+    assert frame == Frame(3, TS, 2, {"paused": True})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.seq = 3  # type: ignore[misc]
+
+
+def test_numpy_scalars_become_plain_numbers():
+    value = [np.int64(-3), np.uint8(200), np.float32(1.5), np.float64(2.25), np.bool_(True)]
+    assert decode_value(encode_value(value)) == [-3, 200, 1.5, 2.25, True]
+
+
+@pytest.mark.parametrize("dtype", SUPPORTED_DTYPES)
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (5,), (2, 3, 4), (0, 3), (3, 0, 2), (1, 1, 1, 1, 2)])
+def test_arrays_of_every_dtype_and_shape_round_trip(dtype, shape):
+    arr = (np.arange(math.prod(shape)) % 100).astype(dtype).reshape(shape)
+    out = roundtrip_array(arr)
+    assert out.dtype == arr.dtype
+    assert out.shape == shape
+    assert np.array_equal(out, arr)
+
+
+@pytest.mark.parametrize("dtype", SUPPORTED_DTYPES)
+def test_array_tag_numbers_follow_rfc_8746(dtype):
+    arr = np.zeros(2, dtype)
+    tag = cbor2.loads(encode_value(arr))
+    assert tag.tag == 40
+    assert tag.value[1].tag == rfc8746_tag(np.dtype(dtype))
+
+
+def test_float_extremes_and_nan_in_arrays():
+    arr = np.array([np.nan, np.inf, -np.inf, -0.0, np.finfo(np.float64).tiny, np.finfo(np.float64).max])
+    assert np.array_equal(roundtrip_array(arr), arr, equal_nan=True)
+    ints = np.array([np.iinfo(np.int64).min, -1, np.iinfo(np.int64).max])
+    assert np.array_equal(roundtrip_array(ints), ints)
+    assert np.array_equal(roundtrip_array(np.array([2**64 - 1], np.uint64)), [2**64 - 1])
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">i4", ">u8", ">f2", ">f4", ">f8"])
+def test_big_endian_arrays_decode_to_equal_values(dtype):
+    arr = np.arange(-3, 9).astype(dtype).reshape(3, 4) if "u" not in dtype else np.arange(12, dtype=dtype)
+    out = roundtrip_array(arr)
+    assert np.array_equal(out, arr)
+    assert out.dtype == arr.dtype.newbyteorder("<")  # written little endian, the common case
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: a[:, ::2],
+        lambda a: a.T,
+        np.asfortranarray,
+        lambda a: a[::-1, 1:3],
+        lambda a: np.broadcast_to(a[:1], a.shape),
+    ],
+)
+def test_non_contiguous_arrays_are_sent_in_row_major_order(make):
+    arr = make(np.arange(24, dtype=np.int32).reshape(4, 6))
+    out = roundtrip_array(arr)
+    assert out.shape == arr.shape
+    assert np.array_equal(out, arr)
+
+
+def test_decoded_arrays_are_read_only_views_not_copies():
+    arr = np.arange(640 * 480 * 3, dtype=np.uint8).reshape(480, 640, 3)
+    out = decode_frame(encode_frame(arr, ts=TS)).value
+    assert not out.flags.writeable
+    base = out
+    while isinstance(base, np.ndarray):  # reshape view -> frombuffer array -> the decoded bytes
+        base = base.base
+    assert isinstance(base, bytes)
+    assert len(base) == arr.nbytes
+    assert np.array_equal(out.copy(), arr)
+
+
+def test_arrays_nested_in_values_and_extras():
+    big = np.arange(100_000, dtype=np.float32).reshape(100, 1000)
+    small = np.arange(3, dtype=np.int16)
+    value = {"img": big, "boxes": [small, (small, big)], "n": 2}
+    frame = decode_frame(encode_frame(value, ts=TS, seq=1, extra={"thumb": small, "big": big}))
+    assert np.array_equal(frame.value["img"], big)
+    assert np.array_equal(frame.value["boxes"][0], small)
+    assert np.array_equal(frame.value["boxes"][1][1], big)
+    assert np.array_equal(frame.extra["thumb"], small)
+    assert np.array_equal(frame.extra["big"], big)
+
+
+@pytest.mark.parametrize("size", [1, 16 * 1024 - 1, 16 * 1024, 300_000])
+@pytest.mark.parametrize("where", ["top", "map", "list", "tuple"])
+def test_large_array_wire_bytes_equal_what_plain_cbor2_writes(size, where):
+    arr = (np.arange(size) % 251).astype(np.uint8)
+    tagged = CBORTag(40, [[size], CBORTag(64, arr.tobytes())])
+    wrap = {
+        "top": lambda x: x,
+        "map": lambda x: {"a": 1, "img": x, "z": [None]},
+        "list": lambda x: [1.5, x, "s"],
+        "tuple": lambda x: ("t", x),
+    }[where]
+    assert encode_value(wrap(arr)) == cbor2.dumps(wrap(tagged))
+    assert encode_frame(wrap(arr), ts=TS, seq=3) == cbor2.dumps({"ts": TS, "seq": 3, "value": wrap(tagged)})
+
+
+# -- exact wire format and interop ----------------------------------------------------------------
+
+
+def test_exact_bytes_of_a_small_frame():
+    expected = bytes.fromhex(
+        "a3"  # map(3)
+        "62 7473 1b 0000019b76daa800"  # "ts": 1767225600000 (2026-01-01)
+        "63 736571 05"  # "seq": 5
+        "65 76616c7565 07"  # "value": 7
+    )
+    assert encode_frame(7, ts=TS, seq=5) == expected
+    assert decode_frame(expected) == Frame(7, TS, 5)
+
+
+def test_exact_bytes_of_a_tiny_uint8_array():
+    wire = encode_value(np.array([1, 2, 3], np.uint8))
+    assert wire == bytes.fromhex("d828 82 81 03 d840 43 010203")
+    tag = cbor2.loads(wire)
+    assert isinstance(tag, CBORTag)
+    assert tag.tag == 40
+    dims, typed = tag.value
+    assert list(dims) == [3]
+    assert isinstance(typed, CBORTag)
+    assert (typed.tag, typed.value) == (64, b"\x01\x02\x03")
+
+
+def test_zero_d_array_has_empty_dimensions():
+    assert encode_value(np.array(7, np.uint8)) == bytes.fromhex("d828 82 80 d840 41 07")
+
+
+def test_frames_written_by_plain_cbor2_decode():
+    frame = decode_frame(cbor2.dumps({"value": [1, "two"], "seq": 9, "ts": TS, "paused": False}))
+    assert frame == Frame([1, "two"], TS, 9, {"paused": False})
+
+
+def test_our_frames_decode_with_plain_cbor2():
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    plain = cbor2.loads(encode_frame({"a": arr}, ts=TS, seq=4, extra={"paused": True}))
+    assert list(plain) == ["ts", "seq", "paused", "value"]
+    assert (plain["ts"], plain["seq"], plain["paused"]) == (TS, 4, True)
+    tag = plain["value"]["a"]
+    assert tag.tag == 40
+    assert list(tag.value[0]) == [2, 3]
+    assert tag.value[1].tag == 85
+    assert struct.unpack("<6f", tag.value[1].value) == (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
+
+
+def test_hand_built_rfc8746_arrays_decode():
+    f32 = cbor2.dumps(CBORTag(40, [[2, 2], CBORTag(85, struct.pack("<4f", 1.0, -2.5, 3.25, 0.0))]))
+    assert np.array_equal(decode_value(f32), [[1.0, -2.5], [3.25, 0.0]])
+    bare = decode_value(cbor2.dumps(CBORTag(85, struct.pack("<3f", 1, 2, 3))))
+    assert bare.shape == (3,)
+    assert bare.dtype == np.dtype("<f4")
+    # The example of RFC 8746 section 3.1.1: uint16_t a[2][3], big endian, then as a classical array.
+    typed = bytes.fromhex("d828 82 82 02 03 d841 4c 0002 0004 0008 0004 0010 0100")
+    classical = bytes.fromhex("d828 82 82 02 03 86 02 04 08 04 10 190100")
+    for wire in (typed, classical):
+        assert np.array_equal(decode_value(wire), [[2, 4, 8], [4, 16, 256]])
+    assert decode_value(typed).dtype == np.dtype(">u2")
+    clamped = decode_value(cbor2.dumps(CBORTag(68, b"\x00\xff")))
+    assert clamped.dtype == np.uint8
+    assert list(clamped) == [0, 255]
+    column_major = decode_value(cbor2.dumps(CBORTag(1040, [[2, 3], CBORTag(64, bytes(range(1, 7)))])))
+    assert np.array_equal(column_major, [[1, 3, 5], [2, 4, 6]])
+
+
+def test_unknown_tags_in_values_stay_cbor_tags():
+    assert decode_value(cbor2.dumps([CBORTag(1234, "x")])) == [CBORTag(1234, "x")]
+
+
+def test_bytearray_and_memoryview_payloads_decode():
+    wire = encode_frame(np.arange(4, dtype=np.int16), ts=TS)
+    for data in (bytearray(wire), memoryview(wire), memoryview(b"xx" + wire)[2:]):
+        assert np.array_equal(decode_frame(data).value, [0, 1, 2, 3])
+
+
+def test_extra_keys_are_kept():
+    frame = decode_frame(encode_frame(1, ts=TS, extra={"paused": True, "note": {"k": [1]}}))
+    assert frame.extra == {"paused": True, "note": {"k": [1]}}
+    assert frame.value == 1
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+def test_oversize_payloads_are_refused_before_decoding():
+    wire = encode_frame("x" * 100, ts=TS)
+    with pytest.raises(FrameError, match="over the limit"):
+        decode_frame(wire, max_size=len(wire) - 1)
+    assert decode_frame(wire, max_size=len(wire)).value == "x" * 100
+    huge = cbor2.dumps({"ts": TS, "seq": 0, "value": bytes(MAX_FRAME_SIZE)})
+    with pytest.raises(FrameError, match="over the limit"):
+        decode_frame(huge)
+    with pytest.raises(FrameError, match="over the limit"):
+        decode_value(memoryview(huge))
+
+
+def test_every_truncation_of_a_frame_is_refused():
+    wire = encode_frame({"img": np.arange(10, dtype=np.uint16), "t": "text"}, ts=TS, seq=1)
+    for end in range(len(wire)):
+        with pytest.raises(FrameError):
+            decode_frame(wire[:end])
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        ([1, 2], "CBOR map"),
+        (5, "CBOR map"),
+        ({"ts": TS, "seq": 0}, "no 'value' key"),
+        ({"value": 1, "seq": 0}, "no 'ts' key"),
+        ({"value": 1, "ts": TS}, "no 'seq' key"),
+        ({"value": 1, "ts": "now", "seq": 0}, "'ts' must be an integer"),
+        ({"value": 1, "ts": 1.5, "seq": 0}, "'ts' must be an integer"),
+        ({"value": 1, "ts": True, "seq": 0}, "'ts' must be an integer"),
+        ({"value": 1, "ts": None, "seq": 0}, "'ts' must be an integer"),
+        ({"value": 1, "ts": TS, "seq": -1}, "'seq' must be a non-negative integer"),
+        ({"value": 1, "ts": TS, "seq": 1.0}, "'seq' must be a non-negative integer"),
+        ({"value": 1, "ts": TS, "seq": False}, "'seq' must be a non-negative integer"),
+        ({"value": 1, "ts": TS, "seq": 0, 7: "x"}, "keys must be text strings"),
+    ],
+)
+def test_maps_that_are_not_frames_are_refused(payload, match):
+    with pytest.raises(FrameError, match=match):
+        decode_frame(cbor2.dumps(payload))
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (CBORTag(40, [[2, 2], CBORTag(64, b"\x01\x02\x03")]), "make 4 elements but it holds 3"),
+        (CBORTag(40, [[5], CBORTag(70, b"\x00" * 16)]), "make 5 elements but it holds 4"),
+        (CBORTag(40, [[-1], CBORTag(64, b"")]), "unsigned integers"),
+        (CBORTag(40, [2, CBORTag(64, b"\x01\x02")]), "dimensions must be an array"),
+        (CBORTag(40, [[1.5], CBORTag(64, b"\x01")]), "unsigned integers"),
+        (CBORTag(40, [[1] * 65, CBORTag(64, b"\x01")]), "at most 64"),
+        (CBORTag(40, [[2], CBORTag(64, b"\x01\x02"), 3]), r"\[dimensions, elements\]"),
+        (CBORTag(40, "nope"), r"\[dimensions, elements\]"),
+        (CBORTag(40, [[2], CBORTag(1234, b"\x01\x02")]), "got tag 1234"),
+        (CBORTag(40, [[2], b"\x01\x02"]), "elements must be a typed array"),
+        (CBORTag(40, [[2], ["a", "b"]]), "only integers and floats"),
+        (CBORTag(40, [[1], [2**70]]), "64 bits"),
+        (CBORTag(40, [[2], CBORTag(76, b"\x01\x02")]), "reserved"),
+        (CBORTag(87, b"\x00" * 16), "binary128"),
+        (CBORTag(83, b"\x00" * 16), "binary128"),
+        (CBORTag(70, b"\x00" * 5), "not a multiple of its 4-byte elements"),
+        (CBORTag(64, "text"), "must hold a byte string"),
+        ({CBORTag(64, b"\x01"): 1}, "malformed CBOR"),  # an array cannot be a map key
+    ],
+)
+def test_invalid_typed_arrays_are_refused(value, match):
+    wire = cbor2.dumps({"ts": TS, "seq": 0, "value": value})
+    with pytest.raises(FrameError, match=match):
+        decode_frame(wire)
+    with pytest.raises(FrameError, match=match):
+        decode_value(cbor2.dumps(value))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\xff",
+        b"\x1c",  # reserved additional information
+        b"\x5b\xff\xff\xff\xff\xff\xff\xff\xff",  # a byte string of 2**64-1 bytes, absent
+        b"\x9b\x00\x00\x00\x01\x00\x00\x00\x00",  # an array of 2**32 items, absent
+        b"\x81" * 100_000,  # nesting far deeper than any frame
+        b"\xa1\x62ts",  # truncated map
+        b"\x62\xff\xfe",  # invalid UTF-8 text
+        b"\xc1\xfb\x7f\xf0\x00\x00\x00\x00\x00\x00",  # epoch datetime of infinity
+    ],
+)
+def test_malformed_cbor_is_refused(payload):
+    with pytest.raises(FrameError):
+        decode_frame(payload)
+    with pytest.raises(FrameError):
+        decode_value(payload)
+
+
+@pytest.mark.parametrize("payload", ["text", None, 5, [1, 2]])
+def test_non_bytes_payloads_are_refused(payload):
+    with pytest.raises(FrameError, match="bytes, bytearray or memoryview"):
+        decode_frame(payload)
+
+
+@pytest.mark.parametrize(
+    ("arr", "match"),
+    [
+        (np.array([True, False]), r"astype\(np.uint8\)"),
+        (np.array([1 + 2j]), "real and imaginary"),
+        (np.array(["a"]), "list of str"),
+        (np.array([b"a"]), "list"),
+        (np.array([object()]), "list"),
+        (np.array(["2026-01-01"], dtype="datetime64[ms]"), r"astype\(np.int64\)"),
+        (np.array([1], dtype="timedelta64[s]"), r"astype\(np.int64\)"),
+        (np.zeros(2, dtype=[("x", "i4"), ("y", "f4")]), "each field"),
+    ],
+)
+def test_unsupported_dtypes_are_refused_with_a_hint(arr, match):
+    with pytest.raises(FrameError, match=match):
+        encode_frame(arr, ts=TS)
+    with pytest.raises(FrameError, match="no RFC 8746 typed-array tag"):
+        encode_value({"nested": [arr]})
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize == 8, reason="long double is float64 here")
+def test_long_double_is_refused():
+    with pytest.raises(FrameError, match="float64"):
+        encode_value(np.zeros(2, np.longdouble))
+    with pytest.raises(FrameError):
+        encode_value(np.longdouble(1))
+
+
+def test_masked_arrays_are_refused():
+    with pytest.raises(FrameError, match="masked"):
+        encode_value(np.ma.masked_array([1, 2], mask=[0, 1]))
+
+
+@pytest.mark.parametrize("value", [object(), {"k": ...}, [lambda: 0], np.datetime64("2026-01-01")])
+def test_values_cbor_cannot_carry_are_refused(value):
+    with pytest.raises(FrameError, match="cannot encode"):
+        encode_frame(value, ts=TS)
+
+
+def test_cyclic_values_are_refused():
+    cyclic: list[object] = [np.zeros(20_000, np.uint8)]
+    cyclic.append(cyclic)
+    with pytest.raises(FrameError):
+        encode_value(cyclic)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ts": "now"}, "'ts' must be an integer"),
+        ({"ts": 1.5}, "'ts' must be an integer"),
+        ({"ts": True}, "not a bool"),
+        ({"seq": -1}, "non-negative"),
+        ({"seq": 2.0}, "'seq' must be an integer"),
+        ({"extra": {"ts": 1}}, "shadow"),
+        ({"extra": {"value": 1}}, "shadow"),
+        ({"extra": {1: "x"}}, "must be strings"),
+    ],
+)
+def test_bad_frame_fields_are_refused_on_encode(kwargs, match):
+    with pytest.raises(FrameError, match=match):
+        encode_frame(1, **kwargs)
+
+
+def test_numpy_integers_are_accepted_for_ts_and_seq():
+    frame = decode_frame(encode_frame(1, ts=np.int64(TS), seq=np.uint32(4)))
+    assert (frame.ts, frame.seq) == (TS, 4)
+
+
+# -- properties ----------------------------------------------------------------------------------
+
+cbor_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=30,
+)
+array_dtypes = st.sampled_from([*SUPPORTED_DTYPES, ">u2", ">i4", ">u8", ">f2", ">f4", ">f8"]).map(np.dtype)
+arrays = array_dtypes.flatmap(
+    lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6))
+)
+
+
+@fuzz
+@given(value=cbor_values, ts=st.integers(-(2**63), 2**63 - 1), seq=st.integers(0, 2**64 - 1))
+def test_any_cbor_value_round_trips(value, ts, seq):
+    assert decode_frame(encode_frame(value, ts=ts, seq=seq)) == Frame(value, ts, seq)
+    assert decode_value(encode_value(value)) == value
+
+
+@fuzz
+@given(arr=arrays)
+def test_any_numpy_array_round_trips(arr):
+    out = roundtrip_array(arr)
+    assert out.shape == arr.shape
+    assert (out.dtype.kind, out.dtype.itemsize) == (arr.dtype.kind, arr.dtype.itemsize)
+    assert np.array_equal(out, arr, equal_nan=arr.dtype.kind == "f")
+    assert not out.flags.writeable
+
+
+def decodes_or_frame_error(data: bytes) -> None:
+    try:
+        frame = decode_frame(data)
+    except FrameError:
+        pass
+    else:
+        assert isinstance(frame, Frame)
+    with contextlib.suppress(FrameError):
+        decode_value(data)
+
+
+@fuzz
+@given(data=st.binary(max_size=200))
+def test_arbitrary_bytes_decode_or_raise_frame_error(data):
+    decodes_or_frame_error(data)
+
+
+valid_frames = st.sampled_from(
+    [
+        encode_frame(21.5, ts=TS, seq=3),
+        encode_frame({"a": [1, "x", b"y", None]}, ts=TS, seq=1, extra={"paused": True}),
+        encode_frame(np.arange(12, dtype=np.float32).reshape(3, 4), ts=TS, seq=2),
+        encode_frame([np.array(1, np.int8), np.zeros((2, 0), np.uint16)], ts=TS),
+        cbor2.dumps({"ts": TS, "seq": 0, "value": CBORTag(40, [[2, 2], [1, 2, 3, 4]])}),
+    ]
+)
+
+
+@fuzz
+@given(wire=valid_frames, data=st.data())
+def test_mutated_frames_decode_or_raise_frame_error(wire, data):
+    mutated = bytearray(wire)
+    for _ in range(data.draw(st.integers(1, 4), label="mutations")):
+        kind = data.draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]), label="kind")
+        if not mutated:
+            break
+        at = data.draw(st.integers(0, len(mutated) - 1), label="at")
+        if kind == "flip":
+            mutated[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "set":
+            mutated[at] = data.draw(st.integers(0, 255))
+        elif kind == "insert":
+            mutated[at:at] = data.draw(st.binary(min_size=1, max_size=9))
+        elif kind == "delete":
+            del mutated[at]
+        else:
+            del mutated[at:]
+    decodes_or_frame_error(bytes(mutated))
