@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
@@ -199,6 +200,23 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def machine() -> str:
+    """One line naming the machine and the versions, for the record."""
+    import os
+    import platform
+    from importlib.metadata import version
+
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mosq = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+    return (f"# {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; "
+            f"paho-mqtt {version('paho-mqtt')}; {mosq.strip() or 'mosquitto ?'}")
+
+
 def _free_port() -> int:
     import socket
 
@@ -236,12 +254,13 @@ def main() -> None:
     if args.child:
         _child(args)
         return
+    print(machine())
     results = asyncio.run(_main(args))
     summary = summarize(results)
     cols = ["64B msgs/s", "64KiB MB/s", "rtt p50 ms", "rtt p99 ms", "64B lost"]
     print(f"{'contender':18}" + "".join(f"{c:>14}" for c in cols))
     for name, row in summary.items():
-        print(f"{name:18}" + "".join(f"{row[c]:14.3f}" if "ms" in c else f"{row[c]:14.0f}" for c in cols))
+        print(f"{name:18}" + "".join(f"{row[c]:14.3f}" if c.endswith(" ms") else f"{row[c]:14.0f}" for c in cols))
     if args.json:
         args.json.write_text(json.dumps({"results": results, "summary": summary}, indent=2))
     ratio = summary["edge.bus"]["64B msgs/s"] / summary["paho loop_start"]["64B msgs/s"]

@@ -20,13 +20,14 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Literal
 
+from edge.bus._filters import FilterSet, Plan
 from edge.bus._message import BusStats, Message, Overflow, Will
 from edge.bus._paho import PahoTransport
 from edge.bus._subscription import Subscription
 from edge.bus._transport import Connection, ConnectOptions, TLSOptions, Transport
 from edge.errors import BusError, ConfigError, ConnectError, EdgeError
 from edge.settings import BrokerURL, Settings, parse_broker_url
-from edge.topics import validate_topic
+from edge.topics import matches, validate_topic
 
 __all__ = ["Bus"]
 
@@ -93,8 +94,10 @@ class Bus:
         self.stats = BusStats()
 
         self._subs: list[Subscription] = []
-        self._filters: dict[str, int] = {}  # filter -> number of open subscriptions using it
+        self._filters = FilterSet()
         self._routes: dict[str, list[Subscription]] = {}
+        # covered filters being probed for retained messages -> live messages seen meanwhile
+        self._probes: dict[str, set[tuple[str, bytes]]] = {}
         self._valid_topics: set[str] = set()
         self._offline: deque[tuple[str, bytes, int, bool]] = deque(maxlen=max(offline_buffer, 1))
         self._hooks: list[ConnectHook] = []
@@ -209,7 +212,7 @@ class Bus:
     async def _serve(self, conn: Connection) -> None:
         self._conn = conn
         try:
-            filters = sorted(self._filters.items())
+            filters = sorted(self._filters.broker.items())
             for i in range(0, len(filters), _SUBSCRIBE_BATCH):
                 await conn.subscribe(filters[i : i + _SUBSCRIBE_BATCH])
             while self._offline:
@@ -286,26 +289,41 @@ class Bus:
     async def _add_subscription(self, sub: Subscription) -> None:
         self._subs.append(sub)
         self._routes.clear()
-        qos = max(self._filters.get(sub.filter, 0), sub.qos)
-        self._filters[sub.filter] = qos
-        conn = self._conn
-        if conn is not None and self._connected.is_set():
-            granted = await conn.subscribe([(sub.filter, qos)])
-            if granted and granted[0] >= 0x80:
-                await self._remove_subscription(sub)
-                raise BusError(f"the broker refused the subscription to {sub.filter!r} (code {granted[0]:#x})")
+        plan = self._filters.add(sub.filter, sub.qos)
+        try:
+            await self._apply(plan)
+        except BusError:
+            await self._remove_subscription(sub)
+            raise
 
     async def _remove_subscription(self, sub: Subscription) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
-        self._routes.clear()
-        if any(other.filter == sub.filter for other in self._subs):
+        if sub not in self._subs:
             return
-        self._filters.pop(sub.filter, None)
+        self._subs.remove(sub)
+        self._routes.clear()
+        with contextlib.suppress(EdgeError, TimeoutError):
+            await self._apply(self._filters.remove(sub.filter))
+
+    async def _apply(self, plan: Plan) -> None:
+        """Send the broker a change of filters: new ones first, so no message falls in between."""
         conn = self._conn
-        if conn is not None and self._connected.is_set():
-            with contextlib.suppress(EdgeError, TimeoutError):
-                await conn.unsubscribe([sub.filter])
+        if conn is None or not self._connected.is_set():
+            return  # the next connect subscribes the current set
+        if plan.subscribe:
+            granted = await conn.subscribe(plan.subscribe)
+            refused = [f for (f, _), code in zip(plan.subscribe, granted, strict=False) if code >= 0x80]
+            if refused:
+                raise BusError(f"the broker refused the subscription to {', '.join(map(repr, refused))}")
+        if plan.unsubscribe:
+            await conn.unsubscribe(plan.unsubscribe)
+        if plan.probe is not None:
+            pattern = plan.probe[0]
+            self._probes[pattern] = set()
+            try:
+                await conn.subscribe([plan.probe])
+                await conn.unsubscribe([pattern])
+            finally:
+                del self._probes[pattern]
 
     def _on_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         self.stats.received += 1
@@ -323,9 +341,24 @@ class Bus:
             log.warning("%s: dropped %d-byte message on %r (max_payload %d)", self.client_id, len(payload),
                         topic, self.max_payload)
             return
+        if self._probes and not retain and self._is_probe_copy(topic, payload):
+            return
         message = Message(topic, payload, qos, retain)
         for sub in subs:
             sub.deliver(message)
+
+    def _is_probe_copy(self, topic: str, payload: bytes) -> bool:
+        """Whether a live message is the second copy a probed filter brought (brokers that send one
+        copy per matching filter, as rumqttd does); frames carry seq and ts, so equal means copy."""
+        for pattern, seen in self._probes.items():
+            if matches(pattern, topic):
+                key = (topic, bytes(payload))
+                if key in seen:
+                    seen.discard(key)
+                    self.stats.duplicates += 1
+                    return True
+                seen.add(key)
+        return False
 
     def _log_callback_error(self, sub: Subscription, message: Message) -> None:
         log.exception("%s: callback of subscription %r failed on %r", self.client_id, sub.filter, message.topic)

@@ -52,5 +52,6 @@ class BusStats:
     received: int = 0
     unmatched: int = 0
     oversize: int = 0
+    duplicates: int = 0
     dropped_offline: int = 0
     last_error: str | None = field(default=None)

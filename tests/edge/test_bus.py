@@ -265,3 +265,43 @@ async def test_clean_exit_sends_disconnect_and_no_will(broker):
     async with Bus(broker.url) as watcher, watcher.subscribe(topic) as sub:
         await watcher.publish(topic, b"probe")
         assert (await next_message(sub)).payload == b"probe"  # no will came before the probe
+
+
+async def test_overlapping_subscriptions_get_each_message_once(broker):
+    base = unique("overlap")
+    async with Bus(broker.url) as bus:
+        await bus.publish(base + "/r", b"retained", qos=1, retain=True)
+        async with bus.subscribe(base + "/#") as wide:
+            assert (await next_message(wide)).payload == b"retained"
+            async with bus.subscribe(base + "/r") as narrow:
+                first = await next_message(narrow)
+                assert (first.payload, first.retain) == (b"retained", True)  # retained state for the new filter
+                await bus.publish(base + "/r", b"live")
+                await bus.publish(base + "/end", b"end")
+                assert (await next_message(narrow)).payload == b"live"
+                seen = []
+                while not seen or seen[-1].payload != b"end":
+                    seen.append(await next_message(wide))
+                live = [m.payload for m in seen if not m.retain]
+                assert live == [b"live", b"end"]  # each live message exactly once
+                assert narrow.queued == 0
+            await bus.publish(base + "/r", b"after")  # the wide filter still works alone
+            assert (await next_message(wide)).payload == b"after"
+        await bus.publish(base + "/r", b"", qos=1, retain=True)
+
+
+async def test_second_subscription_to_the_same_filter_gets_retained_state(broker, request):
+    if request.node.callspec.params["broker"] == "embedded":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "rumqttd ignores a repeated SUBSCRIBE of a filter the client has, so it sends no retained "
+            "messages for it (docs/bus.md, known limits)")))
+    topic = unique("same")
+    async with Bus(broker.url) as bus:
+        await bus.publish(topic, b"state", qos=1, retain=True)
+        async with bus.subscribe(topic) as first:
+            assert (await next_message(first)).payload == b"state"
+            async with bus.subscribe(topic) as second:
+                assert (await next_message(second)).payload == b"state"
+                await bus.publish(topic, b"live")
+                assert (await next_message(second)).payload == b"live"
+        await bus.publish(topic, b"", qos=1, retain=True)
