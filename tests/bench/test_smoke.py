@@ -1,0 +1,24 @@
+"""Each benchmark runs for a moment, so it cannot rot; its figures are not judged here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[2] / "bench"
+
+
+def test_bus_benchmark_runs_and_prints_its_ratio(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH / "bus.py"), "--rounds", "1", "--seconds", "0.3",
+                          "--json", str(tmp_path / "bus.json")],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("# ") and "cores" in lines[0]
+    assert re.fullmatch(r"ratio \d+\.\d\d", lines[-1])
+    assert float(lines[-1].split()[1]) > 0
+    rows = {line.split()[0]: line.split() for line in lines[2:-1]}
+    assert set(rows) == {"edge.bus", "paho"}
+    assert (tmp_path / "bus.json").exists()

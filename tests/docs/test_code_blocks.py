@@ -1,0 +1,40 @@
+"""Every Python block in the README and docs/ runs: a block that defines ``main(url)`` is called
+against a real broker (async or not), any other block is executed as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def blocks() -> list[tuple[str, str]]:
+    found = []
+    for path in FILES:
+        for i, match in enumerate(BLOCK.finditer(path.read_text())):
+            found.append((f"{path.relative_to(ROOT)}#{i + 1}", match.group(1)))
+    return found
+
+
+@pytest.mark.parametrize(("where", "code"), blocks(), ids=[w for w, _ in blocks()])
+async def test_block_runs(where, code, broker):
+    namespace: dict[str, object] = {"__name__": "docs_block"}
+    exec(compile(code, where, "exec"), namespace)
+    main = namespace.get("main")
+    if callable(main):
+        if inspect.iscoroutinefunction(main):
+            async with asyncio.timeout(20):
+                await main(str(broker.url))
+        else:
+            await asyncio.wait_for(asyncio.to_thread(main, str(broker.url)), 20)
+
+
+def test_there_are_blocks_to_run():
+    assert len(blocks()) >= 2
