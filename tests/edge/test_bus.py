@@ -305,3 +305,13 @@ async def test_second_subscription_to_the_same_filter_gets_retained_state(broker
                 await bus.publish(topic, b"live")
                 assert (await next_message(second)).payload == b"live"
         await bus.publish(topic, b"", qos=1, retain=True)
+
+
+async def test_websocket_url(tmp_path):
+    port, ws_port = free_port(), free_port()
+    extra = f"listener {ws_port} 127.0.0.1\nprotocol websockets\n"
+    async with MosquittoBroker(port=port, data_dir=tmp_path, extra_config=extra):
+        topic = unique("ws")
+        async with Bus(f"ws://127.0.0.1:{ws_port}/mqtt") as bus, bus.subscribe(topic) as sub:
+            await bus.publish(topic, b"over websockets", qos=1)
+            assert (await next_message(sub)).payload == b"over websockets"
