@@ -40,8 +40,9 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     async with open_broker(settings) as broker:
         settings = settings.model_copy(update={"broker": str(broker.url)})
         print(f"broker    {broker.name} at {broker.url}", flush=True)
-        async with Agent(settings) as agent, asyncio.TaskGroup() as tg:
-            print(f"agent     {agent.id} (namespace {settings.namespace}, data in {settings.data_dir})", flush=True)
+        async with Agent(settings, task_sources=args.tasks) as agent, asyncio.TaskGroup() as tg:
+            print(f"agent     {agent.agent_id} (namespace {settings.namespace}, data in {settings.data_dir}, "
+                  f"{len(agent.types)} task types)", flush=True)
             print(f"panel     http://{settings.controller_host}:{settings.controller_port}", flush=True)
             tg.create_task(agent.run())
             tg.create_task(serve(settings))
@@ -60,8 +61,11 @@ async def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
     from agent import Agent
 
-    async with Agent(settings) as agent:
-        print(f"agent {agent.id} connecting to {settings.broker_url} (Ctrl+C to stop)", flush=True)
+    async with Agent(settings, task_sources=args.tasks) as agent:
+        print(f"agent {agent.agent_id} connecting to {settings.broker_url} with {len(agent.types)} task types "
+              "(Ctrl+C to stop)", flush=True)
+        for name, reason in sorted(agent.unavailable.items()):
+            print(f"  unavailable: {name}: {reason}", file=sys.stderr, flush=True)
         await agent.run()
     return 0
 
@@ -185,9 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("up", cmd_up, "start a broker, a local agent and the control panel")
+    tasks_help = "also offer the task types in this module or .py file (repeatable)"
+    p = add("up", cmd_up, "start a broker, a local agent and the control panel")
+    p.add_argument("--tasks", action="append", default=[], metavar="MODULE_OR_FILE", help=tasks_help)
     add("broker", cmd_broker, "run the broker the settings choose, in the foreground")
-    add("agent", cmd_agent, "run an agent on this device")
+    p = add("agent", cmd_agent, "run an agent on this device")
+    p.add_argument("--tasks", action="append", default=[], metavar="MODULE_OR_FILE", help=tasks_help)
     add("ui", cmd_ui, "run the control panel")
     p = add("deploy", cmd_later, "deploy a graph spec (arrives with the agent issue)")
     p.add_argument("spec", nargs="?")

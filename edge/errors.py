@@ -9,6 +9,7 @@ keeps working for callers that do not know about us::
     ├── IdError (ValueError)              an agent/deployment/task/port id is not [A-Za-z0-9_-]{1,64}
     ├── TopicError (ValueError)           a topic or topic filter is not valid MQTT
     ├── FrameError (ValueError)           bytes are not a valid frame (malformed, oversize, wrong shape)
+    ├── SpecError (ValueError)            a deployment spec is invalid; ``errors`` lists every problem
     ├── BrokerError                       a broker could not be started or reached
     │   └── BrokerUnavailableError        the chosen broker is not installed (says what to install)
     └── BusError                          the MQTT connection failed
@@ -28,6 +29,7 @@ __all__ = [
     "FrameError",
     "IdError",
     "NotConnectedError",
+    "SpecError",
     "TopicError",
 ]
 
@@ -63,6 +65,14 @@ class TopicError(EdgeError, ValueError):
 
 class FrameError(EdgeError, ValueError):
     """Bytes that are not a valid frame: malformed CBOR, oversize, or the wrong shape."""
+
+
+class SpecError(EdgeError, ValueError):
+    """A deployment spec is invalid; ``errors`` holds one precise message per problem."""
+
+    def __init__(self, message: str, *, errors: list[str] | None = None) -> None:
+        self.errors = errors or [message]
+        super().__init__(message + ":\n  " + "\n  ".join(errors) if errors else message)
 
 
 class BrokerError(EdgeError):

@@ -1,0 +1,285 @@
+"""Deployment specs: graphs of task instances wired output-to-input.
+
+A spec is YAML, JSON or CBOR, one shape::
+
+    id: demo
+    label: Demo graph
+    version: 1
+    tasks:
+      - {id: gen, type: pulse, agent: pi-1, config: {interval_ms: 100}}
+      - {id: add, type: adder}                     # no agent: placed by the controller
+    edges:
+      - {from: gen.out, to: add.a}                 # task.port -> task.port
+      - {from: "topic:sensors/b", to: add.b}       # any MQTT topic (filter) carrying frames
+      - {from: add.out, to: "topic:results/sum"}   # also publish an output on a topic
+
+Rules (checked by :meth:`DeploymentSpec.model_validate` and :func:`check_against_catalog`):
+ids are ``[A-Za-z0-9_-]{1,64}``; task ids are unique; an edge joins an existing task's port
+(``task.port``) or a ``topic:`` to a task port; ``topic:`` to ``topic:`` is refused; an input
+is fed by at most one edge; a ``to: topic:`` must be a topic without wildcards, a
+``from: topic:`` may be a filter. **Cycles are allowed**: tasks run concurrently and exchange
+frames over the broker, so a feedback loop (a latch, a counter fed back) is a valid graph.
+Against a catalog: the type exists, the ports exist, and where both ends of an edge declare
+the same IO metadata key (content, codec, rate, …) the values agree.
+
+Every output of every task publishes on ``{root}/streams/{deployment}/{task}/{port}`` plus
+any ``topic:`` targets; every input subscribes to its one source.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.errors import EdgeError, FrameError, SpecError
+from edge.frames import decode_value, encode_value
+from edge.topics import Topics, validate_filter, validate_id, validate_topic
+
+__all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "TaskSpec", "check_against_catalog", "decode_spec",
+           "encode_spec", "load_spec", "parse_spec"]
+
+TOPIC_PREFIX = "topic:"
+
+
+class Endpoint(BaseModel):
+    """One end of an edge: a task's port, or an MQTT topic."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str | None = None
+    port: str | None = None
+    topic: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, side: str) -> Endpoint:
+        if not isinstance(text, str):
+            raise ValueError(f"{side} must be 'task.port' or 'topic:...', not {text!r}")
+        if text.startswith(TOPIC_PREFIX):
+            topic = text[len(TOPIC_PREFIX):]
+            (validate_filter if side == "from" else validate_topic)(topic)
+            return cls(topic=topic)
+        task, dot, port = text.partition(".")
+        if not dot:
+            raise ValueError(f"{side} {text!r} must be 'task.port' or 'topic:...'")
+        return cls(task=validate_id(task, "task id"), port=validate_id(port, "port"))
+
+    def __str__(self) -> str:
+        return f"{TOPIC_PREFIX}{self.topic}" if self.topic is not None else f"{self.task}.{self.port}"
+
+
+class EdgeSpec(BaseModel):
+    """``{from: gen.out, to: add.a}``."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    source: Endpoint = Field(alias="from")
+    target: Endpoint = Field(alias="to")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, value: Any) -> Any:
+        return value if isinstance(value, Endpoint) else Endpoint.parse(value, side="from")
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, value: Any) -> Any:
+        return value if isinstance(value, Endpoint) else Endpoint.parse(value, side="to")
+
+    @model_validator(mode="after")
+    def _not_topic_to_topic(self) -> EdgeSpec:
+        if self.source.topic is not None and self.target.topic is not None:
+            raise ValueError(f"edge {self.source} -> {self.target} joins two topics: one end must be a task port")
+        return self
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": str(self.source), "to": str(self.target)}
+
+
+class TaskSpec(BaseModel):
+    """One task instance of a deployment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    type: str
+    agent: str | None = None
+    label: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return validate_id(value, "task id")
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return validate_id(value, "task type")
+
+    @field_validator("agent")
+    @classmethod
+    def _agent(cls, value: str | None) -> str | None:
+        return None if value is None else validate_id(value, "agent id")
+
+
+class DeploymentSpec(BaseModel):
+    """A graph of task instances; retained at ``{root}/deployments/{id}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    label: str | None = None
+    version: int = Field(default=1, ge=1)
+    tasks: list[TaskSpec] = Field(default_factory=list)
+    edges: list[EdgeSpec] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return validate_id(value, "deployment id")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeploymentSpec:
+        problems: list[str] = []
+        seen: set[str] = set()
+        for task in self.tasks:
+            if task.id in seen:
+                problems.append(f"task id {task.id!r} is used twice")
+            seen.add(task.id)
+        fed: dict[tuple[str, str], str] = {}
+        for edge in self.edges:
+            for end in (edge.source, edge.target):
+                if end.task is not None and end.task not in seen:
+                    problems.append(f"edge {edge.source} -> {edge.target}: no task {end.task!r} in this deployment")
+            if edge.target.task is not None:
+                key = (edge.target.task, edge.target.port or "")
+                if key in fed:
+                    problems.append(f"input {edge.target} is fed twice: by {fed[key]} and by {edge.source}")
+                fed[key] = str(edge.source)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # -- wiring -------------------------------------------------------------------------------
+    def task(self, task_id: str) -> TaskSpec:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def sources(self, task_id: str, topics: Topics) -> dict[str, str]:
+        """Input port -> the topic (filter) it subscribes to."""
+        result = {}
+        for edge in self.edges:
+            if edge.target.task == task_id and edge.target.port is not None:
+                src = edge.source
+                result[edge.target.port] = src.topic if src.topic is not None else topics.stream(
+                    self.id, src.task or "", src.port or "")
+        return result
+
+    def targets(self, task_id: str, outputs: list[str], topics: Topics) -> dict[str, list[str]]:
+        """Output port -> every topic it publishes on: its stream topic plus ``topic:`` edges."""
+        result = {port: [topics.stream(self.id, task_id, port)] for port in outputs}
+        for edge in self.edges:
+            if edge.source.task == task_id and edge.source.port in result and edge.target.topic is not None:
+                result[edge.source.port].append(edge.target.topic)
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude={"edges"}, exclude_none=True)
+        data["edges"] = [edge.to_dict() for edge in self.edges]
+        return data
+
+
+def _spec_error(exc: ValidationError) -> SpecError:
+    errors: list[str] = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        errors.extend(f"{where}: {part}" if where else part for part in msg.split("; "))
+    return SpecError("invalid deployment spec", errors=errors)
+
+
+def parse_spec(data: Any) -> DeploymentSpec:
+    """A spec from already-parsed data; :class:`SpecError` lists every problem."""
+    if isinstance(data, DeploymentSpec):
+        return data
+    if not isinstance(data, Mapping):
+        raise SpecError(f"a deployment spec is a map, not {type(data).__name__}")
+    try:
+        return DeploymentSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise _spec_error(exc) from None
+    except EdgeError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def load_spec(source: str | bytes | Path) -> DeploymentSpec:
+    """A spec from a file (``.yaml``/``.yml``, ``.json``, ``.cbor``) or from YAML/JSON text."""
+    if isinstance(source, Path):
+        raw = source.read_bytes()
+        if source.suffix == ".cbor":
+            return decode_spec(raw)
+        source = raw
+    text = source.decode() if isinstance(source, bytes) else source
+    try:
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise SpecError(f"not valid YAML or JSON: {exc}") from None
+    return parse_spec(data)
+
+
+def encode_spec(spec: DeploymentSpec) -> bytes:
+    """The spec as published on the broker (CBOR)."""
+    return encode_value(spec.to_dict())
+
+
+def decode_spec(payload: bytes) -> DeploymentSpec:
+    try:
+        data = decode_value(payload)
+    except FrameError as exc:
+        raise SpecError(f"not a CBOR deployment spec: {exc}") from None
+    return parse_spec(data)
+
+
+def check_against_catalog(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Problems of ``spec`` given the catalog entries by type name (unknown types, ports, metadata)."""
+    problems: list[str] = []
+    by_id = {task.id: task for task in spec.tasks}
+    for task in spec.tasks:
+        entry = types.get(task.type)
+        if entry is None:
+            problems.append(f"task {task.id!r}: unknown task type {task.type!r}")
+        elif entry.get("available") is False:
+            problems.append(f"task {task.id!r}: type {task.type!r} is unavailable: {entry.get('reason', '?')}")
+
+    def port_meta(end: Endpoint, kind: str) -> Mapping[str, Any] | None:
+        task = by_id.get(end.task or "")
+        entry = types.get(task.type) if task else None
+        if entry is None:
+            return None
+        ports = entry.get(kind, {})
+        if end.port not in ports:
+            problems.append(f"{end}: task type {entry.get('name', '?')!r} has no {kind[:-1]} {end.port!r} "
+                            f"(it has: {', '.join(ports) or 'none'})")
+            return None
+        meta = ports[end.port]
+        return meta if isinstance(meta, Mapping) else {}
+
+    for edge in spec.edges:
+        out_meta = port_meta(edge.source, "outputs") if edge.source.task else None
+        in_meta = port_meta(edge.target, "inputs") if edge.target.task else None
+        if out_meta is not None and in_meta is not None:
+            mismatched = [f"{k}: {out_meta[k]!r} != {in_meta[k]!r}" for k in sorted(set(out_meta) & set(in_meta))
+                          if out_meta[k] != in_meta[k]]
+            if mismatched:
+                problems.append(f"edge {edge.source} -> {edge.target}: incompatible ({', '.join(mismatched)})")
+    return problems

@@ -1,0 +1,331 @@
+"""The runtime that runs task instances for one agent id: the heart of an agent.
+
+A :class:`Host` announces its agent (``edge.presence``), subscribes to the retained deployment
+specs of its namespace and **reconciles** to them: for every task pinned to its agent id it
+starts an instance (``edge.instance``), stops instances whose task left the spec, restarts
+those whose type, config or wiring changed, and leaves the rest untouched. The specs it
+applies are kept under its state dir (atomic writes), so after a reboot it resumes them at
+once, before the broker is reachable again.
+
+After each connect it makes a round trip on its own ``sync`` topic: once that comes back, the
+broker has delivered every retained spec, and a persisted deployment that did not come is one
+deleted while this agent was away: it is stopped.
+
+The agent daemon (``agent/``) is a Host with the task types it discovered and system metrics;
+an ``@fn_task`` script is a Host offering its one type (:func:`run_agent`), or a single
+instance wired straight to topics (:func:`run_wired`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from edge.bus import Bus, Message
+from edge.errors import EdgeError, SpecError, TopicError
+from edge.frames import encode_value
+from edge.graph import DeploymentSpec, decode_spec, encode_spec
+from edge.instance import Assignment, Instance
+from edge.presence import Presence
+from edge.settings import Settings
+from edge.storage import write_atomic
+from edge.task import Task, TaskContext
+from edge.topics import TopicKind, Topics
+
+__all__ = ["Host", "run_agent", "run_wired"]
+
+log = logging.getLogger("edge.host")
+
+STATUS_INTERVAL = 2.0
+STATE_INTERVAL = 5.0
+
+
+class Host:
+    """Runs the task instances deployments assign to ``agent_id``; an async context manager."""
+
+    def __init__(self, settings: Settings, *, types: Sequence[type[Task]],
+                 unavailable: Mapping[str, str] | None = None, agent_id: str | None = None,
+                 metrics: Callable[[], dict[str, Any]] | None = None, persist: bool = True,
+                 status_interval: float = STATUS_INTERVAL, state_interval: float = STATE_INTERVAL) -> None:
+        self.settings = settings
+        self.agent_id = agent_id or settings.agent_id
+        self.topics = Topics(settings.namespace)
+        self.types = {t.type_name: t for t in types}
+        self.unavailable = dict(unavailable or {})
+        self.state_dir = settings.data_dir / "agents" / self.agent_id if persist else None
+        self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
+                                 catalog=self.catalog, metrics=metrics)
+        self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,
+                                     wait_connected=False)
+        self.bus.on_connect(self._on_connect)
+        #: the specs being applied, by deployment id
+        self.specs: dict[str, DeploymentSpec] = {}
+        self.instances: dict[tuple[str, str], Instance] = {}
+        #: retained messages on our control topics that could not be understood (each logged)
+        self.errors = 0
+        self.started = asyncio.Event()
+        self._runners: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._dirty = asyncio.Event()
+        # deployment id -> the bus session (counted by connection losses) it was last seen in
+        self._seen: dict[str, int] = {}
+        self._sync_token = ""
+        self._status_interval = status_interval
+        self._state_interval = state_interval
+        self._group: asyncio.TaskGroup | None = None
+        self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def epoch(self) -> int:
+        """Increases on every connect, across restarts."""
+        return self.presence.epoch
+
+    # -- catalog ---------------------------------------------------------------------------------
+    def catalog(self) -> list[dict[str, Any]]:
+        entries = [t.describe() for t in self.types.values()]
+        entries += [{"name": name, "available": False, "reason": reason} for name, reason in self.unavailable.items()]
+        return sorted(entries, key=lambda e: str(e["name"]))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def __aenter__(self) -> Host:
+        self._load_persisted()
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        await self.bus.__aenter__()
+        await self.bus.subscribe(self.topics.all_deployments, qos=1, callback=self._on_spec)
+        await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)
+        self._loops = [self._group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
+                       self._group.create_task(self._report_loop(), name=f"report-{self.agent_id}")]
+        self._dirty.set()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for key in list(self._runners):
+            await self._stop_instance(key, clear=False)
+        if self.bus.is_connected:
+            with contextlib.suppress(EdgeError, OSError):
+                await self.presence.publish_state(self.bus, online=False)
+        assert self._group is not None
+        for task in self._loops:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._group.__aexit__(None, None, None)
+        await self.bus.__aexit__(exc_type, exc, tb)
+        log.info("agent %s stopped", self.agent_id)
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        await asyncio.Event().wait()
+
+    @property
+    def _sync_topic(self) -> str:
+        return f"{self.topics.agent_state(self.agent_id).rsplit('/', 1)[0]}/sync"
+
+    async def _on_connect(self, bus: Bus) -> None:
+        await self.presence.announce(bus)
+        for instance in self.instances.values():  # statuses published while offline were dropped
+            self._publish_status(instance)
+        self._sync_token = uuid.uuid4().hex
+        await bus.publish(self._sync_topic, self._sync_token.encode(), qos=1)
+        self.started.set()
+
+    # -- specs in --------------------------------------------------------------------------------
+    def _on_spec(self, message: Message) -> None:
+        try:
+            parsed = self.topics.parse(message.topic)
+        except TopicError:
+            return  # a status: deployments/+ does not match .../status/+, but be safe
+        if parsed.kind is not TopicKind.DEPLOYMENT or parsed.deployment_id is None:
+            return
+        dep = parsed.deployment_id
+        # retained specs arrive while the bus resubscribes, before our on_connect hook runs; the
+        # count of connection losses is the same then and at the sync, and differs across sessions
+        self._seen[dep] = self.bus.stats.connection_losses
+        if not message.payload:
+            if self.specs.pop(dep, None) is not None:
+                log.info("deployment %s removed", dep)
+                self._forget(dep)
+                self._dirty.set()
+            return
+        try:
+            spec = decode_spec(message.payload)
+            if spec.id != dep:
+                raise SpecError(f"spec id {spec.id!r} published on the topic of deployment {dep!r}")
+        except SpecError as exc:
+            self.errors += 1
+            log.error("ignored an invalid spec on %s: %s", message.topic, exc)
+            return
+        if self.specs.get(dep) != spec:
+            self.specs[dep] = spec
+            self._persist(spec)
+            self._dirty.set()
+
+    def _on_sync(self, message: Message) -> None:
+        if message.payload.decode(errors="replace") != self._sync_token:
+            return
+        session = self.bus.stats.connection_losses
+        for dep in [d for d in self.specs if self._seen.get(d) != session]:
+            log.info("deployment %s was removed while this agent was away", dep)
+            self.specs.pop(dep)
+            self._forget(dep)
+            self._dirty.set()
+
+    # -- persistence -----------------------------------------------------------------------------
+    def _spec_path(self, dep: str) -> Path | None:
+        return None if self.state_dir is None else self.state_dir / "deployments" / f"{dep}.cbor"
+
+    def _persist(self, spec: DeploymentSpec) -> None:
+        path = self._spec_path(spec.id)
+        if path is not None:
+            write_atomic(path, encode_spec(spec))
+
+    def _forget(self, dep: str) -> None:
+        path = self._spec_path(dep)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _load_persisted(self) -> None:
+        if self.state_dir is None:
+            return
+        for path in sorted((self.state_dir / "deployments").glob("*.cbor")):
+            try:
+                spec = decode_spec(path.read_bytes())
+            except (SpecError, OSError) as exc:
+                self.errors += 1
+                log.error("ignored the unreadable saved spec %s: %s", path, exc)
+                continue
+            self.specs[spec.id] = spec
+            log.info("resuming deployment %s (version %d) from %s", spec.id, spec.version, path)
+
+    # -- reconciling -----------------------------------------------------------------------------
+    def desired(self) -> dict[tuple[str, str], Assignment]:
+        """The instances this agent should run, from the specs it has."""
+        wanted: dict[tuple[str, str], Assignment] = {}
+        for spec in self.specs.values():
+            for task in spec.tasks:
+                if task.agent != self.agent_id:
+                    continue
+                task_type = self.types.get(task.type)
+                outputs = list(task_type.outputs) if task_type else []
+                wanted[(spec.id, task.id)] = Assignment(
+                    deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
+                    sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
+                    version=spec.version)
+        return wanted
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.reconcile()
+            except Exception:  # a bug must not stop the agent from applying later specs
+                log.exception("reconciling failed on agent %s", self.agent_id)
+
+    async def reconcile(self) -> None:
+        wanted = self.desired()
+        for key in [k for k in self.instances if k not in wanted]:
+            log.info("stopping %s/%s: no longer in its deployment", *key)
+            await self._stop_instance(key, clear=key[0] not in self.specs or self._task_removed(key))
+        for key, assignment in wanted.items():
+            current = self.instances.get(key)
+            if current is not None and current.assignment.same_as(assignment):
+                if current.assignment.version != assignment.version:
+                    current.assignment = assignment
+                    self._publish_status(current)
+                continue
+            if current is not None:
+                log.info("restarting %s/%s: its spec changed", *key)
+                await self._stop_instance(key, clear=False)
+            self._start_instance(assignment)
+
+    def _task_removed(self, key: tuple[str, str]) -> bool:
+        spec = self.specs.get(key[0])
+        return spec is None or all(t.id != key[1] for t in spec.tasks)
+
+    def _start_instance(self, assignment: Assignment) -> None:
+        task_type = self.types.get(assignment.type)
+        reason = self.unavailable.get(assignment.type)
+        if task_type is None and reason is None:
+            offered = ", ".join(sorted(self.types)) or "none"
+            reason = f"unknown task type {assignment.type!r} on agent {self.agent_id} (it offers: {offered})"
+        elif reason is not None:
+            reason = f"task type {assignment.type!r} is unavailable on agent {self.agent_id}: {reason}"
+        instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
+                            max_payload=self.settings.max_payload, queue_size=self.settings.queue_size)
+        self.instances[assignment.key] = instance
+        assert self._group is not None
+        self._runners[assignment.key] = self._group.create_task(instance.supervise(),
+                                                                name=f"task-{instance.instance_id}")
+
+    async def _stop_instance(self, key: tuple[str, str], *, clear: bool) -> None:
+        runner = self._runners.pop(key, None)
+        instance = self.instances.pop(key, None)
+        if runner is not None:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        if instance is None:
+            return
+        if clear:  # the task is gone from its deployment: so is its status
+            with contextlib.suppress(EdgeError):
+                await self.bus.publish(self.topics.task_status(*key), b"", qos=1, retain=True)
+        elif instance.state not in ("invalid",):
+            instance.state, instance.error = "stopped", None
+            self._publish_status(instance)
+
+    # -- reporting -------------------------------------------------------------------------------
+    def _publish_status(self, instance: Instance) -> None:
+        status = instance.status()
+        status["agent"] = self.agent_id
+        try:
+            self.bus.publish_nowait(self.topics.task_status(*instance.assignment.key), encode_value(status), qos=1,
+                                    retain=True)
+        except EdgeError as exc:
+            log.warning("could not publish the status of %s: %s", instance.instance_id, exc)
+
+    async def _report_loop(self) -> None:
+        """Metrics of running instances every few seconds, and the agent's state with its own."""
+        loop = asyncio.get_running_loop()
+        next_state = loop.time() + self._state_interval
+        while True:
+            await asyncio.sleep(self._status_interval)
+            if not self.bus.is_connected:
+                continue
+            for instance in self.instances.values():
+                if instance.state in ("running", "failed"):
+                    self._publish_status(instance)
+            if loop.time() >= next_state:
+                next_state = loop.time() + self._state_interval
+                with contextlib.suppress(EdgeError):
+                    await self.presence.publish_state(self.bus)
+
+
+async def run_agent(settings: Settings, *, types: Sequence[type[Task]], agent_id: str | None = None,
+                    unavailable: Mapping[str, str] | None = None) -> None:
+    """Announce an agent offering ``types`` and run what deployments assign to it, until cancelled."""
+    async with Host(settings, types=types, agent_id=agent_id, unavailable=unavailable) as host:
+        await host.run()
+
+
+async def run_wired(settings: Settings, task_type: type[Task], *, config: Mapping[str, Any],
+                    sources: Mapping[str, str], targets: Mapping[str, list[str]], instance_id: str) -> None:
+    """Run one instance wired straight to topics, without a controller, until cancelled or it ends."""
+    validated = task_type.validate_config(config)
+    async with Bus.from_settings(settings, client_id=f"fn-{instance_id}") as bus:
+        context = TaskContext(bus=bus, instance_id=instance_id, sources=sources, targets=targets,
+                              max_payload=settings.max_payload, queue_size=settings.queue_size)
+        task = task_type(validated, context=context)
+        try:
+            await task.open_inputs()
+            log.info("%s running: inputs %s, outputs %s", instance_id, dict(sources), dict(targets))
+            await task.run()
+        finally:
+            await task.close()

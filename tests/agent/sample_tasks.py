@@ -1,0 +1,50 @@
+"""Task types for the agent tests, loaded the way users load theirs (``--tasks file.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, Field
+
+from edge.task import Port, Task
+
+
+class Scale(Task):
+    """Multiply numbers by a factor."""
+
+    class Config(BaseModel):
+        factor: float = Field(default=2.0, gt=0)
+
+    inputs = {"in": Port(content="number")}
+    outputs = {"out": Port(content="number")}
+
+    async def run(self) -> None:
+        async for frame in self.receive("in"):
+            await self.send("out", frame.value * self.config.factor, ts=frame.ts)
+
+
+class Crasher(Task):
+    """Raises on every frame."""
+
+    inputs = {"in": Port(content="number")}
+    outputs = {"out": Port(content="number")}
+
+    async def run(self) -> None:
+        async for frame in self.receive("in"):
+            raise RuntimeError(f"cannot handle {frame.value}")
+
+
+class Counter(Task):
+    """Counts up every interval."""
+
+    class Config(BaseModel):
+        interval_ms: int = Field(default=50, ge=1)
+
+    outputs = {"out": Port(content="number")}
+
+    async def run(self) -> None:
+        n = 0
+        while True:
+            await self.send("out", n)
+            n += 1
+            await asyncio.sleep(self.config.interval_ms / 1000)
