@@ -11,4 +11,6 @@ try:
 except PackageNotFoundError:  # a source tree that was not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+from edge.fntask import FnTask, fn_task  # after __version__, which modules it loads may import
+
+__all__ = ["FnTask", "__version__", "fn_task"]

@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 log = logging.getLogger("edge")
 
-_QUIET_COMMANDS = {"pub", "tail", "ls", "deploy"}
+_QUIET_COMMANDS = {"pub", "tail", "ls", "deploy", "rm"}
 
 Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 
@@ -80,9 +80,48 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from edge.bus import Bus
+    from edge.errors import SpecError
+    from edge.graph import decode_spec, encode_spec, load_spec
+    from edge.topics import Topics
+
+    spec = load_spec(Path(args.spec))
+    topics = Topics(settings.namespace)
+    async with Bus.from_settings(settings, connect_timeout=args.timeout) as bus, \
+            bus.subscribe(topics.deployment(spec.id)) as current:
+        previous = None
+        with contextlib.suppress(TimeoutError):  # the retained spec, if there is one, comes at once
+            async with asyncio.timeout(0.5):
+                message = await current.get()
+                with contextlib.suppress(SpecError):  # garbage there is simply replaced
+                    previous = decode_spec(message.payload) if message.payload else None
+        if previous is not None and spec.version <= previous.version:
+            spec = spec.model_copy(update={"version": previous.version + 1})
+        await bus.publish(topics.deployment(spec.id), encode_spec(spec), qos=1, retain=True)
+    unpinned = [t.id for t in spec.tasks if t.agent is None]
+    print(f"deployed {spec.id} version {spec.version}: {len(spec.tasks)} task(s), {len(spec.edges)} edge(s)")
+    if unpinned:
+        print(f"not pinned to an agent, so not run until placed: {', '.join(unpinned)}", file=sys.stderr)
+    return 0
+
+
+async def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
+    from edge.bus import Bus
+    from edge.topics import Topics, validate_id
+
+    dep = validate_id(args.deployment, "deployment id")
+    async with Bus.from_settings(settings, connect_timeout=args.timeout) as bus:
+        await bus.publish(Topics(settings.namespace).deployment(dep), b"", qos=1, retain=True)
+    print(f"removed {dep}")
+    return 0
+
+
 async def cmd_later(args: argparse.Namespace, settings: Settings) -> int:
-    print(f"edge {args.command}: deployments arrive with the agent and controller issues "
-          "(see docs/deployments.md); nothing was done.", file=sys.stderr)
+    print(f"edge {args.command}: arrives with the controller issue (see docs/deployments.md); "
+          "nothing was done.", file=sys.stderr)
     return 2
 
 
@@ -196,8 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agent", cmd_agent, "run an agent on this device")
     p.add_argument("--tasks", action="append", default=[], metavar="MODULE_OR_FILE", help=tasks_help)
     add("ui", cmd_ui, "run the control panel")
-    p = add("deploy", cmd_later, "deploy a graph spec (arrives with the agent issue)")
-    p.add_argument("spec", nargs="?")
+    p = add("deploy", cmd_deploy, "publish a deployment spec (YAML, JSON or CBOR file); "
+                                 "a spec already deployed gets the next version")
+    p.add_argument("spec", help="graph.yaml, graph.json or graph.cbor")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
+    p = add("rm", cmd_rm, "remove a deployment: its agents stop its tasks")
+    p.add_argument("deployment")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     p = add("ls", cmd_ls, "list agents (types, deployments and tasks arrive with the controller issue)")
     p.add_argument("what", choices=["agents", "types", "deployments", "tasks"], nargs="?", default="agents")
     p.add_argument("--wait", type=float, default=0.5, help="seconds to collect retained states")

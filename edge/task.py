@@ -30,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from edge._inbox import Inbox
 from edge.bus import Bus, Message, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
@@ -136,7 +137,8 @@ class Task:
         self.context = context
         self.in_metrics = {port: PortMetrics() for port in self.inputs}
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
-        self._subs: dict[str, Subscription] = {}
+        self._subs: list[Subscription] = []
+        self._inbox: Inbox | None = None
         self._seq = dict.fromkeys(self.outputs, 0)
 
     # -- description --------------------------------------------------------------------------
@@ -183,23 +185,16 @@ class Task:
             raise RuntimeError(f"{type(self).__name__} is not running: it has no context")
         return self.context
 
-    async def _subscription(self, port: str) -> Subscription | None:
-        if port not in self.inputs:
-            raise ConfigError(f"{self.type_name} has no input {port!r}", field="port")
-        sub = self._subs.get(port)
-        if sub is None:
+    async def open_inputs(self) -> Inbox:
+        """Subscribe every connected input (the runtime does this before ``run()``; idempotent)."""
+        if self._inbox is None:
             ctx = self._ctx()
-            source = ctx.sources.get(port)
-            if source is None:
-                return None
-            sub = await ctx.bus.subscribe(source, maxsize=ctx.queue_size)
-            self._subs[port] = sub
-        return sub
-
-    async def open_inputs(self) -> None:
-        """Subscribe every connected input now (``receive`` does it on first use otherwise)."""
-        for port in self.inputs:
-            await self._subscription(port)
+            connected = [port for port in self.inputs if port in ctx.sources]
+            inbox = Inbox(connected, maxsize=ctx.queue_size)
+            self._inbox = inbox
+            for port in connected:
+                self._subs.append(await ctx.bus.subscribe(ctx.sources[port], callback=_pusher(inbox, port)))
+        return self._inbox
 
     def _decode(self, port: str, message: Message) -> Frame | None:
         metrics = self.in_metrics[port]
@@ -217,12 +212,13 @@ class Task:
 
     async def recv(self, port: str) -> Frame:
         """The next frame on ``port``; waits forever on an input that nothing feeds."""
-        sub = await self._subscription(port)
-        if sub is None:
+        if port not in self.inputs:
+            raise ConfigError(f"{self.type_name} has no input {port!r}", field="port")
+        inbox = await self.open_inputs()
+        if port not in inbox.dropped:  # not connected
             await asyncio.Event().wait()
-            raise AssertionError("unreachable")
         while True:
-            frame = self._decode(port, await sub.get())
+            frame = self._decode(port, await inbox.get(port))
             if frame is not None:
                 return frame
 
@@ -230,6 +226,20 @@ class Task:
         """Every frame on ``port``, in arrival order; malformed frames are counted and skipped."""
         while True:
             yield await self.recv(port)
+
+    async def receive_any(self) -> AsyncIterator[tuple[str, Frame]]:
+        """``(port, frame)`` for every frame on any input, in the order they arrived.
+
+        Read a port either here or with ``receive``/``recv``, not both: they share its queue.
+        """
+        inbox = await self.open_inputs()
+        if not inbox.dropped:
+            await asyncio.Event().wait()
+        while True:
+            port, message = await inbox.get_any()
+            frame = self._decode(port, message)
+            if frame is not None:
+                yield port, frame
 
     def paused(self, port: str) -> bool:
         """Whether the newest frame on input ``port`` said its producer is paused."""
@@ -252,13 +262,18 @@ class Task:
 
     async def close(self) -> None:
         """Release the inputs' subscriptions (the runtime calls this after ``run()`` ends)."""
-        for sub in self._subs.values():
+        for sub in self._subs:
             await sub.aclose()
         self._subs.clear()
+        self._inbox = None
 
     def dropped(self) -> int:
-        """Frames the inputs' bounded queues dropped."""
-        return sum(sub.dropped for sub in self._subs.values())
+        """Frames the inputs' bounded queues dropped (the oldest go first)."""
+        return sum(self._inbox.dropped.values()) if self._inbox is not None else 0
+
+
+def _pusher(inbox: Inbox, port: str) -> Callable[[Message], None]:
+    return lambda message: inbox.push(port, message)
 
 
 def _has_defaults(model: type[BaseModel]) -> bool:

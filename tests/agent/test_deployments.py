@@ -237,3 +237,34 @@ async def test_killed_agent_process_resumes_its_tasks(world, tmp_path):
     finally:
         proc.kill()
         proc.wait(5)
+
+
+async def test_fn_task_script_is_deployed_to_by_a_spec(world, tmp_path):
+    script = str(Path(__file__).with_name("adder_script.py"))
+    env = {**os.environ, "EDGE_NAMESPACE": world.ns, "EDGE_DATA_DIR": str(tmp_path / "fn")}
+    proc = subprocess.Popen([sys.executable, script, "--broker", str(world.url), "--id", "adders"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        async with world.bus.subscribe(world.topics.agent_catalog("adders")) as catalogs, asyncio.timeout(20):
+            catalog = decode_value((await catalogs.get()).payload)
+        (adder,) = catalog["types"]
+        assert adder["name"] == "adder" and set(adder["inputs"]) == {"a", "b"} and list(adder["outputs"]) == ["out"]
+        spec = {"id": "sum", "tasks": [{"id": "add", "type": "adder", "agent": "adders"}],
+                "edges": [{"from": "topic:in/a", "to": "add.a"}, {"from": "topic:in/b", "to": "add.b"},
+                          {"from": "add.out", "to": "topic:out/sum"}]}
+        await world.deploy(spec)
+        await world.status("sum", "add", running)
+        # MQTT keeps order per topic only (rumqttd may reorder across topics): feed one at a time
+        await world.bus.publish("in/a", encode_frame(1))
+        assert await world.values("out/sum", [("in/b", 2)], 1) == [3]
+        assert await world.values("out/sum", [("in/a", 40)], 1) == [42]
+        spec["tasks"][0]["config"] = {"synchronized": True}
+        spec["version"] = 2
+        await world.deploy(spec)
+        await world.status("sum", "add", lambda s: running(s) and s["version"] == 2)
+        await world.bus.publish("in/a", encode_frame(5))
+        assert await world.values("out/sum", [("in/b", 6)], 1) == [11]
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=10)
+    assert "Traceback" not in stderr

@@ -26,7 +26,7 @@ def blocks() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("where", "code"), blocks(), ids=[w for w, _ in blocks()])
 async def test_block_runs(where, code, broker):
     namespace: dict[str, object] = {"__name__": "docs_block"}
-    exec(compile(code, where, "exec"), namespace)
+    exec(compile(code, where, "exec", dont_inherit=True), namespace)
     main = namespace.get("main")
     if callable(main):
         if inspect.iscoroutinefunction(main):
@@ -38,3 +38,23 @@ async def test_block_runs(where, code, broker):
 
 def test_there_are_blocks_to_run():
     assert len(blocks()) >= 2
+
+
+YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
+
+
+def spec_blocks() -> list[tuple[str, str]]:
+    found = []
+    for path in FILES:
+        for i, match in enumerate(YAML_BLOCK.finditer(path.read_text())):
+            if re.search(r"^tasks:", match.group(1), re.M):
+                found.append((f"{path.relative_to(ROOT)}#yaml{i + 1}", match.group(1)))
+    return found
+
+
+@pytest.mark.parametrize(("where", "text"), spec_blocks(), ids=[w for w, _ in spec_blocks()])
+def test_spec_examples_are_valid_specs(where, text):
+    from edge.graph import load_spec
+
+    spec = load_spec(text)
+    assert spec.tasks and spec.edges

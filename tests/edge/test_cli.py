@@ -96,8 +96,31 @@ def test_ls_agents(broker, tmp_path):
 
 
 def test_later_commands_say_so():
-    out = run(["deploy", "graph.yaml"], env=env_for(), check=False)
-    assert out.returncode == 2 and "agent and controller issues" in out.stderr
+    out = run(["ls", "deployments"], env=env_for(), check=False)
+    assert out.returncode == 2 and "controller issue" in out.stderr
+
+
+def test_deploy_and_rm(broker, tmp_path):
+    from edge.frames import decode_value
+
+    ns = f"ns{uuid.uuid4().hex[:8]}"
+    env = env_for(EDGE_BROKER=str(broker.url), EDGE_NAMESPACE=ns)
+    spec = tmp_path / "graph.yaml"
+    spec.write_text("id: demo\ntasks:\n  - {id: a, type: scale, agent: pi-1}\n  - {id: b, type: scale}\n"
+                    "edges:\n  - {from: a.out, to: b.in}\n")
+    out = run(["deploy", str(spec)], env=env)
+    assert "deployed demo version 1: 2 task(s), 1 edge(s)" in out.stdout
+    assert "not pinned to an agent, so not run until placed: b" in out.stderr
+    assert "version 2" in run(["deploy", str(spec)], env=env).stdout  # a redeploy is the next version
+    tail = subprocess.run([*EDGE, "tail", f"edge/v1/{ns}/deployments/+", "--count", "1", "--duration", "5",
+                           "--json"], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert "not a frame" in tail.stderr  # specs are CBOR maps, not frames: tail says so
+    run(["rm", "demo"], env=env)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: demo\ntasks: [{id: a, type: t}, {id: a, type: t}]\n")
+    out = run(["deploy", str(bad)], env=env, check=False)
+    assert out.returncode == 1 and "task id 'a' is used twice" in out.stderr
+    del decode_value
 
 
 def _wait_http(url: str, timeout: float) -> str:
