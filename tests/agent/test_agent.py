@@ -36,6 +36,7 @@ async def test_birth_catalog_and_clean_shutdown(broker, tmp_path):
         state = await retained(broker.url, topics.agent_state("pi-1"))
         assert state["online"] is True and state["epoch"] == 1
         assert state["version"] and state["host"]["pid"] == os.getpid()
+        assert state["metrics"]["rss_mb"] > 10 and state["metrics"]["cpu_percent"] >= 0
         catalog = await retained(broker.url, topics.agent_catalog("pi-1"))
         assert catalog["agent"] == "pi-1" and isinstance(catalog["types"], list)
     state = await retained(broker.url, topics.agent_state("pi-1"))
