@@ -1,13 +1,16 @@
-"""Bus benchmark: edge.bus against a bare paho-mqtt client with ``loop_start()``.
+"""Bus benchmark: edge.bus with each of its transports against a bare paho-mqtt client with ``loop_start()``.
 
 One run, one Mosquitto (started here on a free loopback port), each contender in its own
-process, rounds interleaved so both see the same machine state; medians reported.
+process, rounds interleaved so all see the same machine state; medians reported.
 
 * throughput: a publisher and a subscriber in one process, QoS 0, a credit window of
   in-flight messages so nothing is lost (loss is still checked), 64 B and 64 KiB payloads;
-* round trip: one client publishes to a topic it subscribes to and waits for it, p50/p99.
+* round trip: one client publishes to a topic it subscribes to and waits for it, p50/p99;
+* latency at 1k msgs/s: open loop, one client publishes 64 B on a fixed schedule (whatever
+  comes back) to a topic it subscribes to; each payload carries its send time; p50/p99.
 
-Prints a table and a last line ``ratio <x>``: edge.bus / bare paho, 64 B throughput.
+Prints a table and a last line ``ratio <x>``: edge.bus with its default transport (``auto``,
+which picks MQTT 5 against Mosquitto) / bare paho, 64 B throughput.
 
     python bench/bus.py [--seconds 2] [--rounds 3] [--json out.json]
 """
@@ -29,14 +32,18 @@ from typing import Any
 
 WINDOW = 1000
 SIZES = {"64B": 64, "64KiB": 64 * 1024}
+RATE = 1000  # msgs/s of the open-loop latency run
 
 
 # -- contenders (run in a child process) ------------------------------------------------------
-def run_edge(url: str, kind: str, size: int, seconds: float) -> dict[str, Any]:
+def run_edge(url: str, kind: str, size: int, seconds: float, transport: str) -> dict[str, Any]:
     from edge.bus import Bus
 
+    def bus() -> Bus:
+        return Bus(url, transport=transport)  # type: ignore[arg-type]
+
     async def throughput() -> dict[str, Any]:
-        async with Bus(url) as pub, Bus(url) as sub_bus:
+        async with bus() as pub, bus() as sub_bus:
             received = 0
             credit = asyncio.Event()
 
@@ -66,29 +73,54 @@ def run_edge(url: str, kind: str, size: int, seconds: float) -> dict[str, Any]:
                     except TimeoutError:
                         break
                 dt = time.perf_counter() - t0
-                return {"msgs": received, "sent": sent, "seconds": dt, "rate": received / dt}
+                return {"msgs": received, "sent": sent, "seconds": dt, "rate": received / dt,
+                        "transport": pub.transport}
 
     async def rtt() -> dict[str, Any]:
-        async with Bus(url) as bus:
+        async with bus() as client:
             samples = []
             got = asyncio.Event()
-            async with bus.subscribe("bench/rtt", callback=lambda _m: got.set()):
+            async with client.subscribe("bench/rtt", callback=lambda _m: got.set()):
                 payload = b"x" * 64
                 n = 0
                 deadline = time.perf_counter() + seconds
                 while time.perf_counter() < deadline and n < 20000:
                     got.clear()
                     t = time.perf_counter()
-                    bus.publish_nowait("bench/rtt", payload)
+                    client.publish_nowait("bench/rtt", payload)
                     await asyncio.wait_for(got.wait(), 2)
                     samples.append(time.perf_counter() - t)
                     n += 1
             return _percentiles(samples)
 
-    return asyncio.run(throughput() if kind == "throughput" else rtt())
+    async def latency() -> dict[str, Any]:
+        async with bus() as client:
+            samples: list[float] = []
+            done = asyncio.Event()
+            count = max(1, int(seconds * RATE))
+
+            def on_msg(m: Any) -> None:
+                samples.append((time.perf_counter_ns() - int.from_bytes(m.payload[:8], "big")) / 1e9)
+                if len(samples) >= count:
+                    done.set()
+
+            async with client.subscribe("bench/lat", callback=on_msg):
+                pad = b"x" * 56
+                start = time.perf_counter()
+                for i in range(count):
+                    delay = start + i / RATE - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    client.publish_nowait("bench/lat", time.perf_counter_ns().to_bytes(8, "big") + pad)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), 2)
+            return {**_percentiles(samples), "sent": count}
+
+    runs = {"throughput": throughput, "rtt": rtt, "latency": latency}
+    return asyncio.run(runs[kind]())
 
 
-def run_paho(url: str, kind: str, size: int, seconds: float) -> dict[str, Any]:
+def run_paho(url: str, kind: str, size: int, seconds: float, transport: str) -> dict[str, Any]:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -134,6 +166,32 @@ def run_paho(url: str, kind: str, size: int, seconds: float) -> dict[str, Any]:
         sub.loop_stop()
         return {"msgs": received, "sent": sent, "seconds": dt, "rate": received / dt}
 
+    if kind == "latency":
+        lat = client()
+        samples: list[float] = []
+        count = max(1, int(seconds * RATE))
+        all_in = threading.Event()
+
+        def on_lat(_c: Any, _u: Any, m: Any) -> None:
+            samples.append((time.perf_counter_ns() - int.from_bytes(m.payload[:8], "big")) / 1e9)
+            if len(samples) >= count:
+                all_in.set()
+
+        lat.on_message = on_lat
+        lat.on_subscribe = lambda *a: subscribed.set()
+        lat.subscribe("bench/lat")
+        subscribed.wait(5)
+        pad = b"x" * 56
+        start = time.perf_counter()
+        for i in range(count):
+            delay = start + i / RATE - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            lat.publish("bench/lat", time.perf_counter_ns().to_bytes(8, "big") + pad)
+        all_in.wait(2)
+        lat.loop_stop()
+        return {**_percentiles(list(samples)), "sent": count}
+
     c = client()
     got = threading.Event()
     c.on_message = lambda *a: got.set()
@@ -159,13 +217,31 @@ def _percentiles(samples: list[float]) -> dict[str, Any]:
     return {"n": n, "p50_ms": samples[n // 2] * 1e3, "p99_ms": samples[min(n - 1, int(n * 0.99))] * 1e3}
 
 
-CONTENDERS = {"edge.bus": run_edge, "paho loop_start": run_paho}
+# name -> (runner, transport)
+CONTENDERS = {"edge.bus/mqtt5": (run_edge, "mqtt5"), "edge.bus/paho": (run_edge, "paho"),
+              "paho loop_start": (run_paho, "")}
+KINDS = ("rtt", "latency")
 
 
 # -- orchestration ---------------------------------------------------------------------------------
 def _child(args: argparse.Namespace) -> None:
-    result = CONTENDERS[args.contender](args.url, args.kind, args.size, args.seconds)
+    runner, transport = CONTENDERS[args.contender]
+    if args.kind == "which":
+        print(json.dumps({"transport": _auto_choice(args.url)}))
+        return
+    result = runner(args.url, args.kind, args.size, args.seconds, transport)
     print(json.dumps(result))
+
+
+def _auto_choice(url: str) -> str:
+    """The transport edge.bus's default (``auto``) picks for this broker."""
+    from edge.bus import Bus
+
+    async def which() -> str:
+        async with Bus(url) as bus:
+            return bus.transport
+
+    return asyncio.run(which())
 
 
 def _run_child(contender: str, url: str, kind: str, size: int, seconds: float) -> dict[str, Any]:
@@ -185,18 +261,20 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         async with MosquittoBroker(port=_free_port(), data_dir=Path(tmp), persistence=False) as broker:
-            url = str(broker.url)
+            url = broker.url.geturl()
+            results["auto"] = _run_child("edge.bus/mqtt5", url, "which", 0, 0)["transport"]
             for rnd in range(args.rounds):
                 for name in CONTENDERS:
                     for label, size in SIZES.items():
                         r = _run_child(name, url, "throughput", size, args.seconds)
                         results.setdefault(name, {}).setdefault(label, []).append(r)
-                        print(f"round {rnd + 1}: {name:16} {label:6} {r['rate']:9.0f} msgs/s "
+                        print(f"round {rnd + 1}: {name:16} {label:7} {r['rate']:9.0f} msgs/s "
                               f"({r['msgs']}/{r['sent']} received)", file=sys.stderr)
-                    r = _run_child(name, url, "rtt", 64, args.seconds)
-                    results.setdefault(name, {}).setdefault("rtt", []).append(r)
-                    print(f"round {rnd + 1}: {name:16} rtt    p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms",
-                          file=sys.stderr)
+                    for kind in KINDS:
+                        r = _run_child(name, url, kind, 64, args.seconds)
+                        results.setdefault(name, {}).setdefault(kind, []).append(r)
+                        print(f"round {rnd + 1}: {name:16} {kind:7} p50 {r['p50_ms']:.3f} ms "
+                              f"p99 {r['p99_ms']:.3f} ms ({r['n']} samples)", file=sys.stderr)
     return results
 
 
@@ -228,14 +306,18 @@ def _free_port() -> int:
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name, by_kind in results.items():
+        if name == "auto":
+            continue
         row: dict[str, Any] = {}
         for label, size in SIZES.items():
             runs = by_kind[label]
             row[f"{label} msgs/s"] = statistics.median(r["rate"] for r in runs)
             row[f"{label} MB/s"] = row[f"{label} msgs/s"] * size / 1e6
             row[f"{label} lost"] = sum(r["sent"] - r["msgs"] for r in runs)
-        row["rtt p50 ms"] = statistics.median(r["p50_ms"] for r in by_kind["rtt"])
-        row["rtt p99 ms"] = statistics.median(r["p99_ms"] for r in by_kind["rtt"])
+        for kind in KINDS:
+            label = "1k/s" if kind == "latency" else kind
+            row[f"{label} p50 ms"] = statistics.median(r["p50_ms"] for r in by_kind[kind])
+            row[f"{label} p99 ms"] = statistics.median(r["p99_ms"] for r in by_kind[kind])
         summary[name] = row
     return summary
 
@@ -257,13 +339,15 @@ def main() -> None:
     print(machine())
     results = asyncio.run(_main(args))
     summary = summarize(results)
-    cols = ["64B msgs/s", "64KiB MB/s", "rtt p50 ms", "rtt p99 ms", "64B lost"]
-    print(f"{'contender':18}" + "".join(f"{c:>14}" for c in cols))
+    cols = ["64B msgs/s", "64KiB MB/s", "rtt p50 ms", "rtt p99 ms", "1k/s p50 ms", "1k/s p99 ms", "64B lost"]
+    print(f"{'contender':18}" + "".join(f"{c:>12}" for c in cols))
     for name, row in summary.items():
-        print(f"{name:18}" + "".join(f"{row[c]:14.3f}" if c.endswith(" ms") else f"{row[c]:14.0f}" for c in cols))
+        print(f"{name:18}" + "".join(f"{row[c]:12.3f}" if c.endswith(" ms") else f"{row[c]:12.0f}" for c in cols))
     if args.json:
         args.json.write_text(json.dumps({"results": results, "summary": summary}, indent=2))
-    ratio = summary["edge.bus"]["64B msgs/s"] / summary["paho loop_start"]["64B msgs/s"]
+    default = f"edge.bus/{results['auto']}"
+    print(f"# edge.bus's default transport (auto) picked {results['auto']} here: the ratio is {default} / paho")
+    ratio = summary[default]["64B msgs/s"] / summary["paho loop_start"]["64B msgs/s"]
     print(f"ratio {ratio:.2f}")
 
 

@@ -38,9 +38,10 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
     async with open_broker(settings) as broker:
-        settings = settings.model_copy(update={"broker": str(broker.url)})
+        settings = settings.model_copy(update={"broker": broker.url.geturl()})
         print(f"broker    {broker.name} at {broker.url}", flush=True)
-        async with Agent(settings, task_sources=args.tasks) as agent, asyncio.TaskGroup() as tg:
+        sources = [*settings.task_sources, *args.tasks]
+        async with Agent(settings, task_sources=sources) as agent, asyncio.TaskGroup() as tg:
             print(f"agent     {agent.agent_id} (namespace {settings.namespace}, data in {settings.data_dir}, "
                   f"{len(agent.types)} task types)", flush=True)
             print(f"panel     http://{settings.controller_host}:{settings.controller_port}", flush=True)
@@ -61,7 +62,7 @@ async def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
     from agent import Agent
 
-    async with Agent(settings, task_sources=args.tasks) as agent:
+    async with Agent(settings, task_sources=[*settings.task_sources, *args.tasks]) as agent:
         print(f"agent {agent.agent_id} connecting to {settings.broker_url} with {len(agent.types)} task types "
               "(Ctrl+C to stop)", flush=True)
         for name, reason in sorted(agent.unavailable.items()):

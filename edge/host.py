@@ -72,7 +72,7 @@ class Host:
         self.started = asyncio.Event()
         self._runners: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._dirty = asyncio.Event()
-        # deployment id -> the bus session (counted by connection losses) it was last seen in
+        # deployment id -> the bus session it was last seen in
         self._seen: dict[str, int] = {}
         self._sync_token = ""
         self._status_interval = status_interval
@@ -144,9 +144,9 @@ class Host:
         if parsed.kind is not TopicKind.DEPLOYMENT or parsed.deployment_id is None:
             return
         dep = parsed.deployment_id
-        # retained specs arrive while the bus resubscribes, before our on_connect hook runs; the
-        # count of connection losses is the same then and at the sync, and differs across sessions
-        self._seen[dep] = self.bus.stats.connection_losses
+        # retained specs arrive while the bus resubscribes, before our on_connect hook runs: the
+        # bus's session number tells this connection's deliveries from an earlier one's
+        self._seen[dep] = self.bus.session
         if not message.payload:
             if self.specs.pop(dep, None) is not None:
                 log.info("deployment %s removed", dep)
@@ -169,7 +169,7 @@ class Host:
     def _on_sync(self, message: Message) -> None:
         if message.payload.decode(errors="replace") != self._sync_token:
             return
-        session = self.bus.stats.connection_losses
+        session = self.bus.session
         for dep in [d for d in self.specs if self._seen.get(d) != session]:
             log.info("deployment %s was removed while this agent was away", dep)
             self.specs.pop(dep)

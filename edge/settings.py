@@ -38,18 +38,24 @@ class BrokerKind(StrEnum):
 
 
 class BrokerURL:
-    """A parsed broker address: ``mqtt://``, ``mqtts://``, ``ws://`` or ``wss://``."""
+    """A parsed broker address: ``mqtt://``, ``mqtts://``, ``ws://`` or ``wss://``.
 
-    __slots__ = ("host", "password", "path", "port", "scheme", "username")
+    ``v5_port`` is a hint for brokers that serve MQTT 5 on a port of its own (the embedded
+    broker does): the MQTT 5 transport connects there, MQTT 3.1.1 clients to ``port``. It is
+    written ``mqtt://host:1883?v5=1884`` (:meth:`geturl`); ``str()`` leaves it out.
+    """
+
+    __slots__ = ("host", "password", "path", "port", "scheme", "username", "v5_port")
 
     def __init__(self, *, scheme: str, host: str, port: int, username: str | None = None,
-                 password: str | None = None, path: str = "/mqtt") -> None:
+                 password: str | None = None, path: str = "/mqtt", v5_port: int | None = None) -> None:
         self.scheme = scheme
         self.host = host
         self.port = port
         self.username = username
         self.password = password
         self.path = path
+        self.v5_port = v5_port
 
     @property
     def tls(self) -> bool:
@@ -64,18 +70,34 @@ class BrokerURL:
         path = self.path if self.transport == "websockets" else ""
         return f"{self.scheme}://{self.host}:{self.port}{path}"
 
+    def geturl(self) -> str:
+        """The URL as :func:`parse_broker_url` reads it back, MQTT 5 port hint included, credentials not."""
+        return f"{self}?v5={self.v5_port}" if self.v5_port is not None else str(self)
+
     def __repr__(self) -> str:
         return f"BrokerURL({str(self)!r})"
 
     def __eq__(self, other: object) -> bool:
+        # the v5 hint is left out: it names another door of the same broker
         return isinstance(other, BrokerURL) and (str(self), self.username) == (str(other), other.username)
 
     def __hash__(self) -> int:
         return hash(str(self))
 
 
+def _v5_hint(query: str, url: str, field: str) -> int | None:
+    """The port of ``?v5=PORT`` (the broker's MQTT 5 listener), the one query a broker URL may have."""
+    if not query:
+        return None
+    key, _, value = query.partition("=")
+    if key != "v5" or not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise ConfigError(f"{field}: {url!r}: the only query a broker URL takes is ?v5=PORT "
+                          "(the port of the broker's MQTT 5 listener)", field=field)
+    return int(value)
+
+
 def parse_broker_url(url: str, *, field: str = "EDGE_BROKER") -> BrokerURL:
-    """Parse ``mqtt[s]://[user[:password]@]host[:port]`` or ``ws[s]://host[:port]/path``."""
+    """Parse ``mqtt[s]://[user[:password]@]host[:port][?v5=PORT]`` or ``ws[s]://host[:port]/path``."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -89,6 +111,9 @@ def parse_broker_url(url: str, *, field: str = "EDGE_BROKER") -> BrokerURL:
         )
     if not parts.hostname:
         raise ConfigError(f"{field}: {url!r} has no host name", field=field)
+    v5_port = _v5_hint(parts.query, url, field)
+    if v5_port is not None and _SCHEMES[parts.scheme][2] != "tcp":
+        raise ConfigError(f"{field}: {url!r}: ?v5=PORT applies to mqtt:// and mqtts:// only", field=field)
     return BrokerURL(
         scheme=parts.scheme,
         host=parts.hostname,
@@ -96,6 +121,7 @@ def parse_broker_url(url: str, *, field: str = "EDGE_BROKER") -> BrokerURL:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         path=parts.path or "/mqtt",
+        v5_port=v5_port,
     )
 
 
@@ -147,14 +173,19 @@ class Settings(BaseSettings):
     controller_host: str = Field(default="127.0.0.1", description="address the control panel binds to")
     controller_port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    transport: Literal["auto", "paho"] = Field(default="auto", description="MQTT client transport")
-    mqtt_version: Literal["3.1.1", "5"] = Field(default="3.1.1", description="MQTT protocol version")
+    transport: Literal["auto", "mqtt5", "paho"] = Field(
+        default="auto", description="MQTT client: auto (MQTT 5 where the broker speaks it, else paho), mqtt5, paho",
+    )
+    mqtt_version: Literal["3.1.1", "5"] | None = Field(
+        default=None, description="force an MQTT version (3.1.1 means paho); unset: the transport's own",
+    )
     keepalive: int = Field(default=15, ge=2, le=65535, description="MQTT keep-alive in seconds")
     max_payload: int = Field(
         default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024 - 1,
         description="largest frame accepted or sent, in bytes",
     )
     queue_size: int = Field(default=1000, ge=1, description="bounded queue length per subscription")
+    tasks: str = Field(default="", description="comma-separated modules or .py files with more task types")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -179,6 +210,11 @@ class Settings(BaseSettings):
             return value.lower()
         parse_broker_url(value)
         return value
+
+    @property
+    def task_sources(self) -> list[str]:
+        """``EDGE_TASKS`` as a list."""
+        return [part.strip() for part in self.tasks.split(",") if part.strip()]
 
     @property
     def broker_kind(self) -> BrokerKind:

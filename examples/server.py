@@ -29,7 +29,7 @@ async def main(args: argparse.Namespace) -> None:
     settings = load_settings(broker=args.broker, broker_host=args.host, broker_port=args.port,
                              controller_port=args.http_port)
     async with open_broker(settings) as broker:
-        settings = settings.model_copy(update={"broker": str(broker.url)})
+        settings = settings.model_copy(update={"broker": broker.url.geturl()})
         async with Agent(settings, task_sources=args.tasks) as agent, asyncio.TaskGroup() as group:
             print(f"broker {broker.url}, agent {agent.agent_id}, data in {settings.data_dir}", flush=True)
             print(f"control panel on http://{settings.controller_host}:{settings.controller_port}", flush=True)

@@ -62,3 +62,13 @@ def broker(request: pytest.FixtureRequest) -> RunningBroker:
     """Each session broker in turn; tests use unique topics and client ids, since brokers are shared."""
     running: RunningBroker = request.getfixturevalue(f"{request.param}_broker")
     return running
+
+
+TRANSPORTS = ("mqtt5", "paho")
+
+
+@pytest.fixture(params=TRANSPORTS, ids=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """Each transport of edge.bus in turn: ``Bus(url, transport=transport)``."""
+    name: str = request.param
+    return name

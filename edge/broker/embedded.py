@@ -202,8 +202,10 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> BrokerURL:
-        """The MQTT 3.1.1 listener."""
-        return broker_url(self.host, self._port, self._users, tls=self.tls_cert is not None)
+        """The MQTT 3.1.1 listener, with the MQTT 5 one as its ``v5_port`` hint once it is known."""
+        url = broker_url(self.host, self._port, self._users, tls=self.tls_cert is not None)
+        url.v5_port = self._v5_port
+        return url
 
     # -- more --------------------------------------------------------------------------------
     @property

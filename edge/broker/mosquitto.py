@@ -82,6 +82,8 @@ def render_config(*, host: str, port: int, data_dir: Path, persistence: bool, pa
     lines += [
         f"listener {port} {host}",
         f"allow_anonymous {'true' if allow_anonymous else 'false'}",
+        # Nagle on the broker's side holds small frames back behind our delayed ACKs (~1 ms p50)
+        "set_tcp_nodelay true",
     ]
     if password_file is not None:
         lines.append(f"password_file {password_file}")

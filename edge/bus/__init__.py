@@ -1,7 +1,8 @@
 """The MQTT bus every component uses: one connection, reconnecting, with bounded subscriptions.
 
-The transport behind it (paho-mqtt on the asyncio loop today) is an internal detail chosen
-by the ``transport`` argument; the API here stays the same whichever it is.
+The transport behind it (MQTT 5 with the ``mqtt5`` codec where the broker speaks it, else
+paho-mqtt on the asyncio loop) is an internal detail chosen by the ``transport`` argument;
+the API here stays the same whichever it is.
 """
 
 from edge.bus._bus import Bus

@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Literal
 
+from edge.bus._choose import make_transport
 from edge.bus._filters import FilterSet, Plan
 from edge.bus._message import BusStats, Message, Overflow, Will
-from edge.bus._paho import PahoTransport
 from edge.bus._subscription import Subscription
-from edge.bus._transport import Connection, ConnectOptions, TLSOptions, Transport
+from edge.bus._transport import Connection, ConnectOptions, TLSOptions
 from edge.errors import BusError, ConfigError, ConnectError, EdgeError
 from edge.settings import BrokerURL, Settings, parse_broker_url
 from edge.topics import matches, validate_topic
@@ -37,12 +37,8 @@ ConnectHook = Callable[["Bus"], Awaitable[None]]
 _ROUTE_CACHE_SIZE = 4096
 _TOPIC_CACHE_SIZE = 4096
 _SUBSCRIBE_BATCH = 64
-
-
-def _make_transport(name: str) -> Transport:
-    if name in ("auto", "paho"):
-        return PahoTransport()
-    raise ConfigError(f"unknown transport {name!r}: use auto or paho", field="EDGE_TRANSPORT")
+# A packet carries its topic (up to 64 KiB) and properties besides the payload.
+_PACKET_HEADROOM = 128 * 1024
 
 
 class Bus:
@@ -64,9 +60,9 @@ class Bus:
         will: Will | Callable[[], Will] | None = None,
         keepalive: int = 15,
         clean_start: bool = True,
-        protocol: Literal["3.1.1", "5"] = "3.1.1",
+        protocol: Literal["3.1.1", "5"] | None = None,
         tls: TLSOptions | None = None,
-        transport: str = "auto",
+        transport: Literal["auto", "mqtt5", "paho"] = "auto",
         max_payload: int = 16 * 1024 * 1024,
         queue_size: int = 1000,
         offline_buffer: int = 1000,
@@ -78,20 +74,23 @@ class Bus:
         self.client_id = client_id or f"edge-{uuid.uuid4().hex[:12]}"
         if keepalive < 1:
             raise ConfigError(f"keepalive must be at least 1 s, not {keepalive!r}", field="keepalive")
-        if protocol not in ("3.1.1", "5"):
+        if protocol not in (None, "3.1.1", "5"):
             raise ConfigError(f"protocol must be '3.1.1' or '5', not {protocol!r}", field="protocol")
         self._will = will
         self._keepalive = keepalive
         self._clean_start = clean_start
         self._protocol = protocol
         self._tls = tls
-        self._transport = _make_transport(transport)
+        self._transport = make_transport(transport, protocol, self.url)
         self.max_payload = max_payload
         self.queue_size = queue_size
         self._wait_connected = wait_connected
         self._connect_timeout = connect_timeout
         self._delay_min, self._delay_max = reconnect_delay
         self.stats = BusStats()
+        #: Number of the current connection (0 before the first); it changes before the bus
+        #: resubscribes, so a message can be told to belong to this session or an earlier one.
+        self.session = 0
 
         self._subs: list[Subscription] = []
         self._filters = FilterSet()
@@ -170,6 +169,11 @@ class Bus:
             sub._wake()
 
     @property
+    def transport(self) -> str:
+        """The MQTT client in use: ``mqtt5`` or ``paho`` (``auto`` until ``auto`` has chosen)."""
+        return self._transport.name
+
+    @property
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
@@ -186,8 +190,9 @@ class Bus:
     def _options(self) -> ConnectOptions:
         will = self._will() if callable(self._will) else self._will
         return ConnectOptions(url=self.url, client_id=self.client_id, clean_start=self._clean_start,
-                              keepalive=self._keepalive, will=will, tls=self._tls, protocol=self._protocol,
-                              connect_timeout=self._connect_timeout)
+                              keepalive=self._keepalive, will=will, tls=self._tls, protocol=self._protocol or "3.1.1",
+                              connect_timeout=self._connect_timeout,
+                              max_packet_size=self.max_payload + _PACKET_HEADROOM)
 
     async def _run(self) -> None:
         delay = self._delay_min
@@ -211,13 +216,18 @@ class Bus:
 
     async def _serve(self, conn: Connection) -> None:
         self._conn = conn
+        self.session += 1  # before resubscribing: retained messages of this session carry it
         try:
             filters = sorted(self._filters.broker.items())
             for i in range(0, len(filters), _SUBSCRIBE_BATCH):
                 await conn.subscribe(filters[i : i + _SUBSCRIBE_BATCH])
             while self._offline:
                 topic, payload, qos, retain = self._offline.popleft()
-                conn.publish(topic, payload, qos, retain)
+                try:
+                    conn.publish(topic, payload, qos, retain)
+                except BusError as exc:  # too big for this broker: drop that one, not the connection
+                    self.stats.dropped_offline += 1
+                    log.warning("%s: dropped a buffered message to %r: %s", self.client_id, topic, exc)
             self.stats.connects += 1
             self._connected.set()
             log.info("%s connected to %s", self.client_id, self.url)

@@ -41,6 +41,8 @@ class ConnectOptions:
     tls: TLSOptions | None = None
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     connect_timeout: float = 10.0
+    #: the largest packet we accept; MQTT 5 tells the broker, which then drops bigger ones for us
+    max_packet_size: int | None = None
 
 
 class Connection(ABC):
@@ -81,9 +83,12 @@ class Connection(ABC):
 
 
 class Transport(ABC):
-    """Makes connections; one per bus."""
+    """Makes connections; one per bus, so it may keep state between them (a session, a choice)."""
 
-    name: str
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """``mqtt5`` or ``paho``: which client the connections are made with."""
 
     @abstractmethod
     async def connect(self, options: ConnectOptions, on_message: MessageHandler) -> Connection:

@@ -98,3 +98,20 @@ async def test_agent_starts_before_the_broker_and_announces_when_it_comes(tmp_pa
             await asyncio.wait_for(agent.started.wait(), 15)
             state = await retained(broker.url, Topics("default").agent_state("late"))
             assert state["online"] is True
+
+
+async def test_task_types_from_edge_tasks_and_broken_sources(broker, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_dependency_here\n")
+    samples = Path(__file__).with_name("sample_tasks.py")
+    monkeypatch.setenv("EDGE_TASKS", f"{samples}, {broken}")
+    settings = load_settings(broker=broker.url.geturl(), agent_id="typed", data_dir=tmp_path)
+    async with Agent(settings, task_sources=settings.task_sources) as agent:
+        await asyncio.wait_for(agent.started.wait(), 5)
+        catalog = await retained(broker.url, Topics(settings.namespace).agent_catalog("typed"))
+    entries = {t["name"]: t for t in catalog["types"]}
+    assert {"scale", "crasher", "counter"} <= set(entries)
+    assert entries["broken"]["available"] is False
+    assert "no_such_dependency_here" in entries["broken"]["reason"]

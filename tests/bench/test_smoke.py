@@ -19,6 +19,23 @@ def test_bus_benchmark_runs_and_prints_its_ratio(tmp_path):
     assert lines[0].startswith("# ") and "cores" in lines[0]
     assert re.fullmatch(r"ratio \d+\.\d\d", lines[-1])
     assert float(lines[-1].split()[1]) > 0
-    rows = {line.split()[0]: line.split() for line in lines[2:-1]}
-    assert set(rows) == {"edge.bus", "paho"}
+    assert lines[-2] == "# edge.bus's default transport (auto) picked mqtt5 here: the ratio is edge.bus/mqtt5 / paho"
+    rows = {line.split()[0]: line.split() for line in lines[2:-2]}
+    assert set(rows) == {"edge.bus/mqtt5", "edge.bus/paho", "paho"}
+    assert all(float(value) >= 0 for row in rows.values() for value in row[-7:])  # the seven columns
     assert (tmp_path / "bus.json").exists()
+
+
+def test_cpu_benchmark_runs_and_prints_each_path():
+    out = subprocess.run([sys.executable, str(BENCH / "cpu.py"), "--messages", "2000", "--rounds", "1"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("# ") and "cores" in lines[0]
+    paths = {}
+    for line in lines[1:]:
+        match = re.fullmatch(r"(.+?) +(\d+\.\d\d) us/msg", line)
+        assert match, line
+        paths[match[1]] = float(match[2])
+    assert set(paths) == {"frames only", "mqtt5", "mqtt5 + bus", "paho", "paho + bus"}
+    assert all(value > 0 for value in paths.values())
