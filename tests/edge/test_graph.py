@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -90,10 +91,8 @@ def test_not_a_spec_at_all(text):
 
 @given(st.binary(max_size=200))
 def test_garbage_on_the_wire_is_only_ever_a_spec_error(data):
-    try:
+    with contextlib.suppress(SpecError):  # anything else escaping fails the test
         decode_spec(data)
-    except SpecError:
-        pass
 
 
 def test_catalog_checks():
