@@ -65,7 +65,8 @@ def _methods(cls: type) -> set[str]:
 
 
 def task_types_in(obj: Any) -> list[type[Task]]:
-    """The task types an entry-point target or module holds (a module: those defined in it)."""
+    """The task types an entry-point target holds: a type, an fn_task, a list of them, or a module
+    (those defined in it)."""
     if isinstance(obj, ModuleType):
         found = []
         for value in vars(obj).values():
@@ -74,6 +75,8 @@ def task_types_in(obj: Any) -> list[type[Task]]:
                                           or task_type.__module__ == obj.__name__):
                 found.append(task_type)
         return found
+    if isinstance(obj, list | tuple):
+        return [t for item in obj for t in task_types_in(item)]
     task_type = _as_task_type(obj)
     return [task_type] if task_type else []
 
