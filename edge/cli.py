@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 log = logging.getLogger("edge")
 
-_QUIET_COMMANDS = {"pub", "tail", "ls", "deploy", "rm"}
+_QUIET_COMMANDS = {"pub", "tail", "ls", "deploy", "rm", "rollback"}
 
 Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 
@@ -81,49 +81,98 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+async def _open_controller(settings: Settings, args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> Any:
+    from edge.bus import Bus
+    from edge.controller import Controller
+
+    bus = await stack.enter_async_context(Bus.from_settings(settings, connect_timeout=args.timeout))
+    return await stack.enter_async_context(Controller(settings, bus=bus))
+
+
+def _placement(spec: Any) -> str:
+    return _table(("TASK", "TYPE", "AGENT"), [(t.id, t.type, t.agent or "-") for t in spec.tasks])
+
+
 async def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from edge.bus import Bus
-    from edge.errors import SpecError
-    from edge.graph import decode_spec, encode_spec, load_spec
-    from edge.topics import Topics
+    from edge.graph import load_spec
 
     spec = load_spec(Path(args.spec))
-    topics = Topics(settings.namespace)
-    async with Bus.from_settings(settings, connect_timeout=args.timeout) as bus, \
-            bus.subscribe(topics.deployment(spec.id)) as current:
-        previous = None
-        with contextlib.suppress(TimeoutError):  # the retained spec, if there is one, comes at once
-            async with asyncio.timeout(0.5):
-                message = await current.get()
-                with contextlib.suppress(SpecError):  # garbage there is simply replaced
-                    previous = decode_spec(message.payload) if message.payload else None
-        if previous is not None and spec.version <= previous.version:
-            spec = spec.model_copy(update={"version": previous.version + 1})
-        await bus.publish(topics.deployment(spec.id), encode_spec(spec), qos=1, retain=True)
-    unpinned = [t.id for t in spec.tasks if t.agent is None]
-    print(f"deployed {spec.id} version {spec.version}: {len(spec.tasks)} task(s), {len(spec.edges)} edge(s)")
-    if unpinned:
-        print(f"not pinned to an agent, so not run until placed: {', '.join(unpinned)}", file=sys.stderr)
+    async with contextlib.AsyncExitStack() as stack:
+        controller = await _open_controller(settings, args, stack)
+        result = await controller.deploy(spec, dry_run=args.dry_run)
+    placed = result.spec
+    verb = "would deploy" if args.dry_run else "deployed"
+    print(f"{verb} {placed.id} version {placed.version}: {len(placed.tasks)} task(s), {len(placed.edges)} edge(s)")
+    print(_placement(placed))
     return 0
 
 
 async def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
-    from edge.bus import Bus
-    from edge.topics import Topics, validate_id
-
-    dep = validate_id(args.deployment, "deployment id")
-    async with Bus.from_settings(settings, connect_timeout=args.timeout) as bus:
-        await bus.publish(Topics(settings.namespace).deployment(dep), b"", qos=1, retain=True)
-    print(f"removed {dep}")
+    async with contextlib.AsyncExitStack() as stack:
+        controller = await _open_controller(settings, args, stack)
+        existed = await controller.remove(args.deployment)
+    print(f"removed {args.deployment}" if existed else f"{args.deployment} was not deployed (cleared anyway)")
     return 0
 
 
-async def cmd_later(args: argparse.Namespace, settings: Settings) -> int:
-    print(f"edge {args.command}: arrives with the controller issue (see docs/deployments.md); "
-          "nothing was done.", file=sys.stderr)
-    return 2
+async def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        controller = await _open_controller(settings, args, stack)
+        if args.list:
+            current = controller.fleet.deployments.get(args.deployment)
+            for v in controller.history.versions(args.deployment):
+                print(f"v{v}{'  (deployed)' if current is not None and current.version == v else ''}")
+            return 0
+        result = await controller.rollback(args.deployment, args.version)
+    print(f"rolled {args.deployment} back: version {result.spec.version} is the content of an earlier version")
+    print(_placement(result.spec))
+    return 0
+
+
+async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        controller = await _open_controller(settings, args, stack)
+        fleet = controller.fleet
+        rows: list[tuple[object, ...]]
+        if args.what == "agents":
+            load = fleet.load()
+            rows = [(a.id, "online" if a.online else "offline", a.epoch, a.version, a.host.get("name", ""),
+                     len(a.types), load.get(a.id, 0), a.metrics.get("cpu_percent", ""), a.metrics.get("rss_mb", ""))
+                    for a in sorted(fleet.agents.values(), key=lambda a: a.id)]
+            print(_table(("AGENT", "STATUS", "EPOCH", "VERSION", "HOST", "TYPES", "TASKS", "CPU%", "RSS_MB"), rows))
+        elif args.what == "types":
+            types = fleet.types(online_only=False)
+            rows = [(name, ",".join(e.get("inputs", {})) or "-", ",".join(e.get("outputs", {})) or "-",
+                     ",".join(e["agents"]) or f"unavailable: {e.get('reason', 'offline')}")
+                    for name, e in sorted(types.items())]
+            print(_table(("TYPE", "INPUTS", "OUTPUTS", "AGENTS"), rows))
+        elif args.what == "deployments":
+            rows = []
+            for dep, spec in sorted(fleet.deployments.items()):
+                states = [s.state for s in fleet.tasks_of(dep)]
+                running = sum(1 for s in states if s == "running")
+                rows.append((dep, spec.version, len(spec.tasks), f"{running}/{len(spec.tasks)}", spec.label or ""))
+            print(_table(("DEPLOYMENT", "VERSION", "TASKS", "RUNNING", "LABEL"), rows))
+        else:
+            rows = []
+            for dep, spec in sorted(fleet.deployments.items()):
+                for task in spec.tasks:
+                    st = fleet.statuses.get((dep, task.id))
+                    m = st.metrics if st else {}
+                    frames_in = sum(p.get("frames", 0) for p in m.get("inputs", {}).values())
+                    frames_out = sum(p.get("frames", 0) for p in m.get("outputs", {}).values())
+                    rows.append((f"{dep}/{task.id}", task.type, task.agent or "-", st.state if st else "pending",
+                                 frames_in, frames_out, m.get("dropped", 0), (st.error or "")[:60] if st else ""))
+            print(_table(("TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "ERROR"), rows))
+    return 0
 
 
 def _parse_value(text: str) -> Any:
@@ -163,11 +212,17 @@ async def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     from edge.bus import Bus
     from edge.errors import FrameError
     from edge.frames import decode_frame
+    from edge.topics import Topics
 
     seen = bad = 0
+    pattern = args.pattern
+    if "/" in pattern and "." in pattern.rsplit("/", 1)[-1] and pattern.count("/") == 1:
+        dep, task_port = pattern.split("/")  # demo/add.out: a deployment's port by name
+        task, port = task_port.split(".", 1)
+        pattern = Topics(settings.namespace).stream(dep, task, port)
     async with Bus.from_settings(settings, connect_timeout=args.timeout) as bus, \
-            bus.subscribe(args.pattern, qos=args.qos) as sub:
-        print(f"tailing {args.pattern} on {bus.url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+            bus.subscribe(pattern, qos=args.qos) as sub:
+        print(f"tailing {pattern} on {bus.url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
         async with asyncio.timeout(args.duration):
             async for message in sub:
                 try:
@@ -186,28 +241,6 @@ async def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
                     break
     if bad:
         print(f"{bad} message(s) were not frames", file=sys.stderr)
-    return 0
-
-
-async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
-    from edge.bus import Bus
-    from edge.controller import Fleet
-    from edge.topics import Topics
-
-    if args.what != "agents":
-        return await cmd_later(argparse.Namespace(command=f"ls {args.what}"), settings)
-    async with Bus.from_settings(settings, connect_timeout=args.timeout) as bus, \
-            Fleet(bus, Topics(settings.namespace)) as fleet:
-        # retained states arrive right after SUBACK; wait until a short quiet period has passed
-        with contextlib.suppress(TimeoutError):
-            await fleet.wait_for(lambda f: False, timeout=args.wait)
-        rows = [(a.id, "online" if a.online else "offline", str(a.epoch), a.version,
-                 str(a.host.get("name", "")), str(len(a.types))) for a in sorted(fleet.agents.values(),
-                                                                                  key=lambda a: a.id)]
-    header = ("AGENT", "STATUS", "EPOCH", "VERSION", "HOST", "TYPES")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    for row in (header, *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -239,16 +272,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("deploy", cmd_deploy, "publish a deployment spec (YAML, JSON or CBOR file); "
                                  "a spec already deployed gets the next version")
     p.add_argument("spec", help="graph.yaml, graph.json or graph.cbor")
+    p.add_argument("--dry-run", action="store_true", help="check and place, print the placement, publish nothing")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     p = add("rm", cmd_rm, "remove a deployment: its agents stop its tasks")
     p.add_argument("deployment")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
-    p = add("ls", cmd_ls, "list agents (types, deployments and tasks arrive with the controller issue)")
+    p = add("rollback", cmd_rollback, "deploy an earlier version of a deployment again, as its next version")
+    p.add_argument("deployment")
+    p.add_argument("version", nargs="?", type=int, help="default: the version before the deployed one")
+    p.add_argument("--list", action="store_true", help="list the versions kept instead")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
+    p = add("ls", cmd_ls, "tables of the fleet: agents, task types, deployments or task instances")
     p.add_argument("what", choices=["agents", "types", "deployments", "tasks"], nargs="?", default="agents")
-    p.add_argument("--wait", type=float, default=0.5, help="seconds to collect retained states")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     p = add("tail", cmd_tail, "print the frames published on a topic pattern, live")
-    p.add_argument("pattern", help="MQTT topic filter, + and # allowed")
+    p.add_argument("pattern", help="MQTT topic filter (+ and # allowed), or DEPLOYMENT/TASK.PORT")
     p.add_argument("-n", "--count", type=int, default=0, help="exit after this many frames")
     p.add_argument("--duration", type=float, default=None, help="exit after this many seconds")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

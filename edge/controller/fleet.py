@@ -1,0 +1,249 @@
+"""The controller's live model of the fleet, built only from what the broker says.
+
+:class:`Fleet` subscribes to every agent's retained state and catalog, every deployment spec and
+every task status of one namespace, and keeps them current: an agent is online from its birth
+until its will (or its own offline message) arrives; a deployment exists while its retained spec
+does; a task's status is the last one its agent published. Readers get the parsed models, a
+change callback, and :meth:`Fleet.synced` to know the retained state has all arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from edge.bus import Bus, Message, Subscription
+from edge.errors import FrameError, SpecError, TopicError
+from edge.frames import decode_value
+from edge.graph import DeploymentSpec, decode_spec
+from edge.topics import TopicKind, Topics
+
+__all__ = ["AgentInfo", "Fleet", "TaskStatus"]
+
+log = logging.getLogger("edge.controller")
+
+HISTORY = 60  # metric samples kept per agent (5 minutes at the agents' 5 s)
+
+
+@dataclass(slots=True)
+class AgentInfo:
+    """What the fleet knows of one agent."""
+
+    id: str
+    online: bool = False
+    epoch: int = 0
+    ts: int = 0
+    version: str = ""
+    host: dict[str, Any] = field(default_factory=dict)
+    types: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    #: (ts, cpu_percent, rss_mb) samples, oldest first, for sparklines
+    history: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+    def offers(self, type_name: str) -> bool:
+        return any(t.get("name") == type_name and t.get("available", True) for t in self.types)
+
+
+@dataclass(slots=True)
+class TaskStatus:
+    """The last retained status of one task instance."""
+
+    deployment: str
+    task: str
+    state: str
+    agent: str | None = None
+    type: str | None = None
+    version: int = 0
+    ts: int = 0
+    restarts: int = 0
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_int(value: object, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+class Fleet:
+    """Agents, deployments and task statuses of a namespace; ``async with Fleet(bus, topics) as fleet``."""
+
+    def __init__(self, bus: Bus, topics: Topics) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.agents: dict[str, AgentInfo] = {}
+        self.deployments: dict[str, DeploymentSpec] = {}
+        self.statuses: dict[tuple[str, str], TaskStatus] = {}
+        #: messages on our topics that could not be understood (each logged)
+        self.errors = 0
+        self._listeners: list[Callable[[str, str], None]] = []
+        self._changed = asyncio.Event()
+        self._subs: list[Subscription] = []
+        self._sync_topic = f"{topics.root}/controllers/{uuid.uuid4().hex[:16]}/sync"
+        self._synced = asyncio.Event()
+
+    async def __aenter__(self) -> Fleet:
+        for pattern in (self.topics.all_agent_states, self.topics.all_agent_catalogs, self.topics.all_deployments,
+                        self.topics.all_task_statuses()):
+            self._subs.append(await self.bus.subscribe(pattern, qos=1, callback=self._on_message))
+        self._subs.append(await self.bus.subscribe(self._sync_topic, qos=1, callback=lambda _m: self._synced.set()))
+        self.bus.on_connect(self._request_sync)
+        if self.bus.is_connected:
+            await self._request_sync(self.bus)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for sub in self._subs:
+            await sub.aclose()
+        self._subs.clear()
+
+    async def _request_sync(self, bus: Bus) -> None:
+        await bus.publish(self._sync_topic, b"sync", qos=1)
+
+    async def synced(self, timeout: float = 5.0) -> None:
+        """Wait until the retained states, catalogs, specs and statuses have all arrived."""
+        async with asyncio.timeout(timeout):
+            await self._synced.wait()
+
+    def on_change(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(kind, key)`` on every change; kind is agent, deployment or status."""
+        self._listeners.append(listener)
+
+    # -- views -----------------------------------------------------------------------------------------
+    @property
+    def online(self) -> list[AgentInfo]:
+        return [a for a in self.agents.values() if a.online]
+
+    def types(self, *, online_only: bool = True) -> dict[str, dict[str, Any]]:
+        """The catalog across agents: type name -> its entry plus ``agents`` offering it."""
+        merged: dict[str, dict[str, Any]] = {}
+        for agent in sorted(self.agents.values(), key=lambda a: a.id):
+            if online_only and not agent.online:
+                continue
+            for entry in agent.types:
+                name = entry.get("name")
+                if not isinstance(name, str):
+                    continue
+                if name not in merged:
+                    merged[name] = {**entry, "agents": []}
+                if entry.get("available", True):
+                    merged[name]["agents"].append(agent.id)
+                    if merged[name].get("available") is False:  # available somewhere: show that entry
+                        merged[name] = {**entry, "agents": merged[name]["agents"]}
+        return merged
+
+    def tasks_of(self, deployment: str) -> list[TaskStatus]:
+        return [s for (dep, _), s in sorted(self.statuses.items()) if dep == deployment]
+
+    def load(self) -> dict[str, int]:
+        """Task instances per agent, from the specs (pinned or placed)."""
+        counts = {a.id: 0 for a in self.agents.values()}
+        for spec in self.deployments.values():
+            for task in spec.tasks:
+                if task.agent is not None:
+                    counts[task.agent] = counts.get(task.agent, 0) + 1
+        return counts
+
+    async def wait_for(self, predicate: Callable[[Fleet], bool], timeout: float) -> None:
+        """Wait until ``predicate(fleet)`` holds (:class:`TimeoutError` after ``timeout`` s)."""
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                self._changed.clear()
+                await self._changed.wait()
+
+    # -- updates ---------------------------------------------------------------------------------------
+    def _on_message(self, message: Message) -> None:
+        try:
+            parsed = self.topics.parse(message.topic)
+            kind = parsed.kind
+            if kind in (TopicKind.AGENT_STATE, TopicKind.AGENT_CATALOG):
+                assert parsed.agent_id is not None
+                key = parsed.agent_id
+                self._on_agent(kind, key, message.payload)
+                self._notify("agent", key)
+            elif kind is TopicKind.DEPLOYMENT:
+                assert parsed.deployment_id is not None
+                key = parsed.deployment_id
+                if message.payload:
+                    spec = decode_spec(message.payload)
+                    if spec.id != key:
+                        raise SpecError(f"spec id {spec.id!r} on the topic of {key!r}")
+                    self.deployments[key] = spec
+                else:
+                    self.deployments.pop(key, None)
+                self._notify("deployment", key)
+            elif kind is TopicKind.TASK_STATUS:
+                assert parsed.deployment_id is not None and parsed.task_id is not None
+                self._on_status(parsed.deployment_id, parsed.task_id, message.payload)
+                self._notify("status", f"{parsed.deployment_id}/{parsed.task_id}")
+        except (TopicError, FrameError, SpecError, AssertionError) as exc:
+            self.errors += 1
+            log.warning("ignored message on %r: %s", message.topic, exc)
+
+    def _on_agent(self, kind: TopicKind, agent_id: str, payload: bytes) -> None:
+        if not payload:
+            agent = self.agents.pop(agent_id, None)
+            if agent is not None:
+                agent.online = False
+            return
+        data = decode_value(payload)
+        if not isinstance(data, dict):
+            raise FrameError(f"expected a map, got {type(data).__name__}")
+        agent = self.agents.get(agent_id) or AgentInfo(id=agent_id)
+        if kind is TopicKind.AGENT_STATE:
+            self._apply_state(agent, data)
+        else:
+            types = data.get("types", [])
+            agent.types = [t for t in types if isinstance(t, dict)] if isinstance(types, list) else []
+        self.agents[agent_id] = agent
+
+    @staticmethod
+    def _apply_state(agent: AgentInfo, data: dict[str, Any]) -> None:
+        epoch = data.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool):
+            raise FrameError("state without an integer epoch")
+        if epoch < agent.epoch:
+            return  # a stale message from an earlier session
+        agent.epoch = epoch
+        agent.online = data.get("online") is True
+        agent.ts = _as_int(data.get("ts"), agent.ts)
+        agent.version = str(data.get("version", ""))
+        host = data.get("host")
+        agent.host = host if isinstance(host, dict) else {}
+        metrics = data.get("metrics")
+        if isinstance(metrics, dict) and agent.online:
+            agent.metrics = metrics
+            cpu, rss = metrics.get("cpu_percent"), metrics.get("rss_mb")
+            if isinstance(cpu, int | float) and isinstance(rss, int | float):
+                agent.history.append((agent.ts, float(cpu), float(rss)))
+
+    def _on_status(self, dep: str, task: str, payload: bytes) -> None:
+        if not payload:
+            self.statuses.pop((dep, task), None)
+            return
+        data = decode_value(payload)
+        if not isinstance(data, dict) or not isinstance(data.get("state"), str):
+            raise FrameError("a status is a map with a text 'state'")
+        metrics = data.get("metrics")
+        error = data.get("error")
+        agent = data.get("agent")
+        type_name = data.get("type")
+        self.statuses[(dep, task)] = TaskStatus(
+            deployment=dep, task=task, state=data["state"], agent=agent if isinstance(agent, str) else None,
+            type=type_name if isinstance(type_name, str) else None, version=_as_int(data.get("version")),
+            ts=_as_int(data.get("ts")), restarts=_as_int(data.get("restarts")),
+            error=error if isinstance(error, str) else None, metrics=metrics if isinstance(metrics, dict) else {})
+
+    def _notify(self, kind: str, key: str) -> None:
+        self._changed.set()
+        for listener in self._listeners:
+            try:
+                listener(kind, key)
+            except Exception:
+                log.exception("fleet listener %r failed", listener)
