@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 log = logging.getLogger("edge")
 
-_QUIET_COMMANDS = {"pub", "tail", "ls", "deploy", "rm", "rollback"}
+_QUIET_COMMANDS = {"health", "pub", "tail", "ls", "deploy", "rm", "rollback"}
 
 Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 
@@ -183,6 +183,27 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 when this device's agent is connected to its broker and wrote its health lately."""
+    from edge.frames import now_ms
+
+    path = settings.data_dir / "agents" / settings.agent_id / "health.json"
+    try:
+        health = json.loads(path.read_text())
+        age = (now_ms() - int(health["ts"])) / 1000
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"unhealthy: no readable health file at {path} ({exc})", file=sys.stderr)
+        return 1
+    if age > args.max_age:
+        print(f"unhealthy: agent {settings.agent_id} last reported {age:.0f} s ago", file=sys.stderr)
+        return 1
+    if not health.get("connected"):
+        print(f"unhealthy: agent {settings.agent_id} is not connected to its broker", file=sys.stderr)
+        return 1
+    print(f"healthy: agent {settings.agent_id} connected, {len(health.get('tasks', {}))} task(s)")
+    return 0
+
+
 async def cmd_pub(args: argparse.Namespace, settings: Settings) -> int:
     from edge.bus import Bus
     from edge.frames import encode_frame
@@ -269,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agent", cmd_agent, "run an agent on this device")
     p.add_argument("--tasks", action="append", default=[], metavar="MODULE_OR_FILE", help=tasks_help)
     add("ui", cmd_ui, "run the control panel")
+    p = add("health", cmd_health, "exit 0 if this device's agent is connected to its broker (for HEALTHCHECK)")
+    p.add_argument("--max-age", type=float, default=30.0, help="seconds after which the agent's report is stale")
     p = add("deploy", cmd_deploy, "publish a deployment spec (YAML, JSON or CBOR file); "
                                  "a spec already deployed gets the next version")
     p.add_argument("spec", help="graph.yaml, graph.json or graph.cbor")

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +31,7 @@ from typing import Any
 
 from edge.bus import Bus, Message
 from edge.errors import EdgeError, SpecError, TopicError
-from edge.frames import encode_value
+from edge.frames import encode_value, now_ms
 from edge.graph import DeploymentSpec, decode_spec, encode_spec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
@@ -291,11 +293,23 @@ class Host:
         except EdgeError as exc:
             log.warning("could not publish the status of %s: %s", instance.instance_id, exc)
 
+    def _write_health(self) -> None:
+        """``health.json`` in the state dir, for ``edge health`` (a container's HEALTHCHECK)."""
+        if self.state_dir is None:
+            return
+        health = {"agent": self.agent_id, "connected": self.bus.is_connected, "ts": now_ms(), "pid": os.getpid(),
+                  "tasks": {"/".join(key): i.state for key, i in self.instances.items()}}
+        try:
+            write_atomic(self.state_dir / "health.json", json.dumps(health).encode())
+        except OSError as exc:
+            log.warning("could not write %s: %s", self.state_dir / "health.json", exc)
+
     async def _report_loop(self) -> None:
         """Metrics of running instances every few seconds, and the agent's state with its own."""
         loop = asyncio.get_running_loop()
         next_state = loop.time() + self._state_interval
         while True:
+            self._write_health()
             await asyncio.sleep(self._status_interval)
             if not self.bus.is_connected:
                 continue
