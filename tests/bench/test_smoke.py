@@ -39,3 +39,14 @@ def test_cpu_benchmark_runs_and_prints_each_path():
         paths[match[1]] = float(match[2])
     assert set(paths) == {"frames only", "mqtt5", "mqtt5 + bus", "paho", "paho + bus"}
     assert all(value > 0 for value in paths.values())
+
+
+def test_footprint_benchmark_runs(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH / "footprint.py"), "--rounds", "1", "--json",
+                          str(tmp_path / "fp.json")], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "agent RSS idle" in out.stdout and "agent birth after start" in out.stdout
+    import json
+
+    summary = json.loads((tmp_path / "fp.json").read_text())["summary"]
+    assert summary["rss_idle_mb"] > 0 and summary["birth_s"] > 0
