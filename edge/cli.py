@@ -23,7 +23,7 @@ __all__ = ["main"]
 
 log = logging.getLogger("edge")
 
-_QUIET_COMMANDS = {"health", "pub", "tail", "ls", "deploy", "rm", "rollback"}
+_QUIET_COMMANDS = {"acl", "health", "pub", "tail", "ls", "deploy", "rm", "rollback"}
 
 Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 
@@ -204,6 +204,30 @@ async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_acl(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from edge.acl import write_acl_files
+    from edge.graph import load_spec
+
+    specs = [load_spec(Path(path)) for path in args.spec]
+    if args.from_broker:
+        async with contextlib.AsyncExitStack() as stack:
+            controller = await _open_controller(settings, args, stack)
+            specs += list(controller.fleet.deployments.values())
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    args.controller = args.controller or ["controller"]
+    out = Path(args.out) if args.out else settings.data_dir / "acl"
+    files = write_acl_files(out, namespace=settings.namespace, agents=agents, controllers=args.controller,
+                            specs=specs, broker_url=args.broker_url or str(settings.broker_url))
+    print(f"wrote {files.acl} ({len(specs)} deployment(s)) and {files.passwords}")
+    for user, path in files.credentials.items():
+        print(f"  credentials of {user}: {path}")
+    print("in mosquitto.conf: allow_anonymous false, password_file and acl_file as above; "
+          "after a deploy, run this again and reload Mosquitto (kill -HUP)")
+    return 0
+
+
 async def cmd_pub(args: argparse.Namespace, settings: Settings) -> int:
     from edge.bus import Bus
     from edge.frames import encode_frame
@@ -290,6 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agent", cmd_agent, "run an agent on this device")
     p.add_argument("--tasks", action="append", default=[], metavar="MODULE_OR_FILE", help=tasks_help)
     add("ui", cmd_ui, "run the control panel")
+    p = add("acl", cmd_acl, "write a Mosquitto ACL, password file and per-user credentials for a fleet")
+    p.add_argument("--agents", required=True, help="comma-separated agent ids (each logs in as its id)")
+    p.add_argument("--controller", action="append", default=None, help="controller user (repeatable; "
+                                                                          "default: controller)")
+    p.add_argument("--spec", action="append", default=[], help="deployment spec file whose tasks to allow")
+    p.add_argument("--from-broker", action="store_true", help="also allow the tasks of the live deployments")
+    p.add_argument("--out", help="directory to write (default: {data_dir}/acl)")
+    p.add_argument("--broker-url", help="EDGE_BROKER written into the credential files")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     p = add("health", cmd_health, "exit 0 if this device's agent is connected to its broker (for HEALTHCHECK)")
     p.add_argument("--max-age", type=float, default=30.0, help="seconds after which the agent's report is stale")
     p = add("deploy", cmd_deploy, "publish a deployment spec (YAML, JSON or CBOR file); "

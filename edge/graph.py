@@ -20,7 +20,9 @@ is fed by at most one edge; a ``to: topic:`` must be a topic without wildcards, 
 ``from: topic:`` may be a filter. **Cycles are allowed**: tasks run concurrently and exchange
 frames over the broker, so a feedback loop (a latch, a counter fed back) is a valid graph.
 Against a catalog: the type exists, the ports exist, and where both ends of an edge declare
-the same IO metadata key (content, codec, rate, …) the values agree.
+the same IO metadata key (content, codec, rate, …) the values agree. A config field named like a
+secret (password, token, stream_key, …) must hold a secret reference, not the secret itself
+(``edge.secrets``).
 
 Every output of every task publishes on ``{root}/streams/{deployment}/{task}/{port}`` plus
 any ``topic:`` targets; every input subscribes to its one source.
@@ -38,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edge.errors import EdgeError, FrameError, SpecError
 from edge.frames import decode_value, encode_value
+from edge.secrets import cleartext_secrets
 from edge.topics import Topics, validate_filter, validate_id, validate_topic
 
 __all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "TaskSpec", "check_against_catalog", "decode_spec",
@@ -151,6 +154,7 @@ class DeploymentSpec(BaseModel):
             if task.id in seen:
                 problems.append(f"task id {task.id!r} is used twice")
             seen.add(task.id)
+            problems += [f"task {task.id!r}: {p}" for p in cleartext_secrets(task.config)]
         fed: dict[tuple[str, str], str] = {}
         for edge in self.edges:
             for end in (edge.source, edge.target):

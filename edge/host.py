@@ -35,6 +35,7 @@ from edge.frames import encode_value, now_ms
 from edge.graph import DeploymentSpec, decode_spec, encode_spec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
+from edge.secrets import Secrets
 from edge.settings import Settings
 from edge.storage import write_atomic
 from edge.task import Task, TaskContext
@@ -61,6 +62,7 @@ class Host:
         self.types = {t.type_name: t for t in types}
         self.unavailable = dict(unavailable or {})
         self.state_dir = settings.data_dir / "agents" / self.agent_id if persist else None
+        self.secrets = Secrets(settings.secrets_path, agent_id=self.agent_id)
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
                                  catalog=self.catalog, metrics=metrics)
         self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,
@@ -261,7 +263,8 @@ class Host:
         elif reason is not None:
             reason = f"task type {assignment.type!r} is unavailable on agent {self.agent_id}: {reason}"
         instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
-                            max_payload=self.settings.max_payload, queue_size=self.settings.queue_size)
+                            resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
+                            queue_size=self.settings.queue_size)
         self.instances[assignment.key] = instance
         assert self._group is not None
         self._runners[assignment.key] = self._group.create_task(instance.supervise(),

@@ -65,6 +65,7 @@ class Instance:
 
     def __init__(self, assignment: Assignment, task_type: type[Task] | None, *, bus: Bus,
                  on_status: Callable[[Instance], None], unavailable: str | None = None,
+                 resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  max_payload: int = 16 * 1024 * 1024, queue_size: int = 100) -> None:
         self.assignment = assignment
         self.task_type = task_type
@@ -74,6 +75,7 @@ class Instance:
         self.restarts = 0
         self.task: Task | None = None
         self._on_status = on_status
+        self._resolve = resolve or (lambda config: config)
         self._unavailable = unavailable
         self._max_payload = max_payload
         self._queue_size = queue_size
@@ -95,7 +97,7 @@ class Instance:
             self._set("invalid", self._unavailable or f"unknown task type {a.type!r}")
             return
         try:
-            config = self.task_type.validate_config(a.config)
+            config = self.task_type.validate_config(self._resolve(a.config))
         except ConfigError as exc:
             self._set("invalid", str(exc))
             return

@@ -186,6 +186,8 @@ class Settings(BaseSettings):
     )
     queue_size: int = Field(default=1000, ge=1, description="bounded queue length per subscription")
     tasks: str = Field(default="", description="comma-separated modules or .py files with more task types")
+    secrets_file: Path | None = Field(default=None, description="this agent's secrets (YAML name: value); "
+                                      "default {data_dir}/secrets.yaml")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -210,6 +212,10 @@ class Settings(BaseSettings):
             return value.lower()
         parse_broker_url(value)
         return value
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.secrets_file or self.data_dir / "secrets.yaml"
 
     @property
     def task_sources(self) -> list[str]:

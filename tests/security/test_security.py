@@ -1,0 +1,159 @@
+"""Security end to end: TLS with a CA made here, passwords, ACLs enforced by Mosquitto, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from agent import Agent
+from edge.acl import generate_acl, write_acl_files
+from edge.broker import MosquittoBroker, free_port
+from edge.bus import Bus, TLSOptions
+from edge.controller import Controller
+from edge.errors import ConnectError, SpecError
+from edge.frames import decode_frame, decode_value, encode_frame, encode_value
+from edge.graph import encode_spec, parse_spec
+from edge.settings import load_settings
+from edge.topics import Topics
+
+SAMPLES = str(Path(__file__).parents[1] / "agent" / "sample_tasks.py")
+TIMEOUT = 10.0
+
+
+def make_ca(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=edgetasks test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "server.crt", "-days", "2", "-extfile", "san.ext")
+    return directory / "ca.crt", directory / "server.crt", directory / "server.key"
+
+
+@pytest.mark.parametrize("transport", ["mqtt5", "paho"])
+async def test_tls_and_password_end_to_end(tmp_path, transport):
+    ca, cert, key = make_ca(tmp_path)
+    plain, tls_port = free_port(), free_port()
+    extra = f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    async with MosquittoBroker(port=plain, data_dir=tmp_path / "b", users={"pi": "s3cret"}, extra_config=extra):
+        url = f"mqtts://pi:s3cret@127.0.0.1:{tls_port}"
+        async with Bus(url, tls=TLSOptions(ca=ca), transport=transport) as bus, bus.subscribe("secure/x") as sub:
+            await bus.publish("secure/x", b"over TLS", qos=1)
+            async with asyncio.timeout(TIMEOUT):
+                assert (await sub.get()).payload == b"over TLS"
+        with pytest.raises(ConnectError):  # a server our CA did not sign is refused
+            async with Bus(url, transport=transport, connect_timeout=3):
+                pass
+        with pytest.raises(ConnectError):
+            async with Bus(f"mqtts://pi:wrong@127.0.0.1:{tls_port}", tls=TLSOptions(ca=ca), transport=transport,
+                           connect_timeout=3):
+                pass
+        settings = load_settings(broker=f"mqtts://127.0.0.1:{tls_port}", username="pi", password="s3cret",
+                                 tls_ca=ca, agent_id="tls-agent", data_dir=tmp_path / "a")
+        async with Agent(settings) as agent:  # the settings carry TLS and credentials all the way
+            await asyncio.wait_for(agent.started.wait(), TIMEOUT)
+
+
+def test_acl_text_names_exactly_what_each_user_may_do():
+    spec = parse_spec({"id": "d", "tasks": [{"id": "c", "type": "counter", "agent": "a1"},
+                                            {"id": "s", "type": "scale", "agent": "a2"}],
+                       "edges": [{"from": "c.out", "to": "s.in"}, {"from": "topic:sensor/t", "to": "c.in"},
+                                 {"from": "s.out", "to": "topic:out/x"}]})
+    text = generate_acl(namespace="ns", agents=["a1", "a2"], controllers=["ctl"], specs=[spec])
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.split("\n\n") if b.startswith("user")}
+    assert blocks["user ctl"] == ["topic readwrite edge/v1/ns/#"]
+    assert blocks["user a2"] == [
+        "topic readwrite edge/v1/ns/agents/a2/#", "topic read edge/v1/ns/deployments/+",
+        "topic write edge/v1/ns/deployments/d/status/s", "topic write edge/v1/ns/streams/d/s/#",
+        "topic write out/x", "topic read edge/v1/ns/streams/d/c/out"]
+    assert "topic read sensor/t" in blocks["user a1"]
+
+
+async def test_acl_is_enforced_by_mosquitto(tmp_path):
+    ns = f"acl{uuid.uuid4().hex[:6]}"
+    topics = Topics(ns)
+    spec = parse_spec({"id": "d", "tasks": [{"id": "c", "type": "counter", "agent": "a1",
+                                             "config": {"interval_ms": 20}}]})
+    passwords = {"ctl": "ctl-pass", "a1": "a1-pass", "a2": "a2-pass"}
+    files = write_acl_files(tmp_path / "acl", namespace=ns, agents=["a1", "a2"], controllers=["ctl"], specs=[spec],
+                            passwords=passwords)
+    assert files.passwords.stat().st_mode & 0o077 == 0
+    port = free_port()
+    async with MosquittoBroker(port=port, data_dir=tmp_path / "b", users=passwords,
+                               extra_config=f"acl_file {files.acl}\n"):
+        def url(user: str) -> str:
+            return f"mqtt://{user}:{passwords[user]}@127.0.0.1:{port}"
+
+        async with Bus(url("ctl")) as ctl, ctl.subscribe(f"{topics.root}/#") as everything, \
+                Bus(url("a1"), transport="paho") as a1:
+            # a1 may announce itself, but not speak for a2 nor publish a deployment spec
+            await a1.publish(topics.agent_state("a2"), encode_value({"online": True, "epoch": 99}), qos=1)
+            await a1.publish(topics.deployment("evil"), encode_spec(spec), qos=1)
+            await a1.publish(topics.agent_state("a1"), encode_value({"online": True, "epoch": 1}), qos=1)
+            async with asyncio.timeout(TIMEOUT):
+                first = await everything.get()
+            assert first.topic == topics.agent_state("a1")
+            await asyncio.sleep(0.3)
+            assert [m.topic for m in _drain(everything)] == []
+            await ctl.publish(topics.agent_state("a1"), b"", qos=1, retain=True)
+        # with the ACL, a real agent still runs what is placed on it, and its frames get out
+        settings = load_settings(broker=url("a1"), namespace=ns, agent_id="a1", data_dir=tmp_path / "a1")
+        async with Agent(settings, task_sources=[SAMPLES]), Bus(url("ctl")) as ctl, \
+                ctl.subscribe(topics.stream("d", "c", "out")) as frames:
+            await ctl.publish(topics.deployment("d"), encode_spec(spec), qos=1, retain=True)
+            async with asyncio.timeout(TIMEOUT):
+                assert isinstance(decode_frame((await frames.get()).payload).value, int)
+            await ctl.publish(topics.deployment("d"), b"", qos=1, retain=True)
+
+
+def _drain(sub):
+    out = []
+    while sub.queued:
+        out.append(sub.get_nowait())
+    return out
+
+
+def test_specs_refuse_secrets_in_clear():
+    with pytest.raises(SpecError, match=r"config.stream_key holds a secret in clear"):
+        parse_spec({"id": "d", "tasks": [{"id": "o", "type": "x", "config": {"url": "rtmp://h", "stream_key": "k"}}]})
+    with pytest.raises(SpecError, match=r"config.auth.password holds a secret"):
+        parse_spec({"id": "d", "tasks": [{"id": "o", "type": "x", "config": {"auth": {"password": "p"}}}]})
+    ok = parse_spec({"id": "d", "tasks": [{"id": "o", "type": "x", "config": {
+        "stream_key": {"$secret": "yt"}, "password": "$secret:pw", "token_count": 3}}]})
+    assert ok.tasks[0].config["stream_key"] == {"$secret": "yt"}
+
+
+async def test_secrets_stay_on_the_agent(broker, tmp_path):
+    ns = f"sec{uuid.uuid4().hex[:6]}"
+    secrets_file = tmp_path / "secrets.yaml"
+    secrets_file.write_text("factor: '7'\n")
+    secrets_file.chmod(0o600)
+    settings = load_settings(broker=broker.url.geturl(), namespace=ns, agent_id="a1", data_dir=tmp_path / "a1",
+                             secrets_file=secrets_file)
+    spec = {"id": "d", "tasks": [{"id": "s", "type": "scale", "agent": "a1", "config": {"factor": {"$secret": "factor"}}},
+                                 {"id": "u", "type": "scale", "agent": "a1", "config": {"factor": "$secret:nope"}}],
+            "edges": [{"from": "topic:in/sec", "to": "s.in"}, {"from": "s.out", "to": "topic:out/sec"}]}
+    topics = Topics(ns)
+    async with Agent(settings, task_sources=[SAMPLES]), \
+            Controller(load_settings(broker=broker.url.geturl(), namespace=ns, data_dir=tmp_path / "c")) as ctl:
+        await ctl.fleet.wait_for(lambda f: "a1" in f.agents and f.agents["a1"].types, TIMEOUT)
+        await ctl.deploy(parse_spec(spec))
+        await ctl.fleet.wait_for(lambda f: len([s for s in f.tasks_of("d") if s.state in ("running", "invalid")]) == 2,
+                                 TIMEOUT)
+        unknown = ctl.fleet.statuses[("d", "u")]
+        assert unknown.state == "invalid" and "unknown secret 'nope' on agent a1" in (unknown.error or "")
+        async with ctl.bus.subscribe("out/sec") as out, ctl.bus.subscribe(topics.deployment("d")) as retained:
+            await ctl.bus.publish("in/sec", encode_frame(2))
+            async with asyncio.timeout(TIMEOUT):
+                assert decode_frame((await out.get()).payload).value == 14.0
+                published = decode_value((await retained.get()).payload)
+        assert published["tasks"][0]["config"] == {"factor": {"$secret": "factor"}}  # never the value
+        await ctl.remove("d")
