@@ -158,7 +158,8 @@ class Instance:
         return {
             "inputs": {p: {"frames": m.frames, "errors": m.errors, "rate": rate(f"in.{p}")}
                        for p, m in task.in_metrics.items()},
-            "outputs": {p: {"frames": m.frames, "rate": rate(f"out.{p}")} for p, m in task.out_metrics.items()},
+            "outputs": {p: {"frames": m.frames, "rate": rate(f"out.{p}"), "dropped_offline": task.dropped_offline(p)}
+                        for p, m in task.out_metrics.items()},
             "dropped": task.dropped(),
             "errors": sum(m.errors for m in task.in_metrics.values()),
         }

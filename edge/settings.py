@@ -185,6 +185,8 @@ class Settings(BaseSettings):
         description="largest frame accepted or sent, in bytes",
     )
     queue_size: int = Field(default=1000, ge=1, description="bounded queue length per subscription")
+    offline_buffer: int = Field(default=1000, ge=1, description="QoS 1 messages kept per topic while the broker "
+                                "is unreachable")
     tasks: str = Field(default="", description="comma-separated modules or .py files with more task types")
     secrets_file: Path | None = Field(default=None, description="this agent's secrets (YAML name: value); "
                                       "default {data_dir}/secrets.yaml")

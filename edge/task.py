@@ -64,6 +64,9 @@ class Port:
     channels: int | None = None
     label: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: QoS of an output's frames: 1 for data that must survive a broker outage (kept in the bus's
+    #: bounded offline buffer, sent after the reconnect); 0, the default, for live streams
+    qos: int = 0
 
     def metadata(self) -> dict[str, Any]:
         """The metadata that is set, as published in the catalog."""
@@ -245,8 +248,9 @@ class Task:
         """Whether the newest frame on input ``port`` said its producer is paused."""
         return self.in_metrics[port].paused
 
-    async def send(self, port: str, value: Any, *, ts: int | None = None, paused: bool = False) -> None:
-        """Publish ``value`` as a frame on output ``port`` (timestamp: now unless given)."""
+    async def send(self, port: str, value: Any, *, ts: int | None = None, paused: bool = False,
+                   qos: int | None = None) -> None:
+        """Publish ``value`` as a frame on output ``port`` (timestamp: now unless given; QoS: the port's)."""
         if port not in self.outputs:
             raise ConfigError(f"{self.type_name} has no output {port!r}", field="port")
         ctx = self._ctx()
@@ -257,8 +261,9 @@ class Task:
         metrics = self.out_metrics[port]
         metrics.frames += 1
         metrics.last_ts = ts
+        level = self.outputs[port].qos if qos is None else qos
         for topic in ctx.targets.get(port, ()):
-            await ctx.bus.publish(topic, payload)
+            await ctx.bus.publish(topic, payload, qos=level)
 
     async def close(self) -> None:
         """Release the inputs' subscriptions (the runtime calls this after ``run()`` ends)."""
@@ -266,6 +271,11 @@ class Task:
             await sub.aclose()
         self._subs.clear()
         self._inbox = None
+
+    def dropped_offline(self, port: str) -> int:
+        """Frames of output ``port`` lost while the broker was unreachable."""
+        ctx = self._ctx()
+        return sum(ctx.bus.dropped_offline(topic) for topic in ctx.targets.get(port, ()))
 
     def dropped(self) -> int:
         """Frames the inputs' bounded queues dropped (the oldest go first)."""

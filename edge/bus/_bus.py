@@ -98,7 +98,10 @@ class Bus:
         # covered filters being probed for retained messages -> live messages seen meanwhile
         self._probes: dict[str, set[tuple[str, bytes]]] = {}
         self._valid_topics: set[str] = set()
-        self._offline: deque[tuple[str, bytes, int, bool]] = deque(maxlen=max(offline_buffer, 1))
+        # QoS>0 messages published while disconnected, per topic (so per task output), bounded
+        self._offline: dict[str, deque[tuple[bytes, int, bool]]] = {}
+        self._offline_limit = max(offline_buffer, 1)
+        self._offline_dropped: dict[str, int] = {}
         self._hooks: list[ConnectHook] = []
         self._conn: Connection | None = None
         self._connected = asyncio.Event()
@@ -120,6 +123,7 @@ class Bus:
             "transport": settings.transport,
             "max_payload": settings.max_payload,
             "queue_size": settings.queue_size,
+            "offline_buffer": settings.offline_buffer,
         }
         options.update(kwargs)
         return cls(settings.broker_url, **options)  # type: ignore[arg-type]
@@ -221,13 +225,14 @@ class Bus:
             filters = sorted(self._filters.broker.items())
             for i in range(0, len(filters), _SUBSCRIBE_BATCH):
                 await conn.subscribe(filters[i : i + _SUBSCRIBE_BATCH])
-            while self._offline:
-                topic, payload, qos, retain = self._offline.popleft()
-                try:
-                    conn.publish(topic, payload, qos, retain)
-                except BusError as exc:  # too big for this broker: drop that one, not the connection
-                    self.stats.dropped_offline += 1
-                    log.warning("%s: dropped a buffered message to %r: %s", self.client_id, topic, exc)
+            offline, self._offline = self._offline, {}
+            for topic, queue in offline.items():
+                for payload, qos, retain in queue:
+                    try:
+                        conn.publish(topic, payload, qos, retain)
+                    except BusError as exc:  # too big for this broker: drop that one, not the connection
+                        self._count_offline_drop(topic)
+                        log.warning("%s: dropped a buffered message to %r: %s", self.client_id, topic, exc)
             self.stats.connects += 1
             self._connected.set()
             log.info("%s connected to %s", self.client_id, self.url)
@@ -264,18 +269,34 @@ class Bus:
 
     def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
         """Queue a message without waiting. While disconnected, QoS 0 is dropped and counted and
-        QoS 1/2 waits in a bounded buffer (oldest dropped first, counted) until the next connect."""
+        QoS 1/2 waits in a buffer of ``offline_buffer`` messages per topic (oldest dropped first,
+        counted; a retained message replaces what waits for its topic) until the next connect."""
         self._check(topic, payload, qos)
         conn = self._conn
         if conn is not None and self._connected.is_set():
             conn.publish(topic, payload, qos, retain)
             self.stats.published += 1
         elif qos == 0:
-            self.stats.dropped_offline += 1
+            self._count_offline_drop(topic)
         else:
-            if len(self._offline) == self._offline.maxlen:
-                self.stats.dropped_offline += 1
-            self._offline.append((topic, bytes(payload), qos, retain))
+            queue = self._offline.get(topic)
+            if queue is None:
+                queue = self._offline[topic] = deque()
+            if retain:
+                queue.clear()  # a retained message is state: only the latest matters
+            elif len(queue) >= self._offline_limit:
+                queue.popleft()
+                self._count_offline_drop(topic)
+            queue.append((bytes(payload), qos, retain))
+
+    def _count_offline_drop(self, topic: str) -> None:
+        self.stats.dropped_offline += 1
+        self._offline_dropped[topic] = self._offline_dropped.get(topic, 0) + 1
+
+    def dropped_offline(self, topic: str) -> int:
+        """Messages to ``topic`` lost while disconnected: QoS 0 ones, and QoS 1/2 ones pushed out
+        of the full offline buffer (``offline_buffer`` per topic, oldest first)."""
+        return self._offline_dropped.get(topic, 0)
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
         """Publish; waits only while the socket's write buffer is over its high-water mark."""

@@ -48,3 +48,19 @@ class Counter(Task):
             await self.send("out", n)
             n += 1
             await asyncio.sleep(self.config.interval_ms / 1000)
+
+
+class Ticker(Task):
+    """Counts up every interval, at QoS 1: its frames survive a broker outage."""
+
+    class Config(BaseModel):
+        interval_ms: int = Field(default=20, ge=1)
+
+    outputs = {"out": Port(content="number", qos=1)}
+
+    async def run(self) -> None:
+        n = 0
+        while True:
+            await self.send("out", n)
+            n += 1
+            await asyncio.sleep(self.config.interval_ms / 1000)
