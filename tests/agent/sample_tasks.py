@@ -64,3 +64,25 @@ class Ticker(Task):
             await self.send("out", n)
             n += 1
             await asyncio.sleep(self.config.interval_ms / 1000)
+
+
+class Flood(Task):
+    """Publishes as fast as it can (1 KiB frames)."""
+
+    outputs = {"out": Port(content="bytes")}
+
+    async def run(self) -> None:
+        payload = bytes(1024)
+        while True:
+            await self.send("out", payload)
+            await asyncio.sleep(0)
+
+
+class Sluggish(Task):
+    """Takes 20 ms per frame."""
+
+    inputs = {"in": Port(content="bytes")}
+
+    async def run(self) -> None:
+        async for _ in self.receive("in"):
+            await asyncio.sleep(0.02)
