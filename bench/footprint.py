@@ -49,7 +49,8 @@ async def one_round(tmp: Path) -> dict[str, Any]:
             proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "edge", "agent", "--tasks",
                                                         str(HERE / "_tasks.py"), env=env)
             try:
-                await controller.fleet.wait_for(lambda f: "fp" in f.agents and f.agents["fp"].online, 30)
+                await controller.fleet.wait_for(lambda f: "fp" in f.agents and f.agents["fp"].online
+                                                 and f.agents["fp"].offers("bench_counter"), 30)
                 birth = time.perf_counter() - started
                 await asyncio.sleep(3)
                 idle = rss_mb(proc.pid)

@@ -50,3 +50,14 @@ def test_footprint_benchmark_runs(tmp_path):
 
     summary = json.loads((tmp_path / "fp.json").read_text())["summary"]
     assert summary["rss_idle_mb"] > 0 and summary["birth_s"] > 0
+
+
+def test_soak_benchmark_runs(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--minutes", "0.15", "--warmup", "2", "--interval",
+                          "1", "--rate", "50", "--json", str(tmp_path / "soak.json")],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert "RSS" in out.stdout and "open fds" in out.stdout, out.stderr[-3000:]
+    import json
+
+    result = json.loads((tmp_path / "soak.json").read_text())
+    assert result["frames"] > 100 and set(result["statuses"].values()) == {"running"}
