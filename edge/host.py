@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edge._cancel import cancel_and_wait
 from edge.bus import Bus, Message
 from edge.errors import EdgeError, SpecError, TopicError
 from edge.frames import encode_value, now_ms
@@ -110,17 +111,19 @@ class Host:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        for key in list(self._runners):
-            await self._stop_instance(key, clear=False)
-        if self.bus.is_connected:
-            with contextlib.suppress(EdgeError, OSError):
-                await self.presence.publish_state(self.bus, online=False)
         assert self._group is not None
-        for task in self._loops:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
+            for task in self._loops:  # first, so that reconciling starts nothing while we stop
+                await cancel_and_wait(task)
+            for key in list(self._runners):
+                await self._stop_instance(key, clear=False)
+            if self.bus.is_connected:
+                with contextlib.suppress(EdgeError, OSError, TimeoutError):
+                    async with asyncio.timeout(5):  # a stuck socket must not hang the shutdown
+                        await self.presence.publish_state(self.bus, online=False)
             await self._group.__aexit__(None, None, None)
-        await self.bus.__aexit__(exc_type, exc, tb)
+        finally:
+            await self.bus.__aexit__(exc_type, exc, tb)
         log.info("agent %s stopped", self.agent_id)
 
     async def run(self) -> None:
@@ -274,9 +277,7 @@ class Host:
         runner = self._runners.pop(key, None)
         instance = self.instances.pop(key, None)
         if runner is not None:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+            await cancel_and_wait(runner)
         if instance is None:
             return
         if clear:  # the task is gone from its deployment: so is its status

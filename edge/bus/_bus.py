@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Literal
 
+from edge._cancel import cancel_and_wait
 from edge.bus._choose import make_transport
 from edge.bus._filters import FilterSet, Plan
 from edge.bus._message import BusStats, Message, Overflow, Will
@@ -164,10 +165,8 @@ class Bus:
             with contextlib.suppress(EdgeError, OSError):
                 await conn.disconnect()
         if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+            runner, self._runner = self._runner, None
+            await cancel_and_wait(runner)
         for sub in list(self._subs):
             sub._closed = True
             sub._wake()
