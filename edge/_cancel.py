@@ -14,10 +14,12 @@ __all__ = ["cancel_and_wait"]
 
 
 async def cancel_and_wait(task: asyncio.Task[object] | asyncio.Task[None]) -> None:
+    current = asyncio.current_task()
+    # compare, not test: in the cleanup after our own cancellation, cancelling() is already 1
+    before = current.cancelling() if current is not None else 0
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # we are being cancelled ourselves: pass it on
+        if current is not None and current.cancelling() > before:
+            raise  # we were cancelled while waiting: pass it on
