@@ -1,0 +1,144 @@
+"""What the built-in tasks share: port declarations, reading values out of frames, counting bad input.
+
+Every built-in task derives from :class:`BuiltinTask`, a plain :class:`edge.task.Task` with a few
+helpers, so that all of them treat input the same way:
+
+* a frame whose value has the wrong type (text into a number input, say) is an **input error**:
+  counted in that port's ``errors`` metric (the agent publishes it in the task's status),
+  logged as a warning with the instance id and port (then at most every 10 s per port), and
+  skipped; the task keeps running;
+* a **pause frame** (a frame whose ``paused`` flag is set, see ``docs/tasks.md``) is a control
+  signal, not a value: tasks that compute values skip it, pass-through tasks forward it;
+* numbers are ``int`` and ``float``; ``bool`` counts as 1 or 0 (CBOR keeps it apart);
+* a control input is on when its number is above 0.5, so 1/0, ``true``/``false`` and a 0..1
+  slider all work.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+from edge.frames import Frame
+from edge.task import Port, Task, TaskContext
+
+__all__ = [
+    "ANY",
+    "NUMBER",
+    "TEXT",
+    "VARIABLES",
+    "BuiltinTask",
+    "as_number",
+    "is_pause",
+]
+
+log = logging.getLogger("tasks")
+
+WARN_EVERY: Final = 10.0
+"""Seconds between repeated warnings about the same port."""
+
+VARIABLES: Final = ("a", "b", "c", "d", "x", "y", "z", "w")
+"""The named inputs of the calculator and the text formatter (``e`` is the constant, so it is no input)."""
+
+
+def ANY(label: str) -> Port:
+    """A port whose content is not fixed: a pass-through or a config-dependent value.
+
+    Its metadata is ``{"any": true}``: it shares no key with ``content`` so the catalog check
+    lets it connect to anything, and two ``any`` ports agree with each other.
+    """
+    return Port(label=label, extra={"any": True})
+
+
+def NUMBER(label: str) -> Port:
+    return Port(content="number", label=label)
+
+
+def TEXT(label: str) -> Port:
+    return Port(content="text", label=label)
+
+
+def is_pause(frame: Frame) -> bool:
+    """Whether ``frame`` is a pause signal rather than a value."""
+    return bool(frame.extra.get("paused", False))
+
+
+def as_number(value: Any) -> float | int | None:
+    """``value`` as a number (a bool as 1 or 0), or None if it is not one."""
+    kind = type(value)
+    if kind is bool:
+        return int(value)
+    if kind is int or kind is float:
+        return value  # type: ignore[no-any-return]
+    return None
+
+
+class BuiltinTask(Task):
+    """A :class:`~edge.task.Task` with the input helpers every built-in uses."""
+
+    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
+                 context: TaskContext | None = None) -> None:
+        super().__init__(config, context=context)
+        self._warned: dict[str, float] = {}
+
+    # -- bad input ------------------------------------------------------------------------------
+    @property
+    def instance_id(self) -> str:
+        return self.context.instance_id if self.context is not None else self.type_name
+
+    def reject(self, port: str, reason: str) -> None:
+        """Count an input error on ``port`` (an output, for a task with no inputs) and warn."""
+        metrics = self.in_metrics[port] if port in self.in_metrics else self.out_metrics[port]
+        metrics.errors += 1
+        self.warn(port, f"skipped a frame on {port!r}: {reason}", metrics.errors)
+
+    def warn(self, key: str, message: str, count: int) -> None:
+        """Log ``message`` as a warning, at most every :data:`WARN_EVERY` seconds per ``key``."""
+        now = time.monotonic()
+        last = self._warned.get(key)
+        if last is None or now - last >= WARN_EVERY:
+            self._warned[key] = now
+            log.warning("%s: %s (%d error(s) so far; repeats logged at most every %g s)", self.instance_id,
+                        message, count, WARN_EVERY)
+
+    # -- reading values -------------------------------------------------------------------------
+    def number(self, port: str, frame: Frame) -> float | int | None:
+        """The frame's value as a number; None (counted as an input error) if it is not one."""
+        number = as_number(frame.value)
+        if number is None:
+            self.reject(port, f"expected a number, got {_kind(frame.value)}")
+        return number
+
+    def finite(self, port: str, frame: Frame) -> float | int | None:
+        """Like :meth:`number`, refusing NaN and infinities too."""
+        number = self.number(port, frame)
+        if number is not None and not math.isfinite(number):
+            self.reject(port, f"expected a finite number, got {number}")
+            return None
+        return number
+
+    def text(self, port: str, frame: Frame) -> str | None:
+        """The frame's value as text; None (counted as an input error) if it is not text."""
+        if isinstance(frame.value, str):
+            return frame.value
+        self.reject(port, f"expected text, got {_kind(frame.value)}")
+        return None
+
+    def flag(self, port: str, frame: Frame) -> bool | None:
+        """A control value: on above 0.5; None (counted as an input error) if it is not a number."""
+        number = self.number(port, frame)
+        return None if number is None else number > 0.5
+
+    def connected(self, port: str) -> bool:
+        return self.context is not None and port in self.context.sources
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return f"text {value[:40]!r}"
+    return type(value).__name__

@@ -1,0 +1,34 @@
+"""The list of built-in task types, the target of the ``builtin`` entry point of ``edgetasks.tasks``.
+
+Importing this module imports every built-in module (``edge`` and the standard library only);
+``tasks`` itself stays light.
+"""
+
+from __future__ import annotations
+
+from edge.task import Task
+from tasks.bridges import MqttIn, MqttOut
+from tasks.calculator import Calculator
+from tasks.controls import RadioButtons, Slider, TextInput, Toggle
+from tasks.displays import Plot, StatusDisplay, TextDisplay, ValueBar
+from tasks.logic import Gate, SrLatch, Switch
+from tasks.named import NamedInput, NamedOutput
+from tasks.replay import ReplayBuffer
+from tasks.text import NumberToText, StringConcatenator, StringMatcher, TextFormatter, TimeToText
+from tasks.timestamps import Synchronizer, TimeBuffer, TimestampUpdater
+from tasks.timing import MessageDetector, PulseGenerator, Repeater
+
+__all__ = ["TYPES"]
+
+TYPES: list[type[Task]] = [
+    # logic
+    Calculator, Gate, Switch, SrLatch,
+    # timing
+    PulseGenerator, Repeater, MessageDetector, Synchronizer, TimeBuffer, TimestampUpdater, ReplayBuffer,
+    # text
+    NumberToText, TimeToText, TextFormatter, StringMatcher, StringConcatenator,
+    # between deployments and to other systems
+    NamedInput, NamedOutput, MqttIn, MqttOut,
+    # dashboard
+    Slider, Toggle, RadioButtons, TextInput, StatusDisplay, TextDisplay, ValueBar, Plot,
+]  # fmt: skip

@@ -1,0 +1,100 @@
+"""The calculator: a formula over number inputs, in the language of :mod:`tasks.formula`."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edge.frames import Frame
+from tasks.base import NUMBER, VARIABLES, BuiltinTask, is_pause, log
+from tasks.formula import EvalError, Formula, parse
+from tasks.ordering import handle_inputs
+
+__all__ = ["Calculator"]
+
+
+class Calculator(BuiltinTask):
+    """Compute a formula over up to eight number inputs, e.g. `a > 0 ? 5 : a * 2`.
+
+    The inputs are the formula's variables `a b c d x y z w` (`e` is the constant). Operators
+    `+ - * / % ^` (power, right-associative; `**` works too), comparisons `< <= > >= == !=`,
+    `&& || !` and the ternary `c ? x : y`; functions `sin cos tan asin acos atan atan2 sqrt abs
+    floor ceil round log log2 log10 exp min max`; constants `pi` and `e`. A result is computed
+    each time a variable of the formula gets a frame, once every variable has a value (from a
+    frame, or from `defaults`); its timestamp is the newest among the values used. A value that
+    is not a number is an input error on its port; a formula that cannot be evaluated with the
+    current values (division by zero, `sqrt(-1)`, an overflow, a result that is not finite) is an
+    input error on the port whose frame triggered it, and gives no output.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        formula: str = Field(default="a", description="the formula; its variables are inputs a, b, c, d, x, y, z, w",
+                             max_length=1000)
+        defaults: dict[str, float] = Field(
+            default_factory=dict,
+            description="a value for variables before their first frame (a variable with none must receive a "
+                        "frame before the first result)")
+        synchronized: bool = Field(
+            default=False, description="handle frames in timestamp order across inputs (see docs/tasks.md)")
+        sync_timeout_ms: int = Field(default=500, ge=1, le=60_000,
+                                     description="with synchronized: the longest a frame waits for the other inputs")
+
+        @field_validator("formula")
+        @classmethod
+        def _formula(cls, value: str) -> str:
+            parse(value, VARIABLES)
+            return value
+
+        @field_validator("defaults")
+        @classmethod
+        def _defaults(cls, value: dict[str, float]) -> dict[str, float]:
+            for name, number in value.items():
+                if name not in VARIABLES:
+                    raise ValueError(f"{name!r} is not a variable (variables: {', '.join(VARIABLES)})")
+                if not math.isfinite(number):
+                    raise ValueError(f"the default of {name!r} must be a finite number")
+            return value
+
+    inputs = {name: NUMBER(f"variable {name}") for name in VARIABLES}
+    outputs = {"out": NUMBER("result")}
+
+    async def run(self) -> None:
+        config: Calculator.Config = self.config
+        formula = parse(config.formula, VARIABLES)
+        needed = formula.variables
+        values: dict[str, float] = {k: v for k, v in config.defaults.items() if k in needed}
+        stamps: dict[str, int] = {}
+        unfed = sorted(v for v in needed if not self.connected(v) and v not in values)
+        if unfed:
+            log.warning("%s: variable(s) %s of %r are not connected and have no default: no result will be computed",
+                        self.instance_id, ", ".join(unfed), config.formula)
+        if not needed:  # a constant: one result, now
+            await self._compute(formula, values, stamps, None)
+
+        async def handle(port: str, frame: Frame) -> None:
+            if port not in needed or is_pause(frame):
+                return
+            number = self.number(port, frame)
+            if number is None:
+                return
+            values[port] = float(number)
+            stamps[port] = frame.ts
+            if len(values) == len(needed):
+                await self._compute(formula, values, stamps, port)
+
+        await handle_inputs(self, handle, synchronized=config.synchronized, timeout_ms=config.sync_timeout_ms)
+
+    async def _compute(self, formula: Formula, values: dict[str, float], stamps: dict[str, int],
+                       port: str | None) -> None:
+        try:
+            result = formula.evaluate(values)
+        except EvalError as exc:
+            if port is None:
+                log.warning("%s: %r cannot be evaluated: %s", self.instance_id, formula.source, exc)
+            else:
+                self.reject(port, f"{formula.source!r} cannot be evaluated: {exc}")
+            return
+        await self.send("out", result, ts=max(stamps.values()) if stamps else None)

@@ -1,0 +1,146 @@
+"""The contract between dashboard tasks and the control panel that renders them.
+
+A dashboard task runs on an agent like any task; the panel only draws it. The contract:
+
+* **Catalog**: the type's catalog entry has ``"dashboard": <kind>``, the kind of widget, which is
+  the type name (``slider``, ``toggle``, ``radio_buttons``, ``text_input``, ``status_display``,
+  ``text_display``, ``value_bar``, ``plot``), so the panel knows which tasks to draw and how.
+* **State out**: an output ``view`` whose frames hold a map with ``kind`` and what to draw (the
+  fields of each kind are in ``docs/task-library.md``). It is published **retained** with QoS 1 on
+  the view output's topics, at start and on every change, so a panel that (re)loads gets the
+  current state at once from its stream topic ``{root}/streams/{deployment}/{task}/view``. When
+  the task stops, an empty retained payload clears it: no view means the task is not running.
+  This is the one output that is retained; data outputs never are.
+* **Input in** (controls only): an input ``set``. The panel publishes a frame on the control's
+  *panel topic*, ``{root}/streams/{deployment}/{task}/set`` (the sibling of its view topic): when
+  the spec wires nothing into ``set``, that is where the task reads it. A graph can also drive a
+  control by wiring into ``set``, which replaces the panel topic.
+
+A control's value lives in the task (the panel holds no state), so every open panel shows the
+same value, and a reload loses nothing; after a restart of the task it starts from its
+configured default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.errors import EdgeError
+from edge.frames import Frame, encode_frame, now_ms
+from edge.task import Port, TaskContext
+from tasks.base import BuiltinTask, is_pause
+
+__all__ = ["COLOR_PATTERN", "VIEW", "ControlConfig", "ControlTask", "DashboardTask", "panel_topic"]
+
+VIEW = Port(label="view", content="view", extra={"retained": True})
+"""The ``view`` output of every dashboard task."""
+
+COLOR_PATTERN = r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$"
+"""A colour: ``#rgb``, ``#rrggbb`` (with alpha too) or a CSS name such as ``green``."""
+
+
+def panel_topic(context: TaskContext) -> str | None:
+    """Where the panel sends a control its values: the sibling ``set`` of the view output's first topic."""
+    views = context.targets.get("view") or []
+    return f"{views[0].rsplit('/', 1)[0]}/set" if views and "/" in views[0] else None
+
+
+class DashboardTask(BuiltinTask):
+    """A task the control panel draws: marked in the catalog, its state published retained on ``view``."""
+
+    #: What the panel draws; in the catalog as ``"dashboard"``.
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
+                 context: TaskContext | None = None) -> None:
+        super().__init__(config, context=context)
+        self._view_seq = 0
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        entry = super().describe()
+        entry["dashboard"] = cls.kind
+        return entry
+
+    def view(self) -> dict[str, Any]:
+        """What the panel draws now (without ``kind``, which is added)."""
+        raise NotImplementedError
+
+    async def publish_view(self) -> None:
+        context = self._ctx()
+        ts = now_ms()
+        payload = encode_frame({"kind": self.kind, **self.view()}, ts=ts, seq=self._view_seq)
+        self._view_seq += 1
+        metrics = self.out_metrics["view"]
+        metrics.frames += 1
+        metrics.last_ts = ts
+        for topic in context.targets.get("view", ()):
+            await context.bus.publish(topic, payload, qos=1, retain=True)
+
+    def clear_view(self) -> None:
+        if self.context is None:
+            return
+        for topic in self.context.targets.get("view", ()):
+            try:
+                self.context.bus.publish_nowait(topic, b"", qos=1, retain=True)
+            except EdgeError as exc:
+                self.warn("view", f"could not clear the view on {topic}: {exc}", 1)
+
+    async def serve(self) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        try:
+            await self.serve()
+        finally:  # cancelled or crashed: the panel must not show a stale state
+            self.clear_view()
+
+
+class ControlConfig(BaseModel):
+    """What every control's config has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(default="", max_length=200, description="the caption the panel shows")
+    repeat_ms: int = Field(default=1000, ge=0, le=3_600_000,
+                           description="re-send the value at this interval, for consumers that join late "
+                                       "(0: only on changes)")
+
+
+class ControlTask(DashboardTask):
+    """A control: its value changes by frames on ``set`` (from the panel), and goes out on its outputs."""
+
+    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
+                 context: TaskContext | None = None) -> None:
+        super().__init__(config, context=context)
+        if context is not None and "set" not in context.sources:
+            topic = panel_topic(context)
+            if topic is not None:
+                context.sources["set"] = topic
+
+    def apply(self, frame: Frame) -> bool:
+        """Take a value from a ``set`` frame; False if it is refused (counted as an input error)."""
+        raise NotImplementedError
+
+    async def emit(self) -> None:
+        """Send the current value on the data outputs."""
+        raise NotImplementedError
+
+    async def serve(self) -> None:
+        repeat = self.config.repeat_ms / 1000 or None
+        await self.emit()
+        await self.publish_view()
+        while True:
+            try:
+                async with asyncio.timeout(repeat):
+                    frame = await self.recv("set")
+            except TimeoutError:
+                await self.emit()
+                continue
+            if not is_pause(frame) and self.apply(frame):
+                await self.emit()
+                await self.publish_view()

@@ -1,0 +1,122 @@
+"""Tasks about frame timestamps: put streams in timestamp order, delay them, restamp them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.frames import Frame, now_ms
+from tasks.base import ANY, BuiltinTask, is_pause
+from tasks.ordering import handle_inputs
+
+__all__ = ["STREAMS", "Synchronizer", "TimeBuffer", "TimestampUpdater"]
+
+STREAMS = 4
+HOUR_MS = 3_600_000
+
+
+class Synchronizer(BuiltinTask):
+    """Put up to four streams in timestamp order: `in<k>` goes to `out<k>`, all in one merged order.
+
+    Frames are released oldest first across the connected inputs, by the rule of the
+    `synchronized` option (docs/tasks.md): a frame waits until every connected input has a frame,
+    for at most `timeout_ms`. Downstream tasks that read several of the outputs then see them in
+    timestamp order. Values and timestamps are unchanged; pause frames pass through.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        timeout_ms: int = Field(default=500, ge=1, le=60_000,
+                                description="the longest a frame waits for the other inputs")
+
+    inputs = {f"in{k}": ANY(f"input {k}") for k in range(STREAMS)}
+    outputs = {f"out{k}": ANY(f"output {k}") for k in range(STREAMS)}
+
+    async def run(self) -> None:
+        async def forward(port: str, frame: Frame) -> None:
+            await self.send(f"out{port[2:]}", frame.value, ts=frame.ts, paused=is_pause(frame))
+
+        await handle_inputs(self, forward, synchronized=True, timeout_ms=self.config.timeout_ms)
+
+
+class TimeBuffer(BuiltinTask):
+    """Delay a stream by `delay_ms`, frames unchanged and in arrival order.
+
+    With `reference: clock` a frame goes out `delay_ms` after its timestamp (after its arrival
+    if its timestamp lies in the future), so with synchronized clocks the total latency from the
+    producer is constant. With `reference: message` no clock is used: a frame goes out once a
+    frame at least `delay_ms` newer (by timestamp) has arrived, and a pause frame flushes the
+    buffer. At most `max_frames` wait; when full, the oldest goes out early.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        delay_ms: int = Field(default=1000, ge=0, le=HOUR_MS, description="how long frames are held")
+        reference: Literal["clock", "message"] = Field(
+            default="clock", description="measure the delay on the wall clock, or by the frames' own timestamps")
+        max_frames: int = Field(default=10_000, ge=1, le=1_000_000, description="most frames held at once")
+
+    inputs = {"in": ANY("input")}
+    outputs = {"out": ANY("output")}
+
+    async def run(self) -> None:
+        config: TimeBuffer.Config = self.config
+        loop = asyncio.get_running_loop()
+        delay = config.delay_ms
+        held: deque[tuple[float, Frame]] = deque()  # (release time on the loop clock, frame)
+
+        async def release(frame: Frame) -> None:
+            await self.send("out", frame.value, ts=frame.ts, paused=is_pause(frame))
+
+        while True:
+            clock = config.reference == "clock"
+            try:
+                async with asyncio.timeout_at(held[0][0] if clock and held else None):
+                    frame = await self.recv("in")
+            except TimeoutError:
+                frame = None
+            if frame is not None:
+                now = now_ms()
+                due = loop.time() + (min(frame.ts, now) + delay - now) / 1000
+                held.append((due, frame))
+                if len(held) > config.max_frames:
+                    await release(held.popleft()[1])
+            if clock:
+                while held and held[0][0] <= loop.time():
+                    await release(held.popleft()[1])
+            elif frame is not None and is_pause(frame):
+                while held:
+                    await release(held.popleft()[1])
+            elif frame is not None:
+                while held and frame.ts - held[0][1].ts >= delay:
+                    await release(held.popleft()[1])
+
+
+class TimestampUpdater(BuiltinTask):
+    """Restamp frames: the time of arrival (`clock`) or their own timestamp (`message`), plus an offset.
+
+    Values pass unchanged; pause frames pass too, restamped. Use it to feed a stream from a
+    device with a wrong clock into timestamp-ordered tasks, or to shift one stream against another.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        reference: Literal["clock", "message"] = Field(
+            default="clock", description="the new timestamp is the arrival time, or the frame's own timestamp")
+        offset_ms: int = Field(default=0, ge=-HOUR_MS * 24, le=HOUR_MS * 24,
+                               description="added to the reference (may be negative)")
+
+    inputs = {"in": ANY("input")}
+    outputs = {"out": ANY("output")}
+
+    async def run(self) -> None:
+        config: TimestampUpdater.Config = self.config
+        async for frame in self.receive("in"):
+            reference = now_ms() if config.reference == "clock" else frame.ts
+            await self.send("out", frame.value, ts=reference + config.offset_ms, paused=is_pause(frame))
