@@ -104,15 +104,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     t = [s["t"] / 60 for s in result["samples"]]
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
-    ax.plot(t, [s["rss_mb"] for s in result["samples"]], label="agent RSS (MB)")
-    ax.set_xlabel("minutes")
-    ax.set_ylabel("MB")
-    ax2 = ax.twinx()
-    ax2.plot(t, [s["fds"] for s in result["samples"]], color="tab:orange", label="open fds")
-    ax2.set_ylabel("open file descriptors")
-    ax.set_title(f"soak: {result['rate']:.0f} frames/s for {result['minutes']:g} min")
-    fig.legend(loc="lower right")
+    rss = [s["rss_mb"] for s in result["samples"]]
+    fd = [s["fds"] for s in result["samples"]]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 4), dpi=100)
+    top.plot(t, rss, color="tab:blue")
+    top.set_ylim(0, max(rss) * 1.3)
+    top.set_ylabel("agent RSS (MB)")
+    bottom.plot(t, fd, color="tab:orange")
+    bottom.set_ylim(0, max(fd) * 1.5 + 1)
+    bottom.set_ylabel("open fds")
+    bottom.set_xlabel("minutes")
+    top.set_title(f"soak: {result['achieved_rate']:.0f} frames/s for {result['minutes']:g} min, "
+                  f"RSS {result['rss_growth_mb']:+.1f} MB, fds {result['fds_end'] - result['fds_start']:+d}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
