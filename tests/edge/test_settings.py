@@ -58,10 +58,10 @@ def test_dotenv_file(tmp_path):
 
 def test_credentials_from_settings_join_the_url(monkeypatch):
     monkeypatch.setenv("EDGE_USERNAME", "agent")
-    monkeypatch.setenv("EDGE_PASSWORD", "secret")
+    monkeypatch.setenv("EDGE_PASSWORD", "pw-7f3a9c")
     s = load_settings()
-    assert s.broker_url.username == "agent" and s.broker_url.password == "secret"
-    assert "secret" not in repr(s)
+    assert s.broker_url.username == "agent" and s.broker_url.password == "pw-7f3a9c"
+    assert "pw-7f3a9c" not in repr(s)
 
 
 @pytest.mark.parametrize(("var", "value", "needle"), [
