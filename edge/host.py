@@ -135,7 +135,11 @@ class Host:
         return f"{self.topics.agent_state(self.agent_id).rsplit('/', 1)[0]}/sync"
 
     async def _on_connect(self, bus: Bus) -> None:
-        await self.presence.announce(bus)
+        try:
+            await self.presence.announce(bus)
+        except EdgeError as exc:  # e.g. a catalog over max_payload: say so, and still serve
+            self.errors += 1
+            log.error("agent %s could not announce itself fully: %s", self.agent_id, exc)
         for instance in self.instances.values():  # statuses published while offline were dropped
             self._publish_status(instance)
         self._sync_token = uuid.uuid4().hex

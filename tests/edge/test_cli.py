@@ -110,8 +110,9 @@ def test_deploy_ls_tail_rollback_rm(broker, tmp_path):
         spec.write_text("id: demo\ntasks:\n  - {id: count, type: counter, config: {interval_ms: 20}}\n"
                         "  - {id: double, type: scale}\nedges:\n  - {from: count.out, to: double.in}\n")
         deadline = time.monotonic() + 20
-        while "worker" not in run(["ls", "agents"], env=env).stdout:
-            assert time.monotonic() < deadline
+        while not any(line.split()[:1] == ["scale"] and "worker" in line
+                      for line in run(["ls", "types"], env=env).stdout.splitlines()):
+            assert time.monotonic() < deadline  # the catalog, not only the birth, has arrived
         out = run(["deploy", str(spec), "--dry-run"], env=env)
         assert "would deploy demo version 1" in out.stdout
         assert [line.split() for line in out.stdout.splitlines()[2:]] == [["count", "counter", "worker"],

@@ -44,7 +44,9 @@ async def test_broker_restart_with_persistence(tmp_path):
                 Bus(url, client_id=f"keeper-{ns}", clean_start=False, reconnect_delay=(0.05, 0.5)) as keeper:
             sub = await keeper.subscribe("rel/out", qos=1, callback=lambda m: received.append(
                 decode_frame(m.payload).value))
-            await ctl.fleet.wait_for(lambda f: {"a1", "adders"} <= {a.id for a in f.online}, TIMEOUT)
+            await ctl.fleet.wait_for(lambda f: {"a1", "adders"} <= {a.id for a in f.online}
+                                     and f.agents["a1"].offers("ticker")
+                                     and f.agents["adders"].offers("adder"), TIMEOUT)
             epochs = {a.id: a.epoch for a in ctl.fleet.online}
             await ctl.deploy(parse_spec({"id": "rel", "tasks": [
                 {"id": "tick", "type": "ticker", "agent": "a1"},

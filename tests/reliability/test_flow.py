@@ -34,7 +34,8 @@ async def test_slow_consumer_fast_producer_memory_bounded(broker, tmp_path):
     try:
         settings = load_settings(broker=broker.url.geturl(), namespace=ns, data_dir=tmp_path / "ctl")
         async with Controller(settings) as ctl:
-            await ctl.fleet.wait_for(lambda f: "busy" in f.agents and f.agents["busy"].online, TIMEOUT)
+            await ctl.fleet.wait_for(lambda f: "busy" in f.agents and f.agents["busy"].online
+                                     and f.agents["busy"].offers("flood"), TIMEOUT)
             await ctl.deploy(parse_spec({"id": "flow", "tasks": [
                 {"id": "flood", "type": "flood", "agent": "busy"}, {"id": "slow", "type": "sluggish", "agent": "busy"}],
                 "edges": [{"from": "flood.out", "to": "slow.in"}]}))

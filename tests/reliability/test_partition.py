@@ -79,7 +79,8 @@ async def test_partition_heals_without_manual_steps(netns, tmp_path):
                     Bus(url, client_id=f"keeper-{namespace}", clean_start=False) as keeper:
                 await keeper.subscribe("part/out", qos=1, callback=lambda m: received.append(
                     decode_frame(m.payload).value))
-                await ctl.fleet.wait_for(lambda f: "far" in f.agents and f.agents["far"].online, TIMEOUT)
+                await ctl.fleet.wait_for(lambda f: "far" in f.agents and f.agents["far"].online
+                                        and f.agents["far"].offers("ticker"), TIMEOUT)
                 epoch = ctl.fleet.agents["far"].epoch
                 await ctl.deploy(parse_spec({"id": "part", "tasks": [
                     {"id": "tick", "type": "ticker", "agent": "far", "config": {"interval_ms": 20}}],

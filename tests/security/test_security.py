@@ -138,7 +138,8 @@ async def test_secrets_stay_on_the_agent(broker, tmp_path):
     secrets_file.chmod(0o600)
     settings = load_settings(broker=broker.url.geturl(), namespace=ns, agent_id="a1", data_dir=tmp_path / "a1",
                              secrets_file=secrets_file)
-    spec = {"id": "d", "tasks": [{"id": "s", "type": "scale", "agent": "a1", "config": {"factor": {"$secret": "factor"}}},
+    secret_factor = {"factor": {"$secret": "factor"}}
+    spec = {"id": "d", "tasks": [{"id": "s", "type": "scale", "agent": "a1", "config": secret_factor},
                                  {"id": "u", "type": "scale", "agent": "a1", "config": {"factor": "$secret:nope"}}],
             "edges": [{"from": "topic:in/sec", "to": "s.in"}, {"from": "s.out", "to": "topic:out/sec"}]}
     topics = Topics(ns)
