@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -58,3 +58,22 @@ def test_spec_examples_are_valid_specs(where, text):
 
     spec = load_spec(text)
     assert spec.tasks and spec.edges
+
+
+def test_task_pages_are_up_to_date():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "task_pages.py"), "--check"], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_task_page_examples_fit_the_catalog():
+    from edge.graph import check_against_catalog, load_spec
+    from tasks.builtin import TYPES
+
+    catalog = {t.type_name: t.describe() for t in TYPES}
+    for path in sorted((ROOT / "docs" / "tasks").glob("*.md")):
+        for match in YAML_BLOCK.finditer(path.read_text()):
+            assert check_against_catalog(load_spec(match.group(1)), catalog) == [], path.name
