@@ -34,9 +34,10 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from edge.broker import open_broker
 
     try:
-        from ui import serve
+        from ui import check_exposure, serve
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
+    check_exposure(settings)  # refuse a panel open to the network without a password before starting anything
     async with open_broker(settings) as broker:
         settings = settings.model_copy(update={"broker": broker.url.geturl()})
         print(f"broker    {broker.name} at {broker.url}", flush=True)
@@ -73,9 +74,10 @@ async def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        from ui import serve
+        from ui import check_exposure, serve
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
+    check_exposure(settings)
     print(f"control panel on http://{settings.controller_host}:{settings.controller_port}", flush=True)
     await serve(settings)
     return 0

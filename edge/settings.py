@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     )
     controller_host: str = Field(default="127.0.0.1", description="address the control panel binds to")
     controller_port: int = Field(default=8080, ge=1, le=65535)
+    controller_password: SecretStr | None = Field(
+        default=None, description="password of the control panel's login; required when it binds beyond loopback",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     transport: Literal["auto", "mqtt5", "paho"] = Field(
         default="auto", description="MQTT client: auto (MQTT 5 where the broker speaks it, else paho), mqtt5, paho",

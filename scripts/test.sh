@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian/Ubuntu machine: installs what it needs
-# (Mosquitto from apt, the project with its test extras from PyPI), then lints,
+# (Mosquitto and Chromium from apt, the project with its test extras from PyPI), then lints,
 # type-checks and runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+# the control panel's browser tests drive Debian's chromium through Playwright (never `playwright install`)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

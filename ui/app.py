@@ -1,40 +1,102 @@
-"""The panel's application object: its bus and fleet model, started with NiceGUI's app."""
+"""The panel's application object: one :class:`~edge.controller.Controller` shared by every page.
+
+:func:`setup` builds the :class:`Panel` for the settings, registers the pages, the static files,
+the login (when a password is set) and the start/stop of the controller with NiceGUI's app; the
+server (``ui.server.serve``) or a test's ``ui.run`` then runs it. Pages never react to fleet
+messages one by one: the fleet's change callback only bumps a revision counter
+(:class:`Changes`), and each page redraws on its own timer when the revision moved, sending
+only what differs.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
+from pathlib import Path
 
-from nicegui import app
+from nicegui import app, ui
 
 from edge.bus import Bus
-from edge.controller import Fleet
+from edge.controller import Controller, Fleet
 from edge.settings import Settings
-from edge.topics import Topics
+from ui.draft import Draft
 
-__all__ = ["Panel", "current", "setup"]
+__all__ = ["STATIC", "Changes", "Panel", "current", "setup"]
 
 log = logging.getLogger("ui")
+STATIC = Path(__file__).parent / "static"
 _current: Panel | None = None
 
 
+class Changes:
+    """A revision per kind of fleet change (agent, deployment, status), bumped by the fleet's callback."""
+
+    def __init__(self) -> None:
+        self.revision = 0
+        self.by_kind: dict[str, int] = {}
+
+    def note(self, kind: str, key: str) -> None:
+        self.revision += 1
+        self.by_kind[kind] = self.revision
+
+    def since(self, revision: int, *kinds: str) -> bool:
+        """Whether anything of ``kinds`` (any kind when none is given) changed after ``revision``."""
+        if not kinds:
+            return self.revision > revision
+        return any(self.by_kind.get(kind, 0) > revision for kind in kinds)
+
+
 class Panel:
-    """What every page reads: the settings and the live fleet."""
+    """What every page reads and acts through: the settings, the controller, and the editor drafts."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topics = Topics(settings.namespace)
-        self.bus = Bus.from_settings(settings, client_id=f"panel-{settings.agent_id}", wait_connected=False)
-        self.fleet = Fleet(self.bus, self.topics)
+        self.bus = Bus.from_settings(settings, client_id=f"panel-{settings.agent_id}-{uuid.uuid4().hex[:6]}",
+                                     wait_connected=False)
+        self.controller = Controller(settings, bus=self.bus)
+        self.changes = Changes()
+        #: the editor's working copies by deployment id: kept while the panel runs, across page loads
+        self.drafts: dict[str, Draft] = {}
         self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def fleet(self) -> Fleet:
+        return self.controller.fleet
+
+    @property
+    def login_required(self) -> bool:
+        return self.settings.controller_password is not None
 
     async def start(self) -> None:
         await self._stack.enter_async_context(self.bus)
-        await self._stack.enter_async_context(self.fleet)
+        await self._stack.enter_async_context(self.controller)
+        self.fleet.on_change(self.changes.note)
         log.info("control panel watching namespace %r on %s", self.settings.namespace, self.bus.url)
 
     async def stop(self) -> None:
         await self._stack.aclose()
+
+    def draft(self, deployment: str) -> Draft | None:
+        """The editor's copy of a deployment: the draft in progress, else the deployed spec, else the last
+        version in the history, else None."""
+        if deployment in self.drafts:
+            return self.drafts[deployment]
+        spec = self.fleet.deployments.get(deployment)
+        if spec is None:
+            versions = self.controller.history.versions(deployment)
+            if not versions:
+                return None
+            spec = self.controller.history.get(deployment, versions[-1])
+        draft = Draft.from_spec(spec)
+        self.drafts[deployment] = draft
+        return draft
+
+    def known_deployments(self) -> list[str]:
+        """Deployed, drafted or with a history here: every deployment the deployments page lists."""
+        names = set(self.fleet.deployments) | set(self.drafts)
+        names |= set(self.controller.history.deployments())
+        return sorted(names)
 
 
 def current() -> Panel:
@@ -44,12 +106,15 @@ def current() -> Panel:
 
 
 def setup(settings: Settings) -> Panel:
-    """Create the panel for these settings and register its pages and lifecycle with NiceGUI."""
+    """Create the panel for these settings and register its pages, login and lifecycle with NiceGUI."""
     global _current
-    from ui import pages  # registers the @ui.page routes
+    from ui import auth, pages
 
-    del pages
     _current = Panel(settings)
+    ui.add_css((STATIC / "panel.css").read_text(), shared=True)
+    if _current.login_required:
+        auth.install(_current)
+    pages.create()
     app.on_startup(_current.start)
     app.on_shutdown(_current.stop)
     return _current

@@ -6,6 +6,7 @@ controller published, written atomically, in the same YAML users write.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import yaml
 
 from edge.graph import DeploymentSpec, load_spec
 from edge.storage import write_atomic
-from edge.topics import validate_id
+from edge.topics import is_valid_id, validate_id
 
 __all__ = ["SpecHistory"]
 
@@ -43,3 +44,21 @@ class SpecHistory:
         if not path.exists():
             raise KeyError(f"no version {version} of {deployment!r} (have: {self.versions(deployment) or 'none'})")
         return load_spec(path)
+
+    # -- listing and forgetting (added for the control panel's deployments page) -------------------
+    def deployments(self) -> list[str]:
+        """The deployments with at least one saved version."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.name for p in self.directory.iterdir() if p.is_dir() and is_valid_id(p.name)
+                      and self.versions(p.name))
+
+    def forget(self, deployment: str) -> int:
+        """Delete every saved version of a deployment; returns how many there were."""
+        folder = self._dir(deployment)
+        versions = self.versions(deployment)
+        for version in versions:
+            (folder / f"v{version}.yaml").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return len(versions)

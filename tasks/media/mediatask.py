@@ -1,0 +1,206 @@
+"""The base of the media tasks: lanes with drop policies, a codec thread, frames with control fields.
+
+A :class:`MediaTask` runs three things:
+
+* a **pump** that drains the runtime's input queues as fast as frames arrive, parses each
+  frame (raw video, raw audio, encoded packet or a plain control value) and puts it into its
+  input's :class:`~tasks.media.flow.Lane`, where the drop policy applies (``flow.py``);
+* the task's own loop, :meth:`MediaTask.serve`, which takes items from the lanes and sends
+  its results with :meth:`MediaTask.emit` (frames with control fields such as ``pixel_format``);
+* a :class:`Worker`: one thread per task that runs every PyAV and big numpy call, so the
+  event loop (and with it the pump and the MQTT connection) never waits for a codec, and
+  PyAV objects are only ever used by one thread. Closing runs the task's :meth:`release`
+  in that thread after the job in flight, so a container is never closed under a muxer.
+
+``dropped()`` (the ``dropped`` of the task's metrics) counts the runtime's queue drops, the
+lanes' drops and frames the task could not send (too big for the broker, or a real-time
+source that fell behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.errors import FrameError
+from edge.frames import Frame, encode_frame
+from edge.task import Port, Task
+from tasks.media.flow import Lane, Lanes, Policy
+from tasks.media.packets import EncodedPacket, is_packet
+from tasks.media.raw import RawAudio, RawVideo
+
+__all__ = [
+    "ANY_AUDIO",
+    "ANY_VIDEO",
+    "AUDIO_PACKETS",
+    "MediaConfig",
+    "MediaTask",
+    "RAW_AUDIO",
+    "RAW_VIDEO",
+    "Received",
+    "VIDEO_PACKETS",
+    "Worker",
+]
+
+log = logging.getLogger("tasks.media")
+
+R = TypeVar("R")
+Received = RawVideo | RawAudio | EncodedPacket | Frame
+
+RAW_VIDEO = Port(content="video", codec="raw", extra={"packets": False})
+RAW_AUDIO = Port(content="audio", codec="raw", extra={"packets": False})
+VIDEO_PACKETS = Port(content="video", extra={"packets": True})
+AUDIO_PACKETS = Port(content="audio", extra={"packets": True})
+ANY_VIDEO = Port(content="video")
+ANY_AUDIO = Port(content="audio")
+
+
+class MediaConfig(BaseModel):
+    """Settings every media task has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue: int = Field(default=4, ge=1, le=10_000,
+                       description="items each input lane holds before its drop policy applies")
+
+
+class Worker:
+    """One thread for a task's codec work; ``close`` waits for the job in flight."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"media-{name}")
+
+    async def run(self, fn: Callable[..., R], *args: Any) -> R:
+        # shielded: a job that was submitted runs even if the caller is cancelled meanwhile (a
+        # cancelled, not yet started job would silently lose its frame, e.g. one a muxer had taken)
+        return await asyncio.shield(asyncio.wrap_future(self._pool.submit(fn, *args)))
+
+    def close(self, last: Callable[[], object] | None = None) -> None:
+        """Run ``last`` after the job in flight, then stop the thread (blocks until both are done)."""
+        done = self._pool.submit(last) if last is not None else None
+        self._pool.shutdown(wait=True)
+        if done is not None and done.exception() is not None:
+            log.error("%s: releasing failed: %r", self.name, done.exception(), exc_info=done.exception())
+
+
+class MediaTask(Task):
+    """Base of the media tasks; subclasses implement :meth:`serve` (and maybe :meth:`release`)."""
+
+    #: inputs whose lanes drop the oldest item whatever they carry (mixers, meters, audio packets)
+    drop_oldest: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: BaseModel | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.lanes: Lanes[Received] = Lanes({port: self.make_lane(port, meta) for port, meta in self.inputs.items()})
+        #: frames this task produced but could not send (oversize, a source that fell behind)
+        self.not_sent = 0
+        self._out_seq = dict.fromkeys(self.outputs, 0)
+        self._warned: set[tuple[str, str]] = set()
+        self.worker: Worker | None = None
+
+    def make_lane(self, port: str, meta: Port) -> Lane[Received]:
+        queue = int(getattr(self.config, "queue", 4))
+        if meta.content not in ("video", "audio"):
+            return Lane(maxlen=max(queue, 16))  # control values: small and rare
+        if port in self.drop_oldest or meta.extra.get("packets") is False:
+            return Lane(maxlen=queue)
+        return Lane(maxlen=queue, policy=Policy.KEYFRAME)
+
+    def dropped(self) -> int:
+        return super().dropped() + self.lanes.dropped + self.not_sent
+
+    # -- running --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.worker = Worker(self._name)
+        try:
+            async with asyncio.TaskGroup() as group:
+                pump = group.create_task(self._pump(), name=f"pump-{self.type_name}")
+                await self.serve()
+                pump.cancel()
+        except BaseExceptionGroup as group:
+            # one failure is reported as itself (the status shows "DeviceNotFoundError: …", not a group)
+            leaves = _leaves(group)
+            if len(leaves) == 1 and isinstance(leaves[0], Exception):
+                raise leaves[0] from None
+            raise
+        finally:
+            self.worker.close(self.release)
+
+    async def serve(self) -> None:
+        """The task's loop: read ``self.lanes``, do the work in ``self.work``, ``emit`` results."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Close codecs and containers; runs in the worker thread when the task stops."""
+
+    async def work(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run ``fn(*args)`` in the task's worker thread."""
+        assert self.worker is not None, "work() is for use inside run()"
+        return await self.worker.run(fn, *args)
+
+    async def _pump(self) -> None:
+        if not self.context or not any(port in self.context.sources for port in self.inputs):
+            await asyncio.Event().wait()
+        async for port, frame in self.receive_any():
+            try:
+                item = self.parse(port, frame)
+            except FrameError as exc:
+                self.in_metrics[port].errors += 1
+                self.warn_once(port, "bad", "%s: dropped a bad frame on input %r: %s", self._name, port, exc)
+                continue
+            keyframe = not isinstance(item, EncodedPacket) or item.keyframe
+            self.lanes.put(port, item, seq=frame.seq, keyframe=keyframe)
+
+    def parse(self, port: str, frame: Frame) -> Received:
+        """What a frame on ``port`` holds: a packet map, a raw frame, or (control inputs) the frame."""
+        content = self.inputs[port].content
+        if content not in ("video", "audio"):
+            return frame
+        if is_packet(frame.value):
+            packet = EncodedPacket.from_value(frame.value)
+            return packet.with_ts(frame.ts)
+        if self.inputs[port].extra.get("packets") is True:
+            raise FrameError(f"input {port!r} takes encoded packets, got {type(frame.value).__name__}")
+        return RawVideo.from_frame(frame) if content == "video" else RawAudio.from_frame(frame)
+
+    # -- sending --------------------------------------------------------------------------------
+    async def emit(self, port: str, value: Any, *, ts: int, extra: dict[str, Any] | None = None) -> bool:
+        """Publish a frame with control fields on output ``port``; False if it could not be sent."""
+        ctx = self._ctx()
+        payload = encode_frame(value, ts=ts, seq=self._out_seq[port], extra=extra)
+        if len(payload) > ctx.max_payload:
+            self.not_sent += 1
+            self.warn_once(port, "size", "%s: a %d-byte frame on output %r exceeds the %d-byte payload limit "
+                           "(EDGE_MAX_PAYLOAD): encode the video, or make it smaller; dropped",
+                           self._name, len(payload), port, ctx.max_payload)
+            return False
+        self._out_seq[port] += 1
+        metrics = self.out_metrics[port]
+        metrics.frames += 1
+        metrics.last_ts = ts
+        for topic in ctx.targets.get(port, ()):
+            await ctx.bus.publish(topic, payload)
+        return True
+
+    @property
+    def _name(self) -> str:
+        return self.context.instance_id if self.context is not None else self.type_name
+
+    def warn_once(self, port: str, reason: str, message: str, *args: object) -> None:
+        """Log a warning the first time ``reason`` happens on ``port`` (the counters say how often)."""
+        if (port, reason) not in self._warned:
+            self._warned.add((port, reason))
+            log.warning(message, *args)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found

@@ -1,0 +1,258 @@
+"""Video codecs: raw frames to encoded packets and back.
+
+``video_encoder`` opens its codec on the first frame (and again when the size changes) with
+the global-header flag, so the parameter sets go into ``extradata``, which every keyframe
+carries (``packets.py``). It never holds more than the codec's own delay: with the defaults
+(x264 ``zerolatency``, libvpx ``realtime`` with no lag, no B-frames) one packet comes out per
+frame. ``video_decoder`` opens a decoder at the first keyframe and again whenever a keyframe
+announces another codec, size or extradata; its input lane drops until the next keyframe on
+loss (``flow.py``), so what it decodes is always decodable.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from typing import Any, Final, Literal, get_args
+
+import av
+import av.codec.context
+from pydantic import Field
+
+from tasks.media.errors import CodecError
+from tasks.media.mediatask import RAW_VIDEO, VIDEO_PACKETS, MediaConfig, MediaTask
+from tasks.media.packets import EncodedPacket
+from tasks.media.raw import MS, VIDEO_FORMATS, RawVideo, video_array, video_extra
+from tasks.media.timing import MonotonicPts, TsMap
+
+__all__ = ["VideoDecoder", "VideoEncoder", "VideoEncoderState", "VideoDecoderState"]
+
+log = logging.getLogger("tasks.media")
+
+VideoCodec = Literal["h264", "mpeg4", "vp9", "mjpeg"]
+#: what output_container can also write raw video as (uncompressed: for files, never for MQTT)
+RecordCodec = Literal["h264", "mpeg4", "vp9", "mjpeg", "rawvideo"]
+PixelFormat = Literal["rgb24", "bgr24", "rgba", "bgra", "gray", "yuv420p"]
+X264_PRESETS: Final = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                       "veryslow")
+_ENCODERS: Final = {"h264": "libx264", "mpeg4": "mpeg4", "vp9": "libvpx-vp9", "mjpeg": "mjpeg", "rawvideo": "rawvideo"}
+_DEFAULT_BITRATE: Final = {"mpeg4": 2_000_000, "vp9": 1_000_000}
+_FF_QP2LAMBDA: Final = 118
+_MAX_MPEG4_TB: Final = 65535
+
+
+class VideoEncoderConfig(MediaConfig):
+    codec: VideoCodec = Field(default="h264", description="h264 (libx264), mpeg4, vp9 (libvpx) or mjpeg")
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                    "veryslow"] = Field(default="veryfast", description="x264 speed/quality preset")
+    zerolatency: bool = Field(default=True, description="no frame held back: x264 tune zerolatency, "
+                                                        "libvpx realtime without lag, no B-frames")
+    bitrate: int | None = Field(default=None, ge=10_000, le=1_000_000_000,
+                                description="bits per second; unset: h264 CRF 23, mjpeg q 4, mpeg4 2M, vp9 1M")
+    keyframe_interval: int = Field(default=30, ge=1, le=1000, description="a keyframe every N frames")
+    rate: float = Field(default=30.0, gt=0, le=1000, description="nominal frame rate, for rate control")
+    threads: int = Field(default=0, ge=0, le=64, description="codec threads; 0: FFmpeg chooses")
+
+
+class VideoEncoderState:
+    """An open encoder and what it needs to turn frames into packets (used in the worker thread)."""
+
+    def __init__(self, config: VideoEncoderConfig, first: RawVideo, *, codec: RecordCodec | None = None) -> None:
+        self.size = (first.width, first.height)
+        codec = codec or config.codec
+        name = _ENCODERS[codec]
+        self.pixel_format = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        try:
+            ctx = av.CodecContext.create(name, "w")
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise CodecError(f"no {name} encoder in this PyAV build: {exc}", codec=name) from exc
+        assert isinstance(ctx, av.VideoCodecContext)
+        ctx.width, ctx.height = self.size
+        ctx.pix_fmt = self.pixel_format
+        time_base = first.time_base if first.time_base.denominator <= _MAX_MPEG4_TB else MS
+        ctx.time_base = time_base
+        ctx.framerate = Fraction(config.rate).limit_denominator(1001)
+        ctx.gop_size = config.keyframe_interval
+        ctx.thread_count = config.threads
+        ctx.flags |= av.codec.context.Flags.global_header
+        options: dict[str, str] = {}
+        bitrate = config.bitrate or _DEFAULT_BITRATE.get(codec)
+        if bitrate:
+            ctx.bit_rate = bitrate
+        # keyframes exactly every keyframe_interval frames, none added on scene cuts: late subscribers,
+        # mediaswitch and segmenting muxers can then count on them
+        if codec == "h264":
+            options["sc_threshold"] = "0"
+            options["preset"] = config.preset
+            if config.zerolatency:
+                options["tune"] = "zerolatency"
+        elif codec == "vp9" and config.zerolatency:
+            options.update({"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "row-mt": "1"})
+        elif codec == "mpeg4":
+            options["sc_threshold"] = "1000000000"
+        elif codec == "mjpeg" and not config.bitrate:
+            ctx.flags |= av.codec.context.Flags.qscale
+            ctx.global_quality = 4 * _FF_QP2LAMBDA
+        if config.zerolatency:
+            ctx.max_b_frames = 0
+        ctx.options = options
+        try:
+            ctx.open()
+        except av.error.FFmpegError as exc:
+            raise CodecError(f"cannot open the {name} encoder at {self.size[0]}x{self.size[1]}: {exc}",
+                             codec=name) from exc
+        self.ctx = ctx
+        self.pts = MonotonicPts(time_base)
+        self.ts = TsMap()
+        self.template = EncodedPacket(kind="video", codec=ctx.codec.canonical_name, data=b"", pts=None, dts=None,
+                                      time_base=time_base, keyframe=True, extradata=ctx.extradata or None,
+                                      width=self.size[0], height=self.size[1], pixel_format=self.pixel_format)
+
+    def encode_av(self, raw: RawVideo | None) -> list[tuple[av.Packet[Any], int | None]]:
+        """PyAV's packets for one frame (None: flush), each with the capture ts of its frame."""
+        frame: av.VideoFrame | None = None
+        if raw is not None:
+            frame = raw.to_av()
+            if frame.format.name != self.pixel_format:
+                frame = frame.reformat(format=self.pixel_format)
+            frame.pts = self.pts(raw.pts, raw.time_base)
+            frame.time_base = self.pts.time_base
+            self.ts.put(frame.pts, raw.ts)
+        return [(packet, self.ts.pop(packet.pts)) for packet in self.ctx.encode(frame)]
+
+    def encode(self, raw: RawVideo | None) -> list[EncodedPacket]:
+        """The packets for one frame (None: flush)."""
+        return [EncodedPacket.from_av(packet, template=self.template, ts=ts) for packet, ts in self.encode_av(raw)]
+
+
+class VideoEncoder(MediaTask):
+    """Encode raw video frames into packets: libx264 with zerolatency by default; mpeg4, vp9, mjpeg.
+
+    Keyframes carry the codec's extradata and the stream's size, so a decoder that subscribes
+    late starts at the next keyframe. The input lane holds ``queue`` frames; when the encoder
+    falls behind, the oldest wait frames are dropped and counted.
+    """
+
+    Config = VideoEncoderConfig
+    inputs = {"in": RAW_VIDEO}
+    outputs = {"out": VIDEO_PACKETS}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.state: VideoEncoderState | None = None
+
+    def output_metadata(self, port: str) -> dict[str, Any]:
+        return {**super().output_metadata(port), "codec": self.config.codec, "rate": self.config.rate}
+
+    def encode_frame(self, raw: RawVideo) -> list[EncodedPacket]:
+        if self.state is None or self.state.size != (raw.width, raw.height):
+            if self.state is not None:
+                log.info("%s: the frame size changed to %dx%d: reopening the encoder", self._name, raw.width,
+                         raw.height)
+            self.state = VideoEncoderState(self.config, raw)
+        return self.state.encode(raw)
+
+    async def serve(self) -> None:
+        while True:
+            _, item = await self.lanes.get()
+            assert isinstance(item, RawVideo)
+            for packet in await self.work(self.encode_frame, item):
+                await self.emit("out", packet.to_value(), ts=packet.ts if packet.ts is not None else item.ts)
+
+    def release(self) -> None:
+        self.state = None
+
+
+class VideoDecoderConfig(MediaConfig):
+    queue: int = Field(default=16, ge=1, le=10_000, description="packets the input lane holds before it drops "
+                                                                 "until the next keyframe")
+    pixel_format: PixelFormat = Field(default="rgb24", description="pixel format of the frames sent on")
+    threads: int = Field(default=0, ge=0, le=64, description="slice threads; 0: FFmpeg chooses")
+
+
+class VideoDecoderState:
+    """An open decoder for one stream (as a keyframe described it); used in the worker thread."""
+
+    def __init__(self, keyframe: EncodedPacket, *, threads: int) -> None:
+        self.key = keyframe.stream_key()
+        try:
+            ctx = av.CodecContext.create(keyframe.codec, "r")
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise CodecError(f"no decoder for {keyframe.codec!r} here: {exc}", codec=keyframe.codec) from exc
+        assert isinstance(ctx, av.VideoCodecContext)
+        if keyframe.extradata:
+            ctx.extradata = keyframe.extradata
+        if keyframe.width and keyframe.height:
+            ctx.width, ctx.height = keyframe.width, keyframe.height
+        ctx.thread_type = "SLICE"  # frame threads would hold back one frame per thread
+        ctx.thread_count = threads
+        self.ctx = ctx
+        self.ts = TsMap()
+
+    def decode(self, packet: EncodedPacket, pixel_format: str) -> list[tuple[Any, dict[str, Any], int]]:
+        if packet.pts is not None and packet.ts is not None:
+            self.ts.put(packet.pts, packet.ts)
+        out = []
+        for frame in self.ctx.decode(packet.to_av()):
+            pts = frame.pts if frame.pts is not None else packet.pts or 0
+            ts = self.ts.pop(frame.pts)
+            out.append((video_array(frame, pixel_format), video_extra(pixel_format, pts, packet.time_base),
+                        ts if ts is not None else packet.ts or 0))
+        return out
+
+
+class VideoDecoder(MediaTask):
+    """Decode video packets into raw frames (HxWxC arrays in the configured pixel format).
+
+    Starts at the first keyframe (a late subscriber drops what comes before it); on lost
+    packets or a decoding error it drops until the next keyframe, counted in ``dropped``.
+    """
+
+    Config = VideoDecoderConfig
+    inputs = {"in": VIDEO_PACKETS}
+    outputs = {"out": RAW_VIDEO}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.state: VideoDecoderState | None = None
+
+    def output_metadata(self, port: str) -> dict[str, Any]:
+        return {**super().output_metadata(port), "pixel_format": self.config.pixel_format}
+
+    def decode_packet(self, packet: EncodedPacket) -> list[tuple[Any, dict[str, Any], int]] | None:
+        """The frames of one packet; None if it cannot be decoded (no decoder for it)."""
+        if packet.keyframe and (self.state is None or self.state.key != packet.stream_key()):
+            self.state = None
+            self.state = VideoDecoderState(packet, threads=self.config.threads)
+        if self.state is None:
+            return None
+        return self.state.decode(packet, self.config.pixel_format)
+
+    async def serve(self) -> None:
+        while True:
+            _, item = await self.lanes.get()
+            assert isinstance(item, EncodedPacket)
+            if item.kind != "video":
+                self.in_metrics["in"].errors += 1
+                self.warn_once("in", "kind", "%s: got %s packets on a video decoder", self._name, item.kind)
+                continue
+            try:
+                frames = await self.work(self.decode_packet, item)
+            except (av.error.FFmpegError, CodecError) as exc:
+                self.in_metrics["in"].errors += 1
+                self.lanes["in"].resync()
+                self.warn_once("in", "decode", "%s: cannot decode a %s packet (%s): waiting for a keyframe",
+                               self._name, item.codec, exc)
+                continue
+            if frames is None:  # no decoder yet: only after a decoder could not be opened
+                self.lanes["in"].dropped += 1
+                self.lanes["in"].resync()
+                continue
+            for array, extra, ts in frames:
+                await self.emit("out", array, ts=ts, extra=extra)
+
+    def release(self) -> None:
+        self.state = None
+
+
+assert set(VIDEO_FORMATS) == set(get_args(PixelFormat))

@@ -1,0 +1,207 @@
+"""The media pieces without a broker: drop policies, the packet map, raw frames, the font, the catalog."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import tasks.media
+from agent.registry import discover
+from edge.errors import ConfigError, FrameError
+from edge.frames import decode_frame, encode_frame
+from tasks.media import TYPES
+from tasks.media.flow import Lane, Lanes, Policy
+from tasks.media.font import text_mask
+from tasks.media.packets import EncodedPacket
+from tasks.media.raw import RawAudio, RawVideo
+from tasks.media.timing import MonotonicPts, SampleClock, TsMap
+
+# -- flow ---------------------------------------------------------------------------------------
+
+
+def fill(lane: Lane[int], items: list[tuple[int, bool]]) -> list[bool]:
+    return [lane.put(i, i, seq=seq, keyframe=key) for i, (seq, key) in enumerate(items)]
+
+
+def test_oldest_policy_drops_the_oldest_and_counts():
+    lane: Lane[int] = Lane(maxlen=3)
+    for i in range(5):
+        lane.put(i, i)
+    assert [lane.pop() for _ in range(len(lane))] == [2, 3, 4]
+    assert (lane.dropped, lane.high_water) == (2, 3)
+
+
+def test_keyframe_policy_waits_for_the_first_keyframe():
+    lane: Lane[int] = Lane(maxlen=10, policy=Policy.KEYFRAME)
+    assert fill(lane, [(5, False), (6, False), (7, True), (8, False)]) == [False, False, True, True]
+    assert lane.dropped == 2 and [lane.pop(), lane.pop()] == [2, 3]
+
+
+def test_keyframe_policy_on_overflow_drops_everything_up_to_the_next_keyframe():
+    lane: Lane[int] = Lane(maxlen=3, policy=Policy.KEYFRAME)
+    queued = fill(lane, [(0, True), (1, False), (2, False), (3, False), (4, False), (5, True), (6, False)])
+    assert queued == [True, True, True, False, False, True, True]
+    assert [lane.pop(), lane.pop()] == [5, 6]  # a decodable run again
+    assert lane.dropped == 5 and lane.resyncs == 1 and lane.high_water == 3
+
+
+def test_keyframe_policy_treats_a_seq_gap_as_loss():
+    lane: Lane[int] = Lane(maxlen=10, policy=Policy.KEYFRAME)
+    queued = fill(lane, [(0, True), (1, False), (3, False), (4, False), (5, True), (6, False)])
+    assert queued == [True, True, False, False, True, True]
+    assert [lane.pop() for _ in range(len(lane))] == [0, 1, 4, 5]  # 0, 1 came before the gap: kept
+    restarted = fill(lane, [(0, True)])  # a producer that restarted counts from 0: a keyframe, fine
+    assert restarted == [True]
+
+
+def test_resync_after_a_decoding_error_skips_to_the_next_queued_keyframe():
+    lane: Lane[int] = Lane(maxlen=10, policy=Policy.KEYFRAME)
+    fill(lane, [(0, True), (1, False), (2, False), (3, True), (4, False)])
+    lane.pop()
+    lane.resync()
+    assert [lane.pop() for _ in range(len(lane))] == [3, 4] and lane.dropped == 2
+    lane.resync()  # nothing queued: wait for a keyframe
+    assert fill(lane, [(5, False), (6, True)]) == [False, True]
+
+
+async def test_lanes_hand_out_items_in_arrival_order():
+    lanes: Lanes[str] = Lanes({"a": Lane(maxlen=5), "b": Lane(maxlen=5)})
+    for port, item in [("b", "b1"), ("a", "a1"), ("b", "b2")]:
+        lanes.put(port, item)
+    assert [await lanes.get() for _ in range(3)] == [("b", "b1"), ("a", "a1"), ("b", "b2")]
+    lanes.put("a", "a2")
+    lanes.put("b", "b3")
+    assert lanes.drain() == [("a", "a2"), ("b", "b3")] and not len(lanes["a"])
+
+
+# -- the packet map -----------------------------------------------------------------------------
+
+
+def test_packet_map_round_trips_through_a_frame():
+    packet = EncodedPacket(kind="video", codec="h264", data=b"\x00\x00\x00\x01e", pts=3, dts=2,
+                           time_base=Fraction(1, 90000), keyframe=True, duration=3000, extradata=b"\x01\x02",
+                           width=640, height=480, pixel_format="yuv420p")
+    value = decode_frame(encode_frame(packet.to_value(), ts=5)).value
+    assert value == {"kind": "video", "codec": "h264", "data": b"\x00\x00\x00\x01e", "pts": 3, "dts": 2,
+                     "time_base": [1, 90000], "keyframe": True, "duration": 3000, "extradata": b"\x01\x02",
+                     "width": 640, "height": 480, "pixel_format": "yuv420p"}
+    assert EncodedPacket.from_value(value) == packet
+    delta = EncodedPacket(kind="video", codec="h264", data=b"x", pts=4, dts=4, time_base=Fraction(1, 30),
+                          keyframe=False, extradata=b"ignored", width=640)
+    assert "extradata" not in delta.to_value() and "width" not in delta.to_value()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"kind": "subtitle"}, "'kind' must be 'video' or 'audio'"),
+    ({"data": b""}, "'data' must be non-empty bytes"),
+    ({"data": "text"}, "'data' must be non-empty bytes"),
+    ({"keyframe": 1}, "'keyframe' must be a bool"),
+    ({"pts": 1.5}, "'pts' must be an integer"),
+    ({"time_base": [1, 0]}, "'time_base' must be"),
+    ({"width": -3}, "'width' must be a positive integer"),
+    ({"codec": ""}, "'codec' must be a codec name"),
+])
+def test_bad_packet_maps_are_refused_with_the_reason(change, message):
+    value = {"kind": "video", "codec": "h264", "data": b"x", "pts": 0, "dts": 0, "time_base": [1, 30],
+             "keyframe": True, **change}
+    with pytest.raises(FrameError, match=message):
+        EncodedPacket.from_value(value)
+
+
+# -- raw frames ---------------------------------------------------------------------------------
+
+
+def test_raw_video_reads_shapes_formats_and_bare_arrays():
+    bare = RawVideo.from_frame(decode_frame(encode_frame(np.zeros((4, 6, 3), np.uint8), ts=7)))
+    assert (bare.pixel_format, bare.width, bare.height) == ("rgb24", 6, 4)
+    assert (bare.pts, bare.time_base) == (7, Fraction(1, 1000))  # no pts: the ts in milliseconds
+    yuv = np.zeros((6, 6, 1), np.uint8)
+    frame = RawVideo.from_frame(decode_frame(encode_frame(yuv, ts=1, extra={"pixel_format": "yuv420p", "pts": 2,
+                                                                              "time_base": [1, 25]})))
+    assert (frame.width, frame.height, frame.pts, frame.time_base) == (6, 4, 2, Fraction(1, 25))
+    assert frame.to_av().format.name == "yuv420p"
+    for bad, message in [(np.zeros((4, 6, 2), np.uint8), "1, 3 or 4 channels"),
+                         (np.zeros((4, 6, 3), np.float32), "uint8 array"),
+                         ("nope", "uint8 array")]:
+        with pytest.raises(FrameError, match=message):
+            RawVideo.from_frame(decode_frame(encode_frame(bad)))
+    with pytest.raises(FrameError, match="needs 4 channels"):
+        RawVideo.from_frame(decode_frame(encode_frame(np.zeros((4, 6, 3), np.uint8), extra={"pixel_format": "rgba"})))
+
+
+def test_raw_audio_needs_a_rate_and_reads_formats_from_dtypes():
+    samples = np.zeros((10, 2), np.int16)
+    audio = RawAudio.from_frame(decode_frame(encode_frame(samples, ts=3, extra={"rate": 8000})))
+    assert (audio.sample_format, audio.channels, audio.rate) == ("s16", 2, 8000)
+    assert audio.to_av().samples == 10
+    with pytest.raises(FrameError, match="needs an integer 'rate'"):
+        RawAudio.from_frame(decode_frame(encode_frame(samples)))
+    with pytest.raises(FrameError, match="does not match"):
+        RawAudio.from_frame(decode_frame(encode_frame(samples, extra={"rate": 8000, "sample_format": "flt"})))
+
+
+# -- timing, font -------------------------------------------------------------------------------
+
+
+def test_timing_helpers():
+    pts = MonotonicPts(Fraction(1, 30))
+    assert [pts(0, Fraction(1, 30)), pts(0, Fraction(1, 30)), pts(1000, Fraction(1, 1000))] == [0, 1, 30]
+    ts = TsMap(limit=2)
+    for i in range(3):
+        ts.put(i, 100 + i)
+    assert ts.pop(2) == 102 and ts.pop(0) == 102  # 0 was forgotten: the newest ts
+    clock = SampleClock(16000)
+    clock.add(480, 48000, 1000)
+    clock.add(480, 48000, 1010)
+    assert [clock.ts(0), clock.ts(160), clock.ts(240)] == [1000, 1010, 1015]
+
+
+def test_font_draws_every_printable_character():
+    for code in range(32, 127):
+        mask = text_mask(chr(code))
+        assert mask.shape == (8, 6) and (code == 32) == (not mask.any())
+    assert (text_mask("\x07") == text_mask("?")).all()
+    assert text_mask("ab\nc", scale=2).shape == (32, 24)
+
+
+# -- the catalog --------------------------------------------------------------------------------
+
+
+def test_every_media_type_is_in_the_catalog_with_defaults():
+    names = sorted(t.type_name for t in TYPES)
+    assert names == sorted([
+        "input_container", "test_pattern", "camera", "microphone", "text_renderer", "video_encoder",
+        "video_decoder", "audio_encoder", "audio_decoder", "video_reformatter", "video_mixer", "video_layout",
+        "video_activity_meter", "audio_resampler", "audio_mixer", "audio_volume_meter", "audio_volume_scaler",
+        "mediaswitch", "output_container", "video_viewer"])
+    for task_type in TYPES:
+        entry = task_type.describe()
+        assert entry["description"] and entry["config_schema"]["type"] == "object"
+        if task_type.type_name not in ("input_container", "output_container"):  # they need a url
+            assert entry["config_default"] is not None
+    assert tasks.media.__all__ == sorted(tasks.media.__all__)
+    assert all(getattr(tasks.media, name) for name in tasks.media.__all__)
+
+
+def test_the_entry_point_offers_the_media_types():
+    registry = discover()
+    assert {t.type_name for t in TYPES} <= set(registry.types)
+
+
+def test_without_pyav_the_media_entry_point_is_unavailable_with_the_reason():
+    code = ("import sys; sys.modules['av'] = None\n"
+            "from agent.registry import discover\n"
+            "print(discover().unavailable.get('media'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "ModuleNotFoundError" in out.stdout and "av" in out.stdout
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match="width"):
+        tasks.media.TestPattern.validate_config({"width": 161})
+    with pytest.raises(ConfigError, match="codec"):
+        tasks.media.VideoEncoder.validate_config({"codec": "h265"})

@@ -1,0 +1,92 @@
+"""The deployments page: list with version and tasks running/total, create, edit, deploy, stop,
+delete, version history with rollback."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import agents, panel, until
+
+from edge.graph import parse_spec
+
+pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+
+
+def spec(interval: int) -> dict:
+    return {"id": "demo", "label": "Demo <i>graph</i>", "tasks": [
+        {"id": "n", "type": "numbers", "config": {"interval_ms": interval}},
+        {"id": "d", "type": "double"}], "edges": [{"from": "n.out", "to": "d.in"}]}
+
+
+def text_of(user, marker):
+    return next(iter(user.find(marker=marker).elements)).text
+
+
+async def test_list_deploy_stop_history_rollback_delete(user, panel_settings, tmp_path):
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: "numbers" in panel().fleet.types(), "types")
+        controller = panel().controller
+        await controller.deploy(parse_spec(spec(100)))
+        await controller.deploy(parse_spec(spec(200)))
+        await user.open("/deployments")
+        await user.should_see(marker="deployment-demo", retries=50)
+        await user.should_see("Demo <i>graph</i>")  # a label is text, never markup
+        await user.should_see("v2")
+        await user.should_see("2/2 running", retries=200)
+        assert text_of(user, "tasks-demo") == "2/2 running"
+
+        # the history: both versions, the deployed one marked; show one, roll back to the first
+        user.find(marker="history-demo").click()
+        await user.should_see("Versions of demo")
+        await user.should_see("deployed")
+        user.find(marker="show-v1").click()
+        await user.should_see("interval_ms: 100")
+        user.find(marker="rollback-v1").click()
+        await until(lambda: controller.fleet.deployments["demo"].version == 3, "version 3")
+        assert controller.fleet.deployments["demo"].tasks[0].config == {"interval_ms": 100}
+        assert user.notify.contains("rolled back demo: version 3 is the content of v1")
+        await user.should_see("v3", retries=50)
+
+        # stop: the spec goes, its versions stay, so it can be deployed again from the list
+        user.find(marker="stop-demo").click()
+        await until(lambda: "demo" not in controller.fleet.deployments and not controller.fleet.tasks_of("demo"),
+                    "demo stopped")
+        await user.should_see("not running", retries=50)
+        with user.scope(marker="deployment-demo"):
+            await user.should_see("stopped")
+        user.find(marker="deploy-demo").click()
+        await until(lambda: "demo" in controller.fleet.deployments, "demo again")
+        assert controller.fleet.deployments["demo"].version == 4
+        await user.should_see("2/2 running", retries=200)
+
+        # delete: stopped, and its saved versions gone
+        user.find(marker="delete-demo").click()
+        user.find(marker="confirm-delete").click()
+        await until(lambda: "demo" not in controller.fleet.deployments, "demo deleted")
+        assert controller.history.versions("demo") == []
+        await user.should_not_see(marker="deployment-demo", retries=50)
+        await user.should_see("no deployment yet")
+
+
+async def test_create_refuses_bad_and_taken_ids_and_lists_drafts(user, panel_settings):
+    await user.open("/deployments")
+    user.find(marker="new").click()
+    user.find(marker="new-id").type("bad id!")
+    user.find(marker="create").click()
+    assert user.notify.contains("letters, digits, - and _ only")
+    for element in user.find(marker="new-id").elements:
+        element.set_value("fresh")
+    user.find(marker="create").click()
+    await user.should_see("Add a task", retries=50)
+    await user.open("/deployments")
+    await user.should_see(marker="deployment-fresh")
+    await user.should_see("never deployed")
+    await user.should_see("0 tasks")
+    user.find(marker="new").click()
+    user.find(marker="new-id").type("fresh")
+    user.find(marker="create").click()
+    assert user.notify.contains("fresh exists already: edit it instead")
+    # deploying an empty draft is refused by nobody: an empty graph runs nothing, and is listed
+    user.find(marker="deploy-fresh").click()
+    await until(lambda: "fresh" in panel().fleet.deployments, "the empty deployment")
+    await user.should_see("0/0 running", retries=50)
+    await panel().controller.remove("fresh")

@@ -1,0 +1,141 @@
+"""The running view (status colours, error text, frames and rates per port) and the live
+inspector (numbers plotted, text logged, images shown, anything else as decoded CBOR)."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+
+import pytest
+from conftest import agents, panel, until
+from nicegui import ElementFilter, ui
+
+from edge.graph import parse_spec
+from ui.inspector import Inspector
+
+pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+
+HTML = "<img src=x onerror=alert(1)>"
+SPEC = {"id": "run", "tasks": [
+    {"id": "n", "type": "numbers", "label": HTML, "config": {"interval_ms": 50}},
+    {"id": "d", "type": "double"},
+    {"id": "w", "type": "words", "config": {"interval_ms": 50, "word": HTML}},
+    {"id": "p", "type": "pictures", "config": {"interval_ms": 50}},
+    {"id": "r", "type": "records", "config": {"interval_ms": 50}},
+    {"id": "b", "type": "broken"}],
+    "edges": [{"from": "n.out", "to": "d.in"}]}
+
+
+def element(user, marker):
+    """The newest element with that marker, shown or not."""
+    with user:
+        found = list(ElementFilter(marker=marker, only_visible=False))
+    assert found, f"no element marked {marker!r}"
+    return max(found, key=lambda e: e.id)
+
+
+def row(user, task):
+    return next((r for r in element(user, "tasks").rows if r["id"] == task), None)
+
+
+def forget_crash_logs(caplog):
+    """The Broken task's crashes are logged at ERROR, as they should be: expected here, and nothing else."""
+    records = caplog.get_records("call")
+    crashes = [r for r in records if r.name == "edge.instance" and "crashed" in r.getMessage()]
+    assert crashes
+    records[:] = [r for r in records if r not in crashes]
+
+
+def open_port(user, task, port, side="out"):
+    element(user, "tasks")  # the table is there
+    user.find(marker="tasks").trigger("cell", {"key": task, "column": "outputs", "value": f"{task}.{port}:{side}"})
+
+
+def png_size(url):
+    data = base64.b64decode(url.split(",", 1)[1])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    length = struct.unpack(">I", data[33:37])[0]
+    zlib.decompress(data[41:41 + length])  # the image data is a valid zlib stream
+    return width, height
+
+
+async def close_inspector(user):
+    user.find(marker="inspector-close").click()
+    await until(lambda: Inspector.open_count == 0, "the inspector to unsubscribe")
+
+
+async def test_states_errors_rates_and_the_inspector(user, panel_settings, tmp_path, caplog):
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: "numbers" in panel().fleet.types(), "types")
+        await panel().controller.deploy(parse_spec(SPEC))
+        await user.open("/deployments/run")
+        await user.should_see("version 1", retries=50)
+        await until(lambda: row(user, "n") and row(user, "n")["state"]["text"] == "running", "n running", 30)
+        await until(lambda: row(user, "b")["state"]["text"] == "failed", "b failed", 30)
+        b = row(user, "b")
+        assert b["state"]["color"] == "red" and "broken on purpose <b>bold</b>" in b["error"] and b["restarts"] != "0"
+        assert row(user, "n")["state"]["color"] == "green"
+        # the graph is coloured by state, without being resent
+        graph = element(user, "graph")
+        await until(lambda: {n["id"]: n["state"] for n in graph.nodes}["b"] == "failed", "b red in the graph")
+        assert {n["id"]: n["title"] for n in graph.nodes}["n"] == HTML
+        # frames and rates per port, from the statuses
+        await until(lambda: row(user, "d")["inputs"][0]["text"].startswith("in: ")
+                    and "/s" in row(user, "d")["inputs"][0]["text"] and row(user, "d")["inputs"][0]["text"] != "in: 0",
+                    "d's input metrics", 30)
+        assert row(user, "d")["outputs"][0]["value"] == "d.out:out"
+
+        # numbers: a live plot, and the last value
+        open_port(user, "d", "out")
+        await user.should_see("last value:", retries=100)
+        plot = element(user, "inspector-plot")
+        await until(lambda: len(plot.options["series"][0]["data"]) >= 3, "points on the plot")
+        values = [v for _, v in plot.options["series"][0]["data"]]
+        assert all(v % 2 == 0 for v in values) and values == sorted(values)
+        await until(lambda: "frames" in element(user, "inspector-stats").text
+                    and "/s" in element(user, "inspector-stats").text, "stats")
+        assert Inspector.open_count == 1
+        await close_inspector(user)
+
+        # text: a log, HTML-looking text stays text
+        open_port(user, "w", "out")
+        log = element(user, "inspector-log")
+        await until(lambda: len(log.default_slot.children) >= 3, "lines in the log")
+        line = log.default_slot.children[-1].text
+        assert line.startswith("#") and f"  {HTML} " in line
+        await close_inspector(user)
+
+        # images: a PNG, scaled to the frame (64x48)
+        open_port(user, "p", "out")
+        image = element(user, "inspector-image")
+        await until(lambda: image.visible and image.source.startswith("data:image/png;base64,"), "an image", 30)
+        assert png_size(image.source) == (64, 48)
+        await close_inspector(user)
+
+        # anything else: the decoded CBOR as JSON
+        open_port(user, "r", "out")
+        await user.should_see('"html": "<img src=x onerror=alert(1)>", "raw": "2 bytes 0001"', retries=100)
+        await close_inspector(user)
+
+        # an input shows what its source sends
+        open_port(user, "d", "in", side="in")
+        await user.should_see("last value:", retries=100)
+        await close_inspector(user)
+        open_port(user, "n", "nothing", side="in")
+        assert user.notify.contains("input n.nothing of run is not connected")
+
+        # the inspector on a page of its own; leaving the page unsubscribes
+        await user.open("/deployments/run/inspect/n/out")
+        await user.should_see("last value:", retries=100)
+        assert Inspector.open_count == 1
+        # no HTML element anywhere: every text is a label
+        with user:
+            assert not list(ElementFilter(kind=ui.html, only_visible=False))
+
+        await user.open("/deployments/run")
+        user.find(marker="stop").click()
+        await until(lambda: not panel().fleet.tasks_of("run"), "the tasks to stop")
+        await user.should_see("not deployed", retries=50)
+    forget_crash_logs(caplog)

@@ -1,0 +1,146 @@
+"""The graph editor's working copy of a deployment spec, and the checks its edits go through.
+
+A :class:`Draft` is edited in place by the editor page (add, remove, connect, configure, pin) and
+turned into a :class:`~edge.graph.DeploymentSpec` to deploy or export. Connecting two ports is
+checked at once against the live catalog with :func:`edge.graph.check_against_catalog`, so an
+incompatible wire is refused with the metadata fields that disagree, before anything is deployed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from edge.errors import SpecError
+from edge.graph import DeploymentSpec, EdgeSpec, TaskSpec, check_against_catalog, load_spec, parse_spec
+from edge.topics import is_valid_id
+
+__all__ = ["Draft", "valid_deployment_id"]
+
+
+@dataclass
+class Draft:
+    """A deployment being edited: its tasks, wires and where the user put the nodes."""
+
+    id: str
+    label: str | None = None
+    version: int = 1
+    tasks: list[TaskSpec] = field(default_factory=list)
+    edges: list[EdgeSpec] = field(default_factory=list)
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, spec: DeploymentSpec) -> Draft:
+        return cls(id=spec.id, label=spec.label, version=spec.version, tasks=list(spec.tasks), edges=list(spec.edges))
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes) -> Draft:
+        """A draft from a YAML/JSON spec; :class:`~edge.errors.SpecError` lists every problem."""
+        return cls.from_spec(load_spec(text))
+
+    def to_spec(self) -> DeploymentSpec:
+        return parse_spec({"id": self.id, **({"label": self.label} if self.label else {}), "version": self.version,
+                           "tasks": [t.model_dump(exclude_none=True) for t in self.tasks],
+                           "edges": [e.to_dict() for e in self.edges]})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_spec().to_dict(), sort_keys=False)
+
+    # -- tasks ----------------------------------------------------------------------------------
+    def task(self, task_id: str) -> TaskSpec:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def new_task_id(self, type_name: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_-]", "_", type_name)[:56] or "task"
+        taken = {t.id for t in self.tasks}
+        n = 1
+        while f"{base}{n}" in taken:
+            n += 1
+        return f"{base}{n}"
+
+    def add_task(self, type_name: str, *, task_id: str | None = None, agent: str | None = None,
+                 config: Mapping[str, Any] | None = None) -> TaskSpec:
+        task_id = task_id or self.new_task_id(type_name)
+        if any(t.id == task_id for t in self.tasks):
+            raise SpecError(f"task id {task_id!r} is used already")
+        task = TaskSpec(id=task_id, type=type_name, agent=agent, config=dict(config or {}))
+        self.tasks.append(task)
+        return task
+
+    def remove_task(self, task_id: str) -> None:
+        self.tasks = [t for t in self.tasks if t.id != task_id]
+        self.edges = [e for e in self.edges if task_id not in (e.source.task, e.target.task)]
+        self.positions.pop(task_id, None)
+
+    def _replace(self, task_id: str, **changes: Any) -> TaskSpec:
+        for i, task in enumerate(self.tasks):
+            if task.id == task_id:
+                self.tasks[i] = TaskSpec.model_validate({**task.model_dump(), **changes})
+                return self.tasks[i]
+        raise KeyError(task_id)
+
+    def set_config(self, task_id: str, config: Mapping[str, Any]) -> TaskSpec:
+        return self._replace(task_id, config=dict(config))
+
+    def pin(self, task_id: str, agent: str | None) -> TaskSpec:
+        """Run the task on ``agent``, or leave it to placement with ``None``."""
+        return self._replace(task_id, agent=agent or None)
+
+    def set_label(self, task_id: str, label: str | None) -> TaskSpec:
+        return self._replace(task_id, label=label or None)
+
+    # -- wires ----------------------------------------------------------------------------------
+    @staticmethod
+    def edge_key(edge: EdgeSpec) -> str:
+        return f"{edge.source}->{edge.target}"
+
+    def connect(self, source: str, target: str, types: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Wire ``source`` (``task.port``) to ``target``; returns the problems (nothing is changed then).
+
+        The problems are the spec rules (an input fed twice, an unknown task) and the catalog's
+        (a missing port, metadata that disagree: ``incompatible (content: 'text' != 'number')``).
+        """
+        try:
+            edge = EdgeSpec.model_validate({"from": source, "to": target})
+        except ValueError as exc:
+            return [str(exc)]
+        for other in self.edges:
+            if other.target == edge.target:
+                return [f"input {edge.target} is fed by {other.source} already: delete that wire first"]
+        trial = Draft(id=self.id, tasks=self.tasks, edges=[*self.edges, edge])
+        try:
+            spec = trial.to_spec()
+        except SpecError as exc:
+            return exc.errors or [str(exc)]
+        ends = (f"edge {edge.source} -> {edge.target}:", f"{edge.source}:", f"{edge.target}:")
+        problems = [p for p in check_against_catalog(spec, types) if p.startswith(ends)]
+        if not problems:
+            self.edges.append(edge)
+        return problems
+
+    def disconnect(self, key: str) -> bool:
+        before = len(self.edges)
+        self.edges = [e for e in self.edges if self.edge_key(e) != key]
+        return len(self.edges) < before
+
+    def problems(self, types: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Everything wrong with the draft as it stands (spec rules, then the catalog)."""
+        try:
+            spec = self.to_spec()
+        except SpecError as exc:
+            return exc.errors or [str(exc)]
+        return check_against_catalog(spec, types)
+
+
+def valid_deployment_id(text: str) -> str | None:
+    """None when ``text`` can be a deployment id, else why not."""
+    if is_valid_id(text):
+        return None
+    return "letters, digits, - and _ only, 1 to 64 of them"

@@ -1,0 +1,99 @@
+"""Agents: every agent of the namespace, live, with its host, version, CPU and memory sparklines
+and the task instances it runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from edge.controller import Fleet
+from ui.app import current
+from ui.frame import frame
+from ui.live_table import Column, LiveTable
+from ui.status import state_color
+
+__all__ = ["COLUMNS", "agent_rows", "create", "instances"]
+
+COLUMNS = (
+    Column(name="id", label="Agent"),
+    Column(name="status", label="Status", kind="badge"),
+    Column(name="host", label="Host"),
+    Column(name="version", label="Version"),
+    Column(name="cpu", label="CPU", kind="spark", unit=" %"),
+    Column(name="rss", label="Memory", kind="spark", unit=" MB"),
+    Column(name="tasks", label="Task instances", kind="chips"),
+)
+
+
+def _host(host: dict[str, Any]) -> str:
+    parts = [str(host.get("name", "?"))]
+    if host.get("machine"):
+        parts.append(str(host["machine"]))
+    if host.get("platform"):
+        parts.append(str(host["platform"]))
+    if host.get("python"):
+        parts.append(f"Python {host['python']}")
+    if host.get("cpus"):
+        parts.append(f"{host['cpus']} CPUs")
+    return " · ".join(parts)
+
+
+def instances(fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
+    """Agent id -> a chip per task instance the specs give it, coloured by the task's status."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    for dep_id in sorted(fleet.deployments):
+        for task in fleet.deployments[dep_id].tasks:
+            if task.agent is None:
+                continue
+            status = fleet.statuses.get((dep_id, task.id))
+            state = status.state if status is not None else "pending"
+            result.setdefault(task.agent, []).append({
+                "text": f"{dep_id}/{task.id}", "color": state_color(state), "value": dep_id,
+                "title": f"{task.type}: {state}"})
+    return result
+
+
+def agent_rows(fleet: Fleet) -> list[dict[str, Any]]:
+    tasks = instances(fleet)
+    rows = []
+    for agent in sorted(fleet.agents.values(), key=lambda a: a.id):
+        rows.append({
+            "id": agent.id,
+            "status": {"text": "online" if agent.online else "offline", "color": "green" if agent.online else "grey"},
+            "host": _host(agent.host),
+            "version": agent.version,
+            "cpu": [round(cpu, 1) for _, cpu, _ in agent.history],
+            "rss": [round(rss, 1) for _, _, rss in agent.history],
+            "tasks": tasks.get(agent.id, []),
+        })
+    return rows
+
+
+def create() -> None:
+    @ui.page("/")
+    def agents_page() -> None:
+        panel = current()
+        with frame("Agents", active="/"):
+            with ui.row().classes("items-center w-full gap-4"):
+                ui.label("Agents").classes("text-h5")
+                summary = ui.label().mark("summary")
+                ui.space()
+                search = ui.input(placeholder="filter").props("dense clearable").mark("filter")
+            table = LiveTable(columns=COLUMNS, empty="no agent has announced itself in this namespace yet")
+            table.mark("agents")
+            search.on_value_change(lambda e: table.set_filter(e.value or ""))
+            table.on_cell(lambda _key, _column, value: ui.navigate.to(f"/deployments/{value}"))
+            seen = -1
+
+            def refresh() -> None:
+                nonlocal seen
+                if seen >= 0 and not panel.changes.since(seen):
+                    return
+                seen = panel.changes.revision
+                table.set_rows(agent_rows(panel.fleet))
+                online = len(panel.fleet.online)
+                summary.text = f"{online} online, {len(panel.fleet.agents) - online} offline"
+
+            refresh()
+            ui.timer(1.0, refresh)

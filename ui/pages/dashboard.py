@@ -1,0 +1,327 @@
+"""A deployment's dashboard: its dashboard tasks (sliders, toggles, radio buttons, text inputs,
+status lights, text boxes, bars, plots) drawn as live widgets.
+
+The contract is the task library's (``tasks/dashboard.py``): a dashboard type says
+``"dashboard": kind`` in its catalog entry; the task publishes what to draw, retained, on its
+``view`` output's stream topic (an empty retained payload: it is not running); a control takes
+new values as frames on ``{root}/streams/{deployment}/{task}/set`` unless the spec wires its
+``set`` input. The panel holds no state of its own: the views it subscribes to are the state,
+so every open panel shows the same values and a reload loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nicegui import ui
+
+from edge.bus import Message, Subscription
+from edge.errors import FrameError, TopicError
+from edge.frames import decode_frame, encode_frame
+from edge.graph import DeploymentSpec, TaskSpec
+from edge.topics import is_valid_id
+from ui.app import Panel, current
+from ui.frame import deployment_nav, frame
+
+__all__ = ["KINDS", "Widget", "create", "dashboard_tasks"]
+
+log = logging.getLogger("ui")
+
+COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$")  # as the task library checks it: safe in a style
+ECHO_GUARD = 1.0  # seconds during which a control ignores views after the user moved it
+
+
+def dashboard_tasks(spec: DeploymentSpec, types: dict[str, dict[str, Any]]) -> list[tuple[TaskSpec, str]]:
+    """The tasks of a spec the dashboard draws, with their kind, in spec order."""
+    result = []
+    for task in spec.tasks:
+        kind = types.get(task.type, {}).get("dashboard")
+        if isinstance(kind, str) and kind:
+            result.append((task, kind))
+    return result
+
+
+def _color(value: Any, fallback: str) -> str:
+    return value if isinstance(value, str) and COLOR.match(value) else fallback
+
+
+def _number(value: Any, fallback: float = 0.0) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else fallback
+
+
+class Widget:
+    """One dashboard task's card: :meth:`show` draws a view, ``send`` publishes a value on its ``set``."""
+
+    def __init__(self, task: TaskSpec, kind: str, *, send: Callable[[Any], Awaitable[None]] | None,
+                 driven_by: str | None) -> None:
+        self.task = task
+        self.kind = kind
+        self._send = send
+        self.driven_by = driven_by
+        self._touched = 0.0
+        self._updating = False
+        with ui.card().classes("w-80").mark(f"widget-{task.id}") as self.card:
+            self.title = ui.label(task.label or task.id).classes("text-subtitle1 font-bold")
+            ui.label(f"{task.id} · {kind}").classes("text-caption text-grey-7")
+            self.state = ui.label("not running").classes("text-caption text-grey-7").mark(f"state-{task.id}")
+            self.body = ui.column().classes("w-full gap-1")
+            if driven_by:
+                ui.label(f"set by {driven_by}").classes("text-caption")
+        with self.body:
+            self._build()
+
+    # -- building ---------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        disabled = self._send is None
+        self.control: Any = None
+        if self.kind == "slider":
+            self.control = ui.slider(min=0, max=1, step=0.001, value=0, on_change=self._changed).props("label")
+        elif self.kind == "toggle":
+            self.control = ui.switch(on_change=self._changed)
+        elif self.kind == "radio_buttons":
+            self.control = ui.radio([], on_change=self._changed)
+        elif self.kind == "text_input":
+            self.control = ui.input("text").classes("w-full").on("keydown.enter", self._send_text)
+            ui.button("send", on_click=self._send_text).props("flat dense").mark(f"send-{self.task.id}")
+        elif self.kind == "status_display":
+            with ui.row().classes("items-center gap-2"):
+                self.light = ui.element("div").classes("w-6 h-6 rounded-full").style("background: #bdbdbd")
+                self.text = ui.label()
+        elif self.kind == "text_display":
+            self.text = ui.label().classes("edge-mono w-full max-h-60 overflow-auto")
+        elif self.kind == "value_bar":
+            with ui.element("div").classes("w-full h-5 rounded bg-grey-3 overflow-hidden") as self.track:
+                self.bar = ui.element("div").classes("h-full").style("width: 0%; background: #2196f3")
+            self.text = ui.label()
+        elif self.kind == "plot":
+            self.chart = ui.echart({
+                "animation": False, "legend": {"top": 0}, "grid": {"left": 44, "right": 12, "top": 28, "bottom": 24},
+                "xAxis": {"type": "time"}, "yAxis": {"type": "value", "scale": True}, "series": [],
+            }).classes("w-full h-48")
+        else:
+            self.text = ui.label(f"this panel does not know the dashboard kind {self.kind!r}").classes(
+                "text-caption text-negative")
+        if self.control is not None:
+            self.control.mark(f"control-{self.task.id}")
+            if disabled:
+                self.control.disable()
+
+    # -- sending ----------------------------------------------------------------------------------------
+    async def _changed(self, e: Any) -> None:
+        if self._updating or self._send is None:
+            return
+        value = e.value
+        if self.kind == "toggle":
+            value = bool(value)
+        self._touched = time.monotonic()
+        await self._send(value)
+
+    async def _send_text(self) -> None:
+        if self._send is not None and self.kind == "text_input":
+            self._touched = time.monotonic()
+            await self._send(self.control.value or "")
+
+    # -- drawing ----------------------------------------------------------------------------------------
+    def show(self, view: dict[str, Any] | None) -> None:
+        if view is None:
+            self.state.text = "not running"
+            self.card.classes(add="opacity-60")
+            return
+        self.card.classes(remove="opacity-60")
+        self.state.text = "live"
+        if view.get("label"):
+            self.title.text = str(view["label"])
+        user_busy = time.monotonic() - self._touched < ECHO_GUARD
+        self._updating = True
+        try:
+            getattr(self, f"_show_{self.kind}", self._show_unknown)(view, user_busy)
+        finally:
+            self._updating = False
+
+    def _show_unknown(self, view: dict[str, Any], _busy: bool) -> None:
+        del view
+
+    def _show_slider(self, view: dict[str, Any], busy: bool) -> None:
+        low, high = _number(view.get("min")), _number(view.get("max"), 1.0)
+        step = _number(view.get("step"))
+        props = self.control.props
+        if (props.get("min"), props.get("max")) != (low, high) or props.get("step") != (step or (high - low) / 1000):
+            props["min"], props["max"], props["step"] = low, high, step or (high - low) / 1000
+            self.control.update()
+        if not busy:
+            self.control.value = _number(view.get("value"), low)
+
+    def _show_toggle(self, view: dict[str, Any], busy: bool) -> None:
+        if not busy:
+            self.control.value = bool(view.get("value"))
+
+    def _show_radio_buttons(self, view: dict[str, Any], busy: bool) -> None:
+        options = [str(o) for o in view.get("options") or []]
+        wanted = dict(enumerate(options))
+        if self.control.options != wanted:
+            self.control.set_options(wanted)
+        selected = view.get("selected")
+        if not busy and isinstance(selected, int) and selected in wanted:
+            self.control.value = selected
+
+    def _show_text_input(self, view: dict[str, Any], busy: bool) -> None:
+        if not busy and not self.control.value:  # never overwrite what the user is typing
+            self.control.value = str(view.get("value") or "")
+        self.state.text = f"live · current: {view.get('value') or ''}"
+
+    def _show_status_display(self, view: dict[str, Any], _busy: bool) -> None:
+        self.light.style(f"background: {_color(view.get('color'), '#bdbdbd')}")
+        value = view.get("value")
+        self.text.text = f"{view.get('text') or ''}" + (f" ({value:g})" if isinstance(value, int | float) else "")
+
+    def _show_text_display(self, view: dict[str, Any], _busy: bool) -> None:
+        self.text.text = str(view.get("text") or "")
+
+    def _show_value_bar(self, view: dict[str, Any], _busy: bool) -> None:
+        fraction = min(max(_number(view.get("fraction")), 0.0), 1.0)
+        color = _color(view.get("color"), "#2196f3")
+        if view.get("direction") == "vertical":
+            self.track.classes(replace="w-8 h-40 rounded bg-grey-3 overflow-hidden flex flex-col justify-end")
+            self.bar.style(replace=f"width: 100%; height: {fraction * 100:.1f}%; background: {color}")
+        else:
+            self.track.classes(replace="w-full h-5 rounded bg-grey-3 overflow-hidden")
+            self.bar.style(replace=f"height: 100%; width: {fraction * 100:.1f}%; background: {color}")
+        low, high = _number(view.get("min")), _number(view.get("max"))
+        self.text.text = f"{_number(view.get('value')):g}  ({low:g} … {high:g})"
+
+    def _show_plot(self, view: dict[str, Any], _busy: bool) -> None:
+        series = []
+        for s in view.get("series") or []:
+            if isinstance(s, dict):
+                points = [p for p in s.get("points") or [] if isinstance(p, list) and len(p) == 2]
+                series.append({"type": "line", "name": str(s.get("label") or s.get("input") or ""),
+                               "showSymbol": False, "data": points})
+        options = self.chart.options
+        options["series"] = series
+        y = options["yAxis"]
+        for key, field in (("min", "y_min"), ("max", "y_max")):
+            if isinstance(view.get(field), int | float):
+                y[key] = view[field]
+            else:
+                y.pop(key, None)
+        self.chart.update()
+
+
+KINDS = ("slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display", "value_bar", "plot")
+
+
+class Dashboard:
+    """The widgets of one deployment, fed by one subscription to its views, redrawn on a timer."""
+
+    def __init__(self, panel: Panel, dep: str) -> None:
+        self.panel = panel
+        self.dep = dep
+        self.topics = panel.controller.topics
+        self.widgets: dict[str, Widget] = {}
+        self._views: dict[str, bytes] = {}  # the newest view payload per task: the only state, and bounded
+        self._dirty: set[str] = set()
+        self._sub: Subscription | None = None
+        self._spec: DeploymentSpec | None = None
+        self._shown: list[tuple[str, str]] | None = None
+        self._types_seen = -1
+        self._types_checked = 0.0
+        self._closed = False
+        deployment_nav(dep, "Dashboard")
+        self.note = ui.label().classes("text-grey-7")
+        self.grid = ui.row().classes("w-full gap-3 items-start")
+        self.timer = ui.timer(0.25, self._tick)
+        ui.context.client.on_delete(self.close)
+
+    def _on_view(self, message: Message) -> None:
+        try:
+            parsed = self.topics.parse(message.topic)
+        except TopicError:
+            return
+        if parsed.task_id is not None:
+            self._views[parsed.task_id] = message.payload
+            self._dirty.add(parsed.task_id)
+
+    async def close(self) -> None:
+        self._closed = True
+        self.timer.cancel()
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            await sub.aclose()
+
+    def _send_for(self, task: TaskSpec) -> Callable[[Any], Awaitable[None]]:
+        topic = self.topics.stream(self.dep, task.id, "set")
+
+        async def send(value: Any) -> None:
+            await self.panel.bus.publish(topic, encode_frame(value), qos=1)
+
+        return send
+
+    def _build(self, spec: DeploymentSpec | None, tasks: list[tuple[TaskSpec, str]]) -> None:
+        self._spec = spec
+        self._shown = [(task.id, kind) for task, kind in tasks]
+        self.grid.clear()
+        self.widgets.clear()
+        if spec is None:
+            self.note.text = f"{self.dep} is not deployed: its dashboard shows once it runs."
+        elif not tasks:
+            self.note.text = ("this deployment has no dashboard tasks: add a slider, toggle, radio buttons, text "
+                              "input, status display, text display, value bar or plot in the editor")
+        else:
+            self.note.text = ""
+        with self.grid:
+            for task, kind in tasks:
+                wired = next((str(e.source) for e in spec.edges if e.target.task == task.id
+                              and e.target.port == "set"), None) if spec else None
+                send = self._send_for(task) if kind in ("slider", "toggle", "radio_buttons", "text_input") \
+                    and wired is None else None
+                self.widgets[task.id] = Widget(task, kind, send=send, driven_by=wired)
+        self._dirty = set(self.widgets)
+
+    async def _tick(self) -> None:
+        if self._closed:
+            return
+        if self._sub is None:
+            pattern = f"{self.topics.all_streams(self.dep).removesuffix('#')}+/view"
+            self._sub = await self.panel.bus.subscribe(pattern, qos=1, callback=self._on_view)
+        spec = self.panel.fleet.deployments.get(self.dep)
+        now = time.monotonic()
+        # a new spec, or (checked every 2 s) a catalog that now tells which of its tasks are dashboard tasks
+        catalog_moved = self.panel.changes.since(self._types_seen, "agent") and now - self._types_checked > 2
+        if spec is not self._spec or self._shown is None or catalog_moved:
+            self._types_seen, self._types_checked = self.panel.changes.revision, now
+            tasks = dashboard_tasks(spec, self.panel.fleet.types(online_only=False)) if spec else []
+            if spec is not self._spec or self._shown != [(t.id, k) for t, k in tasks]:
+                self._build(spec, tasks)
+        for task_id in list(self._dirty):
+            widget = self.widgets.get(task_id)
+            if widget is None:
+                continue
+            self._dirty.discard(task_id)
+            payload = self._views.get(task_id)
+            view: dict[str, Any] | None = None
+            if payload:
+                try:
+                    value = decode_frame(payload).value
+                except FrameError as exc:
+                    log.warning("dashboard %s: the view of %s is not a frame: %s", self.dep, task_id, exc)
+                    continue
+                view = value if isinstance(value, dict) else None
+            widget.show(view)
+
+
+def create() -> None:
+    @ui.page("/deployments/{dep}/dashboard")
+    def dashboard_page(dep: str) -> None:
+        panel = current()
+        with frame(f"{dep} dashboard", active="/deployments"):
+            if not is_valid_id(dep):
+                ui.label(f"{dep!r} is not a deployment id").classes("text-negative")
+                return
+            try:
+                Dashboard(panel, dep)
+            except TopicError as exc:
+                ui.label(str(exc)).classes("text-negative")

@@ -1,0 +1,305 @@
+"""The graph editor: a deployment as nodes and wires; add tasks from the catalog, configure them in
+forms generated from their config schema, wire outputs to inputs (incompatible wires are refused
+with the metadata that disagree), pin tasks to agents, import/export YAML, deploy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nicegui import events, ui
+
+from edge.errors import SpecError
+from ui.app import Panel, current
+from ui.config_form import ConfigForm
+from ui.draft import Draft, valid_deployment_id
+from ui.frame import deployment_nav, frame, transient_dialog
+from ui.graph_view import GraphView, graph_props
+from ui.pages.deployments import deploy_draft
+
+__all__ = ["Editor", "create"]
+
+PLACEMENT = "(placement)"
+
+
+class Editor:
+    """The editor of one draft; every change goes to the draft, then the graph is redrawn from it."""
+
+    def __init__(self, panel: Panel, draft: Draft) -> None:
+        self.panel = panel
+        self.draft = draft
+        self.types = panel.fleet.types(online_only=False)
+        self.selected: dict[str, Any] | None = None
+        self.form: ConfigForm | None = None
+        self._seen = panel.changes.revision
+        deployment_nav(draft.id, "Editor")
+        with ui.row().classes("items-center gap-2 w-full"):
+            self.label = ui.input("deployment label", value=draft.label or "",
+                                  on_change=lambda e: setattr(self.draft, "label", (e.value or "").strip() or None))
+            self.label.props("dense").classes("w-64").mark("deployment-label")
+            self.deployed = ui.label().classes("text-caption")
+            ui.space()
+            ui.button("deploy", icon="rocket_launch", on_click=self.deploy).props("color=positive").mark("deploy")
+            ui.button("check", on_click=self.check).props("flat").mark("check")
+            ui.button("export YAML", on_click=self.export).props("flat").mark("export")
+            ui.button("import YAML", on_click=self.import_dialog).props("flat").mark("open-import")
+            ui.button("revert", on_click=self.revert).props("flat").mark("revert").tooltip(
+                "drop the changes: back to what is deployed")
+        with ui.row().classes("w-full no-wrap items-stretch gap-3"):
+            with ui.column().classes("w-96 shrink-0 gap-2"):
+                ui.label("Add a task").classes("text-subtitle2")
+                with ui.row().classes("w-full items-center no-wrap gap-1"):
+                    self.add_type = ui.select({}, with_input=True, label="task type").classes("grow").mark(
+                        "add-type")
+                    ui.button("add", icon="add", on_click=self.add_task).props("dense").mark("add")
+                ui.separator()
+                self.side = ui.column().classes("w-full gap-1")
+            with ui.column().classes("grow gap-1"):
+                self.graph = GraphView(editable=True).classes("w-full").style("height: 68vh").mark("graph")
+                self.graph.on_connect(self.connect).on_select(self.select).on_move(self.moved)
+        self.problems = ui.column().classes("w-full gap-0").mark("problems")
+        self.refresh_types()
+        self.redraw()
+        self.show_selection()
+        ui.timer(2.0, self.poll)
+
+    # -- drawing --------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        try:
+            spec = self.draft.to_spec()
+        except SpecError as exc:
+            self.show_problems("the draft is not a valid spec", exc.errors or [str(exc)])
+            return
+        nodes, edges = graph_props(spec, self.types, positions=self.draft.positions)
+        self.graph.set_graph(nodes, edges, self.selected)
+        deployed = self.panel.fleet.deployments.get(self.draft.id)
+        self.deployed.text = f"deployed: version {deployed.version}" if deployed else "not deployed"
+
+    def refresh_types(self) -> None:
+        self.types = self.panel.fleet.types(online_only=False)
+        options = {name: f"{entry.get('label') or name} ({name})" for name, entry in sorted(self.types.items())
+                   if entry.get("available", True)}
+        if options != self.add_type.options:
+            self.add_type.set_options(options, value=self.add_type.value if self.add_type.value in options else None)
+
+    def poll(self) -> None:
+        if self.panel.changes.since(self._seen, "agent", "deployment"):
+            self._seen = self.panel.changes.revision
+            self.refresh_types()
+            self.redraw()
+
+    def show_problems(self, title: str, problems: list[str]) -> None:
+        self.problems.clear()
+        with self.problems:
+            if problems:
+                ui.label(title).classes("text-negative font-bold")
+                for problem in problems:
+                    ui.label(problem).classes("text-negative edge-mono")
+
+    # -- selection and the side panel -------------------------------------------------------------------
+    def select(self, kind: str | None, ident: str | None) -> None:
+        self.selected = {"kind": kind, "id": ident} if kind else None
+        self.graph.props["selected"] = self.selected  # the browser knows already: no need to send
+        self.show_selection()
+
+    def show_selection(self) -> None:
+        self.side.clear()
+        self.form = None
+        with self.side:
+            if self.selected is None:
+                ui.label("Click a node to configure it, a wire to delete it. Connect an output to an input by "
+                         "clicking one then the other. Drag the background to pan, the wheel zooms.").classes(
+                    "text-caption text-grey-7")
+                return
+            if self.selected["kind"] == "edge":
+                key = str(self.selected["id"])
+                ui.label(f"wire {key.replace('->', ' → ')}").classes("edge-mono")
+                ui.button("delete wire", icon="delete", on_click=lambda: self.disconnect(key)).props(
+                    "flat color=negative").mark("delete-wire")
+                return
+            try:
+                task = self.draft.task(str(self.selected["id"]))
+            except KeyError:
+                self.selected = None
+                return
+            entry = self.types.get(task.type)
+            ui.label(f"task {task.id}").classes("text-subtitle2")
+            ui.label(f"type {task.type}" + ("" if entry else " (not in any agent's catalog)")).classes(
+                "text-caption")
+            ui.input("task label", value=task.label or "",
+                     on_change=lambda e: self.set_label(task.id, e.value)).props("dense").classes("w-full").mark(
+                "task-label")
+            agents = [a.id for a in sorted(self.panel.fleet.agents.values(), key=lambda a: (not a.online, a.id))
+                      if a.offers(task.type)]
+            if task.agent and task.agent not in agents:
+                agents.append(task.agent)
+            ui.select([PLACEMENT, *agents], label="run on", value=task.agent or PLACEMENT,
+                      on_change=lambda e: self.pin(task.id, e.value)).classes("w-full").mark("run-on")
+            ui.label("config").classes("text-subtitle2")
+            if entry is None:
+                ui.input("config (JSON)", value=json.dumps(task.config),
+                         on_change=lambda e: self.raw_config(task.id, e.value)).classes("w-full").mark("config-json")
+            else:
+                self.form = ConfigForm(entry.get("config_schema"), task.config,
+                                       on_change=lambda config: self.set_config(task.id, config))
+            ui.button("remove task", icon="delete", on_click=lambda: self.remove(task.id)).props(
+                "flat color=negative").mark("remove-task")
+
+    # -- edits ------------------------------------------------------------------------------------------
+    def add_task(self) -> None:
+        type_name = self.add_type.value
+        if not type_name:
+            ui.notify("choose a task type first", type="warning")
+            return
+        task = self.draft.add_task(type_name)
+        self.selected = {"kind": "node", "id": task.id}
+        self.redraw()
+        self.show_selection()
+
+    def remove(self, task_id: str) -> None:
+        self.draft.remove_task(task_id)
+        self.selected = None
+        self.redraw()
+        self.show_selection()
+
+    def connect(self, source: str, target: str) -> None:
+        problems = self.draft.connect(source, target, self.types)
+        if problems:
+            ui.notify(f"cannot connect {source} → {target}: " + "; ".join(problems), type="negative",
+                      multi_line=True, timeout=8000)
+            self.show_problems(f"refused: {source} → {target}", problems)
+            return
+        self.show_problems("", [])
+        self.redraw()
+
+    def disconnect(self, key: str) -> None:
+        self.draft.disconnect(key)
+        self.selected = None
+        self.redraw()
+        self.show_selection()
+
+    def moved(self, task_id: str, x: int, y: int) -> None:
+        self.draft.positions[task_id] = (x, y)
+        for node in self.graph.nodes:  # the browser moved it already: keep our copy in step, send nothing
+            if node["id"] == task_id:
+                node["x"], node["y"] = x, y
+
+    def pin(self, task_id: str, agent: str | None) -> None:
+        self.draft.pin(task_id, None if agent in (None, PLACEMENT) else agent)
+        self.redraw()
+
+    def set_label(self, task_id: str, label: str | None) -> None:
+        self.draft.set_label(task_id, (label or "").strip() or None)
+        self.redraw()
+
+    def set_config(self, task_id: str, config: dict[str, Any]) -> None:
+        self.draft.set_config(task_id, config)
+
+    def raw_config(self, task_id: str, text: str) -> None:
+        try:
+            config = json.loads(text or "{}")
+        except ValueError as exc:
+            ui.notify(f"not valid JSON: {exc}", type="negative")
+            return
+        if not isinstance(config, dict):
+            ui.notify("a config is a JSON object", type="negative")
+            return
+        self.draft.set_config(task_id, config)
+
+    # -- whole-draft actions ----------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        problems = self.draft.problems(self.types)
+        if self.form is not None and self.form.errors:
+            problems += [f"{name}: {message}" for name, message in self.form.errors.items()]
+        if problems:
+            self.show_problems("problems", problems)
+        else:
+            self.show_problems("", [])
+            ui.notify("no problems found", type="positive")
+        return problems
+
+    async def deploy(self) -> None:
+        if self.form is not None and self.form.errors:
+            self.show_problems("fix the config first", [f"{n}: {m}" for n, m in self.form.errors.items()])
+            ui.notify("the config has errors: not deployed", type="negative")
+            return
+        problems = await deploy_draft(self.panel, self.draft)
+        self.show_problems("not deployed", problems)
+        if not problems:
+            spec = self.panel.fleet.deployments.get(self.draft.id)
+            with self.problems:
+                if spec is not None:
+                    ui.label("placement: " + ", ".join(f"{t.id} on {t.agent}" for t in spec.tasks)).classes(
+                        "text-caption").mark("placement")
+                ui.link("see it run", f"/deployments/{self.draft.id}").mark("see-it-run")
+            self.redraw()
+
+    def export(self) -> None:
+        try:
+            text = self.draft.to_yaml()
+        except SpecError as exc:
+            self.show_problems("cannot export", exc.errors or [str(exc)])
+            return
+        ui.download.content(text.encode(), f"{self.draft.id}.yaml", "application/yaml")
+
+    def import_text(self, text: str) -> bool:
+        try:
+            loaded = Draft.from_yaml(text)
+        except SpecError as exc:
+            self.show_problems("cannot import that spec", exc.errors or [str(exc)])
+            ui.notify("not imported: the spec has problems", type="negative")
+            return False
+        renamed = loaded.id != self.draft.id
+        self.draft.label, self.draft.tasks, self.draft.edges = loaded.label, loaded.tasks, loaded.edges
+        self.draft.positions.clear()
+        self.label.value = self.draft.label or ""
+        self.selected = None
+        self.redraw()
+        self.show_selection()
+        self.show_problems("", [])
+        note = f" (the file's id {loaded.id} is replaced by {self.draft.id})" if renamed else ""
+        ui.notify(f"imported {len(loaded.tasks)} tasks and {len(loaded.edges)} wires{note}", type="positive")
+        return True
+
+    def import_dialog(self) -> None:
+        with transient_dialog() as dialog, ui.card().classes("w-[40rem] max-w-full"):
+            ui.label("Import a spec (YAML or JSON)").classes("text-h6")
+            ui.label("It replaces the graph in the editor; nothing is deployed until you deploy.").classes(
+                "text-caption")
+
+            async def uploaded(e: events.UploadEventArguments) -> None:
+                if self.import_text(await e.file.text()):
+                    dialog.close()
+
+            ui.upload(label="upload a file", auto_upload=True, max_files=1, on_upload=uploaded).props(
+                "accept=.yaml,.yml,.json flat bordered").classes("w-full").mark("import")
+            text = ui.textarea("or paste it here", value=self.draft.to_yaml()).classes("w-full edge-mono").props(
+                "rows=14").mark("yaml")
+
+            def apply() -> None:
+                if self.import_text(text.value or ""):
+                    dialog.close()
+
+            with ui.row():
+                ui.button("import", on_click=apply).mark("import-yaml")
+                ui.button("cancel", on_click=dialog.close).props("flat")
+        dialog.open()
+
+    def revert(self) -> None:
+        self.panel.drafts.pop(self.draft.id, None)
+        ui.navigate.reload()
+
+
+def create() -> None:
+    @ui.page("/deployments/{dep}/edit")
+    def editor_page(dep: str) -> None:
+        panel = current()
+        with frame(f"Edit {dep}", active="/deployments"):
+            problem = valid_deployment_id(dep)
+            if problem is not None:
+                ui.label(f"{dep!r} is not a deployment id: {problem}").classes("text-negative")
+                return
+            draft = panel.draft(dep)
+            if draft is None:  # a new deployment: an empty graph
+                draft = panel.drafts[dep] = Draft(id=dep)
+            Editor(panel, draft)

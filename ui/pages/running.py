@@ -1,0 +1,171 @@
+"""The running view of a deployment: its graph coloured by task state, and a table of its tasks
+with their agent, state, restarts, error text, frames and rates per port. Clicking a port opens
+the live inspector of its frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from edge.controller import Fleet
+from edge.errors import ConfigError
+from edge.graph import DeploymentSpec
+from ui.app import Panel, current
+from ui.frame import deployment_nav, frame
+from ui.graph_view import GraphView, graph_props
+from ui.inspector import Inspector
+from ui.live_table import Column, LiveTable
+from ui.status import state_color, summarize
+
+__all__ = ["COLUMNS", "create", "open_inspector", "port_topic", "task_rows"]
+
+COLUMNS = (
+    Column(name="id", label="Task"),
+    Column(name="type", label="Type"),
+    Column(name="agent", label="Agent"),
+    Column(name="state", label="State", kind="badge"),
+    Column(name="restarts", label="Restarts"),
+    Column(name="inputs", label="Inputs (frames · rate)", kind="chips"),
+    Column(name="outputs", label="Outputs (frames · rate)", kind="chips"),
+    Column(name="error", label="Error", wrap=True),
+)
+
+
+def _port_chip(task: str, port: str, side: str, metrics: Any) -> dict[str, Any]:
+    m = metrics if isinstance(metrics, dict) else {}
+    text = f"{port}: {m.get('frames', 0)}"
+    rate = m.get("rate")
+    if isinstance(rate, int | float):
+        text += f" · {rate:.1f}/s"
+    if m.get("errors"):
+        text += f" · {m['errors']} errors"
+    return {"text": text, "value": f"{task}.{port}:{side}", "title": f"inspect {task}.{port}"}
+
+
+def task_rows(fleet: Fleet, spec: DeploymentSpec, types: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for task in spec.tasks:
+        status = fleet.statuses.get((spec.id, task.id))
+        state = status.state if status is not None else "pending"
+        metrics = status.metrics if status is not None else {}
+        entry = types.get(task.type, {})
+        chips: dict[str, list[dict[str, Any]]] = {}
+        for side, kind in (("in", "inputs"), ("out", "outputs")):
+            found = metrics.get(kind)
+            measured: dict[str, Any] = found if isinstance(found, dict) else {}
+            declared: dict[str, Any] = entry.get(kind) or {}
+            ports = list(declared) + [p for p in measured if p not in declared]
+            chips[kind] = [_port_chip(task.id, port, side, measured.get(port)) for port in ports]
+        rows.append({
+            "id": task.id,
+            "type": task.type,
+            "agent": (status.agent if status and status.agent else task.agent) or "-",
+            "state": {"text": state, "color": state_color(state)},
+            "restarts": str(status.restarts if status else 0),
+            "inputs": chips["inputs"],
+            "outputs": chips["outputs"],
+            "error": (status.error or "") if status else "",
+        })
+    return rows
+
+
+def port_topic(panel: Panel, dep: str, task: str, port: str, side: str) -> str:
+    """The topic to inspect for a port: an output's stream, or the source an input reads."""
+    if side == "out":
+        return panel.controller.port_topic(f"{dep}/{task}.{port}")
+    spec = panel.fleet.deployments.get(dep)
+    source = spec.sources(task, panel.controller.topics).get(port) if spec else None
+    if source is None:
+        raise ConfigError(f"input {task}.{port} of {dep} is not connected: nothing to inspect", field="port")
+    return source
+
+
+def open_inspector(panel: Panel, dep: str, task: str, port: str, side: str) -> None:
+    """The inspector of a port in a dialog; closing it unsubscribes."""
+    try:
+        topic = port_topic(panel, dep, task, port, side)
+    except ConfigError as exc:
+        ui.notify(str(exc), type="warning")
+        return
+    with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
+        inspector = Inspector(panel, title=f"{dep}/{task}.{port}", topic=topic)
+        with ui.row().classes("gap-4"):
+            ui.link("open on its own page", f"/deployments/{dep}/inspect/{task}/{port}?side={side}")
+            ui.button("close", on_click=dialog.close).props("flat").mark("inspector-close")
+
+    async def closed(e: Any) -> None:
+        if not e.value:
+            await inspector.close()
+            dialog.delete()
+
+    dialog.on_value_change(closed)
+    dialog.open()
+
+
+class RunningView:
+    def __init__(self, panel: Panel, dep: str) -> None:
+        self.panel = panel
+        self.dep = dep
+        self._spec: DeploymentSpec | None = None
+        self._seen = -1
+        deployment_nav(dep, "Running")
+        with ui.row().classes("items-center gap-4 w-full"):
+            self.summary = ui.label().classes("text-subtitle1").mark("summary")
+            ui.space()
+            self.stop = ui.button("stop", icon="stop", on_click=self._stop).props("color=warning").mark("stop")
+        self.missing = ui.label(f"{dep} is not deployed. Open the editor to build and deploy it.").classes(
+            "text-grey-7")
+        self.graph = GraphView(editable=False).classes("w-full").style("height: 42vh").mark("graph")
+        self.graph.on_port(lambda task, port, side: open_inspector(panel, dep, task, port, side))
+        self.table = LiveTable(columns=COLUMNS, empty="no tasks").mark("tasks")
+        self.table.on_cell(self._cell)
+        self.refresh()
+        ui.timer(1.0, self.refresh)
+
+    def _cell(self, _key: str, _column: str, value: Any) -> None:
+        ref, _, side = str(value).rpartition(":")
+        task, _, port = ref.partition(".")
+        open_inspector(self.panel, self.dep, task, port, side)
+
+    async def _stop(self) -> None:
+        await self.panel.controller.remove(self.dep)
+        self.panel.changes.note("local", self.dep)
+        ui.notify(f"stopped {self.dep}")
+
+    def refresh(self) -> None:
+        if self._seen >= 0 and not self.panel.changes.since(self._seen, "deployment", "status"):
+            return
+        self._seen = self.panel.changes.revision
+        fleet = self.panel.fleet
+        spec = fleet.deployments.get(self.dep)
+        summary = summarize(fleet, self.dep)
+        self.missing.visible = spec is None
+        self.stop.visible = spec is not None
+        self.graph.visible = spec is not None
+        if spec is None:
+            self.summary.text = "not deployed"
+            self.table.set_rows([])
+            self._spec = None
+            return
+        self.summary.text = f"version {spec.version} · {summary.text}"
+        types = fleet.types(online_only=False)
+        if spec is not self._spec:  # a new version: redraw the graph; otherwise only recolour it
+            self._spec = spec
+            nodes, edges = graph_props(spec, types, positions=self._positions(), states=summary.states)
+            self.graph.set_graph(nodes, edges)
+        else:
+            self.graph.set_states(summary.states)
+        self.table.set_rows(task_rows(fleet, spec, types))
+
+    def _positions(self) -> dict[str, tuple[int, int]]:
+        draft = self.panel.drafts.get(self.dep)
+        return dict(draft.positions) if draft is not None else {}
+
+
+def create() -> None:
+    @ui.page("/deployments/{dep}")
+    def running_page(dep: str) -> None:
+        panel = current()
+        with frame(f"{dep} running", active="/deployments"):
+            RunningView(panel, dep)

@@ -1,0 +1,224 @@
+// A pannable, zoomable node-graph view in SVG: nodes with input ports on the left and output
+// ports on the right, wires between them. Editing (connecting, selecting, moving) emits events;
+// the server owns the graph and sends it back. Labels are rendered with Vue interpolation (escaped).
+const W = 190;
+const HEAD = 36;
+const ROW = 20;
+
+export default {
+  template: `
+    <div class="edge-graph" tabindex="0" @keydown.esc="pending = null">
+      <svg ref="svg" class="edge-graph-svg" @pointerdown="onBackgroundDown" @pointermove="onMove"
+           @pointerup="onUp" @pointerleave="onUp" @wheel.prevent="onWheel">
+        <g :transform="'translate(' + pan.x + ',' + pan.y + ') scale(' + pan.k + ')'">
+          <g v-for="e in edges" :key="e.key" class="edge-wire" :class="{ 'edge-selected': isSelected('edge', e.key) }"
+             :data-edge="e.key" @pointerdown.stop @click.stop="choose('edge', e.key)">
+            <path :d="wirePath(e)" class="edge-wire-hit" />
+            <path :d="wirePath(e)" class="edge-wire-line" />
+          </g>
+          <path v-if="pending && cursor" :d="pendingPath()" class="edge-wire-pending" />
+          <g v-for="n in nodes" :key="n.id" :transform="'translate(' + pos(n).x + ',' + pos(n).y + ')'"
+             class="edge-node" :class="['edge-state-' + (states[n.id] || n.state || 'none'), { 'edge-selected': isSelected('node', n.id) }]"
+             :data-node="n.id">
+            <rect :width="W" :height="height(n)" rx="6" class="edge-node-body" />
+            <rect :width="W" :height="HEAD" rx="6" class="edge-node-head" @pointerdown.stop="onNodeDown($event, n)" />
+            <text x="10" y="15" class="edge-node-title" pointer-events="none">{{ clip(n.title, 24) }}</text>
+            <text x="10" y="30" class="edge-node-sub" pointer-events="none">{{ clip(n.subtitle, 30) }}</text>
+            <g v-for="(p, i) in n.inputs" :key="'in-' + p.name" class="edge-port edge-port-in"
+               :class="{ 'edge-port-armed': pending !== null }" :data-port="n.id + '.' + p.name" data-side="in"
+               @pointerdown.stop="onInputDown($event, n, p)" @pointerup.stop="onInputUp(n, p)">
+              <title>{{ p.title || p.name }}</title>
+              <circle cx="0" :cy="portY(i)" r="7" />
+              <text x="12" :y="portY(i) + 4">{{ clip(p.name, 14) }}</text>
+            </g>
+            <g v-for="(p, i) in n.outputs" :key="'out-' + p.name" class="edge-port edge-port-out"
+               :class="{ 'edge-port-pending': pending && pending.task === n.id && pending.port === p.name }"
+               :data-port="n.id + '.' + p.name" data-side="out" @pointerdown.stop="onOutputDown($event, n, p)">
+              <title>{{ p.title || p.name }}</title>
+              <circle :cx="W" :cy="portY(i)" r="7" />
+              <text :x="W - 12" :y="portY(i) + 4" text-anchor="end">{{ clip(p.name, 14) }}</text>
+            </g>
+          </g>
+        </g>
+      </svg>
+      <div class="edge-graph-tools">
+        <button type="button" title="fit the graph" @click="fit">fit</button>
+        <button type="button" title="zoom in" @click="zoomBy(1.25)">+</button>
+        <button type="button" title="zoom out" @click="zoomBy(0.8)">−</button>
+        <span v-if="pending" class="edge-graph-hint">connecting {{ pending.task }}.{{ pending.port }}: click an input (Esc cancels)</span>
+      </div>
+    </div>
+  `,
+  props: {
+    nodes: Array,
+    edges: Array,
+    editable: Boolean,
+    selected: Object,
+  },
+  data() {
+    return {
+      W: W,
+      HEAD: HEAD,
+      pan: { x: 20, y: 44, k: 1 },
+      moved: {},
+      states: {},
+      drag: null,
+      pending: null,
+      cursor: null,
+      fitted: false,
+      sel: this.selected || null,
+    };
+  },
+  watch: {
+    selected(value) {
+      this.sel = value || null;
+    },
+    nodes() {
+      this.moved = {};
+      this.states = {};
+      if (!this.fitted && this.nodes.length) this.$nextTick(() => this.fit());
+    },
+  },
+  mounted() {
+    if (this.nodes.length) this.$nextTick(() => this.fit());
+  },
+  methods: {
+    clip(text, n) {
+      const s = text == null ? "" : String(text);
+      return s.length > n ? s.slice(0, n - 1) + "…" : s;
+    },
+    isSelected(kind, id) {
+      return !!this.sel && this.sel.kind === kind && this.sel.id === id;
+    },
+    pos(n) {
+      return this.moved[n.id] || { x: n.x, y: n.y };
+    },
+    height(n) {
+      return HEAD + Math.max(n.inputs.length, n.outputs.length, 1) * ROW + 8;
+    },
+    portY(i) {
+      return HEAD + 4 + ROW / 2 + i * ROW;
+    },
+    node(id) {
+      return this.nodes.find((n) => n.id === id);
+    },
+    anchor(ref, side) {
+      const dot = ref.indexOf(".");
+      const n = this.node(ref.slice(0, dot));
+      if (!n) return null;
+      const ports = side === "out" ? n.outputs : n.inputs;
+      const i = ports.findIndex((p) => p.name === ref.slice(dot + 1));
+      const p = this.pos(n);
+      return { x: p.x + (side === "out" ? W : 0), y: p.y + this.portY(Math.max(i, 0)) };
+    },
+    curve(a, b) {
+      const dx = Math.max(40, Math.abs(b.x - a.x) / 2);
+      return `M ${a.x} ${a.y} C ${a.x + dx} ${a.y}, ${b.x - dx} ${b.y}, ${b.x} ${b.y}`;
+    },
+    wirePath(e) {
+      const a = this.anchor(e.from, "out");
+      const b = this.anchor(e.to, "in");
+      return a && b ? this.curve(a, b) : "";
+    },
+    pendingPath() {
+      const a = this.anchor(this.pending.task + "." + this.pending.port, "out");
+      return a ? this.curve(a, this.cursor) : "";
+    },
+    point(event) {
+      const rect = this.$refs.svg.getBoundingClientRect();
+      return { x: (event.clientX - rect.left - this.pan.x) / this.pan.k, y: (event.clientY - rect.top - this.pan.y) / this.pan.k };
+    },
+    onBackgroundDown(event) {
+      this.pending = null;
+      this.drag = { kind: "pan", sx: event.clientX, sy: event.clientY, x: this.pan.x, y: this.pan.y, moved: false };
+    },
+    onNodeDown(event, n) {
+      const p = this.pos(n);
+      const at = this.point(event);
+      this.drag = { kind: "node", id: n.id, dx: at.x - p.x, dy: at.y - p.y, sx: event.clientX, sy: event.clientY, moved: false };
+    },
+    onOutputDown(event, n, p) {
+      if (!this.editable) {
+        this.$emit("port", { task: n.id, port: p.name, side: "out" });
+        return;
+      }
+      this.pending = { task: n.id, port: p.name, sx: event.clientX, sy: event.clientY };
+      this.cursor = this.point(event);
+    },
+    onInputDown(event, n, p) {
+      if (!this.editable) this.$emit("port", { task: n.id, port: p.name, side: "in" });
+    },
+    onInputUp(n, p) {
+      if (!this.pending) return;
+      this.$emit("connect", { from: this.pending.task + "." + this.pending.port, to: n.id + "." + p.name });
+      this.pending = null;
+    },
+    onMove(event) {
+      if (this.pending) this.cursor = this.point(event);
+      const d = this.drag;
+      if (!d) return;
+      if (Math.abs(event.clientX - d.sx) + Math.abs(event.clientY - d.sy) > 3) d.moved = true;
+      if (d.kind === "pan") {
+        this.pan = { x: d.x + event.clientX - d.sx, y: d.y + event.clientY - d.sy, k: this.pan.k };
+      } else if (d.kind === "node" && d.moved) {
+        const at = this.point(event);
+        this.moved = { ...this.moved, [d.id]: { x: Math.round(at.x - d.dx), y: Math.round(at.y - d.dy) } };
+      }
+    },
+    onUp(event) {
+      const d = this.drag;
+      this.drag = null;
+      if (this.pending && event.type === "pointerup") {
+        const far = Math.abs(event.clientX - this.pending.sx) + Math.abs(event.clientY - this.pending.sy) > 5;
+        if (far) this.pending = null; // a drag released away from any input
+      }
+      if (!d) return;
+      if (d.kind === "node") {
+        if (d.moved) {
+          const p = this.moved[d.id];
+          if (p) this.$emit("move", { id: d.id, x: p.x, y: p.y });
+        } else if (event.type === "pointerup") {
+          this.choose("node", d.id);
+        }
+      } else if (d.kind === "pan" && !d.moved && event.type === "pointerup") {
+        this.choose(null, null);
+      }
+    },
+    onWheel(event) {
+      const rect = this.$refs.svg.getBoundingClientRect();
+      this.zoomAt(event.deltaY < 0 ? 1.1 : 1 / 1.1, event.clientX - rect.left, event.clientY - rect.top);
+    },
+    zoomAt(factor, cx, cy) {
+      const k = Math.min(3, Math.max(0.15, this.pan.k * factor));
+      const f = k / this.pan.k;
+      this.pan = { x: cx - (cx - this.pan.x) * f, y: cy - (cy - this.pan.y) * f, k: k };
+    },
+    zoomBy(factor) {
+      const rect = this.$refs.svg.getBoundingClientRect();
+      this.zoomAt(factor, rect.width / 2, rect.height / 2);
+    },
+    fit() {
+      if (!this.nodes.length || !this.$refs.svg) return;
+      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+      for (const n of this.nodes) {
+        const p = this.pos(n);
+        x0 = Math.min(x0, p.x);
+        y0 = Math.min(y0, p.y);
+        x1 = Math.max(x1, p.x + W);
+        y1 = Math.max(y1, p.y + this.height(n));
+      }
+      const rect = this.$refs.svg.getBoundingClientRect();
+      if (rect.width < 50 || rect.height < 50) return;
+      const k = Math.min(1.2, Math.max(0.15, Math.min((rect.width - 40) / (x1 - x0), (rect.height - 64) / (y1 - y0))));
+      this.pan = { x: 20 - x0 * k, y: 44 - y0 * k, k: k };
+      this.fitted = true;
+    },
+    choose(kind, id) {
+      this.sel = kind ? { kind: kind, id: id } : null;
+      this.$emit("select", { kind: kind, id: id });
+    },
+    setStates(states) {
+      this.states = { ...this.states, ...states };
+    },
+  },
+};

@@ -1,0 +1,121 @@
+// A table whose rows are patched in place: the server sends only the rows that changed.
+// Text is rendered with Vue interpolation (escaped); nothing here builds HTML from strings.
+export default {
+  template: `
+    <div class="edge-live-table">
+      <table>
+        <thead>
+          <tr><th v-for="c in columns" :key="c.name" :class="'col-' + c.name">{{ c.label }}</th></tr>
+        </thead>
+        <tbody>
+          <tr v-for="key in visibleKeys" :key="key" :data-key="key">
+            <td v-for="c in columns" :key="c.name" :class="'col-' + c.name">
+              <template v-if="c.kind === 'badge'">
+                <span class="edge-badge" :class="'edge-' + cell(key, c, 'grey').color">{{ cell(key, c, '').text }}</span>
+              </template>
+              <template v-else-if="c.kind === 'spark'">
+                <span class="edge-spark">
+                  <svg width="84" height="22" viewBox="0 0 84 22">
+                    <polyline :points="points(byKey[key][c.name])" fill="none" stroke="currentColor" stroke-width="1.5" />
+                  </svg>
+                  <span class="edge-spark-last">{{ lastText(byKey[key][c.name], c.unit) }}</span>
+                </span>
+              </template>
+              <template v-else-if="c.kind === 'chips'">
+                <span v-for="(chip, i) in (byKey[key][c.name] || [])" :key="i" class="edge-chip"
+                      :class="[chip.color ? 'edge-' + chip.color : '', chip.value !== undefined ? 'edge-clickable' : '']"
+                      :data-value="chip.value" :title="chip.title || ''"
+                      @click="chip.value !== undefined && $emit('cell', {key: key, column: c.name, value: chip.value})">{{ chip.text }}</span>
+              </template>
+              <template v-else-if="c.kind === 'actions'">
+                <button v-for="a in c.actions" :key="a.name" type="button" class="edge-action"
+                        :data-action="a.name" @click="$emit('action', {key: key, action: a.name})">{{ a.label }}</button>
+              </template>
+              <template v-else-if="c.kind === 'link'">
+                <a class="edge-link" href="#" @click.prevent="$emit('cell', {key: key, column: c.name, value: key})">{{ byKey[key][c.name] }}</a>
+              </template>
+              <template v-else>
+                <span :title="c.wrap ? '' : String(byKey[key][c.name] ?? '')" :class="c.wrap ? 'edge-wrap' : ''">{{ byKey[key][c.name] }}</span>
+              </template>
+            </td>
+          </tr>
+          <tr v-if="visibleKeys.length === 0"><td :colspan="columns.length" class="edge-empty">{{ empty }}</td></tr>
+        </tbody>
+      </table>
+    </div>
+  `,
+  props: {
+    columns: Array,
+    rows: Array,
+    rowKey: { type: String, default: "id" },
+    empty: { type: String, default: "nothing yet" },
+    filter: { type: String, default: "" },
+  },
+  data() {
+    return { byKey: {}, order: [], needle: "" };
+  },
+  watch: {
+    rows: {
+      handler() {
+        this.reset();
+      },
+      immediate: true,
+    },
+    filter: {
+      handler(value) {
+        this.needle = (value || "").toLowerCase();
+      },
+      immediate: true,
+    },
+  },
+  computed: {
+    visibleKeys() {
+      if (!this.needle) return this.order;
+      return this.order.filter((key) => this.searchText(this.byKey[key]).includes(this.needle));
+    },
+  },
+  methods: {
+    reset() {
+      const byKey = {};
+      const order = [];
+      for (const row of this.rows || []) {
+        byKey[row[this.rowKey]] = row;
+        order.push(row[this.rowKey]);
+      }
+      this.byKey = byKey;
+      this.order = order;
+    },
+    patch(upserts, removed, order) {
+      for (const key of removed) delete this.byKey[key];
+      for (const row of upserts) this.byKey[row[this.rowKey]] = row;
+      if (order) this.order = order;
+    },
+    setFilter(value) {
+      this.needle = (value || "").toLowerCase();
+    },
+    cell(key, column, fallback) {
+      const value = this.byKey[key][column.name];
+      if (value && typeof value === "object") return value;
+      return { text: value ?? "", color: fallback };
+    },
+    searchText(row) {
+      if (!row) return "";
+      return Object.values(row)
+        .map((v) => (Array.isArray(v) ? v.map((c) => (c && c.text) || "").join(" ") : v && v.text ? v.text : String(v)))
+        .join(" ")
+        .toLowerCase();
+    },
+    points(values) {
+      if (!values || values.length < 2) return "";
+      const max = Math.max(...values);
+      const min = Math.min(...values);
+      const span = max - min || 1;
+      const step = 84 / (values.length - 1);
+      return values.map((v, i) => `${(i * step).toFixed(1)},${(20 - ((v - min) / span) * 18).toFixed(1)}`).join(" ");
+    },
+    lastText(values, unit) {
+      if (!values || values.length === 0) return "";
+      return `${values[values.length - 1]}${unit || ""}`;
+    },
+  },
+};
