@@ -148,6 +148,9 @@ class Mqtt5Connection(Connection, asyncio.Protocol):
             machine.out = bytearray()  # a fresh one: the transport may keep a view of what it got
             transport.write(data)
             self._last_out = self._loop.time()
+        # a bus that only publishes gets no data_received: release drain() here too
+        if self._drain_waiters and not self._paused and self.write_buffer_size <= WRITE_LOW_WATER:
+            self._release_drain_waiters()
 
     def _on_connected(self) -> None:
         connack = self._machine.connack

@@ -534,3 +534,16 @@ async def test_tls(tls_files, tmp_path, transport):
         with pytest.raises(ConnectError):  # our CA is not the system's
             async with Bus(broker.url, transport=transport, connect_timeout=1):
                 pass
+
+
+async def test_a_publish_only_bus_is_not_stalled_by_large_payloads(mosquitto_broker):
+    """Drain waiters are released when the buffer empties, not only when data arrives."""
+    from edge.bus import Bus
+
+    payload = bytes(2 * 1024 * 1024)
+    async with Bus(mosquitto_broker.url, transport="mqtt5") as bus:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for _ in range(10):
+            await bus.publish("test/big/publish-only", payload)
+        assert loop.time() - start < 5  # it used to wait a keep-alive cycle per publish
