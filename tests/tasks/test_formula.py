@@ -182,7 +182,7 @@ def _python(python: str) -> float | None:
     """What Python makes of it; None where we must raise EvalError."""
     try:
         result = eval(python, {"__builtins__": {}})  # the oracle, on text built from numbers and operators only
-    except (ZeroDivisionError, OverflowError):
+    except (ZeroDivisionError, OverflowError, TypeError):  # TypeError: a complex intermediate, e.g. (-1) ** 1.5
         return None
     if isinstance(result, complex) or not math.isfinite(result):
         return None
