@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
+SAMPLES = HERE.parent / "tests" / "agent" / "sample_tasks.py"  # the task types soak.py uses too
 sys.path.insert(0, str(HERE.parent))
 
 
@@ -47,14 +48,14 @@ async def one_round(tmp: Path) -> dict[str, Any]:
                    "EDGE_AGENT_ID": "fp", "EDGE_DATA_DIR": str(tmp / "agent"), "EDGE_LOG_LEVEL": "WARNING"}
             started = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "edge", "agent", "--tasks",
-                                                        str(HERE / "_tasks.py"), env=env)
+                                                        str(SAMPLES), env=env)
             try:
                 await controller.fleet.wait_for(lambda f: "fp" in f.agents and f.agents["fp"].online
-                                                 and f.agents["fp"].offers("bench_counter"), 30)
+                                                 and f.agents["fp"].offers("counter"), 30)
                 birth = time.perf_counter() - started
                 await asyncio.sleep(3)
                 idle = rss_mb(proc.pid)
-                spec = parse_spec({"id": "ten", "tasks": [{"id": f"c{i}", "type": "bench_counter", "agent": "fp"}
+                spec = parse_spec({"id": "ten", "tasks": [{"id": f"c{i}", "type": "counter", "agent": "fp"}
                                                           for i in range(10)]})
                 await controller.deploy(spec)
                 await controller.fleet.wait_for(

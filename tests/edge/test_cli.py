@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+from _http import wait_http
 
 from edge.broker import free_port
 
@@ -148,18 +148,6 @@ def test_deploy_ls_tail_rollback_rm(broker, tmp_path):
         agent.wait(10)
 
 
-def _wait_http(url: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @pytest.mark.parametrize("kind", ["embedded", "mosquitto"])
 def test_broker_command_runs_and_stops(kind, tmp_path):
     port = free_port()
@@ -184,7 +172,7 @@ def test_up_starts_broker_agent_and_panel(tmp_path):
                   EDGE_DATA_DIR=str(tmp_path), EDGE_AGENT_ID="up-agent", EDGE_BROKER="embedded")
     proc = subprocess.Popen([*EDGE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        page = _wait_http(f"http://127.0.0.1:{http_port}/", timeout=30)
+        page = wait_http(f"http://127.0.0.1:{http_port}/", timeout=30)
         assert "edgetasks" in page
         client_env = env_for(EDGE_BROKER=f"mqtt://127.0.0.1:{mqtt_port}")
         deadline = time.monotonic() + 15

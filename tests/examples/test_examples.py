@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
+
+from _http import wait_http
 
 from edge.broker import free_port
 
@@ -52,18 +52,6 @@ def test_peer_joins_and_leaves_cleanly(broker, tmp_path):
     assert f"agent {agent_id} online at {broker.url}" in out.stdout
 
 
-def _wait_http(url: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_server_with_a_peer(tmp_path):
     assert "DATA_DIR" in python(str(EXAMPLES / "server.py"), "--help").stdout
     port, http_port = free_port(), free_port()
@@ -71,7 +59,7 @@ def test_server_with_a_peer(tmp_path):
                                str(http_port)], env=clean_env(DATA_DIR=str(tmp_path / "server"), NODE_NAME="srv"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert "edgetasks" in _wait_http(f"http://127.0.0.1:{http_port}/", timeout=30)
+        assert "edgetasks" in wait_http(f"http://127.0.0.1:{http_port}/", timeout=30)
         assert (tmp_path / "server" / "agents" / "srv" / "epoch").exists()  # DATA_DIR honoured
         peer = python(str(EXAMPLES / "peer.py"), f"mqtt://127.0.0.1:{port}", "--id", "pi-2", "--seconds", "1",
                       env=clean_env(DATA_DIR=str(tmp_path / "peer")))
