@@ -3,7 +3,7 @@ run as users run it, a real broker and a real agent.
 
 Never ``playwright install``: the browser is the system's ``/usr/bin/chromium`` (``scripts/test.sh``
 installs it with apt where it is missing). Screenshots of every page go to the test's output
-folder and to ``docs/images/`` for ``docs/ui.md``.
+folder; with ``EDGE_UPDATE_SCREENSHOTS=1`` they also refresh ``docs/images/`` for ``docs/ui.md``.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ async def shot(page, tmp_path: Path, name: str) -> None:
     path = tmp_path / "screenshots" / f"ui-{name}.png"
     path.parent.mkdir(exist_ok=True)
     await page.screenshot(path=str(path))
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, DOCS_IMAGES / path.name)
+    if os.environ.get("EDGE_UPDATE_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_IMAGES / path.name)
 
 
 async def add_task(page, type_name: str) -> None:
