@@ -10,7 +10,8 @@ out of ``data_received``, and
   write per loop iteration (``call_soon``);
 * **back-pressure**: when the socket's write buffer passes its high-water mark asyncio calls
   ``pause_writing``; we then stop reading (a relay cannot produce more than one input chunk
-  ahead) and ``drain()`` waits until ``resume_writing``;
+  ahead) and ``drain()`` waits until ``resume_writing`` (while it waits, the high-water mark
+  drops to the low one, so a publish-only bus that never paused is told when it has drained);
 * TCP_QUICKACK after every read (Linux), so a broker that leaves Nagle on (Mosquitto does)
   does not hold small messages back for our delayed ACKs: p50 at 1k msgs/s 1.2 → 0.05 ms;
 * **keep-alive**: a PINGREQ when nothing came in, or nothing went out, for 3/4 of the
@@ -222,6 +223,9 @@ class Mqtt5Connection(Connection, asyncio.Protocol):
 
     def _release_drain_waiters(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []
+        transport = self._transport
+        if waiters and transport is not None and not transport.is_closing():
+            transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -267,6 +271,12 @@ class Mqtt5Connection(Connection, asyncio.Protocol):
             return
         fut = self._loop.create_future()
         self._drain_waiters.append(fut)
+        transport = self._transport
+        if not self._paused and transport is not None and not transport.is_closing():
+            # asyncio calls resume_writing only after a pause, and a bus that only publishes gets
+            # no data_received to look again: while someone waits, pause as soon as more than the
+            # low-water mark is buffered, so that resume_writing tells us when it has drained
+            transport.set_write_buffer_limits(high=WRITE_LOW_WATER, low=WRITE_LOW_WATER)
         await fut
 
     async def wait_closed(self) -> BaseException | None:

@@ -536,9 +536,6 @@ async def test_tls(tls_files, tmp_path, transport):
                 pass
 
 
-@pytest.mark.xfail(strict=False, reason="known bug: under load a publish-only MQTT 5 bus can still wait one "
-                   "keep-alive for drain() after a >1 MiB publish (released in _flush only when the kernel took "
-                   "everything at once); see the closing note")
 async def test_a_publish_only_bus_is_not_stalled_by_large_payloads(mosquitto_broker):
     """Drain waiters are released when the buffer empties, not only when data arrives."""
     from edge.bus import Bus
