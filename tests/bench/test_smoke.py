@@ -46,10 +46,18 @@ def test_footprint_benchmark_runs(tmp_path):
                           str(tmp_path / "fp.json")], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "agent RSS idle" in out.stdout and "agent birth after start" in out.stdout
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("# ") and "cores" in lines[0]
+    assert re.fullmatch(r"agent birth after start +\d+\.\d\d s +\(target 1\.5 s: (met|missed)\)", lines[1])
+    assert re.fullmatch(r"agent RSS idle +\d+\.\d MB +\(target 60 MB: (met|missed)\)", lines[2])
+    assert re.fullmatch(r"agent RSS with 10 tasks +\d+\.\d MB +\([+-]\d+\.\d MB over idle\)", lines[3])
+    assert lines[4].startswith("# without PyAV (the core install)")
     import json
 
-    summary = json.loads((tmp_path / "fp.json").read_text())["summary"]
-    assert summary["rss_idle_mb"] > 0 and summary["birth_s"] > 0
+    result = json.loads((tmp_path / "fp.json").read_text())
+    for summary in (result["summary"], result["core"]["summary"]):
+        assert summary["rss_idle_mb"] > 0 and summary["birth_s"] > 0 and summary["rss_10_tasks_mb"] > 0
+    assert set(result["met"]) == set(result["targets"]) == {"birth_s", "rss_idle_mb"}
 
 
 def test_soak_benchmark_runs(tmp_path):
