@@ -21,7 +21,7 @@ from edge.bus import Overflow, Subscription
 from edge.errors import FrameError
 from edge.frames import decode_frame
 from ui.app import Panel
-from ui.preview import classify, describe, png_data_url
+from ui.preview import classify, describe, image_data_url
 
 __all__ = ["Inspector"]
 
@@ -167,7 +167,7 @@ class Inspector:
         if image is not None and time.monotonic() - self._last_image >= IMAGE_INTERVAL:
             self._last_image = time.monotonic()
             self.image.visible = True
-            self.image.set_source(png_data_url(image))
+            self.image.set_source(image_data_url(image))
         if lines:
             self.log.visible = True
             for line in lines[-LINES_PER_TICK:]:

@@ -1,9 +1,10 @@
 """How the inspector shows a frame's value: as a number, text, an image, or decoded CBOR.
 
-Images are numpy ``HxW`` or ``HxWxC`` ``uint8`` arrays (C = 1, 3 or 4); :func:`png_data_url`
-turns one into a PNG ``data:`` URL with numpy and zlib alone (no PIL, no network), scaled
-down by whole steps to at most :data:`MAX_SIDE` pixels so that a 4K frame costs no more than a
-small one. Everything else becomes one line of text, shortened.
+Images are numpy ``HxW`` or ``HxWxC`` ``uint8`` arrays (C = 1, 3 or 4), which :func:`png_data_url`
+turns into a PNG ``data:`` URL with numpy and zlib alone (no PIL, no network), scaled down by
+whole steps to at most :data:`MAX_SIDE` pixels so that a 4K frame costs no more than a small
+one, or complete JPEG/PNG files as bytes (what ``video_viewer`` publishes), shown as they are.
+Everything else becomes one line of text, shortened.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["MAX_SIDE", "Kind", "classify", "describe", "png", "png_data_url"]
+__all__ = ["MAX_SIDE", "Kind", "classify", "describe", "encoded_image_mime", "image_data_url", "png", "png_data_url"]
 
 MAX_SIDE = 640
 Kind = Literal["number", "text", "image", "other"]
@@ -29,12 +30,34 @@ def is_image(value: object) -> bool:
             and (value.ndim == 2 or (value.ndim == 3 and value.shape[2] in _COLOR_TYPES)))
 
 
+def encoded_image_mime(value: object) -> str | None:
+    """``image/jpeg`` or ``image/png`` for the bytes of a complete JPEG or PNG file, else None."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        return None
+    head = bytes(value[:8])
+    if head[:3] == b"\xff\xd8\xff" and bytes(value[-2:]) == b"\xff\xd9":
+        return "image/jpeg"
+    if head == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    return None
+
+
+def image_data_url(value: object) -> str:
+    """A ``data:`` URL for an image value: a numpy array (as PNG) or a JPEG/PNG file's bytes as they are."""
+    if isinstance(value, np.ndarray):
+        return png_data_url(value)
+    mime = encoded_image_mime(value)
+    if mime is None or not isinstance(value, bytes | bytearray | memoryview):
+        raise ValueError(f"not an image: {type(value).__name__}")
+    return f"data:{mime};base64," + base64.b64encode(value).decode("ascii")
+
+
 def classify(value: object) -> Kind:
     if isinstance(value, bool | int | float) and not (isinstance(value, float) and not math.isfinite(value)):
         return "number"
     if isinstance(value, str):
         return "text"
-    if is_image(value):
+    if is_image(value) or encoded_image_mime(value) is not None:
         return "image"
     return "other"
 

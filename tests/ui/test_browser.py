@@ -3,7 +3,7 @@ run as users run it, a real broker and a real agent.
 
 Never ``playwright install``: the browser is the system's ``/usr/bin/chromium`` (``scripts/test.sh``
 installs it with apt where it is missing). Screenshots of every page go to the test's output
-folder; with ``EDGE_UPDATE_SCREENSHOTS=1`` they also refresh ``docs/images/`` for ``docs/ui.md``.
+folder; with ``UPDATE_DOCS_IMAGES=1`` they also refresh ``docs/images/`` for ``docs/ui.md``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ async def shot(page, tmp_path: Path, name: str) -> None:
     path = tmp_path / "screenshots" / f"ui-{name}.png"
     path.parent.mkdir(exist_ok=True)
     await page.screenshot(path=str(path))
-    if os.environ.get("EDGE_UPDATE_SCREENSHOTS") == "1":
+    if os.environ.get("UPDATE_DOCS_IMAGES") == "1":
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMAGES / path.name)
 
@@ -220,6 +220,31 @@ async def test_build_deploy_inspect_and_stop(page, panel_url, panel_settings, tm
             await page.wait_for_timeout(1500)
             await shot(page, tmp_path, "dashboard")
             await controller.remove("dash")
+
+
+async def test_a_video_viewer_plays_in_the_browser(page, panel_url, panel_settings, tmp_path):
+    """The dashboard shows video_viewer's JPEG images as a picture the browser decodes, and it moves."""
+    pytest.importorskip("av")
+    async with agents(panel_settings, tmp_path, "cam1"), \
+            Controller(panel_settings.model_copy(update={"agent_id": "ctl"})) as controller:
+        await controller.fleet.wait_for(lambda f: "cam1" in f.agents and f.agents["cam1"].offers("video_viewer"),
+                                        timeout=20)
+        await controller.deploy(parse_spec({"id": "cam", "tasks": [
+            {"id": "pattern", "type": "test_pattern", "config": {"width": 320, "height": 240, "rate": 15,
+                                                                 "audio": False}},
+            {"id": "view", "type": "video_viewer", "config": {"max_fps": 5, "max_width": 320}}],
+            "edges": [{"from": "pattern.video", "to": "view.in"}]}))
+        await page.goto(panel_url + "/deployments/cam/dashboard")
+        await page.get_by_text("pictures/s").wait_for()
+        img = page.locator('[data-picture="view"] img')
+        await img.wait_for()
+        size = await img.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]")
+        assert size == [True, 320, 240], size  # a JPEG the browser decoded, at the viewer's size
+        first = await img.get_attribute("src")
+        await page.wait_for_function("s => document.querySelector('[data-picture=\"view\"] img').src !== s", arg=first)
+        await page.wait_for_timeout(600)
+        await shot(page, tmp_path, "video-viewer")
+        await controller.remove("cam")
 
 
 async def test_page_load_with_two_hundred_agents_and_a_hundred_tasks(page, panel_url, panel_settings, tmp_path):

@@ -3,6 +3,8 @@ by their retained views; the panel keeps no state, so a reload shows the same va
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from conftest import agents, panel, until
 from nicegui import ElementFilter
@@ -110,3 +112,44 @@ def _chart(user):
 
     card = element(user, "widget-chart")
     return next(e for e in card.descendants() if isinstance(e, ui.echart)).options
+
+
+VIDEO_SPEC = {"id": "cam", "tasks": [
+    {"id": "pattern", "type": "test_pattern", "config": {"width": 160, "height": 120, "rate": 10, "audio": False}},
+    {"id": "view", "type": "video_viewer", "config": {"max_fps": 5, "max_width": 80}}],
+    "edges": [{"from": "pattern.video", "to": "view.in"}]}
+
+
+async def test_a_video_viewer_is_a_live_picture(user, panel_settings, tmp_path):
+    pytest.importorskip("av")
+    from edge.frames import encode_frame
+
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: {"test_pattern", "video_viewer"} <= set(panel().fleet.types()), "media types")
+        await panel().controller.deploy(parse_spec(VIDEO_SPEC))
+        await user.open("/deployments/cam/dashboard")
+        await user.should_see(marker="widget-view", retries=100)
+        await until(lambda: "pictures/s" in text(user, "picture-info-view"), "the first picture", 30)
+        picture = element(user, "picture-view")
+        assert picture.source.startswith("data:image/jpeg;base64,/9j/")  # FF D8 FF
+        assert text(user, "picture-info-view").startswith("80x60 · ")  # scaled to max_width, aspect kept
+        assert text(user, "state-view") == "live"
+        first = picture.source
+        await until(lambda: element(user, "picture-view").source != first, "a newer picture (the box moves)", 10)
+
+        # the same deployment with the viewer alone: no pictures come, what the topic carries is shown
+        # and what is not a picture is said and counted
+        await panel().controller.deploy(parse_spec({"id": "cam", "tasks": [VIDEO_SPEC["tasks"][1]]}))
+        await until(lambda: text(user, "state-view").startswith("no picture for"), "the pictures stopping", 15)
+        topic = panel().controller.topics.stream("cam", "view", "view")
+        await panel().bus.publish(topic, encode_frame("not a picture"))
+        await until(lambda: text(user, "picture-info-view") == "not a JPEG image but str (1 bad so far)",
+                    "the bad frame noticed", 10)
+        await panel().bus.publish(topic, b"\xff\x00 not CBOR")
+        await until(lambda: text(user, "picture-info-view").startswith("not a frame (2 bad so far): "),
+                    "the bad payload noticed", 10)
+        jpeg = base64.b64decode(first.split(",", 1)[1])
+        await panel().bus.publish(topic, encode_frame(jpeg, extra={"width": 80, "height": 60}))
+        await until(lambda: text(user, "state-view") == "live", "a picture again", 10)
+        assert element(user, "picture-view").source == first
+        await until(lambda: text(user, "state-view").startswith("no picture for"), "the viewer gone stale", 15)

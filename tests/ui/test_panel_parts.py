@@ -7,6 +7,7 @@ import base64
 import json
 import struct
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from edge.graph import parse_spec
 from ui.config_form import check_config, check_value, schema_fields
 from ui.draft import Draft
 from ui.graph_view import graph_props, layout
-from ui.preview import classify, describe, png, png_data_url
+from ui.preview import classify, describe, encoded_image_mime, image_data_url, png, png_data_url
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
@@ -118,6 +119,23 @@ def test_png_of_images():
     assert base64.b64decode(rgba.split(",")[1])[25] == 6
     with pytest.raises(ValueError, match="not an image"):
         png(np.zeros((2, 2), dtype=np.float32))
+
+
+def test_encoded_images_are_shown_as_they_are():
+    av = pytest.importorskip("av")
+    rgb = np.zeros((48, 64, 3), dtype=np.uint8)
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt, encoder.time_base = 64, 48, "yuvj420p", Fraction(1, 30)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+    jpeg = b"".join(bytes(packet) for packet in encoder.encode(frame))
+    assert encoded_image_mime(jpeg) == "image/jpeg" and classify(jpeg) == "image"
+    assert image_data_url(jpeg) == "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    assert encoded_image_mime(png(rgb)) == "image/png"
+    assert image_data_url(rgb).startswith("data:image/png;base64,")
+    for not_image in (jpeg[:-2], b"\xff\xd8", b"", "text", 1):  # cut short, or not bytes
+        assert encoded_image_mime(not_image) is None and classify(not_image) != "image"
+        with pytest.raises(ValueError, match="not an image"):
+            image_data_url(not_image)
 
 
 def test_classify_and_describe():

@@ -7,6 +7,12 @@ The contract is the task library's (``tasks/dashboard.py``): a dashboard type sa
 new values as frames on ``{root}/streams/{deployment}/{task}/set`` unless the spec wires its
 ``set`` input. The panel holds no state of its own: the views it subscribes to are the state,
 so every open panel shows the same values and a reload loses nothing.
+
+A **video viewer** (a type whose ``view`` output has the metadata ``"mime": "image/jpeg"``, such
+as ``video_viewer``; contract in ``docs/media.md``) is drawn as a live picture: each frame on
+its ``view`` topic is a whole JPEG image, shown as it comes (at most every redraw), with its
+size, rate and age. Its images are not retained: until the first one comes, and when none
+has come for :data:`STALE_AFTER` seconds, the card says so.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from edge.graph import DeploymentSpec, TaskSpec
 from edge.topics import is_valid_id
 from ui.app import Panel, current
 from ui.frame import deployment_nav, frame
+from ui.preview import encoded_image_mime, image_data_url
 
 __all__ = ["KINDS", "Widget", "create", "dashboard_tasks"]
 
@@ -33,16 +40,28 @@ log = logging.getLogger("ui")
 
 COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$")  # as the task library checks it: safe in a style
 ECHO_GUARD = 1.0  # seconds during which a control ignores views after the user moved it
+STALE_AFTER = 3.0  # seconds without a picture after which a video viewer says it has none
+VIDEO = "video_viewer"
 
 
 def dashboard_tasks(spec: DeploymentSpec, types: dict[str, dict[str, Any]]) -> list[tuple[TaskSpec, str]]:
     """The tasks of a spec the dashboard draws, with their kind, in spec order."""
     result = []
     for task in spec.tasks:
-        kind = types.get(task.type, {}).get("dashboard")
+        entry = types.get(task.type, {})
+        kind = entry.get("dashboard")
         if isinstance(kind, str) and kind:
             result.append((task, kind))
+        elif is_video_viewer(entry):
+            result.append((task, VIDEO))
     return result
+
+
+def is_video_viewer(entry: dict[str, Any]) -> bool:
+    """A catalog entry whose ``view`` output sends JPEG images (the video viewer contract)."""
+    outputs = entry.get("outputs")
+    view = outputs.get("view") if isinstance(outputs, dict) else None
+    return isinstance(view, dict) and view.get("mime") == "image/jpeg"
 
 
 def _color(value: Any, fallback: str) -> str:
@@ -64,7 +83,8 @@ class Widget:
         self.driven_by = driven_by
         self._touched = 0.0
         self._updating = False
-        with ui.card().classes("w-80").mark(f"widget-{task.id}") as self.card:
+        width = "w-[560px] max-w-full" if kind == VIDEO else "w-80"  # a picture wants room
+        with ui.card().classes(width).mark(f"widget-{task.id}") as self.card:
             self.title = ui.label(task.label or task.id).classes("text-subtitle1 font-bold")
             ui.label(f"{task.id} · {kind}").classes("text-caption text-grey-7")
             self.state = ui.label("not running").classes("text-caption text-grey-7").mark(f"state-{task.id}")
@@ -97,6 +117,13 @@ class Widget:
             with ui.element("div").classes("w-full h-5 rounded bg-grey-3 overflow-hidden") as self.track:
                 self.bar = ui.element("div").classes("h-full").style("width: 0%; background: #2196f3")
             self.text = ui.label()
+        elif self.kind == VIDEO:
+            self.picture = ui.interactive_image().classes("w-full bg-grey-3").style("min-height: 40px")
+            self.picture.mark(f"picture-{self.task.id}").props(f'data-picture="{self.task.id}"')
+            self.text = ui.label("waiting for the first picture").classes("text-caption").mark(
+                f"picture-info-{self.task.id}")
+            self._arrivals: list[float] = []
+            self._last_picture = 0.0
         elif self.kind == "plot":
             self.chart = ui.echart({
                 "animation": False, "legend": {"top": 0}, "grid": {"left": 44, "right": 12, "top": 28, "bottom": 24},
@@ -141,6 +168,28 @@ class Widget:
             getattr(self, f"_show_{self.kind}", self._show_unknown)(view, user_busy)
         finally:
             self._updating = False
+
+    def show_picture(self, image: bytes, frame_ts: int, width: Any, height: Any) -> None:
+        """Draw one JPEG image of a video viewer, with its size, the rate pictures come at and their age."""
+        now = time.monotonic()
+        self._last_picture = now
+        recent = [t for t in self._arrivals if now - t < 2.0][-60:]
+        recent.append(now)
+        self._arrivals = recent
+        span = now - self._arrivals[0]
+        rate = (len(self._arrivals) - 1) / span if span > 0 else 0.0
+        self.picture.set_source(image_data_url(image))
+        self.card.classes(remove="opacity-60")
+        self.state.text = "live"
+        size = f"{width}x{height}" if isinstance(width, int) and isinstance(height, int) else "?"
+        age = max(0, time.time_ns() // 1_000_000 - frame_ts)
+        self.text.text = f"{size} · {rate:.1f} pictures/s · {age} ms old · {len(image) // 1024} KiB"
+
+    def check_stale(self) -> None:
+        """A video viewer with no picture for a while says so (its images are not retained)."""
+        if self.kind == VIDEO and self._last_picture and time.monotonic() - self._last_picture > STALE_AFTER:
+            self.state.text = f"no picture for {time.monotonic() - self._last_picture:.0f} s"
+            self.card.classes(add="opacity-60")
 
     def _show_unknown(self, view: dict[str, Any], _busy: bool) -> None:
         del view
@@ -211,7 +260,8 @@ class Widget:
         self.chart.update()
 
 
-KINDS = ("slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display", "value_bar", "plot")
+KINDS = ("slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display", "value_bar", "plot",
+         VIDEO)
 
 
 class Dashboard:
@@ -230,6 +280,8 @@ class Dashboard:
         self._types_seen = -1
         self._types_checked = 0.0
         self._closed = False
+        #: video viewer frames that were not JPEG images
+        self.bad_pictures = 0
         deployment_nav(dep, "Dashboard")
         self.note = ui.label().classes("text-grey-7")
         self.grid = ui.row().classes("w-full gap-3 items-start")
@@ -269,7 +321,7 @@ class Dashboard:
             self.note.text = f"{self.dep} is not deployed: its dashboard shows once it runs."
         elif not tasks:
             self.note.text = ("this deployment has no dashboard tasks: add a slider, toggle, radio buttons, text "
-                              "input, status display, text display, value bar or plot in the editor")
+                              "input, status display, text display, value bar, plot or video viewer in the editor")
         else:
             self.note.text = ""
         with self.grid:
@@ -280,6 +332,8 @@ class Dashboard:
                     and wired is None else None
                 self.widgets[task.id] = Widget(task, kind, send=send, driven_by=wired)
         self._dirty = set(self.widgets)
+        # pictures come at up to a few a second: redraw faster while a video viewer is shown
+        self.timer.interval = 0.1 if any(w.kind == VIDEO for w in self.widgets.values()) else 0.25
 
     async def _tick(self) -> None:
         if self._closed:
@@ -302,6 +356,10 @@ class Dashboard:
                 continue
             self._dirty.discard(task_id)
             payload = self._views.get(task_id)
+            if widget.kind == VIDEO:
+                if payload:
+                    self._show_picture(widget, payload)
+                continue
             view: dict[str, Any] | None = None
             if payload:
                 try:
@@ -311,6 +369,22 @@ class Dashboard:
                     continue
                 view = value if isinstance(value, dict) else None
             widget.show(view)
+        for widget in self.widgets.values():
+            widget.check_stale()
+
+    def _show_picture(self, widget: Widget, payload: bytes) -> None:
+        try:
+            frame = decode_frame(payload)
+        except FrameError as exc:
+            self.bad_pictures += 1
+            widget.text.text = f"not a frame ({self.bad_pictures} bad so far): {exc}"
+            return
+        if encoded_image_mime(frame.value) != "image/jpeg":
+            self.bad_pictures += 1
+            widget.text.text = (f"not a JPEG image but {type(frame.value).__name__} "
+                                f"({self.bad_pictures} bad so far)")
+            return
+        widget.show_picture(bytes(frame.value), frame.ts, frame.extra.get("width"), frame.extra.get("height"))
 
 
 def create() -> None:
