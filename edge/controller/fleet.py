@@ -5,6 +5,15 @@ every task status of one namespace, and keeps them current: an agent is online f
 until its will (or its own offline message) arrives; a deployment exists while its retained spec
 does; a task's status is the last one its agent published. Readers get the parsed models, a
 change callback, and :meth:`Fleet.synced` to know the retained state has all arrived.
+
+Brokers bound what one SUBSCRIBE brings back: rumqttd (the embedded broker) sends at most 100
+retained messages for a QoS 1 subscription and drops the rest, so with 200 agents a fresh fleet
+saw ~150 of them, most with only their state or only their catalog. So once the round trip on
+our ``sync`` topic has come back, the fleet looks for what it knows to be missing (the catalog
+of an agent whose state came, and the other way round; the status of a task a spec names; the
+agent a spec or status names) and fetches each retained topic alone (the bus probes a topic
+its wildcards cover); it does the same, a moment later, for whatever appears half-known at any
+time (an agent the first SUBSCRIBE did not bring, whose next state arrives live).
 """
 
 from __future__ import annotations
@@ -18,8 +27,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from edge._cancel import cancel_and_wait
 from edge.bus import Bus, Message, Subscription
-from edge.errors import FrameError, SpecError, TopicError
+from edge.errors import EdgeError, FrameError, SpecError, TopicError
 from edge.frames import decode_value
 from edge.graph import DeploymentSpec, decode_spec
 from edge.topics import TopicKind, Topics
@@ -29,6 +39,9 @@ __all__ = ["AgentInfo", "Fleet", "TaskStatus"]
 log = logging.getLogger("edge.controller")
 
 HISTORY = 60  # metric samples kept per agent (5 minutes at the agents' 5 s)
+PROBE_DELAY = 0.5  # s the other half of something half-known may take to arrive by itself before we fetch it
+MAX_PROBES = 1000  # retained topics fetched one by one in one pass, at most
+PROBE_TIMEOUT = 10.0  # s one pass of fetching may take (the bus may be disconnected meanwhile)
 
 
 @dataclass(slots=True)
@@ -86,12 +99,22 @@ class Fleet:
         self._subs: list[Subscription] = []
         self._sync_topic = f"{topics.root}/controllers/{uuid.uuid4().hex[:16]}/sync"
         self._synced = asyncio.Event()
+        #: retained topics fetched one by one because a wildcard subscription did not bring them
+        self.probes = 0
+        self._states: set[str] = set()  # agents whose state we have
+        self._catalogs: set[str] = set()  # agents whose catalog we have
+        self._probed: set[str] = set()  # topics fetched once already: one with nothing retained stays missing
+        self._round_trips: dict[bytes, asyncio.Future[None]] = {}
+        self._probe_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._prober: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Fleet:
         for pattern in (self.topics.all_agent_states, self.topics.all_agent_catalogs, self.topics.all_deployments,
                         self.topics.all_task_statuses()):
             self._subs.append(await self.bus.subscribe(pattern, qos=1, callback=self._on_message))
-        self._subs.append(await self.bus.subscribe(self._sync_topic, qos=1, callback=lambda _m: self._synced.set()))
+        self._subs.append(await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync))
+        self._prober = asyncio.get_running_loop().create_task(self._probe_loop(), name="fleet-probes")
         self.bus.on_connect(self._request_sync)
         if self.bus.is_connected:
             await self._request_sync(self.bus)
@@ -99,6 +122,9 @@ class Fleet:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        if self._prober is not None:
+            await cancel_and_wait(self._prober)
+            self._prober = None
         for sub in self._subs:
             await sub.aclose()
         self._subs.clear()
@@ -106,10 +132,78 @@ class Fleet:
     async def _request_sync(self, bus: Bus) -> None:
         await bus.publish(self._sync_topic, b"sync", qos=1)
 
+    def _on_sync(self, message: Message) -> None:
+        if message.payload == b"sync":
+            self._synced.set()
+        elif (waiter := self._round_trips.get(message.payload)) is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def synced(self, timeout: float = 5.0) -> None:
-        """Wait until the retained states, catalogs, specs and statuses have all arrived."""
+        """Wait until the retained states, catalogs, specs and statuses have all arrived.
+
+        After the round trip on the sync topic, fetch one by one what is known to be missing
+        (see the module docstring); a fetched status or spec can name an agent not yet seen,
+        hence a few passes.
+        """
         async with asyncio.timeout(timeout):
             await self._synced.wait()
+            for _ in range(3):
+                missing = self.missing()
+                if not missing:
+                    break
+                await self._probe(missing)
+
+    def missing(self) -> list[str]:
+        """Retained topics the fleet knows it lacks and has not fetched one by one yet (sorted, bounded)."""
+        topics = self.topics
+        wanted = {topics.agent_catalog(a) for a in self._states - self._catalogs}
+        wanted |= {topics.agent_state(a) for a in self._catalogs - self._states}
+        named = {s.agent for s in self.statuses.values() if s.agent is not None}
+        for spec in self.deployments.values():
+            for task in spec.tasks:
+                if task.agent is not None:
+                    named.add(task.agent)
+                if (spec.id, task.id) not in self.statuses:
+                    wanted.add(topics.task_status(spec.id, task.id))
+        for agent in named - self._states - self._catalogs:
+            wanted |= {topics.agent_state(agent), topics.agent_catalog(agent)}
+        return sorted(wanted - self._probed)[:MAX_PROBES]
+
+    async def _probe(self, topics: list[str]) -> None:
+        """Fetch each retained topic alone, then a round trip: what they held has arrived by then."""
+        async with self._probe_lock:
+            for topic in topics:
+                self._probed.add(topic)
+                sub = await self.bus.subscribe(topic, qos=1, callback=_ignore)
+                await sub.aclose()
+            self.probes += len(topics)
+            log.debug("fetched %d retained topics one by one", len(topics))
+            await self._round_trip()
+
+    async def _round_trip(self) -> None:
+        token = uuid.uuid4().hex.encode()
+        waiter = asyncio.get_running_loop().create_future()
+        self._round_trips[token] = waiter
+        try:
+            await self.bus.publish(self._sync_topic, token, qos=1)
+            await waiter
+        finally:
+            del self._round_trips[token]
+
+    async def _probe_loop(self) -> None:
+        """Later on, fetch what shows up half-known (an agent the first SUBSCRIBE left out reports live)."""
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(PROBE_DELAY)  # its other half is usually on its way
+            self._wake.clear()
+            missing = self.missing()
+            if not missing or not self.bus.is_connected:
+                continue
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await self._probe(missing)
+            except (TimeoutError, EdgeError) as exc:
+                log.warning("could not fetch %d retained topics: %s", len(missing), exc or type(exc).__name__)
 
     def on_change(self, listener: Callable[[str, str], None]) -> None:
         """Call ``listener(kind, key)`` on every change; kind is agent, deployment or status."""
@@ -159,6 +253,7 @@ class Fleet:
 
     # -- updates ---------------------------------------------------------------------------------------
     def _on_message(self, message: Message) -> None:
+        self._probed.discard(message.topic)
         try:
             parsed = self.topics.parse(message.topic)
             kind = parsed.kind
@@ -174,6 +269,8 @@ class Fleet:
                     spec = decode_spec(message.payload)
                     if spec.id != key:
                         raise SpecError(f"spec id {spec.id!r} on the topic of {key!r}")
+                    if self.deployments.get(key) != spec:
+                        self._wake.set()
                     self.deployments[key] = spec
                 else:
                     self.deployments.pop(key, None)
@@ -187,11 +284,16 @@ class Fleet:
             log.warning("ignored message on %r: %s", message.topic, exc)
 
     def _on_agent(self, kind: TopicKind, agent_id: str, payload: bytes) -> None:
+        halves = self._states if kind is TopicKind.AGENT_STATE else self._catalogs
         if not payload:
+            halves.discard(agent_id)
             agent = self.agents.pop(agent_id, None)
             if agent is not None:
                 agent.online = False
             return
+        if agent_id not in halves:
+            halves.add(agent_id)
+            self._wake.set()
         data = decode_value(payload)
         if not isinstance(data, dict):
             raise FrameError(f"expected a map, got {type(data).__name__}")
@@ -227,6 +329,8 @@ class Fleet:
         if not payload:
             self.statuses.pop((dep, task), None)
             return
+        if (dep, task) not in self.statuses:
+            self._wake.set()
         data = decode_value(payload)
         if not isinstance(data, dict) or not isinstance(data.get("state"), str):
             raise FrameError("a status is a map with a text 'state'")
@@ -247,3 +351,7 @@ class Fleet:
                 listener(kind, key)
             except Exception:
                 log.exception("fleet listener %r failed", listener)
+
+
+def _ignore(_message: Message) -> None:
+    """A fetched topic's message reaches the fleet's own wildcard subscription too."""
