@@ -130,8 +130,8 @@ def main() -> None:
             raise SystemExit(f"round {rnd + 1} failed:\n{out.stderr[-3000:]}")
         for case, result in json.loads(out.stdout.strip().splitlines()[-1]).items():
             results[case].append(result)
-            print(f"round {rnd + 1}: {case:7} encode {result['encode_us']:8.2f} us  decode {result['decode_us']:8.2f} us"
-                  f"  memcpy {result['memcpy_us']:8.2f} us", file=sys.stderr)
+            print(f"round {rnd + 1}: {case:7} encode {result['encode_us']:8.2f} us  "
+                  f"decode {result['decode_us']:8.2f} us  memcpy {result['memcpy_us']:8.2f} us", file=sys.stderr)
     summary = summarize(results)
     cols = ["bytes", "encode_us", "decode_us", "memcpy_us", "encode_ratio", "decode_ratio"]
     print(f"{'case':8}" + "".join(f"{c:>14}" for c in cols))

@@ -1,0 +1,341 @@
+"""Scale: a fleet of simulated agents against one Mosquitto, the controller and the control panel.
+
+The agents are real: ``edge.host.Host`` objects (the runtime ``edge agent`` is built on: presence,
+will, retained birth and catalog, spec reconciling, task instances, statuses), each with its
+own MQTT connection, offering the task types of ``tests/agent/sample_tasks.py``; ``--procs``
+child processes hold ``--agents`` of them between them. Only the process per device is saved.
+Every round uses a fresh namespace on the broker this run starts on a free loopback port:
+
+* **listed**: the children import everything and build their hosts, then all are told to go at
+  once; the time from go until a running controller's :class:`~edge.controller.Fleet` lists every
+  agent online with its catalog;
+* **cold controller**: with the fleet up, a new :class:`~edge.controller.Controller` is entered
+  (it connects and waits for :meth:`Fleet.synced`); the time until it lists them all, and how
+  many it listed when ``synced()`` returned (all of them, when synced keeps its promise);
+* **deploy**: a ``--tasks``-task deployment (``counter`` tasks, one frame a second each) pinned
+  round-robin to ``--task-agents`` agents; the time from ``Controller.deploy`` until every task's
+  status says ``running``;
+* **page load** (last round, unless ``--no-browser``): ``edge ui`` started against the broker, and
+  Debian's Chromium (Playwright, headless, ``--no-sandbox``; never ``playwright install``) loads
+  the agents page until its last agent row is in the page, and the running view of the
+  deployment until its last task row is; ``--page-loads`` times each, medians.
+
+Targets (benchmarks issue): all 200 listed within 5 s; all 100 tasks running within 10 s.
+
+    python bench/scale.py [--agents 200] [--procs 4] [--tasks 100] [--task-agents 10] [--rounds 3]
+                          [--no-browser] [--broker mosquitto|embedded] [--json out.json]
+
+JSON: ``{"args": {...}, "rounds": [{"listed_s", "cold_listed_s" (Infinity when never), "cold_synced_s",
+"listed_at_synced", "cold_listed", "deploy_running_s"}, ...], "pages": {"agents_s": [...], "running_s": [...]},
+"summary": {key: median, "agents_page_s", "running_page_s"}, "targets": {...}, "met": {...}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+SAMPLES = HERE.parent / "tests" / "agent" / "sample_tasks.py"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+TARGETS = {"listed_s": 5.0, "deploy_running_s": 10.0}
+WAIT = 120.0  # the bound of every wait: a figure over it is a failure, not a figure
+COLD_WAIT = 15.0  # how long a cold controller may take to list the fleet before we count what it has
+
+
+def agent_id(i: int) -> str:
+    return f"sim-{i:03d}"
+
+
+# -- the simulated agents (a child process) ------------------------------------------------------
+async def run_agents(url: str, ns: str, first: int, count: int, data_dir: Path) -> None:
+    """Build ``count`` hosts, say ``ready``, enter them all on ``go``, leave them all on ``stop`` (stdin)."""
+    from edge.host import Host
+    from edge.settings import load_settings
+
+    spec = importlib.util.spec_from_file_location("sample_tasks", SAMPLES)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    types = [module.Counter, module.Scale, module.Ticker]
+    hosts = [Host(load_settings(broker=url, namespace=ns, agent_id=agent_id(i), data_dir=data_dir, log_level="WARNING"),
+                  types=types, persist=False) for i in range(first, first + count)]
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    print("ready", flush=True)
+    if (await stdin.readline()).strip() != b"go":
+        return
+    stop = asyncio.Event()
+
+    async def serve(host: Host) -> None:
+        async with host:
+            await stop.wait()
+
+    async with asyncio.TaskGroup() as group:
+        for host in hosts:
+            group.create_task(serve(host), name=f"serve-{host.agent_id}")
+        await stdin.readline()  # "stop", or EOF when the parent went away
+        stop.set()
+
+
+class Agents:
+    """``--procs`` child processes holding the simulated agents between them."""
+
+    def __init__(self, url: str, ns: str, *, agents: int, procs: int, data_dir: Path) -> None:
+        self.url, self.ns, self.data_dir = url, ns, data_dir
+        per = -(-agents // procs)
+        self.slices = [(first, min(per, agents - first)) for first in range(0, agents, per)]
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        """Start the children and wait (bounded) until each has built its hosts."""
+        for first, count in self.slices:
+            self.procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--child", "--url", self.url, "--ns", self.ns, "--first", str(first),
+                "--count", str(count), "--data-dir", str(self.data_dir), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE))
+        for proc in self.procs:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"an agents process did not start (exit {proc.returncode})")
+
+    def go(self) -> None:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.returncode is None and proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.write(b"stop\n")
+                    proc.stdin.close()
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+# -- measurements (the parent) -------------------------------------------------------------------
+def all_listed(n: int) -> Any:
+    ids = [agent_id(i) for i in range(n)]
+
+    def predicate(fleet: Any) -> bool:
+        agents = fleet.agents
+        return all(a in agents and agents[a].online and agents[a].types for a in ids)
+
+    return predicate
+
+
+def listed_count(fleet: Any, n: int) -> int:
+    return sum(1 for i in range(n) if (a := fleet.agents.get(agent_id(i))) is not None and a.online and a.types)
+
+
+async def one_round(url: str, args: argparse.Namespace, tmp: Path, *, browser: bool) -> dict[str, Any]:
+    from edge.controller import Controller
+    from edge.graph import parse_spec
+    from edge.settings import load_settings
+
+    ns = f"scale{uuid.uuid4().hex[:6]}"
+    settings = load_settings(broker=url, namespace=ns, agent_id="bench", data_dir=tmp / "ctl")
+    fleet = Agents(url, ns, agents=args.agents, procs=args.procs, data_dir=tmp / "agents")
+    result: dict[str, Any] = {}
+    async with Controller(settings, client_id=f"bench-{ns}") as controller:
+        try:
+            await fleet.start()
+            started = time.perf_counter()
+            fleet.go()
+            await controller.fleet.wait_for(all_listed(args.agents), WAIT)
+            result["listed_s"] = time.perf_counter() - started
+
+            started = time.perf_counter()
+            async with Controller(settings, client_id=f"cold-{ns}") as cold:
+                result["cold_synced_s"] = time.perf_counter() - started
+                result["listed_at_synced"] = listed_count(cold.fleet, args.agents)
+                try:  # a broker that drops retained messages never completes the list: count what came
+                    await cold.fleet.wait_for(all_listed(args.agents), COLD_WAIT)
+                    result["cold_listed_s"] = time.perf_counter() - started
+                except TimeoutError:
+                    result["cold_listed_s"] = float("inf")
+                result["cold_listed"] = listed_count(cold.fleet, args.agents)
+
+            n_agents = min(args.task_agents, args.agents)
+            spec = parse_spec({"id": "scale", "tasks": [
+                {"id": f"t{i:03d}", "type": "counter", "agent": agent_id(i % n_agents), "config": {"interval_ms": 1000}}
+                for i in range(args.tasks)]})
+            started = time.perf_counter()
+            await controller.deploy(spec)
+            await controller.fleet.wait_for(
+                lambda f: sum(s.state == "running" for s in f.tasks_of("scale")) == args.tasks, WAIT)
+            result["deploy_running_s"] = time.perf_counter() - started
+
+            if browser:
+                result["pages"] = await page_loads(settings, args, tmp)
+            await controller.remove("scale")
+        finally:
+            await fleet.stop()
+    return result
+
+
+def start_panel(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "edge", "ui"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def page_loads(settings: Any, args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
+    """``edge ui`` against the fleet; Chromium loads the agents page and the running view ``--page-loads`` times."""
+    from playwright.async_api import async_playwright
+
+    from edge.broker import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update({"EDGE_BROKER": settings.broker, "EDGE_NAMESPACE": settings.namespace, "EDGE_DATA_DIR": str(tmp / "ui"),
+                "EDGE_AGENT_ID": "panel", "EDGE_CONTROLLER_PORT": str(port), "EDGE_LOG_LEVEL": "WARNING"})
+    log_path = tmp / "ui.log"
+    proc = start_panel(env, log_path)
+    pages: dict[str, list[float]] = {"agents_s": [], "running_s": []}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"edge ui did not listen:\n{log_path.read_text()[-3000:]}") from None
+                await asyncio.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1400, "height": 900})
+                page.set_default_timeout(WAIT * 1000)
+                await page.goto(base + "/")  # warm-up: the panel's first page, its fleet filling
+                await page.locator("tr[data-key]").nth(args.agents - 1).wait_for(state="attached")
+                for _ in range(args.page_loads):
+                    for key, path, count in (("agents_s", "/", args.agents), ("running_s", "/deployments/scale",
+                                                                                args.tasks)):
+                        started = time.perf_counter()
+                        await page.goto(base + path)
+                        await page.locator("tr[data-key]").nth(count - 1).wait_for(state="attached")
+                        pages[key].append(time.perf_counter() - started)
+                        print(f"  page {path}: {pages[key][-1]:.2f} s", file=sys.stderr, flush=True)
+            finally:
+                await browser.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return pages
+
+
+async def _main(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+    from edge.broker import EmbeddedBroker, MosquittoBroker, free_port
+
+    rounds: list[dict[str, Any]] = []
+    pages: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        broker: Any = (MosquittoBroker(port=port, data_dir=Path(tmp) / "broker", persistence=False)
+                       if args.broker == "mosquitto" else EmbeddedBroker(port=port, data_dir=Path(tmp) / "broker"))
+        async with broker:
+            url = broker.url.geturl()
+            for rnd in range(args.rounds):
+                last = rnd == args.rounds - 1
+                result = await one_round(url, args, Path(tmp) / f"r{rnd}", browser=last and not args.no_browser)
+                pages = result.pop("pages", pages)
+                rounds.append(result)
+                print(f"round {rnd + 1}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                                       for k, v in result.items()), file=sys.stderr, flush=True)
+    return rounds, pages
+
+
+def machine(args: argparse.Namespace) -> str:
+    from importlib.metadata import version
+
+    from bus import machine as bus_machine
+
+    line = bus_machine()
+    if not args.no_browser:
+        chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+        line += f"; nicegui {version('nicegui')}; playwright {version('playwright')}; {chromium or 'chromium ?'}"
+    return line + f"; broker {args.broker}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--procs", type=int, default=4, help="child processes holding the agents")
+    parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--task-agents", type=int, default=10, help="agents the deployment's tasks are pinned to")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--page-loads", type=int, default=3)
+    parser.add_argument("--no-browser", action="store_true", help="skip the control panel's page loads")
+    parser.add_argument("--broker", choices=("mosquitto", "embedded"), default="mosquitto")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--ns", help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(run_agents(args.url, args.ns, args.first, args.count, args.data_dir))
+        return
+    print(machine(args), flush=True)
+    rounds, pages = asyncio.run(_main(args))
+    summary: dict[str, Any] = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    for key, values in pages.items():
+        summary[key.replace("_s", "_page_s")] = statistics.median(values)
+    targets = {key: value for key, value in TARGETS.items()}
+    met = {key: summary[key] <= target for key, target in targets.items()}
+
+    def verdict(key: str) -> str:
+        return f"(target {targets[key]:g} s: {'met' if met[key] else 'missed'})"
+
+    print(f"{args.agents} agents listed after go          {summary['listed_s']:6.2f} s  {verdict('listed_s')}")
+    fewest = min(r["listed_at_synced"] for r in rounds), min(r["cold_listed"] for r in rounds)
+    print(f"cold controller lists them all after  {summary['cold_listed_s']:6.2f} s  "
+          f"(synced after {summary['cold_synced_s']:.2f} s with {fewest[0]}/{args.agents} listed, "
+          f"{fewest[1]} after {COLD_WAIT:g} s; fewest of the rounds)")
+    print(f"{args.tasks} tasks on {min(args.task_agents, args.agents)} agents running after "
+          f"{summary['deploy_running_s']:6.2f} s  {verdict('deploy_running_s')}")
+    if pages:
+        print(f"agents page ({args.agents} rows)            {summary['agents_page_s']:6.2f} s")
+        print(f"running view ({args.tasks} task rows)        {summary['running_page_s']:6.2f} s")
+    else:
+        print("# page loads skipped (--no-browser)")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items() if v is not None},
+                                         "rounds": rounds, "pages": pages, "summary": summary, "targets": targets,
+                                         "met": met}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
