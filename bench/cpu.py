@@ -15,7 +15,7 @@ its value, encodes it and publishes it; the output is collected in memory and ch
 Prints one line per path: ``<path> <µs> us/msg`` (CPU time, ``time.process_time``, best of
 the rounds), and the machine on the first line.
 
-    python bench/cpu.py [--messages 100000] [--rounds 3]
+    python bench/cpu.py [--messages 100000] [--rounds 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bus import machine
@@ -247,6 +249,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, help='write {"us_per_msg": {path: best µs}, "messages", "rounds"} here')
     args = parser.parse_args()
     print(machine())
     best: dict[str, float] = {}
@@ -257,6 +260,10 @@ def main() -> None:
             best[name] = min(best.get(name, spent), spent)
     for name, spent in best.items():
         print(f"{name:12} {spent / args.messages * 1e6:6.2f} us/msg")
+    if args.json:
+        per_msg = {name: spent / args.messages * 1e6 for name, spent in best.items()}
+        args.json.write_text(json.dumps({"us_per_msg": per_msg, "messages": args.messages, "rounds": args.rounds},
+                                        indent=2))
 
 
 if __name__ == "__main__":
