@@ -87,6 +87,15 @@ def _listen(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+SEGMENT_COUNT: Final = 2
+_SEGMENT_SIZE: Final = 32 * 1024 * 1024
+
+
+def segment_size(max_payload: int) -> int:
+    """rumqttd's log segment: 32 MiB, or room for two of the largest packets if that is more."""
+    return max(_SEGMENT_SIZE, 2 * packet_limit(max_payload))
+
+
 def render_rumqttd_config(*, host: str, port: int, v5_port: int, max_payload: int,
                           users: Mapping[str, str], tls_cert: Path | None = None,
                           tls_key: Path | None = None) -> str:
@@ -103,8 +112,11 @@ def render_rumqttd_config(*, host: str, port: int, v5_port: int, max_payload: in
         "id = 0",
         "max_connections = 10010",
         "max_outgoing_packet_count = 200",
-        "max_segment_size = 104857600",
-        "max_segment_count = 10",
+        # rumqttd keeps every message in an in-memory log per topic, up to max_segment_count
+        # segments of max_segment_size, whether anyone lags or not: its defaults (10 x 100 MB)
+        # let one media stream take it past 1 GB; 2 segments of 32 MiB held it at ~144 MB.
+        f"max_segment_size = {segment_size(max_payload)}",
+        f"max_segment_count = {SEGMENT_COUNT}",
     ]
     auth = ", ".join(f"{_toml_str(name)} = {_toml_str(pw)}" for name, pw in users.items())
     for version, listen_port in (("v4", port), ("v5", v5_port)):

@@ -672,3 +672,19 @@ def test_imports_without_iotcore() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                             check=False)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_embedded_broker_bounds_its_message_log():
+    """rumqttd keeps every message in memory up to its log size: ours is 2 x 32 MiB, not 10 x 100 MB."""
+    import tomllib
+
+    from edge.broker.embedded import render_rumqttd_config
+
+    def router(max_payload: int) -> dict[str, int]:
+        text = render_rumqttd_config(host="127.0.0.1", port=1, v5_port=2, max_payload=max_payload, users={})
+        return tomllib.loads(text)["router"]
+
+    small = router(256 * 1024)
+    assert (small["max_segment_size"], small["max_segment_count"]) == (32 * 1024 * 1024, 2)
+    big = router(100 * 1024 * 1024)  # two of the largest packets still fit in a segment
+    assert big["max_segment_size"] >= 2 * 100 * 1024 * 1024
