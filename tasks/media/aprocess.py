@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field
@@ -21,6 +20,11 @@ from tasks.media.audio import SampleFormat
 from tasks.media.mediatask import RAW_AUDIO, MediaConfig, MediaTask
 from tasks.media.raw import RawAudio, audio_array, audio_extra, from_float, layout_for
 from tasks.media.timing import SampleClock
+
+if TYPE_CHECKING:
+    import av
+else:
+    from tasks.media._av import av
 
 __all__ = ["AudioResampler", "AudioVolumeMeter", "AudioVolumeScaler", "level_db"]
 

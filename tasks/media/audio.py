@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-import av
-import av.codec.context
 from pydantic import Field
 
 from tasks.media.errors import CodecError
@@ -22,6 +20,12 @@ from tasks.media.mediatask import AUDIO_PACKETS, RAW_AUDIO, MediaConfig, MediaTa
 from tasks.media.packets import EncodedPacket
 from tasks.media.raw import RawAudio, audio_array, audio_extra, layout_for
 from tasks.media.timing import SampleClock
+
+if TYPE_CHECKING:
+    import av
+    import av.codec.context
+else:
+    from tasks.media._av import av
 
 __all__ = ["AudioDecoder", "AudioDecoderState", "AudioEncoder", "AudioEncoderState"]
 

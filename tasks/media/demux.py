@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-import av
-import av.container
 from pydantic import Field, field_validator
 
 from edge.frames import now_ms
@@ -26,6 +24,12 @@ from tasks.media.packets import EncodedPacket
 from tasks.media.raw import audio_array, audio_extra, video_array, video_extra
 from tasks.media.timing import Pacer
 from tasks.media.video import PixelFormat
+
+if TYPE_CHECKING:
+    import av
+    import av.container
+else:
+    from tasks.media._av import av
 
 __all__ = ["INPUT_SCHEMES", "InputContainer", "Output", "Reader", "check_url"]
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import av
 import numpy as np
 import numpy.typing as npt
-from av.video.reformatter import VideoReformatter as Scaler
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.media.audio import SampleFormat
@@ -26,6 +24,15 @@ from tasks.media.mediatask import RAW_AUDIO, RAW_VIDEO, MediaConfig, MediaTask
 from tasks.media.raw import RawAudio, RawVideo, audio_extra, from_float, layout_for, video_array, video_extra
 from tasks.media.synthetic import Color
 from tasks.media.video import PixelFormat
+
+if TYPE_CHECKING:
+    import av
+    from av.video.reformatter import VideoReformatter as Scaler
+else:
+    from tasks.media._av import av
+
+    def Scaler() -> Any:
+        return av.video.reformatter.VideoReformatter()
 
 __all__ = ["AudioMixer", "Compositor", "Layer", "VideoLayout", "VideoMixer"]
 

@@ -20,11 +20,9 @@ import io
 import logging
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
-import av
-import av.container
 from pydantic import Field, field_validator
 
 from tasks.media.audio import AudioEncoderConfig, AudioEncoderState
@@ -34,6 +32,12 @@ from tasks.media.mediatask import ANY_AUDIO, ANY_VIDEO, MediaConfig, MediaTask, 
 from tasks.media.packets import EncodedPacket
 from tasks.media.raw import RawAudio, RawVideo, layout_for
 from tasks.media.video import RecordCodec, VideoEncoderConfig, VideoEncoderState
+
+if TYPE_CHECKING:
+    import av
+    import av.container
+else:
+    from tasks.media._av import av
 
 __all__ = ["OUTPUT_SCHEMES", "Muxer", "OutputContainer"]
 

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any, Final, Literal
-
-import av
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tasks.media.errors import PacketError
 from tasks.media.raw import encode_time_base, parse_time_base
+
+if TYPE_CHECKING:
+    import av
+else:
+    from tasks.media._av import av
 
 __all__ = ["EncodedPacket", "is_packet"]
 

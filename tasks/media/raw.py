@@ -28,14 +28,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import av
 import numpy as np
 import numpy.typing as npt
 
 from edge.errors import FrameError
 from edge.frames import Frame
+
+if TYPE_CHECKING:
+    import av
+else:
+    from tasks.media._av import av
 
 __all__ = [
     "AUDIO_FORMATS",

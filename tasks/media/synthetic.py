@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from fractions import Fraction
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import av
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field, field_validator
@@ -25,6 +24,11 @@ from tasks.media.font import CELL_HEIGHT, draw_text, text_mask
 from tasks.media.mediatask import RAW_AUDIO, RAW_VIDEO, MediaConfig, MediaTask
 from tasks.media.raw import audio_extra, from_float, video_array, video_extra
 from tasks.media.video import PixelFormat
+
+if TYPE_CHECKING:
+    import av
+else:
+    from tasks.media._av import av
 
 __all__ = ["TestPattern", "TextRenderer", "render_pattern"]
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
-from typing import Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
-import av
-import av.codec.context
 from pydantic import Field
 
 from tasks.media.errors import CodecError
@@ -24,6 +22,12 @@ from tasks.media.mediatask import RAW_VIDEO, VIDEO_PACKETS, MediaConfig, MediaTa
 from tasks.media.packets import EncodedPacket
 from tasks.media.raw import MS, VIDEO_FORMATS, RawVideo, video_array, video_extra
 from tasks.media.timing import MonotonicPts, TsMap
+
+if TYPE_CHECKING:
+    import av
+    import av.codec.context
+else:
+    from tasks.media._av import av
 
 __all__ = ["VideoDecoder", "VideoEncoder", "VideoEncoderState", "VideoDecoderState"]
 

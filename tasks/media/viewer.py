@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
-import av.codec.context
-from av.video.reformatter import VideoReformatter as Scaler
 from pydantic import Field
 
 from edge.task import Port
 from tasks.media.mediatask import RAW_VIDEO, MediaConfig, MediaTask
 from tasks.media.raw import RawVideo
 from tasks.media.vprocess import scaled_size
+
+if TYPE_CHECKING:
+    import av
+    import av.codec.context
+    from av.video.reformatter import VideoReformatter as Scaler
+else:
+    from tasks.media._av import av
+
+    def Scaler() -> Any:
+        return av.video.reformatter.VideoReformatter()
 
 __all__ = ["JpegEncoder", "VideoViewer"]
 

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import asyncio
 from fractions import Fraction
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from av.video.reformatter import VideoReformatter as Scaler
 from pydantic import Field, field_validator
 
 from edge.task import Port
 from tasks.media.mediatask import RAW_VIDEO, MediaConfig, MediaTask
 from tasks.media.raw import RawVideo, video_array, video_extra
 from tasks.media.video import PixelFormat
+
+if TYPE_CHECKING:
+    import av
+    from av.video.reformatter import VideoReformatter as Scaler
+else:
+    from tasks.media._av import av
+
+    def Scaler() -> Any:
+        return av.video.reformatter.VideoReformatter()
 
 __all__ = ["VideoActivityMeter", "VideoReformatter", "scaled_size"]
 
