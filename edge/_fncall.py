@@ -4,8 +4,13 @@ Default: every new input frame stores its (converted) value and, once every inpu
 value, calls the function with the latest value of each. With ``synchronized``, frames go
 through a :class:`Merger` first, which hands them on in timestamp order with a bounded wait
 (the rule is spelled out on :class:`Merger` and in ``docs/tasks.md``). A function with no
-inputs is called every ``interval_ms``. Calls are serialized by one lock per instance, so a
-function and its ``state`` never run twice at once, even with ``thread_safe``.
+inputs is called every ``interval_ms``. Calls are serialized: one loop per instance makes them
+and awaits each (a ``thread_safe`` call too), so a function and its ``state`` never run twice
+at once.
+
+The default path is the hot one (a relay makes it once per frame): the reader drains the
+inbox in batches without a coroutine per frame, and the call's arguments come from a plan
+made once per instance.
 """
 
 from __future__ import annotations
@@ -135,6 +140,10 @@ class FnTaskBase(Task):
         self._converters = {i.name: i.convert for i in sig.inputs}
         self._lock = asyncio.Lock()
         self._warned: dict[str, float] = {}
+        # the call, planned once: positional inputs only (the common case) need no dispatch per call
+        self._positional: tuple[str, ...] | None = tuple(name for name, _, _ in sig.params) if all(
+            role is Role.INPUT and not keyword for _, role, keyword in sig.params) else None
+        self._single_output = sig.outputs[0].name if len(sig.outputs) == 1 and not sig.tuple_return else None
 
     # -- description -----------------------------------------------------------------------
     @classmethod
@@ -222,16 +231,34 @@ class FnTaskBase(Task):
             await asyncio.sleep(max(delay, 0))
 
     async def _read_latest(self) -> None:
+        # receive_any(), without an async generator step and a coroutine per frame: whatever is
+        # queued is handled in one go. This loop is the only caller of _call, so no lock is needed.
+        inbox = await self.open_inputs()
+        decode, call = self._decode, self._call
+        checks = {i.name: (i.convert.exact, i.convert.convert) for i in self.signature.inputs}
+        values, stamps = self._values, self._ts
         count = len(self.signature.inputs)
-        async for port, frame in self.receive_any():
-            value = self._convert(port, frame)
-            if value is _SKIP:
+        while True:
+            item = inbox.pop_any()
+            if item is None:
+                await inbox.wait()
                 continue
-            async with self._lock:
-                self._values[port] = value
-                self._ts[port] = frame.ts
-                if len(self._values) == count:
-                    await self._call(max(self._ts.values()))
+            port, message = item
+            frame = decode(port, message)
+            if frame is None:
+                continue
+            value = frame.value
+            exact, convert = checks[port]
+            if not exact(value):
+                try:
+                    value = convert(value)
+                except Mismatch as exc:
+                    self._mismatch(port, exc)
+                    continue
+            values[port] = value
+            stamps[port] = frame.ts
+            if len(values) == count:
+                await call(frame.ts if count == 1 else max(stamps.values()))
 
     async def _read_synchronized(self, merger: Merger, changed: asyncio.Condition) -> None:
         loop = asyncio.get_running_loop()
@@ -268,10 +295,13 @@ class FnTaskBase(Task):
         try:
             return self._converters[port](frame.value)
         except Mismatch as exc:
-            metrics = self.in_metrics[port]
-            metrics.errors += 1
-            self._warn(f"in:{port}", f"skipped a frame on input {port!r}: {exc}", metrics.errors)
+            self._mismatch(port, exc)
             return _SKIP
+
+    def _mismatch(self, port: str, exc: Mismatch) -> None:
+        metrics = self.in_metrics[port]
+        metrics.errors += 1
+        self._warn(f"in:{port}", f"skipped a frame on input {port!r}: {exc}", metrics.errors)
 
     def _warn(self, key: str, message: str, count: int) -> None:
         now = time.monotonic()
@@ -282,8 +312,24 @@ class FnTaskBase(Task):
                         self._ctx().instance_id, message, count, _WARN_EVERY)
 
     async def _call(self, ts: int) -> None:
-        """Call the function with the current values (the caller holds the lock) and send its result."""
+        """Call the function with the current values and send its result (one caller at a time)."""
         sig = self.signature
+        if self._positional is not None and not sig.is_async and not sig.thread_safe:
+            values = self._values
+            try:
+                result = sig.fn(*[values[name] for name in self._positional])
+            except Exception:
+                log.exception("%s: %s raised", self._ctx().instance_id, sig.name)
+                raise
+            port = self._single_output
+            if port is None:
+                await self._emit(result, ts)
+            elif result is not None:  # _emit's one-output case, without two more awaits per frame
+                try:
+                    await self.send(port, result, ts=ts)
+                except FrameError as exc:
+                    self._send_failed(port, exc)
+            return
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for name, role, keyword in sig.params:
@@ -324,11 +370,16 @@ class FnTaskBase(Task):
                 raise TypeError(message)
             values = result
         for spec, value in zip(sig.outputs, values, strict=True):
-            if value is None:
-                continue
-            try:
-                await self.send(spec.name, value, ts=ts)
-            except FrameError as exc:
-                metrics = self.out_metrics[spec.name]
-                metrics.errors += 1
-                self._warn(f"out:{spec.name}", f"could not send output {spec.name!r}: {exc}", metrics.errors)
+            if value is not None:
+                await self._send(spec.name, value, ts)
+
+    async def _send(self, port: str, value: Any, ts: int) -> None:
+        try:
+            await self.send(port, value, ts=ts)
+        except FrameError as exc:
+            self._send_failed(port, exc)
+
+    def _send_failed(self, port: str, exc: FrameError) -> None:
+        metrics = self.out_metrics[port]
+        metrics.errors += 1
+        self._warn(f"out:{port}", f"could not send output {port!r}: {exc}", metrics.errors)

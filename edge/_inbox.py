@@ -25,6 +25,7 @@ class Inbox:
         self._maxsize = max(maxsize, 1)
         self._counter = itertools.count()
         self._waiter: asyncio.Future[None] | None = None
+        self._only = next(iter(self._queues.items())) if len(self._queues) == 1 else None
 
     def push(self, port: str, message: Message) -> None:
         queue = self._queues[port]
@@ -36,7 +37,8 @@ class Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self) -> None:
+    async def wait(self) -> None:
+        """Until the next push. Look at the queues first: a push while nobody waits wakes nobody later."""
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await self._waiter
@@ -46,14 +48,22 @@ class Inbox:
     async def get(self, port: str) -> Message:
         queue = self._queues[port]
         while not queue:
-            await self._wait()
+            await self.wait()
         return queue.popleft()[1]
+
+    def pop_any(self) -> tuple[str, Message] | None:
+        """The earliest arrival among all ports, or None if all are empty (readers drain batches with it)."""
+        if self._only is not None:  # one input, the common case: no need to compare arrivals
+            queue = self._only[1]
+            return (self._only[0], queue.popleft()[1]) if queue else None
+        first: tuple[int, str] | None = None
+        for port, queue in self._queues.items():
+            if queue and (first is None or queue[0][0] < first[0]):
+                first = (queue[0][0], port)
+        return None if first is None else (first[1], self._queues[first[1]].popleft()[1])
 
     async def get_any(self) -> tuple[str, Message]:
         """The earliest arrival among all ports."""
-        while True:
-            heads = [(queue[0][0], port) for port, queue in self._queues.items() if queue]
-            if heads:
-                port = min(heads)[1]
-                return port, self._queues[port].popleft()[1]
-            await self._wait()
+        while (item := self.pop_any()) is None:
+            await self.wait()
+        return item
