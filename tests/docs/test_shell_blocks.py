@@ -578,3 +578,19 @@ def textwrap_page() -> str:
         "```text", "frames 10 at 5/s", "```",
         "<!-- file: graph.yaml -->", "```yaml", "id: x", "```", ""])
 
+
+
+async def test_the_harness_fails_what_does_not_work(tmp_path):
+    def command(text: str) -> Command:
+        block = Block(page=tmp_path / "page.md", line=1, lang="bash", body=text + "\n", file_name=None)
+        return commands(block)[0]
+
+    _shims(tmp_path / ".bin")
+    async with contextlib.AsyncExitStack() as stack:
+        page = Page(dir=tmp_path, url="mqtt://127.0.0.1:1", stack=stack)
+        await page.run(command("python -c 'print(1)'"))
+        for bad in ("false", "no-such-program --flag", "python -c 'raise SystemExit(3)'",
+                    "pip install requests", "sudo apt-get install -y nginx",
+                    "docker run -e EDGE_NO_SUCH_SETTING=1 edgetasks:latest", "python bench/bus.py --no-such-flag 1"):
+            with pytest.raises(AssertionError):
+                await page.run(command(bad))
