@@ -30,7 +30,7 @@ Prints ``# <machine>`` first, then a table, and last ``per hop X ms``: the end-t
      "rounds": [{"round", "contender": layout, "size", "bytes", "agents": [agent ids],
                  "throughput": {...}, "latency": {...}}],
      "summary": {layout: {size: {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb",
-                                 "cpu_pct_1k", "rss_median_mb"}}}}
+                                 "cpu_pct_1k", "rss_median_mb", "broker_cpu_pct", "load_cpu_pct"}}}}
 
 ``cpu_pct`` is the agents' CPU summed (100 = one core), ``rss_mb`` the highest RSS of any agent.
 """
@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from loadgen import SIZES, free_port, machine_info, machine_line, progress, run_load, summarize, table  # noqa: E402
-from relay import agent_argv, agent_env, deploy, started, wait_agents  # noqa: E402
+from relay import agent_argv, agent_env, broker_pid, deploy, started, wait_agents  # noqa: E402
 
 HOPS = 5
 LAYOUTS = {"2agents": "5 tasks on 2 agents", "1agent": "5 tasks on 1 agent"}
@@ -79,7 +79,7 @@ async def _main(args: argparse.Namespace, layouts: list[str]) -> list[dict[str, 
         url = f"mqtt://127.0.0.1:{port}"
         ns = f"chain{uuid.uuid4().hex[:6]}"
         settings = load_settings(broker=url, namespace=ns, agent_id="bench-ctl", data_dir=tmp / "ctl")
-        async with MosquittoBroker(port=port, data_dir=tmp / "broker", persistence=False), \
+        async with MosquittoBroker(port=port, data_dir=tmp / "broker", persistence=False) as broker, \
                 Controller(settings) as controller:
             for rnd in range(1, args.rounds + 1):
                 for layout in layouts:
@@ -95,7 +95,7 @@ async def _main(args: argparse.Namespace, layouts: list[str]) -> list[dict[str, 
                         try:
                             for label, size in SIZES.items():
                                 r = await run_load(url, pub=source, sub=sink, size=size, seconds=args.seconds,
-                                                   hops=HOPS, pids=pids)
+                                                   hops=HOPS, pids=pids, broker_pid=broker_pid(broker))
                                 rounds.append({"round": rnd, "contender": layout, "size": label, "bytes": size,
                                                "agents": agents, **r})
                                 print(progress(rnd, LAYOUTS[layout], label, r), file=sys.stderr, flush=True)

@@ -17,7 +17,8 @@ hop adds 1, so a reply must carry ``16 * i + hops``: anything else is counted as
   latency of a message is from just before it is encoded and published to its reply's arrival.
 
 During both it samples the relay processes ``--pids`` (psutil if installed, else /proc) every
-0.1 s: CPU % of one core over the run, RSS peak and median. It prints one JSON line, the
+0.1 s: CPU % of one core over the run, RSS peak and median; and the CPU of the broker
+(``--broker-pid``) and of itself, to tell which process bounds the throughput. It prints one JSON line, the
 ``{"throughput": ..., "latency": ...}`` of a round in the schema of ``bench/relay.py``.
 """
 
@@ -190,13 +191,21 @@ async def _drain(replies: _Replies, sent: int, quiet: float = 1.0) -> None:
 
 
 async def load(url: str, pub: str, sub: str, size: int, seconds: float, hops: int,
-                pids: list[int]) -> dict[str, Any]:
+               pids: list[int], broker_pid: int | None = None) -> dict[str, Any]:
     from edge.bus import Bus
     from edge.frames import decode_frame, encode_frame
 
     pad = pad_for(size, hops)
     replies = _Replies(hops=hops, decode=decode_frame)
-    sampler = ProcSampler(pids)
+    # the relays, and for the record the broker and this load generator (the others on the machine)
+    others = [pid for pid in (broker_pid, os.getpid()) if pid]
+    sampler = ProcSampler(pids + others)
+
+    def split(sampled: list[dict[str, Any]]) -> dict[str, Any]:
+        by_pid = {p["pid"]: p for p in sampled}
+        return {"procs": [by_pid[pid] for pid in pids],
+                "broker_cpu_pct": by_pid[broker_pid]["cpu_pct"] if broker_pid else None,
+                "load_cpu_pct": by_pid[os.getpid()]["cpu_pct"]}
     counter = 0
 
     def frame() -> bytes:
@@ -228,11 +237,11 @@ async def load(url: str, pub: str, sub: str, size: int, seconds: float, hops: in
                 stalled = True  # messages were lost and took the window's credit with them
                 break
         await _drain(replies, sent)
-        procs = sampler.stop()
+        sampled = split(sampler.stop())
         elapsed = (replies.last_ns - t0_ns) / 1e9 if replies.received else time.perf_counter() - t0
         return {"sent": sent, "received": replies.received, "lost": sent - replies.received, "bad": replies.bad,
                 "seconds": elapsed, "msgs_per_s": replies.received / elapsed if elapsed > 0 else 0.0,
-                "stalled": stalled, "procs": procs}
+                "stalled": stalled, **sampled}
 
     async def latency(duration: float) -> dict[str, Any]:
         count = max(1, int(duration * RATE))
@@ -249,12 +258,14 @@ async def load(url: str, pub: str, sub: str, size: int, seconds: float, hops: in
             bus.publish_nowait(pub, frame())
             sampler.sample(time.perf_counter())
         await _drain(replies, count)
-        procs = sampler.stop()
+        sampled = split(sampler.stop())
         samples = sorted(replies.samples)
         n = len(samples)
         return {"sent": count, "received": replies.received, "lost": count - replies.received, "bad": replies.bad,
                 "p50_ms": samples[n // 2] / 1e6 if n else None,
-                "p99_ms": samples[min(n - 1, int(n * 0.99))] / 1e6 if n else None, "procs": procs}
+                "p99_ms": samples[min(n - 1, int(n * 0.99))] / 1e6 if n else None,
+                "p999_ms": samples[min(n - 1, int(n * 0.999))] / 1e6 if n else None,
+                "max_ms": samples[-1] / 1e6 if n else None, **sampled}
 
     async with Bus(url, client_id=f"bench-load-{uuid.uuid4().hex[:8]}") as bus:
         await bus.subscribe(sub, callback=replies.on_message)
@@ -286,11 +297,12 @@ def free_port() -> int:
 
 
 async def run_load(url: str, *, pub: str, sub: str, size: int, seconds: float, hops: int,
-                   pids: list[int]) -> dict[str, Any]:
+                   pids: list[int], broker_pid: int | None = None) -> dict[str, Any]:
     """Run the load generator in its own process against a started relay; its result."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(SELF), "--url", url, "--pub", pub, "--sub", sub,
         "--size", str(size), "--seconds", str(seconds), "--hops", str(hops), "--pids", ",".join(map(str, pids)),
+        *(["--broker-pid", str(broker_pid)] if broker_pid else []),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), READY_TIMEOUT + 4 * seconds + 60)
@@ -313,7 +325,8 @@ def progress(rnd: int, label: str, size: str, r: dict[str, Any]) -> str:
     p99 = f"{lat['p99_ms']:.3f}" if lat["p99_ms"] is not None else "-"
     return (f"round {rnd}: {label:18} {size:5} {t['msgs_per_s']:9.0f} msgs/s ({t['received']}/{t['sent']}, "
             f"bad {t['bad']}), 1k/s p50 {p50} p99 {p99} ms ({lat['received']}/{lat['sent']}), "
-            f"CPU {cpu:.0f}%, RSS {rss:.1f} MB")
+            f"CPU {cpu:.0f}%, RSS {rss:.1f} MB; broker CPU {t['broker_cpu_pct'] or 0:.0f}%, "
+            f"load generator {t['load_cpu_pct']:.0f}%")
 
 
 def _median(values: list[float]) -> float | None:
@@ -339,6 +352,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any
                 "cpu_pct": _median([sum(p["cpu_pct"] for p in t["procs"]) for t in tput if t["procs"]]),
                 "rss_mb": max((p for p in peaks if p == p), default=None),
                 "cpu_pct_1k": _median([sum(p["cpu_pct"] for p in x["procs"]) for x in lat if x["procs"]]),
+                "broker_cpu_pct": _median([t["broker_cpu_pct"] for t in tput]),
+                "load_cpu_pct": _median([t["load_cpu_pct"] for t in tput]),
                 "rss_median_mb": _median([max(p["rss_median_mb"] for p in run["procs"])
                                           for r in runs for run in (r["throughput"], r["latency"]) if run["procs"]]),
             }
@@ -348,7 +363,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any
 def table(summary: dict[str, dict[str, dict[str, Any]]], labels: dict[str, str]) -> list[str]:
     cols = [("msgs/s", "msgs_per_s", "{:.0f}"), ("lost", "lost", "{:d}"), ("p50 ms", "p50_ms", "{:.3f}"),
             ("p99 ms", "p99_ms", "{:.3f}"), ("CPU %", "cpu_pct", "{:.0f}"), ("CPU% 1k", "cpu_pct_1k", "{:.0f}"),
-            ("RSS MB", "rss_mb", "{:.1f}"), ("RSS med", "rss_median_mb", "{:.1f}")]
+            ("RSS MB", "rss_mb", "{:.1f}"), ("RSS med", "rss_median_mb", "{:.1f}"),
+            ("broker %", "broker_cpu_pct", "{:.0f}"), ("load %", "load_cpu_pct", "{:.0f}")]
     lines = [f"{'contender':20}{'size':>6}" + "".join(f"{c[0]:>10}" for c in cols)]
     for name, by_size in summary.items():
         for size, row in by_size.items():
@@ -392,9 +408,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each measured run")
     parser.add_argument("--hops", type=int, default=1, help="relays in the path, each adding 1")
     parser.add_argument("--pids", default="", help="comma-separated pids of the relay processes to sample")
+    parser.add_argument("--broker-pid", type=int, help="the broker's pid, to sample its CPU too")
     args = parser.parse_args()
     pids = [int(p) for p in args.pids.split(",") if p]
-    print(json.dumps(asyncio.run(load(args.url, args.pub, args.sub, args.size, args.seconds, args.hops, pids))))
+    print(json.dumps(asyncio.run(load(args.url, args.pub, args.sub, args.size, args.seconds, args.hops, pids,
+                                      args.broker_pid))))
 
 
 if __name__ == "__main__":

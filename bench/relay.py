@@ -48,17 +48,20 @@ line before).
      "contenders": {key: label},
      "rounds": [{"round": int, "contender": key, "size": "64B" | "1KiB", "bytes": int,
                  "throughput": {"sent", "received", "lost", "bad", "seconds", "msgs_per_s", "stalled",
-                                "procs": [{"pid", "cpu_pct", "rss_peak_mb", "rss_median_mb", "samples"}]},
-                 "latency": {"sent", "received", "lost", "bad", "p50_ms", "p99_ms", "procs": [...]}}],
+                                "procs": [{"pid", "cpu_pct", "rss_peak_mb", "rss_median_mb", "samples"}],
+                                "broker_cpu_pct", "load_cpu_pct"},
+                 "latency": {"sent", "received", "lost", "bad", "p50_ms", "p99_ms", "p999_ms", "max_ms", "procs": [...],
+                             "broker_cpu_pct", "load_cpu_pct"}}],
      "summary": {key: {size: {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb",
-                              "cpu_pct_1k", "rss_median_mb"}}},
+                              "cpu_pct_1k", "rss_median_mb", "broker_cpu_pct", "load_cpu_pct"}}},
      "targets": {name: {"value": float | None, "target": float, "op": ">=" | "<=", "met": bool | None}}}
 
 Summary figures are medians over rounds, except ``lost`` (summed over all rounds and both runs)
 and ``rss_mb`` (the highest RSS seen in any round: the peak). ``cpu_pct`` is during the
 throughput run, ``cpu_pct_1k`` during the 1k msgs/s run; with several relay processes (chain)
-CPU is their sum and RSS the largest of them. ``p50_ms``/``p99_ms``/``rss_mb`` are null where
-nothing was measured.
+CPU is their sum and RSS the largest of them. ``broker_cpu_pct`` and ``load_cpu_pct`` are the CPU
+of Mosquitto and of the load generator during the throughput run: on a machine with two cores
+they tell which process bounds it. Figures are null where nothing was measured.
 """
 
 from __future__ import annotations
@@ -290,6 +293,7 @@ class Relays:
 
     url: str
     tmp: Path
+    broker_pid: int | None
     ns: str
     controller: Any = None
     node_red: tuple[str, Path, Path] | None = None
@@ -342,6 +346,12 @@ class Relays:
             raise ValueError(f"unknown contender {name!r}")
 
 
+def broker_pid(broker: Any) -> int | None:
+    """Mosquitto's pid, to sample its CPU (MosquittoBroker keeps its process private: a bench may look)."""
+    proc = getattr(broker, "_proc", None)
+    return getattr(proc, "pid", None)
+
+
 def parse_contenders(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONTENDERS]
@@ -361,9 +371,9 @@ async def _main(args: argparse.Namespace, names: list[str], notes: list[str]) ->
         port = free_port()
         url = f"mqtt://127.0.0.1:{port}"
         ns = f"relay{uuid.uuid4().hex[:6]}"
-        async with MosquittoBroker(port=port, data_dir=tmp / "broker", persistence=False), contextlib.AsyncExitStack() \
-                as stack:
-            relays = Relays(url=url, tmp=tmp, ns=ns)
+        async with MosquittoBroker(port=port, data_dir=tmp / "broker", persistence=False) as broker, \
+                contextlib.AsyncExitStack() as stack:
+            relays = Relays(url=url, tmp=tmp, ns=ns, broker_pid=broker_pid(broker))
             if "agent" in names or "agent-core" in names:
                 settings = load_settings(broker=url, namespace=ns, agent_id="bench-ctl", data_dir=tmp / "ctl")
                 relays.controller = await stack.enter_async_context(Controller(settings))
@@ -378,7 +388,7 @@ async def _main(args: argparse.Namespace, names: list[str], notes: list[str]) ->
                     async with relays.start(name, rnd) as (pids, pub, sub, hops):
                         for label, size in SIZES.items():
                             r = await run_load(url, pub=pub, sub=sub, size=size, seconds=args.seconds, hops=hops,
-                                               pids=pids)
+                                               pids=pids, broker_pid=relays.broker_pid)
                             rounds.append({"round": rnd, "contender": name, "size": label, "bytes": size, **r})
                             print(progress(rnd, CONTENDERS[name], label, r), file=sys.stderr, flush=True)
     return rounds

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).parents[2] / "bench"
-SUMMARY_KEYS = {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb", "cpu_pct_1k", "rss_median_mb"}
+SUMMARY_KEYS = {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb", "cpu_pct_1k", "rss_median_mb",
+                "broker_cpu_pct", "load_cpu_pct"}
 
 
 def run(script: str, *args: str) -> list[str]:
@@ -25,7 +26,7 @@ def run(script: str, *args: str) -> list[str]:
 
 
 def rows(lines: list[str]) -> dict[tuple[str, str], list[str]]:
-    """The table: (label, size) -> its eight figures (``-`` where nothing was measured)."""
+    """The table: (label, size) -> its ten figures (``-`` where nothing was measured)."""
     header = next(i for i, line in enumerate(lines) if line.startswith("contender"))
     table = {}
     for line in lines[header + 1:]:
@@ -44,6 +45,7 @@ def check_json(path: Path, contenders: set[str]) -> dict:
         for row in by_size.values():
             assert set(row) == SUMMARY_KEYS
             assert row["msgs_per_s"] > 0 and row["lost"] == 0 and row["p50_ms"] > 0 and row["rss_mb"] > 0
+            assert row["broker_cpu_pct"] > 0 and row["load_cpu_pct"] > 0
     assert len(result["rounds"]) == 2 * len(contenders)
     for r in result["rounds"]:
         assert {"round", "contender", "size", "throughput", "latency"} <= set(r)
@@ -58,7 +60,7 @@ def test_relay_benchmark_runs_and_prints_its_ratio(tmp_path):
     assert set(table) == {(label, size) for label in ("fn_task on agent", "fn_task script", "paho loop_start")
                           for size in ("64B", "1KiB")}
     for figures in table.values():
-        assert len(figures) == 8 and all(float(value) >= 0 for value in figures)
+        assert len(figures) == 10 and all(float(value) >= 0 for value in figures)
     targets = [line for line in lines if line.startswith("# target ")]
     assert len(targets) == 4  # the ratio to Node-RED (not measured here), p50 for each size, RSS
     assert "not measured" in targets[0]
