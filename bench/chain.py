@@ -30,7 +30,8 @@ Prints ``# <machine>`` first, then a table, and last ``per hop X ms``: the end-t
      "rounds": [{"round", "contender": layout, "size", "bytes", "agents": [agent ids],
                  "throughput": {...}, "latency": {...}}],
      "summary": {layout: {size: {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb",
-                                 "cpu_pct_1k", "rss_median_mb", "broker_cpu_pct", "load_cpu_pct"}}}}
+                                 "cpu_us_per_msg", "cpu_pct_1k", "rss_median_mb", "broker_cpu_pct",
+                                 "load_cpu_pct"}}}}
 
 ``cpu_pct`` is the agents' CPU summed (100 = one core), ``rss_mb`` the highest RSS of any agent.
 """

@@ -351,6 +351,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any
                 "p99_ms": _median([x["p99_ms"] for x in lat]),
                 "cpu_pct": _median([sum(p["cpu_pct"] for p in t["procs"]) for t in tput if t["procs"]]),
                 "rss_mb": max((p for p in peaks if p == p), default=None),
+                "cpu_us_per_msg": _median([sum(p["cpu_pct"] for p in t["procs"]) * 1e4 / t["msgs_per_s"]
+                                           for t in tput if t["procs"] and t["msgs_per_s"]]),
                 "cpu_pct_1k": _median([sum(p["cpu_pct"] for p in x["procs"]) for x in lat if x["procs"]]),
                 "broker_cpu_pct": _median([t["broker_cpu_pct"] for t in tput]),
                 "load_cpu_pct": _median([t["load_cpu_pct"] for t in tput]),
@@ -362,7 +364,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any
 
 def table(summary: dict[str, dict[str, dict[str, Any]]], labels: dict[str, str]) -> list[str]:
     cols = [("msgs/s", "msgs_per_s", "{:.0f}"), ("lost", "lost", "{:d}"), ("p50 ms", "p50_ms", "{:.3f}"),
-            ("p99 ms", "p99_ms", "{:.3f}"), ("CPU %", "cpu_pct", "{:.0f}"), ("CPU% 1k", "cpu_pct_1k", "{:.0f}"),
+            ("p99 ms", "p99_ms", "{:.3f}"), ("CPU %", "cpu_pct", "{:.0f}"), ("us/msg", "cpu_us_per_msg", "{:.1f}"),
+            ("CPU% 1k", "cpu_pct_1k", "{:.0f}"),
             ("RSS MB", "rss_mb", "{:.1f}"), ("RSS med", "rss_median_mb", "{:.1f}"),
             ("broker %", "broker_cpu_pct", "{:.0f}"), ("load %", "load_cpu_pct", "{:.0f}")]
     lines = [f"{'contender':20}{'size':>6}" + "".join(f"{c[0]:>10}" for c in cols)]

@@ -53,12 +53,15 @@ line before).
                  "latency": {"sent", "received", "lost", "bad", "p50_ms", "p99_ms", "p999_ms", "max_ms", "procs": [...],
                              "broker_cpu_pct", "load_cpu_pct"}}],
      "summary": {key: {size: {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb",
-                              "cpu_pct_1k", "rss_median_mb", "broker_cpu_pct", "load_cpu_pct"}}},
+                              "cpu_us_per_msg", "cpu_pct_1k", "rss_median_mb", "broker_cpu_pct",
+                              "load_cpu_pct"}}},
      "targets": {name: {"value": float | None, "target": float, "op": ">=" | "<=", "met": bool | None}}}
 
 Summary figures are medians over rounds, except ``lost`` (summed over all rounds and both runs)
 and ``rss_mb`` (the highest RSS seen in any round: the peak). ``cpu_pct`` is during the
-throughput run, ``cpu_pct_1k`` during the 1k msgs/s run; with several relay processes (chain)
+throughput run, ``cpu_us_per_msg`` the relay's CPU time per relayed message in it (``cpu_pct``
+/ ``msgs_per_s``: what a message costs, whatever else runs on the machine), ``cpu_pct_1k``
+during the 1k msgs/s run; with several relay processes (chain)
 CPU is their sum and RSS the largest of them. ``broker_cpu_pct`` and ``load_cpu_pct`` are the CPU
 of Mosquitto and of the load generator during the throughput run: on a machine with two cores
 they tell which process bounds it. Figures are null where nothing was measured.

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).parents[2] / "bench"
-SUMMARY_KEYS = {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb", "cpu_pct_1k", "rss_median_mb",
-                "broker_cpu_pct", "load_cpu_pct"}
+SUMMARY_KEYS = {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb", "cpu_us_per_msg", "cpu_pct_1k",
+                "rss_median_mb", "broker_cpu_pct", "load_cpu_pct"}
 
 
 def run(script: str, *args: str) -> list[str]:
@@ -26,7 +26,7 @@ def run(script: str, *args: str) -> list[str]:
 
 
 def rows(lines: list[str]) -> dict[tuple[str, str], list[str]]:
-    """The table: (label, size) -> its ten figures (``-`` where nothing was measured)."""
+    """The table: (label, size) -> its eleven figures (``-`` where nothing was measured)."""
     header = next(i for i, line in enumerate(lines) if line.startswith("contender"))
     table = {}
     for line in lines[header + 1:]:
@@ -60,7 +60,7 @@ def test_relay_benchmark_runs_and_prints_its_ratio(tmp_path):
     assert set(table) == {(label, size) for label in ("fn_task on agent", "fn_task script", "paho loop_start")
                           for size in ("64B", "1KiB")}
     for figures in table.values():
-        assert len(figures) == 10 and all(float(value) >= 0 for value in figures)
+        assert len(figures) == 11 and all(float(value) >= 0 for value in figures)
     targets = [line for line in lines if line.startswith("# target ")]
     assert len(targets) == 4  # the ratio to Node-RED (not measured here), p50 for each size, RSS
     assert "not measured" in targets[0]
