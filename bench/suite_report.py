@@ -89,14 +89,16 @@ def _bars(ax: Any, groups: list[str], series: dict[str, list[float]], *, ylabel:
             ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
                         fontsize=7, xytext=(0, 1), textcoords="offset points")
     for label, value in (targets or {}).items():
-        ax.axhline(value, color="tab:red", linestyle="--", linewidth=1)
-        ax.annotate(label, (len(groups) - 0.5, value), ha="right", va="bottom", fontsize=7, color="tab:red")
-    ax.set_xticks(range(len(groups)), groups, fontsize=8, rotation=15 if len(groups) > 4 else 0)
+        ax.axhline(value, color="tab:red", linestyle="--", linewidth=1, label=label)
+    if len(groups) > 4:
+        ax.set_xticks(range(len(groups)), groups, fontsize=8, rotation=20, ha="right")
+    else:
+        ax.set_xticks(range(len(groups)), groups, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     if log:
         ax.set_yscale("log")
-    if n > 1:
+    if n > 1 or targets:
         ax.legend(fontsize=7)
     ax.margins(y=0.15)
 
@@ -264,7 +266,8 @@ def _relay_like(data: dict[str, Any], png: Path, *, what: str) -> Section:
         lines.append(f"\n*{note}*")
     targets: list[Target] = []
     for name, t in data.get("targets", {}).items():
-        targets.append((name, _fmt(t.get("value")), f"{t.get('op', '')} {_fmt(t.get('target'))}", t.get("met")))
+        op = {">=": "≥", "<=": "≤"}.get(t.get("op", ""), t.get("op", ""))
+        targets.append((name, _fmt(t.get("value")), f"{op} {_fmt(t.get('target'))}", t.get("met")))
     fig, axes = _figure(3, 13)
     short = [labels.get(n, n) for n in names]
     _bars(axes[0], short, {size: [_num(s[n].get(size, {}).get("msgs_per_s")) for n in names] for size in sizes},
@@ -377,7 +380,7 @@ def write_report(suite: dict[str, Any], *, out: Path, report: Path, images: Path
             "benchmarks, not this block. Sections below it describe each benchmark's method.", "",
             f"Machine: {suite.get('machine', '?')}.", ""]
     if all_targets:
-        head += _table(["target", "measured", "target", "met"],
+        head += _table(["what", "measured", "target", "met"],
                        [[w, v, t, DASH if m is None else ("met" if m else "**missed**")] for w, v, t, m in all_targets])
     block = "\n".join([*head, *body, "", END])
     text = report.read_text() if report.exists() else "# Benchmarks\n"

@@ -34,6 +34,7 @@ def test_quick_suite_writes_its_block_and_plots_and_keeps_the_rest(tmp_path):
     block = text.split("<!-- suite:begin -->")[1].split("<!-- suite:end -->")[0]
     assert "Machine: " in block and "cores" in block
     assert "| CPU per relayed message, mqtt5 transport incl. frames |" in block  # the targets table
+    assert "| what | measured | target | met |" in block
     assert "| frame | bytes | encode µs | decode µs | memcpy µs |" in block
     assert "![codec](images/bench-codec.png)" in block and "![cpu](images/bench-cpu.png)" in block
     assert "### Relay against the tools users would pick instead\n\nNot run: " in block  # not in --only
