@@ -70,6 +70,7 @@ class Bus:
         wait_connected: bool = True,
         connect_timeout: float = 10.0,
         reconnect_delay: tuple[float, float] = (0.1, 10.0),
+        flush_timeout: float = 5.0,
     ) -> None:
         self.url = parse_broker_url(url) if isinstance(url, str) else url
         self.client_id = client_id or f"edge-{uuid.uuid4().hex[:12]}"
@@ -87,6 +88,7 @@ class Bus:
         self.queue_size = queue_size
         self._wait_connected = wait_connected
         self._connect_timeout = connect_timeout
+        self._flush_timeout = flush_timeout
         self._delay_min, self._delay_max = reconnect_delay
         self.stats = BusStats()
         #: Number of the current connection (0 before the first); it changes before the bus
@@ -162,6 +164,11 @@ class Bus:
     async def _stop(self) -> None:
         conn = self._conn
         if conn is not None:
+            # QoS 1 publishes still queued behind the broker's in-flight limit (or not yet
+            # acknowledged) would be lost with the connection: give them a bounded moment
+            if not conn.closed and conn.unacknowledged() and not await conn.flush(self._flush_timeout):
+                log.warning("%s: leaving with %d QoS 1 publishes the broker has not acknowledged",
+                            self.client_id, conn.unacknowledged())
             with contextlib.suppress(EdgeError, OSError):
                 await conn.disconnect()
         if self._runner is not None:

@@ -279,6 +279,14 @@ class Mqtt5Connection(Connection, asyncio.Protocol):
             transport.set_write_buffer_limits(high=WRITE_LOW_WATER, low=WRITE_LOW_WATER)
         await fut
 
+    def unacknowledged(self) -> int:
+        session = self._machine.session
+        return len(session.queue) + len(session.inflight)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.done()
+
     async def wait_closed(self) -> BaseException | None:
         return await asyncio.shield(self._closed)
 

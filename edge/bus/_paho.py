@@ -22,6 +22,7 @@ import functools
 import logging
 import socket
 import ssl
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -240,6 +241,8 @@ class _PahoConnection(Connection):
         # bytes operations. Everything else (CONNECT, SUBSCRIBE, QoS 1, keep-alive) stays paho's.
         self._v5 = client.protocol == paho.MQTTv5
         self._topic_heads: dict[str, bytes] = {}
+        # QoS 1/2 publishes in the order made, until the broker acknowledges them (for flush())
+        self._unacked: deque[paho.MQTTMessageInfo] = deque()
 
     # -- paho's callbacks ----------------------------------------------------------------
     def bind(self, on_message: MessageHandler) -> None:
@@ -338,7 +341,12 @@ class _PahoConnection(Connection):
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         sock = self._sock
         if qos or sock is None:
-            self._client.publish(topic, payload, qos, retain)
+            info = self._client.publish(topic, payload, qos, retain)
+            if qos:
+                pending = self._unacked
+                while pending and pending[0].is_published():
+                    pending.popleft()
+                pending.append(info)
             return
         head = self._topic_heads.get(topic)
         if head is None:
@@ -377,6 +385,16 @@ class _PahoConnection(Connection):
 
     async def wait_closed(self) -> BaseException | None:
         return await asyncio.shield(self._closed)
+
+    def unacknowledged(self) -> int:
+        pending = self._unacked
+        while pending and pending[0].is_published():
+            pending.popleft()
+        return sum(1 for info in pending if not info.is_published())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.done()
 
     async def disconnect(self) -> None:
         if self._closed.done():

@@ -8,6 +8,7 @@ on one socket: made by :meth:`Transport.connect` (which returns after CONNACK), 
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from edge.bus._message import Will
 from edge.settings import BrokerURL
 
 __all__ = ["Connection", "ConnectOptions", "MessageHandler", "TLSOptions", "Transport"]
+
+_FLUSH_POLL = 0.01  # s between two looks at what is unacknowledged, while leaving
 
 #: Called for every received PUBLISH: (topic, payload, qos, retain). Must not block.
 MessageHandler = Callable[[str, bytes, int, bool], None]
@@ -68,6 +71,28 @@ class Connection(ABC):
     @abstractmethod
     async def drain(self) -> None:
         """Wait until the write buffer is below its low-water mark."""
+
+    @abstractmethod
+    def unacknowledged(self) -> int:
+        """QoS 1/2 publishes queued or in flight that the broker has not acknowledged yet."""
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until the broker has acknowledged every QoS 1/2 publish.
+
+        True when nothing is left; False on timeout or when the connection ends first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.unacknowledged():
+            if loop.time() >= deadline or self.closed:
+                return False
+            await asyncio.sleep(_FLUSH_POLL)
+        return True
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """Whether the connection has ended."""
 
     @abstractmethod
     async def wait_closed(self) -> BaseException | None:

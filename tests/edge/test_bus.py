@@ -336,3 +336,21 @@ async def test_websocket_url(tmp_path, transport):
         async with Bus(f"ws://127.0.0.1:{ws_port}/mqtt", transport=transport) as bus, bus.subscribe(topic) as sub:
             await bus.publish(topic, b"over websockets", qos=1)
             assert (await next_message(sub)).payload == b"over websockets"
+
+
+@pytest.mark.parametrize("transport", ["mqtt5", "paho"])
+async def test_leaving_the_bus_keeps_queued_qos1_publishes(broker, transport):
+    """Publishes queued behind the broker's in-flight limit are sent and acknowledged before DISCONNECT."""
+    topic = f"test/leave/{uuid.uuid4().hex[:8]}"
+    seen: list[int] = []
+    async with Bus(broker.url) as reader, reader.subscribe(topic, qos=1,
+                                                           callback=lambda m: seen.append(len(m.payload))):
+        async with Bus(broker.url, transport=transport) as bus:
+            for i in range(300):
+                bus.publish_nowait(topic, b"x" * (i + 1), qos=1)
+            assert bus.transport == transport
+        for _ in range(200):  # bounded: 10 s
+            if len(seen) == 300:
+                break
+            await asyncio.sleep(0.05)
+    assert sorted(seen) == list(range(1, 301))
