@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import pwd
 import shutil
 import signal
+import sys
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +45,25 @@ from edge.errors import BrokerError, BrokerUnavailableError, ConfigError
 from edge.settings import BrokerURL
 
 __all__ = ["INSTALL_HINT", "SEARCH_DIRS", "MosquittoBroker", "find_mosquitto", "render_config"]
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """Linux: a function for ``preexec_fn`` that asks for SIGTERM when our process dies (prctl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return hook
+
+
+_DIE_WITH_PARENT: Final = _die_with_parent_hook()
 
 log = logging.getLogger("edge.broker")
 
@@ -263,10 +284,12 @@ class MosquittoBroker:
         self._tail.clear()
         try:
             # A session of its own: Ctrl+C in a terminal reaches us, and we stop Mosquitto in order.
+            # If we are killed outright (SIGKILL, the OOM killer), Linux sends it SIGTERM: an orphan
+            # would keep the port and the next `edge up` could not start its broker.
             self._proc = proc = await asyncio.create_subprocess_exec(
                 self.executable, "-c", str(self.config_path),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_DIE_WITH_PARENT,
             )
         except OSError as exc:
             raise BrokerError(f"could not run {self.executable}: {exc}") from exc

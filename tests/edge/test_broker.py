@@ -688,3 +688,38 @@ def test_the_embedded_broker_bounds_its_message_log():
     assert (small["max_segment_size"], small["max_segment_count"]) == (32 * 1024 * 1024, 2)
     big = router(100 * 1024 * 1024)  # two of the largest packets still fit in a segment
     assert big["max_segment_size"] >= 2 * 100 * 1024 * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_a_managed_mosquitto_does_not_outlive_a_killed_owner(tmp_path: Path, free_port: int) -> None:
+    """SIGKILL of the process that runs the broker (OOM killer, kill -9) takes Mosquitto with it."""
+    code = ("import asyncio, sys\n"
+            "from edge.broker import MosquittoBroker\n"
+            "async def main():\n"
+            f"    async with MosquittoBroker(port={free_port}, data_dir={str(tmp_path)!r}, persistence=False) as b:\n"
+            "        print(b._proc.pid, flush=True)\n"
+            "        await asyncio.sleep(60)\n"
+            "asyncio.run(main())\n")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        pid = int(owner.stdout.readline())
+        os.kill(pid, 0)  # running
+        owner.kill()
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError("mosquitto outlived its owner")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(5)
+        if owner.stdout is not None:
+            owner.stdout.close()
