@@ -90,7 +90,7 @@ async def _main(args: argparse.Namespace, layouts: list[str]) -> list[dict[str, 
                         pids = [await stack.enter_async_context(started(
                             agent_argv(), log=tmp / "logs" / f"{agent}.log",
                             env=agent_env(url, ns, agent, tmp / agent))) for agent in agents]
-                        await wait_agents(controller, agents)
+                        await wait_agents(controller, agents, [tmp / "logs" / f"{agent}.log" for agent in agents])
                         await deploy(controller, chain_spec(dep, source, agents))
                         sink = controller.topics.stream(dep, f"t{HOPS - 1}", "out")
                         try:

@@ -276,9 +276,15 @@ def agent_argv(*, core: bool = False) -> list[str]:
     return [sys.executable, *start, "agent", "--tasks", str(TASK_FILE)]
 
 
-async def wait_agents(controller: Any, agent_ids: list[str], timeout: float = 60) -> None:
-    await controller.fleet.wait_for(lambda f: all(a in f.agents and f.agents[a].online and f.agents[a].offers("add1")
-                                                  for a in agent_ids), timeout)
+async def wait_agents(controller: Any, agent_ids: list[str], logs: list[Path], timeout: float = 60) -> None:
+    """Until every agent is online and offers ``add1``; a timeout says what the agents logged."""
+    try:
+        await controller.fleet.wait_for(lambda f: all(a in f.agents and f.agents[a].online
+                                                      and f.agents[a].offers("add1") for a in agent_ids), timeout)
+    except TimeoutError:
+        tails = "\n".join(f"--- {log}:\n{_tail(log)}" for log in logs)
+        raise RuntimeError(f"agents {', '.join(agent_ids)} were not online with add1 after {timeout:g} s\n{tails}") \
+            from None
 
 
 async def deploy(controller: Any, spec: dict[str, Any], timeout: float = 30) -> None:
@@ -315,7 +321,7 @@ class Relays:
             agent_id, dep = f"{name}-{rnd}", f"relay{rnd}{name.replace('-', '')}"
             async with started(agent_argv(core=name == "agent-core"), log=log,
                                env=agent_env(self.url, self.ns, agent_id, self.tmp / f"agent-{rnd}")) as pid:
-                await wait_agents(self.controller, [agent_id])
+                await wait_agents(self.controller, [agent_id], [log])
                 await deploy(self.controller, {
                     "id": dep, "tasks": [{"id": "add1", "type": "add1", "agent": agent_id}],
                     "edges": [{"from": f"topic:{source}", "to": "add1.value"}]})
