@@ -409,7 +409,7 @@ async def _main(args: argparse.Namespace, names: list[str], notes: list[str]) ->
 def outside_versions(names: list[str]) -> dict[str, str]:
     """Versions of Node-RED, cbor-x, node and FastStream where they are installed."""
     found: dict[str, str] = {}
-    if "node-red" in names:
+    if "node-red" in names and shutil.which("node"):
         for package in ("node-red", "cbor-x"):
             with contextlib.suppress(OSError, ValueError):
                 meta = json.loads((NODE_RED_DIR / "node_modules" / package / "package.json").read_text())
