@@ -4,6 +4,7 @@ against a real broker (async or not), any other block is executed as it is."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import re
 from pathlib import Path
@@ -54,10 +55,24 @@ def spec_blocks() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("where", "text"), spec_blocks(), ids=[w for w, _ in spec_blocks()])
 def test_spec_examples_are_valid_specs(where, text):
-    from edge.graph import load_spec
+    from edge.graph import check_against_catalog, load_spec
 
     spec = load_spec(text)
     assert spec.tasks and spec.edges
+    # and they fit the task types they name: ports that exist, configs the types take; a type
+    # the page itself defines (an fn_task written there) is the only one allowed to be unknown
+    page = (ROOT / where.split("#")[0]).read_text()
+    problems = [p for p in check_against_catalog(spec, full_catalog())
+                if not any(f"unknown task type '{name}'" in p and f"def {name}(" in page
+                           for name in {t.type for t in spec.tasks})]
+    assert problems == [], problems
+
+
+@functools.cache
+def full_catalog() -> dict[str, dict[str, object]]:
+    from agent.registry import discover
+
+    return {name: task_type.describe() for name, task_type in discover().types.items()}
 
 
 def test_task_pages_are_up_to_date():
