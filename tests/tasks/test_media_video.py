@@ -106,6 +106,7 @@ async def test_a_slow_decoder_drops_until_the_next_keyframe_with_bounded_memory(
     await wait_for(lambda: encoder.out_metrics["out"].frames == 90)
     await wait_for(lambda: decoder.in_metrics["in"].frames == 90 and not len(decoder.lanes["in"]))
     await wait_for(lambda: decoder.out_metrics["out"].frames == len(decoder.given))  # the one in its hands
+    await wait_for(lambda: decoded.queued >= len(decoder.given))  # and the last one through the broker
     lane = decoder.lanes["in"]
     assert lane.high_water <= 4  # bounded, whatever the producer does
     assert lane.dropped > 0 and lane.resyncs > 0 and decoder.dropped() >= lane.dropped
