@@ -278,21 +278,32 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), for the machine line of every benchmark."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def mosquitto_version() -> str:
+    """Mosquitto's first help line (``mosquitto version 2.0.11``), or "" where it is not installed."""
+    try:
+        out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.split("\n")[0].strip()
+
+
 def machine() -> str:
     """One line naming the machine and the versions, for the record."""
     import os
     import platform
     from importlib.metadata import version
 
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mosq = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
-    return (f"# {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; "
-            f"paho-mqtt {version('paho-mqtt')}; {mosq.strip() or 'mosquitto ?'}")
+    return (f"# {os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}; "
+            f"paho-mqtt {version('paho-mqtt')}; {mosquitto_version() or 'mosquitto ?'}")
 
 
 def _free_port() -> int:

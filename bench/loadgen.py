@@ -380,21 +380,17 @@ def machine_info(extra: dict[str, str] | None = None) -> dict[str, Any]:
     """The machine and the versions, for the record."""
     from importlib.metadata import PackageNotFoundError, version
 
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from bus import cpu_model, mosquitto_version
+
     versions: dict[str, str] = {}
     for package in ("edgetasks", "paho-mqtt", "mqtt5", "cbor2"):
         with contextlib.suppress(PackageNotFoundError):
             versions[package] = version(package)
-    with contextlib.suppress(OSError):
-        mosq = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
-        versions["mosquitto"] = mosq.strip().removeprefix("mosquitto version ")
+    mosq = mosquitto_version()
+    if mosq:
+        versions["mosquitto"] = mosq.removeprefix("mosquitto version ")
     versions.update(extra or {})
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "versions": versions}
+    return {"cores": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(), "versions": versions}
 
 
 def machine_line(info: dict[str, Any]) -> str:

@@ -299,18 +299,10 @@ def machine() -> str:
     from importlib.metadata import version
 
     import av
+    from bus import cpu_model, mosquitto_version
 
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mosq = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
-    return (f"# {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; PyAV {version('av')} "
-            f"(FFmpeg {av.ffmpeg_version_info}); {mosq.strip() or 'mosquitto ?'}")
+    return (f"# {os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}; PyAV {version('av')} "
+            f"(FFmpeg {av.ffmpeg_version_info}); {mosquitto_version() or 'mosquitto ?'}")
 
 
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:

@@ -211,7 +211,7 @@ async def page_loads(settings: Any, args: argparse.Namespace, tmp: Path) -> dict
     """``edge ui`` against the fleet; Chromium loads the agents page and the running view ``--page-loads`` times."""
     from playwright.async_api import async_playwright
 
-    from edge.broker import free_port
+    from edge.broker import free_port, wait_for_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
@@ -221,16 +221,12 @@ async def page_loads(settings: Any, args: argparse.Namespace, tmp: Path) -> dict
     proc = start_panel(env, log_path)
     pages: dict[str, list[float]] = {"agents_s": [], "running_s": []}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"edge ui did not listen:\n{log_path.read_text()[-3000:]}") from None
-                await asyncio.sleep(0.1)
+        try:
+            listening = await wait_for_port("127.0.0.1", port, timeout=60, alive=lambda: proc.poll() is None)
+        except TimeoutError:
+            listening = False
+        if not listening:
+            raise RuntimeError(f"edge ui did not listen:\n{log_path.read_text()[-3000:]}")
         base = f"http://127.0.0.1:{port}"
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -11,11 +11,12 @@ import json
 import math
 import os
 import platform
-import subprocess
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from bus import cpu_model, mosquitto_version  # bench/ is on sys.path: suite.py runs from here
 
 BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
 PACKAGES = ("paho-mqtt", "mqtt5", "cbor2", "numpy", "pydantic", "nicegui", "av", "iotcore", "playwright",
@@ -27,26 +28,14 @@ Section = tuple[list[str], list[Target]]
 
 def machine() -> str:
     """Cores, CPU model, Python, the libraries and the broker, on one line."""
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     versions = []
     for name in PACKAGES:
         try:
             versions.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             continue
-    try:
-        mosquitto = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False,
-                                   timeout=10).stdout.split("\n")[0].replace("mosquitto version", "Mosquitto").strip()
-    except (OSError, subprocess.TimeoutExpired):
-        mosquitto = ""
-    return (f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; {', '.join(versions)}"
+    mosquitto = mosquitto_version().replace("mosquitto version", "Mosquitto")
+    return (f"{os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}; {', '.join(versions)}"
             f"{'; ' + mosquitto if mosquitto else ''}")
 
 

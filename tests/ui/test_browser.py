@@ -23,7 +23,7 @@ import pytest
 from conftest import agents
 from synthetic import clear_fleet, publish_fleet, status
 
-from edge.broker import free_port
+from edge.broker import free_port, wait_for_port
 from edge.bus import Bus
 from edge.controller import Controller
 from edge.frames import encode_value
@@ -64,16 +64,11 @@ async def panel_url(panel_settings: Settings, tmp_path: Path) -> AsyncIterator[s
                 "EDGE_CONTROLLER_PORT": str(port)})
     proc = start_panel(env, tmp_path / "panel.log")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"edge ui did not listen: {(tmp_path / 'panel.log').read_text()}") from None
-                await asyncio.sleep(0.1)
+        try:
+            listening = await wait_for_port("127.0.0.1", port, timeout=30, alive=lambda: proc.poll() is None)
+        except TimeoutError:
+            listening = False
+        assert listening, f"edge ui did not listen: {(tmp_path / 'panel.log').read_text()}"
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.send_signal(signal.SIGTERM)
