@@ -324,11 +324,8 @@ class FnTaskBase(Task):
             port = self._single_output
             if port is None:
                 await self._emit(result, ts)
-            elif result is not None:  # _emit's one-output case, without two more awaits per frame
-                try:
-                    await self.send(port, result, ts=ts)
-                except FrameError as exc:
-                    self._send_failed(port, exc)
+            elif result is not None:  # _emit's one-output case, without its checks per frame
+                await self._send(port, result, ts)
             return
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
@@ -377,9 +374,6 @@ class FnTaskBase(Task):
         try:
             await self.send(port, value, ts=ts)
         except FrameError as exc:
-            self._send_failed(port, exc)
-
-    def _send_failed(self, port: str, exc: FrameError) -> None:
-        metrics = self.out_metrics[port]
-        metrics.errors += 1
-        self._warn(f"out:{port}", f"could not send output {port!r}: {exc}", metrics.errors)
+            metrics = self.out_metrics[port]
+            metrics.errors += 1
+            self._warn(f"out:{port}", f"could not send output {port!r}: {exc}", metrics.errors)

@@ -313,11 +313,8 @@ class Host:
         health = {"agent": self.agent_id, "connected": self.bus.is_connected, "ts": now_ms(), "pid": os.getpid(),
                   "tasks": {"/".join(key): i.state for key, i in self.instances.items()}}
         path = self.state_dir / "health.json"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(json.dumps(health).encode())
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps(health).encode(), durable=False)
         except OSError as exc:
             log.warning("could not write %s: %s", path, exc)
 
