@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from edge.frames import Frame
 from tasks.base import NUMBER, VARIABLES, BuiltinTask, is_pause, log
 from tasks.formula import EvalError, Formula, parse
-from tasks.ordering import handle_inputs
+from tasks.ordering import SyncFlag, SyncTimeoutMs, handle_inputs
 
 __all__ = ["Calculator"]
 
@@ -37,10 +37,8 @@ class Calculator(BuiltinTask):
             default_factory=dict,
             description="a value for variables before their first frame (a variable with none must receive a "
                         "frame before the first result)")
-        synchronized: bool = Field(
-            default=False, description="handle frames in timestamp order across inputs (see docs/tasks.md)")
-        sync_timeout_ms: int = Field(default=500, ge=1, le=60_000,
-                                     description="with synchronized: the longest a frame waits for the other inputs")
+        synchronized: SyncFlag = False
+        sync_timeout_ms: SyncTimeoutMs = 500
 
         @field_validator("formula")
         @classmethod

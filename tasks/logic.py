@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.frames import Frame
 from tasks.base import ANY, NUMBER, BuiltinTask, is_pause
-from tasks.ordering import handle_inputs
+from tasks.ordering import SyncFlag, SyncTimeoutMs, handle_inputs
 
 __all__ = ["Gate", "SrLatch", "Switch"]
 
@@ -18,10 +18,8 @@ SWITCH_PAIRS = 4
 class _Synchronized(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    synchronized: bool = Field(
-        default=False, description="handle frames in timestamp order across inputs (see docs/tasks.md)")
-    sync_timeout_ms: int = Field(default=500, ge=1, le=60_000,
-                                 description="with synchronized: the longest a frame waits for the other inputs")
+    synchronized: SyncFlag = False
+    sync_timeout_ms: SyncTimeoutMs = 500
 
 
 class Gate(BuiltinTask):

@@ -24,11 +24,20 @@ import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from edge.frames import Frame
 from edge.task import Task
 
-__all__ = ["Merger", "handle_inputs"]
+__all__ = ["Merger", "SyncFlag", "SyncTimeoutMs", "handle_inputs"]
+
+#: The config fields of a task whose inputs can be handled in timestamp order (with their
+#: defaults, ``synchronized: SyncFlag = False`` and ``sync_timeout_ms: SyncTimeoutMs = 500``).
+SyncFlag = Annotated[bool, Field(description="handle frames in timestamp order across inputs (see docs/tasks.md)")]
+SyncTimeoutMs = Annotated[int, Field(ge=1, le=60_000,
+                                     description="with synchronized: the longest a frame waits for the other inputs")]
 
 Handler = Callable[[str, Frame], Awaitable[None]]
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from edge.frames import Frame
 from tasks.base import ANY, NUMBER, TEXT, VARIABLES, BuiltinTask, is_pause
-from tasks.ordering import handle_inputs
+from tasks.ordering import SyncFlag, SyncTimeoutMs, handle_inputs
 
 __all__ = ["NumberToText", "StringConcatenator", "StringMatcher", "Template", "TextFormatter", "TimeToText"]
 
@@ -181,10 +181,8 @@ class TextFormatter(BuiltinTask):
                                          description="text for fields before their input's first frame")
         wait_for_all: bool = Field(default=False,
                                    description="send nothing until every field of the template has had a frame")
-        synchronized: bool = Field(
-            default=False, description="handle frames in timestamp order across inputs (see docs/tasks.md)")
-        sync_timeout_ms: int = Field(default=500, ge=1, le=60_000,
-                                     description="with synchronized: the longest a frame waits for the other inputs")
+        synchronized: SyncFlag = False
+        sync_timeout_ms: SyncTimeoutMs = 500
 
         @field_validator("template")
         @classmethod
@@ -283,10 +281,8 @@ class StringConcatenator(BuiltinTask):
 
         separator: str = Field(default="", max_length=1000, description="put between two texts")
         max_length: int = Field(default=100_000, ge=1, le=10_000_000, description="most characters kept")
-        synchronized: bool = Field(
-            default=False, description="handle frames in timestamp order across inputs (see docs/tasks.md)")
-        sync_timeout_ms: int = Field(default=500, ge=1, le=60_000,
-                                     description="with synchronized: the longest a frame waits for the other inputs")
+        synchronized: SyncFlag = False
+        sync_timeout_ms: SyncTimeoutMs = 500
 
     inputs = {"in": TEXT("text"), "control": NUMBER("send")}
     outputs = {"out": TEXT("text")}
