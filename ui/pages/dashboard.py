@@ -187,8 +187,12 @@ class Widget:
 
     def check_stale(self) -> None:
         """A video viewer with no picture for a while says so (its images are not retained)."""
-        if self.kind == VIDEO and self._last_picture and time.monotonic() - self._last_picture > STALE_AFTER:
-            self.state.text = f"no picture for {time.monotonic() - self._last_picture:.0f} s"
+        if self.kind != VIDEO or not self._last_picture:
+            return
+        silent = time.monotonic() - self._last_picture
+        text = f"no picture for {silent:.0f} s"
+        if silent > STALE_AFTER and self.state.text != text:  # the page hears of it once a second, not per redraw
+            self.state.text = text
             self.card.classes(add="opacity-60")
 
     def _show_unknown(self, view: dict[str, Any], _busy: bool) -> None:
