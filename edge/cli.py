@@ -34,11 +34,15 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from edge.broker import open_broker
 
     try:
-        from ui import check_exposure, serve
+        from ui import bind_panel, check_exposure, serve
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
-    check_exposure(settings)  # refuse a panel open to the network without a password before starting anything
-    async with open_broker(settings) as broker:
+    # refuse a panel open to the network without a password, or on a busy port, before starting anything
+    check_exposure(settings)
+    panel_socket = bind_panel(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(panel_socket.close)
+        broker = await stack.enter_async_context(open_broker(settings))
         settings = settings.model_copy(update={"broker": broker.url.geturl()})
         print(f"broker    {broker.name} at {broker.url}", flush=True)
         sources = [*settings.task_sources, *args.tasks]
@@ -47,7 +51,7 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                   f"{len(agent.types)} task types)", flush=True)
             print(f"panel     http://{settings.controller_host}:{settings.controller_port}", flush=True)
             tg.create_task(agent.run())
-            tg.create_task(serve(settings))
+            tg.create_task(serve(settings, sock=panel_socket))
     return 0
 
 
@@ -74,12 +78,13 @@ async def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        from ui import check_exposure, serve
+        from ui import bind_panel, check_exposure, serve
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
     check_exposure(settings)
+    panel_socket = bind_panel(settings)
     print(f"control panel on http://{settings.controller_host}:{settings.controller_port}", flush=True)
-    await serve(settings)
+    await serve(settings, sock=panel_socket)
     return 0
 
 
@@ -189,6 +194,9 @@ async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when this device's agent is connected to its broker and wrote its health lately."""
     from edge.frames import now_ms
 
+    if args.panel:
+        return await _panel_health(settings)
+
     path = settings.data_dir / "agents" / settings.agent_id / "health.json"
     try:
         health = json.loads(path.read_text())
@@ -203,6 +211,30 @@ async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
         print(f"unhealthy: agent {settings.agent_id} is not connected to its broker", file=sys.stderr)
         return 1
     print(f"healthy: agent {settings.agent_id} connected, {len(health.get('tasks', {}))} task(s)")
+    return 0
+
+
+async def _panel_health(settings: Settings) -> int:
+    """Exit 0 when the control panel answers a page on its port (``edge health --panel``)."""
+    import urllib.error
+    import urllib.request
+
+    from edge.broker.ports import connect_host
+
+    host = connect_host(settings.controller_host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.controller_port}/"
+
+    def fetch() -> int:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+
+    try:
+        status = await asyncio.to_thread(fetch)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"unhealthy: the control panel does not answer at {url} ({getattr(exc, 'reason', exc)})",
+              file=sys.stderr)
+        return 1
+    print(f"healthy: the control panel answers at {url} (HTTP {status})")
     return 0
 
 
@@ -327,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     p = add("health", cmd_health, "exit 0 if this device's agent is connected to its broker (for HEALTHCHECK)")
     p.add_argument("--max-age", type=float, default=30.0, help="seconds after which the agent's report is stale")
+    p.add_argument("--panel", action="store_true",
+                   help="check the control panel instead: exit 0 if it answers on EDGE_CONTROLLER_PORT")
     p = add("deploy", cmd_deploy, "publish a deployment spec (YAML, JSON or CBOR file); "
                                  "a spec already deployed gets the next version")
     p.add_argument("spec", help="graph.yaml, graph.json or graph.cbor")
