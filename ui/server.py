@@ -72,6 +72,7 @@ async def serve(settings: Settings, *, sock: socket.socket | None = None) -> Non
 async def _serve(settings: Settings, sock: socket.socket) -> None:
     # the login's sessions live with the rest of our state, not in a .nicegui folder of the working directory
     Storage.path = (settings.data_dir / "panel").resolve()
+    Storage.path.mkdir(parents=True, exist_ok=True)  # `edge ui` alone (no agent) on a fresh data dir
     setup(settings)
     fastapi_app = FastAPI()
     # sessions (the login) are signed with a key of this process: a restart logs everybody out
