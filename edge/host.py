@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from edge._cancel import cancel_and_wait
+from edge._lograte import LogLimiter
 from edge.bus import Bus, Message
 from edge.errors import EdgeError, SpecError, TopicError
 from edge.frames import encode_value, now_ms
@@ -74,6 +75,7 @@ class Host:
         self.instances: dict[tuple[str, str], Instance] = {}
         #: retained messages on our control topics that could not be understood (each logged)
         self.errors = 0
+        self._bad_specs = LogLimiter(log)
         self.started = asyncio.Event()
         self._runners: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._dirty = asyncio.Event()
@@ -170,7 +172,7 @@ class Host:
                 raise SpecError(f"spec id {spec.id!r} published on the topic of deployment {dep!r}")
         except SpecError as exc:
             self.errors += 1
-            log.error("ignored an invalid spec on %s: %s", message.topic, exc)
+            self._bad_specs.error(message.topic, "ignored an invalid spec on %s: %s", message.topic, exc)
             return
         if self.specs.get(dep) != spec:
             self.specs[dep] = spec

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from edge._inbox import Inbox
+from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
@@ -45,6 +46,7 @@ from edge.topics import validate_id
 __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
 
 log = logging.getLogger("edge.task")
+_bad_frames = LogLimiter(log)  # a flood of bad frames on one input logs once a minute, all counted
 
 #: The IO metadata keys streamtasks uses; ports may carry others too.
 IO_KEYS = ("content", "codec", "rate", "width", "height", "pixel_format", "sample_format", "channels")
@@ -205,8 +207,8 @@ class Task:
             frame = decode_frame(message.payload, max_size=self._ctx().max_payload)
         except FrameError as exc:
             metrics.errors += 1
-            log.warning("%s: dropped a bad frame on input %r (%s): %s", self._ctx().instance_id, port,
-                        message.topic, exc)
+            _bad_frames.warning(f"{self._ctx().instance_id}/{port}", "%s: dropped a bad frame on input %r (%s): %s",
+                                self._ctx().instance_id, port, message.topic, exc)
             return None
         metrics.frames += 1
         metrics.last_ts = frame.ts

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from edge._cancel import cancel_and_wait
+from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
 from edge.errors import EdgeError, FrameError, SpecError, TopicError
 from edge.frames import decode_value
@@ -95,6 +96,7 @@ class Fleet:
         self.statuses: dict[tuple[str, str], TaskStatus] = {}
         #: messages on our topics that could not be understood (each logged)
         self.errors = 0
+        self._bad = LogLimiter(log)
         self._listeners: list[Callable[[str, str], None]] = []
         self._changed = asyncio.Event()
         self._subs: list[Subscription] = []
@@ -292,7 +294,7 @@ class Fleet:
                 self._notify("status", f"{parsed.deployment_id}/{parsed.task_id}")
         except (TopicError, FrameError, SpecError, AssertionError) as exc:
             self.errors += 1
-            log.warning("ignored message on %r: %s", message.topic, exc)
+            self._bad.warning(message.topic, "ignored message on %r: %s", message.topic, exc)
 
     def _on_agent(self, kind: TopicKind, agent_id: str, payload: bytes) -> None:
         halves = self._states if kind is TopicKind.AGENT_STATE else self._catalogs
