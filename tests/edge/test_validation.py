@@ -221,3 +221,17 @@ async def test_no_agent_to_answer_says_which_checks_did_not_run(broker, tmp_path
         report = await controller.validate(spec, timeout=5)
         assert report.unchecked == ("task 'f': the checks of type 'calculator' that need its code: no online agent "
                                     "offers the type",)
+
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+                       lambda children: st.lists(children, max_size=4)
+                       | st.dictionaries(st.sampled_from(["id", "type", "agent", "config", "from", "to", "formula",
+                                                          "tasks", "edges", "version", "x"]), children, max_size=5),
+                       max_leaves=30)
+
+
+@given(st.dictionaries(st.sampled_from(["id", "tasks", "edges", "version", "label", "x"]), JSONISH, max_size=5))
+def test_hostile_specs_only_ever_give_problems(data):
+    found = check_offline(data, types=TYPES, agents=[])
+    assert all(isinstance(line, str) and "\n" not in line for line in found.errors)
+    assert found.spec is not None or found.errors  # refused only with a reason
