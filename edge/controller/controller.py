@@ -24,7 +24,7 @@ from edge.bus import Bus
 from edge.controller.fleet import Fleet
 from edge.controller.history import SpecHistory
 from edge.controller.placement import place
-from edge.errors import ConfigError, SpecError
+from edge.errors import ConfigError, EdgeError, SpecError
 from edge.graph import DeploymentSpec, TaskSpec, check_against_catalog, encode_spec
 from edge.settings import Settings
 from edge.topics import Topics, validate_id
@@ -133,10 +133,32 @@ class Controller:
         if not self.bus.is_connected:
             return {}, [*not_run, *(f"task {t.id!r}: the checks of type {t.type!r} that need its code: "
                                     f"not connected to the broker" for ts in by_agent.values() for t in ts)]
+        try:
+            answers = await self._exchange(by_agent, timeout)
+        except EdgeError as exc:  # the connection dropped while asking
+            answers, reason = {}, f"the broker connection failed ({exc})"
+        else:
+            reason = f"did not answer within {timeout:g} s"
         results: dict[str, tuple[list[str], list[str]]] = {}
+        for agent, tasks in by_agent.items():
+            answer = answers.get(agent)
+            for task in tasks:
+                if answer is None or task.id not in answer:
+                    why = reason if answer is None else "did not report on it"
+                    not_run.append(f"task {task.id!r}: the checks of type {task.type!r} that need its code: "
+                                   f"agent {agent!r} {why}")
+                    continue
+                task_errors, task_warnings = answer[task.id]
+                known = schema_fields.get(task.id, set())  # the schema said it already
+                results[task.id] = ([e for e in task_errors if e.split(": ", 1)[0] not in known], task_warnings)
+        return results, not_run
+
+    async def _exchange(self, by_agent: dict[str, list[TaskSpec]], timeout: float
+                        ) -> dict[str, dict[str, tuple[list[str], list[str]]]]:
+        """One request per agent on its validate topic; the answers that came within ``timeout``, by agent."""
         request_id = uuid.uuid4().hex
         reply_topic = self.topics.reply(request_id)
-        waiting = set(by_agent)
+        answers: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
         async with self.bus.subscribe(reply_topic, qos=1) as replies:
             for agent, tasks in by_agent.items():
                 request = CheckRequest(id=request_id, reply_to=reply_topic,
@@ -144,23 +166,11 @@ class Controller:
                 await self.bus.publish(self.topics.agent_validate(agent), encode_request(request), qos=1)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
-                    while waiting:
-                        message = await replies.get()
-                        reply = decode_reply(message.payload, request_id)
-                        if reply is None or reply[0] not in waiting:
-                            continue
-                        agent, answer = reply
-                        waiting.discard(agent)
-                        asked = {t.id for t in by_agent[agent]}
-                        for task_id, (task_errors, task_warnings) in answer.items():
-                            if task_id in asked:
-                                known = schema_fields.get(task_id, set())
-                                results[task_id] = ([e for e in task_errors if e.split(": ", 1)[0] not in known],
-                                                    task_warnings)
-        for agent in sorted(waiting):
-            not_run += [f"task {t.id!r}: the checks of type {t.type!r} that need its code: agent {agent!r} "
-                        f"did not answer within {timeout:g} s" for t in by_agent[agent]]
-        return results, not_run
+                    while len(answers) < len(by_agent):
+                        reply = decode_reply((await replies.get()).payload, request_id)
+                        if reply is not None and reply[0] in by_agent:
+                            answers[reply[0]] = reply[1]
+        return answers
 
     async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False, report: Report | None = None
                      ) -> DeployResult:
