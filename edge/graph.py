@@ -30,7 +30,6 @@ any ``topic:`` targets; every input subscribes to its one source.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -256,8 +255,6 @@ def parse_spec_lenient(data: Any) -> tuple[DeploymentSpec | None, DeploymentSpec
         header = {"id": parsed.id, "label": parsed.label, "version": parsed.version}
     except ValidationError as exc:
         problems += _error_lines(exc)
-        with contextlib.suppress(TypeError, ValueError):
-            header["id"] = str(top.get("id", ""))
     except EdgeError as exc:
         problems.append(str(exc))
     problems += structure_problems(tasks, edges)
