@@ -235,3 +235,26 @@ def test_hostile_specs_only_ever_give_problems(data):
     found = check_offline(data, types=TYPES, agents=[])
     assert all(isinstance(line, str) and "\n" not in line for line in found.errors)
     assert found.spec is not None or found.errors  # refused only with a reason
+
+
+async def test_the_agent_answers_only_on_a_replies_topic(broker, tmp_path, ns):
+    async with Agent(settings(broker, tmp_path, ns, "a1"), persist=False) as agent, \
+            Controller(settings(broker, tmp_path, ns, "ctl")) as controller:
+        await controller.fleet.wait_for(lambda f: "a1" in f.agents and f.agents["a1"].online, TIMEOUT)
+        topics, bus = controller.topics, controller.bus
+        tasks = [("calc", "calculator", {"formula": "a * (1.8 +"})]
+        async with bus.subscribe(f"{ns}/#") as elsewhere, bus.subscribe(topics.deployment("d")) as spec_topic, \
+                bus.subscribe(topics.reply("good")) as good:
+            for request in (CheckRequest(id="evil", reply_to=f"{ns}/stolen", tasks=tasks),
+                            CheckRequest(id="evil2", reply_to=topics.deployment("d"), tasks=tasks)):
+                await bus.publish(topics.agent_validate("a1"), encode_request(request), qos=1)
+            await bus.publish(topics.agent_validate("a1"), b"\xff not cbor", qos=1)
+            await bus.publish(topics.agent_validate("a1"),
+                              encode_request(CheckRequest(id="good", reply_to=topics.reply("good"), tasks=tasks)),
+                              qos=1)
+            async with asyncio.timeout(TIMEOUT):
+                reply = decode_reply((await good.get()).payload, "good")
+            assert reply == ("a1", {"calc": ([BAD_FORMULA], [])})
+            # the requests before it were refused, not answered elsewhere
+            assert elsewhere.queued == 0 and spec_topic.queued == 0
+        assert agent.errors == 3
