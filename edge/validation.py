@@ -54,6 +54,8 @@ CHECK_TIMEOUT: Final = 3.0
 #: most tasks, and most lines per task, in one request or reply (hostile input stays bounded)
 MAX_TASKS: Final = 1000
 MAX_LINES: Final = 50
+#: longest message of one schema error (they quote the value, which may be large)
+MAX_MESSAGE: Final = 300
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def schema_problems(task: TaskSpec, schema: Mapping[str, Any]) -> tuple[list[tup
             problems += [(_where([*path, key]), f"unknown field{allowed}") for key in error.instance
                          if key not in known]
             continue
-        problems.append((_where(path), error.message))
+        message = error.message if len(error.message) <= MAX_MESSAGE else error.message[:MAX_MESSAGE] + " …"
+        problems.append((_where(path), message))
     return problems, None
 
 
