@@ -109,12 +109,18 @@ def _placement(spec: Any) -> str:
 async def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from edge.graph import load_spec
+    from edge.graph import load_spec_data
 
-    spec = load_spec(Path(args.spec))
+    data = load_spec_data(Path(args.spec))
     async with contextlib.AsyncExitStack() as stack:
         controller = await _open_controller(settings, args, stack)
-        result = await controller.deploy(spec, dry_run=args.dry_run)
+        report = await controller.validate(data, timeout=args.check_timeout)
+        for line in report.lines():  # every problem at once, one line each (edge.validation)
+            print(line, file=sys.stderr)
+        if report.checked is None or not report.ok:
+            print(f"edge: not deployed: {len(report.errors)} error(s)", file=sys.stderr)
+            return 1
+        result = await controller.deploy(report.checked, dry_run=args.dry_run, report=report)
     placed = result.spec
     verb = "would deploy" if args.dry_run else "deployed"
     print(f"{verb} {placed.id} version {placed.version}: {len(placed.tasks)} task(s), {len(placed.edges)} edge(s)")
@@ -366,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="graph.yaml, graph.json or graph.cbor")
     p.add_argument("--dry-run", action="store_true", help="check and place, print the placement, publish nothing")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
+    p.add_argument("--check-timeout", type=float, default=3.0,
+                   help="seconds to wait for agents to run their task types' own config checks")
     p = add("rm", cmd_rm, "remove a deployment: its agents stop its tasks")
     p.add_argument("deployment")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")

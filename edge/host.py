@@ -32,7 +32,7 @@ from typing import Any
 from edge._cancel import cancel_and_wait
 from edge._lograte import LogLimiter
 from edge.bus import Bus, Message
-from edge.errors import EdgeError, SpecError, TopicError
+from edge.errors import ConfigError, EdgeError, SpecError, TopicError
 from edge.frames import encode_value, now_ms
 from edge.graph import DeploymentSpec, decode_spec, encode_spec
 from edge.instance import Assignment, Instance
@@ -42,6 +42,7 @@ from edge.settings import Settings
 from edge.storage import write_atomic
 from edge.task import Task, TaskContext
 from edge.topics import TopicKind, Topics
+from edge.validation import answer_request, decode_request
 
 __all__ = ["Host", "run_agent", "run_wired"]
 
@@ -106,6 +107,7 @@ class Host:
         await self.bus.__aenter__()
         await self.bus.subscribe(self.topics.all_deployments, qos=1, callback=self._on_spec)
         await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)
+        await self.bus.subscribe(self.topics.agent_validate(self.agent_id), qos=1, callback=self._on_validate)
         self._loops = [self._group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
                        self._group.create_task(self._report_loop(), name=f"report-{self.agent_id}")]
         self._dirty.set()
@@ -188,6 +190,23 @@ class Host:
             self.specs.pop(dep)
             self._forget(dep)
             self._dirty.set()
+
+    def _on_validate(self, message: Message) -> None:
+        """Answer a controller's validation request with the types' own checks (``edge.validation``)."""
+        try:
+            request = decode_request(message.payload)
+            reply_kind = self.topics.parse(request.reply_to).kind
+            if reply_kind is not TopicKind.REPLY:
+                raise ConfigError(f"reply_to {request.reply_to!r} is not a replies topic", field="reply_to")
+        except (ConfigError, TopicError) as exc:
+            self.errors += 1
+            log.warning("agent %s ignored a validation request on %s: %s", self.agent_id, message.topic, exc)
+            return
+        reply = answer_request(request, agent_id=self.agent_id, types=self.types, resolve=self.secrets.resolve)
+        try:
+            self.bus.publish_nowait(request.reply_to, reply, qos=1)
+        except EdgeError as exc:
+            log.warning("agent %s could not answer the validation request %s: %s", self.agent_id, request.id, exc)
 
     # -- persistence -----------------------------------------------------------------------------
     def _spec_path(self, dep: str) -> Path | None:

@@ -97,7 +97,12 @@ class Instance:
             self._set("invalid", self._unavailable or f"unknown task type {a.type!r}")
             return
         try:
-            config = self.task_type.validate_config(self._resolve(a.config))
+            resolved = self._resolve(a.config)
+            problems = self.task_type.check(resolved)  # the lines the controller's validation shows
+            if problems:
+                self._set("invalid", "; ".join(problems))
+                return
+            config = self.task_type.validate_config(resolved)
         except ConfigError as exc:
             self._set("invalid", str(exc))
             return

@@ -163,6 +163,29 @@ class Task:
             raise ConfigError(f"invalid config for {cls.type_name}: {exc}", field="config") from None
 
     @classmethod
+    def check(cls, config: Mapping[str, Any]) -> list[str]:
+        """Every problem of ``config`` for this type, one line each naming its field
+        (``config.formula: ...``); empty when it is valid.
+
+        The agent runs this before it starts an instance (and marks the task ``invalid`` with
+        these lines), and to answer the controller's validation requests, so the panel and
+        ``edge deploy`` show the same lines before anything is published. The default runs the
+        ``Config`` model's validation (its field validators are where the type's own rules live:
+        a formula that parses, a file that stays in its folder); override it, calling ``super()``,
+        for checks a model cannot express.
+        """
+        from pydantic import ValidationError
+
+        try:
+            cls.Config.model_validate(dict(config))
+        except ValidationError as exc:
+            return [f"{'.'.join(['config', *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()]
+        except (TypeError, ValueError) as exc:
+            return [f"config: {exc}"]
+        return []
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """This type's catalog entry: name, label, description, ports with metadata, config schema."""
         return {

@@ -43,9 +43,13 @@ class Draft:
         return cls.from_spec(load_spec(text))
 
     def to_spec(self) -> DeploymentSpec:
-        return parse_spec({"id": self.id, **({"label": self.label} if self.label else {}), "version": self.version,
-                           "tasks": [t.model_dump(exclude_none=True) for t in self.tasks],
-                           "edges": [e.to_dict() for e in self.edges]})
+        return parse_spec(self.to_data())
+
+    def to_data(self) -> dict[str, Any]:
+        """The draft as unchecked spec data (for the controller's validation, which lists every problem)."""
+        return {"id": self.id, **({"label": self.label} if self.label else {}), "version": self.version,
+                "tasks": [t.model_dump(exclude_none=True) for t in self.tasks],
+                "edges": [e.to_dict() for e in self.edges]}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_spec().to_dict(), sort_keys=False)

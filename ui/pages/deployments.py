@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from nicegui import ui
 
 from edge.errors import EdgeError, SpecError
+from edge.validation import Report
 from ui.app import Panel, current
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import frame, transient_dialog
@@ -42,10 +43,11 @@ def deployment_info(panel: Panel, dep: str) -> DeploymentInfo:
 STATE_COLOR = {"deployed": "green", "stopped": "grey", "draft": "blue"}
 
 
-async def deploy_draft(panel: Panel, draft: Draft) -> list[str]:
-    """Deploy a draft, telling the user how it went; the problems that refused it (none: published)."""
+async def deploy_draft(panel: Panel, draft: Draft, *, report: Report | None = None) -> list[str]:
+    """Deploy a draft, telling the user how it went; the problems that refused it (none: published).
+    ``report``: the controller's validation of this very draft, if it was just run (saves asking again)."""
     try:
-        result = await panel.controller.deploy(draft.to_spec())
+        result = await panel.controller.deploy(draft.to_spec(), report=report)
     except SpecError as exc:
         errors = exc.errors or [str(exc)]
         ui.notify(f"{draft.id} was not deployed: " + "; ".join(errors), type="negative", multi_line=True,

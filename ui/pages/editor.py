@@ -207,12 +207,14 @@ class Editor:
         self.draft.set_config(task_id, config)
 
     # -- whole-draft actions ----------------------------------------------------------------------------
-    def check(self) -> list[str]:
-        problems = self.draft.problems(self.types)
-        if self.form is not None and self.form.errors:
-            problems += [f"{name}: {message}" for name, message in self.form.errors.items()]
+    async def check(self) -> list[str]:
+        """Every problem at once: the open form's, then the controller's validation (edge.validation)."""
+        problems = [f"{name}: {message}" for name, message in self.form.errors.items()] if self.form else []
+        report = await self.panel.controller.validate(self.draft.to_data())
+        blocking = bool(problems or report.errors)
+        problems += report.lines()
         if problems:
-            self.show_problems("problems", problems)
+            self.show_problems("problems" if blocking else "warnings", problems)
         else:
             self.show_problems("", [])
             ui.notify("no problems found", type="positive")
@@ -223,8 +225,15 @@ class Editor:
             self.show_problems("fix the config first", [f"{n}: {m}" for n, m in self.form.errors.items()])
             ui.notify("the config has errors: not deployed", type="negative")
             return
-        problems = await deploy_draft(self.panel, self.draft)
-        self.show_problems("not deployed", problems)
+        report = await self.panel.controller.validate(self.draft.to_data())
+        if not report.ok:
+            self.show_problems("not deployed", report.lines())
+            ui.notify(f"{self.draft.id} was not deployed: {len(report.errors)} error(s), listed under the graph",
+                      type="negative")
+            return
+        problems = await deploy_draft(self.panel, self.draft, report=report)
+        self.show_problems("not deployed" if problems else "deployed, with warnings",
+                           problems or report.lines())
         if not problems:
             spec = self.panel.fleet.deployments.get(self.draft.id)
             with self.problems:
