@@ -127,7 +127,7 @@ class Instance:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._carry(task)
+                self._carried, self.task = self._counters(), None  # its counts live on; its object is done
                 self.restarts += 1
                 crashes_in_a_row = 1 if time.monotonic() - started > STABLE_AFTER else crashes_in_a_row + 1
                 backoff = BACKOFF_MIN if crashes_in_a_row == 1 else min(backoff * 2, BACKOFF_MAX)
@@ -166,30 +166,30 @@ class Instance:
         status: dict[str, Any] = {"state": self.state, "type": a.type, "version": a.version, "ts": now,
                                   "restarts": self.restarts, "error": self.error, "last_error": self.last_error,
                                   "crashed_at": self.crashed_at}
-        if self.task is not None and self.state in ("running", "failed", "starting"):
+        if (self.task is not None or self._carried) and self.state in ("running", "failed", "starting"):
             status["metrics"] = self.metrics()
         return status
 
-    def _counters(self, task: Task) -> dict[str, int]:
-        """This run's counters plus those carried from the runs before it."""
-        own = {f"in.{p}": m.frames for p, m in task.in_metrics.items()}
-        own.update({f"err.{p}": m.errors for p, m in task.in_metrics.items()})
-        own.update({f"out.{p}": m.frames for p, m in task.out_metrics.items()})
-        own.update({f"off.{p}": task.dropped_offline(p) for p in task.out_metrics})
-        own["dropped"] = task.dropped()
-        carried = self._carried
-        return {key: own.get(key, 0) + carried.get(key, 0) for key in own.keys() | carried.keys()}
-
-    def _carry(self, task: Task) -> None:
-        self._carried = self._counters(task)
+    def _counters(self) -> dict[str, int]:
+        """Counters since the instance started: the runs before this one (a crash does not zero them)
+        plus this run's."""
+        counts = dict(self._carried)
+        task = self.task
+        if task is not None:
+            for key, value in [*((f"in.{p}", m.frames) for p, m in task.in_metrics.items()),
+                               *((f"err.{p}", m.errors) for p, m in task.in_metrics.items()),
+                               *((f"out.{p}", m.frames) for p, m in task.out_metrics.items()),
+                               *((f"off.{p}", task.dropped_offline(p)) for p in task.out_metrics),
+                               ("dropped", task.dropped())]:
+                counts[key] = counts.get(key, 0) + value
+        return counts
 
     def metrics(self) -> dict[str, Any]:
         """Frames in/out per port (since the instance started, across crashes) with rates since the last
         call, drops and errors."""
-        task = self.task
-        if task is None:
+        if self.task is None and not self._carried:
             return {}
-        total = self._counters(task)
+        total = self._counters()
         counts = {k: v for k, v in total.items() if k.startswith(("in.", "out."))}
         now = time.monotonic()
         last_t, last = self._last if self._last is not None else (now, counts)
@@ -199,12 +199,14 @@ class Instance:
         def rate(key: str) -> float:
             return round((counts[key] - last.get(key, 0)) / elapsed, 2) if elapsed > 0 else 0.0
 
+        inputs = [k[3:] for k in total if k.startswith("in.")]
+        outputs = [k[4:] for k in total if k.startswith("out.")]
         return {
-            "inputs": {p: {"frames": total[f"in.{p}"], "errors": total[f"err.{p}"], "rate": rate(f"in.{p}")}
-                       for p in task.in_metrics},
+            "inputs": {p: {"frames": total[f"in.{p}"], "errors": total.get(f"err.{p}", 0), "rate": rate(f"in.{p}")}
+                       for p in inputs},
             "outputs": {p: {"frames": total[f"out.{p}"], "rate": rate(f"out.{p}"),
-                            "dropped_offline": total[f"off.{p}"]}
-                        for p in task.out_metrics},
-            "dropped": total["dropped"],
-            "errors": sum(total[f"err.{p}"] for p in task.in_metrics),
+                            "dropped_offline": total.get(f"off.{p}", 0)}
+                        for p in outputs},
+            "dropped": total.get("dropped", 0),
+            "errors": sum(total.get(f"err.{p}", 0) for p in inputs),
         }
