@@ -63,22 +63,17 @@ async def test_a_killed_agent_shows_offline_on_every_page(user, panel_settings, 
         await until(lambda: "dead" in fleet.agents and fleet.agents["dead"].offers("slider")
                     and fleet.agents["dead"].offers("numbers"), "the agent and its catalog", 30)
         await panel().controller.deploy(parse_spec(SPEC))
+        await user.open("/deployments/doomed/dashboard")
+        await until(lambda: text(user, "state-level") == "live", "the slider's card live", 30)
         await user.open("/deployments/doomed")
         await until(lambda: "3/3 running" in text(user, "summary"), "all running", 30)
         await until(lambda: "/s" in row(user, "tasks", "d")["inputs"][0]["text"], "a rate", 30)
-        await user.open("/deployments/doomed/dashboard")
-        await until(lambda: text(user, "state-level") == "live", "the slider's card live", 30)
 
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
         await until(lambda: not fleet.agents["dead"].online, "the will")
 
-        # the dashboard: the card is stale, with why and its value's age
-        await until(lambda: text(user, "state-level").startswith("stale · agent offline "), "a stale card")
-        assert re.fullmatch(r"stale · agent offline \d+ s · value \d+ (s|min) old", text(user, "state-level"))
-
-        # the running view: no task running, each says agent offline with how long, no rates
-        await user.open("/deployments/doomed")
+        # the running view, open meanwhile: no task running, each says agent offline with how long, no rates
         await until(lambda: text(user, "summary") == "version 1 · 0/3 running, 3 agent offline", "the summary")
         d = row(user, "tasks", "d")
         assert OFFLINE.fullmatch(d["state"]["text"]) and d["state"]["color"] == "blue-grey"
@@ -87,6 +82,11 @@ async def test_a_killed_agent_shows_offline_on_every_page(user, panel_settings, 
         graph = element(user, "graph")
         assert {n["id"]: n["state"] for n in graph.nodes} == {"n": "agent-offline", "d": "agent-offline",
                                                                "level": "agent-offline"}
+
+        # the dashboard: the card is stale, with why and its value's age
+        await user.open("/deployments/doomed/dashboard")
+        await until(lambda: text(user, "state-level").startswith("stale · agent offline "), "a stale card")
+        assert re.fullmatch(r"stale · agent offline \d+ s · value \d+ (s|min) old", text(user, "state-level"))
 
         # the deployments list
         await user.open("/deployments")
