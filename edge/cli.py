@@ -149,7 +149,8 @@ async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
         if args.what == "agents":
             load = fleet.load()
             rows = [(a.id, "online" if a.online else "offline", a.epoch, a.version, a.host.get("name", ""),
-                     len(a.types), load.get(a.id, 0), a.metrics.get("cpu_percent", ""), a.metrics.get("rss_mb", ""))
+                     len(a.types), load.get(a.id, 0),
+                     *((a.metrics.get("cpu_percent", ""), a.metrics.get("rss_mb", "")) if a.online else ("-", "-")))
                     for a in sorted(fleet.agents.values(), key=lambda a: a.id)]
             print(_table(("AGENT", "STATUS", "EPOCH", "VERSION", "HOST", "TYPES", "TASKS", "CPU%", "RSS_MB"), rows))
         elif args.what == "types":

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.controller.fleet import Fleet, TaskStatus
+from edge.frames import now_ms
 from edge.graph import TaskSpec
 
 __all__ = ["AGENT_OFFLINE", "PENDING", "DeploymentSummary", "TaskView", "deployment_views", "format_age",
@@ -32,10 +33,6 @@ AGENT_OFFLINE = "agent offline"
 PENDING = "pending"
 #: reported states whose metrics the agent refreshes (every 2 s): shown as current while it is online
 LIVE_STATES = frozenset({"running", "starting", "failed"})
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def format_age(seconds: float) -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 import edge.instance
 from edge.controller import Controller, deployment_views, summarize, task_view
+from edge.controller.views import format_age
 from edge.errors import ConfigError
 from edge.frames import encode_value
 from edge.graph import parse_spec
@@ -112,6 +113,8 @@ async def test_a_killed_agent_s_tasks_show_agent_offline_with_how_long(broker, t
         assert row[0] == "demo/count" and re.fullmatch(r"agent offline \d+ s", row[3]), row
         [row] = edge_ls("deployments", ctl_env)
         assert row[:4] == ["demo", "1", "1", "0/1 (1 agent offline)"]
+        [row] = edge_ls("agents", ctl_env)
+        assert row[:2] == ["worker", "offline"] and row[-2:] == ["-", "-"]  # no CPU and memory as if current
     finally:
         proc.kill()
         proc.wait(5)
@@ -238,3 +241,8 @@ async def test_the_notice_clears_itself_after_a_clean_run_and_waits_for_an_offli
         await controller.fleet.wait_for(lambda f: not f.agents["h2"].online, TIMEOUT)
         with pytest.raises(ConfigError, match="agent h2 of dep/f is offline"):
             await controller.dismiss("dep", "f")
+
+
+def test_ages_read_short():
+    assert [format_age(s) for s in (-3, 0, 25.9, 59, 60, 3599, 3600, 86399, 86400 * 3)] == [
+        "0 s", "0 s", "25 s", "59 s", "1 min", "59 min", "1 h", "23 h", "3 d"]

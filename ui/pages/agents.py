@@ -12,7 +12,8 @@ from typing import Any
 from nicegui import ui
 
 from edge.controller import Fleet
-from edge.controller.views import format_age, now_ms, task_view
+from edge.controller.views import format_age, task_view
+from edge.frames import now_ms
 from ui.app import current
 from ui.frame import frame
 from ui.live_table import Column, LiveTable

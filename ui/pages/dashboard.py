@@ -30,9 +30,9 @@ from typing import Any
 from nicegui import ui
 
 from edge.bus import Message, Subscription
-from edge.controller.views import TaskView, format_age, now_ms, task_view
+from edge.controller.views import TaskView, format_age, task_view
 from edge.errors import FrameError, TopicError
-from edge.frames import decode_frame, encode_frame
+from edge.frames import decode_frame, encode_frame, now_ms
 from edge.graph import DeploymentSpec, TaskSpec
 from edge.topics import is_valid_id
 from ui.app import Panel, current
