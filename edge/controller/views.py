@@ -4,7 +4,8 @@ A task's retained status is what its agent said last; on its own it cannot tell 
 from one whose agent died a minute ago (the status stays, retained, saying ``running``). So the
 state shown is derived from the status *and* the liveness of the agent the spec gives the task:
 
-* the agent is known and offline: ``agent offline`` with how long (since the agent was last
+* the agent is offline (its will or offline state came; or it has no state on the broker at
+  all though it reported a status): ``agent offline`` with how long (since the agent was last
   heard of: its last state message or status), whatever its last status said; its metrics
   are the last known, not current (no rates);
 * no status yet: ``pending``, waiting for its agent to report (also when that agent has never
@@ -127,7 +128,8 @@ class TaskView:
         """One line on why it is shown so: what an offline agent last said, who a pending task waits for."""
         if self.state == AGENT_OFFLINE:
             said = f"; its last status said {self.reported}" if self.reported else ""
-            return f"agent {self.agent} is offline{said}"
+            gone = "is offline" if self.agent_known else "has no state on the broker"
+            return f"agent {self.agent} {gone}{said}"
         if self.state == PENDING:
             if self.agent is None:
                 return "not placed on any agent"
@@ -156,11 +158,14 @@ def task_view(fleet: Fleet, deployment: str, task: TaskSpec, *, now: int | None 
     agent_id = task.agent or (status.agent if status is not None else None)
     agent = fleet.agents.get(agent_id) if agent_id is not None else None
     last_heard: int | None = None
-    if agent is not None and not agent.online:
+    # offline: its will or offline state came, or it reported a status but has no state on the broker
+    # (cleared since): either way nothing vouches for what the status says
+    gone = agent is None and status is not None
+    if agent_id is not None and (gone or (agent is not None and not agent.online)):
         state = AGENT_OFFLINE
         if heard is None:
             heard = _statuses_heard(fleet)
-        last_heard = max(agent.last_seen, heard.get(agent.id, 0))
+        last_heard = max(agent.last_seen if agent is not None else 0, heard.get(agent_id, 0))
     elif status is None:
         state = PENDING
     else:

@@ -115,6 +115,14 @@ async def test_a_killed_agent_s_tasks_show_agent_offline_with_how_long(broker, t
         assert row[:4] == ["demo", "1", "1", "0/1 (1 agent offline)"]
         [row] = edge_ls("agents", ctl_env)
         assert row[:2] == ["worker", "offline"] and row[-2:] == ["-", "-"]  # no CPU and memory as if current
+
+        # someone clears the dead agent's retained state: its tasks' statuses still vouch for nothing
+        async with Controller(settings) as controller:
+            await controller.bus.publish(controller.topics.agent_state("worker"), b"", qos=1, retain=True)
+            await controller.fleet.wait_for(lambda f: "worker" not in f.agents, timeout=TIMEOUT)
+            view = shown(controller, "demo", "count")
+            assert view.state == "agent offline" and view.reported == "running"
+            assert view.detail == "agent worker has no state on the broker; its last status said running"
     finally:
         proc.kill()
         proc.wait(5)
