@@ -14,6 +14,7 @@ from typing import Any
 from nicegui import ui
 
 from edge.controller import Fleet, TaskView, deployment_views
+from edge.controller.views import AGENT_OFFLINE
 from edge.errors import ConfigError
 from edge.graph import DeploymentSpec
 from ui.app import Panel, current
@@ -132,7 +133,8 @@ class RunningView:
         self.graph = GraphView(editable=False).classes("w-full").style("height: 42vh").mark("graph")
         self.graph.on_port(lambda task, port, side: open_inspector(panel, dep, task, port, side))
         self.notices = ui.column().classes("w-full gap-1").mark("notices")
-        self._notices: list[tuple[str, str, bool]] = []
+        self._notice_shape: list[tuple[str, bool]] = []
+        self._notice_labels: dict[str, ui.label] = {}
         self.table = LiveTable(columns=COLUMNS, empty="no tasks").mark("tasks")
         self.table.on_cell(self._cell)
         self.refresh()
@@ -158,22 +160,28 @@ class RunningView:
             ui.notify(f"asked the agent to clear the crash notice of {task}")
 
     def _show_notices(self, views: list[TaskView]) -> None:
-        """One line per task with a crash notice, and its dismiss button (rebuilt only when they change)."""
-        notices = [(v.task, v.notice or "", v.state != "agent offline") for v in views if v.notice is not None]
-        if notices == self._notices:
-            return
-        self._notices = notices
-        self.notices.clear()
-        with self.notices:
-            for task, text, can_dismiss in notices:
-                with ui.row().classes("items-center gap-2 w-full"):
-                    ui.icon("warning", color="amber-8")
-                    ui.label(f"{task}: {text}").classes("text-body2").mark(f"notice-{task}")
-                    button = ui.button("dismiss", on_click=lambda t=task: self._dismiss(t)).props("flat dense")
-                    button.mark(f"dismiss-{task}")
-                    if not can_dismiss:
-                        button.disable()
-                        button.tooltip("its agent is offline")
+        """One line per task with a crash notice, and its dismiss button: rebuilt when which tasks have one
+        (or whether their agent can be asked) changes, otherwise only their text moves on (the ages)."""
+        notices = {v.task: (v.notice or "", v.state != AGENT_OFFLINE) for v in views if v.notice is not None}
+        shape = [(task, can_dismiss) for task, (_, can_dismiss) in notices.items()]
+        if shape != self._notice_shape:
+            self._notice_shape = shape
+            self._notice_labels.clear()
+            self.notices.clear()
+            with self.notices:
+                for task, can_dismiss in shape:
+                    with ui.row().classes("items-center gap-2 w-full"):
+                        ui.icon("warning", color="amber-8")
+                        self._notice_labels[task] = ui.label().classes("text-body2").mark(f"notice-{task}")
+                        button = ui.button("dismiss", on_click=lambda t=task: self._dismiss(t)).props("flat dense")
+                        button.mark(f"dismiss-{task}")
+                        if not can_dismiss:
+                            button.disable()
+                            button.tooltip("its agent is offline")
+        for task, (text, _) in notices.items():
+            label = self._notice_labels[task]
+            if label.text != f"{task}: {text}":
+                label.text = f"{task}: {text}"
 
     def refresh(self) -> None:
         moved = self._seen < 0 or self.panel.changes.since(self._seen, "deployment", "status", "agent")
