@@ -151,6 +151,8 @@ async def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
+    from edge.controller.views import deployment_views, summarize
+
     async with contextlib.AsyncExitStack() as stack:
         controller = await _open_controller(settings, args, stack)
         fleet = controller.fleet
@@ -158,7 +160,8 @@ async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
         if args.what == "agents":
             load = fleet.load()
             rows = [(a.id, "online" if a.online else "offline", a.epoch, a.version, a.host.get("name", ""),
-                     len(a.types), load.get(a.id, 0), a.metrics.get("cpu_percent", ""), a.metrics.get("rss_mb", ""))
+                     len(a.types), load.get(a.id, 0),
+                     *((a.metrics.get("cpu_percent", ""), a.metrics.get("rss_mb", "")) if a.online else ("-", "-")))
                     for a in sorted(fleet.agents.values(), key=lambda a: a.id)]
             print(_table(("AGENT", "STATUS", "EPOCH", "VERSION", "HOST", "TYPES", "TASKS", "CPU%", "RSS_MB"), rows))
         elif args.what == "types":
@@ -170,20 +173,20 @@ async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
         elif args.what == "deployments":
             rows = []
             for dep, spec in sorted(fleet.deployments.items()):
-                states = [s.state for s in fleet.tasks_of(dep)]
-                running = sum(1 for s in states if s == "running")
-                rows.append((dep, spec.version, len(spec.tasks), f"{running}/{len(spec.tasks)}", spec.label or ""))
+                shown = summarize(fleet, dep)  # the states every view shows: an offline agent's tasks are not running
+                running = f"{shown.running}/{shown.total}" + (f" ({', '.join(shown.notes)})" if shown.notes else "")
+                rows.append((dep, spec.version, len(spec.tasks), running, spec.label or ""))
             print(_table(("DEPLOYMENT", "VERSION", "TASKS", "RUNNING", "LABEL"), rows))
         else:
             rows = []
-            for dep, spec in sorted(fleet.deployments.items()):
-                for task in spec.tasks:
-                    st = fleet.statuses.get((dep, task.id))
-                    m = st.metrics if st else {}
+            for dep in sorted(fleet.deployments):
+                for view in deployment_views(fleet, dep):
+                    m = view.metrics
                     frames_in = sum(p.get("frames", 0) for p in m.get("inputs", {}).values())
                     frames_out = sum(p.get("frames", 0) for p in m.get("outputs", {}).values())
-                    rows.append((f"{dep}/{task.id}", task.type, task.agent or "-", st.state if st else "pending",
-                                 frames_in, frames_out, m.get("dropped", 0), (st.error or "")[:60] if st else ""))
+                    error = view.error or view.notice or ""
+                    rows.append((f"{dep}/{view.task}", view.type, view.agent or "-", view.label,
+                                 frames_in, frames_out, m.get("dropped", 0), error[:60]))
             print(_table(("TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "ERROR"), rows))
     return 0
 

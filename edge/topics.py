@@ -7,6 +7,7 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/agents/{agent_id}/catalog                    retained task types
     edge/v1/{namespace}/agents/{agent_id}/validate                   validation requests to that agent
     edge/v1/{namespace}/replies/{token}                              answers to one requester
+    edge/v1/{namespace}/agents/{agent_id}/dismiss                    "dismiss a crash notice", never retained
     edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
@@ -122,6 +123,7 @@ def matches(pattern: str, topic: str) -> bool:
 class TopicKind(Enum):
     AGENT_STATE = "agent_state"
     AGENT_CATALOG = "agent_catalog"
+    AGENT_DISMISS = "agent_dismiss"
     DEPLOYMENT = "deployment"
     TASK_STATUS = "task_status"
     STREAM = "stream"
@@ -168,6 +170,9 @@ class Topics:
     def reply(self, token: str) -> str:
         """Where one requester takes its answers; ``token`` is its own (e.g. a uuid's hex)."""
         return f"{self.root}/replies/{validate_id(token, 'reply token')}"
+    def agent_dismiss(self, agent_id: str) -> str:
+        """Where a controller asks an agent to clear a task's crash notice (read by that agent only)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/dismiss"
 
     def deployment(self, deployment_id: str) -> str:
         return f"{self.root}/deployments/{validate_id(deployment_id, 'deployment id')}"
@@ -222,6 +227,8 @@ class Topics:
                 return ParsedTopic(TopicKind.AGENT_VALIDATE, ns, agent_id=agent)
             case ["replies", token]:
                 return ParsedTopic(TopicKind.REPLY, ns, token=token)
+            case ["agents", agent, "dismiss"]:
+                return ParsedTopic(TopicKind.AGENT_DISMISS, ns, agent_id=agent)
             case ["deployments", dep]:
                 return ParsedTopic(TopicKind.DEPLOYMENT, ns, deployment_id=dep)
             case ["deployments", dep, "status", task]:

@@ -25,6 +25,7 @@ from edge.controller.fleet import Fleet
 from edge.controller.history import SpecHistory
 from edge.controller.placement import place
 from edge.errors import ConfigError, EdgeError, SpecError
+from edge.frames import encode_value
 from edge.graph import DeploymentSpec, TaskSpec, check_against_catalog, encode_spec
 from edge.settings import Settings
 from edge.topics import Topics, validate_id
@@ -216,6 +217,23 @@ class Controller:
         except KeyError as exc:
             raise ConfigError(str(exc.args[0]), field="version") from None
         return await self.deploy(spec.model_copy(update={"version": 1}))
+
+    async def dismiss(self, deployment: str, task: str) -> bool:
+        """Ask the task's agent to clear its crash notice; False when it has none.
+
+        The agent clears it (unless it crashed again since the notice this controller saw) and
+        republishes the status, so every panel and ``edge ls`` sees it go. An offline agent cannot
+        be asked: :class:`ConfigError`."""
+        status = self.fleet.statuses.get((validate_id(deployment, "deployment id"), validate_id(task, "task id")))
+        if status is None or status.crashed_at is None:
+            return False
+        agent = self.fleet.agents.get(status.agent) if status.agent is not None else None
+        if status.agent is None or agent is None or not agent.online:
+            raise ConfigError(f"agent {status.agent or '?'} of {deployment}/{task} is offline: its crash notice "
+                              "can be dismissed once it is back", field="agent")
+        request = {"deployment": deployment, "task": task, "before": status.crashed_at}
+        await self.bus.publish(self.topics.agent_dismiss(status.agent), encode_value(request), qos=1)
+        return True
 
     def port_topic(self, reference: str) -> str:
         """``demo/add.out`` -> the stream topic of that output (checked against the live spec)."""
