@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import time
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -22,7 +24,7 @@ from edge.controller.fleet import Fleet
 from edge.controller.history import SpecHistory
 from edge.controller.placement import place
 from edge.errors import ConfigError, SpecError
-from edge.graph import DeploymentSpec, check_against_catalog, encode_spec
+from edge.graph import DeploymentSpec, Origin, check_against_catalog, encode_spec
 from edge.settings import Settings
 from edge.topics import Topics, validate_id
 
@@ -42,8 +44,10 @@ class Controller:
     """``async with Controller(settings) as controller`` — one bus, one fleet, one history."""
 
     def __init__(self, settings: Settings, *, bus: Bus | None = None, client_id: str | None = None,
-                 sync_timeout: float = 5.0) -> None:
+                 sync_timeout: float = 5.0, via: str = "api") -> None:
         self.settings = settings
+        #: what deploys through this controller: cli, panel, api; stamped on each version it publishes
+        self.via = via
         self.topics = Topics(settings.namespace)
         self._own_bus = bus is None
         self.bus = bus or Bus.from_settings(settings, client_id=client_id)
@@ -77,7 +81,8 @@ class Controller:
             placed = placed.model_copy(update={"version": latest + 1})
         return placed, problems
 
-    async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False) -> DeployResult:
+    async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False,
+                     rollback_of: int | None = None) -> DeployResult:
         """Check against the live catalog, place, publish and record; :class:`SpecError` lists problems."""
         placed, problems = self.plan(spec)
         if problems:
@@ -86,8 +91,11 @@ class Controller:
         previous = current.version if current is not None else None
         if dry_run:
             return DeployResult(placed, previous, published=False)
-        if current is not None and not self.history.versions(spec.id):
+        if current is not None and current.version not in self.history.versions(spec.id):
             self.history.save(current)  # deployed by someone else before: keep it for a rollback
+        placed = placed.model_copy(update={"deployed": Origin(
+            via=self.via, host=socket.gethostname(), at=time.time_ns() // 1_000_000, replaced=previous,
+            rollback_of=rollback_of)})
         await self.bus.publish(self.topics.deployment(spec.id), encode_spec(placed), qos=1, retain=True)
         self.history.save(placed)
         self.fleet.deployments[spec.id] = placed  # our own copy arrives too; later readers see it now
@@ -115,7 +123,7 @@ class Controller:
             spec = self.history.get(deployment, version)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0]), field="version") from None
-        return await self.deploy(spec.model_copy(update={"version": 1}))
+        return await self.deploy(spec.model_copy(update={"version": 1}), rollback_of=version)
 
     def port_topic(self, reference: str) -> str:
         """``demo/add.out`` -> the stream topic of that output (checked against the live spec)."""

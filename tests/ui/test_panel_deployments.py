@@ -34,10 +34,12 @@ async def test_list_deploy_stop_history_rollback_delete(user, panel_settings, tm
         await user.should_see("2/2 running", retries=200)
         assert text_of(user, "tasks-demo") == "2/2 running"
 
-        # the history: both versions, the deployed one marked; show one, roll back to the first
+        # the history: both versions, the deployed one marked and not offered as a rollback; show one,
+        # roll back to the first
         user.find(marker="history-demo").click()
         await user.should_see("Versions of demo")
-        await user.should_see("deployed")
+        await user.should_see(marker="current-version")
+        await user.should_not_see(marker="rollback-v2")
         user.find(marker="show-v1").click()
         await user.should_see("interval_ms: 100")
         user.find(marker="rollback-v1").click()
@@ -46,8 +48,14 @@ async def test_list_deploy_stop_history_rollback_delete(user, panel_settings, tm
         assert user.notify.contains("rolled back demo: version 3 is the content of v1")
         await user.should_see("v3", retries=50)
 
-        # stop: the spec goes, its versions stay, so it can be deployed again from the list
+        # stop, once confirmed: the spec goes, its versions stay, so it can be deployed again from the list
         user.find(marker="stop-demo").click()
+        await user.should_see("Stop demo? Its agents stop its tasks")
+        user.find(marker="cancel-stop").click()
+        assert "demo" in controller.fleet.deployments
+        user.find(marker="stop-demo").click()
+        await user.should_see(marker="confirm-stop")
+        user.find(marker="confirm-stop").click()
         await until(lambda: "demo" not in controller.fleet.deployments and not controller.fleet.tasks_of("demo"),
                     "demo stopped")
         await user.should_see("not running", retries=50)

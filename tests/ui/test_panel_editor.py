@@ -117,7 +117,7 @@ async def test_build_configure_wire_pin_and_deploy(user, panel_settings, tmp_pat
 async def test_import_yaml_wires_and_deploy_errors(user, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"):
         await until(lambda: "numbers" in panel().fleet.types(), "types")
-        await user.open("/deployments/imp/edit")  # an unknown id: a new, empty draft
+        await new_deployment(user, "imp")
         await user.should_see("not deployed")
         spec = {"id": "elsewhere", "label": "Imported", "tasks": [
             {"id": "src", "type": "numbers", "config": {"interval_ms": 50}},
