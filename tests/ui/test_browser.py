@@ -187,7 +187,7 @@ async def test_build_deploy_inspect_and_stop(page, panel_url, panel_settings, tm
         await shot(page, tmp_path, "deployments")
         await page.get_by_role("link", name="demo", exact=True).click()
         await page.get_by_role("button", name="stop").click()
-        await page.get_by_role("button", name="stop").last.click()  # the confirmation's
+        await page.locator(".q-dialog").get_by_role("button", name="stop").click()  # confirmed
         await page.get_by_text("demo is not deployed").wait_for()
         await page.get_by_role("link", name="Deployments").click()
         await page.locator("text=not running").wait_for()
