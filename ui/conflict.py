@@ -77,7 +77,7 @@ class ConflictBanner:
         with self.card:
             based = f"version {base.version}" if base is not None else "nothing deployed (a new draft)"
             ui.label(f"Version {deployed.version} of {deployed.id} was {origin_text(deployed)}, while your draft "
-                     f"is based on {based}.").classes("font-bold text-warning").mark("stale-title")
+                     f"is based on {based}.").classes("font-bold text-orange-10").mark("stale-title")
             ui.label(f"Deploy would replace version {deployed.version} and undo its changes: reload it to edit "
                      "what runs now, or deploy over it knowingly (Deploy asks first).").classes("text-caption")
             if base is not None:

@@ -107,7 +107,7 @@ def history_dialog(panel: Panel, dep: str) -> None:
                     ui.label(origin_text(spec)).classes("text-caption").mark(f"origin-v{version}")
 
                     def show(s: DeploymentSpec = spec) -> None:
-                        shown.text = Draft.from_spec(s).to_yaml()
+                        shown.text = f"# v{s.version}, {origin_text(s)}\n{Draft.from_spec(s).to_yaml()}"
                         shown.visible = True
 
                     async def roll(v: int = version) -> None:
