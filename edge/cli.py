@@ -99,7 +99,7 @@ async def _open_controller(settings: Settings, args: argparse.Namespace, stack: 
     from edge.controller import Controller
 
     bus = await stack.enter_async_context(Bus.from_settings(settings, connect_timeout=args.timeout))
-    return await stack.enter_async_context(Controller(settings, bus=bus))
+    return await stack.enter_async_context(Controller(settings, bus=bus, via="cli"))
 
 
 def _placement(spec: Any) -> str:

@@ -43,7 +43,7 @@ from edge.frames import decode_value, encode_value
 from edge.secrets import cleartext_secrets
 from edge.topics import Topics, validate_filter, validate_id, validate_topic
 
-__all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "TaskSpec", "check_against_catalog", "decode_spec",
+__all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
            "encode_spec", "load_spec", "load_spec_data", "parse_spec", "parse_spec_lenient", "structure_problems"]
 
 TOPIC_PREFIX = "topic:"
@@ -130,6 +130,22 @@ class TaskSpec(BaseModel):
         return None if value is None else validate_id(value, "agent id")
 
 
+class Origin(BaseModel):
+    """When and from where a version was deployed: stamped by the controller that published it.
+
+    Agents ignore it (it changes nothing they run); the panel's history shows it. Unknown keys
+    are ignored, so later controllers may add some.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    via: str  # cli, panel, or api (a script using the Controller)
+    host: str = ""
+    at: int = 0  # ms since the epoch
+    replaced: int | None = None  # the version deployed before, if any
+    rollback_of: int | None = None  # the earlier version whose content this is
+
+
 class DeploymentSpec(BaseModel):
     """A graph of task instances; retained at ``{root}/deployments/{id}``."""
 
@@ -140,6 +156,7 @@ class DeploymentSpec(BaseModel):
     version: int = Field(default=1, ge=1)
     tasks: list[TaskSpec] = Field(default_factory=list)
     edges: list[EdgeSpec] = Field(default_factory=list)
+    deployed: Origin | None = None
 
     @field_validator("id")
     @classmethod

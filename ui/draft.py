@@ -4,6 +4,10 @@ A :class:`Draft` is edited in place by the editor page (add, remove, connect, co
 turned into a :class:`~edge.graph.DeploymentSpec` to deploy or export. Connecting two ports is
 checked at once against the live catalog with :func:`edge.graph.check_against_catalog`, so an
 incompatible wire is refused with the metadata fields that disagree, before anything is deployed.
+
+A draft remembers the deployed spec it started from (its *base*): when what is deployed is no
+longer that spec (deployed meanwhile from the CLI or another panel), the draft is *stale*, and
+the editor says so instead of letting Deploy undo the other change unseen.
 """
 
 from __future__ import annotations
@@ -32,10 +36,23 @@ class Draft:
     tasks: list[TaskSpec] = field(default_factory=list)
     edges: list[EdgeSpec] = field(default_factory=list)
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the deployed (or last saved) spec this draft started from; None for a new deployment
+    base: DeploymentSpec | None = None
 
     @classmethod
     def from_spec(cls, spec: DeploymentSpec) -> Draft:
-        return cls(id=spec.id, label=spec.label, version=spec.version, tasks=list(spec.tasks), edges=list(spec.edges))
+        return cls(id=spec.id, label=spec.label, version=spec.version, tasks=list(spec.tasks), edges=list(spec.edges),
+                   base=spec)
+
+    def stale(self, deployed: DeploymentSpec | None) -> bool:
+        """Whether ``deployed`` is not the spec this draft is based on: deployed elsewhere meanwhile."""
+        if deployed is None:
+            return False
+        if self.base is None:
+            return True
+        # a publish is known by its version and its stamp (when, where): a decoded copy of the same
+        # publish compares equal, a version number reused by another controller does not
+        return (deployed.version, deployed.deployed) != (self.base.version, self.base.deployed)
 
     @classmethod
     def from_yaml(cls, text: str | bytes) -> Draft:
@@ -52,7 +69,7 @@ class Draft:
                 "edges": [e.to_dict() for e in self.edges]}
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_spec().to_dict(), sort_keys=False)
+        return yaml.safe_dump(self.to_spec().to_dict(), sort_keys=False, allow_unicode=True)
 
     # -- tasks ----------------------------------------------------------------------------------
     def task(self, task_id: str) -> TaskSpec:

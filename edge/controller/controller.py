@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import time
 import uuid
 from dataclasses import dataclass
 from types import TracebackType
@@ -26,7 +28,7 @@ from edge.controller.history import SpecHistory
 from edge.controller.placement import place
 from edge.errors import ConfigError, EdgeError, SpecError
 from edge.frames import encode_value
-from edge.graph import DeploymentSpec, TaskSpec, check_against_catalog, encode_spec
+from edge.graph import DeploymentSpec, Origin, TaskSpec, check_against_catalog, encode_spec
 from edge.settings import Settings
 from edge.topics import Topics, validate_id
 from edge.validation import CHECK_TIMEOUT, CheckRequest, Report, check_offline, decode_reply, encode_request
@@ -50,8 +52,10 @@ class Controller:
     """``async with Controller(settings) as controller`` — one bus, one fleet, one history."""
 
     def __init__(self, settings: Settings, *, bus: Bus | None = None, client_id: str | None = None,
-                 sync_timeout: float = 5.0) -> None:
+                 sync_timeout: float = 5.0, via: str = "api") -> None:
         self.settings = settings
+        #: what deploys through this controller: cli, panel, api; stamped on each version it publishes
+        self.via = via
         self.topics = Topics(settings.namespace)
         self._own_bus = bus is None
         self.bus = bus or Bus.from_settings(settings, client_id=client_id)
@@ -173,8 +177,8 @@ class Controller:
                             answers[reply[0]] = reply[1]
         return answers
 
-    async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False, report: Report | None = None
-                     ) -> DeployResult:
+    async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False, report: Report | None = None,
+                     rollback_of: int | None = None) -> DeployResult:
         """Validate (:meth:`validate`, unless ``report`` is its result for this very spec), place, publish
         and record; :class:`SpecError` lists every error."""
         if report is None or report.checked != spec:
@@ -187,8 +191,11 @@ class Controller:
         if dry_run:
             return DeployResult(placed, previous, published=False, warnings=report.warnings,
                                 unchecked=report.unchecked)
-        if current is not None and not self.history.versions(spec.id):
+        if current is not None and current.version not in self.history.versions(spec.id):
             self.history.save(current)  # deployed by someone else before: keep it for a rollback
+        placed = placed.model_copy(update={"deployed": Origin(
+            via=self.via, host=socket.gethostname(), at=time.time_ns() // 1_000_000, replaced=previous,
+            rollback_of=rollback_of)})
         await self.bus.publish(self.topics.deployment(spec.id), encode_spec(placed), qos=1, retain=True)
         self.history.save(placed)
         self.fleet.deployments[spec.id] = placed  # our own copy arrives too; later readers see it now
@@ -216,7 +223,7 @@ class Controller:
             spec = self.history.get(deployment, version)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0]), field="version") from None
-        return await self.deploy(spec.model_copy(update={"version": 1}))
+        return await self.deploy(spec.model_copy(update={"version": 1}), rollback_of=version)
 
     async def dismiss(self, deployment: str, task: str) -> bool:
         """Ask the task's agent to clear its crash notice; False when it has none.

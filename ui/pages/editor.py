@@ -12,6 +12,7 @@ from nicegui import events, ui
 from edge.errors import SpecError
 from ui.app import Panel, current
 from ui.config_form import ConfigForm
+from ui.conflict import ConflictBanner, confirm_overwrite
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import deployment_nav, frame, transient_dialog
 from ui.graph_view import GraphView, graph_props
@@ -57,6 +58,8 @@ class Editor:
             with ui.column().classes("grow gap-1"):
                 self.graph = GraphView(editable=True).classes("w-full").style("height: 68vh").mark("graph")
                 self.graph.on_connect(self.connect).on_select(self.select).on_move(self.moved)
+        self.conflict = ConflictBanner(panel, draft, reload=self.revert, deploy_over=self.deploy)
+        self.conflict.card.move(target_index=2)  # under the header: seen before the graph
         self.problems = ui.column().classes("w-full gap-0").mark("problems")
         self.refresh_types()
         self.redraw()
@@ -74,6 +77,7 @@ class Editor:
         self.graph.set_graph(nodes, edges, self.selected)
         deployed = self.panel.fleet.deployments.get(self.draft.id)
         self.deployed.text = f"deployed: version {deployed.version}" if deployed else "not deployed"
+        self.conflict.update()
 
     def refresh_types(self) -> None:
         self.types = self.panel.fleet.types(online_only=False)
@@ -225,13 +229,21 @@ class Editor:
             self.show_problems("fix the config first", [f"{n}: {m}" for n, m in self.form.errors.items()])
             ui.notify("the config has errors: not deployed", type="negative")
             return
+        deployed = self.panel.fleet.deployments.get(self.draft.id)
+        if deployed is not None and self.draft.stale(deployed):  # deployed elsewhere: only over it knowingly
+            confirm_overwrite(self.draft, deployed, self.deploy_over)
+            return
+        await self.deploy_over(None)
+
+    async def deploy_over(self, replaces: int | None) -> None:
+        """Validate and deploy the draft; ``replaces``: the version deployed elsewhere the user agreed to replace."""
         report = await self.panel.controller.validate(self.draft.to_data())
         if not report.ok:
             self.show_problems("not deployed", report.lines())
             ui.notify(f"{self.draft.id} was not deployed: {len(report.errors)} error(s), listed under the graph",
                       type="negative")
             return
-        problems = await deploy_draft(self.panel, self.draft, report=report)
+        problems = await deploy_draft(self.panel, self.draft, report=report, replaces=replaces)
         self.show_problems("not deployed" if problems else "deployed, with warnings",
                            problems or report.lines())
         if not problems:
@@ -309,6 +321,15 @@ def create() -> None:
                 ui.label(f"{dep!r} is not a deployment id: {problem}").classes("text-negative")
                 return
             draft = panel.draft(dep)
-            if draft is None:  # a new deployment: an empty graph
-                draft = panel.drafts[dep] = Draft(id=dep)
+            if draft is None:  # neither deployed, nor drafted, nor saved: a typo, or a link to create it
+                not_found(dep)
+                return
             Editor(panel, draft)
+
+
+def not_found(dep: str) -> None:
+    ui.label(f"There is no deployment {dep}").classes("text-h5").mark("not-found")
+    ui.label("Nothing of that id is deployed, drafted or saved here.").classes("text-grey-7")
+    with ui.row().classes("gap-4"):
+        ui.link(f"create a deployment named {dep}", f"/deployments?new={dep}").mark("create-it")
+        ui.link("see all deployments", "/deployments")

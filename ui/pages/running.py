@@ -22,6 +22,7 @@ from ui.frame import deployment_nav, frame
 from ui.graph_view import GraphView, graph_props
 from ui.inspector import Inspector
 from ui.live_table import Column, LiveTable
+from ui.pages.deployments import confirm_stop
 from ui.status import graph_states, summarize, view_color
 
 __all__ = ["COLUMNS", "create", "open_inspector", "port_topic", "task_rows"]
@@ -145,10 +146,8 @@ class RunningView:
         task, _, port = ref.partition(".")
         open_inspector(self.panel, self.dep, task, port, side)
 
-    async def _stop(self) -> None:
-        await self.panel.controller.remove(self.dep)
-        self.panel.changes.note("local", self.dep)
-        ui.notify(f"stopped {self.dep}")
+    def _stop(self) -> None:
+        confirm_stop(self.panel, self.dep)
 
     async def _dismiss(self, task: str) -> None:
         try:
