@@ -17,7 +17,7 @@ import yaml
 
 from edge.errors import SpecError
 from edge.graph import DeploymentSpec, EdgeSpec, TaskSpec, check_against_catalog, load_spec, parse_spec
-from edge.topics import is_valid_id
+from edge.topics import is_valid_id, validate_filter
 
 __all__ = ["Draft", "valid_deployment_id"]
 
@@ -32,6 +32,8 @@ class Draft:
     tasks: list[TaskSpec] = field(default_factory=list)
     edges: list[EdgeSpec] = field(default_factory=list)
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: topic nodes the user added that no wire uses yet (wired ones are read from the edges)
+    topics: list[str] = field(default_factory=list)
 
     @classmethod
     def from_spec(cls, spec: DeploymentSpec) -> Draft:
@@ -112,7 +114,9 @@ class Draft:
         except ValueError as exc:
             return [str(exc)]
         for other in self.edges:
-            if other.target == edge.target:
+            if other == edge:
+                return [f"{edge.source} → {edge.target} is wired already"]
+            if other.target == edge.target and edge.target.task is not None:  # many tasks may publish to a topic
                 return [f"input {edge.target} is fed by {other.source} already: delete that wire first"]
         trial = Draft(id=self.id, tasks=self.tasks, edges=[*self.edges, edge])
         try:
@@ -124,6 +128,25 @@ class Draft:
         if not problems:
             self.edges.append(edge)
         return problems
+
+    # -- topic nodes ----------------------------------------------------------------------------
+    def add_topic(self, topic: str) -> None:
+        """A topic node to wire to and from (a filter with ``+``/``#`` can only be read);
+        :class:`~edge.errors.SpecError` when ``topic`` is not a topic filter."""
+        try:
+            validate_filter(topic)
+        except ValueError as exc:
+            raise SpecError(f"not a topic: {exc}") from None
+        if topic not in self.topics:
+            self.topics.append(topic)
+
+    def remove_topic(self, topic: str) -> int:
+        """Drop a topic node and its wires; returns how many wires went."""
+        before = len(self.edges)
+        self.edges = [e for e in self.edges if topic not in (e.source.topic, e.target.topic)]
+        self.topics = [t for t in self.topics if t != topic]
+        self.positions.pop(f"topic:{topic}", None)
+        return before - len(self.edges)
 
     def disconnect(self, key: str) -> bool:
         before = len(self.edges)

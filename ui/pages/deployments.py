@@ -11,6 +11,7 @@ from edge.errors import EdgeError, SpecError
 from ui.app import Panel, current
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import frame, transient_dialog
+from ui.refusal import notify_refused
 from ui.status import summarize
 
 __all__ = ["DeploymentInfo", "create", "deployment_info"]
@@ -42,17 +43,24 @@ def deployment_info(panel: Panel, dep: str) -> DeploymentInfo:
 STATE_COLOR = {"deployed": "green", "stopped": "grey", "draft": "blue"}
 
 
-async def deploy_draft(panel: Panel, draft: Draft) -> list[str]:
-    """Deploy a draft, telling the user how it went; the problems that refused it (none: published)."""
+async def deploy_draft(panel: Panel, draft: Draft, *, listed: bool = False) -> list[str]:
+    """Deploy a draft, telling the user how it went; the problems that refused it (none: published).
+    ``listed``: the caller lists the problems on the page, so the toast only points there."""
     try:
         result = await panel.controller.deploy(draft.to_spec())
     except SpecError as exc:
         errors = exc.errors or [str(exc)]
-        ui.notify(f"{draft.id} was not deployed: " + "; ".join(errors), type="negative", multi_line=True,
-                  timeout=10000)
+        if listed:
+            notify_refused(f"{draft.id} was not deployed", errors)
+        else:
+            ui.notify(f"{draft.id} was not deployed: " + "; ".join(errors), type="negative", multi_line=True,
+                      timeout=10000)
         return errors
     except EdgeError as exc:
-        ui.notify(f"{draft.id} was not deployed: {exc}", type="negative", multi_line=True)
+        if listed:
+            notify_refused(f"{draft.id} was not deployed", [str(exc)])
+        else:
+            ui.notify(f"{draft.id} was not deployed: {exc}", type="negative", multi_line=True)
         return [str(exc)]
     draft.version = result.spec.version
     panel.changes.note("local", draft.id)

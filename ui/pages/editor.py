@@ -14,8 +14,12 @@ from ui.app import Panel, current
 from ui.config_form import ConfigForm
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import deployment_nav, frame, transient_dialog
-from ui.graph_view import GraphView, graph_props
+from ui.graph_view import GraphView, graph_props, placed_agents
 from ui.pages.deployments import deploy_draft
+from ui.refusal import notify_refused
+from ui.topic_nodes import is_topic_node, topic_adder, topic_of, topic_panel
+from ui.type_picker import TypePicker
+from ui.viewport import Viewport
 
 __all__ = ["Editor", "create"]
 
@@ -32,6 +36,7 @@ class Editor:
         self.selected: dict[str, Any] | None = None
         self.form: ConfigForm | None = None
         self._seen = panel.changes.revision
+        self.viewport = Viewport()
         deployment_nav(draft.id, "Editor")
         with ui.row().classes("items-center gap-2 w-full"):
             self.label = ui.input("deployment label", value=draft.label or "",
@@ -48,15 +53,15 @@ class Editor:
         with ui.row().classes("w-full no-wrap items-stretch gap-3"):
             with ui.column().classes("w-96 shrink-0 gap-2"):
                 ui.label("Add a task").classes("text-subtitle2")
-                with ui.row().classes("w-full items-center no-wrap gap-1"):
-                    self.add_type = ui.select({}, with_input=True, label="task type").classes("grow").mark(
-                        "add-type")
-                    ui.button("add", icon="add", on_click=self.add_task).props("dense").mark("add")
+                self.picker = TypePicker(on_add=self.add_task)
+                ui.label("Add an MQTT topic").classes("text-subtitle2")
+                topic_adder(self.draft, self.topic_added)
                 ui.separator()
                 self.side = ui.column().classes("w-full gap-1")
             with ui.column().classes("grow gap-1"):
                 self.graph = GraphView(editable=True).classes("w-full").style("height: 68vh").mark("graph")
                 self.graph.on_connect(self.connect).on_select(self.select).on_move(self.moved)
+                self.graph.on_view(self.viewport.update)
         self.problems = ui.column().classes("w-full gap-0").mark("problems")
         self.refresh_types()
         self.redraw()
@@ -70,17 +75,15 @@ class Editor:
         except SpecError as exc:
             self.show_problems("the draft is not a valid spec", exc.errors or [str(exc)])
             return
-        nodes, edges = graph_props(spec, self.types, positions=self.draft.positions)
-        self.graph.set_graph(nodes, edges, self.selected)
         deployed = self.panel.fleet.deployments.get(self.draft.id)
+        nodes, edges = graph_props(spec, self.types, positions=self.draft.positions, topics=self.draft.topics,
+                                   placed=placed_agents(self.draft.tasks, deployed))
+        self.graph.set_graph(nodes, edges, self.selected)
         self.deployed.text = f"deployed: version {deployed.version}" if deployed else "not deployed"
 
     def refresh_types(self) -> None:
         self.types = self.panel.fleet.types(online_only=False)
-        options = {name: f"{entry.get('label') or name} ({name})" for name, entry in sorted(self.types.items())
-                   if entry.get("available", True)}
-        if options != self.add_type.options:
-            self.add_type.set_options(options, value=self.add_type.value if self.add_type.value in options else None)
+        self.picker.set_types(self.types)
 
     def poll(self) -> None:
         if self.panel.changes.since(self._seen, "agent", "deployment"):
@@ -117,6 +120,9 @@ class Editor:
                 ui.button("delete wire", icon="delete", on_click=lambda: self.disconnect(key)).props(
                     "flat color=negative").mark("delete-wire")
                 return
+            if is_topic_node(self.selected["id"]):
+                topic_panel(self.draft, topic_of(str(self.selected["id"])), self.deselect)
+                return
             try:
                 task = self.draft.task(str(self.selected["id"]))
             except KeyError:
@@ -146,27 +152,37 @@ class Editor:
                 "flat color=negative").mark("remove-task")
 
     # -- edits ------------------------------------------------------------------------------------------
-    def add_task(self) -> None:
-        type_name = self.add_type.value
-        if not type_name:
-            ui.notify("choose a task type first", type="warning")
-            return
+    def add_task(self, type_name: str) -> None:
         task = self.draft.add_task(type_name)
+        spot = self.viewport.spot({n["id"]: (n["x"], n["y"]) for n in self.graph.nodes})
+        if spot is not None:  # where the user is looking (else the layout's next free place)
+            self.draft.positions[task.id] = spot
         self.selected = {"kind": "node", "id": task.id}
         self.redraw()
         self.show_selection()
 
     def remove(self, task_id: str) -> None:
         self.draft.remove_task(task_id)
+        self.deselect()
+
+    def deselect(self) -> None:
         self.selected = None
+        self.redraw()
+        self.show_selection()
+
+    def topic_added(self, topic: str) -> None:
+        node = f"topic:{topic}"
+        spot = self.viewport.spot({n["id"]: (n["x"], n["y"]) for n in self.graph.nodes if n["id"] != node})
+        if spot is not None and node not in self.draft.positions:
+            self.draft.positions[node] = spot
+        self.selected = {"kind": "node", "id": node}
         self.redraw()
         self.show_selection()
 
     def connect(self, source: str, target: str) -> None:
         problems = self.draft.connect(source, target, self.types)
         if problems:
-            ui.notify(f"cannot connect {source} → {target}: " + "; ".join(problems), type="negative",
-                      multi_line=True, timeout=8000)
+            notify_refused(f"cannot connect {source} → {target}", problems)
             self.show_problems(f"refused: {source} → {target}", problems)
             return
         self.show_problems("", [])
@@ -223,7 +239,7 @@ class Editor:
             self.show_problems("fix the config first", [f"{n}: {m}" for n, m in self.form.errors.items()])
             ui.notify("the config has errors: not deployed", type="negative")
             return
-        problems = await deploy_draft(self.panel, self.draft)
+        problems = await deploy_draft(self.panel, self.draft, listed=True)
         self.show_problems("not deployed", problems)
         if not problems:
             spec = self.panel.fleet.deployments.get(self.draft.id)

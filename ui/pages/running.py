@@ -13,7 +13,7 @@ from edge.errors import ConfigError
 from edge.graph import DeploymentSpec
 from ui.app import Panel, current
 from ui.frame import deployment_nav, frame
-from ui.graph_view import GraphView, graph_props
+from ui.graph_view import GraphView, graph_props, placed_agents
 from ui.inspector import Inspector
 from ui.live_table import Column, LiveTable
 from ui.status import state_color, summarize
@@ -152,7 +152,9 @@ class RunningView:
         types = fleet.types(online_only=False)
         if spec is not self._spec:  # a new version: redraw the graph; otherwise only recolour it
             self._spec = spec
-            nodes, edges = graph_props(spec, types, positions=self._positions(), states=summary.states)
+            draft = self.panel.drafts.get(self.dep)
+            nodes, edges = graph_props(spec, types, positions=self._positions(), states=summary.states,
+                                       placed=placed_agents(draft.tasks, spec) if draft is not None else None)
             self.graph.set_graph(nodes, edges)
         else:
             self.graph.set_states(summary.states)
