@@ -237,8 +237,12 @@ class ConfigForm:
             widget = ui.input(label + " (JSON)", value=_shown(spec, value), validation=message,
                               on_change=lambda e, s=spec: self._changed_json(s, e.value))
         widget.classes("w-full").mark(f"config-{spec.name}")
-        if spec.description:
-            widget.tooltip(spec.description)
+        # the field's real name (what a spec's config and the CLI use) and what the schema says it is for
+        with ui.row().classes("w-full gap-x-2 gap-y-0 items-baseline no-wrap -mt-1 mb-1").mark(
+                f"config-help-{spec.name}"):
+            ui.label(spec.name).classes("edge-mono text-grey-8 shrink-0")
+            if spec.description:
+                ui.label(spec.description).classes("text-caption text-grey-7 leading-tight")
         return widget
 
     def _message(self, spec: FieldSpec, _value: Any = None) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 from nicegui import events, ui
 
 from edge.graph import DeploymentSpec, Endpoint, TaskSpec
+from ui.io_text import io_text
 
 __all__ = ["TOPIC", "GraphView", "graph_props", "layout", "meta_text", "placed_agents", "topic_nodes"]
 
@@ -85,20 +86,8 @@ def layout(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]],
 
 
 def meta_text(meta: object) -> str:
-    """IO metadata as people write it: ``content number, rate 30`` (``any`` when there is none)."""
-    if not isinstance(meta, Mapping) or not meta:
-        return ""
-    return ", ".join(f"{k} {_value_text(v)}" for k, v in sorted(meta.items()))
-
-
-def _value_text(value: object) -> str:
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    if isinstance(value, list | tuple):
-        return " or ".join(map(_value_text, value))
-    return str(value)
+    """IO metadata as a port's tooltip shows it (empty when there is none)."""
+    return io_text(meta, empty="")
 
 
 def placed_agents(wanted: Iterable[TaskSpec], deployed: DeploymentSpec | None) -> dict[str, str]:
