@@ -268,6 +268,7 @@ class Editor:
         renamed = loaded.id != self.draft.id
         self.draft.label, self.draft.tasks, self.draft.edges = loaded.label, loaded.tasks, loaded.edges
         self.draft.positions.clear()
+        self.draft.topics.clear()
         self.label.value = self.draft.label or ""
         self.selected = None
         self.redraw()
