@@ -47,7 +47,7 @@ def topic_adder(draft: Draft, on_added: Callable[[str], None]) -> None:
             on_added(topic)
 
         field.on("keydown.enter", add)
-        ui.button("add", icon="add", on_click=add).props("dense").mark("add-topic").tooltip(
+        ui.button("add topic", icon="add", on_click=add).props("dense").mark("add-topic").tooltip(
             "add a topic node: wire task outputs to it to publish there, wire it to inputs to subscribe")
 
 

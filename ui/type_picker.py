@@ -74,7 +74,7 @@ class TypePicker:
             ui.button("add", icon="add", on_click=self.add).props("dense").mark("add")
         self.count = ui.label().classes("text-caption text-grey-7").mark("type-count")
         self.listing = ui.element("div").classes("w-full max-h-72 overflow-auto border rounded").props(
-            'role=listbox aria-label="task types"').mark("type-list")
+            'role=listbox aria-label="catalog"').mark("type-list")
         self.search.on_value_change(lambda _: self.apply_filter())
         self.search.on("keydown.enter", self._enter)
 
