@@ -114,10 +114,11 @@ class Draft:
         except ValueError as exc:
             return [str(exc)]
         for other in self.edges:
-            if other == edge:
-                return [f"{edge.source} → {edge.target} is wired already"]
-            if other.target == edge.target and edge.target.task is not None:  # many tasks may publish to a topic
-                return [f"input {edge.target} is fed by {other.source} already: delete that wire first"]
+            if other.target == edge.target:
+                if edge.target.task is not None:
+                    return [f"input {edge.target} is fed by {other.source} already: delete that wire first"]
+                if other.source == edge.source:  # many tasks may publish to one topic, each once
+                    return [f"{edge.source} → {edge.target} is wired already"]
         trial = Draft(id=self.id, tasks=self.tasks, edges=[*self.edges, edge])
         try:
             spec = trial.to_spec()

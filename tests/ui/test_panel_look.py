@@ -91,6 +91,8 @@ async def test_topic_edges_are_nodes_made_and_removed_in_the_editor(user, panel_
         pick(user, "double")
         user.find(marker="graph").trigger("connect", {"from": "topic:sensors/in", "to": "double1.in"})
         user.find(marker="graph").trigger("connect", {"from": "double1.out", "to": "topic:sensors/doubled"})
+        user.find(marker="graph").trigger("connect", {"from": "double1.out", "to": "topic:sensors/doubled"})
+        await user.should_see("double1.out → topic:sensors/doubled is wired already")
         keys = {e["key"] for e in graph(user).edges}
         assert {"topic:sensors/in->double1.in", "double1.out->topic:sensors/doubled"} <= keys
         assert len(keys) == len(panel().drafts["first"].edges) == 4
