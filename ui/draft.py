@@ -150,9 +150,13 @@ class Draft:
         return before - len(self.edges)
 
     def disconnect(self, key: str) -> bool:
-        before = len(self.edges)
+        gone = [e for e in self.edges if self.edge_key(e) == key]
         self.edges = [e for e in self.edges if self.edge_key(e) != key]
-        return len(self.edges) < before
+        for edge in gone:  # a topic node stays until it is removed, wired or not
+            for end in (edge.source, edge.target):
+                if end.topic is not None and end.topic not in self.topics:
+                    self.topics.append(end.topic)
+        return bool(gone)
 
     def problems(self, types: Mapping[str, Mapping[str, Any]]) -> list[str]:
         """Everything wrong with the draft as it stands (spec rules, then the catalog)."""

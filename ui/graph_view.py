@@ -19,17 +19,20 @@ from nicegui import events, ui
 from edge.graph import DeploymentSpec, Endpoint, TaskSpec
 from ui.io_text import io_text
 
-__all__ = ["TOPIC", "GraphView", "graph_props", "layout", "meta_text", "placed_agents", "topic_nodes"]
+__all__ = ["TOPIC", "TOPIC_HEIGHT", "GraphView", "graph_props", "layout", "meta_text", "node_box", "node_height",
+           "placed_agents", "topic_nodes"]
 
 COLUMN_WIDTH = 260
 ROW_GAP = 40
 HEAD = 36
 ROW = 20
+NODE_WIDTH = 190  # as static/graph_view.js draws them
 TOPIC_HEIGHT = 44  # a topic node: one pill with its input on the left, its output on the right
 TOPIC = "topic:"
 
 
-def _height(n_in: int, n_out: int) -> int:
+def node_height(n_in: int, n_out: int) -> int:
+    """The height of a task node with that many inputs and outputs, as the browser draws it."""
     return HEAD + max(n_in, n_out, 1) * ROW + 8
 
 
@@ -58,7 +61,8 @@ def layout(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]],
     heights_of: dict[str, int] = {}
     for task in spec.tasks:
         entry = types.get(task.type, {})
-        heights_of[task.id] = _height(len(entry.get("inputs", {}) or {}), len(entry.get("outputs", {}) or {}))
+        heights_of[task.id] = node_height(len(entry.get("inputs", {}) or {}),
+                                          len(entry.get("outputs", {}) or {}))
     for topic in topic_nodes(spec, topics):
         heights_of[f"{TOPIC}{topic}"] = TOPIC_HEIGHT
     ids = list(heights_of)
@@ -156,6 +160,15 @@ def graph_props(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]], *,
     nodes += [_topic_node(topic, xy[f"{TOPIC}{topic}"]) for topic in topic_nodes(spec, topics)]
     edges = [{"key": f"{e.source}->{e.target}", "from": str(e.source), "to": str(e.target)} for e in spec.edges]
     return nodes, edges
+
+
+def node_box(node: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """Where a node of :func:`graph_props` is drawn: x, y, width, height."""
+    if node.get("kind") == "topic":
+        height = TOPIC_HEIGHT
+    else:
+        height = node_height(len(node.get("inputs") or []), len(node.get("outputs") or []))
+    return int(node["x"]), int(node["y"]), NODE_WIDTH, height
 
 
 class GraphView(ui.element, component="static/graph_view.js"):

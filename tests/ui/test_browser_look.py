@@ -103,7 +103,9 @@ async def test_a_new_node_appears_inside_the_visible_canvas(page, panel_url, pan
             assert box["y"] <= node["y"] and node["y"] + node["height"] <= box["y"] + box["height"], (box, node)
         one = await page.locator('[data-node="double1"] .edge-node-body').bounding_box()
         two = await page.locator('[data-node="double2"] .edge-node-body').bounding_box()
-        assert (one["x"], one["y"]) != (two["x"], two["y"])  # not stacked on one another
+        apart = (one["x"] + one["width"] <= two["x"] or two["x"] + two["width"] <= one["x"]
+                 or one["y"] + one["height"] <= two["y"] or two["y"] + two["height"] <= one["y"])
+        assert apart, (one, two)  # not on one another
         await shot(page, tmp_path, "editor-new-node")
         await page.goto("about:blank")  # leave before the panel stops: no reconnect errors
 

@@ -15,6 +15,7 @@ from edge.bus import Bus
 from edge.frames import encode_value
 from edge.graph import parse_spec
 from ui.display_text import newest_first
+from ui.graph_view import node_box, node_height
 from ui.io_text import io_text
 from ui.refusal import notify_refused, refused_text
 from ui.viewport import NODE_HEIGHT, NODE_WIDTH, Viewport
@@ -117,10 +118,16 @@ async def test_topic_edges_are_nodes_made_and_removed_in_the_editor(user, panel_
         assert "topic:sensors/doubled" not in nodes(user)
         assert {e["key"] for e in graph(user).edges} == {"tick.out->double.x", "topic:sensors/in->double1.in"}
         assert user.notify.contains("removed topic sensors/doubled and its 2 wires")
+        # deleting its last wire keeps a topic node; removing it takes it away
+        user.find(marker="graph").trigger("select", {"kind": "edge", "id": "topic:sensors/in->double1.in"})
+        user.find(marker="delete-wire").click()
+        assert "topic:sensors/in" in nodes(user) and "topic:sensors/in->double1.in" not in {
+            e["key"] for e in graph(user).edges}
         # an unwired topic node goes too
         user.find(marker="graph").trigger("select", {"kind": "node", "id": "topic:sensors/+"})
         user.find(marker="remove-topic").click()
         assert "topic:sensors/+" not in nodes(user) and panel().drafts["first"].topics == ["sensors/in"]
+        assert panel().drafts["first"].to_spec().edges[0].to_dict() == {"from": "tick.out", "to": "double.x"}
 
 
 async def test_running_view_draws_topic_nodes(user, panel_settings, tmp_path):
@@ -151,10 +158,11 @@ async def test_new_nodes_go_to_the_visible_centre_and_placed_only_once_placed(us
         pick(user, "double")
         shown = nodes(user)
         spots = [(shown[i]["x"], shown[i]["y"]) for i in ("numbers1", "double1", "double2")]
-        assert spots[0] == (2000 - NODE_WIDTH // 2, 1500 - NODE_HEIGHT // 2)
-        assert len(set(spots)) == 3  # not stacked on one spot
-        for x, y in spots:  # all inside the visible area
-            assert x >= 2000 - 450 and x + NODE_WIDTH <= 2000 + 450 and 1500 - 300 <= y <= 1500 + 300 - 40
+        assert spots[0] == (2000 - NODE_WIDTH // 2, 1500 - node_height(0, 1) // 2)  # the first: at the centre
+        boxes = [node_box(shown[i]) for i in ("numbers1", "double1", "double2")]
+        assert not overlap(boxes[0], boxes[1]) and not overlap(boxes[0], boxes[2]) and not overlap(*boxes[1:])
+        for x, y, w, h in boxes:  # all inside the visible area
+            assert x >= 2000 - 450 and x + w <= 2000 + 450 and y >= 1500 - 300 and y + h <= 1500 + 300
         # nothing is placed yet: no "(placed)"
         assert shown["numbers1"]["subtitle"] == "numbers · any agent"
         user.find(marker="graph").trigger("select", {"kind": "node", "id": "double2"})
@@ -172,16 +180,25 @@ async def test_new_nodes_go_to_the_visible_centre_and_placed_only_once_placed(us
         await panel().controller.remove("where")
 
 
+def overlap(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 def test_viewport_spots_stay_visible_and_apart():
     view = Viewport()
-    assert view.spot({}) is None  # unknown until the browser reports
+    assert view.spot([]) is None  # unknown until the browser reports
     view.update(0, 0, 1000, 700)
-    taken: dict[str, tuple[int, int]] = {}
-    for i in range(12):
+    taken = [(-95, -42, NODE_WIDTH, NODE_HEIGHT)]  # something at the centre already
+    for _ in range(8):
         spot = view.spot(taken)
-        assert spot is not None and spot not in taken.values()
-        assert spot[0] >= -500 and spot[0] + NODE_WIDTH <= 500 and -350 <= spot[1] <= 350
-        taken[str(i)] = spot
+        assert spot is not None
+        box = (*spot, NODE_WIDTH, NODE_HEIGHT)
+        assert not any(overlap(box, other) for other in taken), (box, taken)
+        assert spot[0] >= -500 and spot[0] + NODE_WIDTH <= 500 and spot[1] >= -350 and spot[1] + NODE_HEIGHT <= 350
+        taken.append(box)
+    crowded = Viewport(0, 0, 200, 100)  # no room left in view: still a free place, next to it
+    spot = crowded.spot([(-150, -100, 300, 200)])
+    assert spot is not None and not overlap((*spot, NODE_WIDTH, NODE_HEIGHT), (-150, -100, 300, 200))
 
 
 async def test_type_picker_grouped_described_and_searchable(user, panel_settings, tmp_path):
@@ -223,11 +240,12 @@ async def test_config_fields_show_their_name_and_description(user, panel_setting
         await open_editor(user, "form")
         pick(user, "numbers")
         await user.should_see("task numbers1")
-        with user.scope(marker="config-help-interval_ms"):
-            await user.should_see("interval_ms")
-            await user.should_see("time between two numbers")
-        with user.scope(marker="config-help-start"):
-            await user.should_see("start")  # no description in the schema: the name alone
+        assert newest(user, "config-interval_ms").props["hint"] == "interval_ms · time between two numbers"
+        assert newest(user, "config-start").props["hint"] == "start"  # no description in the schema: the name
+        pick(user, "double")
+        await user.should_see("task double1")
+        assert newest(user, "config-factor").props["hint"] == "factor"
+        assert newest(user, "config-help-enabled").text == "enabled"  # a switch has no hint: a caption under it
 
 
 def test_io_metadata_reads_as_text():

@@ -14,7 +14,7 @@ from ui.app import Panel, current
 from ui.config_form import ConfigForm
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import deployment_nav, frame, transient_dialog
-from ui.graph_view import GraphView, graph_props, placed_agents
+from ui.graph_view import TOPIC_HEIGHT, GraphView, graph_props, node_box, node_height, placed_agents
 from ui.pages.deployments import deploy_draft
 from ui.refusal import notify_refused
 from ui.topic_nodes import is_topic_node, topic_adder, topic_of, topic_panel
@@ -154,7 +154,9 @@ class Editor:
     # -- edits ------------------------------------------------------------------------------------------
     def add_task(self, type_name: str) -> None:
         task = self.draft.add_task(type_name)
-        spot = self.viewport.spot({n["id"]: (n["x"], n["y"]) for n in self.graph.nodes})
+        entry = self.types.get(type_name, {})
+        height = node_height(len(entry.get("inputs") or {}), len(entry.get("outputs") or {}))
+        spot = self.viewport.spot([node_box(n) for n in self.graph.nodes], height=height)
         if spot is not None:  # where the user is looking (else the layout's next free place)
             self.draft.positions[task.id] = spot
         self.selected = {"kind": "node", "id": task.id}
@@ -172,7 +174,7 @@ class Editor:
 
     def topic_added(self, topic: str) -> None:
         node = f"topic:{topic}"
-        spot = self.viewport.spot({n["id"]: (n["x"], n["y"]) for n in self.graph.nodes if n["id"] != node})
+        spot = self.viewport.spot([node_box(n) for n in self.graph.nodes if n["id"] != node], height=TOPIC_HEIGHT)
         if spot is not None and node not in self.draft.positions:
             self.draft.positions[node] = spot
         self.selected = {"kind": "node", "id": node}
