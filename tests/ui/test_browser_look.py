@@ -171,3 +171,23 @@ async def test_plot_time_axis_labels_do_not_overlap(page, panel_url, panel_setti
         assert any(len(t) == 8 and t.count(":") == 2 for t in labels), labels  # HH:mm:ss
         await controller.remove("plots")
         await page.goto("about:blank")
+
+
+async def test_task_types_page_is_compact_with_details_on_demand(page, panel_url, panel_settings, tmp_path):
+    async with agents(panel_settings, tmp_path, "a1"):
+        await page.goto(panel_url + "/types")
+        await page.get_by_text("Doubles numbers.").wait_for()
+        rows = await page.locator(".q-expansion-item").count()
+        height = await page.evaluate("document.documentElement.scrollHeight")
+        assert rows >= 30 and height < 70 * rows, (rows, height)  # one short line a type (it was 10,884 px)
+        assert await page.get_by_text("offered by a1").count() == 0 or not await page.get_by_text(
+            "offered by a1").first.is_visible()  # the details wait for a click
+        double = page.locator(".q-expansion-item", has_text="Doubles numbers.")
+        await double.locator(".q-item").first.click()
+        await double.get_by_text("offered by a1").wait_for()
+        await double.get_by_text("factor", exact=True).wait_for()
+        await double.get_by_text("in: number").wait_for()
+        await page.get_by_placeholder("search types, ports, categories, agents").fill("dashboard")
+        await page.wait_for_function("() => document.documentElement.scrollHeight < 1200")
+        await shot(page, tmp_path, "types-search")
+        await page.goto("about:blank")
