@@ -253,6 +253,15 @@ class GraphView(ui.element, component="static/graph_view.js"):
         self.on("port", forward)
         return self
 
+    def on_topic(self, handler: Callable[[str], Any]) -> GraphView:
+        """A topic node's dot was clicked (views that are not editable): its topic."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            topic = e.args.get("topic") if isinstance(e.args, dict) else None
+            return handler(topic) if isinstance(topic, str) and topic else None
+
+        self.on("topic", forward)
+        return self
+
     def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
         texts = [f"{n['title']} {n['subtitle']}" for n in self._props["nodes"]]
         return [*super()._displayed_contents(only_visible=only_visible), *texts]

@@ -4,19 +4,24 @@ A spec's edge may start or end at ``topic:some/topic`` (see ``docs/deployments.m
 view draws each such topic as a node of its own (``ui.graph_view``); here the editor's side
 panel adds one (:func:`topic_adder`) and shows a selected one with its wires and a remove button
 (:func:`topic_panel`). A topic node that no wire uses yet lives in :attr:`ui.draft.Draft.topics`.
+In the Running view, clicking a topic node's dot opens the live inspector of that topic
+(:func:`open_topic_inspector`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from nicegui import ui
 
 from edge.errors import SpecError
+from ui.app import Panel
 from ui.draft import Draft
 from ui.graph_view import TOPIC
+from ui.inspector import Inspector
 
-__all__ = ["TOPIC", "is_topic_node", "topic_adder", "topic_of", "topic_panel"]
+__all__ = ["TOPIC", "is_topic_node", "open_topic_inspector", "topic_adder", "topic_of", "topic_panel"]
 
 
 def is_topic_node(node_id: object) -> bool:
@@ -72,3 +77,18 @@ def topic_panel(draft: Draft, topic: str, on_removed: Callable[[], None]) -> Non
         on_removed()
 
     ui.button("remove topic", icon="delete", on_click=remove).props("flat color=negative").mark("remove-topic")
+
+
+def open_topic_inspector(panel: Panel, topic: str) -> None:
+    """The live inspector of a topic (or filter) in a dialog; closing it unsubscribes."""
+    with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
+        inspector = Inspector(panel, title=f"topic {topic}", topic=topic)
+        ui.button("close", on_click=dialog.close).props("flat").mark("inspector-close")
+
+    async def closed(e: Any) -> None:
+        if not e.value:
+            await inspector.close()
+            dialog.delete()
+
+    dialog.on_value_change(closed)
+    dialog.open()

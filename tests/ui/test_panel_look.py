@@ -144,6 +144,13 @@ async def test_running_view_draws_topic_nodes(user, panel_settings, tmp_path):
         assert len(graph(user).edges) == 2
         # n was placed by the controller, not pinned: only then the subtitle says so
         assert shown["n"]["subtitle"] == "numbers @ a1"  # no draft: nothing says it was unpinned
+        # a topic node's dot opens the inspector of that topic: n.out is published there too
+        user.find(marker="graph").trigger("topic", {"topic": 5})  # not what the browser sends: ignored
+        assert not marked(user, "inspector-stats")
+        user.find(marker="graph").trigger("topic", {"topic": "out/y"})
+        await user.should_see("topic out/y")
+        await until(lambda: newest(user, "inspector-last").text.startswith("last value: "), "a frame on out/y")
+        user.find(marker="inspector-close").click()
         await panel().controller.remove("tv")
 
 

@@ -17,6 +17,7 @@ from ui.graph_view import GraphView, graph_props, placed_agents
 from ui.inspector import Inspector
 from ui.live_table import Column, LiveTable
 from ui.status import state_color, summarize
+from ui.topic_nodes import open_topic_inspector
 
 __all__ = ["COLUMNS", "create", "open_inspector", "port_topic", "task_rows"]
 
@@ -118,6 +119,7 @@ class RunningView:
             "text-grey-7")
         self.graph = GraphView(editable=False).classes("w-full").style("height: 42vh").mark("graph")
         self.graph.on_port(lambda task, port, side: open_inspector(panel, dep, task, port, side))
+        self.graph.on_topic(lambda topic: open_topic_inspector(panel, topic))
         self.table = LiveTable(columns=COLUMNS, empty="no tasks").mark("tasks")
         self.table.on_cell(self._cell)
         self.refresh()

@@ -187,14 +187,17 @@ export default {
     },
     onOutputDown(event, n, p) {
       if (!this.editable) {
-        if (n.kind !== "topic") this.$emit("port", { task: n.id, port: p.name, side: "out" });
+        if (n.kind === "topic") this.$emit("topic", { topic: n.title });
+        else this.$emit("port", { task: n.id, port: p.name, side: "out" });
         return;
       }
       this.pending = { ref: this.ref(n, p), sx: event.clientX, sy: event.clientY };
       this.cursor = this.point(event);
     },
     onInputDown(event, n, p) {
-      if (!this.editable && n.kind !== "topic") this.$emit("port", { task: n.id, port: p.name, side: "in" });
+      if (this.editable) return;
+      if (n.kind === "topic") this.$emit("topic", { topic: n.title });
+      else this.$emit("port", { task: n.id, port: p.name, side: "in" });
     },
     onInputUp(n, p) {
       if (!this.pending) return;
