@@ -51,7 +51,7 @@ class FnTask(Generic[P, R]):
     task_type: type[FnTaskBase]
 
     def __init__(self, fn: Callable[P, R], *, label: str | None = None, thread_safe: bool = False,
-                 name: str | None = None) -> None:
+                 name: str | None = None, category: str | None = None) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         type_name = validate_id(name if name is not None else getattr(fn, "__name__", ""), "task type")
@@ -67,6 +67,8 @@ class FnTask(Generic[P, R]):
         }
         if label:
             namespace["label"] = label
+        if category:
+            namespace["category"] = category
         class_name = signature.Config.__name__.removesuffix("Config") + "Task"
         self.task_type = types.new_class(class_name, (FnTaskBase,), exec_body=lambda ns: ns.update(namespace))
 
@@ -115,19 +117,21 @@ def fn_task(fn: Callable[P, R], /) -> FnTask[P, R]: ...
 
 @overload
 def fn_task(*, label: str | None = None, thread_safe: bool = False,
-            name: str | None = None) -> Callable[[Callable[P, R]], FnTask[P, R]]: ...
+            name: str | None = None, category: str | None = None) -> Callable[[Callable[P, R]], FnTask[P, R]]: ...
 
 
 def fn_task(fn: Callable[P, R] | None = None, /, *, label: str | None = None, thread_safe: bool = False,
-            name: str | None = None) -> FnTask[P, R] | Callable[[Callable[P, R]], FnTask[P, R]]:
+            name: str | None = None, category: str | None = None,
+            ) -> FnTask[P, R] | Callable[[Callable[P, R]], FnTask[P, R]]:
     """Make ``fn`` a task type: ``@fn_task()``, ``@fn_task``, or ``@fn_task(label=..., thread_safe=True)``.
 
     ``name`` is the type name in catalogs and specs (default: the function's name), ``label`` its
-    display name, ``thread_safe`` runs a synchronous function in a worker thread (calls are still
-    one at a time). Mistakes in the signature are a :class:`TypeError` here, at decoration.
+    display name, ``category`` the group the panel lists it under, ``thread_safe`` runs a synchronous
+    function in a worker thread (calls are still one at a time). Mistakes in the signature are a
+    :class:`TypeError` here, at decoration.
     """
     def decorate(function: Callable[P, R]) -> FnTask[P, R]:
-        return FnTask(function, label=label, thread_safe=thread_safe, name=name)
+        return FnTask(function, label=label, thread_safe=thread_safe, name=name, category=category)
 
     return decorate if fn is None else decorate(fn)
 

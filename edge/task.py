@@ -122,6 +122,8 @@ class Task:
     #: Name in catalogs and specs; default: the class name in snake_case.
     type_name: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    #: The group the editor's type picker and the Task types page list it under ("" is "other").
+    category: ClassVar[str] = ""
     inputs: ClassVar[Mapping[str, Port]] = {}
     outputs: ClassVar[Mapping[str, Port]] = {}
     Config: ClassVar[type[BaseModel]] = EmptyConfig
@@ -187,11 +189,12 @@ class Task:
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        """This type's catalog entry: name, label, description, ports with metadata, config schema."""
+        """This type's catalog entry: name, label, description, category, ports with metadata, config schema."""
         return {
             "name": cls.type_name,
             "label": cls.label,
             "description": (cls.__doc__ or "").strip().split("\n\n")[0],
+            "category": cls.category,
             "inputs": {name: port.metadata() for name, port in cls.inputs.items()},
             "outputs": {name: port.metadata() for name, port in cls.outputs.items()},
             "config_schema": cls.Config.model_json_schema(),

@@ -21,7 +21,7 @@ import yaml
 
 from edge.errors import SpecError
 from edge.graph import DeploymentSpec, EdgeSpec, TaskSpec, check_against_catalog, load_spec, parse_spec
-from edge.topics import is_valid_id
+from edge.topics import is_valid_id, validate_filter
 
 __all__ = ["Draft", "valid_deployment_id"]
 
@@ -38,6 +38,8 @@ class Draft:
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: the deployed (or last saved) spec this draft started from; None for a new deployment
     base: DeploymentSpec | None = None
+    #: topic nodes the user added that no wire uses yet (wired ones are read from the edges)
+    topics: list[str] = field(default_factory=list)
 
     @classmethod
     def from_spec(cls, spec: DeploymentSpec) -> Draft:
@@ -134,7 +136,10 @@ class Draft:
             return [str(exc)]
         for other in self.edges:
             if other.target == edge.target:
-                return [f"input {edge.target} is fed by {other.source} already: delete that wire first"]
+                if edge.target.task is not None:
+                    return [f"input {edge.target} is fed by {other.source} already: delete that wire first"]
+                if other.source == edge.source:  # many tasks may publish to one topic, each once
+                    return [f"{edge.source} → {edge.target} is wired already"]
         trial = Draft(id=self.id, tasks=self.tasks, edges=[*self.edges, edge])
         try:
             spec = trial.to_spec()
@@ -146,10 +151,33 @@ class Draft:
             self.edges.append(edge)
         return problems
 
-    def disconnect(self, key: str) -> bool:
+    # -- topic nodes ----------------------------------------------------------------------------
+    def add_topic(self, topic: str) -> None:
+        """A topic node to wire to and from (a filter with ``+``/``#`` can only be read);
+        :class:`~edge.errors.SpecError` when ``topic`` is not a topic filter."""
+        try:
+            validate_filter(topic)
+        except ValueError as exc:
+            raise SpecError(f"not a topic: {exc}") from None
+        if topic not in self.topics:
+            self.topics.append(topic)
+
+    def remove_topic(self, topic: str) -> int:
+        """Drop a topic node and its wires; returns how many wires went."""
         before = len(self.edges)
+        self.edges = [e for e in self.edges if topic not in (e.source.topic, e.target.topic)]
+        self.topics = [t for t in self.topics if t != topic]
+        self.positions.pop(f"topic:{topic}", None)
+        return before - len(self.edges)
+
+    def disconnect(self, key: str) -> bool:
+        gone = [e for e in self.edges if self.edge_key(e) == key]
         self.edges = [e for e in self.edges if self.edge_key(e) != key]
-        return len(self.edges) < before
+        for edge in gone:  # a topic node stays until it is removed, wired or not
+            for end in (edge.source, edge.target):
+                if end.topic is not None and end.topic not in self.topics:
+                    self.topics.append(end.topic)
+        return bool(gone)
 
     def problems(self, types: Mapping[str, Mapping[str, Any]]) -> list[str]:
         """Everything wrong with the draft as it stands (spec rules, then the catalog)."""

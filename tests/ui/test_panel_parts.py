@@ -93,14 +93,17 @@ def test_layout_puts_sources_left_survives_cycles_and_keeps_moved_nodes():
                        "edges": [{"from": "a.out", "to": "b.in"}, {"from": "b.out", "to": "c.in"},
                                  {"from": "c.out", "to": "a.in"}, {"from": "topic:x/y", "to": "d.in"}]})
     xy = layout(spec, TYPES)
-    assert set(xy) == {"a", "b", "c", "d"}
+    assert set(xy) == {"a", "b", "c", "d", "topic:x/y"}  # a topic end is a node of its own
     assert xy["b"][0] > xy["a"][0] or xy["a"][0] > xy["c"][0]  # a cycle is cut somewhere, and it ends
+    assert xy["d"][0] > xy["topic:x/y"][0]  # the topic feeds d: left of it
     assert layout(spec, TYPES, {"d": (5, 6)})["d"] == (5, 6)
     nodes, edges = graph_props(spec, TYPES, states={"a": "failed"})
-    assert {n["id"]: n["state"] for n in nodes} == {"a": "failed", "b": "none", "c": "none", "d": "none"}
-    assert len(edges) == 3  # the topic wire is shown on its port, not as a wire
-    d = next(n for n in nodes if n["id"] == "d")
-    assert "topic:x/y" in d["inputs"][0]["title"]
+    assert {n["id"]: n["state"] for n in nodes} == {"a": "failed", "b": "none", "c": "none", "d": "none",
+                                                    "topic:x/y": "topic"}
+    assert len(edges) == len(spec.edges) == 4  # every wire drawn, the topic one too
+    assert {"key": "topic:x/y->d.in", "from": "topic:x/y", "to": "d.in"} in edges
+    topic = next(n for n in nodes if n["id"] == "topic:x/y")
+    assert topic["kind"] == "topic" and [p["name"] for p in topic["outputs"]] == ["out"]
 
 
 def test_png_of_images():

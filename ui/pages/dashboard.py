@@ -36,6 +36,8 @@ from edge.frames import decode_frame, encode_frame, now_ms
 from edge.graph import DeploymentSpec, TaskSpec
 from edge.topics import is_valid_id
 from ui.app import Panel, current
+from ui.charts import RENDERER, time_axis
+from ui.display_text import show_newest
 from ui.frame import deployment_nav, frame
 from ui.preview import encoded_image_mime, image_data_url
 
@@ -134,8 +136,8 @@ class Widget:
         elif self.kind == "plot":
             self.chart = ui.echart({
                 "animation": False, "legend": {"top": 0}, "grid": {"left": 44, "right": 12, "top": 28, "bottom": 24},
-                "xAxis": {"type": "time"}, "yAxis": {"type": "value", "scale": True}, "series": [],
-            }).classes("w-full h-48")
+                "xAxis": time_axis(), "yAxis": {"type": "value", "scale": True}, "series": [],
+            }, renderer=RENDERER).classes("w-full h-48")
         else:
             self.text = ui.label(f"this panel does not know the dashboard kind {self.kind!r}").classes(
                 "text-caption text-negative")
@@ -257,7 +259,7 @@ class Widget:
         self.text.text = f"{view.get('text') or ''}" + (f" ({value:g})" if isinstance(value, int | float) else "")
 
     def _show_text_display(self, view: dict[str, Any], _busy: bool) -> None:
-        self.text.text = str(view.get("text") or "")
+        show_newest(self.text, str(view.get("text") or ""), self.task.config)
 
     def _show_value_bar(self, view: dict[str, Any], _busy: bool) -> None:
         fraction = min(max(_number(view.get("fraction")), 0.0), 1.0)

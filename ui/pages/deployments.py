@@ -14,6 +14,7 @@ from edge.validation import Report
 from ui.app import Panel, current
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import frame, transient_dialog
+from ui.refusal import notify_refused
 from ui.status import summarize
 from ui.versions import diff_specs, origin_text
 
@@ -49,12 +50,13 @@ STATE_COLOR = {"deployed": "green", "stopped": "grey", "draft": "blue"}
 
 
 async def deploy_draft(panel: Panel, draft: Draft, *, report: Report | None = None,
-                       replaces: int | None = None) -> list[str]:
+                       replaces: int | None = None, listed: bool = False) -> list[str]:
     """Deploy a draft, telling the user how it went; the problems that refused it (none: published).
 
     A draft not based on what is deployed (deployed elsewhere meanwhile) is deployed only over the
     version the user confirmed replacing (``replaces``): never silently over another change.
     ``report``: the controller's validation of this very draft, if it was just run (saves asking again).
+    ``listed``: the caller lists the problems on the page, so the toast only points there.
     """
     deployed = panel.fleet.deployments.get(draft.id)
     if deployed is not None and draft.stale(deployed) and replaces != deployed.version:
@@ -67,11 +69,17 @@ async def deploy_draft(panel: Panel, draft: Draft, *, report: Report | None = No
         result = await panel.controller.deploy(draft.to_spec(), report=report)
     except SpecError as exc:
         errors = exc.errors or [str(exc)]
-        ui.notify(f"{draft.id} was not deployed: " + "; ".join(errors), type="negative", multi_line=True,
-                  timeout=10000)
+        if listed:
+            notify_refused(f"{draft.id} was not deployed", errors)
+        else:
+            ui.notify(f"{draft.id} was not deployed: " + "; ".join(errors), type="negative", multi_line=True,
+                      timeout=10000)
         return errors
     except EdgeError as exc:
-        ui.notify(f"{draft.id} was not deployed: {exc}", type="negative", multi_line=True)
+        if listed:
+            notify_refused(f"{draft.id} was not deployed", [str(exc)])
+        else:
+            ui.notify(f"{draft.id} was not deployed: {exc}", type="negative", multi_line=True)
         return [str(exc)]
     draft.version = result.spec.version
     draft.base = result.spec

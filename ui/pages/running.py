@@ -19,11 +19,12 @@ from edge.errors import ConfigError
 from edge.graph import DeploymentSpec
 from ui.app import Panel, current
 from ui.frame import deployment_nav, frame
-from ui.graph_view import GraphView, graph_props
+from ui.graph_view import GraphView, graph_props, placed_agents
 from ui.inspector import Inspector
 from ui.live_table import Column, LiveTable
 from ui.pages.deployments import confirm_stop
 from ui.status import graph_states, summarize, view_color
+from ui.topic_nodes import open_topic_inspector
 
 __all__ = ["COLUMNS", "create", "open_inspector", "port_topic", "task_rows"]
 
@@ -136,6 +137,7 @@ class RunningView:
         self.notices = ui.column().classes("w-full gap-1").mark("notices")
         self._notice_shape: list[tuple[str, bool]] = []
         self._notice_labels: dict[str, ui.label] = {}
+        self.graph.on_topic(lambda topic: open_topic_inspector(panel, topic))
         self.table = LiveTable(columns=COLUMNS, empty="no tasks").mark("tasks")
         self.table.on_cell(self._cell)
         self.refresh()
@@ -207,7 +209,9 @@ class RunningView:
         states = graph_states(summary)
         if spec is not self._spec:  # a new version: redraw the graph; otherwise only recolour it
             self._spec = spec
-            nodes, edges = graph_props(spec, types, positions=self._positions(), states=states)
+            draft = self.panel.drafts.get(self.dep)
+            nodes, edges = graph_props(spec, types, positions=self._positions(), states=states,
+                                       placed=placed_agents(draft.tasks, spec) if draft is not None else None)
             self.graph.set_graph(nodes, edges)
         else:
             self.graph.set_states(states)
