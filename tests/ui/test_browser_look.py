@@ -47,11 +47,20 @@ async def wires_drawn(page) -> int:
         .filter(p => (p.getAttribute('d') || '').startsWith('M') && p.getTotalLength() > 0).length""")
 
 
+async def new_deployment(page, panel_url: str, dep: str) -> None:
+    """The editor of a new deployment, made through the New-deployment dialog (an unknown id's editor is not found)."""
+    await page.goto(panel_url + "/deployments")
+    await page.get_by_role("button", name="new deployment").click()
+    await page.get_by_label("id", exact=True).fill(dep)
+    await page.get_by_role("button", name="create").click()
+    await page.wait_for_url(f"**/deployments/{dep}/edit")
+
+
 async def test_topic_nodes_drawn_in_editor_and_running_view(page, panel_url, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"), \
             Controller(panel_settings.model_copy(update={"agent_id": "ctl"})) as controller:
         await controller.fleet.wait_for(lambda f: "a1" in f.agents and f.agents["a1"].offers("double"), timeout=20)
-        await page.goto(panel_url + "/deployments/first/edit")
+        await new_deployment(page, panel_url, "first")
         await page.get_by_role("button", name="import YAML").click()
         await page.get_by_label("or paste it here").fill(getting_started_graph())
         await page.get_by_role("button", name="import", exact=True).click()
@@ -96,7 +105,7 @@ async def test_topic_nodes_drawn_in_editor_and_running_view(page, panel_url, pan
 
 async def test_a_new_node_appears_inside_the_visible_canvas(page, panel_url, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"):
-        await page.goto(panel_url + "/deployments/where/edit")
+        await new_deployment(page, panel_url, "where")
         await page.get_by_text("Add a task").wait_for()
         await add_task(page, "numbers")
         svg = page.locator(".edge-graph-svg")

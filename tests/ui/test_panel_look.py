@@ -54,7 +54,11 @@ def nodes(user):
 
 
 async def open_editor(user, dep):
-    await user.open(f"/deployments/{dep}/edit")
+    """A new deployment's editor, made as users make one (an unknown id's editor is a not-found page)."""
+    await user.open("/deployments")
+    user.find(marker="new").click()
+    user.find(marker="new-id").type(dep)
+    user.find(marker="create").click()
     await user.should_see("Add a task", retries=50)
 
 
