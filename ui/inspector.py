@@ -24,7 +24,7 @@ from ui.app import Panel
 from ui.charts import RENDERER, time_axis
 from ui.preview import classify, describe, image_data_url
 
-__all__ = ["Inspector"]
+__all__ = ["Inspector", "inspector_dialog"]
 
 log = logging.getLogger("ui")
 
@@ -174,3 +174,22 @@ class Inspector:
             self.log.visible = True
             for line in lines[-LINES_PER_TICK:]:
                 self.log.push(line)
+
+
+def inspector_dialog(panel: Panel, *, title: str, topic: str, page: str | None = None) -> None:
+    """The inspector of ``topic`` in a dialog (with a link to ``page``, its page of its own); closing it
+    unsubscribes."""
+    with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
+        inspector = Inspector(panel, title=title, topic=topic)
+        with ui.row().classes("gap-4"):
+            if page is not None:
+                ui.link("open on its own page", page)
+            ui.button("close", on_click=dialog.close).props("flat").mark("inspector-close")
+
+    async def closed(e: Any) -> None:
+        if not e.value:
+            await inspector.close()
+            dialog.delete()
+
+    dialog.on_value_change(closed)
+    dialog.open()

@@ -11,7 +11,6 @@ In the Running view, clicking a topic node's dot opens the live inspector of tha
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from nicegui import ui
 
@@ -19,7 +18,7 @@ from edge.errors import SpecError
 from ui.app import Panel
 from ui.draft import Draft
 from ui.graph_view import TOPIC
-from ui.inspector import Inspector
+from ui.inspector import inspector_dialog
 
 __all__ = ["TOPIC", "is_topic_node", "open_topic_inspector", "topic_adder", "topic_of", "topic_panel"]
 
@@ -81,14 +80,4 @@ def topic_panel(draft: Draft, topic: str, on_removed: Callable[[], None]) -> Non
 
 def open_topic_inspector(panel: Panel, topic: str) -> None:
     """The live inspector of a topic (or filter) in a dialog; closing it unsubscribes."""
-    with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
-        inspector = Inspector(panel, title=f"topic {topic}", topic=topic)
-        ui.button("close", on_click=dialog.close).props("flat").mark("inspector-close")
-
-    async def closed(e: Any) -> None:
-        if not e.value:
-            await inspector.close()
-            dialog.delete()
-
-    dialog.on_value_change(closed)
-    dialog.open()
+    inspector_dialog(panel, title=f"topic {topic}", topic=topic)

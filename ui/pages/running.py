@@ -20,7 +20,7 @@ from edge.graph import DeploymentSpec
 from ui.app import Panel, current
 from ui.frame import deployment_nav, frame
 from ui.graph_view import GraphView, graph_props, placed_agents
-from ui.inspector import Inspector
+from ui.inspector import inspector_dialog
 from ui.live_table import Column, LiveTable
 from ui.pages.deployments import confirm_stop
 from ui.status import graph_states, summarize, view_color
@@ -103,19 +103,8 @@ def open_inspector(panel: Panel, dep: str, task: str, port: str, side: str) -> N
     except ConfigError as exc:
         ui.notify(str(exc), type="warning")
         return
-    with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
-        inspector = Inspector(panel, title=f"{dep}/{task}.{port}", topic=topic)
-        with ui.row().classes("gap-4"):
-            ui.link("open on its own page", f"/deployments/{dep}/inspect/{task}/{port}?side={side}")
-            ui.button("close", on_click=dialog.close).props("flat").mark("inspector-close")
-
-    async def closed(e: Any) -> None:
-        if not e.value:
-            await inspector.close()
-            dialog.delete()
-
-    dialog.on_value_change(closed)
-    dialog.open()
+    inspector_dialog(panel, title=f"{dep}/{task}.{port}", topic=topic,
+                     page=f"/deployments/{dep}/inspect/{task}/{port}?side={side}")
 
 
 class RunningView:
