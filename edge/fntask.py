@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from edge._fncall import FnTaskBase
+from edge._signals import run_until_signal
 from edge._fnsig import analyse
 from edge.errors import ConfigError, EdgeError
 from edge.settings import Settings, load_settings, sanitize_id
@@ -102,9 +103,10 @@ class FnTask(Generic[P, R]):
                                  agent_id=invocation.id or _default_agent_id(settings, type_name))
 
     def run_sync(self, url: str | None = None, *, argv: Sequence[str] | None = None) -> None:
-        """:meth:`run` in a new event loop; Ctrl-C stops it quietly, a config error exits with its message."""
+        """:meth:`run` in a new event loop; Ctrl-C and SIGTERM stop it quietly and cleanly (the agent says it
+        goes offline), a config error exits with its message."""
         try:
-            asyncio.run(self.run(url, argv=argv))
+            asyncio.run(run_until_signal(self.run(url, argv=argv)))  # SIGTERM stops it as Ctrl-C does
         except KeyboardInterrupt:
             pass
         except ConfigError as exc:
