@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from edge._fncall import FnTaskBase
-from edge._signals import run_until_signal
 from edge._fnsig import analyse
+from edge._signals import run_until_signal
 from edge.errors import ConfigError, EdgeError
 from edge.settings import Settings, load_settings, sanitize_id
 from edge.topics import validate_filter, validate_id, validate_topic
