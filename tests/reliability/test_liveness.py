@@ -123,3 +123,30 @@ async def test_the_will_of_an_earlier_life_does_not_hide_the_new_one(broker, tmp
         finally:
             await bus.publish(topics.agent_state("a1"), b"", qos=1, retain=True)
             await bus.publish(topics.agent_catalog("a1"), b"", qos=1, retain=True)
+
+
+async def test_the_agents_error_count_is_in_its_state_and_health_file(broker, tmp_path):
+    """An invalid spec the agent refused is counted where an operator looks: the fleet and health.json."""
+    import json
+
+    ns = f"l{uuid.uuid4().hex[:8]}"
+    topics = Topics(ns)
+    url = broker.url.geturl()
+    async with Bus(broker.url) as bus, Fleet(bus, topics) as fleet:
+        await fleet.synced(TIMEOUT)
+        try:
+            async with host(url, ns, tmp_path, state_interval=0.3, status_interval=0.1) as agent:
+                await fleet.wait_for(online, TIMEOUT)
+                assert fleet.agents["a1"].errors == 0
+                await bus.publish(topics.deployment("bad"), encode_value({"id": "bad", "tasks": "abc"}), qos=1,
+                                  retain=True)
+                await fleet.wait_for(lambda f: f.agents["a1"].errors == 1, TIMEOUT)
+                assert agent.errors == 1 and "bad" in fleet.rejected
+                health = tmp_path / "agents" / "a1" / "health.json"
+                async with asyncio.timeout(TIMEOUT):
+                    while json.loads(health.read_text()).get("errors") != 1:
+                        await asyncio.sleep(0.05)  # written every status_interval: polled, bounded
+                assert json.loads(health.read_text())["boot"] == agent.presence.boot
+        finally:
+            for topic in (topics.deployment("bad"), topics.agent_state("a1"), topics.agent_catalog("a1")):
+                await bus.publish(topic, b"", qos=1, retain=True)
