@@ -11,8 +11,9 @@ Bounds: integers are ``0 .. 2**63 - 1`` (what any client language holds), names 
 :data:`MAX_NAME` characters, free text (errors, descriptions) cut to :data:`MAX_TEXT`, maps and
 lists at most :data:`MAX_KEYS` / :data:`MAX_TYPES` items, free-form JSON values (host facts,
 port metadata, config schemas) at most :data:`MAX_JSON_DEPTH` levels and :data:`MAX_JSON_ITEMS`
-items, numbers finite. Unknown keys are ignored (a newer agent may add some), except in a catalog
-entry, whose extra keys (``dashboard``, ...) are kept as bounded JSON.
+items, numbers finite. Unknown keys of a state or a status are ignored (the fleet's models have fixed
+fields); those of a catalog entry (``dashboard``, ...) and of a status's metrics (a counter a
+newer agent adds) are kept as bounded JSON.
 """
 
 from __future__ import annotations
@@ -111,6 +112,20 @@ class _Message(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+class _Open(_Message):
+    """A message whose unknown keys are kept (as bounded JSON), for the readers of a newer producer."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+
+    @model_validator(mode="after")
+    def _bounded_extra(self) -> _Open:
+        extra = self.__pydantic_extra__ or {}
+        if len(extra) > MAX_KEYS:
+            raise ValueError(f"more than {MAX_KEYS} extra keys")
+        _bounded_json(extra)
+        return self
+
+
 class AgentState(_Message):
     """``{root}/agents/{id}/state``: birth (``online: true``), periodic metrics, will (``online: false``)."""
 
@@ -127,10 +142,8 @@ class AgentState(_Message):
     errors: Int = 0
 
 
-class CatalogEntry(_Message):
+class CatalogEntry(_Open):
     """One task type an agent offers (``Task.describe``), or one it cannot offer (``available: false``)."""
-
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
 
     name: Id
     label: Name | None = None
@@ -142,14 +155,6 @@ class CatalogEntry(_Message):
     config_default: Json = None
     available: bool = True
     reason: Text | None = None
-
-    @model_validator(mode="after")
-    def _bounded_extra(self) -> CatalogEntry:
-        extra = self.__pydantic_extra__ or {}
-        if len(extra) > MAX_KEYS:
-            raise ValueError(f"more than {MAX_KEYS} extra keys")
-        _bounded_json(extra)
-        return self
 
 
 class Catalog(_Message):
@@ -171,19 +176,19 @@ class Catalog(_Message):
         return valid, problems
 
 
-class InputMetrics(_Message):
+class InputMetrics(_Open):
     frames: Int = 0
     errors: Int = 0
     rate: Number = 0.0
 
 
-class OutputMetrics(_Message):
+class OutputMetrics(_Open):
     frames: Int = 0
     rate: Number = 0.0
     dropped_offline: Int = 0
 
 
-class TaskMetrics(_Message):
+class TaskMetrics(_Open):
     inputs: Annotated[dict[Id, InputMetrics], Field(max_length=MAX_KEYS)] = Field(default_factory=dict)
     outputs: Annotated[dict[Id, OutputMetrics], Field(max_length=MAX_KEYS)] = Field(default_factory=dict)
     dropped: Int = 0
