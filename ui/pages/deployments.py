@@ -38,7 +38,7 @@ def deployment_info(panel: Panel, dep: str) -> DeploymentInfo:
         summary = summarize(panel.fleet, dep)
         return DeploymentInfo(dep, spec.label or "", "deployed", f"v{spec.version}", summary.text)
     rejected = panel.fleet.rejected.get(dep)
-    if rejected is not None:  # its retained spec is refused by the agents: nothing of it runs
+    if rejected is not None:  # its retained spec is refused: agents keep what they had of it, if anything
         return DeploymentInfo(dep, "", "refused", "-", f"spec refused: {rejected}")
     draft = panel.drafts.get(dep)
     versions = panel.controller.history.versions(dep)
