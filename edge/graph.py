@@ -47,6 +47,8 @@ __all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "Origin", "TaskSpec", "chec
            "encode_spec", "load_spec", "load_spec_data", "parse_spec", "parse_spec_lenient", "structure_problems"]
 
 TOPIC_PREFIX = "topic:"
+MAX_LABEL = 256  # characters of a deployment's or a task's label
+MAX_VERSION = 2**63 - 1  # what any client language holds (edge.protocol.MAX_INT)
 
 
 class Endpoint(BaseModel):
@@ -111,7 +113,7 @@ class TaskSpec(BaseModel):
     id: str
     type: str
     agent: str | None = None
-    label: str | None = None
+    label: str | None = Field(default=None, max_length=MAX_LABEL)
     config: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id")
@@ -139,11 +141,11 @@ class Origin(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    via: str  # cli, panel, or api (a script using the Controller)
-    host: str = ""
-    at: int = 0  # ms since the epoch
-    replaced: int | None = None  # the version deployed before, if any
-    rollback_of: int | None = None  # the earlier version whose content this is
+    via: str = Field(max_length=MAX_LABEL)  # cli, panel, or api (a script using the Controller)
+    host: str = Field(default="", max_length=MAX_LABEL)
+    at: int = Field(default=0, ge=0, le=MAX_VERSION)  # ms since the epoch
+    replaced: int | None = Field(default=None, ge=0, le=MAX_VERSION)  # the version deployed before, if any
+    rollback_of: int | None = Field(default=None, ge=0, le=MAX_VERSION)  # the earlier version whose content this is
 
 
 class DeploymentSpec(BaseModel):
@@ -152,8 +154,8 @@ class DeploymentSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
-    label: str | None = None
-    version: int = Field(default=1, ge=1)
+    label: str | None = Field(default=None, max_length=MAX_LABEL)
+    version: int = Field(default=1, ge=1, le=MAX_VERSION)
     tasks: list[TaskSpec] = Field(default_factory=list)
     edges: list[EdgeSpec] = Field(default_factory=list)
     deployed: Origin | None = None

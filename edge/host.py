@@ -70,7 +70,7 @@ class Host:
         self.state_dir = settings.data_dir / "agents" / self.agent_id if persist else None
         self.secrets = Secrets(settings.secrets_path, agent_id=self.agent_id)
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
-                                 catalog=self.catalog, metrics=metrics)
+                                 catalog=self.catalog, metrics=metrics, errors=lambda: self.errors)
         self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,
                                      wait_connected=False)
         self.bus.on_connect(self._on_connect)
@@ -355,7 +355,8 @@ class Host:
         if self.state_dir is None:
             return
         health = {"agent": self.agent_id, "connected": self.bus.is_connected, "ts": now_ms(), "pid": os.getpid(),
-                  "tasks": {"/".join(key): i.state for key, i in self.instances.items()}}
+                  "tasks": {"/".join(key): i.state for key, i in self.instances.items()}, "errors": self.errors,
+                  "epoch": self.presence.epoch, "boot": self.presence.boot}
         path = self.state_dir / "health.json"
         try:
             write_atomic(path, json.dumps(health).encode(), durable=False)

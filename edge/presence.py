@@ -4,6 +4,11 @@ On every (re)connect the epoch increases (it is kept in the state dir, so it kee
 across restarts), the will is set to the offline state of that epoch, and the retained birth
 and catalog are published. The state is republished periodically with fresh metrics, and a
 clean shutdown publishes the offline state itself, since a DISCONNECT discards the will.
+
+Each process also draws a random **boot id**, published with the epoch: a state with another
+boot id is a new life of the agent whatever its epoch (so a lost or corrupted epoch file, which
+restarts the epoch at 1, does not make a running controller think the new birth is stale), and an
+offline state counts only for the boot id it names (docs/protocol.md, "Liveness").
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import logging
 import os
 import platform
 import socket
+import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from edge import __version__
 from edge.bus import Bus, Will
@@ -25,6 +31,8 @@ from edge.topics import Topics
 __all__ = ["Presence", "host_info"]
 
 log = logging.getLogger("edge.presence")
+
+MAX_EPOCH: Final = 2**63 - 1  # what the fleet accepts (edge.protocol)
 
 
 def host_info() -> dict[str, Any]:
@@ -43,32 +51,47 @@ class Presence:
 
     def __init__(self, *, topics: Topics, agent_id: str, state_dir: Path | None,
                  catalog: Callable[[], list[dict[str, Any]]],
-                 metrics: Callable[[], dict[str, Any]] | None = None) -> None:
+                 metrics: Callable[[], dict[str, Any]] | None = None,
+                 errors: Callable[[], int] | None = None) -> None:
         self.topics = topics
         self.agent_id = agent_id
         self.state_dir = state_dir
         self._catalog = catalog
         self._metrics = metrics
+        self._errors = errors
+        #: this process's life: a new random token at each start (see the module docstring)
+        self.boot = uuid.uuid4().hex[:16]
         self.epoch = self._load_epoch()
         self._host = host_info()
 
     def _load_epoch(self) -> int:
         if self.state_dir is None:
             return 0
+        path = self.state_dir / "epoch"
         try:
-            return int((self.state_dir / "epoch").read_text().strip())
-        except (FileNotFoundError, ValueError):
+            epoch = int(path.read_text().strip())
+        except FileNotFoundError:
             return 0
+        except (OSError, ValueError) as exc:  # the boot id keeps liveness right; the epoch restarts
+            log.warning("agent %s: unreadable epoch file %s (%s): starting again at epoch 1", self.agent_id, path, exc)
+            return 0
+        if not 0 <= epoch < MAX_EPOCH:
+            log.warning("agent %s: epoch %d in %s is out of range: starting again at epoch 1", self.agent_id,
+                        epoch, path)
+            return 0
+        return epoch
 
     def state(self, *, online: bool) -> dict[str, Any]:
-        state: dict[str, Any] = {"online": online, "epoch": self.epoch, "ts": now_ms(), "version": __version__,
-                                 "host": self._host}
+        state: dict[str, Any] = {"online": online, "epoch": self.epoch, "boot": self.boot, "ts": now_ms(),
+                                 "version": __version__, "host": self._host}
+        if self._errors is not None:
+            state["errors"] = self._errors()
         if online and self._metrics is not None:
             state["metrics"] = self._metrics()
         return state
 
     def catalog(self) -> dict[str, Any]:
-        return {"agent": self.agent_id, "epoch": self.epoch, "types": self._catalog()}
+        return {"agent": self.agent_id, "epoch": self.epoch, "boot": self.boot, "types": self._catalog()}
 
     def will(self) -> Will:
         """The will of the next connection; called before each connect, so it starts a new epoch."""

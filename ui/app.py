@@ -104,7 +104,7 @@ class Panel:
 
     def known_deployments(self) -> list[str]:
         """Deployed, drafted or with a history here: every deployment the deployments page lists."""
-        names = set(self.fleet.deployments) | set(self.drafts)
+        names = set(self.fleet.deployments) | set(self.drafts) | set(self.fleet.rejected)
         names |= set(self.controller.history.deployments())
         return sorted(names)
 

@@ -33,6 +33,7 @@ from edge.bus import Bus, Message, Subscription
 from edge.errors import EdgeError, FrameError, SpecError, TopicError
 from edge.frames import decode_value
 from edge.graph import DeploymentSpec, decode_spec
+from edge.protocol import AgentState, Catalog, TaskStatusMsg, ValidationError, problem
 from edge.topics import TopicKind, Topics
 
 __all__ = ["AgentInfo", "Fleet", "TaskStatus"]
@@ -55,6 +56,10 @@ class AgentInfo:
     epoch: int = 0
     ts: int = 0
     version: str = ""
+    #: the random token of the agent's process (a new one at each start): see :meth:`Fleet._apply_state`
+    boot: str = ""
+    #: control messages the agent could not understand since it started (its own count)
+    errors: int = 0
     host: dict[str, Any] = field(default_factory=dict)
     types: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -87,10 +92,6 @@ class TaskStatus:
     crashed_at: int | None = None
 
 
-def _as_int(value: object, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
 class Fleet:
     """Agents, deployments and task statuses of a namespace; ``async with Fleet(bus, topics) as fleet``."""
 
@@ -100,6 +101,9 @@ class Fleet:
         self.agents: dict[str, AgentInfo] = {}
         self.deployments: dict[str, DeploymentSpec] = {}
         self.statuses: dict[tuple[str, str], TaskStatus] = {}
+        #: deployment id -> why its retained spec was refused (one line); agents refuse it too and keep
+        #: running the version they had, which stays in :attr:`deployments` if this fleet saw it
+        self.rejected: dict[str, str] = {}
         #: messages on our topics that could not be understood (each logged)
         self.errors = 0
         self._bad = LogLimiter(log)
@@ -285,22 +289,29 @@ class Fleet:
                 assert parsed.deployment_id is not None
                 key = parsed.deployment_id
                 if message.payload:
-                    spec = decode_spec(message.payload)
-                    if spec.id != key:
-                        raise SpecError(f"spec id {spec.id!r} on the topic of {key!r}")
+                    try:
+                        spec = decode_spec(message.payload)
+                        if spec.id != key:
+                            raise SpecError(f"spec id {spec.id!r} on the topic of {key!r}")
+                    except SpecError as exc:  # agents refuse it too and keep running what they had
+                        self.rejected[key] = _one_line(exc)
+                        self._notify("deployment", key)
+                        raise
                     if self.deployments.get(key) != spec:
                         self._wake.set()
                     self.deployments[key] = spec
                 else:
                     self.deployments.pop(key, None)
+                self.rejected.pop(key, None)
                 self._notify("deployment", key)
             elif kind is TopicKind.TASK_STATUS:
                 assert parsed.deployment_id is not None and parsed.task_id is not None
                 self._on_status(parsed.deployment_id, parsed.task_id, message.payload)
                 self._notify("status", f"{parsed.deployment_id}/{parsed.task_id}")
-        except (TopicError, FrameError, SpecError, AssertionError) as exc:
+        except (TopicError, FrameError, SpecError, AssertionError, ValidationError) as exc:
             self.errors += 1
-            self._bad.warning(message.topic, "ignored message on %r: %s", message.topic, exc)
+            reason = problem(exc) if isinstance(exc, ValidationError) else _one_line(exc)
+            self._bad.warning(message.topic, "ignored message on %r: %s", message.topic, reason)
 
     def _on_agent(self, kind: TopicKind, agent_id: str, payload: bytes) -> None:
         halves = self._states if kind is TopicKind.AGENT_STATE else self._catalogs
@@ -310,37 +321,45 @@ class Fleet:
             if agent is not None:
                 agent.online = False
             return
+        data = decode_value(payload)  # validated before anything changes: garbage leaves the model as it was
+        state = AgentState.model_validate(data) if kind is TopicKind.AGENT_STATE else None
+        catalog = Catalog.model_validate(data) if kind is TopicKind.AGENT_CATALOG else None
         if agent_id not in halves:
             halves.add(agent_id)
             self._wake.set()
-        data = decode_value(payload)
-        if not isinstance(data, dict):
-            raise FrameError(f"expected a map, got {type(data).__name__}")
         agent = self.agents.get(agent_id) or AgentInfo(id=agent_id)
-        if kind is TopicKind.AGENT_STATE:
-            self._apply_state(agent, data)
-        else:
-            types = data.get("types", [])
-            agent.types = [t for t in types if isinstance(t, dict)] if isinstance(types, list) else []
+        if state is not None:
+            self._apply_state(agent, state)
+        elif catalog is not None:
+            entries, problems = catalog.entries()
+            for line in problems:  # one bad type does not hide the agent's others
+                self.errors += 1
+                self._bad.warning(f"{agent_id}/catalog/{line.split(':', 1)[0]}",
+                                  "ignored a catalog entry of agent %s: %s", agent_id, line)
+            agent.types = [entry.model_dump(exclude_unset=True) for entry in entries]
         self.agents[agent_id] = agent
 
     @staticmethod
-    def _apply_state(agent: AgentInfo, data: dict[str, Any]) -> None:
-        epoch = data.get("epoch")
-        if not isinstance(epoch, int) or isinstance(epoch, bool):
-            raise FrameError("state without an integer epoch")
-        if epoch < agent.epoch:
-            return  # a stale message from an earlier session
-        agent.epoch = epoch
-        agent.online = data.get("online") is True
-        agent.ts = _as_int(data.get("ts"), agent.ts)
+    def _apply_state(agent: AgentInfo, state: AgentState) -> None:
+        """Liveness (docs/protocol.md): another boot id is another life of the agent, whatever its
+        epoch; within one life a lower epoch is a stale message; an offline state counts only for
+        the life it names, so a late will of an earlier life or a spoofed one does not hide a live agent."""
+        same_life = state.boot == agent.boot
+        if same_life and state.epoch < agent.epoch:
+            return  # a stale message from an earlier connection of this life
+        if not same_life and not state.online and agent.online:
+            return  # the offline state of another life: not this one's
+        agent.boot = state.boot
+        agent.epoch = state.epoch
+        agent.online = state.online
+        agent.ts = state.ts or agent.ts
         agent.last_seen = max(agent.last_seen, agent.ts)
-        agent.version = str(data.get("version", ""))
-        host = data.get("host")
-        agent.host = host if isinstance(host, dict) else {}
-        metrics = data.get("metrics")
-        if isinstance(metrics, dict) and agent.online:
-            agent.metrics = metrics
+        agent.version = state.version
+        agent.host = dict(state.host)
+        agent.errors = state.errors
+        metrics = state.metrics
+        if metrics and agent.online:
+            agent.metrics = dict(metrics)
             cpu, rss = metrics.get("cpu_percent"), metrics.get("rss_mb")
             if isinstance(cpu, int | float) and isinstance(rss, int | float):
                 agent.history.append((agent.ts, float(cpu), float(rss)))
@@ -349,24 +368,14 @@ class Fleet:
         if not payload:
             self.statuses.pop((dep, task), None)
             return
+        status = TaskStatusMsg.model_validate(decode_value(payload))
         if (dep, task) not in self.statuses:
             self._wake.set()
-        data = decode_value(payload)
-        if not isinstance(data, dict) or not isinstance(data.get("state"), str):
-            raise FrameError("a status is a map with a text 'state'")
-        metrics = data.get("metrics")
-        error = data.get("error")
-        agent = data.get("agent")
-        type_name = data.get("type")
-        last_error = data.get("last_error")
-        crashed_at = data.get("crashed_at")
         self.statuses[(dep, task)] = TaskStatus(
-            deployment=dep, task=task, state=data["state"], agent=agent if isinstance(agent, str) else None,
-            type=type_name if isinstance(type_name, str) else None, version=_as_int(data.get("version")),
-            ts=_as_int(data.get("ts")), restarts=_as_int(data.get("restarts")),
-            error=error if isinstance(error, str) else None, metrics=metrics if isinstance(metrics, dict) else {},
-            last_error=last_error if isinstance(last_error, str) else None,
-            crashed_at=_as_int(crashed_at) if _as_int(crashed_at, -1) >= 0 else None)
+            deployment=dep, task=task, state=status.state, agent=status.agent, type=status.type,
+            version=status.version, ts=status.ts, restarts=status.restarts, error=status.error,
+            metrics=status.metrics.model_dump(exclude_unset=True), last_error=status.last_error,
+            crashed_at=status.crashed_at)
 
     def _notify(self, kind: str, key: str) -> None:
         self._changed.set()
@@ -375,6 +384,13 @@ class Fleet:
                 listener(kind, key)
             except Exception:
                 log.exception("fleet listener %r failed", listener)
+
+
+def _one_line(exc: Exception) -> str:
+    """An error as one line: a spec error's heading, its first problem and how many more."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+    return " ".join(lines[:2])[:300] + more
 
 
 def _ignore(_message: Message) -> None:

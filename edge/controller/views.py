@@ -189,6 +189,8 @@ class DeploymentSummary:
     """The counts of a deployment's shown states: ``3/5 running, 2 agent offline, 1 restarted``."""
 
     views: tuple[TaskView, ...]
+    #: why the deployment's newest retained spec was refused (agents keep running the one they had)
+    rejected: str | None = None
 
     @property
     def total(self) -> int:
@@ -225,7 +227,7 @@ class DeploymentSummary:
     @property
     def notes(self) -> list[str]:
         """What else the tasks are: ``2 agent offline``, ``1 failing``, ``1 pending``, ``1 restarted``."""
-        parts = []
+        parts = [f"new spec refused: {self.rejected}"] if self.rejected else []
         if self.offline:
             parts.append(f"{self.offline} {AGENT_OFFLINE}")
         if self.failed:
@@ -238,4 +240,5 @@ class DeploymentSummary:
 
 
 def summarize(fleet: Fleet, deployment: str, *, now: int | None = None) -> DeploymentSummary:
-    return DeploymentSummary(tuple(deployment_views(fleet, deployment, now=now)))
+    return DeploymentSummary(tuple(deployment_views(fleet, deployment, now=now)),
+                             rejected=fleet.rejected.get(deployment))

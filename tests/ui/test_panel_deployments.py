@@ -174,3 +174,31 @@ async def test_deleting_a_draft_logs_no_error(user, panel_settings):
 
     # the closed dialog's deferred deletion has run (its row went first): the fixture fails on an ERROR log
     await until(lambda: closing_timers() == 0, "the closed dialog's deletion to run")
+
+
+async def test_a_refused_spec_is_listed_with_why(user, panel_settings, tmp_path):
+    """An invalid retained spec is a row of the list saying why it is refused, not only an agent's log line;
+    a deployed one whose newer spec is refused says so beside what keeps running."""
+    from edge.frames import encode_value
+    from edge.graph import encode_spec
+    from edge.topics import Topics
+
+    topics = Topics(panel_settings.namespace)
+    bus = panel().bus
+    await bus.publish(topics.deployment("broken"), encode_value({"id": "broken", "version": 2**8000, "tasks": []}),
+                      qos=1, retain=True)
+    await bus.publish(topics.deployment("kept"), encode_spec(parse_spec({"id": "kept", "tasks": []})), qos=1,
+                      retain=True)
+    await until(lambda: "kept" in panel().fleet.deployments, "kept deployed")
+    await bus.publish(topics.deployment("kept"), encode_value({"id": "kept", "tasks": "abc"}), qos=1, retain=True)
+    try:
+        await until(lambda: {"broken", "kept"} <= set(panel().fleet.rejected), "both refused")
+        await user.open("/deployments")
+        await user.should_see(marker="deployment-broken", retries=50)
+        await user.should_see("refused")
+        assert text_of(user, "tasks-broken").startswith("spec refused: invalid deployment spec: version")
+        await user.should_see(marker="deployment-kept")
+        assert "new spec refused: invalid deployment spec: tasks" in text_of(user, "tasks-kept")
+    finally:
+        for dep in ("broken", "kept"):
+            await bus.publish(topics.deployment(dep), b"", qos=1, retain=True)

@@ -37,6 +37,9 @@ def deployment_info(panel: Panel, dep: str) -> DeploymentInfo:
     if spec is not None:
         summary = summarize(panel.fleet, dep)
         return DeploymentInfo(dep, spec.label or "", "deployed", f"v{spec.version}", summary.text)
+    rejected = panel.fleet.rejected.get(dep)
+    if rejected is not None:  # its retained spec is refused: agents keep what they had of it, if anything
+        return DeploymentInfo(dep, "", "refused", "-", f"spec refused: {rejected}")
     draft = panel.drafts.get(dep)
     versions = panel.controller.history.versions(dep)
     if versions:
@@ -46,7 +49,7 @@ def deployment_info(panel: Panel, dep: str) -> DeploymentInfo:
     return DeploymentInfo(dep, (draft.label if draft else None) or "", "draft", "never deployed", f"{n} tasks")
 
 
-STATE_COLOR = {"deployed": "green", "stopped": "grey", "draft": "blue"}
+STATE_COLOR = {"deployed": "green", "stopped": "grey", "draft": "blue", "refused": "red"}
 
 
 async def deploy_draft(panel: Panel, draft: Draft, *, report: Report | None = None,
@@ -236,7 +239,7 @@ class DeploymentRow:
 
     async def _delete(self, dialog: ui.dialog) -> None:
         dialog.close()
-        if self.dep in self.panel.fleet.deployments:
+        if self.dep in self.panel.fleet.deployments or self.dep in self.panel.fleet.rejected:
             await self.panel.controller.remove(self.dep)
         self.panel.controller.history.forget(self.dep)
         self.panel.drafts.pop(self.dep, None)
