@@ -238,7 +238,7 @@ class Host:
             return
         try:
             async with asyncio.timeout(RECOVER_TIMEOUT):
-                await self._prober.fetch([self.topics.deployment(d) for d in missing])
+                await self._prober.fetch([self.topics.deployment(d) for d in missing], qos=0)  # as subscribed
         except (TimeoutError, EdgeError) as exc:
             log.warning("agent %s could not fetch %d deployments one by one (%s): it keeps its copies",
                         self.agent_id, len(missing), exc or type(exc).__name__)

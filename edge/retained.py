@@ -47,17 +47,21 @@ class Prober:
             waiter.set_result(None)
         return True
 
-    async def fetch(self, topics: Sequence[str]) -> None:
-        """Fetch each retained topic alone, then a round trip: what they held has arrived on return."""
+    async def fetch(self, topics: Sequence[str], *, qos: int = 1) -> None:
+        """Fetch each retained topic alone, then a round trip: what they held has arrived on return.
+
+        ``qos``: that of the wildcard subscription covering the topics; a higher one would have the
+        bus subscribe that wildcard again at the higher QoS (and back), and Mosquitto sends every
+        retained message of a filter again on each such SUBSCRIBE."""
         async with self._lock:
             for start in range(0, len(topics), PROBE_BATCH):  # in flight together: one round trip per batch
-                await asyncio.gather(*(self._fetch(t) for t in topics[start : start + PROBE_BATCH]))
+                await asyncio.gather(*(self._fetch(t, qos) for t in topics[start : start + PROBE_BATCH]))
             self.fetched += len(topics)
             log.debug("fetched %d retained topics one by one", len(topics))
             await self.round_trip()
 
-    async def _fetch(self, topic: str) -> None:
-        sub = await self.bus.subscribe(topic, qos=1, callback=_ignore)
+    async def _fetch(self, topic: str, qos: int) -> None:
+        sub = await self.bus.subscribe(topic, qos=qos, callback=_ignore)
         await sub.aclose()
 
     async def round_trip(self) -> None:
