@@ -90,6 +90,11 @@ async def test_mosquitto_killed_one_second_after_a_deploy_keeps_it(tmp_path):
                 except Exception:  # the restarted broker may not accept connections yet
                     await asyncio.sleep(0.1)
         assert found["demo"] == tiny("demo")
+        # and it still runs: a fresh agent finds it, `edge ls deployments` lists it
+        settings = load_settings(broker=url, namespace=topics.namespace, agent_id="a1", data_dir=tmp_path / "a1")
+        async with Agent(settings, task_sources=[SAMPLES]) as agent:
+            await all_running(agent, ["demo"])
+        assert await asyncio.to_thread(ls_deployments, url, topics.namespace, tmp_path) == {"demo"}
 
 
 async def test_embedded_broker_restart_under_an_agent_with_150_deployments(tmp_path):
