@@ -209,12 +209,12 @@ class Host:
     def _held(self, dep: str) -> Record | None:
         return self.specs.get(dep) or self.removed.get(dep)
 
-    def _republish(self, mine: Record, theirs: Record | None) -> None:
+    def _republish(self, mine: Record, theirs: Record | None, *, level: int = logging.WARNING) -> None:
         """The broker lost our record or holds an older one: publish ours again (``edge.desired``)."""
         what = "nothing" if theirs is None else f"version {theirs.version}"
         kind = "removal" if isinstance(mine, Removal) else "spec"
-        log.warning("the broker holds %s for deployment %s: publishing this agent's %s (version %d) again",
-                    what, mine.id, kind, mine.version)
+        log.log(level, "the broker holds %s for deployment %s: publishing this agent's %s (version %d) again",
+                what, mine.id, kind, mine.version)
         try:
             self.bus.publish_nowait(self.topics.deployment(mine.id), encode_record(mine), qos=1, retain=True)
         except EdgeError as exc:
@@ -245,10 +245,13 @@ class Host:
             return
         if self.bus.session != session:
             return  # reconnected meanwhile: that connection does its own pass
-        for dep in missing:
-            mine = self._held(dep)
-            if self._seen.get(dep) != session and mine is not None:
-                self._republish(mine, None)
+        lost = [d for d in missing if self._seen.get(d) != session]
+        if lost:
+            log.warning("agent %s: the broker has nothing for %d deployments it holds (%s): publishing them again",
+                        self.agent_id, len(lost), ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else ""))
+        for dep in lost:
+            if (mine := self._held(dep)) is not None:
+                self._republish(mine, None, level=logging.INFO)
 
     def _on_validate(self, message: Message) -> None:
         """Answer a controller's validation request with the types' own checks (``edge.validation``)."""
