@@ -10,9 +10,14 @@ once, before the broker is reachable again.
 A controller asks it to clear a task's crash notice on ``{root}/agents/{id}/dismiss`` (a CBOR map
 ``{"deployment", "task", "before"}``, never retained); it clears it and republishes the status.
 
-After each connect it makes a round trip on its own ``sync`` topic: once that comes back, the
-broker has delivered every retained spec, and a persisted deployment that did not come is one
-deleted while this agent was away: it is stopped.
+A deployment is removed only by a removal record retained on its topic (``edge.desired``):
+absence proves nothing, since brokers lose retained messages. After each connect the agent makes
+a round trip on its own ``sync`` topic: once that comes back, the broker has delivered the
+retained specs its wildcard subscription brings (all of them at QoS 0 on our brokers; at most
+100 at QoS 1 on the embedded one); each deployment the agent holds (on disk, spec or removal)
+that did not come is fetched alone (``edge.retained``), and if the broker still has nothing, or
+something older, the agent publishes its own copy again (highest version wins, a removal beats
+a spec of the same version).
 
 The agent daemon (``agent/``) is a Host with the task types it discovered and system metrics;
 an ``@fn_task`` script is a Host offering its one type (:func:`run_agent`), or a single
@@ -35,16 +40,18 @@ from typing import Any
 from edge._cancel import cancel_and_wait
 from edge._lograte import LogLimiter
 from edge.bus import Bus, Message
-from edge.errors import ConfigError, EdgeError, FrameError, SpecError, TopicError
+from edge.desired import Record, Removal, decode_record, encode_record, supersedes
+from edge.errors import ConfigError, EdgeError, FrameError, IdError, SpecError, TopicError
 from edge.frames import decode_value, encode_value, now_ms
-from edge.graph import DeploymentSpec, decode_spec, encode_spec
+from edge.graph import DeploymentSpec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
+from edge.retained import Prober
 from edge.secrets import Secrets
 from edge.settings import Settings
 from edge.storage import write_atomic
 from edge.task import Task, TaskContext
-from edge.topics import TopicKind, Topics
+from edge.topics import TopicKind, Topics, validate_id
 from edge.validation import answer_request, decode_request
 
 __all__ = ["Host", "run_agent", "run_wired"]
@@ -53,6 +60,7 @@ log = logging.getLogger("edge.host")
 
 STATUS_INTERVAL = 2.0
 STATE_INTERVAL = 5.0
+RECOVER_TIMEOUT = 60.0  # s fetching and republishing after a connect may take, at most
 
 
 class Host:
@@ -76,6 +84,10 @@ class Host:
         self.bus.on_connect(self._on_connect)
         #: the specs being applied, by deployment id
         self.specs: dict[str, DeploymentSpec] = {}
+        #: deployments removed by a removal record, by id (kept, to publish again if the broker loses it)
+        self.removed: dict[str, Removal] = {}
+        #: records published again because the broker had lost them or held older ones
+        self.republished = 0
         self.instances: dict[tuple[str, str], Instance] = {}
         #: retained messages on our control topics that could not be understood (each logged)
         self.errors = 0
@@ -86,6 +98,9 @@ class Host:
         # deployment id -> the bus session it was last seen in
         self._seen: dict[str, int] = {}
         self._sync_token = ""
+        self._prober = Prober(self.bus, self._sync_topic)
+        self._recovering: asyncio.Task[None] | None = None
+        self._closing = False
         self._status_interval = status_interval
         self._state_interval = state_interval
         self._group: asyncio.TaskGroup | None = None
@@ -108,7 +123,9 @@ class Host:
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         await self.bus.__aenter__()
-        await self.bus.subscribe(self.topics.all_deployments, qos=1, callback=self._on_spec)
+        # QoS 0: retained specs are state, sent again on every (re)subscribe; at QoS 1 rumqttd
+        # sends at most 100 of them (see edge.retained), and what it leaves out we fetch alone
+        await self.bus.subscribe(self.topics.all_deployments, qos=0, callback=self._on_spec)
         await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)
         await self.bus.subscribe(self.topics.agent_validate(self.agent_id), qos=1, callback=self._on_validate)
         await self.bus.subscribe(self.topics.agent_dismiss(self.agent_id), qos=1, callback=self._on_dismiss)
@@ -120,9 +137,10 @@ class Host:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         assert self._group is not None
+        self._closing = True
         try:
-            for task in self._loops:  # first, so that reconciling starts nothing while we stop
-                await cancel_and_wait(task)
+            for task in [*self._loops, *([self._recovering] if self._recovering else [])]:
+                await cancel_and_wait(task)  # first, so that reconciling starts nothing while we stop
             for key in list(self._runners):
                 await self._stop_instance(key, clear=False)
             if self.bus.is_connected:
@@ -166,34 +184,74 @@ class Host:
         # retained specs arrive while the bus resubscribes, before our on_connect hook runs: the
         # bus's session number tells this connection's deliveries from an earlier one's
         self._seen[dep] = self.bus.session
-        if not message.payload:
-            if self.specs.pop(dep, None) is not None:
-                log.info("deployment %s removed", dep)
-                self._forget(dep)
-                self._dirty.set()
-            return
         try:
-            spec = decode_spec(message.payload)
-            if spec.id != dep:
-                raise SpecError(f"spec id {spec.id!r} published on the topic of deployment {dep!r}")
+            theirs = decode_record(dep, message.payload)
         except SpecError as exc:
             self.errors += 1
             self._bad_specs.error(message.topic, "ignored an invalid spec on %s: %s", message.topic, exc)
             return
-        if self.specs.get(dep) != spec:
-            self.specs[dep] = spec
-            self._persist(spec)
+        mine = self._held(dep)
+        if mine is not None and supersedes(mine, theirs):
+            self._republish(mine, theirs)
+        elif isinstance(theirs, Removal):
+            if self.removed.get(dep) != theirs:
+                self.removed[dep] = theirs
+                self._persist(theirs)
+            if self.specs.pop(dep, None) is not None:
+                log.info("deployment %s removed (version %d)", dep, theirs.version)
+                self._dirty.set()
+        elif theirs is not None and self.specs.get(dep) != theirs:
+            self.specs[dep] = theirs
+            self.removed.pop(dep, None)
+            self._persist(theirs)
             self._dirty.set()
 
-    def _on_sync(self, message: Message) -> None:
-        if message.payload.decode(errors="replace") != self._sync_token:
+    def _held(self, dep: str) -> Record | None:
+        return self.specs.get(dep) or self.removed.get(dep)
+
+    def _republish(self, mine: Record, theirs: Record | None, *, level: int = logging.WARNING) -> None:
+        """The broker lost our record or holds an older one: publish ours again (``edge.desired``)."""
+        what = "nothing" if theirs is None else f"version {theirs.version}"
+        kind = "removal" if isinstance(mine, Removal) else "spec"
+        log.log(level, "the broker holds %s for deployment %s: publishing this agent's %s (version %d) again",
+                what, mine.id, kind, mine.version)
+        try:
+            self.bus.publish_nowait(self.topics.deployment(mine.id), encode_record(mine), qos=1, retain=True)
+        except EdgeError as exc:
+            log.warning("could not publish deployment %s again: %s", mine.id, exc)
             return
-        session = self.bus.session
-        for dep in [d for d in self.specs if self._seen.get(d) != session]:
-            log.info("deployment %s was removed while this agent was away", dep)
-            self.specs.pop(dep)
-            self._forget(dep)
-            self._dirty.set()
+        self.republished += 1
+
+    def _on_sync(self, message: Message) -> None:
+        if self._prober.received(message.payload):
+            return
+        if message.payload.decode(errors="replace") != self._sync_token or self._group is None or self._closing:
+            return
+        if self._recovering is not None and not self._recovering.done():
+            self._recovering.cancel()  # a new connection: its own pass starts over
+        self._recovering = self._group.create_task(self._recover(self.bus.session), name=f"recover-{self.agent_id}")
+
+    async def _recover(self, session: int) -> None:
+        """Fetch alone what we hold that the wildcard did not bring; publish ours where the broker has nothing."""
+        missing = sorted(d for d in {*self.specs, *self.removed} if self._seen.get(d) != session)
+        if not missing:
+            return
+        try:
+            async with asyncio.timeout(RECOVER_TIMEOUT):
+                await self._prober.fetch([self.topics.deployment(d) for d in missing], qos=0)  # as subscribed
+        except (TimeoutError, EdgeError) as exc:
+            log.warning("agent %s could not fetch %d deployments one by one (%s): it keeps its copies",
+                        self.agent_id, len(missing), exc or type(exc).__name__)
+            return
+        if self.bus.session != session:
+            return  # reconnected meanwhile: that connection does its own pass
+        lost = [d for d in missing if self._seen.get(d) != session]
+        if lost:
+            log.warning("agent %s: the broker has nothing for %d deployments it holds (%s): publishing them again",
+                        self.agent_id, len(lost), ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else ""))
+        for dep in lost:
+            if (mine := self._held(dep)) is not None:
+                self._republish(mine, None, level=logging.INFO)
 
     def _on_validate(self, message: Message) -> None:
         """Answer a controller's validation request with the types' own checks (``edge.validation``)."""
@@ -235,29 +293,31 @@ class Host:
     def _spec_path(self, dep: str) -> Path | None:
         return None if self.state_dir is None else self.state_dir / "deployments" / f"{dep}.cbor"
 
-    def _persist(self, spec: DeploymentSpec) -> None:
-        path = self._spec_path(spec.id)
+    def _persist(self, record: Record) -> None:
+        """Keep the spec, or the removal record, of a deployment on disk (see ``edge.desired``)."""
+        path = self._spec_path(record.id)
         if path is not None:
-            write_atomic(path, encode_spec(spec))
-
-    def _forget(self, dep: str) -> None:
-        path = self._spec_path(dep)
-        if path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            try:
+                write_atomic(path, encode_record(record))
+            except OSError as exc:
+                self.errors += 1
+                log.error("could not save deployment %s to %s: %s", record.id, path, exc)
 
     def _load_persisted(self) -> None:
         if self.state_dir is None:
             return
         for path in sorted((self.state_dir / "deployments").glob("*.cbor")):
             try:
-                spec = decode_spec(path.read_bytes())
-            except (SpecError, OSError) as exc:
+                record = decode_record(validate_id(path.stem, "deployment id"), path.read_bytes())
+            except (SpecError, IdError, OSError) as exc:
                 self.errors += 1
                 log.error("ignored the unreadable saved spec %s: %s", path, exc)
                 continue
-            self.specs[spec.id] = spec
-            log.info("resuming deployment %s (version %d) from %s", spec.id, spec.version, path)
+            if isinstance(record, Removal):
+                self.removed[record.id] = record
+            elif record is not None:
+                self.specs[record.id] = record
+                log.info("resuming deployment %s (version %d) from %s", record.id, record.version, path)
 
     # -- reconciling -----------------------------------------------------------------------------
     def desired(self) -> dict[tuple[str, str], Assignment]:

@@ -8,7 +8,7 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/agents/{agent_id}/validate                   validation requests to that agent
     edge/v1/{namespace}/replies/{token}                              answers to one requester
     edge/v1/{namespace}/agents/{agent_id}/dismiss                    "dismiss a crash notice", never retained
-    edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec
+    edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec or removal record
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
 

@@ -88,6 +88,8 @@ def _listen(host: str, port: int) -> str:
 
 
 SEGMENT_COUNT: Final = 2
+MAX_OUTGOING: Final = 1000
+V5_PORT_FILE: Final = "v5_port"
 _SEGMENT_SIZE: Final = 32 * 1024 * 1024
 
 
@@ -111,7 +113,9 @@ def render_rumqttd_config(*, host: str, port: int, v5_port: int, max_payload: in
         "[router]",
         "id = 0",
         "max_connections = 10010",
-        "max_outgoing_packet_count = 200",
+        # also how many retained messages one QoS 0 SUBSCRIBE brings back (QoS 1: 100, fixed): the
+        # readers of deployment specs subscribe at QoS 0 to get them all (edge.retained)
+        f"max_outgoing_packet_count = {MAX_OUTGOING}",
         # rumqttd keeps every message in an in-memory log per topic, up to max_segment_count
         # segments of max_segment_size, whether anyone lags or not: its defaults (10 x 100 MB)
         # let one media stream take it past 1 GB; 2 segments of 32 MiB held it at ~144 MB.
@@ -178,7 +182,9 @@ class EmbeddedBroker:
         data_dir: Path | None = None,
         start_timeout: float = 10.0,
     ) -> None:
-        """``v5_port=None`` picks a free port when the broker starts and keeps it for this object.
+        """``v5_port=None`` picks a free port when the broker starts and keeps it for this object,
+        and, with a ``data_dir``, in the file ``v5_port`` there, so that the next broker started on
+        that data dir listens on the same one (an agent given the ``?v5=PORT`` hint reconnects).
 
         ``data_dir`` holds the generated ``rumqttd.toml`` (mode 0600: it holds the passwords);
         None uses a temporary directory removed on exit.
@@ -255,7 +261,7 @@ class EmbeddedBroker:
             raise RuntimeError("this EmbeddedBroker is already running (not re-entrant)")
         self._restarts = 0
         if self._v5_port is None:
-            self._v5_port = free_port(self.host)
+            self._v5_port = await self._pick_v5_port()
         stack = AsyncExitStack()
         self._stack = stack
         try:
@@ -299,6 +305,29 @@ class EmbeddedBroker:
         log.info("embedded broker on %s:%d stopped", self.host, self._port)
 
     # -- the process ---------------------------------------------------------------------------
+    async def _pick_v5_port(self) -> int:
+        """The MQTT 5 port saved in the data dir if it is still free, else a new free one (saved)."""
+        saved_file = None if self.data_dir is None else self.data_dir / V5_PORT_FILE
+        if saved_file is not None:
+            try:
+                saved = int(saved_file.read_text(encoding="ascii").strip())
+                check_port(saved, "v5_port")
+            except (OSError, ValueError, ConfigError):
+                pass
+            else:
+                if saved != self._port and not await port_accepts(self.host, saved):
+                    return saved
+                log.warning("the embedded broker's MQTT 5 port %d is taken: picking another one "
+                            "(agents given the old ?v5= hint need the new one)", saved)
+        port = free_port(self.host)
+        if saved_file is not None:
+            try:
+                saved_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                saved_file.write_text(f"{port}\n", encoding="ascii")
+            except OSError as exc:
+                log.warning("could not save the MQTT 5 port in %s: %s", saved_file, exc)
+        return port
+
     def _write_config(self) -> Path:
         try:
             return self._write_config_file()

@@ -111,7 +111,12 @@ def render_config(*, host: str, port: int, data_dir: Path, persistence: bool, pa
     # max_packet_size bounds whole packets (topic and properties too); 0 is rejected, not "unlimited".
     lines.append(f"max_packet_size {packet_limit(max_payload)}")
     if persistence:
-        lines += ["persistence true", f"persistence_location {data_dir}{os.sep}"]
+        # Saved after every change (a retained message, a subscription, a queued message), not on
+        # Mosquitto's 30-minute default: desired state lives here, and a kill -9 one second after
+        # a deploy must not lose it. Each save rewrites mosquitto.db (a few hundred KB for a fleet
+        # of hundreds of deployments); docs/brokers.md says how to trade that for fewer writes.
+        lines += ["persistence true", f"persistence_location {data_dir}{os.sep}", "persistence_file mosquitto.db",
+                  "autosave_on_changes true", "autosave_interval 1"]
     else:
         lines.append("persistence false")
     # stderr, not stdout: stdout into our pipe is block-buffered and its tail lost when mosquitto crashes.

@@ -26,6 +26,7 @@ from edge.bus import Bus
 from edge.controller.fleet import Fleet
 from edge.controller.history import SpecHistory
 from edge.controller.placement import place
+from edge.desired import encode_record, removal
 from edge.errors import ConfigError, EdgeError, SpecError
 from edge.frames import encode_value
 from edge.graph import DeploymentSpec, Origin, TaskSpec, check_against_catalog, encode_spec
@@ -89,7 +90,9 @@ class Controller:
     def _place(self, spec: DeploymentSpec) -> tuple[DeploymentSpec, list[str]]:
         placed, problems = place(spec, self.fleet)
         current = self.fleet.deployments.get(spec.id)
-        latest = max([current.version if current else 0, *self.history.versions(spec.id)])
+        removed = self.fleet.removed.get(spec.id)
+        latest = max([current.version if current else 0, removed.version if removed else 0,
+                      *self.history.versions(spec.id)])
         if latest and spec.version <= latest:  # an update is the next version, also after a removal
             placed = placed.model_copy(update={"version": latest + 1})
         return placed, problems
@@ -203,11 +206,22 @@ class Controller:
         return DeployResult(placed, previous, published=True, warnings=report.warnings, unchecked=report.unchecked)
 
     async def remove(self, deployment: str) -> bool:
-        """Remove a deployment; False when there was none. Its history stays for a rollback."""
+        """Remove a deployment; False when there was none. Its history stays for a rollback.
+
+        Publishes a removal record (``edge.desired``), retained in place of the spec, so that an
+        agent away during the removal learns of it when it comes back; the empty topic would
+        mean "the broker lost it" and have the agents publish their copy again."""
         validate_id(deployment, "deployment id")
-        existed = self.fleet.deployments.pop(deployment, None) is not None
-        await self.bus.publish(self.topics.deployment(deployment), b"", qos=1, retain=True)
-        return existed
+        current = self.fleet.deployments.pop(deployment, None)
+        earlier = self.fleet.removed.get(deployment)
+        version = max([current.version if current else 0, earlier.version if earlier else 0,
+                       *self.history.versions(deployment)])
+        if version == 0:  # never deployed as far as anyone here knows: leave no record of a typo
+            return False
+        record = removal(deployment, version)
+        await self.bus.publish(self.topics.deployment(deployment), encode_record(record), qos=1, retain=True)
+        self.fleet.removed[deployment] = record
+        return current is not None
 
     async def rollback(self, deployment: str, version: int | None = None) -> DeployResult:
         """Publish an earlier version again, as the next version (default: the one before the current)."""

@@ -11,9 +11,11 @@ retained messages for a QoS 1 subscription and drops the rest, so with 200 agent
 saw ~150 of them, most with only their state or only their catalog. So once the round trip on
 our ``sync`` topic has come back, the fleet looks for what it knows to be missing (the catalog
 of an agent whose state came, and the other way round; the status of a task a spec names; the
-agent a spec or status names) and fetches each retained topic alone (the bus probes a topic
-its wildcards cover); it does the same, a moment later, for whatever appears half-known at any
-time (an agent the first SUBSCRIBE did not bring, whose next state arrives live).
+agent a spec or status names) and fetches each retained topic alone (``edge.retained``); it
+does the same, a moment later, for whatever appears half-known at any time (an agent the first
+SUBSCRIBE did not bring, whose next state arrives live). The specs themselves are subscribed at
+QoS 0, for which the embedded broker's cap is ours to set (``edge.broker.embedded``): every
+deployment arrives, and a removal record (``edge.desired``) is "not deployed", never a spec.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from typing import Any
 from edge._cancel import cancel_and_wait
 from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
+from edge.desired import Removal, decode_record
 from edge.errors import EdgeError, FrameError, SpecError, TopicError
 from edge.frames import decode_value
-from edge.graph import DeploymentSpec, decode_spec
+from edge.graph import DeploymentSpec
 from edge.protocol import AgentState, Catalog, TaskStatusMsg, ValidationError, problem
+from edge.retained import Prober
 from edge.topics import TopicKind, Topics
 
 __all__ = ["AgentInfo", "Fleet", "TaskStatus"]
@@ -43,7 +47,6 @@ log = logging.getLogger("edge.controller")
 HISTORY = 60  # metric samples kept per agent (5 minutes at the agents' 5 s)
 PROBE_DELAY = 0.5  # s the other half of something half-known may take to arrive by itself before we fetch it
 MAX_PROBES = 1000  # retained topics fetched one by one in one pass, at most
-PROBE_BATCH = 50  # fetched concurrently: over a slow link each costs two round trips
 PROBE_TIMEOUT = 10.0  # s one pass of fetching may take (the bus may be disconnected meanwhile)
 
 
@@ -100,6 +103,8 @@ class Fleet:
         self.topics = topics
         self.agents: dict[str, AgentInfo] = {}
         self.deployments: dict[str, DeploymentSpec] = {}
+        #: deployments removed by a removal record on the broker (their topic holds it, not a spec)
+        self.removed: dict[str, Removal] = {}
         self.statuses: dict[tuple[str, str], TaskStatus] = {}
         #: deployment id -> why its retained spec was refused (one line); agents refuse it too and keep
         #: running the version they had, which stays in :attr:`deployments` if this fleet saw it
@@ -112,22 +117,21 @@ class Fleet:
         self._subs: list[Subscription] = []
         self._sync_topic = f"{topics.root}/controllers/{uuid.uuid4().hex[:16]}/sync"
         self._synced = asyncio.Event()
-        #: retained topics fetched one by one because a wildcard subscription did not bring them
-        self.probes = 0
         self._states: set[str] = set()  # agents whose state we have
         self._catalogs: set[str] = set()  # agents whose catalog we have
         self._probed: set[str] = set()  # topics fetched once already: one with nothing retained stays missing
-        self._round_trips: dict[bytes, asyncio.Future[None]] = {}
-        self._probe_lock = asyncio.Lock()
+        self._prober = Prober(bus, self._sync_topic)
         self._wake = asyncio.Event()
-        self._prober: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Fleet:
-        for pattern in (self.topics.all_agent_states, self.topics.all_agent_catalogs, self.topics.all_deployments,
-                        self.topics.all_task_statuses()):
+        for pattern in (self.topics.all_agent_states, self.topics.all_agent_catalogs, self.topics.all_task_statuses()):
             self._subs.append(await self.bus.subscribe(pattern, qos=1, callback=self._on_message))
+        # QoS 0: retained specs are state, sent again on every (re)subscribe; and at QoS 1 rumqttd
+        # sends at most 100 of them (see edge.retained)
+        self._subs.append(await self.bus.subscribe(self.topics.all_deployments, qos=0, callback=self._on_message))
         self._subs.append(await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync))
-        self._prober = asyncio.get_running_loop().create_task(self._probe_loop(), name="fleet-probes")
+        self._probe_task = asyncio.get_running_loop().create_task(self._probe_loop(), name="fleet-probes")
         self.bus.on_connect(self._request_sync)
         if self.bus.is_connected:
             await self._request_sync(self.bus)
@@ -135,9 +139,9 @@ class Fleet:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._prober is not None:
-            await cancel_and_wait(self._prober)
-            self._prober = None
+        if self._probe_task is not None:
+            await cancel_and_wait(self._probe_task)
+            self._probe_task = None
         for sub in self._subs:
             await sub.aclose()
         self._subs.clear()
@@ -148,8 +152,8 @@ class Fleet:
     def _on_sync(self, message: Message) -> None:
         if message.payload == b"sync":
             self._synced.set()
-        elif (waiter := self._round_trips.get(message.payload)) is not None and not waiter.done():
-            waiter.set_result(None)
+        else:
+            self._prober.received(message.payload)
 
     async def synced(self, timeout: float = 5.0) -> None:
         """Wait until the retained states, catalogs, specs and statuses have all arrived.
@@ -189,29 +193,14 @@ class Fleet:
             wanted |= {topics.agent_state(agent), topics.agent_catalog(agent)}
         return sorted(wanted - self._probed)[:MAX_PROBES]
 
+    @property
+    def probes(self) -> int:
+        """Retained topics fetched one by one because a wildcard subscription did not bring them."""
+        return self._prober.fetched
+
     async def _probe(self, topics: list[str]) -> None:
-        """Fetch each retained topic alone, then a round trip: what they held has arrived by then."""
-        async with self._probe_lock:
-            self._probed.update(topics)
-            for start in range(0, len(topics), PROBE_BATCH):  # in flight together: one round trip per batch
-                await asyncio.gather(*(self._fetch(t) for t in topics[start : start + PROBE_BATCH]))
-            self.probes += len(topics)
-            log.debug("fetched %d retained topics one by one", len(topics))
-            await self._round_trip()
-
-    async def _fetch(self, topic: str) -> None:
-        sub = await self.bus.subscribe(topic, qos=1, callback=_ignore)
-        await sub.aclose()
-
-    async def _round_trip(self) -> None:
-        token = uuid.uuid4().hex.encode()
-        waiter = asyncio.get_running_loop().create_future()
-        self._round_trips[token] = waiter
-        try:
-            await self.bus.publish(self._sync_topic, token, qos=1)
-            await waiter
-        finally:
-            del self._round_trips[token]
+        self._probed.update(topics)
+        await self._prober.fetch(topics)
 
     async def _probe_loop(self) -> None:
         """Later on, fetch what shows up half-known (an agent the first SUBSCRIBE left out reports live)."""
@@ -288,20 +277,23 @@ class Fleet:
             elif kind is TopicKind.DEPLOYMENT:
                 assert parsed.deployment_id is not None
                 key = parsed.deployment_id
-                if message.payload:
-                    try:
-                        spec = decode_spec(message.payload)
-                        if spec.id != key:
-                            raise SpecError(f"spec id {spec.id!r} on the topic of {key!r}")
-                    except SpecError as exc:  # agents refuse it too and keep running what they had
-                        self.rejected[key] = _one_line(exc)
-                        self._notify("deployment", key)
-                        raise
-                    if self.deployments.get(key) != spec:
+                try:
+                    record = decode_record(key, message.payload)
+                except SpecError as exc:  # agents refuse it too and keep running what they had
+                    self.rejected[key] = _one_line(exc)
+                    self._notify("deployment", key)
+                    raise
+                if isinstance(record, DeploymentSpec):
+                    if self.deployments.get(key) != record:
                         self._wake.set()
-                    self.deployments[key] = spec
-                else:
+                    self.deployments[key] = record
+                    self.removed.pop(key, None)
+                else:  # removed, or nothing there: not deployed
                     self.deployments.pop(key, None)
+                    if record is None:
+                        self.removed.pop(key, None)
+                    else:
+                        self.removed[key] = record
                 self.rejected.pop(key, None)
                 self._notify("deployment", key)
             elif kind is TopicKind.TASK_STATUS:
@@ -391,7 +383,3 @@ def _one_line(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
     more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
     return " ".join(lines[:2])[:300] + more
-
-
-def _ignore(_message: Message) -> None:
-    """A fetched topic's message reaches the fleet's own wildcard subscription too."""

@@ -121,6 +121,7 @@ async def test_stopping_while_reconciling_does_not_hang(broker, tmp_path):
     """A shutdown that lands while the agent is stopping removed tasks still finishes."""
     from pathlib import Path
 
+    from edge.desired import Removal, encode_record
     from edge.graph import encode_spec, parse_spec
 
     settings = load_settings(broker=broker.url.geturl(), agent_id="busy", data_dir=tmp_path,
@@ -128,13 +129,14 @@ async def test_stopping_while_reconciling_does_not_hang(broker, tmp_path):
     topics = Topics(settings.namespace)
     samples = str(Path(__file__).with_name("sample_tasks.py"))
     spec = parse_spec({"id": "d", "tasks": [{"id": f"t{i}", "type": "ticker", "agent": "busy"} for i in range(20)]})
-    for _ in range(3):
+    for version in range(1, 4):  # each round a newer version than the last round's removal
         agent = Agent(settings, task_sources=[samples])
         async with asyncio.timeout(20):
             async with agent, Bus(broker.url) as bus:
-                await bus.publish(topics.deployment("d"), encode_spec(spec), qos=1, retain=True)
+                await bus.publish(topics.deployment("d"), encode_spec(spec.model_copy(update={"version": version})),
+                                  qos=1, retain=True)
                 while len([i for i in agent.instances.values() if i.state == "running"]) < 20:
                     await asyncio.sleep(0.01)
-                await bus.publish(topics.deployment("d"), b"", qos=1, retain=True)
+                await bus.publish(topics.deployment("d"), encode_record(Removal("d", version)), qos=1, retain=True)
                 while len(agent.instances) == 20:  # the agent has begun stopping them: leave now
                     await asyncio.sleep(0.001)

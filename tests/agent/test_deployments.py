@@ -15,8 +15,9 @@ import pytest
 from agent import Agent
 from edge.broker import MosquittoBroker, free_port
 from edge.bus import Bus
+from edge.desired import Removal, decode_record, encode_record
 from edge.frames import decode_frame, decode_value, encode_frame
-from edge.graph import encode_spec, parse_spec
+from edge.graph import DeploymentSpec, encode_spec, parse_spec
 from edge.settings import load_settings
 from edge.topics import Topics
 
@@ -44,8 +45,10 @@ class World:
     async def deploy(self, spec: dict) -> None:
         await self.bus.publish(self.topics.deployment(spec["id"]), encode_spec(parse_spec(spec)), qos=1, retain=True)
 
-    async def remove(self, dep: str) -> None:
-        await self.bus.publish(self.topics.deployment(dep), b"", qos=1, retain=True)
+    async def remove(self, dep: str, version: int = 1000) -> None:
+        """A removal record (edge.desired), as the controller publishes: every version up to ``version`` goes."""
+        await self.bus.publish(self.topics.deployment(dep), encode_record(Removal(dep, version, 1)), qos=1,
+                               retain=True)
 
     async def status(self, dep: str, task: str, predicate, timeout: float = TIMEOUT) -> dict | None:
         """Wait for the task's retained status to satisfy ``predicate`` (None: cleared)."""
@@ -168,9 +171,33 @@ async def test_removed_task_and_deleted_deployment_are_stopped_and_cleared(world
         await world.remove("demo")
         await world.status("demo", "scale", lambda s: s is None)
         saved = agent.state_dir / "deployments" / "demo.cbor"
-        async with asyncio.timeout(TIMEOUT):
-            while agent.instances or saved.exists():
+        async with asyncio.timeout(TIMEOUT):  # what it keeps is the removal record, not the spec
+            while agent.instances or not isinstance(decode_record("demo", saved.read_bytes()), Removal):
                 await asyncio.sleep(0.02)
+
+
+async def test_a_removal_while_the_agent_was_away_stops_it_when_it_returns(world):
+    async with world.agent() as agent:
+        await world.deploy(scale_spec(version=3))
+        await world.status("demo", "scale", running)
+    await world.remove("demo", version=3)  # the agent is offline: it finds the record when it returns
+    async with world.agent() as agent:
+        async with asyncio.timeout(TIMEOUT):
+            while agent.instances or "demo" in agent.specs:
+                await asyncio.sleep(0.02)
+        assert agent.removed["demo"].version == 3 and agent.republished == 0
+
+
+async def test_an_older_spec_on_the_broker_is_replaced_by_the_agents_newer_copy(world):
+    async with world.agent() as agent:
+        await world.deploy(scale_spec(version=5, factor=3.0))
+        await world.status("demo", "scale", lambda s: running(s) and s["version"] == 5)
+        await world.deploy(scale_spec(version=4))  # e.g. a broker restored from an old save
+        async with world.bus.subscribe(world.topics.deployment("demo")) as specs, asyncio.timeout(TIMEOUT):
+            while (spec := decode_record("demo", (await specs.get()).payload)) is None or spec.version != 5:
+                pass
+        assert isinstance(spec, DeploymentSpec) and agent.republished >= 1
+        assert agent.instances[("demo", "scale")].assignment.version == 5
 
 
 async def test_tasks_pinned_elsewhere_are_not_run_here(world):
@@ -209,10 +236,12 @@ async def test_resumes_saved_specs_before_the_broker_is_back(tmp_path):
             w.bus = Bus(url)
             async with w.bus:
                 await agent.bus.wait_connected(TIMEOUT)
-                # the new broker has no spec: the deployment was deleted while we were away
-                async with asyncio.timeout(TIMEOUT):
-                    while agent.instances:
-                        await asyncio.sleep(0.02)
+                # the new broker has no spec: it lost it, so the agent keeps running it and publishes
+                # its copy again (before removal had to be explicit, it stopped and deleted it)
+                async with w.bus.subscribe(w.topics.deployment("demo")) as specs, asyncio.timeout(TIMEOUT):
+                    while decode_record("demo", (await specs.get()).payload) != agent.specs["demo"]:
+                        pass
+                assert agent.instances[("demo", "scale")].state == "running" and agent.republished == 1
 
 
 async def test_killed_agent_process_resumes_its_tasks(world, tmp_path):

@@ -10,6 +10,7 @@ import asyncio
 import uuid
 
 from edge.bus import Bus
+from edge.desired import Removal, encode_record
 from edge.frames import decode_frame, decode_value, encode_frame
 from edge.graph import encode_spec, parse_spec
 from edge.host import Host
@@ -83,8 +84,8 @@ async def test_a_dashboard_graph_deployed_to_a_runtime(broker, tmp_path):
         status = await _status(bus, topics, "producer", "target",
                                lambda s: s.get("metrics", {}).get("inputs", {}).get("set", {}).get("errors") == 1)
         assert status["state"] == "running"
-        await bus.publish(topics.deployment("producer"), b"", qos=1, retain=True)
-        await bus.publish(topics.deployment("consumer"), b"", qos=1, retain=True)
+        for dep in ("producer", "consumer"):  # removal is explicit (edge.desired), never an empty topic
+            await bus.publish(topics.deployment(dep), encode_record(Removal(dep, 1000)), qos=1, retain=True)
         async with asyncio.timeout(TIMEOUT):
             while host.instances:
                 await asyncio.sleep(0.02)
