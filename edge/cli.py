@@ -273,6 +273,7 @@ def _blank(value: object) -> object:
     return "" if value is None else value
 
 
+_HINT_NAMESPACES = 5  # namespaces named when a namespace has no agents: those with most agents first
 _LS_ROWS = {"agents": _agent_rows, "types": _type_rows, "deployments": _deployment_rows, "tasks": _task_rows}
 
 
@@ -316,9 +317,12 @@ async def _no_agents_hint(bus: Any, namespace: str, timeout: float) -> str:
             await bus.publish(sync, token, qos=1)  # it comes back after the retained states
             await back.wait()
     text = f"no agents found in namespace {namespace!r} on {bus.url}"
-    others = sorted(ns for ns in found if ns != namespace)
+    others = sorted((ns for ns in found if ns != namespace), key=lambda ns: (-len(found[ns]), ns))
     if others:
-        listed = ", ".join(f"{ns} ({len(found[ns])} agent{'s' if len(found[ns]) != 1 else ''})" for ns in others)
+        listed = ", ".join(f"{ns} ({len(found[ns])} agent{'s' if len(found[ns]) != 1 else ''})"
+                           for ns in others[:_HINT_NAMESPACES])
+        more = len(others) - _HINT_NAMESPACES
+        listed += f" and {more} more" if more > 0 else ""
         text += f"; agents exist in namespace {listed}: set EDGE_NAMESPACE (or --namespace) to one of them"
     return text
 
