@@ -38,6 +38,18 @@ Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 
 
 # -- commands ------------------------------------------------------------------------------------
+def _check_data_dir(settings: Settings) -> None:
+    """An agent writes its state under EDGE_DATA_DIR: one line now rather than a traceback per reconnect."""
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"EDGE_DATA_DIR {path} cannot be created: {exc.strerror or exc}",
+                          field="EDGE_DATA_DIR") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"EDGE_DATA_DIR {path} is not writable", field="EDGE_DATA_DIR")
+
+
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from agent import Agent
     from edge.broker import open_broker
@@ -47,6 +59,7 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
     check_exposure(settings)  # refuse a panel open to the network without a password before starting anything
+    _check_data_dir(settings)
     async with open_broker(settings) as broker:
         settings = settings.model_copy(update={"broker": broker.url.geturl()})
         print(f"broker    {broker.name} at {broker.url}", flush=True)
@@ -72,6 +85,7 @@ async def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
     from agent import Agent
 
+    _check_data_dir(settings)
     async with Agent(settings, task_sources=[*settings.task_sources, *args.tasks]) as agent:
         print(f"agent {agent.agent_id} connecting to {settings.broker_url} with {len(agent.types)} task types "
               "(Ctrl+C to stop)", flush=True)
@@ -805,6 +819,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return _EXIT_BROKEN_PIPE
+    except OSError as exc:  # a file or directory named by the settings or arguments cannot be used
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"edge: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

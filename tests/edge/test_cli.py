@@ -237,6 +237,15 @@ def test_unreadable_specs_are_one_line_errors(mosquitto_broker, tmp_path):
         assert out.returncode == 2 and "Traceback" not in out.stderr and "--timeout" in out.stderr
 
 
+def test_an_unusable_data_dir_is_one_line(mosquitto_broker, tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    env = env_for(EDGE_BROKER=str(mosquitto_broker.url), EDGE_DATA_DIR=str(tmp_path / "file" / "data"))
+    for args in (["agent"], ["up"]):  # before: an agent logged a traceback at each reconnect, forever
+        assert "EDGE_DATA_DIR" in one_line_error(run(args, env=env, check=False))
+    out = run(["acl", "--agents", "a"], env=env, check=False)
+    assert "Not a directory" in one_line_error(out)
+
+
 def test_unreachable_broker_is_one_line_not_a_retry_log():
     env = env_for(EDGE_BROKER=f"mqtt://127.0.0.1:{free_port()}")
     for args in (["pub", "a/b", "1"], ["ls", "tasks"], ["tail", "a/#"], ["describe", "scale"],
