@@ -15,6 +15,8 @@ COPY tasks tasks
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${EXTRAS}]"
 
 FROM python:${PYTHON}-slim
+# the same extras as the build stage: without them `edge ui` in the image has no NiceGUI
+ARG EXTRAS=ui
 # Mosquitto is the broker of `edge up` / `edge broker` in a container (the embedded broker's
 # wheel does not exist for every architecture); no compilers or build tools in this stage.
 RUN apt-get update \
@@ -25,7 +27,7 @@ RUN apt-get update \
 COPY --from=build /wheels /wheels
 # the wheels built above are the pinned set: nothing comes from an index here
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir --no-index --find-links /wheels edgetasks && rm -rf /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels "edgetasks[${EXTRAS}]" && rm -rf /wheels
 USER 10001
 ENV EDGE_DATA_DIR=/data \
     EDGE_BROKER_HOST=0.0.0.0 \

@@ -4,6 +4,8 @@ Each agent logs in with its agent id as user name and may
 
 * read and write its own subtree ``{root}/agents/{id}/#`` (state, catalog, sync);
 * read the deployment specs ``{root}/deployments/+``;
+* answer validation requests on ``{root}/replies/+`` (``edge.validation``; the requests come on
+  its own subtree);
 * write the statuses and output streams of the tasks placed on it, and the ``topic:`` targets of
   their outputs;
 * read the sources of its tasks' inputs (other tasks' streams, ``topic:`` sources).
@@ -29,7 +31,8 @@ __all__ = ["AclFiles", "generate_acl", "write_acl_files"]
 
 def _agent_rules(agent: str, topics: Topics, specs: Iterable[DeploymentSpec]) -> list[str]:
     root = topics.root
-    rules = [f"topic readwrite {root}/agents/{agent}/#", f"topic read {root}/deployments/+"]
+    rules = [f"topic readwrite {root}/agents/{agent}/#", f"topic read {root}/deployments/+",
+             f"topic write {root}/replies/+"]
     for spec in specs:
         for task in spec.tasks:
             if task.agent != agent:

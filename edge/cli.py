@@ -24,7 +24,6 @@ from edge.errors import ConfigError, EdgeError
 
 if TYPE_CHECKING:
     from edge.controller import Fleet
-    from edge.graph import DeploymentSpec
     from edge.settings import Settings
 
 __all__ = ["main"]
@@ -55,12 +54,16 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from edge.broker import open_broker
 
     try:
-        from ui import check_exposure, serve
+        from ui import bind_panel, check_exposure, serve
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
-    check_exposure(settings)  # refuse a panel open to the network without a password before starting anything
+    # refuse a panel open to the network without a password, or on a busy port, before starting anything
+    check_exposure(settings)
     _check_data_dir(settings)
-    async with open_broker(settings) as broker:
+    panel_socket = bind_panel(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(panel_socket.close)
+        broker = await stack.enter_async_context(open_broker(settings))
         settings = settings.model_copy(update={"broker": broker.url.geturl()})
         print(f"broker    {broker.name} at {broker.url}", flush=True)
         sources = [*settings.task_sources, *args.tasks]
@@ -69,7 +72,7 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                   f"{len(agent.types)} task types)", flush=True)
             print(f"panel     http://{settings.controller_host}:{settings.controller_port}", flush=True)
             tg.create_task(agent.run())
-            tg.create_task(serve(settings))
+            tg.create_task(serve(settings, sock=panel_socket))
     return 0
 
 
@@ -97,12 +100,13 @@ async def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        from ui import check_exposure, serve
+        from ui import bind_panel, check_exposure, serve
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
     check_exposure(settings)
+    panel_socket = bind_panel(settings)
     print(f"control panel on http://{settings.controller_host}:{settings.controller_port}", flush=True)
-    await serve(settings)
+    await serve(settings, sock=panel_socket)
     return 0
 
 
@@ -145,17 +149,17 @@ async def _open_controller(settings: Settings, args: argparse.Namespace, stack: 
     from edge.controller import Controller
 
     bus = await stack.enter_async_context(Bus.from_settings(settings, connect_timeout=args.timeout))
-    return await stack.enter_async_context(Controller(settings, bus=bus))
+    return await stack.enter_async_context(Controller(settings, bus=bus, via="cli"))
 
 
-def _load_spec_file(name: str) -> DeploymentSpec:
-    """The spec in a file, or one line saying why it cannot be read."""
+def _load_spec_file(name: str, *, data: bool = False) -> Any:
+    """The spec in a file (``data``: its parsed, unchecked data), or one line saying why it cannot be read."""
     from pathlib import Path
 
-    from edge.graph import load_spec
+    from edge.graph import load_spec, load_spec_data
 
     try:
-        return load_spec(Path(name))
+        return load_spec_data(Path(name)) if data else load_spec(Path(name))
     except OSError as exc:
         raise ConfigError(f"cannot read {name}: {exc.strerror or exc}", field="spec") from None
     except UnicodeDecodeError as exc:
@@ -168,10 +172,16 @@ def _placement(spec: Any) -> str:
 
 
 async def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
-    spec = _load_spec_file(args.spec)
+    data = _load_spec_file(args.spec, data=True)
     async with contextlib.AsyncExitStack() as stack:
         controller = await _open_controller(settings, args, stack)
-        result = await controller.deploy(spec, dry_run=args.dry_run)
+        report = await controller.validate(data, timeout=args.check_timeout)
+        for line in report.lines():  # every problem at once, one line each (edge.validation)
+            print(line, file=sys.stderr)
+        if report.checked is None or not report.ok:
+            print(f"edge: not deployed: {len(report.errors)} error(s)", file=sys.stderr)
+            return 1
+        result = await controller.deploy(report.checked, dry_run=args.dry_run, report=report)
     placed = result.spec
     verb = "would deploy" if args.dry_run else "deployed"
     print(f"{verb} {placed.id} version {placed.version}: {len(placed.tasks)} task(s), {len(placed.edges)} edge(s)")
@@ -201,22 +211,17 @@ async def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _task_state(fleet: Fleet, deployment: str, task: str) -> str:
-    """The STATE shown for a task, in every ``ls`` table: its last status's state (pending before one)."""
-    status = fleet.statuses.get((deployment, task))
-    return status.state if status is not None else "pending"
-
-
 def _number(value: object) -> float | int | None:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _agent_rows(fleet: Fleet) -> list[dict[str, Any]]:
     load = fleet.load()
+    # an offline agent's last CPU and memory are not its current ones: not shown (null)
     return [{"id": a.id, "online": a.online, "epoch": a.epoch, "version": a.version, "ts": a.ts,
              "host": a.host, "types": sorted(str(t.get("name")) for t in a.types if t.get("available", True)),
-             "tasks": load.get(a.id, 0), "cpu_percent": _number(a.metrics.get("cpu_percent")),
-             "rss_mb": _number(a.metrics.get("rss_mb"))}
+             "tasks": load.get(a.id, 0), "cpu_percent": _number(a.metrics.get("cpu_percent")) if a.online else None,
+             "rss_mb": _number(a.metrics.get("rss_mb")) if a.online else None}
             for a in sorted(fleet.agents.values(), key=lambda a: a.id)]
 
 
@@ -234,26 +239,30 @@ def _type_rows(fleet: Fleet) -> list[dict[str, Any]]:
 
 
 def _deployment_rows(fleet: Fleet) -> list[dict[str, Any]]:
+    from edge.controller.views import summarize
+
     rows = []
     for dep, spec in sorted(fleet.deployments.items()):
-        states = [_task_state(fleet, dep, task.id) for task in spec.tasks]
+        shown = summarize(fleet, dep)  # the states every view shows: an offline agent's tasks are not running
+        states = [view.state for view in shown.views]
         rows.append({"id": dep, "version": spec.version, "label": spec.label or "", "tasks": len(spec.tasks),
-                     "running": states.count("running"), "states": {s: states.count(s) for s in sorted(set(states))}})
+                     "running": shown.running, "notes": shown.notes,
+                     "states": {s: states.count(s) for s in sorted(set(states))}})
     return rows
 
 
 def _task_rows(fleet: Fleet) -> list[dict[str, Any]]:
+    from edge.controller.views import deployment_views
+
     rows = []
-    for dep, spec in sorted(fleet.deployments.items()):
-        for task in spec.tasks:
-            st = fleet.statuses.get((dep, task.id))
-            m = st.metrics if st else {}
-            ports_in, ports_out = m.get("inputs"), m.get("outputs")
+    for dep in sorted(fleet.deployments):
+        for view in deployment_views(fleet, dep):
+            m = view.metrics
             rows.append({
-                "deployment": dep, "task": task.id, "type": task.type, "agent": task.agent,
-                "state": _task_state(fleet, dep, task.id), "restarts": st.restarts if st else 0,
-                "ts": st.ts if st else None, "error": st.error if st else None,
-                "frames_in": _frames(ports_in), "frames_out": _frames(ports_out),
+                "deployment": dep, "task": view.task, "type": view.type, "agent": view.agent,
+                "state": view.state, "shown": view.label, "restarts": view.restarts,
+                "ts": view.status.ts if view.status is not None else None, "error": view.error or None,
+                "notice": view.notice, "frames_in": _frames(m.get("inputs")), "frames_out": _frames(m.get("outputs")),
                 "dropped": _number(m.get("dropped")) or 0})
     return rows
 
@@ -268,23 +277,25 @@ def _ls_table(what: str, rows: list[dict[str, Any]]) -> str:
     if what == "agents":
         return _table(("AGENT", "STATUS", "EPOCH", "VERSION", "HOST", "TYPES", "TASKS", "CPU%", "RSS_MB"),
                       [(r["id"], "online" if r["online"] else "offline", r["epoch"], r["version"],
-                        r["host"].get("name", ""), len(r["types"]), r["tasks"], _blank(r["cpu_percent"]),
-                        _blank(r["rss_mb"])) for r in rows])
+                        r["host"].get("name", ""), len(r["types"]), r["tasks"], _blank(r["cpu_percent"], r["online"]),
+                        _blank(r["rss_mb"], r["online"])) for r in rows])
     if what == "types":
         return _table(("TYPE", "INPUTS", "OUTPUTS", "AGENTS"),
                       [(r["name"], ",".join(r["inputs"]) or "-", ",".join(r["outputs"]) or "-",
                         ",".join(r["agents"]) or f"unavailable: {r['reason']}") for r in rows], wrap_last=True)
     if what == "deployments":
         return _table(("DEPLOYMENT", "VERSION", "TASKS", "RUNNING", "LABEL"),
-                      [(r["id"], r["version"], r["tasks"], f"{r['running']}/{r['tasks']}", r["label"]) for r in rows],
+                      [(r["id"], r["version"], r["tasks"], f"{r['running']}/{r['tasks']}"
+                        + (f" ({', '.join(r['notes'])})" if r["notes"] else ""), r["label"]) for r in rows],
                       wrap_last=True)
     return _table(("TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "ERROR"),
-                  [(f"{r['deployment']}/{r['task']}", r["type"], r["agent"] or "-", r["state"], r["frames_in"],
-                    r["frames_out"], r["dropped"], r["error"] or "") for r in rows], wrap_last=True)
+                  [(f"{r['deployment']}/{r['task']}", r["type"], r["agent"] or "-", r["shown"], r["frames_in"],
+                    r["frames_out"], r["dropped"], r["error"] or r["notice"] or "") for r in rows], wrap_last=True)
 
 
-def _blank(value: object) -> object:
-    return "" if value is None else value
+def _blank(value: object, online: bool) -> object:
+    """A metric for a table: "-" for an offline agent (its last values are not current), "" if unknown."""
+    return value if value is not None else "" if online else "-"
 
 
 _HINT_NAMESPACES = 5  # namespaces named when a namespace has no agents: those with most agents first
@@ -495,6 +506,9 @@ async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when this device's agent is connected to its broker and wrote its health lately."""
     from edge.frames import now_ms
 
+    if args.panel:
+        return await _panel_health(settings)
+
     path = settings.data_dir / "agents" / settings.agent_id / "health.json"
     try:
         health = json.loads(path.read_text())
@@ -509,6 +523,30 @@ async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
         print(f"unhealthy: agent {settings.agent_id} is not connected to its broker", file=sys.stderr)
         return 1
     print(f"healthy: agent {settings.agent_id} connected, {len(health.get('tasks', {}))} task(s)")
+    return 0
+
+
+async def _panel_health(settings: Settings) -> int:
+    """Exit 0 when the control panel answers a page on its port (``edge health --panel``)."""
+    import urllib.error
+    import urllib.request
+
+    from edge.broker.ports import connect_host
+
+    host = connect_host(settings.controller_host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.controller_port}/"
+
+    def fetch() -> int:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+
+    try:
+        status = await asyncio.to_thread(fetch)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"unhealthy: the control panel does not answer at {url} ({getattr(exc, 'reason', exc)})",
+              file=sys.stderr)
+        return 1
+    print(f"healthy: the control panel answers at {url} (HTTP {status})")
     return 0
 
 
@@ -731,11 +769,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")
     p = add("health", cmd_health, "exit 0 if this device's agent is connected to its broker (for HEALTHCHECK)")
     p.add_argument("--max-age", type=float, default=30.0, help="seconds after which the agent's report is stale")
+    p.add_argument("--panel", action="store_true",
+                   help="check the control panel instead: exit 0 if it answers on EDGE_CONTROLLER_PORT")
     p = add("deploy", cmd_deploy, "publish a deployment spec (YAML, JSON or CBOR file); "
                                  "a spec already deployed gets the next version")
     p.add_argument("spec", help="graph.yaml, graph.json or graph.cbor")
     p.add_argument("--dry-run", action="store_true", help="check and place, print the placement, publish nothing")
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")
+    p.add_argument("--check-timeout", default=3.0, type=_seconds,
+                   help="seconds to wait for agents to run their task types' own config checks")
     p = add("rm", cmd_rm, "remove a deployment: its agents stop its tasks")
     p.add_argument("deployment")
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")

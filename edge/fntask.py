@@ -35,6 +35,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from edge._fncall import FnTaskBase
 from edge._fnsig import analyse
+from edge._signals import run_until_signal
 from edge.errors import ConfigError, EdgeError
 from edge.settings import Settings, load_settings, sanitize_id
 from edge.topics import validate_filter, validate_id, validate_topic
@@ -51,7 +52,7 @@ class FnTask(Generic[P, R]):
     task_type: type[FnTaskBase]
 
     def __init__(self, fn: Callable[P, R], *, label: str | None = None, thread_safe: bool = False,
-                 name: str | None = None) -> None:
+                 name: str | None = None, category: str | None = None) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         type_name = validate_id(name if name is not None else getattr(fn, "__name__", ""), "task type")
@@ -67,6 +68,8 @@ class FnTask(Generic[P, R]):
         }
         if label:
             namespace["label"] = label
+        if category:
+            namespace["category"] = category
         class_name = signature.Config.__name__.removesuffix("Config") + "Task"
         self.task_type = types.new_class(class_name, (FnTaskBase,), exec_body=lambda ns: ns.update(namespace))
 
@@ -100,9 +103,10 @@ class FnTask(Generic[P, R]):
                                  agent_id=invocation.id or _default_agent_id(settings, type_name))
 
     def run_sync(self, url: str | None = None, *, argv: Sequence[str] | None = None) -> None:
-        """:meth:`run` in a new event loop; Ctrl-C stops it quietly, a config error exits with its message."""
+        """:meth:`run` in a new event loop; Ctrl-C and SIGTERM stop it quietly and cleanly (the agent says it
+        goes offline), a config error exits with its message."""
         try:
-            asyncio.run(self.run(url, argv=argv))
+            asyncio.run(run_until_signal(self.run(url, argv=argv)))  # SIGTERM stops it as Ctrl-C does
         except KeyboardInterrupt:
             pass
         except ConfigError as exc:
@@ -115,19 +119,21 @@ def fn_task(fn: Callable[P, R], /) -> FnTask[P, R]: ...
 
 @overload
 def fn_task(*, label: str | None = None, thread_safe: bool = False,
-            name: str | None = None) -> Callable[[Callable[P, R]], FnTask[P, R]]: ...
+            name: str | None = None, category: str | None = None) -> Callable[[Callable[P, R]], FnTask[P, R]]: ...
 
 
 def fn_task(fn: Callable[P, R] | None = None, /, *, label: str | None = None, thread_safe: bool = False,
-            name: str | None = None) -> FnTask[P, R] | Callable[[Callable[P, R]], FnTask[P, R]]:
+            name: str | None = None, category: str | None = None,
+            ) -> FnTask[P, R] | Callable[[Callable[P, R]], FnTask[P, R]]:
     """Make ``fn`` a task type: ``@fn_task()``, ``@fn_task``, or ``@fn_task(label=..., thread_safe=True)``.
 
     ``name`` is the type name in catalogs and specs (default: the function's name), ``label`` its
-    display name, ``thread_safe`` runs a synchronous function in a worker thread (calls are still
-    one at a time). Mistakes in the signature are a :class:`TypeError` here, at decoration.
+    display name, ``category`` the group the panel lists it under, ``thread_safe`` runs a synchronous
+    function in a worker thread (calls are still one at a time). Mistakes in the signature are a
+    :class:`TypeError` here, at decoration.
     """
     def decorate(function: Callable[P, R]) -> FnTask[P, R]:
-        return FnTask(function, label=label, thread_safe=thread_safe, name=name)
+        return FnTask(function, label=label, thread_safe=thread_safe, name=name, category=category)
 
     return decorate if fn is None else decorate(fn)
 

@@ -66,7 +66,11 @@ import numpy as np
 from edge.errors import FrameError
 
 __all__ = [
+    "ALLOWED_TAGS",
+    "MAX_BIGNUM_BYTES",
+    "MAX_DEPTH",
     "MAX_FRAME_SIZE",
+    "MAX_ITEMS",
     "Frame",
     "decode_frame",
     "decode_value",
@@ -77,6 +81,12 @@ __all__ = [
 
 MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 """Default limit for a payload handed to :func:`decode_frame` / :func:`decode_value`."""
+MAX_DEPTH: Final = 64
+"""Containers (arrays, maps, tags) nest at most this deep in a decoded payload."""
+MAX_ITEMS: Final = 1_000_000
+"""Data items in one payload, at most: what bounds the memory a small payload can decode into."""
+MAX_BIGNUM_BYTES: Final = 1024
+"""Bytes of a bignum (tags 2 and 3), at most: 2,466 decimal digits, printable (Python refuses 4,300)."""
 
 _RESERVED_KEYS: Final = frozenset({"ts", "seq", "value"})
 
@@ -97,6 +107,26 @@ _UNSUPPORTED_TAGS: Final = {
 _TAG_MULTI_DIM: Final = 40
 _TAG_MULTI_DIM_COLUMN_MAJOR: Final = 1040
 _MAX_DIMS: Final = 64  # numpy's own limit
+
+_TAG_POSITIVE_BIGNUM: Final = 2
+_TAG_NEGATIVE_BIGNUM: Final = 3
+ALLOWED_TAGS: Final = frozenset({
+    _TAG_POSITIVE_BIGNUM, _TAG_NEGATIVE_BIGNUM, _TAG_MULTI_DIM, _TAG_MULTI_DIM_COLUMN_MAJOR, *_DTYPE_BY_TAG,
+})
+"""The CBOR tags a payload may hold (docs/frames.md); any other tag refuses the payload.
+
+Value sharing (28/29) turns a few hundred bytes into a structure with 2**40 leaves for
+whoever walks it; string references (25/256), dates, regular expressions, MIME messages,
+bigfloats with huge exponents and the rest are nothing our wire format uses.
+"""
+# the tags cbor2 decodes by itself (so tag_hook never sees them): each refused by a decoder of ours
+_CBOR2_BUILTIN_TAGS: Final = (0, 1, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004, 55799)
+_TAG_NAMES: Final = {28: "value sharing", 29: "value sharing", 25: "string references", 256: "string references"}
+
+# Payloads over this size have their structure walked before cbor2 decodes them (item count,
+# depth, tags), so that a big payload of tiny items cannot decode into gigabytes; under it, the
+# item count is bounded by the size itself and the walk would only cost time.
+_WALK_BYTES: Final = 64 * 1024
 
 # (dtype kind, item size) -> the little-endian typed-array tag we write.
 _TAG_BY_KIND_SIZE: Final = {
@@ -319,10 +349,7 @@ def decode_frame(data: bytes | bytearray | memoryview, *, max_size: int = MAX_FR
         frame = _decode_array_frame(data)
         if frame is not None:
             return frame
-    try:
-        obj = cbor2.loads(data, tag_hook=_tag_hook, allow_duplicate_keys=False)
-    except Exception as exc:  # untrusted input: every way the decoder can fail is a FrameError
-        raise FrameError(_reason(exc)) from exc
+    obj = _loads(data)
     if type(obj) is not dict:
         raise FrameError(f"a frame is a CBOR map with 'ts', 'seq' and 'value', got {_cbor_kind(obj)}")
     try:
@@ -425,10 +452,122 @@ def _read_head(data: bytes, pos: int) -> tuple[int, int, int]:
 def _decode(data: bytes | bytearray | memoryview, max_size: int) -> Any:
     if type(data) is not bytes or len(data) > max_size:
         _check_payload(data, max_size)
+    return _loads(data)
+
+
+def _loads(data: bytes | bytearray | memoryview) -> Any:
+    """cbor2 with our limits: tags outside :data:`ALLOWED_TAGS` refused, depth and items bounded."""
+    if len(data) > _WALK_BYTES:
+        _walk(memoryview(data).cast("B"))
     try:
-        return cbor2.loads(data, tag_hook=_tag_hook, allow_duplicate_keys=False)
+        return cbor2.loads(data, tag_hook=_tag_hook, semantic_decoders=_SEMANTIC_DECODERS,
+                           allow_duplicate_keys=False, max_depth=MAX_DEPTH)
     except Exception as exc:  # untrusted input: every way the decoder can fail is a FrameError
         raise FrameError(_reason(exc)) from exc
+
+
+def _refused_tag(number: int) -> str:
+    name = _TAG_NAMES.get(number)
+    return f"CBOR tag {number}{f' ({name})' if name else ''} is not allowed (docs/frames.md lists the tags)"
+
+
+def _refuse(number: int) -> Any:
+    def decoder(value: Any, immutable: bool) -> NoReturn:
+        raise FrameError(_refused_tag(number))
+
+    return decoder
+
+
+def _bignum(negative: bool) -> Any:
+    def decoder(value: Any, immutable: bool) -> int:
+        if type(value) is not bytes:
+            raise FrameError(f"a bignum (tag {3 if negative else 2}) holds a byte string, got {_cbor_kind(value)}")
+        if len(value) > MAX_BIGNUM_BYTES:
+            raise FrameError(f"a bignum of {len(value)} bytes is over the limit of {MAX_BIGNUM_BYTES} bytes")
+        number = int.from_bytes(value, "big")
+        return -1 - number if negative else number
+
+    return decoder
+
+
+_SEMANTIC_DECODERS: Final[dict[int, Any]] = {
+    **{tag: _refuse(tag) for tag in _CBOR2_BUILTIN_TAGS},
+    _TAG_POSITIVE_BIGNUM: _bignum(negative=False),
+    _TAG_NEGATIVE_BIGNUM: _bignum(negative=True),
+}
+
+
+def _walk(data: memoryview) -> None:
+    """Check the structure of a big payload without building it: well-formed heads, at most
+    :data:`MAX_ITEMS` items and :data:`MAX_DEPTH` levels, only :data:`ALLOWED_TAGS`.
+
+    Iterative (an explicit stack of items left per open container), so neither deep nesting
+    nor a huge count in a head costs more than the bytes that are there.
+    """
+    end = len(data)
+    pos = 0
+    items = 0
+    left: list[int] = []  # items still to read in each open container; -1: indefinite, until a break
+    while True:
+        if pos >= end:
+            raise FrameError("malformed CBOR: the payload ends inside an item")
+        if data[pos] == 0xFF:  # the break that closes an indefinite-length container
+            if not left or left[-1] != -1:
+                raise FrameError("malformed CBOR: a break outside an indefinite-length item")
+            left.pop()
+            pos += 1
+        else:
+            items += 1
+            if items > MAX_ITEMS:
+                raise FrameError(f"a payload of more than {MAX_ITEMS} items is over the limit")
+            pos, opened = _walk_item(data, pos, end)
+            if opened:
+                left.append(opened)
+                if len(left) > MAX_DEPTH:
+                    raise FrameError(f"containers nest deeper than the limit of {MAX_DEPTH}")
+                continue
+        # an item (or a container) is complete: count it off its container, closing finished ones
+        while left and left[-1] > 0:
+            left[-1] -= 1
+            if left[-1]:
+                break
+            left.pop()
+        if not left:
+            return
+
+
+def _walk_item(data: memoryview, pos: int, end: int) -> tuple[int, int]:
+    """Past the head at ``pos`` (and a definite string's bytes): the next position, and the number
+    of items the item opens (0: none, -1: indefinite until a break)."""
+    initial = data[pos]
+    major, info = initial >> 5, initial & 0x1F
+    pos += 1
+    if info < 24:
+        argument = info
+    elif info < 28:
+        size = 1 << (info - 24)
+        if pos + size > end:
+            raise FrameError("malformed CBOR: the payload ends inside an item")
+        argument = int.from_bytes(data[pos : pos + size], "big")
+        pos += size
+    elif info == 31 and major in (2, 3, 4, 5):
+        return pos, -1  # an indefinite string's chunks are definite strings, then a break
+    else:
+        raise FrameError(f"malformed CBOR: reserved additional information {info} (major type {major})")
+    if major in (2, 3):
+        if argument > end - pos:
+            raise FrameError(f"malformed CBOR: a string of {argument} bytes, {end - pos} left")
+        return pos + argument, 0
+    if major in (4, 5):
+        count = argument * 2 if major == 5 else argument
+        if count > end - pos:  # every item takes at least one byte
+            raise FrameError(f"malformed CBOR: a container of {argument} items, {end - pos} bytes left")
+        return pos, count
+    if major == 6:
+        if argument not in ALLOWED_TAGS:
+            raise FrameError(_refused_tag(argument))
+        return pos, 1  # the tag's content
+    return pos, 0
 
 
 def _check_payload(data: object, max_size: int) -> None:
@@ -451,7 +590,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _tag_hook(tag: cbor2.CBORTag, immutable: bool) -> Any:
-    """cbor2 calls this for tags it has no decoder for; everything but RFC 8746 stays a CBORTag."""
+    """cbor2 calls this for tags it has no decoder for: RFC 8746 arrays, and refusals."""
     number = tag.tag
     dtype = _DTYPE_BY_TAG.get(number)
     if dtype is not None:
@@ -460,7 +599,7 @@ def _tag_hook(tag: cbor2.CBORTag, immutable: bool) -> Any:
         return _multi_dim(tag.value, number)
     if number in _UNSUPPORTED_TAGS:
         raise FrameError(_UNSUPPORTED_TAGS[number])
-    return tag
+    raise FrameError(_refused_tag(number))
 
 
 def _typed_array(tag: int, dtype: np.dtype[Any], data: Any) -> np.ndarray[Any, Any]:

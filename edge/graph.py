@@ -31,7 +31,7 @@ any ``topic:`` targets; every input subscribes to its one source.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,8 @@ from edge.frames import decode_value, encode_value
 from edge.secrets import cleartext_secrets
 from edge.topics import Topics, validate_filter, validate_id, validate_topic
 
-__all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "TaskSpec", "check_against_catalog", "decode_spec",
-           "encode_spec", "load_spec", "parse_spec"]
+__all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
+           "encode_spec", "load_spec", "load_spec_data", "parse_spec", "parse_spec_lenient", "structure_problems"]
 
 TOPIC_PREFIX = "topic:"
 
@@ -130,6 +130,22 @@ class TaskSpec(BaseModel):
         return None if value is None else validate_id(value, "agent id")
 
 
+class Origin(BaseModel):
+    """When and from where a version was deployed: stamped by the controller that published it.
+
+    Agents ignore it (it changes nothing they run); the panel's history shows it. Unknown keys
+    are ignored, so later controllers may add some.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    via: str  # cli, panel, or api (a script using the Controller)
+    host: str = ""
+    at: int = 0  # ms since the epoch
+    replaced: int | None = None  # the version deployed before, if any
+    rollback_of: int | None = None  # the earlier version whose content this is
+
+
 class DeploymentSpec(BaseModel):
     """A graph of task instances; retained at ``{root}/deployments/{id}``."""
 
@@ -140,6 +156,7 @@ class DeploymentSpec(BaseModel):
     version: int = Field(default=1, ge=1)
     tasks: list[TaskSpec] = Field(default_factory=list)
     edges: list[EdgeSpec] = Field(default_factory=list)
+    deployed: Origin | None = None
 
     @field_validator("id")
     @classmethod
@@ -148,23 +165,7 @@ class DeploymentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentSpec:
-        problems: list[str] = []
-        seen: set[str] = set()
-        for task in self.tasks:
-            if task.id in seen:
-                problems.append(f"task id {task.id!r} is used twice")
-            seen.add(task.id)
-            problems += [f"task {task.id!r}: {p}" for p in cleartext_secrets(task.config)]
-        fed: dict[tuple[str, str], str] = {}
-        for edge in self.edges:
-            for end in (edge.source, edge.target):
-                if end.task is not None and end.task not in seen:
-                    problems.append(f"edge {edge.source} -> {edge.target}: no task {end.task!r} in this deployment")
-            if edge.target.task is not None:
-                key = (edge.target.task, edge.target.port or "")
-                if key in fed:
-                    problems.append(f"input {edge.target} is fed twice: by {fed[key]} and by {edge.source}")
-                fed[key] = str(edge.source)
+        problems = structure_problems(self.tasks, self.edges)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -200,13 +201,84 @@ class DeploymentSpec(BaseModel):
         return data
 
 
-def _spec_error(exc: ValidationError) -> SpecError:
+def structure_problems(tasks: Sequence[TaskSpec], edges: Sequence[EdgeSpec]) -> list[str]:
+    """The rules between tasks and edges: unique ids, edges between existing tasks, one feed per input."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for task in tasks:
+        if task.id in seen:
+            problems.append(f"task id {task.id!r} is used twice")
+        seen.add(task.id)
+        problems += [f"task {task.id!r}: {p}" for p in cleartext_secrets(task.config)]
+    fed: dict[tuple[str, str], str] = {}
+    for edge in edges:
+        for end in (edge.source, edge.target):
+            if end.task is not None and end.task not in seen:
+                problems.append(f"edge {edge.source} -> {edge.target}: no task {end.task!r} in this deployment")
+        if edge.target.task is not None:
+            key = (edge.target.task, edge.target.port or "")
+            if key in fed:
+                problems.append(f"input {edge.target} is fed twice: by {fed[key]} and by {edge.source}")
+            fed[key] = str(edge.source)
+    return problems
+
+
+def _error_lines(exc: ValidationError, prefix: str = "") -> list[str]:
     errors: list[str] = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
+        where = ".".join(part for part in (prefix, *(str(p) for p in err["loc"])) if part)
         msg = err["msg"].removeprefix("Value error, ")
         errors.extend(f"{where}: {part}" if where else part for part in msg.split("; "))
-    return SpecError("invalid deployment spec", errors=errors)
+    return errors
+
+
+def _spec_error(exc: ValidationError) -> SpecError:
+    return SpecError("invalid deployment spec", errors=_error_lines(exc))
+
+
+def parse_spec_lenient(data: Any) -> tuple[DeploymentSpec | None, DeploymentSpec, list[str]]:
+    """Every structural problem of ``data`` at once, and as much of the spec as parses.
+
+    Returns ``(spec, partial, problems)``: ``spec`` is the valid spec (None when there are
+    problems); ``partial`` holds the tasks and edges that parsed on their own (built without the
+    rules between them), so the catalog checks can still run on them and report their problems
+    in the same pass.
+    """
+    if isinstance(data, DeploymentSpec):
+        return data, data, []
+    if not isinstance(data, Mapping):
+        return None, DeploymentSpec.model_construct(id="", tasks=[], edges=[]), [
+            f"a deployment spec is a map, not {type(data).__name__}"]
+    problems: list[str] = []
+    top = dict(data)
+    raw_tasks, raw_edges = top.get("tasks", []), top.get("edges", [])
+    parts: dict[str, list[Any]] = {"tasks": [], "edges": []}
+    for key, raw, model in (("tasks", raw_tasks, TaskSpec), ("edges", raw_edges, EdgeSpec)):
+        if not isinstance(raw, list):
+            continue
+        top[key] = []
+        for i, item in enumerate(raw):
+            try:
+                parts[key].append(model.model_validate(item))
+            except ValidationError as exc:
+                problems += _error_lines(exc, f"{key}.{i}")
+            except EdgeError as exc:
+                problems.append(f"{key}.{i}: {exc}")
+    tasks: list[TaskSpec] = parts["tasks"]
+    edges: list[EdgeSpec] = parts["edges"]
+    header: dict[str, Any] = {"id": "", "version": 1}
+    try:
+        parsed = DeploymentSpec.model_validate(top)
+        header = {"id": parsed.id, "label": parsed.label, "version": parsed.version}
+    except ValidationError as exc:
+        problems += _error_lines(exc)
+    except EdgeError as exc:
+        problems.append(str(exc))
+    problems += structure_problems(tasks, edges)
+    partial = DeploymentSpec.model_construct(**header, tasks=tasks, edges=edges)
+    if problems:
+        return None, partial, problems
+    return DeploymentSpec.model_validate(partial.to_dict()), partial, []
 
 
 def parse_spec(data: Any) -> DeploymentSpec:
@@ -225,20 +297,32 @@ def parse_spec(data: Any) -> DeploymentSpec:
 
 def load_spec(source: str | bytes | Path) -> DeploymentSpec:
     """A spec from a file (``.yaml``/``.yml``, ``.json``, ``.cbor``) or from YAML/JSON text."""
+    if isinstance(source, Path) and source.suffix == ".cbor":
+        return decode_spec(source.read_bytes())
+    return parse_spec(load_spec_data(source))
+
+
+def load_spec_data(source: str | bytes | Path) -> Any:
+    """The parsed but unchecked data of a spec file or text (for :func:`parse_spec_lenient`)."""
     if isinstance(source, Path):
         raw = source.read_bytes()
         if source.suffix == ".cbor":
-            return decode_spec(raw)
+            try:
+                return decode_value(raw)
+            except FrameError as exc:
+                raise SpecError(f"not a CBOR deployment spec: {exc}") from None
         source = raw
-    text = source.decode() if isinstance(source, bytes) else source
     try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
+        text = source.decode() if isinstance(source, bytes) else source
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not valid YAML or JSON: {exc}") from None
+    try:
+        return yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as exc:
         try:
-            data = json.loads(text)
+            return json.loads(text)
         except ValueError:
             raise SpecError(f"not valid YAML or JSON: {_yaml_problem(exc)}") from None
-    return parse_spec(data)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

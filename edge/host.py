@@ -7,6 +7,9 @@ those whose type, config or wiring changed, and leaves the rest untouched. The s
 applies are kept under its state dir (atomic writes), so after a reboot it resumes them at
 once, before the broker is reachable again.
 
+A controller asks it to clear a task's crash notice on ``{root}/agents/{id}/dismiss`` (a CBOR map
+``{"deployment", "task", "before"}``, never retained); it clears it and republishes the status.
+
 After each connect it makes a round trip on its own ``sync`` topic: once that comes back, the
 broker has delivered every retained spec, and a persisted deployment that did not come is one
 deleted while this agent was away: it is stopped.
@@ -30,9 +33,10 @@ from types import TracebackType
 from typing import Any
 
 from edge._cancel import cancel_and_wait
+from edge._lograte import LogLimiter
 from edge.bus import Bus, Message
-from edge.errors import EdgeError, SpecError, TopicError
-from edge.frames import encode_value, now_ms
+from edge.errors import ConfigError, EdgeError, FrameError, SpecError, TopicError
+from edge.frames import decode_value, encode_value, now_ms
 from edge.graph import DeploymentSpec, decode_spec, encode_spec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
@@ -41,6 +45,7 @@ from edge.settings import Settings
 from edge.storage import write_atomic
 from edge.task import Task, TaskContext
 from edge.topics import TopicKind, Topics
+from edge.validation import answer_request, decode_request
 
 __all__ = ["Host", "run_agent", "run_wired"]
 
@@ -74,6 +79,7 @@ class Host:
         self.instances: dict[tuple[str, str], Instance] = {}
         #: retained messages on our control topics that could not be understood (each logged)
         self.errors = 0
+        self._bad_specs = LogLimiter(log)
         self.started = asyncio.Event()
         self._runners: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._dirty = asyncio.Event()
@@ -104,6 +110,8 @@ class Host:
         await self.bus.__aenter__()
         await self.bus.subscribe(self.topics.all_deployments, qos=1, callback=self._on_spec)
         await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)
+        await self.bus.subscribe(self.topics.agent_validate(self.agent_id), qos=1, callback=self._on_validate)
+        await self.bus.subscribe(self.topics.agent_dismiss(self.agent_id), qos=1, callback=self._on_dismiss)
         self._loops = [self._group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
                        self._group.create_task(self._report_loop(), name=f"report-{self.agent_id}")]
         self._dirty.set()
@@ -170,7 +178,7 @@ class Host:
                 raise SpecError(f"spec id {spec.id!r} published on the topic of deployment {dep!r}")
         except SpecError as exc:
             self.errors += 1
-            log.error("ignored an invalid spec on %s: %s", message.topic, exc)
+            self._bad_specs.error(message.topic, "ignored an invalid spec on %s: %s", message.topic, exc)
             return
         if self.specs.get(dep) != spec:
             self.specs[dep] = spec
@@ -186,6 +194,42 @@ class Host:
             self.specs.pop(dep)
             self._forget(dep)
             self._dirty.set()
+
+    def _on_validate(self, message: Message) -> None:
+        """Answer a controller's validation request with the types' own checks (``edge.validation``)."""
+        try:
+            request = decode_request(message.payload)
+            reply_kind = self.topics.parse(request.reply_to).kind
+            if reply_kind is not TopicKind.REPLY:
+                raise ConfigError(f"reply_to {request.reply_to!r} is not a replies topic", field="reply_to")
+        except (ConfigError, TopicError) as exc:
+            self.errors += 1
+            log.warning("agent %s ignored a validation request on %s: %s", self.agent_id, message.topic, exc)
+            return
+        reply = answer_request(request, agent_id=self.agent_id, types=self.types, resolve=self.secrets.resolve)
+        try:
+            self.bus.publish_nowait(request.reply_to, reply, qos=1)
+        except EdgeError as exc:
+            log.warning("agent %s could not answer the validation request %s: %s", self.agent_id, request.id, exc)
+    def _on_dismiss(self, message: Message) -> None:
+        """Clear a task's crash notice (see :meth:`Instance.dismiss`) and say so in its status."""
+        try:
+            request = decode_value(message.payload)
+            if not isinstance(request, dict):
+                raise FrameError("a dismissal is a map")
+            dep, task, before = request.get("deployment"), request.get("task"), request.get("before")
+            if not isinstance(dep, str) or not isinstance(task, str):
+                raise FrameError("a dismissal names a 'deployment' and a 'task'")
+            if not isinstance(before, int) or isinstance(before, bool):
+                raise FrameError("a dismissal needs an integer 'before' (ms)")
+        except FrameError as exc:
+            self.errors += 1
+            log.warning("agent %s ignored a dismissal on %s: %s", self.agent_id, message.topic, exc)
+            return
+        instance = self.instances.get((dep, task))
+        if instance is not None and instance.dismiss(before):
+            log.info("crash notice of %s dismissed", instance.instance_id)
+            self._publish_status(instance)
 
     # -- persistence -----------------------------------------------------------------------------
     def _spec_path(self, dep: str) -> Path | None:

@@ -12,6 +12,11 @@ States (published retained at ``{root}/deployments/{dep}/status/{task}``)::
 A crash (an exception out of ``run()``) is logged with its traceback, counted in ``restarts``
 and followed by a restart after 0.5 s, doubling to 30 s; a run that lasted over 30 s resets the
 backoff. An invalid config is not retried: a new spec version is needed.
+
+A crash stays visible after the restart: the status keeps ``restarts``, ``last_error`` and
+``crashed_at`` (the crash notice) until a user dismisses it (:meth:`Instance.dismiss`, asked for
+over the agent's ``dismiss`` topic) or :data:`NOTICE_CLEARS_AFTER` seconds pass without another
+crash while the task runs. The frame counters of the crashed run carry over to the next one.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
 FAILED_AFTER = 3
 STABLE_AFTER = 30.0
+NOTICE_CLEARS_AFTER = 600.0  # s of running without a crash after which the crash notice clears itself
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,10 @@ class Instance:
         self.bus = bus
         self.state = "pending"
         self.error: str | None = None
+        #: the crash notice: crashes since it was last cleared, the last one's error and time (ms)
         self.restarts = 0
+        self.last_error: str | None = None
+        self.crashed_at: int | None = None
         self.task: Task | None = None
         self._on_status = on_status
         self._resolve = resolve or (lambda config: config)
@@ -80,6 +89,7 @@ class Instance:
         self._max_payload = max_payload
         self._queue_size = queue_size
         self._last: tuple[float, dict[str, int]] | None = None
+        self._carried: dict[str, int] = {}  # counters of the runs before this one (a crash does not zero them)
 
     @property
     def instance_id(self) -> str:
@@ -97,7 +107,12 @@ class Instance:
             self._set("invalid", self._unavailable or f"unknown task type {a.type!r}")
             return
         try:
-            config = self.task_type.validate_config(self._resolve(a.config))
+            resolved = self._resolve(a.config)
+            problems = self.task_type.check(resolved)  # the lines the controller's validation shows
+            if problems:
+                self._set("invalid", "; ".join(problems))
+                return
+            config = self.task_type.validate_config(resolved)
         except ConfigError as exc:
             self._set("invalid", str(exc))
             return
@@ -117,10 +132,12 @@ class Instance:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._carried, self.task = self._counters(), None  # its counts live on; its object is done
                 self.restarts += 1
                 crashes_in_a_row = 1 if time.monotonic() - started > STABLE_AFTER else crashes_in_a_row + 1
                 backoff = BACKOFF_MIN if crashes_in_a_row == 1 else min(backoff * 2, BACKOFF_MAX)
                 error = f"{type(exc).__name__}: {exc}"
+                self.last_error, self.crashed_at = error, now_ms()
                 log.exception("task %s (%s) crashed (%d in a row); restarting in %.1f s", self.instance_id,
                               a.type, crashes_in_a_row, backoff)
                 self._set("failed" if crashes_in_a_row >= FAILED_AFTER else "starting", error)
@@ -131,22 +148,54 @@ class Instance:
             self._set("stopped")
             return
 
+    # -- the crash notice ------------------------------------------------------------------------
+    def dismiss(self, before: int) -> bool:
+        """Clear the crash notice if its last crash happened at or before ``before`` (ms); True if cleared.
+
+        A crash after the user looked (a later ``crashed_at``) is not dismissed by that look."""
+        if self.crashed_at is None or self.crashed_at > before:
+            return False
+        self.restarts, self.last_error, self.crashed_at = 0, None, None
+        return True
+
+    def _expire_notice(self, now: int) -> None:
+        if self.state == "running" and self.crashed_at is not None \
+                and now - self.crashed_at >= NOTICE_CLEARS_AFTER * 1000:
+            self.dismiss(self.crashed_at)
+
     # -- reporting -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         a = self.assignment
-        status: dict[str, Any] = {"state": self.state, "type": a.type, "version": a.version, "ts": now_ms(),
-                                  "restarts": self.restarts, "error": self.error}
-        if self.task is not None and self.state in ("running", "failed", "starting"):
+        now = now_ms()
+        self._expire_notice(now)
+        status: dict[str, Any] = {"state": self.state, "type": a.type, "version": a.version, "ts": now,
+                                  "restarts": self.restarts, "error": self.error, "last_error": self.last_error,
+                                  "crashed_at": self.crashed_at}
+        if (self.task is not None or self._carried) and self.state in ("running", "failed", "starting"):
             status["metrics"] = self.metrics()
         return status
 
-    def metrics(self) -> dict[str, Any]:
-        """Frames in/out per port with rates since the last call, drops and errors."""
+    def _counters(self) -> dict[str, int]:
+        """Counters since the instance started: the runs before this one (a crash does not zero them)
+        plus this run's."""
+        counts = dict(self._carried)
         task = self.task
-        if task is None:
+        if task is not None:
+            for key, value in [*((f"in.{p}", m.frames) for p, m in task.in_metrics.items()),
+                               *((f"err.{p}", m.errors) for p, m in task.in_metrics.items()),
+                               *((f"out.{p}", m.frames) for p, m in task.out_metrics.items()),
+                               *((f"off.{p}", task.dropped_offline(p)) for p in task.out_metrics),
+                               ("dropped", task.dropped())]:
+                counts[key] = counts.get(key, 0) + value
+        return counts
+
+    def metrics(self) -> dict[str, Any]:
+        """Frames in/out per port (since the instance started, across crashes) with rates since the last
+        call, drops and errors."""
+        if self.task is None and not self._carried:
             return {}
-        counts = {f"in.{p}": m.frames for p, m in task.in_metrics.items()}
-        counts.update({f"out.{p}": m.frames for p, m in task.out_metrics.items()})
+        total = self._counters()
+        counts = {k: v for k, v in total.items() if k.startswith(("in.", "out."))}
         now = time.monotonic()
         last_t, last = self._last if self._last is not None else (now, counts)
         elapsed = now - last_t
@@ -155,11 +204,14 @@ class Instance:
         def rate(key: str) -> float:
             return round((counts[key] - last.get(key, 0)) / elapsed, 2) if elapsed > 0 else 0.0
 
+        inputs = [k[3:] for k in total if k.startswith("in.")]
+        outputs = [k[4:] for k in total if k.startswith("out.")]
         return {
-            "inputs": {p: {"frames": m.frames, "errors": m.errors, "rate": rate(f"in.{p}")}
-                       for p, m in task.in_metrics.items()},
-            "outputs": {p: {"frames": m.frames, "rate": rate(f"out.{p}"), "dropped_offline": task.dropped_offline(p)}
-                        for p, m in task.out_metrics.items()},
-            "dropped": task.dropped(),
-            "errors": sum(m.errors for m in task.in_metrics.values()),
+            "inputs": {p: {"frames": total[f"in.{p}"], "errors": total.get(f"err.{p}", 0), "rate": rate(f"in.{p}")}
+                       for p in inputs},
+            "outputs": {p: {"frames": total[f"out.{p}"], "rate": rate(f"out.{p}"),
+                            "dropped_offline": total.get(f"off.{p}", 0)}
+                        for p in outputs},
+            "dropped": total.get("dropped", 0),
+            "errors": sum(total.get(f"err.{p}", 0) for p in inputs),
         }

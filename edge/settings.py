@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.errors import ConfigError
@@ -139,6 +139,9 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("edgetasks", appauthor=False))
 
 
+_SECRET_FILES = ("password", "controller_password")  # fields that may come from a file (``EDGE_X_FILE``)
+
+
 class Settings(BaseSettings):
     """Every setting of edgetasks; each field is read from ``EDGE_<NAME>``."""
 
@@ -155,6 +158,9 @@ class Settings(BaseSettings):
     broker_port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="port of a managed broker")
     username: str | None = None
     password: SecretStr | None = None
+    password_file: Path | None = Field(
+        default=None, description="a file holding EDGE_PASSWORD (a container secret)",
+    )
     tls_ca: Path | None = Field(default=None, description="CA certificate file for mqtts:// and wss://")
     tls_cert: Path | None = Field(default=None, description="client certificate file")
     tls_key: Path | None = Field(default=None, description="client private key file")
@@ -175,6 +181,10 @@ class Settings(BaseSettings):
     controller_password: SecretStr | None = Field(
         default=None, description="password of the control panel's login; required when it binds beyond loopback",
     )
+    controller_password_file: Path | None = Field(
+        default=None, description="a file holding EDGE_CONTROLLER_PASSWORD (a container secret such as "
+        "/run/secrets/panel_password)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     transport: Literal["auto", "mqtt5", "paho"] = Field(
         default="auto", description="MQTT client: auto (MQTT 5 where the broker speaks it, else paho), mqtt5, paho",
@@ -193,6 +203,26 @@ class Settings(BaseSettings):
     tasks: str = Field(default="", description="comma-separated modules or .py files with more task types")
     secrets_file: Path | None = Field(default=None, description="this agent's secrets (YAML name: value); "
                                       "default {data_dir}/secrets.yaml")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        """``EDGE_X_FILE`` names a file holding ``EDGE_X`` (Docker and Kubernetes secrets); ``EDGE_X`` wins."""
+        if not isinstance(data, dict):
+            return data
+        for name in _SECRET_FILES:
+            path = data.get(f"{name}_file")
+            if path in (None, "") or data.get(name) not in (None, ""):
+                continue
+            try:
+                secret = Path(path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"EDGE_{name.upper()}_FILE: cannot read {path}: "
+                                 f"{getattr(exc, 'strerror', None) or exc}") from None
+            if not secret:
+                raise ValueError(f"EDGE_{name.upper()}_FILE: {path} is empty")
+            data = {**data, name: secret}
+        return data
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -263,9 +293,13 @@ def load_settings(**overrides: Any) -> Settings:
         lines = []
         fields = []
         for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a check across fields names its variable in its message
+                fields.append(msg.split(":", 1)[0])
+                lines.append(msg)
+                continue
             var = _variable(err["loc"])
             fields.append(var)
-            msg = err["msg"].removeprefix("Value error, ")
             given = err.get("input")
             shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
             lines.append(f"{var}: {msg}{shown}")

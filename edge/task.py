@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from edge._inbox import Inbox
+from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
@@ -45,6 +46,7 @@ from edge.topics import validate_id
 __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
 
 log = logging.getLogger("edge.task")
+_bad_frames = LogLimiter(log)  # a flood of bad frames on one input logs once a minute, all counted
 
 #: The IO metadata keys streamtasks uses; ports may carry others too.
 IO_KEYS = ("content", "codec", "rate", "width", "height", "pixel_format", "sample_format", "channels")
@@ -120,6 +122,8 @@ class Task:
     #: Name in catalogs and specs; default: the class name in snake_case.
     type_name: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    #: The group the editor's type picker and the Task types page list it under ("" is "other").
+    category: ClassVar[str] = ""
     inputs: ClassVar[Mapping[str, Port]] = {}
     outputs: ClassVar[Mapping[str, Port]] = {}
     Config: ClassVar[type[BaseModel]] = EmptyConfig
@@ -161,12 +165,36 @@ class Task:
             raise ConfigError(f"invalid config for {cls.type_name}: {exc}", field="config") from None
 
     @classmethod
+    def check(cls, config: Mapping[str, Any]) -> list[str]:
+        """Every problem of ``config`` for this type, one line each naming its field
+        (``config.formula: ...``); empty when it is valid.
+
+        The agent runs this before it starts an instance (and marks the task ``invalid`` with
+        these lines), and to answer the controller's validation requests, so the panel and
+        ``edge deploy`` show the same lines before anything is published. The default runs the
+        ``Config`` model's validation (its field validators are where the type's own rules live:
+        a formula that parses, a file that stays in its folder); override it, calling ``super()``,
+        for checks a model cannot express.
+        """
+        from pydantic import ValidationError
+
+        try:
+            cls.Config.model_validate(dict(config))
+        except ValidationError as exc:
+            return [f"{'.'.join(['config', *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()]
+        except (TypeError, ValueError) as exc:
+            return [f"config: {exc}"]
+        return []
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
-        """This type's catalog entry: name, label, description, ports with metadata, config schema."""
+        """This type's catalog entry: name, label, description, category, ports with metadata, config schema."""
         return {
             "name": cls.type_name,
             "label": cls.label,
             "description": (cls.__doc__ or "").strip().split("\n\n")[0],
+            "category": cls.category,
             "inputs": {name: port.metadata() for name, port in cls.inputs.items()},
             "outputs": {name: port.metadata() for name, port in cls.outputs.items()},
             "config_schema": cls.Config.model_json_schema(),
@@ -205,8 +233,8 @@ class Task:
             frame = decode_frame(message.payload, max_size=self._ctx().max_payload)
         except FrameError as exc:
             metrics.errors += 1
-            log.warning("%s: dropped a bad frame on input %r (%s): %s", self._ctx().instance_id, port,
-                        message.topic, exc)
+            _bad_frames.warning(f"{self._ctx().instance_id}/{port}", "%s: dropped a bad frame on input %r (%s): %s",
+                                self._ctx().instance_id, port, message.topic, exc)
             return None
         metrics.frames += 1
         metrics.last_ts = frame.ts

@@ -5,6 +5,9 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
 
     edge/v1/{namespace}/agents/{agent_id}/state                      retained birth / will
     edge/v1/{namespace}/agents/{agent_id}/catalog                    retained task types
+    edge/v1/{namespace}/agents/{agent_id}/validate                   validation requests to that agent
+    edge/v1/{namespace}/replies/{token}                              answers to one requester
+    edge/v1/{namespace}/agents/{agent_id}/dismiss                    "dismiss a crash notice", never retained
     edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
@@ -132,9 +135,12 @@ def namespace_of(topic: str) -> str | None:
 class TopicKind(Enum):
     AGENT_STATE = "agent_state"
     AGENT_CATALOG = "agent_catalog"
+    AGENT_DISMISS = "agent_dismiss"
     DEPLOYMENT = "deployment"
     TASK_STATUS = "task_status"
     STREAM = "stream"
+    AGENT_VALIDATE = "agent_validate"
+    REPLY = "reply"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,7 @@ class ParsedTopic:
     deployment_id: str | None = None
     task_id: str | None = None
     port: str | None = None
+    token: str | None = None
 
 
 class Topics:
@@ -167,6 +174,17 @@ class Topics:
 
     def agent_catalog(self, agent_id: str) -> str:
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/catalog"
+
+    def agent_validate(self, agent_id: str) -> str:
+        """Where an agent takes validation requests (``edge.validation``)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/validate"
+
+    def reply(self, token: str) -> str:
+        """Where one requester takes its answers; ``token`` is its own (e.g. a uuid's hex)."""
+        return f"{self.root}/replies/{validate_id(token, 'reply token')}"
+    def agent_dismiss(self, agent_id: str) -> str:
+        """Where a controller asks an agent to clear a task's crash notice (read by that agent only)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/dismiss"
 
     def deployment(self, deployment_id: str) -> str:
         return f"{self.root}/deployments/{validate_id(deployment_id, 'deployment id')}"
@@ -221,6 +239,12 @@ class Topics:
                 return ParsedTopic(TopicKind.AGENT_STATE, ns, agent_id=agent)
             case ["agents", agent, "catalog"]:
                 return ParsedTopic(TopicKind.AGENT_CATALOG, ns, agent_id=agent)
+            case ["agents", agent, "validate"]:
+                return ParsedTopic(TopicKind.AGENT_VALIDATE, ns, agent_id=agent)
+            case ["replies", token]:
+                return ParsedTopic(TopicKind.REPLY, ns, token=token)
+            case ["agents", agent, "dismiss"]:
+                return ParsedTopic(TopicKind.AGENT_DISMISS, ns, agent_id=agent)
             case ["deployments", dep]:
                 return ParsedTopic(TopicKind.DEPLOYMENT, ns, deployment_id=dep)
             case ["deployments", dep, "status", task]:

@@ -35,6 +35,8 @@ class MqttIn(BuiltinTask):
     sent just before its value with the same timestamp.
     """
 
+    category = "connections"
+
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
@@ -90,6 +92,8 @@ class MqttOut(BuiltinTask):
     they are and text as UTF-8. A value the format cannot carry (bytes as JSON, a number as raw)
     is an input error. Pause frames are not sent.
     """
+
+    category = "connections"
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")

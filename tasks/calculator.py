@@ -28,6 +28,8 @@ class Calculator(BuiltinTask):
     input error on the port whose frame triggered it, and gives no output.
     """
 
+    category = "logic"
+
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 

@@ -52,6 +52,8 @@ def panel_topic(context: TaskContext) -> str | None:
 class DashboardTask(BuiltinTask):
     """A task the control panel draws: marked in the catalog, its state published retained on ``view``."""
 
+    category = "dashboard"
+
     #: What the panel draws; in the catalog as ``"dashboard"``.
     kind: ClassVar[str] = ""
 

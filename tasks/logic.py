@@ -31,6 +31,8 @@ class Gate(BuiltinTask):
     died. Pause frames on `in` pass through while the gate is open.
     """
 
+    category = "logic"
+
     class Config(_Synchronized):
         fail_mode: Literal["open", "closed"] = Field(
             default="open", description="whether frames pass while the control value is unknown")
@@ -69,6 +71,8 @@ class Switch(BuiltinTask):
     sent on `out`. Pause frames on the selected input pass through. Radio buttons' `opt<k>`
     outputs are made to drive the controls.
     """
+
+    category = "logic"
 
     class Config(_Synchronized):
         pause_on_none: bool = Field(default=True, description="send a pause frame when no input is selected")
@@ -111,6 +115,8 @@ class SrLatch(BuiltinTask):
     on either input, or only when it changes (`emit: changes`). Values that are not numbers are
     input errors; pause frames are ignored.
     """
+
+    category = "logic"
 
     type_name = "sr_latch"
     label = "SR latch"

@@ -65,6 +65,8 @@ class NamedOutput(BuiltinTask):
     `named_output` runs; readers simply receive nothing meanwhile.
     """
 
+    category = "connections"
+
     Config = _NamedConfig
     inputs = {"in": ANY("stream")}
 
@@ -89,6 +91,8 @@ class NamedInput(BuiltinTask):
     The frames come out on `out` with their values and timestamps. A payload on the named topic
     that is not a frame is counted as an error (on `out`, as this task has no input) and skipped.
     """
+
+    category = "connections"
 
     Config = _NamedConfig
     outputs = {"out": ANY("stream")}

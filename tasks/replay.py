@@ -150,6 +150,8 @@ class ReplayBuffer(BuiltinTask):
     survives a restart; otherwise, or with `persist: false`, in memory only.
     """
 
+    category = "timing"
+
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 

@@ -71,6 +71,8 @@ class NumberToText(BuiltinTask):
     error; pause frames are ignored.
     """
 
+    category = "text"
+
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
@@ -120,6 +122,8 @@ class TimeToText(BuiltinTask):
     the frame's value, a number of milliseconds since the Unix epoch (a value that is not a number,
     or a time out of range, is an input error). The output keeps the input's timestamp.
     """
+
+    category = "text"
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -172,6 +176,8 @@ class TextFormatter(BuiltinTask):
     fit its format spec (`{a:.1f}` with text) is an input error on the port whose frame triggered
     the output. Pause frames are ignored.
     """
+
+    category = "text"
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -240,6 +246,8 @@ class StringMatcher(BuiltinTask):
     whole. A value that is not text is an input error; pause frames are ignored.
     """
 
+    category = "text"
+
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
@@ -275,6 +283,8 @@ class StringConcatenator(BuiltinTask):
     empty collection sends nothing). Only the last `max_length` characters are kept. With
     `synchronized`, a text and a control frame with the same timestamp are taken text first.
     """
+
+    category = "text"
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")

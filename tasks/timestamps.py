@@ -27,6 +27,8 @@ class Synchronizer(BuiltinTask):
     timestamp order. Values and timestamps are unchanged; pause frames pass through.
     """
 
+    category = "timing"
+
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
@@ -52,6 +54,8 @@ class TimeBuffer(BuiltinTask):
     frame at least `delay_ms` newer (by timestamp) has arrived, and a pause frame flushes the
     buffer. At most `max_frames` wait; when full, the oldest goes out early.
     """
+
+    category = "timing"
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -103,6 +107,8 @@ class TimestampUpdater(BuiltinTask):
     Values pass unchanged; pause frames pass too, restamped. Use it to feed a stream from a
     device with a wrong clock into timestamp-ordered tasks, or to shift one stream against another.
     """
+
+    category = "timing"
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")

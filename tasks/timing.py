@@ -24,6 +24,8 @@ class PulseGenerator(BuiltinTask):
     tick missed because the machine was busy is skipped, not sent late in a burst.
     """
 
+    category = "timing"
+
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +67,8 @@ class Repeater(BuiltinTask):
     the next tick. A pause frame on `in` is passed on and stops the repeating until the next
     value; so does a value older than `max_age_ms`, when set.
     """
+
+    category = "timing"
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -122,6 +126,8 @@ class MessageDetector(BuiltinTask):
     `timeout_ms` or a pause frame came. With `repeat_ms` the current signal is also re-sent at
     that interval. Any value counts as a frame.
     """
+
+    category = "timing"
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")

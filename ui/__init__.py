@@ -2,6 +2,6 @@
 
 from ui.app import Panel, setup
 from ui.auth import check_exposure
-from ui.server import serve
+from ui.server import bind_panel, serve
 
-__all__ = ["Panel", "check_exposure", "serve", "setup"]
+__all__ = ["Panel", "bind_panel", "check_exposure", "serve", "setup"]

@@ -54,7 +54,7 @@ class Panel:
         self.settings = settings
         self.bus = Bus.from_settings(settings, client_id=f"panel-{settings.agent_id}-{uuid.uuid4().hex[:6]}",
                                      wait_connected=False)
-        self.controller = Controller(settings, bus=self.bus)
+        self.controller = Controller(settings, bus=self.bus, via="panel")
         self.changes = Changes()
         #: the editor's working copies by deployment id: kept while the panel runs, across page loads
         self.drafts: dict[str, Draft] = {}
@@ -72,10 +72,20 @@ class Panel:
         await self._stack.enter_async_context(self.bus)
         await self._stack.enter_async_context(self.controller)
         self.fleet.on_change(self.changes.note)
+        self.fleet.on_change(self._record)
+        for dep in list(self.fleet.deployments):
+            self._record("deployment", dep)
         log.info("control panel watching namespace %r on %s", self.settings.namespace, self.bus.url)
 
     async def stop(self) -> None:
         await self._stack.aclose()
+
+    def _record(self, kind: str, key: str) -> None:
+        """Save every version seen on the broker (deployed from the CLI, another panel) in the history,
+        so that it lists it, with where it came from, and can diff and roll back to it."""
+        spec = self.fleet.deployments.get(key) if kind == "deployment" else None
+        if spec is not None and spec.version not in self.controller.history.versions(key):
+            self.controller.history.save(spec)
 
     def draft(self, deployment: str) -> Draft | None:
         """The editor's copy of a deployment: the draft in progress, else the deployed spec, else the last

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 
-__all__ = ["ConfigForm", "FieldSpec", "check_config", "check_value", "schema_fields"]
+__all__ = ["ConfigForm", "FieldSpec", "check_config", "check_value", "help_text", "schema_fields"]
 
 Kind = Literal["integer", "number", "boolean", "string", "enum", "json"]
 _MISSING: Any = object()
@@ -182,6 +182,11 @@ def check_config(schema: Mapping[str, Any] | None, config: Mapping[str, Any]) ->
     return problems
 
 
+def help_text(spec: FieldSpec) -> str:
+    """``interval_ms · time between two numbers``: the name a spec uses, then the schema's description."""
+    return " · ".join(filter(None, [spec.name, spec.description]))
+
+
 def _shown(spec: FieldSpec, value: Any) -> Any:
     if spec.kind == "json":
         return "" if value is None or value is _MISSING else json.dumps(value)
@@ -237,8 +242,13 @@ class ConfigForm:
             widget = ui.input(label + " (JSON)", value=_shown(spec, value), validation=message,
                               on_change=lambda e, s=spec: self._changed_json(s, e.value))
         widget.classes("w-full").mark(f"config-{spec.name}")
-        if spec.description:
-            widget.tooltip(spec.description)
+        # the field's real name (the key in a spec's config) and what the schema says it is for, under it
+        # (a message about a wrong value takes its place until the value is right)
+        if isinstance(widget, ValidationElement):
+            widget.props["hint"] = help_text(spec)
+        else:
+            ui.label(help_text(spec)).classes("text-caption text-grey-7 -mt-2 mb-1 leading-tight").mark(
+                f"config-help-{spec.name}")
         return widget
 
     def _message(self, spec: FieldSpec, _value: Any = None) -> str | None:

@@ -4,6 +4,10 @@ A :class:`Draft` is edited in place by the editor page (add, remove, connect, co
 turned into a :class:`~edge.graph.DeploymentSpec` to deploy or export. Connecting two ports is
 checked at once against the live catalog with :func:`edge.graph.check_against_catalog`, so an
 incompatible wire is refused with the metadata fields that disagree, before anything is deployed.
+
+A draft remembers the deployed spec it started from (its *base*): when what is deployed is no
+longer that spec (deployed meanwhile from the CLI or another panel), the draft is *stale*, and
+the editor says so instead of letting Deploy undo the other change unseen.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import yaml
 
 from edge.errors import SpecError
 from edge.graph import DeploymentSpec, EdgeSpec, TaskSpec, check_against_catalog, load_spec, parse_spec
-from edge.topics import is_valid_id
+from edge.topics import is_valid_id, validate_filter
 
 __all__ = ["Draft", "valid_deployment_id"]
 
@@ -32,10 +36,25 @@ class Draft:
     tasks: list[TaskSpec] = field(default_factory=list)
     edges: list[EdgeSpec] = field(default_factory=list)
     positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the deployed (or last saved) spec this draft started from; None for a new deployment
+    base: DeploymentSpec | None = None
+    #: topic nodes the user added that no wire uses yet (wired ones are read from the edges)
+    topics: list[str] = field(default_factory=list)
 
     @classmethod
     def from_spec(cls, spec: DeploymentSpec) -> Draft:
-        return cls(id=spec.id, label=spec.label, version=spec.version, tasks=list(spec.tasks), edges=list(spec.edges))
+        return cls(id=spec.id, label=spec.label, version=spec.version, tasks=list(spec.tasks), edges=list(spec.edges),
+                   base=spec)
+
+    def stale(self, deployed: DeploymentSpec | None) -> bool:
+        """Whether ``deployed`` is not the spec this draft is based on: deployed elsewhere meanwhile."""
+        if deployed is None:
+            return False
+        if self.base is None:
+            return True
+        # a publish is known by its version and its stamp (when, where): a decoded copy of the same
+        # publish compares equal, a version number reused by another controller does not
+        return (deployed.version, deployed.deployed) != (self.base.version, self.base.deployed)
 
     @classmethod
     def from_yaml(cls, text: str | bytes) -> Draft:
@@ -43,12 +62,16 @@ class Draft:
         return cls.from_spec(load_spec(text))
 
     def to_spec(self) -> DeploymentSpec:
-        return parse_spec({"id": self.id, **({"label": self.label} if self.label else {}), "version": self.version,
-                           "tasks": [t.model_dump(exclude_none=True) for t in self.tasks],
-                           "edges": [e.to_dict() for e in self.edges]})
+        return parse_spec(self.to_data())
+
+    def to_data(self) -> dict[str, Any]:
+        """The draft as unchecked spec data (for the controller's validation, which lists every problem)."""
+        return {"id": self.id, **({"label": self.label} if self.label else {}), "version": self.version,
+                "tasks": [t.model_dump(exclude_none=True) for t in self.tasks],
+                "edges": [e.to_dict() for e in self.edges]}
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_spec().to_dict(), sort_keys=False)
+        return yaml.safe_dump(self.to_spec().to_dict(), sort_keys=False, allow_unicode=True)
 
     # -- tasks ----------------------------------------------------------------------------------
     def task(self, task_id: str) -> TaskSpec:
@@ -113,7 +136,10 @@ class Draft:
             return [str(exc)]
         for other in self.edges:
             if other.target == edge.target:
-                return [f"input {edge.target} is fed by {other.source} already: delete that wire first"]
+                if edge.target.task is not None:
+                    return [f"input {edge.target} is fed by {other.source} already: delete that wire first"]
+                if other.source == edge.source:  # many tasks may publish to one topic, each once
+                    return [f"{edge.source} → {edge.target} is wired already"]
         trial = Draft(id=self.id, tasks=self.tasks, edges=[*self.edges, edge])
         try:
             spec = trial.to_spec()
@@ -125,10 +151,33 @@ class Draft:
             self.edges.append(edge)
         return problems
 
-    def disconnect(self, key: str) -> bool:
+    # -- topic nodes ----------------------------------------------------------------------------
+    def add_topic(self, topic: str) -> None:
+        """A topic node to wire to and from (a filter with ``+``/``#`` can only be read);
+        :class:`~edge.errors.SpecError` when ``topic`` is not a topic filter."""
+        try:
+            validate_filter(topic)
+        except ValueError as exc:
+            raise SpecError(f"not a topic: {exc}") from None
+        if topic not in self.topics:
+            self.topics.append(topic)
+
+    def remove_topic(self, topic: str) -> int:
+        """Drop a topic node and its wires; returns how many wires went."""
         before = len(self.edges)
+        self.edges = [e for e in self.edges if topic not in (e.source.topic, e.target.topic)]
+        self.topics = [t for t in self.topics if t != topic]
+        self.positions.pop(f"topic:{topic}", None)
+        return before - len(self.edges)
+
+    def disconnect(self, key: str) -> bool:
+        gone = [e for e in self.edges if self.edge_key(e) == key]
         self.edges = [e for e in self.edges if self.edge_key(e) != key]
-        return len(self.edges) < before
+        for edge in gone:  # a topic node stays until it is removed, wired or not
+            for end in (edge.source, edge.target):
+                if end.topic is not None and end.topic not in self.topics:
+                    self.topics.append(end.topic)
+        return bool(gone)
 
     def problems(self, types: Mapping[str, Mapping[str, Any]]) -> list[str]:
         """Everything wrong with the draft as it stands (spec rules, then the catalog)."""

@@ -67,12 +67,18 @@ def transient_dialog() -> ui.dialog:
     """A dialog that deletes itself once closed, so that closed dialogs do not pile up on a page.
 
     The deletion waits a moment: the handler that closed it may still act in its context (navigate, notify).
+    Meanwhile its container may have gone (a deleted deployment's row, with the dialog that confirmed
+    it): a deleted dialog is not deleted twice (NiceGUI would log ``list.remove(x): x not in list``).
     """
     created = ui.dialog()
 
+    def delete() -> None:
+        if not created.is_deleted:
+            created.delete()
+
     def closed(e: events.ValueChangeEventArguments[bool]) -> None:
         if not e.value:
-            ui.timer(0.2, created.delete, once=True)
+            ui.timer(0.2, delete, once=True)
 
     created.on_value_change(closed)
     return created

@@ -10,33 +10,64 @@ back. Status colours are patched in place (:meth:`GraphView.set_states`) so a ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from nicegui import events, ui
 
-from edge.graph import DeploymentSpec
+from edge.graph import DeploymentSpec, Endpoint, TaskSpec
+from ui.io_text import io_text
 
-__all__ = ["GraphView", "graph_props", "layout"]
+__all__ = ["TOPIC", "TOPIC_HEIGHT", "GraphView", "graph_props", "layout", "meta_text", "node_box", "node_height",
+           "placed_agents", "topic_nodes"]
 
 COLUMN_WIDTH = 260
 ROW_GAP = 40
 HEAD = 36
 ROW = 20
+NODE_WIDTH = 190  # as static/graph_view.js draws them
+TOPIC_HEIGHT = 44  # a topic node: one pill with its input on the left, its output on the right
+TOPIC = "topic:"
 
 
-def _height(n_in: int, n_out: int) -> int:
+def node_height(n_in: int, n_out: int) -> int:
+    """The height of a task node with that many inputs and outputs, as the browser draws it."""
     return HEAD + max(n_in, n_out, 1) * ROW + 8
 
 
+def _ref(end: Endpoint) -> str:
+    """The node id of an edge's end: the task, or ``topic:...`` for a topic node."""
+    return f"{TOPIC}{end.topic}" if end.topic is not None else str(end.task)
+
+
+def topic_nodes(spec: DeploymentSpec, extra: Iterable[str] = ()) -> list[str]:
+    """The topics drawn as nodes: every ``topic:`` end of the spec's edges, then ``extra`` (not yet wired)."""
+    found: dict[str, None] = {}
+    for e in spec.edges:
+        for end in (e.source, e.target):
+            if end.topic is not None:
+                found[end.topic] = None
+    for topic in extra:
+        found[topic] = None
+    return list(found)
+
+
 def layout(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]],
-           positions: Mapping[str, tuple[int, int]] | None = None) -> dict[str, tuple[int, int]]:
-    """A position per task: sources left, each task one column right of what feeds it (cycles are cut),
-    tasks of a column stacked; positions the user chose win."""
-    ids = [t.id for t in spec.tasks]
+           positions: Mapping[str, tuple[int, int]] | None = None,
+           topics: Iterable[str] = ()) -> dict[str, tuple[int, int]]:
+    """A position per node (tasks, and ``topic:...`` nodes): sources left, each node one column right
+    of what feeds it (cycles are cut), nodes of a column stacked; positions the user chose win."""
+    heights_of: dict[str, int] = {}
+    for task in spec.tasks:
+        entry = types.get(task.type, {})
+        heights_of[task.id] = node_height(len(entry.get("inputs", {}) or {}),
+                                          len(entry.get("outputs", {}) or {}))
+    for topic in topic_nodes(spec, topics):
+        heights_of[f"{TOPIC}{topic}"] = TOPIC_HEIGHT
+    ids = list(heights_of)
     column = dict.fromkeys(ids, 0)
-    wires = [(e.source.task, e.target.task) for e in spec.edges
-             if e.source.task is not None and e.target.task is not None and e.source.task != e.target.task]
+    wires = [(_ref(e.source), _ref(e.target)) for e in spec.edges if _ref(e.source) != _ref(e.target)]
     for _ in range(len(ids)):  # longest path, bounded so that a cycle cannot run away
         changed = False
         for a, b in wires:
@@ -45,37 +76,63 @@ def layout(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]],
                 changed = True
         if not changed:
             break
-    heights: dict[int, int] = {}
+    stacked: dict[int, int] = {}
     result: dict[str, tuple[int, int]] = {}
-    for task in spec.tasks:
-        entry = types.get(task.type, {})
-        n_in, n_out = len(entry.get("inputs", {}) or {}), len(entry.get("outputs", {}) or {})
-        col = column[task.id]
-        y = heights.get(col, 0)
-        result[task.id] = (col * COLUMN_WIDTH, y)
-        heights[col] = y + _height(n_in, n_out) + ROW_GAP
-    for task_id, xy in (positions or {}).items():
-        if task_id in result:
-            result[task_id] = (int(xy[0]), int(xy[1]))
+    for node_id in ids:
+        col = column[node_id]
+        y = stacked.get(col, 0)
+        result[node_id] = (col * COLUMN_WIDTH, y)
+        stacked[col] = y + heights_of[node_id] + ROW_GAP
+    for node_id, xy in (positions or {}).items():
+        if node_id in result:
+            result[node_id] = (int(xy[0]), int(xy[1]))
     return result
 
 
-def _meta_text(meta: object) -> str:
-    if not isinstance(meta, Mapping) or not meta:
-        return ""
-    return ", ".join(f"{k}={v}" for k, v in sorted(meta.items()))
+def meta_text(meta: object) -> str:
+    """IO metadata as a port's tooltip shows it (empty when there is none)."""
+    return io_text(meta, empty="")
+
+
+def placed_agents(wanted: Iterable[TaskSpec], deployed: DeploymentSpec | None) -> dict[str, str]:
+    """Task -> agent, for the tasks that name no agent in ``wanted`` and that placement put on one."""
+    if deployed is None:
+        return {}
+    unpinned = {t.id for t in wanted if not t.agent}
+    return {t.id: t.agent for t in deployed.tasks if t.id in unpinned and t.agent}
+
+
+def _subtitle(task: TaskSpec, placed: Mapping[str, str]) -> str:
+    if task.id in placed:
+        return f"{task.type} @ {placed[task.id]} (placed)"
+    if task.agent:
+        return f"{task.type} @ {task.agent}"
+    return f"{task.type} · any agent"
+
+
+def _topic_node(topic: str, xy: tuple[int, int]) -> dict[str, Any]:
+    is_filter = "+" in topic or "#" in topic
+    node_id = f"{TOPIC}{topic}"
+    # a filter can only be read: no input (a task cannot publish to a wildcard)
+    inputs = [] if is_filter else [{"name": "in", "title": f"tasks wired here publish on {topic}"}]
+    return {"id": node_id, "kind": "topic", "title": topic,
+            "subtitle": "MQTT topic filter" if is_filter else "MQTT topic",
+            "x": xy[0], "y": xy[1], "state": "topic", "inputs": inputs,
+            "outputs": [{"name": "out", "title": f"tasks wired from here subscribe to {topic}"}]}
 
 
 def graph_props(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]], *,
                 positions: Mapping[str, tuple[int, int]] | None = None,
-                states: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """The nodes and edges the component draws, from a spec and the catalog entries by type."""
-    xy = layout(spec, types, positions)
-    topic_in = {(e.target.task, e.target.port): str(e.source) for e in spec.edges if e.source.topic is not None}
-    topic_out: dict[tuple[str | None, str | None], list[str]] = {}
-    for e in spec.edges:
-        if e.target.topic is not None:
-            topic_out.setdefault((e.source.task, e.source.port), []).append(str(e.target))
+                states: Mapping[str, str] | None = None,
+                topics: Iterable[str] = (),
+                placed: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The nodes and edges the component draws, from a spec and the catalog entries by type.
+
+    Every ``topic:`` end of an edge is a node of its own (``kind: topic``, id ``topic:...``), so
+    every edge of the spec is drawn; ``topics`` adds topic nodes that have no wire yet. ``placed``
+    (task -> agent) names the tasks that placement put on an agent.
+    """
+    xy = layout(spec, types, positions, topics)
     nodes = []
     for task in spec.tasks:
         entry = types.get(task.type, {})
@@ -90,20 +147,28 @@ def graph_props(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]], *,
         x, y = xy[task.id]
         nodes.append({
             "id": task.id,
+            "kind": "task",
             "title": task.label or task.id,
-            "subtitle": f"{task.type} @ {task.agent}" if task.agent else f"{task.type} (placed)",
+            "subtitle": _subtitle(task, placed or {}),
             "x": x, "y": y,
             "state": (states or {}).get(task.id, "none"),
-            "inputs": [{"name": name, "title": " · ".join(filter(None, [
-                f"{task.id}.{name}", _meta_text(meta), topic_in.get((task.id, name), "")]))}
-                for name, meta in inputs.items()],
-            "outputs": [{"name": name, "title": " · ".join(filter(None, [
-                f"{task.id}.{name}", _meta_text(meta), *topic_out.get((task.id, name), [])]))}
-                for name, meta in outputs.items()],
+            "inputs": [{"name": name, "title": " · ".join(filter(None, [f"{task.id}.{name}", meta_text(meta)]))}
+                       for name, meta in inputs.items()],
+            "outputs": [{"name": name, "title": " · ".join(filter(None, [f"{task.id}.{name}", meta_text(meta)]))}
+                        for name, meta in outputs.items()],
         })
-    edges = [{"key": f"{e.source}->{e.target}", "from": str(e.source), "to": str(e.target)}
-             for e in spec.edges if e.source.task is not None and e.target.task is not None]
+    nodes += [_topic_node(topic, xy[f"{TOPIC}{topic}"]) for topic in topic_nodes(spec, topics)]
+    edges = [{"key": f"{e.source}->{e.target}", "from": str(e.source), "to": str(e.target)} for e in spec.edges]
     return nodes, edges
+
+
+def node_box(node: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """Where a node of :func:`graph_props` is drawn: x, y, width, height."""
+    if node.get("kind") == "topic":
+        height = TOPIC_HEIGHT
+    else:
+        height = node_height(len(node.get("inputs") or []), len(node.get("outputs") or []))
+    return int(node["x"]), int(node["y"]), NODE_WIDTH, height
 
 
 class GraphView(ui.element, component="static/graph_view.js"):
@@ -135,7 +200,7 @@ class GraphView(ui.element, component="static/graph_view.js"):
         self._props["nodes"] = nodes
         self._props["edges"] = edges
         self._props["selected"] = selected
-        self._states = {n["id"]: n.get("state", "none") for n in nodes}
+        self._states = {n["id"]: n.get("state", "none") for n in nodes if n.get("kind") != "topic"}
         self.update()
         return True
 
@@ -165,11 +230,36 @@ class GraphView(ui.element, component="static/graph_view.js"):
         self.on("move", forward)
         return self
 
+    def on_view(self, handler: Callable[[float, float, float, float], Any]) -> GraphView:
+        """The visible centre and size of the canvas, in graph coordinates (editable views only)."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            args = e.args if isinstance(e.args, dict) else {}
+            try:
+                x, y = float(args["x"]), float(args["y"])
+                width, height = float(args.get("width", 0)), float(args.get("height", 0))
+            except (KeyError, TypeError, ValueError):
+                return None  # not what the component sends: ignore it
+            if not all(map(math.isfinite, (x, y, width, height))):
+                return None
+            return handler(x, y, width, height)
+
+        self.on("view", forward)
+        return self
+
     def on_port(self, handler: Callable[[str, str, str], Any]) -> GraphView:
         def forward(e: events.GenericEventArguments) -> Any:
             return handler(str(e.args["task"]), str(e.args["port"]), str(e.args["side"]))
 
         self.on("port", forward)
+        return self
+
+    def on_topic(self, handler: Callable[[str], Any]) -> GraphView:
+        """A topic node's dot was clicked (views that are not editable): its topic."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            topic = e.args.get("topic") if isinstance(e.args, dict) else None
+            return handler(topic) if isinstance(topic, str) and topic else None
+
+        self.on("topic", forward)
         return self
 
     def _displayed_contents(self, *, only_visible: bool) -> list[Any]:

@@ -21,9 +21,10 @@ from edge.bus import Overflow, Subscription
 from edge.errors import FrameError
 from edge.frames import decode_frame
 from ui.app import Panel
+from ui.charts import RENDERER, time_axis
 from ui.preview import classify, describe, image_data_url
 
-__all__ = ["Inspector"]
+__all__ = ["Inspector", "inspector_dialog"]
 
 log = logging.getLogger("ui")
 
@@ -66,11 +67,12 @@ class Inspector:
             self.plot = ui.echart({
                 "animation": False,
                 "grid": {"left": 50, "right": 16, "top": 12, "bottom": 28},
-                "xAxis": {"type": "time"},
+                "xAxis": time_axis(),
                 "yAxis": {"type": "value", "scale": True},
                 "series": [{"type": "line", "showSymbol": False, "data": []}],
-            }).classes("w-full h-64").mark("inspector-plot")
-            self.image = ui.image().classes("max-w-[640px]").mark("inspector-image")
+            }, renderer=RENDERER).classes("w-full h-64").mark("inspector-plot")
+            # a plain <img> swapped when the next picture has loaded: no fade from white at every refresh
+            self.image = ui.interactive_image().classes("w-full max-w-[640px]").mark("inspector-image")
             self.log = ui.log(max_lines=LOG_LINES).classes("w-full h-48").mark("inspector-log")
         for view in (self.plot, self.image, self.log):
             view.visible = False
@@ -172,3 +174,22 @@ class Inspector:
             self.log.visible = True
             for line in lines[-LINES_PER_TICK:]:
                 self.log.push(line)
+
+
+def inspector_dialog(panel: Panel, *, title: str, topic: str, page: str | None = None) -> None:
+    """The inspector of ``topic`` in a dialog (with a link to ``page``, its page of its own); closing it
+    unsubscribes."""
+    with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
+        inspector = Inspector(panel, title=title, topic=topic)
+        with ui.row().classes("gap-4"):
+            if page is not None:
+                ui.link("open on its own page", page)
+            ui.button("close", on_click=dialog.close).props("flat").mark("inspector-close")
+
+    async def closed(e: Any) -> None:
+        if not e.value:
+            await inspector.close()
+            dialog.delete()
+
+    dialog.on_value_change(closed)
+    dialog.open()

@@ -25,7 +25,8 @@ Kind = Literal["text", "badge", "chips", "spark", "actions", "link"]
 class Column:
     """One column: ``text`` cells hold a string, ``badge`` ``{"text", "color"}``, ``chips`` a list of
     ``{"text", "color"?, "value"?, "title"?}`` (clickable when they have a value), ``spark`` a list of
-    numbers, ``link`` a string that emits ``cell`` when clicked, ``actions`` nothing (its buttons)."""
+    numbers (or ``{"values", "text"}`` when they are not current: the text replaces the last value),
+    ``link`` a string that emits ``cell`` when clicked, ``actions`` nothing (its buttons)."""
 
     name: str
     label: str

@@ -1,43 +1,46 @@
-"""How task states look on every page: one colour per state, and a deployment's summary."""
+"""How task states look on every page: one colour per shown state, and a deployment's summary.
+
+What state a task is shown in is decided once, in :mod:`edge.controller.views` (its status and its
+agent's liveness); this module only gives each shown state its colour and CSS class.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from edge.controller import Fleet
+from edge.controller.views import AGENT_OFFLINE, DeploymentSummary, TaskView
+from edge.controller.views import summarize as _summarize
 
-__all__ = ["STATE_COLORS", "Summary", "state_color", "summarize"]
+__all__ = ["STATE_COLORS", "graph_states", "state_class", "state_color", "summarize", "view_color"]
 
 STATE_COLORS = {"running": "green", "starting": "orange", "failed": "red", "invalid": "purple",
-                "stopped": "grey", "pending": "blue"}
+                "stopped": "grey", "pending": "blue", AGENT_OFFLINE: "blue-grey"}
+#: a running task with a crash notice (it crashed and was restarted lately)
+RESTARTED = "restarted"
+RESTARTED_COLOR = "amber"
 
 
 def state_color(state: str) -> str:
     return STATE_COLORS.get(state, "grey")
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
-    total: int
-    running: int
-    failed: int
-    states: dict[str, str]
-
-    @property
-    def text(self) -> str:
-        extra = f", {self.failed} failing" if self.failed else ""
-        return f"{self.running}/{self.total} running{extra}"
+def state_class(state: str) -> str:
+    """The CSS-safe name of a shown state (``agent offline`` -> ``agent-offline``)."""
+    return state.replace(" ", "-")
 
 
-def summarize(fleet: Fleet, deployment: str) -> Summary:
-    """Each task's state (``pending`` until its agent reports) and the counts, for a deployed spec."""
-    spec = fleet.deployments.get(deployment)
-    if spec is None:
-        return Summary(0, 0, 0, {})
-    states = {}
-    for task in spec.tasks:
-        status = fleet.statuses.get((deployment, task.id))
-        states[task.id] = status.state if status is not None else "pending"
-    running = sum(1 for s in states.values() if s == "running")
-    failed = sum(1 for s in states.values() if s in ("failed", "invalid"))
-    return Summary(len(states), running, failed, states)
+def view_color(view: TaskView) -> str:
+    """A task's colour: its shown state's, amber for a running task that crashed lately."""
+    if view.state == "running" and view.notice is not None:
+        return RESTARTED_COLOR
+    return state_color(view.state)
+
+
+def graph_states(summary: DeploymentSummary) -> dict[str, str]:
+    """Task id -> the node class of the running view's graph (``restarted`` for a running task with a notice)."""
+    return {v.task: RESTARTED if v.state == "running" and v.notice is not None else state_class(v.state)
+            for v in summary.views}
+
+
+def summarize(fleet: Fleet, deployment: str) -> DeploymentSummary:
+    """Each task's shown state and the counts, for a deployed spec (empty when it is not deployed)."""
+    return _summarize(fleet, deployment)

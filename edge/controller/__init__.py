@@ -8,5 +8,7 @@ from edge.controller.controller import Controller, DeployResult
 from edge.controller.fleet import AgentInfo, Fleet, TaskStatus
 from edge.controller.history import SpecHistory
 from edge.controller.placement import place
+from edge.controller.views import DeploymentSummary, TaskView, deployment_views, summarize, task_view
 
-__all__ = ["AgentInfo", "Controller", "DeployResult", "Fleet", "SpecHistory", "TaskStatus", "place"]
+__all__ = ["AgentInfo", "Controller", "DeployResult", "DeploymentSummary", "Fleet", "SpecHistory", "TaskStatus",
+           "TaskView", "deployment_views", "place", "summarize", "task_view"]

@@ -12,19 +12,26 @@ retained state has arrived, so validation sees the live catalog.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import socket
+import time
+import uuid
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from edge.bus import Bus
 from edge.controller.fleet import Fleet
 from edge.controller.history import SpecHistory
 from edge.controller.placement import place
-from edge.errors import ConfigError, SpecError
-from edge.graph import DeploymentSpec, check_against_catalog, encode_spec
+from edge.errors import ConfigError, EdgeError, SpecError
+from edge.frames import encode_value
+from edge.graph import DeploymentSpec, Origin, TaskSpec, check_against_catalog, encode_spec
 from edge.settings import Settings
 from edge.topics import Topics, validate_id
+from edge.validation import CHECK_TIMEOUT, CheckRequest, Report, check_offline, decode_reply, encode_request
 
 __all__ = ["Controller", "DeployResult"]
 
@@ -36,14 +43,19 @@ class DeployResult:
     spec: DeploymentSpec
     previous_version: int | None
     published: bool
+    #: what did not block it: pins to unknown agents, checks that could not run (``edge.validation``)
+    warnings: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
 
 
 class Controller:
     """``async with Controller(settings) as controller`` — one bus, one fleet, one history."""
 
     def __init__(self, settings: Settings, *, bus: Bus | None = None, client_id: str | None = None,
-                 sync_timeout: float = 5.0) -> None:
+                 sync_timeout: float = 5.0, via: str = "api") -> None:
         self.settings = settings
+        #: what deploys through this controller: cli, panel, api; stamped on each version it publishes
+        self.via = via
         self.topics = Topics(settings.namespace)
         self._own_bus = bus is None
         self.bus = bus or Bus.from_settings(settings, client_id=client_id)
@@ -67,32 +79,128 @@ class Controller:
 
     # -- checking and placing -------------------------------------------------------------------------
     def plan(self, spec: DeploymentSpec) -> tuple[DeploymentSpec, list[str]]:
-        """The spec as it would be published (placed, versioned) and every problem with it."""
+        """The spec as it would be published (placed, versioned) and its catalog and placement problems.
+
+        Without the config checks: :meth:`validate` is the whole validation."""
         problems = check_against_catalog(spec, self.fleet.types(online_only=False))
-        placed, placement_problems = place(spec, self.fleet)
-        problems += placement_problems
+        placed, placement_problems = self._place(spec)
+        return placed, problems + placement_problems
+
+    def _place(self, spec: DeploymentSpec) -> tuple[DeploymentSpec, list[str]]:
+        placed, problems = place(spec, self.fleet)
         current = self.fleet.deployments.get(spec.id)
         latest = max([current.version if current else 0, *self.history.versions(spec.id)])
         if latest and spec.version <= latest:  # an update is the next version, also after a removal
             placed = placed.model_copy(update={"version": latest + 1})
         return placed, problems
 
-    async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False) -> DeployResult:
-        """Check against the live catalog, place, publish and record; :class:`SpecError` lists problems."""
-        placed, problems = self.plan(spec)
-        if problems:
-            raise SpecError(f"cannot deploy {spec.id!r}", errors=problems)
+    async def validate(self, data: Any, *, timeout: float | None = None) -> Report:
+        """Every problem of ``data`` (a spec, or a spec file's parsed YAML/JSON) at once: structure,
+        catalog, config schemas, placement, pins, and the types' own checks run by agents offering
+        them (waiting at most ``timeout`` s, default :data:`~edge.validation.CHECK_TIMEOUT`)."""
+        types = self.fleet.types(online_only=False)
+        found = check_offline(data, types=types, agents=self.fleet.agents)
+        spec, errors, warnings = found.spec, found.errors, found.warnings
+        placed = None
+        if spec is not None:
+            placed, placement = self._place(spec)
+            errors += placement
+        remote, not_run = await self._ask_agents(found.partial, types, found.schema_fields,
+                                                 CHECK_TIMEOUT if timeout is None else timeout)
+        for task in found.partial.tasks:  # in the spec's order, after the offline problems
+            task_errors, task_warnings = remote.get(task.id, ([], []))
+            errors += [f"task {task.id!r}: {line}" for line in task_errors]
+            warnings += [f"task {task.id!r}: {line}" for line in task_warnings]
+        return Report(placed, errors=tuple(dict.fromkeys(errors)), warnings=tuple(warnings),
+                      unchecked=(*found.unchecked, *not_run), checked=spec)
+
+    async def _ask_agents(self, spec: DeploymentSpec, types: dict[str, dict[str, Any]],
+                          schema_fields: dict[str, set[str]], timeout: float
+                          ) -> tuple[dict[str, tuple[list[str], list[str]]], list[str]]:
+        """The types' own checks: each task asked of its pinned agent if that one is online and offers
+        the type, else of the first online agent offering it; one request per agent, in parallel."""
+        by_agent: dict[str, list[TaskSpec]] = {}
+        not_run: list[str] = []
+        for task in spec.tasks:
+            if types.get(task.type, {}).get("available", True) is False or task.type not in types:
+                continue  # already an error of the catalog check
+            pinned = self.fleet.agents.get(task.agent or "")
+            offering = [a.id for a in sorted(self.fleet.online, key=lambda a: a.id) if a.offers(task.type)]
+            if pinned is not None and pinned.id in offering:
+                by_agent.setdefault(pinned.id, []).append(task)
+            elif offering:
+                by_agent.setdefault(offering[0], []).append(task)
+            else:
+                not_run.append(f"task {task.id!r}: the checks of type {task.type!r} that need its code: "
+                               f"no online agent offers the type")
+        if not by_agent:
+            return {}, not_run
+        if not self.bus.is_connected:
+            return {}, [*not_run, *(f"task {t.id!r}: the checks of type {t.type!r} that need its code: "
+                                    f"not connected to the broker" for ts in by_agent.values() for t in ts)]
+        try:
+            answers = await self._exchange(by_agent, timeout)
+        except EdgeError as exc:  # the connection dropped while asking
+            answers, reason = {}, f"the broker connection failed ({exc})"
+        else:
+            reason = f"did not answer within {timeout:g} s"
+        results: dict[str, tuple[list[str], list[str]]] = {}
+        for agent, tasks in by_agent.items():
+            answer = answers.get(agent)
+            for task in tasks:
+                if answer is None or task.id not in answer:
+                    why = reason if answer is None else "did not report on it"
+                    not_run.append(f"task {task.id!r}: the checks of type {task.type!r} that need its code: "
+                                   f"agent {agent!r} {why}")
+                    continue
+                task_errors, task_warnings = answer[task.id]
+                known = schema_fields.get(task.id, set())  # the schema said it already
+                results[task.id] = ([e for e in task_errors if e.split(": ", 1)[0] not in known], task_warnings)
+        return results, not_run
+
+    async def _exchange(self, by_agent: dict[str, list[TaskSpec]], timeout: float
+                        ) -> dict[str, dict[str, tuple[list[str], list[str]]]]:
+        """One request per agent on its validate topic; the answers that came within ``timeout``, by agent."""
+        request_id = uuid.uuid4().hex
+        reply_topic = self.topics.reply(request_id)
+        answers: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
+        async with self.bus.subscribe(reply_topic, qos=1) as replies:
+            for agent, tasks in by_agent.items():
+                request = CheckRequest(id=request_id, reply_to=reply_topic,
+                                       tasks=[(t.id, t.type, dict(t.config)) for t in tasks])
+                await self.bus.publish(self.topics.agent_validate(agent), encode_request(request), qos=1)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    while len(answers) < len(by_agent):
+                        reply = decode_reply((await replies.get()).payload, request_id)
+                        if reply is not None and reply[0] in by_agent:
+                            answers[reply[0]] = reply[1]
+        return answers
+
+    async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False, report: Report | None = None,
+                     rollback_of: int | None = None) -> DeployResult:
+        """Validate (:meth:`validate`, unless ``report`` is its result for this very spec), place, publish
+        and record; :class:`SpecError` lists every error."""
+        if report is None or report.checked != spec:
+            report = await self.validate(spec)
+        if report.errors or report.spec is None:
+            raise SpecError(f"cannot deploy {spec.id!r}", errors=list(report.errors))
+        placed = report.spec
         current = self.fleet.deployments.get(spec.id)
         previous = current.version if current is not None else None
         if dry_run:
-            return DeployResult(placed, previous, published=False)
-        if current is not None and not self.history.versions(spec.id):
+            return DeployResult(placed, previous, published=False, warnings=report.warnings,
+                                unchecked=report.unchecked)
+        if current is not None and current.version not in self.history.versions(spec.id):
             self.history.save(current)  # deployed by someone else before: keep it for a rollback
+        placed = placed.model_copy(update={"deployed": Origin(
+            via=self.via, host=socket.gethostname(), at=time.time_ns() // 1_000_000, replaced=previous,
+            rollback_of=rollback_of)})
         await self.bus.publish(self.topics.deployment(spec.id), encode_spec(placed), qos=1, retain=True)
         self.history.save(placed)
         self.fleet.deployments[spec.id] = placed  # our own copy arrives too; later readers see it now
         log.info("deployed %s version %d", placed.id, placed.version)
-        return DeployResult(placed, previous, published=True)
+        return DeployResult(placed, previous, published=True, warnings=report.warnings, unchecked=report.unchecked)
 
     async def remove(self, deployment: str) -> bool:
         """Remove a deployment; False when there was none. Its history stays for a rollback."""
@@ -115,7 +223,24 @@ class Controller:
             spec = self.history.get(deployment, version)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0]), field="version") from None
-        return await self.deploy(spec.model_copy(update={"version": 1}))
+        return await self.deploy(spec.model_copy(update={"version": 1}), rollback_of=version)
+
+    async def dismiss(self, deployment: str, task: str) -> bool:
+        """Ask the task's agent to clear its crash notice; False when it has none.
+
+        The agent clears it (unless it crashed again since the notice this controller saw) and
+        republishes the status, so every panel and ``edge ls`` sees it go. An offline agent cannot
+        be asked: :class:`ConfigError`."""
+        status = self.fleet.statuses.get((validate_id(deployment, "deployment id"), validate_id(task, "task id")))
+        if status is None or status.crashed_at is None:
+            return False
+        agent = self.fleet.agents.get(status.agent) if status.agent is not None else None
+        if status.agent is None or agent is None or not agent.online:
+            raise ConfigError(f"agent {status.agent or '?'} of {deployment}/{task} is offline: its crash notice "
+                              "can be dismissed once it is back", field="agent")
+        request = {"deployment": deployment, "task": task, "before": status.crashed_at}
+        await self.bus.publish(self.topics.agent_dismiss(status.agent), encode_value(request), qos=1)
+        return True
 
     def port_topic(self, reference: str) -> str:
         """``demo/add.out`` -> the stream topic of that output (checked against the live spec)."""
@@ -130,3 +255,4 @@ class Controller:
                 return self.topics.stream(dep, task, port)
             raise ConfigError(f"deployment {dep!r} has no task {task!r}", field="port")
         return self.topics.stream(dep, task, port)
+

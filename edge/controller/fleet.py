@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from edge._cancel import cancel_and_wait
+from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
 from edge.errors import EdgeError, FrameError, SpecError, TopicError
 from edge.frames import decode_value
@@ -57,6 +58,9 @@ class AgentInfo:
     host: dict[str, Any] = field(default_factory=dict)
     types: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: the newest ``ts`` (ms, the agent's clock) of any of its state messages: a will carries its
+    #: connect time, so the last birth or metrics update says when it was last heard of
+    last_seen: int = 0
     #: (ts, cpu_percent, rss_mb) samples, oldest first, for sparklines
     history: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
@@ -78,6 +82,9 @@ class TaskStatus:
     restarts: int = 0
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: the crash notice: the last crash's error and time (ms), until dismissed or run clean for a while
+    last_error: str | None = None
+    crashed_at: int | None = None
 
 
 def _as_int(value: object, default: int = 0) -> int:
@@ -95,6 +102,7 @@ class Fleet:
         self.statuses: dict[tuple[str, str], TaskStatus] = {}
         #: messages on our topics that could not be understood (each logged)
         self.errors = 0
+        self._bad = LogLimiter(log)
         self._listeners: list[Callable[[str, str], None]] = []
         self._changed = asyncio.Event()
         self._subs: list[Subscription] = []
@@ -292,7 +300,7 @@ class Fleet:
                 self._notify("status", f"{parsed.deployment_id}/{parsed.task_id}")
         except (TopicError, FrameError, SpecError, AssertionError) as exc:
             self.errors += 1
-            log.warning("ignored message on %r: %s", message.topic, exc)
+            self._bad.warning(message.topic, "ignored message on %r: %s", message.topic, exc)
 
     def _on_agent(self, kind: TopicKind, agent_id: str, payload: bytes) -> None:
         halves = self._states if kind is TopicKind.AGENT_STATE else self._catalogs
@@ -326,6 +334,7 @@ class Fleet:
         agent.epoch = epoch
         agent.online = data.get("online") is True
         agent.ts = _as_int(data.get("ts"), agent.ts)
+        agent.last_seen = max(agent.last_seen, agent.ts)
         agent.version = str(data.get("version", ""))
         host = data.get("host")
         agent.host = host if isinstance(host, dict) else {}
@@ -349,11 +358,15 @@ class Fleet:
         error = data.get("error")
         agent = data.get("agent")
         type_name = data.get("type")
+        last_error = data.get("last_error")
+        crashed_at = data.get("crashed_at")
         self.statuses[(dep, task)] = TaskStatus(
             deployment=dep, task=task, state=data["state"], agent=agent if isinstance(agent, str) else None,
             type=type_name if isinstance(type_name, str) else None, version=_as_int(data.get("version")),
             ts=_as_int(data.get("ts")), restarts=_as_int(data.get("restarts")),
-            error=error if isinstance(error, str) else None, metrics=metrics if isinstance(metrics, dict) else {})
+            error=error if isinstance(error, str) else None, metrics=metrics if isinstance(metrics, dict) else {},
+            last_error=last_error if isinstance(last_error, str) else None,
+            crashed_at=_as_int(crashed_at) if _as_int(crashed_at, -1) >= 0 else None)
 
     def _notify(self, kind: str, key: str) -> None:
         self._changed.set()

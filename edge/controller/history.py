@@ -30,7 +30,7 @@ class SpecHistory:
 
     def save(self, spec: DeploymentSpec) -> Path:
         path = self._dir(spec.id) / f"v{spec.version}.yaml"
-        write_atomic(path, yaml.safe_dump(spec.to_dict(), sort_keys=False).encode())
+        write_atomic(path, yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True).encode())
         return path
 
     def versions(self, deployment: str) -> list[int]:
@@ -38,6 +38,11 @@ class SpecHistory:
         if not folder.is_dir():
             return []
         return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _VERSION.match(p.name)))
+
+    def previous(self, deployment: str, version: int) -> int | None:
+        """The newest saved version before ``version``, if any."""
+        older = [v for v in self.versions(deployment) if v < version]
+        return older[-1] if older else None
 
     def get(self, deployment: str, version: int) -> DeploymentSpec:
         path = self._dir(deployment) / f"v{version}.yaml"

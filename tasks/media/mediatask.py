@@ -92,6 +92,8 @@ class Worker:
 class MediaTask(Task):
     """Base of the media tasks; subclasses implement :meth:`serve` (and maybe :meth:`release`)."""
 
+    category = "media"
+
     #: inputs whose lanes drop the oldest item whatever they carry (mixers, meters, audio packets)
     drop_oldest: ClassVar[frozenset[str]] = frozenset()
 

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from _docblocks import PAGES, ROOT, Block, Command, blocks, commands, page_commands, page_files
 
 from edge.broker import free_port
@@ -170,9 +171,28 @@ def check_docker_run(argv: list[str]) -> None:
     assert argv[-1].split(":")[0] == "edgetasks", "the image is built as edgetasks (docs/raspberry-pi.md)"
 
 
+def check_docker_build(argv: list[str]) -> None:
+    """An image named as ``docker run`` uses it, from this repository's Dockerfile; a buildx build for
+    several platforms cannot be ``--load``ed (Docker keeps one platform locally): it must ``--push``."""
+    assert argv[-1] == "." and (ROOT / "Dockerfile").is_file(), "not built from this repository"
+    assert argv[argv.index("-t") + 1] == "edgetasks", "the image is built as edgetasks (docs/raspberry-pi.md)"
+    if "--platform" in argv:
+        platforms = argv[argv.index("--platform") + 1].split(",")
+        assert "--load" in argv if len(platforms) == 1 else "--push" in argv, f"{platforms}: --load takes one"
+
+
+def check_docker_load(argv: list[str]) -> None:
+    assert argv[:2] == ["docker", "save"] and argv[2] == "edgetasks" and argv[-2:] == ["docker", "load"], argv
+
+
 def check_docker_compose(argv: list[str]) -> None:
-    compose = (ROOT / "compose.yaml").read_text()
-    assert "build: ." in compose and (ROOT / "Dockerfile").is_file()
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert (ROOT / "Dockerfile").is_file() and all(
+        s.get("build") == "." for name, s in compose["services"].items() if name != "mosquitto")
+    # the panel's password: a secret whose file the page has the reader write first
+    for secret in compose.get("secrets", {}).values():
+        name = secret["file"].removeprefix("./")
+        assert any(name in page.read_text() for page in PAGES), f"no page tells users to write {name}"
 
 
 @dataclass(frozen=True)
@@ -193,6 +213,9 @@ ALLOWED = [
     Allowed(r"sudo nano /etc/", check_edit, "an editor"),
     Allowed(r"sudo systemctl enable --now ", check_systemctl, "a system service"),
     Allowed(r"journalctl -u ", check_journalctl, "a system service's log"),
+    Allowed(r"docker build ", check_docker_build, "no container runtime here"),
+    Allowed(r"docker buildx build ", check_docker_build, "no container runtime here"),
+    Allowed(r"docker save ", check_docker_load, "no container runtime here, nor a Pi"),
     Allowed(r"docker run ", check_docker_run, "no container runtime here"),
     Allowed(r"docker compose up", check_docker_compose, "no container runtime here"),
 ]

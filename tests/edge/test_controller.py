@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -124,3 +126,30 @@ async def test_port_topic(broker, tmp_path, ns):
         assert controller.port_topic("demo/add.out") == f"edge/v1/{ns}/streams/demo/add/out"
         with pytest.raises(ConfigError):
             controller.port_topic("demo-add-out")
+
+
+async def test_each_version_is_stamped_with_when_and_from_where(broker, tmp_path, ns):
+    async with Agent(settings(broker, tmp_path, ns, "a1"), task_sources=[SAMPLES]), \
+            Controller(settings(broker, tmp_path, ns, "ctl"), via="cli") as controller, \
+            Controller(settings(broker, tmp_path, ns, "other")) as other:
+        await fleet_ready(controller, ["a1"])
+        before = time.time_ns() // 1_000_000
+        first = (await controller.deploy(parse_spec(spec(1, config={"interval_ms": 100})))).spec
+        assert first.deployed is not None
+        assert (first.deployed.via, first.deployed.host, first.deployed.replaced) == ("cli", socket.gethostname(),
+                                                                                       None)
+        assert before <= first.deployed.at <= time.time_ns() // 1_000_000
+        # the stamp travels with the spec: every reader sees it, agents run the version regardless
+        await other.fleet.wait_for(lambda f: "demo" in f.deployments, TIMEOUT)
+        assert other.fleet.deployments["demo"].deployed == first.deployed
+        second = (await other.deploy(parse_spec(spec(1, config={"interval_ms": 200})))).spec
+        assert second.deployed is not None and (second.deployed.via, second.deployed.replaced) == ("api", 1)
+        # a controller that did not deploy the version it replaces saves it first, stamp and all
+        assert other.history.versions("demo") == [1, 2]
+        assert other.history.get("demo", 1).deployed == first.deployed
+        await controller.fleet.wait_for(lambda f: f.deployments["demo"].version == 2, TIMEOUT)
+        rolled = (await controller.rollback("demo", 1)).spec
+        assert rolled.deployed is not None and (rolled.deployed.rollback_of, rolled.deployed.replaced) == (1, 2)
+        await controller.fleet.wait_for(lambda f: any(s.version == 3 and s.state == "running"
+                                                      for s in f.tasks_of("demo")), TIMEOUT)
+        await controller.remove("demo")

@@ -64,6 +64,33 @@ def test_credentials_from_settings_join_the_url(monkeypatch):
     assert "pw-7f3a9c" not in repr(s)
 
 
+def test_passwords_from_files_as_container_secrets(monkeypatch, tmp_path):
+    (tmp_path / "panel").write_text("panel-pw-41c2\n")
+    (tmp_path / "mqtt").write_text("  mqtt-pw-9d0e  ")
+    monkeypatch.setenv("EDGE_CONTROLLER_PASSWORD_FILE", str(tmp_path / "panel"))
+    monkeypatch.setenv("EDGE_PASSWORD_FILE", str(tmp_path / "mqtt"))
+    monkeypatch.setenv("EDGE_USERNAME", "agent")
+    s = load_settings()
+    assert s.controller_password is not None and s.controller_password.get_secret_value() == "panel-pw-41c2"
+    assert s.broker_url.password == "mqtt-pw-9d0e"
+    assert "pw-41c2" not in repr(s)
+    monkeypatch.setenv("EDGE_CONTROLLER_PASSWORD", "given-directly")  # the variable itself wins
+    assert load_settings().controller_password.get_secret_value() == "given-directly"
+
+
+@pytest.mark.parametrize(("content", "needle"), [(None, "cannot read"), ("\n", "is empty")])
+def test_an_unreadable_or_empty_password_file_is_one_clear_error(monkeypatch, tmp_path, content, needle):
+    path = tmp_path / "secret"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv("EDGE_CONTROLLER_PASSWORD_FILE", str(path))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert f"EDGE_CONTROLLER_PASSWORD_FILE: {path}" in str(info.value) or (
+        "EDGE_CONTROLLER_PASSWORD_FILE: cannot read" in str(info.value))
+    assert needle in str(info.value) and info.value.field == "EDGE_CONTROLLER_PASSWORD_FILE"
+
+
 @pytest.mark.parametrize(("var", "value", "needle"), [
     ("EDGE_BROKER", "http://x", "EDGE_BROKER: unsupported scheme 'http'"),
     ("EDGE_BROKER", "mqtt://", "EDGE_BROKER: 'mqtt://' has no host name"),

@@ -64,6 +64,8 @@ def test_every_built_topic_parses_back(ns, dep, task, port, agent):
     assert t.parse(t.deployment(dep)) == ParsedTopic(TopicKind.DEPLOYMENT, ns, deployment_id=dep)
     assert t.parse(t.agent_state(agent)).agent_id == agent
     assert t.parse(t.agent_catalog(agent)).kind is TopicKind.AGENT_CATALOG
+    assert t.parse(t.agent_dismiss(agent)) == ParsedTopic(TopicKind.AGENT_DISMISS, ns, agent_id=agent)
+    assert not matches(t.all_agent_states, t.agent_dismiss(agent))
     assert matches(t.all_streams(dep), t.stream(dep, task, port))
     assert matches(t.all_agent_states, t.agent_state(agent))
     assert not matches(t.all_agent_states, t.agent_catalog(agent))

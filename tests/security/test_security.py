@@ -72,6 +72,7 @@ def test_acl_text_names_exactly_what_each_user_may_do():
     assert blocks["user ctl"] == ["topic readwrite edge/v1/ns/#"]
     assert blocks["user a2"] == [
         "topic readwrite edge/v1/ns/agents/a2/#", "topic read edge/v1/ns/deployments/+",
+        "topic write edge/v1/ns/replies/+",
         "topic write edge/v1/ns/deployments/d/status/s", "topic write edge/v1/ns/streams/d/s/#",
         "topic write out/x", "topic read edge/v1/ns/streams/d/c/out"]
     assert "topic read sensor/t" in blocks["user a1"]
@@ -112,6 +113,13 @@ async def test_acl_is_enforced_by_mosquitto(tmp_path):
             async with asyncio.timeout(TIMEOUT):
                 assert isinstance(decode_frame((await frames.get()).payload).value, int)
             await ctl.publish(topics.deployment("d"), b"", qos=1, retain=True)
+            # and it may answer a controller's validation request (edge.validation) on a replies topic
+            async with Controller(load_settings(broker=url("ctl"), namespace=ns, data_dir=tmp_path / "c")) as c:
+                await c.fleet.wait_for(lambda f: "a1" in f.agents and f.agents["a1"].offers("scale"), TIMEOUT)
+                report = await c.validate({"id": "v", "tasks": [{"id": "s", "type": "scale", "agent": "a1",
+                                                                 "config": {"factor": -1}}]})
+                assert report.unchecked == ()  # the agent answered (else: "did not answer within 3 s")
+                assert report.errors == ("task 's': config.factor: -1 is less than or equal to the minimum of 0",)
 
 
 def _drain(sub):

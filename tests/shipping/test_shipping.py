@@ -7,6 +7,7 @@ import configparser
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from edge.broker import free_port, wait_for_port
 
 ROOT = Path(__file__).parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -91,6 +94,45 @@ def test_compose_has_a_broker_a_controller_and_two_agents():
     for service in services.values():  # published ports stay on the host's loopback
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:")
+    # the panel listens on 0.0.0.0 in its container: its password comes from a compose secret
+    controller = services["controller"]
+    (secret,) = controller["secrets"]
+    assert controller["environment"]["EDGE_CONTROLLER_PASSWORD_FILE"] == f"/run/secrets/{secret}"
+    assert compose["secrets"][secret]["file"] == "./panel-password.txt"
+    assert controller["healthcheck"]["test"] == ["CMD", "edge", "health", "--panel"]
+    # (tests/shipping/test_wheel.py runs these services from the installed wheel)
+
+
+def test_edge_ui_on_a_busy_port_says_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+        env.update(EDGE_CONTROLLER_PORT=str(port), EDGE_DATA_DIR=str(tmp_path), EDGE_BROKER="mqtt://127.0.0.1:1")
+        out = subprocess.run([sys.executable, "-m", "edge", "ui"], env=env, capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip() == (f"edge: the control panel's port {port} on 127.0.0.1 is in use: stop what listens "
+                                  "there or choose another port with EDGE_CONTROLLER_PORT")
+
+
+async def test_panel_health_follows_the_panel(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(EDGE_CONTROLLER_PORT=str(port), EDGE_DATA_DIR=str(tmp_path), EDGE_BROKER="mqtt://127.0.0.1:1")
+    health = [sys.executable, "-m", "edge", "health", "--panel"]
+    down = subprocess.run(health, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert down.returncode == 1 and "does not answer" in down.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "ui"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert await wait_for_port("127.0.0.1", port, timeout=30, alive=lambda: proc.poll() is None)
+        up = subprocess.run(health, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert up.returncode == 0 and "HTTP 200" in up.stdout, up.stdout + up.stderr
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_systemd_unit_and_its_environment_file():

@@ -187,6 +187,7 @@ async def test_build_deploy_inspect_and_stop(page, panel_url, panel_settings, tm
         await shot(page, tmp_path, "deployments")
         await page.get_by_role("link", name="demo", exact=True).click()
         await page.get_by_role("button", name="stop").click()
+        await page.locator(".q-dialog").get_by_role("button", name="stop").click()  # confirmed
         await page.get_by_text("demo is not deployed").wait_for()
         await page.get_by_role("link", name="Deployments").click()
         await page.locator("text=not running").wait_for()
@@ -215,6 +216,30 @@ async def test_build_deploy_inspect_and_stop(page, panel_url, panel_settings, tm
             await page.wait_for_timeout(1500)
             await shot(page, tmp_path, "dashboard")
             await controller.remove("dash")
+
+
+async def test_the_new_deployment_dialog_focuses_its_id(page, panel_url):
+    """Typing right after opening the dialog fills the id: the field has the focus, no click needed."""
+    from playwright.async_api import expect
+
+    await page.goto(panel_url + "/deployments")
+    await page.get_by_role("button", name="new deployment").click()
+    field = page.get_by_label("id", exact=True)
+    await expect(field).to_be_focused()
+    await page.keyboard.type("typed-id")
+    await expect(field).to_have_value("typed-id")
+    await page.keyboard.press("Escape")
+    # the editor of a deployment that does not exist links to the same dialog, the id filled in
+    await page.goto(panel_url + "/deployments/typo/edit")
+    await page.get_by_text("There is no deployment typo").wait_for()
+    await page.get_by_role("link", name="create a deployment named typo").click()
+    field = page.get_by_label("id", exact=True)
+    await expect(field).to_have_value("typo")
+    await expect(field).to_be_focused()
+    await page.get_by_role("button", name="create").click()
+    await page.wait_for_url("**/deployments/typo/edit")
+    await page.get_by_text("Add a task").wait_for()
+    await page.goto("about:blank")  # leave before the panel stops, or the page's reconnects log errors
 
 
 async def test_a_video_viewer_plays_in_the_browser(page, panel_url, panel_settings, tmp_path):

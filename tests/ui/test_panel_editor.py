@@ -1,13 +1,23 @@
 """The graph editor: create, add tasks, config forms with validation, wiring (and refusals),
-pinning, YAML export and import, deploying (and the controller's refusals)."""
+pinning, YAML export and import, deploying (and the controller's refusals); a version deployed
+elsewhere while a draft is edited (banner, diffs, reload, overwrite only when confirmed); the page
+of a deployment that does not exist."""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import uuid
 
 import pytest
 import yaml
 from conftest import agents, panel, until
-from nicegui import ElementFilter
+from nicegui import ElementFilter, ui
 from nicegui.elements.upload_files import SmallFileUpload
+
+from edge.graph import parse_spec
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
@@ -117,7 +127,7 @@ async def test_build_configure_wire_pin_and_deploy(user, panel_settings, tmp_pat
 async def test_import_yaml_wires_and_deploy_errors(user, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"):
         await until(lambda: "numbers" in panel().fleet.types(), "types")
-        await user.open("/deployments/imp/edit")  # an unknown id: a new, empty draft
+        await new_deployment(user, "imp")
         await user.should_see("not deployed")
         spec = {"id": "elsewhere", "label": "Imported", "tasks": [
             {"id": "src", "type": "numbers", "config": {"interval_ms": 50}},
@@ -164,3 +174,123 @@ async def test_import_yaml_wires_and_deploy_errors(user, panel_settings, tmp_pat
         await user.open("/deployments/imp/edit")
         assert node_ids(user) == ["only"]
         await panel().controller.remove("imp")
+
+
+async def cli_deploy(panel_settings, tmp_path, spec: dict) -> str:
+    """``edge deploy`` in a process of its own, with its own data dir: a deploy the panel did not make."""
+    path = tmp_path / f"cli-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update({"EDGE_BROKER": panel_settings.broker, "EDGE_NAMESPACE": panel_settings.namespace,
+                "EDGE_DATA_DIR": str(tmp_path / "cli")})
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "edge", "deploy", str(path), env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, out.decode()
+    return out.decode()
+
+
+def graph_spec(interval: int, *, words: bool = False) -> dict:
+    tasks = [{"id": "n", "type": "numbers", "config": {"interval_ms": interval}}, {"id": "d", "type": "double"}]
+    edges = [{"from": "n.out", "to": "d.in"}]
+    if words:
+        tasks.append({"id": "w", "type": "words", "config": {"word": "20 °C"}})
+        edges = []
+    return {"id": "demo", "tasks": tasks, "edges": edges}
+
+
+def texts(user, marker):
+    with user:
+        return [label.text for e in ElementFilter(marker=marker) for label in e.descendants()
+                if isinstance(label, ui.label)]
+
+
+async def test_a_version_deployed_elsewhere_is_shown_and_never_silently_undone(user, panel_settings, tmp_path):
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: "words" in panel().fleet.types(), "types")
+        fleet = panel().fleet
+        await panel().controller.deploy(parse_spec(graph_spec(100)))
+        await user.open("/deployments/demo/edit")
+        await user.should_see("deployed: version 1")
+        await user.should_not_see(marker="stale-title")
+        next(iter(user.find(marker="deployment-label").elements)).set_value("Mine")  # an edit of our own
+
+        # the CLI deploys version 2 while the editor is open: the editor says so, live, with what differs
+        await cli_deploy(panel_settings, tmp_path, graph_spec(200, words=True))
+        await user.should_see(marker="stale-title", retries=100)
+        title = next(iter(user.find(marker="stale-title").elements)).text
+        assert title.startswith("Version 2 of demo was deployed ")
+        assert f"from the CLI on {socket.gethostname()}" in title and "based on version 1" in title
+        await user.should_see("deployed: version 2")
+        theirs = texts(user, "stale-theirs")
+        assert theirs == ["+ task w (words)", "task n: config interval_ms: 100 → 200", "- wire n.out → d.in"]
+        mine = texts(user, "stale-mine")
+        assert mine == ['label "" → "Mine"', "- task w (words)", "task n: config interval_ms: 200 → 100",
+                        "+ wire n.out → d.in"]
+
+        # Deploy asks first, naming the version it replaces; cancelled, nothing is published
+        user.find(marker="deploy").click()
+        await user.should_see("Deploy over version 2?")
+        assert texts(user, "overwrite-diff") == mine
+        user.find(marker="cancel-overwrite").click()
+        await until(lambda: not marked(user, "confirm-overwrite"), "the closed dialog to go")
+        assert fleet.deployments["demo"].version == 2
+        # the deployments list does not deploy a stale draft either: it says why
+        from ui.pages.deployments import deploy_draft
+
+        with user:
+            problems = await deploy_draft(panel(), panel().drafts["demo"])
+        assert problems and "version 2 of demo was deployed" in problems[0]
+        assert fleet.deployments["demo"].version == 2
+
+        # confirmed: the draft replaces version 2, and the banner goes
+        user.find(marker="deploy-over").click()
+        await user.should_see(marker="confirm-overwrite")
+        user.find(marker="confirm-overwrite").click()
+        await until(lambda: fleet.deployments["demo"].version == 3, "version 3")
+        v3 = fleet.deployments["demo"]
+        assert v3.label == "Mine" and v3.task("n").config == {"interval_ms": 100} and [t.id for t in v3.tasks] == [
+            "n", "d"]
+        assert v3.deployed is not None and v3.deployed.via == "panel" and v3.deployed.replaced == 2
+        await user.should_not_see(marker="stale-title", retries=50)
+
+        # another CLI deploy; reload takes it: the editor then shows version 4's values, no banner
+        await cli_deploy(panel_settings, tmp_path, graph_spec(300))
+        await user.should_see(marker="stale-title", retries=100)
+        assert texts(user, "stale-theirs") == ['label "Mine" → ""', "task n: config interval_ms: 100 → 300"]
+        user.find(marker="reload-deployed").click()
+        assert "demo" not in panel().drafts
+        await user.open("/deployments/demo/edit")
+        await user.should_see("deployed: version 4")
+        await user.should_not_see(marker="stale-title")
+        assert panel().drafts["demo"].task("n").config == {"interval_ms": 300}
+        user.find(marker="graph").trigger("select", {"kind": "node", "id": "n"})
+        await user.should_see("task n")
+        assert next(iter(user.find(marker="config-interval_ms").elements)).value == 300
+        await panel().controller.remove("demo")
+
+
+async def test_a_new_draft_for_an_id_deployed_meanwhile_is_stale(user, panel_settings, tmp_path):
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: "numbers" in panel().fleet.types(), "types")
+        await new_deployment(user, "demo")
+        await cli_deploy(panel_settings, tmp_path, graph_spec(100))
+        await user.should_see(marker="stale-title", retries=100)
+        assert "based on nothing deployed (a new draft)" in next(iter(user.find(marker="stale-title").elements)).text
+        assert texts(user, "stale-mine") == ["- task n (numbers)", "- task d (double)", "- wire n.out → d.in"]
+        user.find(marker="deploy").click()
+        await user.should_see("Deploy over version 1?")
+        await panel().controller.remove("demo")
+
+
+async def test_an_unknown_deployment_is_not_found_and_can_be_created(user, panel_settings):
+    await user.open("/deployments/typo/edit")
+    await user.should_see("There is no deployment typo")
+    assert "typo" not in panel().drafts and "typo" not in panel().known_deployments()
+    await user.should_not_see("Add a task")
+    user.find(marker="create-it").click()
+    await user.should_see("New deployment")
+    assert next(iter(user.find(marker="new-id").elements)).value == "typo"
+    user.find(marker="create").click()
+    await user.should_see("Add a task", retries=50)
+    assert panel().drafts["typo"].tasks == []

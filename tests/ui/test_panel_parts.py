@@ -93,14 +93,17 @@ def test_layout_puts_sources_left_survives_cycles_and_keeps_moved_nodes():
                        "edges": [{"from": "a.out", "to": "b.in"}, {"from": "b.out", "to": "c.in"},
                                  {"from": "c.out", "to": "a.in"}, {"from": "topic:x/y", "to": "d.in"}]})
     xy = layout(spec, TYPES)
-    assert set(xy) == {"a", "b", "c", "d"}
+    assert set(xy) == {"a", "b", "c", "d", "topic:x/y"}  # a topic end is a node of its own
     assert xy["b"][0] > xy["a"][0] or xy["a"][0] > xy["c"][0]  # a cycle is cut somewhere, and it ends
+    assert xy["d"][0] > xy["topic:x/y"][0]  # the topic feeds d: left of it
     assert layout(spec, TYPES, {"d": (5, 6)})["d"] == (5, 6)
     nodes, edges = graph_props(spec, TYPES, states={"a": "failed"})
-    assert {n["id"]: n["state"] for n in nodes} == {"a": "failed", "b": "none", "c": "none", "d": "none"}
-    assert len(edges) == 3  # the topic wire is shown on its port, not as a wire
-    d = next(n for n in nodes if n["id"] == "d")
-    assert "topic:x/y" in d["inputs"][0]["title"]
+    assert {n["id"]: n["state"] for n in nodes} == {"a": "failed", "b": "none", "c": "none", "d": "none",
+                                                    "topic:x/y": "topic"}
+    assert len(edges) == len(spec.edges) == 4  # every wire drawn, the topic one too
+    assert {"key": "topic:x/y->d.in", "from": "topic:x/y", "to": "d.in"} in edges
+    topic = next(n for n in nodes if n["id"] == "topic:x/y")
+    assert topic["kind"] == "topic" and [p["name"] for p in topic["outputs"]] == ["out"]
 
 
 def test_png_of_images():
@@ -146,3 +149,39 @@ def test_classify_and_describe():
     assert describe(np.arange(10, dtype=np.int16)).startswith('"array int16 (10,) [0, 1, 2')
     assert len(describe("x" * 1000)) == 400
     assert json.loads(describe({"n": float("inf")})) == {"n": "inf"}
+
+
+def test_a_draft_is_stale_when_what_is_deployed_is_not_its_base():
+    from edge.graph import Origin
+
+    v1 = parse_spec({"id": "d", "tasks": [{"id": "n", "type": "numbers"}],
+                     "deployed": {"via": "panel", "host": "h", "at": 1}})
+    draft = Draft.from_spec(v1)
+    assert not draft.stale(None) and not draft.stale(v1)
+    assert not draft.stale(parse_spec(v1.to_dict()))  # the copy the broker brings back is the same publish
+    assert draft.stale(v1.model_copy(update={"version": 2}))
+    # the same version number published by another controller (its own history) is another publish
+    assert draft.stale(v1.model_copy(update={"deployed": Origin(via="cli", host="other", at=2)}))
+    assert Draft(id="d").stale(v1) and not Draft(id="d").stale(None)  # a new draft: anything deployed is news
+
+
+def test_spec_diff_lines_and_origin_text():
+    from ui.versions import MAX_VALUE, diff_specs, origin_text
+
+    old = parse_spec({"id": "d", "label": "A", "tasks": [
+        {"id": "n", "type": "numbers", "agent": "a1", "label": "N", "config": {"interval_ms": 100, "x": 1}},
+        {"id": "gone", "type": "double"}], "edges": [{"from": "n.out", "to": "gone.in"}]})
+    new = parse_spec({"id": "d", "version": 7, "tasks": [
+        {"id": "n", "type": "words", "config": {"interval_ms": 100, "word": "°" * 100}}],
+        "deployed": {"via": "cli", "host": "lab", "at": 1764892330000, "rollback_of": 2}})
+    lines = diff_specs(old, new)
+    assert lines[:5] == ['label "A" → ""', "- task gone (double)", "task n: type numbers → words",
+                         "task n: runs on a1 → (placement)", 'task n: label "N" → ""']
+    assert lines[5].startswith('task n: config + word: "°°') and lines[5].endswith("…")  # cut, as typed
+    assert len(lines[5]) == len("task n: config + word: ") + MAX_VALUE
+    assert lines[6] == "task n: config - x (was 1)"
+    assert lines[7:] == ["- wire n.out → gone.in"]
+    assert diff_specs(new, new.model_copy(update={"version": 8, "deployed": None})) == []  # same tasks and wires
+    assert diff_specs(None, old) == ["+ task n (numbers)", "+ task gone (double)", "+ wire n.out → gone.in"]
+    assert origin_text(new) == "deployed 2025-12-04 23:52:10 UTC from the CLI on lab as a rollback to v2"
+    assert origin_text(old) == "deployed (when and from where: not recorded)"

@@ -136,6 +136,7 @@ async def test_states_errors_rates_and_the_inspector(user, panel_settings, tmp_p
 
         await user.open("/deployments/run")
         user.find(marker="stop").click()
+        user.find(marker="confirm-stop").click()
         await until(lambda: not panel().fleet.tasks_of("run"), "the tasks to stop")
         await user.should_see("not deployed", retries=50)
     forget_crash_logs(caplog)

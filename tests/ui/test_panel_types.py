@@ -33,8 +33,8 @@ async def test_catalog_with_ports_config_offers_and_reasons(user, panel_settings
         await user.should_see(marker="type-double", retries=200)
         with user.scope(marker="type-double"):
             await user.should_see("Doubles numbers.")
-            await user.should_see("in: content=number")
-            await user.should_see("out: content=number")
+            await user.should_see("in: number")
+            await user.should_see("out: number")
             await user.should_see("number, ≤ 1000, > 0, default 2.0")  # factor: gt=0, le=1000
             await user.should_see("one of multiply, add, default \"multiply\"")
             await user.should_see("offered by a1, a2", retries=100)

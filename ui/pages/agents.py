@@ -1,5 +1,9 @@
 """Agents: every agent of the namespace, live, with its host, version, CPU and memory sparklines
-and the task instances it runs."""
+and the task instances it runs.
+
+Task chips take the state every view shows (:mod:`edge.controller.views`): an offline agent's
+tasks are ``agent offline``. An offline agent's CPU and memory are its last known values, said
+so with their age, never shown as current."""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from typing import Any
 from nicegui import ui
 
 from edge.controller import Fleet
+from edge.controller.views import format_age, task_view
+from edge.frames import now_ms
 from ui.app import current
 from ui.frame import frame
 from ui.live_table import Column, LiveTable
-from ui.status import state_color
+from ui.status import view_color
 
 __all__ = ["COLUMNS", "agent_rows", "create", "instances"]
 
@@ -42,29 +48,42 @@ def _host(host: dict[str, Any]) -> str:
 def instances(fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
     """Agent id -> a chip per task instance the specs give it, coloured by the task's status."""
     result: dict[str, list[dict[str, Any]]] = {}
+    now = now_ms()
     for dep_id in sorted(fleet.deployments):
         for task in fleet.deployments[dep_id].tasks:
             if task.agent is None:
                 continue
-            status = fleet.statuses.get((dep_id, task.id))
-            state = status.state if status is not None else "pending"
+            view = task_view(fleet, dep_id, task, now=now)
+            title = " · ".join(filter(None, [f"{task.type}: {view.label}", view.detail, view.notice]))
             result.setdefault(task.agent, []).append({
-                "text": f"{dep_id}/{task.id}", "color": state_color(state), "value": dep_id,
-                "title": f"{task.type}: {state}"})
+                "text": f"{dep_id}/{task.id}", "color": view_color(view), "value": dep_id, "title": title})
     return result
+
+
+def _last_known(values: list[float], unit: str, age: str) -> dict[str, Any]:
+    """An offline agent's metric: its history, and its last value said to be the last known."""
+    text = f"{values[-1]}{unit} last known, {age} ago" if values else ""
+    return {"values": values, "text": text}
 
 
 def agent_rows(fleet: Fleet) -> list[dict[str, Any]]:
     tasks = instances(fleet)
+    now = now_ms()
     rows = []
     for agent in sorted(fleet.agents.values(), key=lambda a: a.id):
+        cpu: Any = [round(cpu, 1) for _, cpu, _ in agent.history]
+        rss: Any = [round(rss, 1) for _, _, rss in agent.history]
+        if not agent.online:
+            sampled = agent.history[-1][0] if agent.history else agent.last_seen
+            age = format_age((now - sampled) / 1000)
+            cpu, rss = _last_known(cpu, " %", age), _last_known(rss, " MB", age)
         rows.append({
             "id": agent.id,
             "status": {"text": "online" if agent.online else "offline", "color": "green" if agent.online else "grey"},
             "host": _host(agent.host),
             "version": agent.version,
-            "cpu": [round(cpu, 1) for _, cpu, _ in agent.history],
-            "rss": [round(rss, 1) for _, _, rss in agent.history],
+            "cpu": cpu,
+            "rss": rss,
             "tasks": tasks.get(agent.id, []),
         })
     return rows
@@ -88,7 +107,8 @@ def create() -> None:
 
             def refresh() -> None:
                 nonlocal seen
-                if seen >= 0 and not panel.changes.since(seen):
+                ageing = any(not a.online for a in panel.fleet.agents.values())  # "last known, 25 s ago"
+                if seen >= 0 and not panel.changes.since(seen) and not ageing:
                     return
                 seen = panel.changes.revision
                 table.set_rows(agent_rows(panel.fleet))

@@ -13,6 +13,10 @@ as ``video_viewer``; contract in ``docs/media.md``) is drawn as a live picture: 
 its ``view`` topic is a whole JPEG image, shown as it comes (at most every redraw), with its
 size, rate and age. Its images are not retained: until the first one comes, and when none
 has come for :data:`STALE_AFTER` seconds, the card says so.
+
+A card is ``live`` only while its task runs on an online agent (the state every view shows,
+:mod:`edge.controller.views`); otherwise its retained view is old news: the card is dimmed and
+says ``stale``, why (``agent offline 25 s``, ``failed``…) and how old its value is.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ from typing import Any
 from nicegui import ui
 
 from edge.bus import Message, Subscription
+from edge.controller.views import TaskView, format_age, task_view
 from edge.errors import FrameError, TopicError
-from edge.frames import decode_frame, encode_frame
+from edge.frames import decode_frame, encode_frame, now_ms
 from edge.graph import DeploymentSpec, TaskSpec
 from edge.topics import is_valid_id
 from ui.app import Panel, current
+from ui.charts import RENDERER, time_axis
+from ui.display_text import show_newest
 from ui.frame import deployment_nav, frame
 from ui.preview import encoded_image_mime, image_data_url
 
@@ -83,6 +90,8 @@ class Widget:
         self.driven_by = driven_by
         self._touched = 0.0
         self._updating = False
+        self._value_ts: int | None = None  # when the view shown was published (ms), None: no view
+        self._stale = False
         width = "w-[560px] max-w-full" if kind == VIDEO else "w-80"  # a picture wants room
         with ui.card().classes(width).mark(f"widget-{task.id}") as self.card:
             self.title = ui.label(task.label or task.id).classes("text-subtitle1 font-bold")
@@ -127,8 +136,8 @@ class Widget:
         elif self.kind == "plot":
             self.chart = ui.echart({
                 "animation": False, "legend": {"top": 0}, "grid": {"left": 44, "right": 12, "top": 28, "bottom": 24},
-                "xAxis": {"type": "time"}, "yAxis": {"type": "value", "scale": True}, "series": [],
-            }).classes("w-full h-48")
+                "xAxis": time_axis(), "yAxis": {"type": "value", "scale": True}, "series": [],
+            }, renderer=RENDERER).classes("w-full h-48")
         else:
             self.text = ui.label(f"this panel does not know the dashboard kind {self.kind!r}").classes(
                 "text-caption text-negative")
@@ -153,13 +162,15 @@ class Widget:
             await self._send(self.control.value or "")
 
     # -- drawing ----------------------------------------------------------------------------------------
-    def show(self, view: dict[str, Any] | None) -> None:
+    def show(self, view: dict[str, Any] | None, ts: int | None = None) -> None:
+        self._value_ts = ts if view is not None else None
         if view is None:
             self.state.text = "not running"
             self.card.classes(add="opacity-60")
             return
-        self.card.classes(remove="opacity-60")
-        self.state.text = "live"
+        if not self._stale:
+            self.card.classes(remove="opacity-60")
+            self.state.text = "live"
         if view.get("label"):
             self.title.text = str(view["label"])
         user_busy = time.monotonic() - self._touched < ECHO_GUARD
@@ -184,6 +195,22 @@ class Widget:
         size = f"{width}x{height}" if isinstance(width, int) and isinstance(height, int) else "?"
         age = max(0, time.time_ns() // 1_000_000 - frame_ts)
         self.text.text = f"{size} · {rate:.1f} pictures/s · {age} ms old · {len(image) // 1024} KiB"
+
+    def check_live(self, task: TaskView, now: int) -> None:
+        """Mark the card stale, with why and its value's age, unless its task runs on an online agent."""
+        if self.kind == VIDEO or self._value_ts is None:  # a video viewer ages by its pictures; no view: said so
+            return
+        if task.state == "running":
+            if self._stale:
+                self._stale = False
+                self.card.classes(remove="opacity-60")
+                self.state.text = "live"
+            return
+        self._stale = True
+        text = f"stale · {task.label} · value {format_age((now - self._value_ts) / 1000)} old"
+        if self.state.text != text:
+            self.state.text = text
+            self.card.classes(add="opacity-60")
 
     def check_stale(self) -> None:
         """A video viewer with no picture for a while says so (its images are not retained)."""
@@ -232,7 +259,7 @@ class Widget:
         self.text.text = f"{view.get('text') or ''}" + (f" ({value:g})" if isinstance(value, int | float) else "")
 
     def _show_text_display(self, view: dict[str, Any], _busy: bool) -> None:
-        self.text.text = str(view.get("text") or "")
+        show_newest(self.text, str(view.get("text") or ""), self.task.config)
 
     def _show_value_bar(self, view: dict[str, Any], _busy: bool) -> None:
         fraction = min(max(_number(view.get("fraction")), 0.0), 1.0)
@@ -283,6 +310,7 @@ class Dashboard:
         self._shown: list[tuple[str, str]] | None = None
         self._types_seen = -1
         self._types_checked = 0.0
+        self._live_checked = 0.0
         self._closed = False
         #: video viewer frames that were not JPEG images
         self.bad_pictures = 0
@@ -365,16 +393,22 @@ class Dashboard:
                     self._show_picture(widget, payload)
                 continue
             view: dict[str, Any] | None = None
+            ts: int | None = None
             if payload:
                 try:
-                    value = decode_frame(payload).value
+                    decoded = decode_frame(payload)
                 except FrameError as exc:
                     log.warning("dashboard %s: the view of %s is not a frame: %s", self.dep, task_id, exc)
                     continue
-                view = value if isinstance(value, dict) else None
-            widget.show(view)
+                view, ts = (decoded.value, decoded.ts) if isinstance(decoded.value, dict) else (None, None)
+            widget.show(view, ts)
         for widget in self.widgets.values():
             widget.check_stale()
+        if spec is not None and now - self._live_checked >= 1.0:  # ages move on by the second
+            self._live_checked = now
+            wall = now_ms()
+            for widget in self.widgets.values():
+                widget.check_live(task_view(self.panel.fleet, self.dep, widget.task, now=wall), wall)
 
     def _show_picture(self, widget: Widget, payload: bytes) -> None:
         try:

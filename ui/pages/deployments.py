@@ -1,5 +1,6 @@
 """Deployments: the list (deployed, stopped, drafts) with version and tasks running/total; create,
-edit, deploy, stop, delete, and the version history with rollback."""
+edit, deploy, stop and delete (both confirmed), and the version history: when and from where each
+version was deployed, its changes since the one before, rollback."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ from dataclasses import dataclass
 from nicegui import ui
 
 from edge.errors import EdgeError, SpecError
+from edge.graph import DeploymentSpec
+from edge.validation import Report
 from ui.app import Panel, current
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import frame, transient_dialog
+from ui.refusal import notify_refused
 from ui.status import summarize
+from ui.versions import diff_specs, origin_text
 
-__all__ = ["DeploymentInfo", "create", "deployment_info"]
+__all__ = ["DeploymentInfo", "confirm_stop", "create", "deployment_info"]
+
+MAX_DIFF_LINES = 30  # of one version's changes in the history
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,64 +49,134 @@ def deployment_info(panel: Panel, dep: str) -> DeploymentInfo:
 STATE_COLOR = {"deployed": "green", "stopped": "grey", "draft": "blue"}
 
 
-async def deploy_draft(panel: Panel, draft: Draft) -> list[str]:
-    """Deploy a draft, telling the user how it went; the problems that refused it (none: published)."""
+async def deploy_draft(panel: Panel, draft: Draft, *, report: Report | None = None,
+                       replaces: int | None = None, listed: bool = False) -> list[str]:
+    """Deploy a draft, telling the user how it went; the problems that refused it (none: published).
+
+    A draft not based on what is deployed (deployed elsewhere meanwhile) is deployed only over the
+    version the user confirmed replacing (``replaces``): never silently over another change.
+    ``report``: the controller's validation of this very draft, if it was just run (saves asking again).
+    ``listed``: the caller lists the problems on the page, so the toast only points there.
+    """
+    deployed = panel.fleet.deployments.get(draft.id)
+    if deployed is not None and draft.stale(deployed) and replaces != deployed.version:
+        based = f"version {draft.base.version}" if draft.base is not None else "no deployed version"
+        problem = (f"version {deployed.version} of {draft.id} was {origin_text(deployed)}; the draft is based on "
+                   f"{based}: open the editor to see what differs, then reload it or deploy over it")
+        ui.notify(f"{draft.id} was not deployed: {problem}", type="warning", multi_line=True, timeout=10000)
+        return [problem]
     try:
-        result = await panel.controller.deploy(draft.to_spec())
+        result = await panel.controller.deploy(draft.to_spec(), report=report)
     except SpecError as exc:
         errors = exc.errors or [str(exc)]
-        ui.notify(f"{draft.id} was not deployed: " + "; ".join(errors), type="negative", multi_line=True,
-                  timeout=10000)
+        if listed:
+            notify_refused(f"{draft.id} was not deployed", errors)
+        else:
+            ui.notify(f"{draft.id} was not deployed: " + "; ".join(errors), type="negative", multi_line=True,
+                      timeout=10000)
         return errors
     except EdgeError as exc:
-        ui.notify(f"{draft.id} was not deployed: {exc}", type="negative", multi_line=True)
+        if listed:
+            notify_refused(f"{draft.id} was not deployed", [str(exc)])
+        else:
+            ui.notify(f"{draft.id} was not deployed: {exc}", type="negative", multi_line=True)
         return [str(exc)]
     draft.version = result.spec.version
+    draft.base = result.spec
     panel.changes.note("local", draft.id)
     ui.notify(f"deployed {draft.id} version {result.spec.version}", type="positive")
     return []
 
 
 def history_dialog(panel: Panel, dep: str) -> None:
-    """A dialog with every saved version of ``dep``: show one, or roll back to it."""
+    """A dialog with every saved version of ``dep``, newest first: when and from where it was deployed,
+    what it changed since the version before; show one, or roll back to it (not to the one deployed)."""
     history = panel.controller.history
     current_spec = panel.fleet.deployments.get(dep)
-    with transient_dialog() as dialog, ui.card().classes("w-[42rem] max-w-full"):
+    with transient_dialog() as dialog, ui.card().classes("w-[46rem] max-w-full"):
         ui.label(f"Versions of {dep}").classes("text-h6")
-        rows = ui.column().classes("gap-0")
-        shown = ui.label().classes("edge-mono w-full max-h-80 overflow-auto")
+        rows = ui.column().classes("gap-2 w-full max-h-[60vh] overflow-auto")
+        shown = ui.label().classes("edge-mono w-full max-h-80 overflow-auto whitespace-pre").mark("history-yaml")
         shown.visible = False
         versions = history.versions(dep)
         if not versions:
             with rows:
                 ui.label("no saved version yet")
         for version in reversed(versions):
-            with rows, ui.row().classes("items-center gap-3"):
-                ui.label(f"v{version}").classes("font-bold w-12")
-                if current_spec is not None and current_spec.version == version:
-                    ui.badge("deployed", color="green")
+            try:
+                spec = history.get(dep, version)
+            except (SpecError, KeyError, OSError) as exc:  # a damaged file: say so, list the others
+                with rows:
+                    ui.label(f"v{version}: unreadable ({exc})").classes("text-negative")
+                continue
+            current = current_spec is not None and current_spec.version == version
+            with rows, ui.column().classes("gap-0 w-full").mark(f"version-v{version}"):
+                with ui.row().classes("items-center gap-3"):
+                    ui.label(f"v{version}").classes("font-bold w-12")
+                    if current:
+                        ui.badge("deployed", color="green").mark("current-version")
+                    ui.label(origin_text(spec)).classes("text-caption").mark(f"origin-v{version}")
 
-                def show(v: int = version) -> None:
-                    shown.text = Draft.from_spec(history.get(dep, v)).to_yaml()
-                    shown.visible = True
+                    def show(s: DeploymentSpec = spec) -> None:
+                        shown.text = f"# v{s.version}, {origin_text(s)}\n{Draft.from_spec(s).to_yaml()}"
+                        shown.visible = True
 
-                async def roll(v: int = version) -> None:
-                    try:
-                        result = await panel.controller.rollback(dep, v)
-                    except (SpecError, EdgeError) as exc:
-                        errors = exc.errors if isinstance(exc, SpecError) else []
-                        ui.notify(f"cannot roll back: {'; '.join(errors or [str(exc)])}", type="negative",
-                                  multi_line=True)
-                        return
-                    panel.drafts.pop(dep, None)  # the editor shows what runs now
-                    panel.changes.note("local", dep)
-                    ui.notify(f"rolled back {dep}: version {result.spec.version} is the content of v{v}",
-                              type="positive")
-                    dialog.close()
+                    async def roll(v: int = version) -> None:
+                        try:
+                            result = await panel.controller.rollback(dep, v)
+                        except (SpecError, EdgeError) as exc:
+                            errors = exc.errors if isinstance(exc, SpecError) else []
+                            ui.notify(f"cannot roll back: {'; '.join(errors or [str(exc)])}", type="negative",
+                                      multi_line=True)
+                            return
+                        panel.drafts.pop(dep, None)  # the editor shows what runs now
+                        panel.changes.note("local", dep)
+                        ui.notify(f"rolled back {dep}: version {result.spec.version} is the content of v{v}",
+                                  type="positive")
+                        dialog.close()
 
-                ui.button("show", on_click=show).props("flat dense").mark(f"show-v{version}")
-                ui.button("roll back", on_click=roll).props("flat dense color=primary").mark(f"rollback-v{version}")
+                    ui.button("show", on_click=show).props("flat dense").mark(f"show-v{version}")
+                    if not current:  # rolling back to what runs would only publish a copy of it
+                        ui.button("roll back", on_click=roll).props("flat dense color=primary").mark(
+                            f"rollback-v{version}")
+                version_changes(panel, spec)
         ui.button("close", on_click=dialog.close).props("flat")
+    dialog.open()
+
+
+def version_changes(panel: Panel, spec: DeploymentSpec) -> None:
+    """What ``spec`` changed since the saved version before it, a line each."""
+    history = panel.controller.history
+    before = history.previous(spec.id, spec.version)
+    if before is None:
+        ui.label("the first saved version").classes("text-caption text-grey-7 pl-14")
+        return
+    try:
+        changes = diff_specs(history.get(spec.id, before), spec)
+    except (SpecError, KeyError, OSError):
+        changes = [f"(v{before} is unreadable)"]
+    with ui.column().classes("gap-0 pl-14 edge-mono text-caption").mark(f"changes-v{spec.version}"):
+        ui.label(f"changes since v{before}:" if changes else f"same tasks and wires as v{before}")
+        for line in changes[:MAX_DIFF_LINES]:
+            ui.label(line)
+        if len(changes) > MAX_DIFF_LINES:
+            ui.label(f"… and {len(changes) - MAX_DIFF_LINES} more")
+
+
+def confirm_stop(panel: Panel, dep: str) -> None:
+    """Ask, as Delete does, before stopping a deployment's tasks."""
+    with transient_dialog() as dialog, ui.card():
+        ui.label(f"Stop {dep}? Its agents stop its tasks; its versions are kept, to deploy it again.")
+
+        async def stop() -> None:
+            dialog.close()
+            await panel.controller.remove(dep)
+            panel.changes.note("local", dep)
+            ui.notify(f"stopped {dep}: its agents stop its tasks (its versions are kept)")
+
+        with ui.row():
+            ui.button("stop", on_click=stop).props("color=warning").mark("confirm-stop")
+            ui.button("cancel", on_click=dialog.close).props("flat").mark("cancel-stop")
     dialog.open()
 
 
@@ -123,7 +200,8 @@ class DeploymentRow:
                 f"/deployments/{dep}/dashboard")).props("flat dense").mark(f"dashboard-{dep}")
             self.deploy = ui.button("deploy", on_click=self._deploy).props("flat dense color=positive").mark(
                 f"deploy-{dep}")
-            self.stop = ui.button("stop", on_click=self._stop).props("flat dense color=warning").mark(f"stop-{dep}")
+            self.stop = ui.button("stop", on_click=lambda: confirm_stop(panel, dep)).props(
+                "flat dense color=warning").mark(f"stop-{dep}")
             ui.button("history", on_click=lambda: history_dialog(panel, dep)).props("flat dense").mark(
                 f"history-{dep}")
             ui.button("delete", on_click=self._confirm_delete).props("flat dense color=negative").mark(
@@ -147,11 +225,6 @@ class DeploymentRow:
             return
         await deploy_draft(self.panel, draft)
 
-    async def _stop(self) -> None:
-        await self.panel.controller.remove(self.dep)
-        self.panel.changes.note("local", self.dep)
-        ui.notify(f"stopped {self.dep}: its agents stop its tasks (its versions are kept)")
-
     def _confirm_delete(self) -> None:
         with transient_dialog() as dialog, ui.card():
             ui.label(f"Delete {self.dep}? It is stopped if it runs, and its draft and saved versions are deleted.")
@@ -171,10 +244,11 @@ class DeploymentRow:
         ui.notify(f"deleted {self.dep}")
 
 
-def new_deployment_dialog(panel: Panel) -> None:
+def new_deployment_dialog(panel: Panel, dep: str = "") -> None:
     with transient_dialog() as dialog, ui.card().classes("w-96"):
         ui.label("New deployment").classes("text-h6")
-        name = ui.input("id", validation=lambda v: valid_deployment_id(v or "")).classes("w-full").mark("new-id")
+        name = ui.input("id", value=dep, validation=lambda v: valid_deployment_id(v or "")).classes("w-full").props(
+            "autofocus").mark("new-id")  # the dialog focuses it as it opens: type the id at once
         label = ui.input("label (optional)").classes("w-full").mark("new-label")
 
         def create_draft() -> None:
@@ -198,7 +272,7 @@ def new_deployment_dialog(panel: Panel) -> None:
 
 def create() -> None:
     @ui.page("/deployments")
-    def deployments_page() -> None:
+    def deployments_page(new: str | None = None) -> None:
         panel = current()
         with frame("Deployments", active="/deployments"):
             with ui.row().classes("items-center w-full gap-4"):
@@ -234,3 +308,5 @@ def create() -> None:
 
             refresh()
             ui.timer(1.0, refresh)
+            if new is not None:  # ?new=ID, from the editor's "no such deployment" page
+                new_deployment_dialog(panel, new[:64])

@@ -12,10 +12,15 @@ from nicegui import events, ui
 from edge.errors import SpecError
 from ui.app import Panel, current
 from ui.config_form import ConfigForm
+from ui.conflict import ConflictBanner, confirm_overwrite
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import deployment_nav, frame, transient_dialog
-from ui.graph_view import GraphView, graph_props
+from ui.graph_view import TOPIC_HEIGHT, GraphView, graph_props, node_box, node_height, placed_agents
 from ui.pages.deployments import deploy_draft
+from ui.refusal import notify_refused
+from ui.topic_nodes import is_topic_node, topic_adder, topic_of, topic_panel
+from ui.type_picker import TypePicker
+from ui.viewport import Viewport
 
 __all__ = ["Editor", "create"]
 
@@ -32,6 +37,7 @@ class Editor:
         self.selected: dict[str, Any] | None = None
         self.form: ConfigForm | None = None
         self._seen = panel.changes.revision
+        self.viewport = Viewport()
         deployment_nav(draft.id, "Editor")
         with ui.row().classes("items-center gap-2 w-full"):
             self.label = ui.input("deployment label", value=draft.label or "",
@@ -48,15 +54,17 @@ class Editor:
         with ui.row().classes("w-full no-wrap items-stretch gap-3"):
             with ui.column().classes("w-96 shrink-0 gap-2"):
                 ui.label("Add a task").classes("text-subtitle2")
-                with ui.row().classes("w-full items-center no-wrap gap-1"):
-                    self.add_type = ui.select({}, with_input=True, label="task type").classes("grow").mark(
-                        "add-type")
-                    ui.button("add", icon="add", on_click=self.add_task).props("dense").mark("add")
+                self.picker = TypePicker(on_add=self.add_task)
+                ui.label("Add an MQTT topic").classes("text-subtitle2")
+                topic_adder(self.draft, self.topic_added)
                 ui.separator()
                 self.side = ui.column().classes("w-full gap-1")
             with ui.column().classes("grow gap-1"):
                 self.graph = GraphView(editable=True).classes("w-full").style("height: 68vh").mark("graph")
                 self.graph.on_connect(self.connect).on_select(self.select).on_move(self.moved)
+                self.graph.on_view(self.viewport.update)
+        self.conflict = ConflictBanner(panel, draft, reload=self.revert, deploy_over=self.deploy)
+        self.conflict.card.move(target_index=2)  # under the header: seen before the graph
         self.problems = ui.column().classes("w-full gap-0").mark("problems")
         self.refresh_types()
         self.redraw()
@@ -70,17 +78,16 @@ class Editor:
         except SpecError as exc:
             self.show_problems("the draft is not a valid spec", exc.errors or [str(exc)])
             return
-        nodes, edges = graph_props(spec, self.types, positions=self.draft.positions)
-        self.graph.set_graph(nodes, edges, self.selected)
         deployed = self.panel.fleet.deployments.get(self.draft.id)
+        nodes, edges = graph_props(spec, self.types, positions=self.draft.positions, topics=self.draft.topics,
+                                   placed=placed_agents(self.draft.tasks, deployed))
+        self.graph.set_graph(nodes, edges, self.selected)
         self.deployed.text = f"deployed: version {deployed.version}" if deployed else "not deployed"
+        self.conflict.update()
 
     def refresh_types(self) -> None:
         self.types = self.panel.fleet.types(online_only=False)
-        options = {name: f"{entry.get('label') or name} ({name})" for name, entry in sorted(self.types.items())
-                   if entry.get("available", True)}
-        if options != self.add_type.options:
-            self.add_type.set_options(options, value=self.add_type.value if self.add_type.value in options else None)
+        self.picker.set_types(self.types)
 
     def poll(self) -> None:
         if self.panel.changes.since(self._seen, "agent", "deployment"):
@@ -117,6 +124,9 @@ class Editor:
                 ui.button("delete wire", icon="delete", on_click=lambda: self.disconnect(key)).props(
                     "flat color=negative").mark("delete-wire")
                 return
+            if is_topic_node(self.selected["id"]):
+                topic_panel(self.draft, topic_of(str(self.selected["id"])), self.deselect)
+                return
             try:
                 task = self.draft.task(str(self.selected["id"]))
             except KeyError:
@@ -146,27 +156,39 @@ class Editor:
                 "flat color=negative").mark("remove-task")
 
     # -- edits ------------------------------------------------------------------------------------------
-    def add_task(self) -> None:
-        type_name = self.add_type.value
-        if not type_name:
-            ui.notify("choose a task type first", type="warning")
-            return
+    def add_task(self, type_name: str) -> None:
         task = self.draft.add_task(type_name)
+        entry = self.types.get(type_name, {})
+        height = node_height(len(entry.get("inputs") or {}), len(entry.get("outputs") or {}))
+        spot = self.viewport.spot([node_box(n) for n in self.graph.nodes], height=height)
+        if spot is not None:  # where the user is looking (else the layout's next free place)
+            self.draft.positions[task.id] = spot
         self.selected = {"kind": "node", "id": task.id}
         self.redraw()
         self.show_selection()
 
     def remove(self, task_id: str) -> None:
         self.draft.remove_task(task_id)
+        self.deselect()
+
+    def deselect(self) -> None:
         self.selected = None
+        self.redraw()
+        self.show_selection()
+
+    def topic_added(self, topic: str) -> None:
+        node = f"topic:{topic}"
+        spot = self.viewport.spot([node_box(n) for n in self.graph.nodes if n["id"] != node], height=TOPIC_HEIGHT)
+        if spot is not None and node not in self.draft.positions:
+            self.draft.positions[node] = spot
+        self.selected = {"kind": "node", "id": node}
         self.redraw()
         self.show_selection()
 
     def connect(self, source: str, target: str) -> None:
         problems = self.draft.connect(source, target, self.types)
         if problems:
-            ui.notify(f"cannot connect {source} → {target}: " + "; ".join(problems), type="negative",
-                      multi_line=True, timeout=8000)
+            notify_refused(f"cannot connect {source} → {target}", problems)
             self.show_problems(f"refused: {source} → {target}", problems)
             return
         self.show_problems("", [])
@@ -207,12 +229,14 @@ class Editor:
         self.draft.set_config(task_id, config)
 
     # -- whole-draft actions ----------------------------------------------------------------------------
-    def check(self) -> list[str]:
-        problems = self.draft.problems(self.types)
-        if self.form is not None and self.form.errors:
-            problems += [f"{name}: {message}" for name, message in self.form.errors.items()]
+    async def check(self) -> list[str]:
+        """Every problem at once: the open form's, then the controller's validation (edge.validation)."""
+        problems = [f"{name}: {message}" for name, message in self.form.errors.items()] if self.form else []
+        report = await self.panel.controller.validate(self.draft.to_data())
+        blocking = bool(problems or report.errors)
+        problems += report.lines()
         if problems:
-            self.show_problems("problems", problems)
+            self.show_problems("problems" if blocking else "warnings", problems)
         else:
             self.show_problems("", [])
             ui.notify("no problems found", type="positive")
@@ -223,8 +247,22 @@ class Editor:
             self.show_problems("fix the config first", [f"{n}: {m}" for n, m in self.form.errors.items()])
             ui.notify("the config has errors: not deployed", type="negative")
             return
-        problems = await deploy_draft(self.panel, self.draft)
-        self.show_problems("not deployed", problems)
+        deployed = self.panel.fleet.deployments.get(self.draft.id)
+        if deployed is not None and self.draft.stale(deployed):  # deployed elsewhere: only over it knowingly
+            confirm_overwrite(self.draft, deployed, self.deploy_over)
+            return
+        await self.deploy_over(None)
+
+    async def deploy_over(self, replaces: int | None) -> None:
+        """Validate and deploy the draft; ``replaces``: the version deployed elsewhere the user agreed to replace."""
+        report = await self.panel.controller.validate(self.draft.to_data())
+        if not report.ok:
+            self.show_problems("not deployed", report.lines())
+            notify_refused(f"{self.draft.id} was not deployed", list(report.errors))
+            return
+        problems = await deploy_draft(self.panel, self.draft, report=report, replaces=replaces, listed=True)
+        self.show_problems("not deployed" if problems else "deployed, with warnings",
+                           problems or report.lines())
         if not problems:
             spec = self.panel.fleet.deployments.get(self.draft.id)
             with self.problems:
@@ -252,6 +290,7 @@ class Editor:
         renamed = loaded.id != self.draft.id
         self.draft.label, self.draft.tasks, self.draft.edges = loaded.label, loaded.tasks, loaded.edges
         self.draft.positions.clear()
+        self.draft.topics.clear()
         self.label.value = self.draft.label or ""
         self.selected = None
         self.redraw()
@@ -300,6 +339,15 @@ def create() -> None:
                 ui.label(f"{dep!r} is not a deployment id: {problem}").classes("text-negative")
                 return
             draft = panel.draft(dep)
-            if draft is None:  # a new deployment: an empty graph
-                draft = panel.drafts[dep] = Draft(id=dep)
+            if draft is None:  # neither deployed, nor drafted, nor saved: a typo, or a link to create it
+                not_found(dep)
+                return
             Editor(panel, draft)
+
+
+def not_found(dep: str) -> None:
+    ui.label(f"There is no deployment {dep}").classes("text-h5").mark("not-found")
+    ui.label("Nothing of that id is deployed, drafted or saved here.").classes("text-grey-7")
+    with ui.row().classes("gap-4"):
+        ui.link(f"create a deployment named {dep}", f"/deployments?new={dep}").mark("create-it")
+        ui.link("see all deployments", "/deployments")

@@ -1,6 +1,11 @@
 """The running view of a deployment: its graph coloured by task state, and a table of its tasks
 with their agent, state, restarts, error text, frames and rates per port. Clicking a port opens
-the live inspector of its frames."""
+the live inspector of its frames.
+
+States are those of :mod:`edge.controller.views`: a task whose agent is offline shows ``agent
+offline`` with how long, its frame counts as last known and no rates. A crash notice (restarted
+N times, the last error and when) stays in the table and in a list with a dismiss button until
+dismissed or ten minutes without a crash."""
 
 from __future__ import annotations
 
@@ -8,15 +13,18 @@ from typing import Any
 
 from nicegui import ui
 
-from edge.controller import Fleet
+from edge.controller import Fleet, TaskView, deployment_views
+from edge.controller.views import AGENT_OFFLINE
 from edge.errors import ConfigError
 from edge.graph import DeploymentSpec
 from ui.app import Panel, current
 from ui.frame import deployment_nav, frame
-from ui.graph_view import GraphView, graph_props
-from ui.inspector import Inspector
+from ui.graph_view import GraphView, graph_props, placed_agents
+from ui.inspector import inspector_dialog
 from ui.live_table import Column, LiveTable
-from ui.status import state_color, summarize
+from ui.pages.deployments import confirm_stop
+from ui.status import graph_states, summarize, view_color
+from ui.topic_nodes import open_topic_inspector
 
 __all__ = ["COLUMNS", "create", "open_inspector", "port_topic", "task_rows"]
 
@@ -28,27 +36,30 @@ COLUMNS = (
     Column(name="restarts", label="Restarts"),
     Column(name="inputs", label="Inputs (frames · rate)", kind="chips"),
     Column(name="outputs", label="Outputs (frames · rate)", kind="chips"),
-    Column(name="error", label="Error", wrap=True),
+    Column(name="error", label="Error · last crash", wrap=True),
 )
 
 
-def _port_chip(task: str, port: str, side: str, metrics: Any) -> dict[str, Any]:
+def _port_chip(task: str, port: str, side: str, metrics: Any, *, current: bool = True) -> dict[str, Any]:
     m = metrics if isinstance(metrics, dict) else {}
     text = f"{port}: {m.get('frames', 0)}"
     rate = m.get("rate")
-    if isinstance(rate, int | float):
+    if not current:  # the agent no longer refreshes them: no rate, and say the count is the last known
+        text += " (last known)" if m else ""
+    elif isinstance(rate, int | float):
         text += f" · {rate:.1f}/s"
     if m.get("errors"):
         text += f" · {m['errors']} errors"
     return {"text": text, "value": f"{task}.{port}:{side}", "title": f"inspect {task}.{port}"}
 
 
-def task_rows(fleet: Fleet, spec: DeploymentSpec, types: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def task_rows(fleet: Fleet, spec: DeploymentSpec, types: dict[str, dict[str, Any]],
+              views: list[TaskView] | None = None) -> list[dict[str, Any]]:
     rows = []
+    shown = {v.task: v for v in (views if views is not None else deployment_views(fleet, spec.id))}
     for task in spec.tasks:
-        status = fleet.statuses.get((spec.id, task.id))
-        state = status.state if status is not None else "pending"
-        metrics = status.metrics if status is not None else {}
+        view = shown[task.id]
+        metrics = view.metrics
         entry = types.get(task.type, {})
         chips: dict[str, list[dict[str, Any]]] = {}
         for side, kind in (("in", "inputs"), ("out", "outputs")):
@@ -56,16 +67,20 @@ def task_rows(fleet: Fleet, spec: DeploymentSpec, types: dict[str, dict[str, Any
             measured: dict[str, Any] = found if isinstance(found, dict) else {}
             declared: dict[str, Any] = entry.get(kind) or {}
             ports = list(declared) + [p for p in measured if p not in declared]
-            chips[kind] = [_port_chip(task.id, port, side, measured.get(port)) for port in ports]
+            chips[kind] = [_port_chip(task.id, port, side, measured.get(port), current=view.current)
+                           for port in ports]
+        # the error now, and the crash notice (only its count and time when its error is the one shown)
+        last_error = view.status.last_error if view.status is not None else None
+        notice = (view.crash if last_error == view.error else view.notice) or ""
         rows.append({
             "id": task.id,
             "type": task.type,
-            "agent": (status.agent if status and status.agent else task.agent) or "-",
-            "state": {"text": state, "color": state_color(state)},
-            "restarts": str(status.restarts if status else 0),
+            "agent": view.agent or "-",
+            "state": {"text": view.label, "color": view_color(view)},
+            "restarts": str(view.restarts),
             "inputs": chips["inputs"],
             "outputs": chips["outputs"],
-            "error": (status.error or "") if status else "",
+            "error": " · ".join(filter(None, [view.error, view.detail, notice])),
         })
     return rows
 
@@ -88,19 +103,8 @@ def open_inspector(panel: Panel, dep: str, task: str, port: str, side: str) -> N
     except ConfigError as exc:
         ui.notify(str(exc), type="warning")
         return
-    with ui.dialog() as dialog, ui.card().classes("w-[56rem] max-w-full"):
-        inspector = Inspector(panel, title=f"{dep}/{task}.{port}", topic=topic)
-        with ui.row().classes("gap-4"):
-            ui.link("open on its own page", f"/deployments/{dep}/inspect/{task}/{port}?side={side}")
-            ui.button("close", on_click=dialog.close).props("flat").mark("inspector-close")
-
-    async def closed(e: Any) -> None:
-        if not e.value:
-            await inspector.close()
-            dialog.delete()
-
-    dialog.on_value_change(closed)
-    dialog.open()
+    inspector_dialog(panel, title=f"{dep}/{task}.{port}", topic=topic,
+                     page=f"/deployments/{dep}/inspect/{task}/{port}?side={side}")
 
 
 class RunningView:
@@ -109,6 +113,7 @@ class RunningView:
         self.dep = dep
         self._spec: DeploymentSpec | None = None
         self._seen = -1
+        self._ageing = False
         deployment_nav(dep, "Running")
         with ui.row().classes("items-center gap-4 w-full"):
             self.summary = ui.label().classes("text-subtitle1").mark("summary")
@@ -118,6 +123,10 @@ class RunningView:
             "text-grey-7")
         self.graph = GraphView(editable=False).classes("w-full").style("height: 42vh").mark("graph")
         self.graph.on_port(lambda task, port, side: open_inspector(panel, dep, task, port, side))
+        self.notices = ui.column().classes("w-full gap-1").mark("notices")
+        self._notice_shape: list[tuple[str, bool]] = []
+        self._notice_labels: dict[str, ui.label] = {}
+        self.graph.on_topic(lambda topic: open_topic_inspector(panel, topic))
         self.table = LiveTable(columns=COLUMNS, empty="no tasks").mark("tasks")
         self.table.on_cell(self._cell)
         self.refresh()
@@ -128,35 +137,75 @@ class RunningView:
         task, _, port = ref.partition(".")
         open_inspector(self.panel, self.dep, task, port, side)
 
-    async def _stop(self) -> None:
-        await self.panel.controller.remove(self.dep)
-        self.panel.changes.note("local", self.dep)
-        ui.notify(f"stopped {self.dep}")
+    def _stop(self) -> None:
+        confirm_stop(self.panel, self.dep)
+
+    async def _dismiss(self, task: str) -> None:
+        try:
+            asked = await self.panel.controller.dismiss(self.dep, task)
+        except ConfigError as exc:
+            ui.notify(str(exc), type="warning")
+            return
+        if asked:
+            ui.notify(f"asked the agent to clear the crash notice of {task}")
+
+    def _show_notices(self, views: list[TaskView]) -> None:
+        """One line per task with a crash notice, and its dismiss button: rebuilt when which tasks have one
+        (or whether their agent can be asked) changes, otherwise only their text moves on (the ages)."""
+        notices = {v.task: (v.notice or "", v.state != AGENT_OFFLINE) for v in views if v.notice is not None}
+        shape = [(task, can_dismiss) for task, (_, can_dismiss) in notices.items()]
+        if shape != self._notice_shape:
+            self._notice_shape = shape
+            self._notice_labels.clear()
+            self.notices.clear()
+            with self.notices:
+                for task, can_dismiss in shape:
+                    with ui.row().classes("items-center gap-2 w-full"):
+                        ui.icon("warning", color="amber-8")
+                        self._notice_labels[task] = ui.label().classes("text-body2").mark(f"notice-{task}")
+                        button = ui.button("dismiss", on_click=lambda t=task: self._dismiss(t)).props("flat dense")
+                        button.mark(f"dismiss-{task}")
+                        if not can_dismiss:
+                            button.disable()
+                            button.tooltip("its agent is offline")
+        for task, (text, _) in notices.items():
+            label = self._notice_labels[task]
+            if label.text != f"{task}: {text}":
+                label.text = f"{task}: {text}"
 
     def refresh(self) -> None:
-        if self._seen >= 0 and not self.panel.changes.since(self._seen, "deployment", "status"):
+        moved = self._seen < 0 or self.panel.changes.since(self._seen, "deployment", "status", "agent")
+        if not moved and not self._ageing:
             return
         self._seen = self.panel.changes.revision
         fleet = self.panel.fleet
         spec = fleet.deployments.get(self.dep)
         summary = summarize(fleet, self.dep)
+        views = list(summary.views)
+        # ages ("agent offline 25 s", "3 min ago") move on by themselves: redraw each second while shown
+        self._ageing = any(v.offline_for is not None or v.notice is not None for v in views)
         self.missing.visible = spec is None
         self.stop.visible = spec is not None
         self.graph.visible = spec is not None
         if spec is None:
             self.summary.text = "not deployed"
             self.table.set_rows([])
+            self._show_notices([])
             self._spec = None
             return
         self.summary.text = f"version {spec.version} · {summary.text}"
         types = fleet.types(online_only=False)
+        states = graph_states(summary)
         if spec is not self._spec:  # a new version: redraw the graph; otherwise only recolour it
             self._spec = spec
-            nodes, edges = graph_props(spec, types, positions=self._positions(), states=summary.states)
+            draft = self.panel.drafts.get(self.dep)
+            nodes, edges = graph_props(spec, types, positions=self._positions(), states=states,
+                                       placed=placed_agents(draft.tasks, spec) if draft is not None else None)
             self.graph.set_graph(nodes, edges)
         else:
-            self.graph.set_states(summary.states)
-        self.table.set_rows(task_rows(fleet, spec, types))
+            self.graph.set_states(states)
+        self.table.set_rows(task_rows(fleet, spec, types, views))
+        self._show_notices(views)
 
     def _positions(self) -> dict[str, tuple[int, int]]:
         draft = self.panel.drafts.get(self.dep)

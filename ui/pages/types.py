@@ -1,5 +1,6 @@
-"""Task types: the catalog across agents, with ports, metadata and config fields, which agents
-offer each type, and where a type is unavailable and why."""
+"""Task types: the catalog across agents as a compact list grouped by category, searchable; a
+type's ports (IO metadata as text), config fields, which agents offer it and where it is
+unavailable and why show when its line is opened."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from edge.controller import Fleet
 from ui.app import current
 from ui.config_form import schema_fields
 from ui.frame import frame
+from ui.io_text import io_text
+from ui.type_picker import category_of, grouped
 
 __all__ = ["TypeView", "catalog", "create"]
 
@@ -25,9 +28,10 @@ class TypeView:
 
     def search_text(self) -> str:
         entry = self.entry
-        ports = [f"{name} {meta}" for kind in ("inputs", "outputs") for name, meta in (entry.get(kind) or {}).items()]
-        return " ".join([self.name, str(entry.get("label", "")), str(entry.get("description", "")), *ports,
-                         *self.offered_by]).lower()
+        ports = [f"{name} {io_text(meta)}" for kind in ("inputs", "outputs")
+                 for name, meta in (entry.get(kind) or {}).items()]
+        return " ".join([self.name, str(entry.get("label", "")), str(entry.get("description", "")),
+                         category_of(entry), *ports, *self.offered_by]).lower()
 
 
 def catalog(fleet: Fleet) -> list[TypeView]:
@@ -49,48 +53,58 @@ def catalog(fleet: Fleet) -> list[TypeView]:
     return [views[name] for name in sorted(views)]
 
 
-def _meta(meta: Any) -> str:
-    if not isinstance(meta, dict) or not meta:
-        return "any"
-    return ", ".join(f"{k}={v}" for k, v in sorted(meta.items()))
+def _ports(entry: dict[str, Any], kind: str) -> str:
+    ports = entry.get(kind) or {}
+    return ", ".join(ports) if ports else "none"
 
 
-def _card(view: TypeView) -> ui.card:
+def _details(view: TypeView) -> None:
+    """What the expansion of a type shows: ports with their metadata, config fields, agents."""
     entry = view.entry
-    with ui.card().classes("w-full gap-1 p-3").mark(f"type-{view.name}") as card:
-        with ui.row().classes("items-center gap-2 w-full"):
-            ui.label(str(entry.get("label") or view.name)).classes("text-subtitle1 font-bold")
-            ui.label(view.name).classes("text-caption text-grey-7")
-            ui.space()
+    with ui.row().classes("gap-8 w-full"):
+        for kind in ("inputs", "outputs"):
+            ports = entry.get(kind) or {}
+            with ui.column().classes("gap-0"):
+                ui.label(kind).classes("text-caption text-grey-7")
+                if not ports:
+                    ui.label("none").classes("text-caption")
+                for name, meta in ports.items():
+                    ui.label(f"{name}: {io_text(meta)}").classes("edge-mono text-xs")
+    fields = schema_fields(entry.get("config_schema"))
+    if fields:
+        ui.label("config").classes("text-caption text-grey-7 pt-1")
+        for spec in fields:
+            with ui.row().classes("gap-x-2 gap-y-0 items-baseline"):
+                ui.label(spec.name).classes("edge-mono text-xs font-bold")
+                ui.label(spec.summary()).classes("text-xs")
+            if spec.description:
+                ui.label(spec.description).classes("text-xs text-grey-7 pl-3")
+    if view.offered_by:
+        ui.label("offered by " + ", ".join(view.offered_by)).classes("text-caption pt-1")
+    for agent_id, reason in sorted(view.unavailable.items()):
+        ui.label(f"unavailable on {agent_id}: {reason}").classes("text-caption text-negative")
+
+
+def _row(view: TypeView) -> ui.expansion:
+    """One line per type (label, name, description, where it runs); its details on demand."""
+    entry = view.entry
+    with ui.expansion().classes("w-full border-b").props("dense header-class=px-2").mark(
+            f"type-{view.name}") as row:
+        with row.add_slot("header"), ui.row().classes("items-center gap-3 w-full no-wrap"):
+            with ui.column().classes("gap-0 grow min-w-0"):
+                with ui.row().classes("items-baseline gap-2 no-wrap"):
+                    ui.label(str(entry.get("label") or view.name)).classes("text-body2 font-bold")
+                    ui.label(view.name).classes("edge-mono text-grey-7")
+                    ui.label(f"in: {_ports(entry, 'inputs')} · out: {_ports(entry, 'outputs')}").classes(
+                        "text-caption text-grey-7 ellipsis")
+                if entry.get("description"):
+                    ui.label(str(entry["description"])).classes("text-caption text-grey-9 ellipsis")
             if view.offered_by:
                 ui.badge(f"offered by {len(view.offered_by)}", color="green")
             else:
                 ui.badge("unavailable" if view.unavailable else "no online agent", color="grey")
-        if entry.get("description"):
-            ui.label(str(entry["description"])).classes("text-body2")
-        with ui.row().classes("gap-6 no-wrap"):
-            for kind in ("inputs", "outputs"):
-                ports = entry.get(kind) or {}
-                with ui.column().classes("gap-0"):
-                    ui.label(kind).classes("text-caption text-grey-7")
-                    if not ports:
-                        ui.label("none").classes("text-caption")
-                    for name, meta in ports.items():
-                        ui.label(f"{name}: {_meta(meta)}").classes("font-mono text-xs")
-        fields = schema_fields(entry.get("config_schema"))
-        if fields:
-            ui.label("config").classes("text-caption text-grey-7")
-            for spec in fields:
-                with ui.row().classes("gap-x-2 gap-y-0 items-baseline"):
-                    ui.label(spec.name).classes("font-mono text-xs font-bold")
-                    ui.label(spec.summary()).classes("text-xs")
-                if spec.description:
-                    ui.label(spec.description).classes("text-xs text-grey-7 pl-3")
-        if view.offered_by:
-            ui.label("offered by " + ", ".join(view.offered_by)).classes("text-caption")
-        for agent_id, reason in sorted(view.unavailable.items()):
-            ui.label(f"unavailable on {agent_id}: {reason}").classes("text-caption text-negative")
-    return card
+        _details(view)
+    return row
 
 
 def create() -> None:
@@ -102,28 +116,39 @@ def create() -> None:
                 ui.label("Task types").classes("text-h5")
                 count = ui.label()
                 ui.space()
-                search = ui.input(placeholder="search types, ports, agents").props("dense clearable").classes(
-                    "w-72").mark("search")
-            grid = ui.element("div").classes("w-full grid grid-cols-1 lg:grid-cols-2 2xl:grid-cols-3 gap-3 items-start")
-            cards: dict[str, tuple[ui.card, str]] = {}
+                search = ui.input(placeholder="search types, ports, categories, agents").props(
+                    "dense clearable").classes("w-80").mark("search")
+            ui.label("Click a type for its ports, config fields and the agents that run it.").classes(
+                "text-caption text-grey-7")
+            listing_box = ui.column().classes("w-full gap-0 max-w-5xl")
+            rows: dict[str, tuple[ui.expansion, str]] = {}
+            headers: list[tuple[ui.label, list[str]]] = []
             shown: list[Any] = []
             seen = -1
 
             def apply_filter() -> None:
-                needle = (search.value or "").strip().lower()
+                words = (search.value or "").strip().lower().split()
                 visible = 0
-                for card, text in cards.values():
-                    card.visible = needle in text
-                    visible += card.visible
-                count.text = f"{visible} of {len(cards)} types"
+                for row, text in rows.values():
+                    row.visible = all(word in text for word in words)
+                    visible += row.visible
+                for header, names in headers:
+                    header.visible = any(rows[n][0].visible for n in names)
+                count.text = f"{visible} of {len(rows)} types"
 
             @ui.refreshable
             def listing(views: list[TypeView]) -> None:
-                cards.clear()
+                rows.clear()
+                headers.clear()
                 if not views:
                     ui.label("no agent has published a catalog yet").classes("text-grey-7")
-                for view in views:
-                    cards[view.name] = (_card(view), view.search_text())
+                by_name = {v.name: v for v in views}
+                for category, names in grouped({v.name: {**v.entry, "available": True} for v in views}):
+                    header = ui.label(category).classes("text-overline text-grey-8 pt-2").mark(
+                        f"types-group-{category}")
+                    headers.append((header, names))
+                    for name in names:
+                        rows[name] = (_row(by_name[name]), by_name[name].search_text())
                 apply_filter()
 
             def refresh() -> None:
@@ -137,7 +162,7 @@ def create() -> None:
                     shown = digest
                     listing.refresh(views)
 
-            with grid:
+            with listing_box:
                 listing([])
             search.on_value_change(apply_filter)
             refresh()

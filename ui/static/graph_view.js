@@ -1,9 +1,14 @@
 // A pannable, zoomable node-graph view in SVG: nodes with input ports on the left and output
 // ports on the right, wires between them. Editing (connecting, selecting, moving) emits events;
 // the server owns the graph and sends it back. Labels are rendered with Vue interpolation (escaped).
+// A node of kind "topic" (id "topic:some/topic") is an MQTT topic: a pill with one input (tasks
+// publish there) and one output (tasks subscribe there); its wires are named by the node id alone.
+// When editable, the visible centre (in graph coordinates) is reported as a "view" event, so the
+// server can put new nodes where the user is looking.
 const W = 190;
 const HEAD = 36;
 const ROW = 20;
+const TOPIC_H = 44;
 
 export default {
   template: `
@@ -18,25 +23,34 @@ export default {
           </g>
           <path v-if="pending && cursor" :d="pendingPath()" class="edge-wire-pending" />
           <g v-for="n in nodes" :key="n.id" :transform="'translate(' + pos(n).x + ',' + pos(n).y + ')'"
-             class="edge-node" :class="['edge-state-' + (states[n.id] || n.state || 'none'), { 'edge-selected': isSelected('node', n.id) }]"
-             :data-node="n.id">
-            <rect :width="W" :height="height(n)" rx="6" class="edge-node-body" />
-            <rect :width="W" :height="HEAD" rx="6" class="edge-node-head" @pointerdown.stop="onNodeDown($event, n)" />
-            <text x="10" y="15" class="edge-node-title" pointer-events="none">{{ clip(n.title, 24) }}</text>
-            <text x="10" y="30" class="edge-node-sub" pointer-events="none">{{ clip(n.subtitle, 30) }}</text>
+             class="edge-node" :class="[n.kind === 'topic' ? 'edge-topic' : 'edge-state-' + (states[n.id] || n.state || 'none'), { 'edge-selected': isSelected('node', n.id) }]"
+             :data-node="n.id" :data-kind="n.kind || 'task'">
+            <template v-if="n.kind === 'topic'">
+              <rect :width="W" :height="TOPIC_H" :rx="TOPIC_H / 2" class="edge-topic-body" @pointerdown.stop="onNodeDown($event, n)">
+                <title>{{ n.subtitle }} {{ n.title }}</title>
+              </rect>
+              <text x="18" y="19" class="edge-topic-title" pointer-events="none">{{ clip(n.title, 26) }}</text>
+              <text x="18" y="34" class="edge-node-sub" pointer-events="none">{{ n.subtitle }}</text>
+            </template>
+            <template v-else>
+              <rect :width="W" :height="height(n)" rx="6" class="edge-node-body" />
+              <rect :width="W" :height="HEAD" rx="6" class="edge-node-head" @pointerdown.stop="onNodeDown($event, n)" />
+              <text x="10" y="15" class="edge-node-title" pointer-events="none">{{ clip(n.title, 24) }}</text>
+              <text x="10" y="30" class="edge-node-sub" pointer-events="none">{{ clip(n.subtitle, 30) }}</text>
+            </template>
             <g v-for="(p, i) in n.inputs" :key="'in-' + p.name" class="edge-port edge-port-in"
                :class="{ 'edge-port-armed': pending !== null }" :data-port="n.id + '.' + p.name" data-side="in"
                @pointerdown.stop="onInputDown($event, n, p)" @pointerup.stop="onInputUp(n, p)">
               <title>{{ p.title || p.name }}</title>
-              <circle cx="0" :cy="portY(i)" r="7" />
-              <text x="12" :y="portY(i) + 4">{{ clip(p.name, 14) }}</text>
+              <circle cx="0" :cy="portYOf(n, i)" r="7" />
+              <text v-if="n.kind !== 'topic'" x="12" :y="portY(i) + 4">{{ clip(p.name, 14) }}</text>
             </g>
             <g v-for="(p, i) in n.outputs" :key="'out-' + p.name" class="edge-port edge-port-out"
-               :class="{ 'edge-port-pending': pending && pending.task === n.id && pending.port === p.name }"
+               :class="{ 'edge-port-pending': pending && pending.ref === ref(n, p) }"
                :data-port="n.id + '.' + p.name" data-side="out" @pointerdown.stop="onOutputDown($event, n, p)">
               <title>{{ p.title || p.name }}</title>
-              <circle :cx="W" :cy="portY(i)" r="7" />
-              <text :x="W - 12" :y="portY(i) + 4" text-anchor="end">{{ clip(p.name, 14) }}</text>
+              <circle :cx="W" :cy="portYOf(n, i)" r="7" />
+              <text v-if="n.kind !== 'topic'" :x="W - 12" :y="portY(i) + 4" text-anchor="end">{{ clip(p.name, 14) }}</text>
             </g>
           </g>
         </g>
@@ -45,7 +59,7 @@ export default {
         <button type="button" title="fit the graph" @click="fit">fit</button>
         <button type="button" title="zoom in" @click="zoomBy(1.25)">+</button>
         <button type="button" title="zoom out" @click="zoomBy(0.8)">−</button>
-        <span v-if="pending" class="edge-graph-hint">connecting {{ pending.task }}.{{ pending.port }}: click an input (Esc cancels)</span>
+        <span v-if="pending" class="edge-graph-hint">connecting {{ pending.ref }}: click an input (Esc cancels)</span>
       </div>
     </div>
   `,
@@ -59,6 +73,8 @@ export default {
     return {
       W: W,
       HEAD: HEAD,
+      TOPIC_H: TOPIC_H,
+      viewTimer: null,
       pan: { x: 20, y: 44, k: 1 },
       moved: {},
       states: {},
@@ -73,6 +89,9 @@ export default {
     selected(value) {
       this.sel = value || null;
     },
+    pan() {
+      this.reportView();
+    },
     nodes() {
       this.moved = {};
       this.states = {};
@@ -81,6 +100,10 @@ export default {
   },
   mounted() {
     if (this.nodes.length) this.$nextTick(() => this.fit());
+    this.$nextTick(() => this.reportView());
+  },
+  unmounted() {
+    clearTimeout(this.viewTimer);
   },
   methods: {
     clip(text, n) {
@@ -93,23 +116,48 @@ export default {
     pos(n) {
       return this.moved[n.id] || { x: n.x, y: n.y };
     },
+    ref(n, p) {
+      return n.kind === "topic" ? n.id : n.id + "." + p.name;
+    },
+    reportView() {
+      // the visible centre, once panning or zooming has settled
+      if (!this.editable) return;
+      clearTimeout(this.viewTimer);
+      this.viewTimer = setTimeout(() => {
+        const svg = this.$refs.svg;
+        if (!svg) return;
+        const rect = svg.getBoundingClientRect();
+        if (rect.width < 50 || rect.height < 50) return;
+        this.$emit("view", {
+          x: Math.round((rect.width / 2 - this.pan.x) / this.pan.k),
+          y: Math.round((rect.height / 2 - this.pan.y) / this.pan.k),
+          width: Math.round(rect.width / this.pan.k),
+          height: Math.round(rect.height / this.pan.k),
+        });
+      }, 150);
+    },
     height(n) {
+      if (n.kind === "topic") return TOPIC_H;
       return HEAD + Math.max(n.inputs.length, n.outputs.length, 1) * ROW + 8;
     },
     portY(i) {
       return HEAD + 4 + ROW / 2 + i * ROW;
     },
+    portYOf(n, i) {
+      return n.kind === "topic" ? TOPIC_H / 2 : this.portY(i);
+    },
     node(id) {
       return this.nodes.find((n) => n.id === id);
     },
     anchor(ref, side) {
+      const topic = ref.startsWith("topic:");
       const dot = ref.indexOf(".");
-      const n = this.node(ref.slice(0, dot));
+      const n = this.node(topic ? ref : ref.slice(0, dot));
       if (!n) return null;
       const ports = side === "out" ? n.outputs : n.inputs;
-      const i = ports.findIndex((p) => p.name === ref.slice(dot + 1));
+      const i = topic ? 0 : ports.findIndex((p) => p.name === ref.slice(dot + 1));
       const p = this.pos(n);
-      return { x: p.x + (side === "out" ? W : 0), y: p.y + this.portY(Math.max(i, 0)) };
+      return { x: p.x + (side === "out" ? W : 0), y: p.y + this.portYOf(n, Math.max(i, 0)) };
     },
     curve(a, b) {
       const dx = Math.max(40, Math.abs(b.x - a.x) / 2);
@@ -121,7 +169,7 @@ export default {
       return a && b ? this.curve(a, b) : "";
     },
     pendingPath() {
-      const a = this.anchor(this.pending.task + "." + this.pending.port, "out");
+      const a = this.anchor(this.pending.ref, "out");
       return a ? this.curve(a, this.cursor) : "";
     },
     point(event) {
@@ -139,18 +187,21 @@ export default {
     },
     onOutputDown(event, n, p) {
       if (!this.editable) {
-        this.$emit("port", { task: n.id, port: p.name, side: "out" });
+        if (n.kind === "topic") this.$emit("topic", { topic: n.title });
+        else this.$emit("port", { task: n.id, port: p.name, side: "out" });
         return;
       }
-      this.pending = { task: n.id, port: p.name, sx: event.clientX, sy: event.clientY };
+      this.pending = { ref: this.ref(n, p), sx: event.clientX, sy: event.clientY };
       this.cursor = this.point(event);
     },
     onInputDown(event, n, p) {
-      if (!this.editable) this.$emit("port", { task: n.id, port: p.name, side: "in" });
+      if (this.editable) return;
+      if (n.kind === "topic") this.$emit("topic", { topic: n.title });
+      else this.$emit("port", { task: n.id, port: p.name, side: "in" });
     },
     onInputUp(n, p) {
       if (!this.pending) return;
-      this.$emit("connect", { from: this.pending.task + "." + this.pending.port, to: n.id + "." + p.name });
+      this.$emit("connect", { from: this.pending.ref, to: this.ref(n, p) });
       this.pending = null;
     },
     onMove(event) {

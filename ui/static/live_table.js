@@ -105,15 +105,19 @@ export default {
         .join(" ")
         .toLowerCase();
     },
-    points(values) {
-      if (!values || values.length < 2) return "";
+    points(cell) {
+      // a spark cell is its values, or {values, text} when they are not current (the text says so)
+      const values = Array.isArray(cell) ? cell : (cell && cell.values) || [];
+      if (values.length < 2) return "";
       const max = Math.max(...values);
       const min = Math.min(...values);
       const span = max - min || 1;
       const step = 84 / (values.length - 1);
       return values.map((v, i) => `${(i * step).toFixed(1)},${(20 - ((v - min) / span) * 18).toFixed(1)}`).join(" ");
     },
-    lastText(values, unit) {
+    lastText(cell, unit) {
+      if (cell && !Array.isArray(cell)) return cell.text || "";
+      const values = cell;
       if (!values || values.length === 0) return "";
       return `${values[values.length - 1]}${unit || ""}`;
     },
