@@ -430,7 +430,8 @@ def _unknown_type(name: str, fleet: Fleet, namespace: str) -> str:
         return (f"unknown task type {name!r}: no agent in namespace {namespace!r} has published a catalog "
                 "(edge ls agents)")
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    close += [t for t in sorted(known) if name.lower() in t.lower() and t not in close][: 3 - len(close)]
+    if name:
+        close += [t for t in sorted(known) if name.lower() in t.lower() and t not in close][: 3 - len(close)]
     hint = f"did you mean {', '.join(close)}?" if close else "edge ls types lists them"
     return f"unknown task type {name!r} ({hint})"
 
@@ -696,6 +697,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge",
@@ -754,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")
     p = add("tail", cmd_tail, "print the messages published on a topic pattern, live")
     p.add_argument("pattern", help="MQTT topic filter (+ and # allowed), or DEPLOYMENT/TASK.PORT")
-    p.add_argument("-n", "--count", type=int, default=0, help="exit after this many messages")
+    p.add_argument("-n", "--count", type=_count, default=0, help="exit after this many messages")
     p.add_argument("--duration", type=float, default=None, help="exit after this many seconds")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--format", choices=PAYLOAD_FORMATS, default="auto",
