@@ -598,6 +598,7 @@ class _Payload:
     ts: int | None = None
     seq: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # why bytes shown in hex are not a frame (a malformed or hostile one)
 
 
 def _decode_payload(payload: bytes, wanted: str, max_size: int) -> _Payload:
@@ -609,13 +610,15 @@ def _decode_payload(payload: bytes, wanted: str, max_size: int) -> _Payload:
     from edge.errors import FrameError
     from edge.frames import decode_frame, decode_value
 
+    not_frame = None
     if wanted in ("auto", "cbor"):
         try:
             frame = decode_frame(payload, max_size=max_size)
             return _Payload("frame", frame.value, frame.ts, frame.seq, dict(frame.extra))
-        except FrameError:
+        except FrameError as exc:
             if wanted == "cbor":
                 return _Payload("cbor", decode_value(payload, max_size=max_size))
+            not_frame = f"not a frame: {exc}"
     if wanted in ("auto", "json"):
         try:
             return _Payload("json", json.loads(payload))
@@ -625,7 +628,8 @@ def _decode_payload(payload: bytes, wanted: str, max_size: int) -> _Payload:
     try:
         return _Payload("text", payload.decode())
     except UnicodeDecodeError:
-        return _Payload("hex", payload[:_HEX_LIMIT].hex() + ("…" if len(payload) > _HEX_LIMIT else ""))
+        return _Payload("hex", payload[:_HEX_LIMIT].hex() + ("…" if len(payload) > _HEX_LIMIT else ""),
+                        note=not_frame)
 
 
 def _tail_line(topic: str, shown: _Payload, *, utc: bool) -> str:
@@ -635,14 +639,14 @@ def _tail_line(topic: str, shown: _Payload, *, utc: bool) -> str:
         extra = "".join(f" {_printable(str(k))}={_show(v, 40)}" for k, v in shown.extra.items())
         return f"{topic}  seq={shown.seq} {_when(shown.ts, utc=utc)}{extra}  {_show(shown.value)}"
     if shown.format == "hex":
-        return f"{topic}  hex  {shown.value}"
+        return f"{topic}  hex  {shown.value}" + (f"  ({_printable(shown.note)})" if shown.note else "")
     return f"{topic}  {shown.format}  {_show(shown.value)}"
 
 
 def _tail_json(topic: str, shown: _Payload, *, utc: bool) -> str:
     document = {"topic": topic, "format": shown.format, "ts": shown.ts, "seq": shown.seq,
                 "time": _when(shown.ts, utc=utc) if shown.ts is not None else None,
-                "value": shown.value, "extra": shown.extra}
+                "value": shown.value, "extra": shown.extra, "note": shown.note}
     try:
         return json.dumps(document, default=_jsonable, ensure_ascii=False)
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:
