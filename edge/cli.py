@@ -441,7 +441,8 @@ def _unknown_type(name: str, fleet: Fleet, namespace: str) -> str:
         return (f"unknown task type {name!r}: no agent in namespace {namespace!r} has published a catalog "
                 "(edge ls agents)")
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    close += [t for t in sorted(known) if name.lower() in t.lower() and t not in close][: 3 - len(close)]
+    if name:
+        close += [t for t in sorted(known) if name.lower() in t.lower() and t not in close][: 3 - len(close)]
     hint = f"did you mean {', '.join(close)}?" if close else "edge ls types lists them"
     return f"unknown task type {name!r} ({hint})"
 
@@ -635,6 +636,7 @@ class _Payload:
     ts: int | None = None
     seq: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # why bytes shown in hex are not a frame (a malformed or hostile one)
 
 
 def _decode_payload(payload: bytes, wanted: str, max_size: int) -> _Payload:
@@ -646,13 +648,15 @@ def _decode_payload(payload: bytes, wanted: str, max_size: int) -> _Payload:
     from edge.errors import FrameError
     from edge.frames import decode_frame, decode_value
 
+    not_frame = None
     if wanted in ("auto", "cbor"):
         try:
             frame = decode_frame(payload, max_size=max_size)
             return _Payload("frame", frame.value, frame.ts, frame.seq, dict(frame.extra))
-        except FrameError:
+        except FrameError as exc:
             if wanted == "cbor":
                 return _Payload("cbor", decode_value(payload, max_size=max_size))
+            not_frame = f"not a frame: {exc}"
     if wanted in ("auto", "json"):
         try:
             return _Payload("json", json.loads(payload))
@@ -662,7 +666,8 @@ def _decode_payload(payload: bytes, wanted: str, max_size: int) -> _Payload:
     try:
         return _Payload("text", payload.decode())
     except UnicodeDecodeError:
-        return _Payload("hex", payload[:_HEX_LIMIT].hex() + ("…" if len(payload) > _HEX_LIMIT else ""))
+        return _Payload("hex", payload[:_HEX_LIMIT].hex() + ("…" if len(payload) > _HEX_LIMIT else ""),
+                        note=not_frame)
 
 
 def _tail_line(topic: str, shown: _Payload, *, utc: bool) -> str:
@@ -672,14 +677,14 @@ def _tail_line(topic: str, shown: _Payload, *, utc: bool) -> str:
         extra = "".join(f" {_printable(str(k))}={_show(v, 40)}" for k, v in shown.extra.items())
         return f"{topic}  seq={shown.seq} {_when(shown.ts, utc=utc)}{extra}  {_show(shown.value)}"
     if shown.format == "hex":
-        return f"{topic}  hex  {shown.value}"
+        return f"{topic}  hex  {shown.value}" + (f"  ({_printable(shown.note)})" if shown.note else "")
     return f"{topic}  {shown.format}  {_show(shown.value)}"
 
 
 def _tail_json(topic: str, shown: _Payload, *, utc: bool) -> str:
     document = {"topic": topic, "format": shown.format, "ts": shown.ts, "seq": shown.seq,
                 "time": _when(shown.ts, utc=utc) if shown.ts is not None else None,
-                "value": shown.value, "extra": shown.extra}
+                "value": shown.value, "extra": shown.extra, "note": shown.note}
     try:
         return json.dumps(document, default=_jsonable, ensure_ascii=False)
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:
@@ -731,6 +736,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {value}")
     return value
 
 
@@ -796,7 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")
     p = add("tail", cmd_tail, "print the messages published on a topic pattern, live")
     p.add_argument("pattern", help="MQTT topic filter (+ and # allowed), or DEPLOYMENT/TASK.PORT")
-    p.add_argument("-n", "--count", type=int, default=0, help="exit after this many messages")
+    p.add_argument("-n", "--count", type=_count, default=0, help="exit after this many messages")
     p.add_argument("--duration", type=float, default=None, help="exit after this many seconds")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--format", choices=PAYLOAD_FORMATS, default="auto",
