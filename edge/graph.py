@@ -324,7 +324,17 @@ def load_spec_data(source: str | bytes | Path) -> Any:
         try:
             return json.loads(text)
         except ValueError:
-            raise SpecError(f"not valid YAML or JSON: {exc}") from None
+            raise SpecError(f"not valid YAML or JSON: {_yaml_problem(exc)}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line 1, column 5: expected ',' or ']'`` rather than PyYAML's several lines with a caret."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        context = getattr(exc, "context", None)
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context})" if context else "")
+    return " ".join(str(exc).split())
 
 
 def encode_spec(spec: DeploymentSpec) -> bytes:

@@ -27,6 +27,7 @@ from typing import Final
 from edge.errors import IdError, TopicError
 
 __all__ = [
+    "ANY_NAMESPACE_AGENT_STATES",
     "ID_PATTERN",
     "MAX_TOPIC_BYTES",
     "ParsedTopic",
@@ -34,6 +35,7 @@ __all__ = [
     "Topics",
     "is_valid_id",
     "matches",
+    "namespace_of",
     "validate_filter",
     "validate_id",
     "validate_topic",
@@ -44,6 +46,8 @@ _ID_RE: Final = re.compile(rf"\A{ID_PATTERN}\Z")
 MAX_TOPIC_BYTES: Final = 65535
 PROTOCOL_VERSION: Final = "v1"
 _PREFIX: Final = "edge"
+#: The agent states of every namespace on a broker (to tell a user which namespaces hold agents).
+ANY_NAMESPACE_AGENT_STATES: Final = f"{_PREFIX}/{PROTOCOL_VERSION}/+/agents/+/state"
 
 
 def is_valid_id(value: object) -> bool:
@@ -120,6 +124,14 @@ def matches(pattern: str, topic: str) -> bool:
     return len(p_levels) == len(t_levels)
 
 
+def namespace_of(topic: str) -> str | None:
+    """The namespace of an edgetasks topic (``edge/v1/{namespace}/...``), or None for any other topic."""
+    levels = topic.split("/", 3)
+    if len(levels) == 4 and levels[:2] == [_PREFIX, PROTOCOL_VERSION] and is_valid_id(levels[2]):
+        return levels[2]
+    return None
+
+
 class TopicKind(Enum):
     AGENT_STATE = "agent_state"
     AGENT_CATALOG = "agent_catalog"
@@ -179,6 +191,10 @@ class Topics:
 
     def task_status(self, deployment_id: str, task_id: str) -> str:
         return f"{self.deployment(deployment_id)}/status/{validate_id(task_id, 'task id')}"
+
+    def sync(self, client: str) -> str:
+        """A client's own topic for round trips: what it publishes there comes back after all before it."""
+        return f"{self.root}/controllers/{validate_id(client, 'client id')}/sync"
 
     def stream(self, deployment_id: str, task_id: str, port: str) -> str:
         return (

@@ -212,7 +212,11 @@ class Bus:
             except ConnectError as exc:
                 self.stats.connect_failures += 1
                 self.stats.last_error = str(exc)
-                log.warning("%s: %s; retrying in %.1f s", self.client_id, exc, delay)
+                # a caller waiting in __aenter__ gets the last error in its ConnectError: a one-shot
+                # command then says it once; a bus that runs on (agents, the panel) warns at each try
+                waited = self._first is not None and not self._first.done() and self._wait_connected
+                log.log(logging.INFO if waited else logging.WARNING, "%s: %s; retrying in %.1f s",
+                        self.client_id, exc, delay)
                 if exc.reason is not None and self._first is not None and not self._first.done():
                     self._first.set_exception(exc)  # refused (bad credentials...): tell the caller now
             except Exception:  # a bug, not a network fault: log it and keep the bus alive

@@ -3,7 +3,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.errors import IdError, TopicError
-from edge.topics import ParsedTopic, TopicKind, Topics, matches, validate_filter, validate_id, validate_topic
+from edge.topics import (
+    ANY_NAMESPACE_AGENT_STATES,
+    ParsedTopic,
+    TopicKind,
+    Topics,
+    matches,
+    namespace_of,
+    validate_filter,
+    validate_id,
+    validate_topic,
+)
 
 ids = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z")
 
@@ -19,6 +29,16 @@ def test_layout_is_the_documented_one():
     assert t.all_deployments == "edge/v1/lab/deployments/+"
     assert t.all_task_statuses("demo") == "edge/v1/lab/deployments/demo/status/+"
     assert t.all_streams() == "edge/v1/lab/streams/#"
+    assert t.sync("cli-1") == "edge/v1/lab/controllers/cli-1/sync"
+
+
+def test_the_agents_of_every_namespace():
+    assert matches(ANY_NAMESPACE_AGENT_STATES, Topics("lab").agent_state("pi-1"))
+    assert not matches(ANY_NAMESPACE_AGENT_STATES, Topics("lab").agent_catalog("pi-1"))
+    assert namespace_of(Topics("lab").agent_state("pi-1")) == "lab"
+    assert namespace_of(Topics("lab").stream("d", "t", "p")) == "lab"
+    for other in ("edge/v1/lab", "edge/v2/lab/agents/a/state", "mine/v1/lab/x", "edge/v1/a b/agents/x/state", ""):
+        assert namespace_of(other) is None
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "a+b", "#", "a b", "é", "x" * 65, None, 5, "a\x00"])
