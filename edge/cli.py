@@ -12,7 +12,6 @@ import os
 import re
 import reprlib
 import shutil
-import signal
 import sys
 import textwrap
 from collections.abc import Callable, Coroutine, Sequence
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
+from edge._signals import run_until_signal
 from edge.errors import ConfigError, EdgeError
 
 if TYPE_CHECKING:
@@ -241,8 +241,13 @@ def _type_rows(fleet: Fleet) -> list[dict[str, Any]]:
 def _deployment_rows(fleet: Fleet) -> list[dict[str, Any]]:
     from edge.controller.views import summarize
 
-    rows = []
-    for dep, spec in sorted(fleet.deployments.items()):
+    rows: list[dict[str, Any]] = []
+    for dep in sorted(set(fleet.deployments) | set(fleet.rejected)):
+        spec = fleet.deployments.get(dep)
+        if spec is None:  # only a refused spec on the broker: nothing runs, and the reason is shown
+            rows.append({"id": dep, "version": None, "label": "", "tasks": 0, "running": 0,
+                         "notes": [f"new spec refused: {fleet.rejected[dep]}"], "states": {}})
+            continue
         shown = summarize(fleet, dep)  # the states every view shows: an offline agent's tasks are not running
         states = [view.state for view in shown.views]
         rows.append({"id": dep, "version": spec.version, "label": spec.label or "", "tasks": len(spec.tasks),
@@ -285,8 +290,9 @@ def _ls_table(what: str, rows: list[dict[str, Any]]) -> str:
                         ",".join(r["agents"]) or f"unavailable: {r['reason']}") for r in rows], wrap_last=True)
     if what == "deployments":
         return _table(("DEPLOYMENT", "VERSION", "TASKS", "RUNNING", "LABEL"),
-                      [(r["id"], r["version"], r["tasks"], f"{r['running']}/{r['tasks']}"
-                        + (f" ({', '.join(r['notes'])})" if r["notes"] else ""), r["label"]) for r in rows],
+                      [(r["id"], "-" if r["version"] is None else r["version"], r["tasks"],
+                        f"{r['running']}/{r['tasks']}" + (f" ({', '.join(r['notes'])})" if r["notes"] else ""),
+                        r["label"]) for r in rows],
                       wrap_last=True)
     return _table(("TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "ERROR"),
                   [(f"{r['deployment']}/{r['task']}", r["type"], r["agent"] or "-", r["shown"], r["frames_in"],
@@ -833,18 +839,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run_until_signal(coro: Coroutine[Any, Any, int]) -> int:
-    """Run ``coro``; SIGTERM cancels it like Ctrl+C does, so context managers clean up."""
-    task = asyncio.ensure_future(coro)
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
-        return await task
-    except asyncio.CancelledError:
-        return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from edge.settings import load_settings
 
@@ -861,7 +855,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = "WARNING"  # a one-shot client prints its results, not the bus's comings and goings
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(_run_until_signal(args.func(args, settings)))
+        return asyncio.run(run_until_signal(args.func(args, settings))) or 0
     except KeyboardInterrupt:
         return 130
     except EdgeError as exc:
