@@ -139,6 +139,28 @@ def test_specs_refuse_secrets_in_clear():
     assert ok.tasks[0].config["stream_key"] == {"$secret": "yt"}
 
 
+@pytest.mark.parametrize(("config", "where"), [
+    ({"password": 123456}, "config.password holds a secret in clear"),
+    ({"secret_key": "k"}, "config.secret_key holds a secret in clear"),
+    ({"aws_secret_access_key": "wJalrXUtnFEMI"}, "config.aws_secret_access_key holds a secret in clear"),
+    ({"pwd": "hunter2"}, "config.pwd holds a secret in clear"),
+    ({"db": {"passwords": ["a", "b"]}}, r"config.db.passwords holds a secret in clear"),
+    ({"url": "mqtt://user:hunter2@host"}, r"config.url holds a password in clear inside a URL"),
+    ({"targets": ["https://ok.example", "https://u:p@h.example/x"]}, r"config.targets\[1\] holds a password"),
+])
+def test_secret_check_catches_numbers_lists_names_and_urls(config, where):
+    with pytest.raises(SpecError, match=where):
+        parse_spec({"id": "d", "tasks": [{"id": "o", "type": "x", "config": config}]})
+
+
+@pytest.mark.parametrize("config", [
+    {"token_count": 3}, {"password": None}, {"use_password": True}, {"url": "mqtt://user@host:1883"},
+    {"passwords": [{"$secret": "a"}, "$secret:b"]}, {"url": {"$secret": "full_url"}}, {"keyframe": "k"},
+])
+def test_secret_check_lets_references_and_harmless_fields_through(config):
+    assert parse_spec({"id": "d", "tasks": [{"id": "o", "type": "x", "config": config}]}).tasks[0].config == config
+
+
 async def test_secrets_stay_on_the_agent(broker, tmp_path):
     ns = f"sec{uuid.uuid4().hex[:6]}"
     secrets_file = tmp_path / "secrets.yaml"
