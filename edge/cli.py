@@ -32,13 +32,15 @@ Command = Callable[[argparse.Namespace, "Settings"], Coroutine[Any, Any, int]]
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from agent import Agent
     from edge.broker import open_broker
+    from edge.broker.choose import check_broker_exposure
 
     try:
         from ui import bind_panel, check_exposure, serve
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
-    # refuse a panel open to the network without a password, or on a busy port, before starting anything
+    # refuse a panel or a broker open to the network without a password, or a busy port, before starting anything
     check_exposure(settings)
+    check_broker_exposure(settings)
     panel_socket = bind_panel(settings)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(panel_socket.close)
