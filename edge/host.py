@@ -36,6 +36,7 @@ from edge._cancel import cancel_and_wait
 from edge._lograte import LogLimiter
 from edge.bus import Bus, Message
 from edge.errors import ConfigError, EdgeError, FrameError, SpecError, TopicError
+from edge.files import files_folder
 from edge.frames import decode_value, encode_value, now_ms
 from edge.graph import DeploymentSpec, decode_spec, encode_spec
 from edge.instance import Assignment, Instance
@@ -69,6 +70,8 @@ class Host:
         self.unavailable = dict(unavailable or {})
         self.state_dir = settings.data_dir / "agents" / self.agent_id if persist else None
         self.secrets = Secrets(settings.secrets_path, agent_id=self.agent_id)
+        #: the only folder its tasks may read and write files in (edge.files)
+        self.files_dir = settings.files_path
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
                                  catalog=self.catalog, metrics=metrics)
         self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,
@@ -105,6 +108,10 @@ class Host:
     # -- lifecycle -------------------------------------------------------------------------------
     async def __aenter__(self) -> Host:
         self._load_persisted()
+        try:
+            self.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("agent %s cannot create its files folder %s: %s", self.agent_id, self.files_dir, exc)
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         await self.bus.__aenter__()
@@ -206,7 +213,8 @@ class Host:
             self.errors += 1
             log.warning("agent %s ignored a validation request on %s: %s", self.agent_id, message.topic, exc)
             return
-        reply = answer_request(request, agent_id=self.agent_id, types=self.types, resolve=self.secrets.resolve)
+        with files_folder(self.files_dir):
+            reply = answer_request(request, agent_id=self.agent_id, types=self.types, resolve=self.secrets.resolve)
         try:
             self.bus.publish_nowait(request.reply_to, reply, qos=1)
         except EdgeError as exc:
@@ -315,7 +323,7 @@ class Host:
             reason = f"task type {assignment.type!r} is unavailable on agent {self.agent_id}: {reason}"
         instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
                             resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
-                            queue_size=self.settings.queue_size)
+                            queue_size=self.settings.queue_size, files_dir=self.files_dir)
         self.instances[assignment.key] = instance
         assert self._group is not None
         self._runners[assignment.key] = self._group.create_task(instance.supervise(),
@@ -390,10 +398,12 @@ async def run_agent(settings: Settings, *, types: Sequence[type[Task]], agent_id
 async def run_wired(settings: Settings, task_type: type[Task], *, config: Mapping[str, Any],
                     sources: Mapping[str, str], targets: Mapping[str, list[str]], instance_id: str) -> None:
     """Run one instance wired straight to topics, without a controller, until cancelled or it ends."""
-    validated = task_type.validate_config(config)
+    with files_folder(settings.files_path):
+        validated = task_type.validate_config(config)
     async with Bus.from_settings(settings, client_id=f"fn-{instance_id}") as bus:
         context = TaskContext(bus=bus, instance_id=instance_id, sources=sources, targets=targets,
-                              max_payload=settings.max_payload, queue_size=settings.queue_size)
+                              max_payload=settings.max_payload, queue_size=settings.queue_size,
+                              files_dir=settings.files_path)
         task = task_type(validated, context=context)
         try:
             await task.open_inputs()
