@@ -264,11 +264,13 @@ async def cmd_acl(args: argparse.Namespace, settings: Settings) -> int:
     args.controller = args.controller or ["controller"]
     out = Path(args.out) if args.out else settings.data_dir / "acl"
     files = write_acl_files(out, namespace=settings.namespace, agents=agents, controllers=args.controller,
-                            specs=specs, broker_url=args.broker_url or str(settings.broker_url))
-    print(f"wrote {files.acl} ({len(specs)} deployment(s)) and {files.passwords}")
+                            specs=specs, broker_url=args.broker_url or str(settings.broker_url),
+                            controller_port=args.controller_port)
+    print(f"wrote {files.acl} ({len(specs)} deployment(s)), {files.passwords}, {files.controller_passwords} "
+          f"and {files.listeners}")
     for user, path in files.credentials.items():
         print(f"  credentials of {user}: {path}")
-    print("in mosquitto.conf: allow_anonymous false, password_file and acl_file as above; "
+    print(f"put {files.listeners} in /etc/mosquitto/conf.d/ (agents and controllers get a listener each); "
           "after a deploy, run this again and reload Mosquitto (kill -HUP)")
     return 0
 
@@ -366,7 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", action="append", default=[], help="deployment spec file whose tasks to allow")
     p.add_argument("--from-broker", action="store_true", help="also allow the tasks of the live deployments")
     p.add_argument("--out", help="directory to write (default: {data_dir}/acl)")
-    p.add_argument("--broker-url", help="EDGE_BROKER written into the credential files")
+    p.add_argument("--broker-url", help="EDGE_BROKER written into the agents' credential files (its port: the "
+                                        "agents' listener)")
+    p.add_argument("--controller-port", type=int, default=None,
+                   help="port of the controllers' listener (default: the agents' port + 1)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
     p = add("health", cmd_health, "exit 0 if this device's agent is connected to its broker (for HEALTHCHECK)")
     p.add_argument("--max-age", type=float, default=30.0, help="seconds after which the agent's report is stale")
