@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agent", cmd_agent, "run an agent on this device")
     p.add_argument("--tasks", action="append", default=[], metavar="MODULE_OR_FILE", help=tasks_help)
     add("ui", cmd_ui, "run the control panel")
-    p = add("acl", cmd_acl, "write a Mosquitto ACL, password file and per-user credentials for a fleet")
+    p = add("acl", cmd_acl, "write a Mosquitto ACL, password files, listeners and per-user credentials for a fleet")
     p.add_argument("--agents", required=True, help="comma-separated agent ids (each logs in as its id)")
     p.add_argument("--controller", action="append", default=None, help="controller user (repeatable; "
                                                                           "default: controller)")
