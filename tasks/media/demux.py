@@ -10,6 +10,7 @@ shifts the timeline by the input's length, so pts keep increasing.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
@@ -56,6 +57,14 @@ def check_url(url: str, schemes: frozenset[str]) -> str:
                              f"{', '.join(sorted(schemes))})")
         return url
     return check_file_path(url)
+
+
+def check_options(options: dict[str, str]) -> dict[str, str]:
+    """ValueError for an FFmpeg option value that is a path out of the files folder (absolute, or with '..')."""
+    for key, value in options.items():
+        if os.path.isabs(value) or ".." in value.replace("\\", "/").split("/"):
+            raise ValueError(f"option {key}: a path outside the agent's files folder is not allowed")
+    return options
 
 
 def check_format(format: str | None, refused: frozenset[str]) -> str | None:
@@ -233,6 +242,7 @@ class InputContainerConfig(MediaConfig):
 
     _url = field_validator("url")(lambda url: check_url(url, INPUT_SCHEMES))
     _format = field_validator("format")(lambda format: check_format(format, REFUSED_INPUT_FORMATS))
+    _options = field_validator("options")(check_options)
 
 
 class InputContainer(MediaTask):

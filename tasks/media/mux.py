@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from tasks.media.audio import AudioEncoderConfig, AudioEncoderState
-from tasks.media.demux import check_format, check_url, is_file_path
+from tasks.media.demux import check_format, check_options, check_url, is_file_path
 from tasks.media.errors import CodecError
 from tasks.media.mediatask import ANY_AUDIO, ANY_VIDEO, MediaConfig, MediaTask, Received
 from tasks.media.packets import EncodedPacket
@@ -237,13 +237,7 @@ class OutputContainerConfig(MediaConfig):
             raise ValueError(f"{url!r}: playlists (HLS, DASH) write segment files of their own naming: not allowed")
         return url
 
-    @field_validator("options")
-    @classmethod
-    def _options(cls, options: dict[str, str]) -> dict[str, str]:
-        for key, value in options.items():
-            if os.path.isabs(value) or ".." in value.replace("\\", "/").split("/"):
-                raise ValueError(f"option {key}: a path outside the agent's files folder is not allowed")
-        return options
+    _options = field_validator("options")(check_options)
 
     @field_validator("format")
     @classmethod

@@ -77,6 +77,8 @@ def test_file_urls_and_file_writing_formats_are_refused():
     assert "not allowed" in OutputContainer.check({"url": "live.m3u8"})[0]
     assert "not allowed" in OutputContainer.check({"url": "x.ts", "options": {"hls_segment_filename": "/etc/x"}})[0]
     assert "not allowed" in InputContainer.check({"url": "list.txt", "format": "concat"})[0]
+    assert "not allowed" in InputContainer.check({"url": "x.mkv", "options": {"key_file": "../../secrets.yaml"}})[0]
+    assert OutputContainer.check({"url": "x.mp4", "options": {"movflags": "+faststart"}}) == []
     assert OutputContainer.check({"url": "rtmp://127.0.0.1/live/key"}) == []  # network URLs are not files
 
 
