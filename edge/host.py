@@ -72,6 +72,11 @@ class Host:
         self.secrets = Secrets(settings.secrets_path, agent_id=self.agent_id)
         #: the only folder its tasks may read and write files in (edge.files)
         self.files_dir = settings.files_path
+        for what, path in (("secrets file", settings.secrets_path), ("state", settings.data_dir / "agents")):
+            if path.absolute().resolve().is_relative_to(self.files_dir.resolve()):
+                raise ConfigError(f"EDGE_FILES_DIR {self.files_dir} holds the agent's {what} ({path}): tasks could "
+                                  "read or overwrite it; choose a folder of its own (default {data_dir}/files)",
+                                  field="EDGE_FILES_DIR")
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
                                  catalog=self.catalog, metrics=metrics)
         self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,

@@ -142,3 +142,13 @@ async def test_a_spec_cannot_overwrite_the_agents_secrets(broker, tmp_path):
             assert "files folder" in (status.error or ""), status
         await ctl.bus.publish(Topics(ns).deployment("steal"), b"", qos=1, retain=True)
     assert secrets.read_text() == "key: value\n"
+
+
+@pytest.mark.parametrize("files_dir", ["", "."], ids=["the data dir", "its parent"])
+def test_a_files_folder_holding_the_agents_secrets_or_state_is_refused(tmp_path, files_dir):
+    data = tmp_path / "data"
+    folder = data if files_dir == "" else tmp_path
+    settings = load_settings(broker="mqtt://127.0.0.1:1", agent_id="a1", data_dir=data, files_dir=folder)
+    with pytest.raises(ConfigError, match=r"EDGE_FILES_DIR .* holds the agent's secrets file"):
+        Agent(settings)
+    Agent(load_settings(broker="mqtt://127.0.0.1:1", agent_id="a1", data_dir=data))  # the default is fine
