@@ -1,4 +1,6 @@
 # edgetasks image: `edge agent` by default; `edge up`, `edge ui`, `edge broker` by command.
+# `edge up` / `edge broker` here listen on 0.0.0.0 (EDGE_BROKER_HOST below), so they need EDGE_USERNAME and
+# EDGE_PASSWORD, or EDGE_BROKER_ANONYMOUS=true with the port published on loopback (docs/security.md).
 # Every setting is an EDGE_* environment variable (docs/settings.md); state lives in /data.
 # Builds for linux/amd64 and linux/arm64 alike: every step is the same on both.
 ARG PYTHON=3.11

@@ -130,11 +130,14 @@ def run_baseline(clip: str, out_path: str) -> dict[str, Any]:
 
 
 # -- edgetasks (children) ---------------------------------------------------------------------------
-def _context(bus: Any, name: str, sources: dict[str, str], targets: dict[str, str]) -> Any:
+def _context(bus: Any, name: str, sources: dict[str, str], targets: dict[str, str], *,
+             files: str | None = None) -> Any:
     from edge.task import TaskContext
 
+    # `files`: a file the task reads or writes; its folder is the task's files folder (edge.files)
     return TaskContext(bus=bus, instance_id=f"bench/{name}", sources=sources,
-                       targets={port: [topic] for port, topic in targets.items()})
+                       targets={port: [topic] for port, topic in targets.items()},
+                       files_dir=Path(files).parent if files else None)
 
 
 async def run_source(url: str, prefix: str, clip: str, realtime: bool, queue: int) -> dict[str, Any]:
@@ -145,7 +148,7 @@ async def run_source(url: str, prefix: str, clip: str, realtime: bool, queue: in
         encoder = VideoEncoder({"preset": PRESET, "keyframe_interval": 30, "queue": queue},
                                context=_context(bus, "encode", {"in": f"{prefix}/raw"}, {"out": f"{prefix}/packets"}))
         source = InputContainer({"url": clip, "realtime": realtime, "pixel_format": "yuv420p", "audio": False},
-                                context=_context(bus, "read", {}, {"video": f"{prefix}/raw"}))
+                                context=_context(bus, "read", {}, {"video": f"{prefix}/raw"}, files=clip))
         await encoder.open_inputs()
         started, cpu = time.time(), cpu_seconds()
         async with asyncio.TaskGroup() as group:
@@ -176,7 +179,7 @@ async def run_sink(url: str, prefix: str, frames: int, out_path: str, queue: int
                                context=_context(bus, "decode", {"in": f"{prefix}/packets"},
                                                 {"out": f"{prefix}/decoded"}))
         writer = OutputContainer({"url": out_path, "format": "nut", "video_codec": "rawvideo", "queue": queue},
-                                 context=_context(bus, "write", {"video": f"{prefix}/decoded"}, {}))
+                                 context=_context(bus, "write", {"video": f"{prefix}/decoded"}, {}, files=out_path))
         await bus.subscribe(f"{prefix}/decoded", callback=on_decoded)
         await decoder.open_inputs()
         await writer.open_inputs()

@@ -52,13 +52,15 @@ def _check_data_dir(settings: Settings) -> None:
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from agent import Agent
     from edge.broker import open_broker
+    from edge.broker.choose import check_broker_exposure
 
     try:
         from ui import bind_panel, check_exposure, serve
     except ImportError as exc:
         raise EdgeError(f"the control panel needs the 'ui' extra: pip install 'edgetasks[ui]' ({exc})") from None
-    # refuse a panel open to the network without a password, or on a busy port, before starting anything
+    # refuse a panel or a broker open to the network without a password, or a busy port, before starting anything
     check_exposure(settings)
+    check_broker_exposure(settings)
     _check_data_dir(settings)
     panel_socket = bind_panel(settings)
     async with contextlib.AsyncExitStack() as stack:
@@ -571,11 +573,13 @@ async def cmd_acl(args: argparse.Namespace, settings: Settings) -> int:
     args.controller = args.controller or ["controller"]
     out = Path(args.out) if args.out else settings.data_dir / "acl"
     files = write_acl_files(out, namespace=settings.namespace, agents=agents, controllers=args.controller,
-                            specs=specs, broker_url=args.broker_url or str(settings.broker_url))
-    print(f"wrote {files.acl} ({len(specs)} deployment(s)) and {files.passwords}")
+                            specs=specs, broker_url=args.broker_url or str(settings.broker_url),
+                            controller_port=args.controller_port)
+    print(f"wrote {files.acl} ({len(specs)} deployment(s)), {files.passwords}, {files.controller_passwords} "
+          f"and {files.listeners}")
     for user, path in files.credentials.items():
         print(f"  credentials of {user}: {path}")
-    print("in mosquitto.conf: allow_anonymous false, password_file and acl_file as above; "
+    print(f"put {files.listeners} in /etc/mosquitto/conf.d/ (agents and controllers get a listener each); "
           "after a deploy, run this again and reload Mosquitto (kill -HUP)")
     return 0
 
@@ -779,14 +783,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agent", cmd_agent, "run an agent on this device")
     p.add_argument("--tasks", action="append", default=[], metavar="MODULE_OR_FILE", help=tasks_help)
     add("ui", cmd_ui, "run the control panel")
-    p = add("acl", cmd_acl, "write a Mosquitto ACL, password file and per-user credentials for a fleet")
+    p = add("acl", cmd_acl, "write a Mosquitto ACL, password files, listeners and per-user credentials for a fleet")
     p.add_argument("--agents", required=True, help="comma-separated agent ids (each logs in as its id)")
     p.add_argument("--controller", action="append", default=None, help="controller user (repeatable; "
                                                                           "default: controller)")
     p.add_argument("--spec", action="append", default=[], help="deployment spec file whose tasks to allow")
     p.add_argument("--from-broker", action="store_true", help="also allow the tasks of the live deployments")
     p.add_argument("--out", help="directory to write (default: {data_dir}/acl)")
-    p.add_argument("--broker-url", help="EDGE_BROKER written into the credential files")
+    p.add_argument("--broker-url", help="EDGE_BROKER written into the agents' credential files (its port: the "
+                                        "agents' listener)")
+    p.add_argument("--controller-port", type=int, default=None,
+                   help="port of the controllers' listener (default: the agents' port + 1)")
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")
     p = add("health", cmd_health, "exit 0 if this device's agent is connected to its broker (for HEALTHCHECK)")
     p.add_argument("--max-age", type=float, default=30.0, help="seconds after which the agent's report is stale")

@@ -42,6 +42,7 @@ from edge._lograte import LogLimiter
 from edge.bus import Bus, Message
 from edge.desired import Record, Removal, decode_record, encode_record, supersedes
 from edge.errors import ConfigError, EdgeError, FrameError, IdError, SpecError, TopicError
+from edge.files import files_folder
 from edge.frames import decode_value, encode_value, now_ms
 from edge.graph import DeploymentSpec
 from edge.instance import Assignment, Instance
@@ -77,6 +78,13 @@ class Host:
         self.unavailable = dict(unavailable or {})
         self.state_dir = settings.data_dir / "agents" / self.agent_id if persist else None
         self.secrets = Secrets(settings.secrets_path, agent_id=self.agent_id)
+        #: the only folder its tasks may read and write files in (edge.files)
+        self.files_dir = settings.files_path
+        for what, path in (("secrets file", settings.secrets_path), ("state", settings.data_dir / "agents")):
+            if path.absolute().resolve().is_relative_to(self.files_dir.resolve()):
+                raise ConfigError(f"EDGE_FILES_DIR {self.files_dir} holds the agent's {what} ({path}): tasks could "
+                                  "read or overwrite it; choose a folder of its own (default {data_dir}/files)",
+                                  field="EDGE_FILES_DIR")
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
                                  catalog=self.catalog, metrics=metrics, errors=lambda: self.errors)
         self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,
@@ -120,6 +128,10 @@ class Host:
     # -- lifecycle -------------------------------------------------------------------------------
     async def __aenter__(self) -> Host:
         self._load_persisted()
+        try:
+            self.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("agent %s cannot create its files folder %s: %s", self.agent_id, self.files_dir, exc)
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         await self.bus.__aenter__()
@@ -264,7 +276,8 @@ class Host:
             self.errors += 1
             log.warning("agent %s ignored a validation request on %s: %s", self.agent_id, message.topic, exc)
             return
-        reply = answer_request(request, agent_id=self.agent_id, types=self.types, resolve=self.secrets.resolve)
+        with files_folder(self.files_dir):
+            reply = answer_request(request, agent_id=self.agent_id, types=self.types, resolve=self.secrets.resolve)
         try:
             self.bus.publish_nowait(request.reply_to, reply, qos=1)
         except EdgeError as exc:
@@ -375,7 +388,7 @@ class Host:
             reason = f"task type {assignment.type!r} is unavailable on agent {self.agent_id}: {reason}"
         instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
                             resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
-                            queue_size=self.settings.queue_size)
+                            queue_size=self.settings.queue_size, files_dir=self.files_dir)
         self.instances[assignment.key] = instance
         assert self._group is not None
         self._runners[assignment.key] = self._group.create_task(instance.supervise(),
@@ -451,10 +464,12 @@ async def run_agent(settings: Settings, *, types: Sequence[type[Task]], agent_id
 async def run_wired(settings: Settings, task_type: type[Task], *, config: Mapping[str, Any],
                     sources: Mapping[str, str], targets: Mapping[str, list[str]], instance_id: str) -> None:
     """Run one instance wired straight to topics, without a controller, until cancelled or it ends."""
-    validated = task_type.validate_config(config)
+    with files_folder(settings.files_path):
+        validated = task_type.validate_config(config)
     async with Bus.from_settings(settings, client_id=f"fn-{instance_id}") as bus:
         context = TaskContext(bus=bus, instance_id=instance_id, sources=sources, targets=targets,
-                              max_payload=settings.max_payload, queue_size=settings.queue_size)
+                              max_payload=settings.max_payload, queue_size=settings.queue_size,
+                              files_dir=settings.files_path)
         task = task_type(validated, context=context)
         try:
             await task.open_inputs()

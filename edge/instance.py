@@ -26,10 +26,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from edge.bus import Bus
 from edge.errors import ConfigError
+from edge.files import files_folder
 from edge.frames import now_ms
 from edge.task import Task, TaskContext
 
@@ -72,8 +74,9 @@ class Instance:
     def __init__(self, assignment: Assignment, task_type: type[Task] | None, *, bus: Bus,
                  on_status: Callable[[Instance], None], unavailable: str | None = None,
                  resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 max_payload: int = 16 * 1024 * 1024, queue_size: int = 100) -> None:
+                 max_payload: int = 16 * 1024 * 1024, queue_size: int = 100, files_dir: Path | None = None) -> None:
         self.assignment = assignment
+        self._files_dir = files_dir
         self.task_type = task_type
         self.bus = bus
         self.state = "pending"
@@ -108,11 +111,12 @@ class Instance:
             return
         try:
             resolved = self._resolve(a.config)
-            problems = self.task_type.check(resolved)  # the lines the controller's validation shows
-            if problems:
-                self._set("invalid", "; ".join(problems))
-                return
-            config = self.task_type.validate_config(resolved)
+            with files_folder(self._files_dir):  # file paths are checked against the agent's folder
+                problems = self.task_type.check(resolved)  # the lines the controller's validation shows
+                if problems:
+                    self._set("invalid", "; ".join(problems))
+                    return
+                config = self.task_type.validate_config(resolved)
         except ConfigError as exc:
             self._set("invalid", str(exc))
             return
@@ -121,7 +125,8 @@ class Instance:
         while True:
             self._set("starting", self.error)
             context = TaskContext(bus=self.bus, instance_id=self.instance_id, sources=a.sources, targets=a.targets,
-                                  max_payload=self._max_payload, queue_size=self._queue_size)
+                                  max_payload=self._max_payload, queue_size=self._queue_size,
+                                  files_dir=self._files_dir)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()

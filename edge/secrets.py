@@ -8,9 +8,10 @@ secrets file (``EDGE_SECRETS_FILE``, default ``{data_dir}/secrets.yaml``: ``name
 readable by the agent's user only). Only the agent's memory and the task ever hold the value;
 statuses and logs show the reference.
 
-Specs are checked too: a config field whose name says it holds a secret (password, secret,
-token, api_key, stream_key, …) with a plain text value is refused, so a secret cannot be
-published in clear by mistake.
+Specs are checked too: a config field whose name says it holds a secret (password, pwd, secret,
+token, api_key, secret_key, aws_secret_access_key, stream_key, …) with a plain value (text, a
+number, a list of them) is refused, and so is a URL with a password in it (``user:pw@host``) in
+any field, so a secret cannot be published in clear by mistake.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ log = logging.getLogger("edge.secrets")
 
 SECRET_KEY = "$secret"
 _PREFIX = "$secret:"
-_SECRET_NAME = re.compile(r"(?i)(pass(word|wd|phrase)?|secret|token|api_?key|stream_?key|private_?key|credential)s?$")
+# A field name that ends like a secret's: password, db_pwd, secret_key, aws_secret_access_key, api_tokens...
+_SECRET_NAME = re.compile(r"(?i)(pass(word|wd|phrase)?|pwd|secret|token|credential|"
+                          r"(api|stream|private|secret|access|auth|signing|encryption)[_-]?key)s?$")
+# user:password@ in a URL (mqtt://user:hunter2@host, https://u:p@h/...): a secret in clear in any field
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]*:[^/?#@\s]+@")
+_ADVICE = f"put it in the agent's secrets file and write {{\"{SECRET_KEY}\": \"NAME\"}} here"
 
 
 def _reference(value: Any) -> str | None:
@@ -48,23 +54,39 @@ def is_reference(value: Any) -> bool:
     return _reference(value) is not None
 
 
+def _plain(value: Any) -> bool:
+    """A value that would be a secret in clear under a secret's name: text, a number, or a list of them."""
+    if isinstance(value, bool) or value is None or is_reference(value):
+        return False
+    if isinstance(value, str):
+        return bool(value)
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_plain(item) for item in value)
+    return False
+
+
 def cleartext_secrets(config: Any, path: str = "config") -> list[str]:
-    """Config fields that look like secrets but hold plain text (refused in specs)."""
+    """Config fields that look like secrets but hold plain text (refused in specs): a field named
+    like a secret (``password``, ``pwd``, ``secret_key``, ``aws_secret_access_key``, ``tokens``...)
+    holding text, a number or a list of them, and any URL with a password in it (``user:pw@host``)."""
     found: list[str] = []
     if is_reference(config):
         return found
     if isinstance(config, Mapping):
         for key, value in config.items():
             where = f"{path}.{key}"
-            if isinstance(key, str) and _SECRET_NAME.search(key) and isinstance(value, str) and value \
-                    and not is_reference(value):
-                found.append(f"{where} holds a secret in clear: put it in the agent's secrets file and write "
-                             f'{{"{SECRET_KEY}": "NAME"}} here')
+            if isinstance(key, str) and _SECRET_NAME.search(key) and _plain(value):
+                found.append(f"{where} holds a secret in clear: {_ADVICE}")
             else:
                 found += cleartext_secrets(value, where)
-    elif isinstance(config, list):
+    elif isinstance(config, list | tuple):
         for i, value in enumerate(config):
             found += cleartext_secrets(value, f"{path}[{i}]")
+    elif isinstance(config, str) and _URL_PASSWORD.match(config):
+        found.append(f"{path} holds a password in clear inside a URL (user:PASSWORD@host): write the whole URL "
+                     f"in the agent's secrets file and {{\"{SECRET_KEY}\": \"NAME\"}} here")
     return found
 
 

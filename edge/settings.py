@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     )
     broker_host: str = Field(default="127.0.0.1", description="address a managed broker binds to")
     broker_port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="port of a managed broker")
+    broker_anonymous: bool = Field(
+        default=False, description="let a managed broker bound beyond loopback accept clients without credentials "
+        "(refused otherwise)",
+    )
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = Field(
@@ -203,6 +207,8 @@ class Settings(BaseSettings):
     tasks: str = Field(default="", description="comma-separated modules or .py files with more task types")
     secrets_file: Path | None = Field(default=None, description="this agent's secrets (YAML name: value); "
                                       "default {data_dir}/secrets.yaml")
+    files_dir: Path | None = Field(default=None, description="the only folder tasks may read and write files "
+                                   "in; default {data_dir}/files")
 
     @model_validator(mode="before")
     @classmethod
@@ -251,6 +257,11 @@ class Settings(BaseSettings):
     @property
     def secrets_path(self) -> Path:
         return self.secrets_file or self.data_dir / "secrets.yaml"
+
+    @property
+    def files_path(self) -> Path:
+        """The folder this agent's tasks may read and write files in (``EDGE_FILES_DIR``)."""
+        return (self.files_dir or self.data_dir / "files").absolute()
 
     @property
     def task_sources(self) -> list[str]:

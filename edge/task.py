@@ -32,6 +32,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -40,6 +41,7 @@ from edge._inbox import Inbox
 from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
 from edge.errors import ConfigError, FrameError
+from edge.files import files_folder, resolve_file
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
 from edge.topics import validate_id
 
@@ -107,8 +109,10 @@ class TaskContext:
 
     def __init__(self, *, bus: Bus, instance_id: str, sources: Mapping[str, str],
                  targets: Mapping[str, list[str]], max_payload: int = 16 * 1024 * 1024,
-                 queue_size: int = 100) -> None:
+                 queue_size: int = 100, files_dir: Path | None = None) -> None:
         self.bus = bus
+        #: the only folder the task may read and write files in (:mod:`edge.files`); None: no files
+        self.files_dir = files_dir
         self.instance_id = instance_id
         self.sources = dict(sources)
         self.targets = {port: list(topics) for port, topics in targets.items()}
@@ -140,7 +144,8 @@ class Task:
 
     def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
                  context: TaskContext | None = None) -> None:
-        self.config: Any = self.validate_config(config)
+        with files_folder(context.files_dir if context is not None else None):
+            self.config: Any = self.validate_config(config)
         self.context = context
         self.in_metrics = {port: PortMetrics() for port in self.inputs}
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
@@ -210,6 +215,15 @@ class Task:
     async def run(self) -> None:
         """The task's work; runs until it returns or is cancelled."""
         raise NotImplementedError(f"{type(self).__name__} must implement run()")
+
+    def file_path(self, value: str) -> Path:
+        """The resolved path of a file named in the config, inside the runtime's files folder
+        (:mod:`edge.files`), checked again now; :class:`ConfigError` if it is outside or there is none."""
+        folder = self.context.files_dir if self.context is not None else None
+        if folder is None:
+            raise ConfigError(f"{self.type_name}: no files folder from the runtime, so no file may be used "
+                              f"({value!r})", field="config")
+        return resolve_file(value, folder=folder)
 
     def _ctx(self) -> TaskContext:
         if self.context is None:

@@ -13,12 +13,13 @@ import asyncio
 import struct
 from collections import deque
 from collections.abc import Iterable
-from pathlib import Path, PurePath
-from typing import IO, Any, Final
+from pathlib import Path
+from typing import IO, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.errors import FrameError
+from edge.files import check_file_path
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
 from edge.storage import write_atomic
 from tasks.base import ANY, NUMBER, BuiltinTask, is_pause, log
@@ -145,9 +146,10 @@ class ReplayBuffer(BuiltinTask):
     present; when `play` turns off, or the recording ends (without `loop`), a pause frame (value
     null) follows. A `play` that stays on (a toggle repeating its value) does not restart it.
 
-    The recording is kept in the file `file` under the instance's data directory when the
-    runtime provides one (`TaskContext.data_dir`), or at `file` if it is an absolute path, so it
-    survives a restart; otherwise, or with `persist: false`, in memory only.
+    The recording is kept in a file in the agent's files folder (`EDGE_FILES_DIR`): `file`, or
+    `replay/{deployment}/{task}.rec` by default, so it survives a restart; a `file` outside that
+    folder makes the task invalid. Without a files folder from the runtime, or with
+    `persist: false`, it is kept in memory only.
     """
 
     category = "timing"
@@ -157,8 +159,9 @@ class ReplayBuffer(BuiltinTask):
 
         loop: bool = Field(default=False, description="play the recording over and over until play turns off")
         persist: bool = Field(default=True, description="keep the recording in a file, not only in memory")
-        file: str = Field(default="recording.rec", min_length=1, max_length=1024,
-                          description="the recording file: relative to the instance's data directory, or absolute")
+        file: str | None = Field(default=None, min_length=1, max_length=1024,
+                                 description="the recording file, in the agent's files folder (EDGE_FILES_DIR); "
+                                             "unset: replay/{deployment}/{task}.rec there")
         max_frames: int = Field(default=10_000, ge=1, le=1_000_000, description="most frames kept (the newest)")
         max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1024**3,
                                description="most bytes of frames kept (the newest)")
@@ -167,11 +170,8 @@ class ReplayBuffer(BuiltinTask):
 
         @field_validator("file")
         @classmethod
-        def _file(cls, value: str) -> str:
-            path = PurePath(value)
-            if "\x00" in value or (not path.is_absolute() and ".." in path.parts):
-                raise ValueError("a relative file must stay inside the data directory (no '..')")
-            return value
+        def _file(cls, value: str | None) -> str | None:
+            return None if value is None else check_file_path(value)
 
     inputs = {"in": ANY("recorded"), "play": NUMBER("play")}
     outputs = {"out": ANY("replay")}
@@ -181,15 +181,10 @@ class ReplayBuffer(BuiltinTask):
         config: ReplayBuffer.Config = self.config
         if not config.persist:
             return None
-        path = Path(config.file)
-        if path.is_absolute():
-            return path
-        data_dir: Any = getattr(self.context, "data_dir", None)  # not every runtime provides one
-        if data_dir is None:
-            log.warning("%s: no data directory from the runtime: recording in memory only (give an absolute "
-                        "'file' to keep it on disk)", self.instance_id)
+        if self.context is None or self.context.files_dir is None:  # not every runtime provides one
+            log.warning("%s: no files folder from the runtime: recording in memory only", self.instance_id)
             return None
-        return Path(data_dir) / path
+        return self.file_path(config.file or f"replay/{self.instance_id}.rec")
 
     async def run(self) -> None:
         config: ReplayBuffer.Config = self.config

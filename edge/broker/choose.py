@@ -7,6 +7,7 @@ back to the embedded broker that ``pip install 'edgetasks[broker]'`` brings; ``e
 
 from __future__ import annotations
 
+import ipaddress
 from contextlib import AbstractAsyncContextManager
 
 from edge.broker import mosquitto
@@ -17,7 +18,7 @@ from edge.broker.external import ExternalBroker
 from edge.errors import BrokerUnavailableError, ConfigError
 from edge.settings import BrokerKind, Settings
 
-__all__ = ["NO_BROKER_HINT", "open_broker"]
+__all__ = ["NO_BROKER_HINT", "check_broker_exposure", "open_broker"]
 
 NO_BROKER_HINT = (
     "no MQTT broker is available here: install Mosquitto (apt-get install mosquitto) or the embedded "
@@ -35,6 +36,31 @@ def _users(settings: Settings) -> dict[str, str] | None:
     return {settings.username: settings.password.get_secret_value()}
 
 
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_broker_exposure(settings: Settings) -> None:
+    """Refuse (:class:`ConfigError`) a managed broker beyond loopback that would let anyone in.
+
+    Like the control panel's check: ``EDGE_BROKER_HOST`` other than a loopback address needs
+    ``EDGE_USERNAME``/``EDGE_PASSWORD`` (the broker then refuses anonymous clients), or the
+    deliberate ``EDGE_BROKER_ANONYMOUS=true``. A broker URL (someone else's broker) is not ours to check.
+    """
+    if settings.broker_kind is BrokerKind.URL or _is_loopback(settings.broker_host):
+        return
+    if settings.username is None and not settings.broker_anonymous:
+        raise ConfigError(
+            f"the broker would listen on {settings.broker_host}, beyond this machine, open to anyone: set "
+            "EDGE_USERNAME and EDGE_PASSWORD (or bind EDGE_BROKER_HOST=127.0.0.1, or allow it with "
+            "EDGE_BROKER_ANONYMOUS=true)", field="EDGE_BROKER_HOST")
+
+
 def open_broker(settings: Settings) -> AbstractAsyncContextManager[RunningBroker]:
     """The broker ``settings.broker`` asks for, to be entered with ``async with``.
 
@@ -43,6 +69,7 @@ def open_broker(settings: Settings) -> AbstractAsyncContextManager[RunningBroker
     ``data_dir / "broker"``.
     """
     kind = settings.broker_kind
+    check_broker_exposure(settings)
     if kind is BrokerKind.URL:
         return ExternalBroker(settings.broker_url)
     use_mosquitto = kind is BrokerKind.MOSQUITTO or (

@@ -10,6 +10,7 @@ shifts the timeline by the input's length, so pts keep increasing.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
+from edge.files import check_file_path
 from edge.frames import now_ms
 from tasks.media.audio import SampleFormat
 from tasks.media.mediatask import ANY_AUDIO, ANY_VIDEO, MediaConfig, MediaTask
@@ -33,20 +35,44 @@ else:
 
 __all__ = ["INPUT_SCHEMES", "InputContainer", "Output", "Reader", "check_url"]
 
-INPUT_SCHEMES: Final = frozenset({"file", "http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp",
+INPUT_SCHEMES: Final = frozenset({"http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp",
                                   "rtp", "hls"})
+#: demuxers that open files named inside the input (lists of files): refused
+REFUSED_INPUT_FORMATS: Final = frozenset({"concat"})
 _LATE: Final = 1.0  # seconds a real-time reader may fall behind before it restarts its clock
 
 
+def is_file_path(url: str) -> bool:
+    """Whether a container's ``url`` names a file (in the agent's files folder) rather than a network URL."""
+    return "://" not in url
+
+
 def check_url(url: str, schemes: frozenset[str]) -> str:
-    """A file path or a URL with one of ``schemes``; ValueError (a config error) otherwise."""
-    if "://" in url:
+    """A file path in the agent's files folder (:mod:`edge.files`) or a URL with one of ``schemes``;
+    ValueError (a config error) otherwise."""
+    if not is_file_path(url):
         scheme = urlsplit(url).scheme.lower()
         if scheme not in schemes:
-            raise ValueError(f"unsupported URL scheme {scheme!r} (use a file path or {', '.join(sorted(schemes))})")
-    elif "\0" in url:
-        raise ValueError("a path cannot contain NUL")
-    return url
+            raise ValueError(f"unsupported URL scheme {scheme!r} (use a file path in the agent's files folder, or "
+                             f"{', '.join(sorted(schemes))})")
+        return url
+    return check_file_path(url)
+
+
+def check_options(options: dict[str, str]) -> dict[str, str]:
+    """ValueError for an FFmpeg option value that is a path out of the files folder (absolute, or with '..')."""
+    for key, value in options.items():
+        if os.path.isabs(value) or ".." in value.replace("\\", "/").split("/"):
+            raise ValueError(f"option {key}: a path outside the agent's files folder is not allowed")
+    return options
+
+
+def check_format(format: str | None, refused: frozenset[str]) -> str | None:
+    """ValueError for an FFmpeg format that reads or writes files the url check does not cover."""
+    if format is not None and format in refused:
+        raise ValueError(f"the {format!r} format reads or writes files of its own naming, beyond the url's check: "
+                         "not allowed")
+    return format
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +241,8 @@ class InputContainerConfig(MediaConfig):
     sample_format: SampleFormat = "s16"
 
     _url = field_validator("url")(lambda url: check_url(url, INPUT_SCHEMES))
+    _format = field_validator("format")(lambda format: check_format(format, REFUSED_INPUT_FORMATS))
+    _options = field_validator("options")(check_options)
 
 
 class InputContainer(MediaTask):
@@ -243,7 +271,8 @@ class InputContainer(MediaTask):
 
     def open_reader(self) -> Reader:
         c = self.config
-        return Reader(c.url, format=c.format, options=dict(c.options), timeout=c.timeout, video=c.video,
+        url = str(self.file_path(c.url)) if is_file_path(c.url) else c.url  # checked again: a symlink may be new
+        return Reader(url, format=c.format, options=dict(c.options), timeout=c.timeout, video=c.video,
                       audio=c.audio, decode=c.decode, pixel_format=c.pixel_format, sample_format=c.sample_format)
 
     async def serve(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from tasks.media.audio import AudioEncoderConfig, AudioEncoderState
-from tasks.media.demux import check_url
+from tasks.media.demux import check_format, check_options, check_url, is_file_path
 from tasks.media.errors import CodecError
 from tasks.media.mediatask import ANY_AUDIO, ANY_VIDEO, MediaConfig, MediaTask, Received
 from tasks.media.packets import EncodedPacket
@@ -43,7 +44,11 @@ __all__ = ["OUTPUT_SCHEMES", "Muxer", "OutputContainer"]
 
 log = logging.getLogger("tasks.media")
 
-OUTPUT_SCHEMES: Final = frozenset({"file", "rtmp", "rtmps", "srt", "rtsp", "udp", "tcp"})
+#: muxers that write files named by their options or by the url's parts (playlists, segments, tee): refused
+REFUSED_OUTPUT_FORMATS: Final = frozenset({"tee", "fifo", "hls", "dash", "segment", "ssegment", "stream_segment",
+                                           "webm_chunk", "webm_dash_manifest", "smoothstreaming"})
+_PLAYLIST_SUFFIXES: Final = frozenset({".m3u8", ".m3u", ".mpd", ".ism"})
+OUTPUT_SCHEMES: Final = frozenset({"rtmp", "rtmps", "srt", "rtsp", "udp", "tcp"})
 _FORMAT_BY_SCHEME: Final = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "rtsp": "rtsp", "udp": "mpegts",
                             "tcp": "mpegts"}
 _MAX_PENDING: Final = 2000  # packets held before the header is written (and at most 64 MiB of them)
@@ -224,11 +229,20 @@ class OutputContainerConfig(MediaConfig):
     start_timeout: float = Field(default=3.0, gt=0, le=600, description="seconds to wait for every connected "
                                                                          "input's first keyframe")
 
-    _url = field_validator("url")(lambda url: check_url(url, OUTPUT_SCHEMES))
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        check_url(url, OUTPUT_SCHEMES)
+        if is_file_path(url) and os.path.splitext(url)[1].lower() in _PLAYLIST_SUFFIXES:
+            raise ValueError(f"{url!r}: playlists (HLS, DASH) write segment files of their own naming: not allowed")
+        return url
+
+    _options = field_validator("options")(check_options)
 
     @field_validator("format")
     @classmethod
     def _format(cls, value: str | None) -> str | None:
+        check_format(value, REFUSED_OUTPUT_FORMATS)
         if value is not None and value not in av.formats_available:
             raise ValueError(f"FFmpeg has no {value!r} format here")
         return value
@@ -256,7 +270,8 @@ class OutputContainer(MediaTask):
         c = self.config
         ctx = self._ctx()
         wanted = [port for port in self.inputs if port in ctx.sources]
-        self.muxer = muxer = Muxer(c.url, format=c.format, options=dict(c.options), video_codec=c.video_codec,
+        url = str(self.file_path(c.url)) if is_file_path(c.url) else c.url  # checked again: a symlink may be new
+        self.muxer = muxer = Muxer(url, format=c.format, options=dict(c.options), video_codec=c.video_codec,
                                    audio_codec=c.audio_codec, wanted=wanted)
         loop = asyncio.get_running_loop()
         first_at: float | None = None

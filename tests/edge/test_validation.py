@@ -94,7 +94,8 @@ def test_the_types_own_checks():
     assert Calculator.check({"formula": "a * (1.8 +"}) == [BAD_FORMULA]
     assert Calculator.check({"formula": "a * (1.8 + b)"}) == []
     assert ReplayBuffer.check({"file": "../../etc/passwd"}) == [
-        "config.file: a relative file must stay inside the data directory (no '..')"]
+        "config.file: '../../etc/passwd' leads out of the agent's files folder through '..': use a path inside the "
+        "agent's files folder (EDGE_FILES_DIR)"]
     assert Calculator.check({"formula": "a", "x": 1}) == ["config.x: Extra inputs are not permitted"]
 
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pwd
 import subprocess
+import threading
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from agent import Agent
-from edge.acl import generate_acl, write_acl_files
+from edge.acl import AclFiles, generate_acl, write_acl_files
 from edge.broker import MosquittoBroker, free_port
+from edge.broker.mosquitto import find_mosquitto
+from edge.broker.ports import wait_for_port
 from edge.bus import Bus, TLSOptions
 from edge.controller import Controller
 from edge.errors import ConnectError, SpecError
@@ -78,21 +86,53 @@ def test_acl_text_names_exactly_what_each_user_may_do():
     assert "topic read sensor/t" in blocks["user a1"]
 
 
+@contextlib.asynccontextmanager
+async def acl_mosquitto(files: AclFiles, *ports: int) -> AsyncIterator[None]:
+    """Mosquitto with the listeners `edge acl` wrote (the setup docs/security.md describes), on ``ports``."""
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    conf = files.listeners.parent / "mosquitto.conf"
+    conf.write_text(f"user {user}\npersistence false\nlog_dest stderr\nconnection_messages true\n"
+                    + files.listeners.read_text())
+    proc = await asyncio.create_subprocess_exec(find_mosquitto() or "mosquitto", "-c", str(conf),
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        for port in ports:
+            assert await wait_for_port("127.0.0.1", port, timeout=TIMEOUT, alive=lambda: proc.returncode is None), \
+                (await proc.stderr.read()).decode() if proc.stderr else ""
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), TIMEOUT)
+
+
+def _acl_files(tmp_path: Path, ns: str, specs=()) -> tuple[AclFiles, int, int, dict[str, str]]:
+    passwords = {"ctl": "ctl-pass", "a1": "a1-pass", "a2": "a2-pass"}
+    agent_port, controller_port = free_port(), free_port()
+    files = write_acl_files(tmp_path / "acl", namespace=ns, agents=["a1", "a2"], controllers=["ctl"], specs=specs,
+                            passwords=passwords, broker_url=f"mqtt://127.0.0.1:{agent_port}",
+                            controller_port=controller_port)
+    return files, agent_port, controller_port, passwords
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
 async def test_acl_is_enforced_by_mosquitto(tmp_path):
     ns = f"acl{uuid.uuid4().hex[:6]}"
     topics = Topics(ns)
     spec = parse_spec({"id": "d", "tasks": [{"id": "c", "type": "counter", "agent": "a1",
                                              "config": {"interval_ms": 20}}]})
-    passwords = {"ctl": "ctl-pass", "a1": "a1-pass", "a2": "a2-pass"}
-    files = write_acl_files(tmp_path / "acl", namespace=ns, agents=["a1", "a2"], controllers=["ctl"], specs=[spec],
-                            passwords=passwords)
+    files, port, controller_port, passwords = _acl_files(tmp_path, ns, specs=[spec])
     assert files.passwords.stat().st_mode & 0o077 == 0
-    port = free_port()
-    async with MosquittoBroker(port=port, data_dir=tmp_path / "b", users=passwords,
-                               extra_config=f"acl_file {files.acl}\n"):
-        def url(user: str) -> str:
-            return f"mqtt://{user}:{passwords[user]}@127.0.0.1:{port}"
+    assert files.controller_passwords.stat().st_mode & 0o077 == 0
+    async with acl_mosquitto(files, port, controller_port):
+        def url(user: str) -> str:  # as each user's credentials file says
+            return _env_file(files.credentials[user])["EDGE_BROKER"].replace(
+                "://", f"://{user}:{passwords[user]}@", 1)
 
+        assert url("a1").endswith(f":{port}") and url("ctl").endswith(f":{controller_port}")
         async with Bus(url("ctl")) as ctl, ctl.subscribe(f"{topics.root}/#") as everything, \
                 Bus(url("a1"), transport="paho") as a1:
             # a1 may announce itself, but not speak for a2 nor publish a deployment spec
@@ -122,6 +162,61 @@ async def test_acl_is_enforced_by_mosquitto(tmp_path):
                 assert report.errors == ("task 's': config.factor: -1 is less than or equal to the minimum of 0",)
 
 
+def _paho_connect(port: int, user: str, password: str, client_id: str) -> tuple[mqtt.Client, str]:
+    """A plain paho client, as an attacker would use; the CONNACK's reason."""
+    done = threading.Event()
+    result: list[str] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.username_pw_set(user, password)
+    client.reconnect_delay_set(min_delay=60, max_delay=60)  # one connection, no takeover war
+
+    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object = None) -> None:
+        result.append(str(reason))
+        done.set()
+
+    def on_disconnect(_c: object, _u: object, _f: object, reason: object, _p: object = None) -> None:
+        result.append(f"disconnected: {reason}")
+        done.set()
+
+    client.on_connect, client.on_disconnect = on_connect, on_disconnect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    assert done.wait(TIMEOUT), "no CONNACK"
+    return client, result[0]
+
+
+async def test_an_agent_cannot_take_over_another_agents_connection(tmp_path):
+    """a1's credentials with a2's client id neither kick a2 nor publish its will, on either listener."""
+    ns = f"cid{uuid.uuid4().hex[:6]}"
+    topics = Topics(ns)
+    files, port, controller_port, passwords = _acl_files(tmp_path, ns)
+    async with acl_mosquitto(files, port, controller_port):
+        env = _env_file(files.credentials["a2"])
+        settings = load_settings(broker=env["EDGE_BROKER"], username="a2", password=passwords["a2"], namespace=ns,
+                                 agent_id="a2", data_dir=tmp_path / "a2")
+        ctl_url = f"mqtt://ctl:{passwords['ctl']}@127.0.0.1:{controller_port}"
+        async with Agent(settings) as a2, Bus(ctl_url) as ctl, ctl.subscribe(topics.agent_state("a2")) as states:
+            async with asyncio.timeout(TIMEOUT):
+                while not decode_value((await states.get()).payload).get("online"):
+                    pass
+            reasons = []
+            for target, client_id in ((port, "agent-a2"), (port, "a2"), (controller_port, "agent-a2")):
+                client, reason = await asyncio.to_thread(_paho_connect, target, "a1", passwords["a1"], client_id)
+                reasons.append(reason)
+                try:
+                    with pytest.raises(TimeoutError):  # a2's will ("offline") is never published
+                        async with asyncio.timeout(1.0):
+                            while decode_value((await states.get()).payload).get("online"):
+                                pass
+                    assert a2.bus.is_connected
+                finally:
+                    client.loop_stop()
+                    client.disconnect()
+            # on the agents' listener a1 is let in, as itself (its client id is its user name);
+            # on the controllers' listener agents are not let in at all
+            assert reasons[:2] == ["Success", "Success"] and reasons[2] != "Success", reasons
+
+
 def _drain(sub):
     out = []
     while sub.queued:
@@ -137,6 +232,28 @@ def test_specs_refuse_secrets_in_clear():
     ok = parse_spec({"id": "d", "tasks": [{"id": "o", "type": "x", "config": {
         "stream_key": {"$secret": "yt"}, "password": "$secret:pw", "token_count": 3}}]})
     assert ok.tasks[0].config["stream_key"] == {"$secret": "yt"}
+
+
+@pytest.mark.parametrize(("config", "where"), [
+    ({"password": 123456}, "config.password holds a secret in clear"),
+    ({"secret_key": "k"}, "config.secret_key holds a secret in clear"),
+    ({"aws_secret_access_key": "wJalrXUtnFEMI"}, "config.aws_secret_access_key holds a secret in clear"),
+    ({"pwd": "hunter2"}, "config.pwd holds a secret in clear"),
+    ({"db": {"passwords": ["a", "b"]}}, r"config.db.passwords holds a secret in clear"),
+    ({"url": "mqtt://user:hunter2@host"}, r"config.url holds a password in clear inside a URL"),
+    ({"targets": ["https://ok.example", "https://u:p@h.example/x"]}, r"config.targets\[1\] holds a password"),
+])
+def test_secret_check_catches_numbers_lists_names_and_urls(config, where):
+    with pytest.raises(SpecError, match=where):
+        parse_spec({"id": "d", "tasks": [{"id": "o", "type": "x", "config": config}]})
+
+
+@pytest.mark.parametrize("config", [
+    {"token_count": 3}, {"password": None}, {"use_password": True}, {"url": "mqtt://user@host:1883"},
+    {"passwords": [{"$secret": "a"}, "$secret:b"]}, {"url": {"$secret": "full_url"}}, {"keyframe": "k"},
+])
+def test_secret_check_lets_references_and_harmless_fields_through(config):
+    assert parse_spec({"id": "d", "tasks": [{"id": "o", "type": "x", "config": config}]}).tasks[0].config == config
 
 
 async def test_secrets_stay_on_the_agent(broker, tmp_path):

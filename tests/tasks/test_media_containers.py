@@ -15,8 +15,9 @@ from tasks.media.packets import EncodedPacket
 
 
 @pytest.fixture
-async def rig(broker):
-    async with Rig(broker.url) as rig:
+async def rig(broker, tmp_path_factory):
+    # the agent's files folder: the session's temporary folder, which holds every file these tests make
+    async with Rig(broker.url, files_dir=tmp_path_factory.getbasetemp()) as rig:
         yield rig
 
 

@@ -27,8 +27,9 @@ TIMEOUT = 15.0
 
 
 class Rig:
-    def __init__(self, url: Any) -> None:
+    def __init__(self, url: Any, *, files_dir: Path | None = None) -> None:
         self.bus = Bus(url, client_id=f"media-test-{uuid.uuid4().hex[:8]}")
+        self.files_dir = files_dir  # the agent's files folder, for tasks that read or write files
         self.prefix = f"mediatest/{uuid.uuid4().hex[:10]}"
         self._running: list[tuple[Task, asyncio.Future[None]]] = []
 
@@ -58,7 +59,7 @@ class Rig:
         ctx = TaskContext(bus=self.bus, instance_id=name,
                           sources={port: self.topic(t) for port, t in (inputs or {}).items()},
                           targets={port: [self.topic(t)] for port, t in (outputs or {}).items()},
-                          queue_size=queue_size, max_payload=max_payload)
+                          queue_size=queue_size, max_payload=max_payload, files_dir=self.files_dir)
         task = task_type(dict(config or {}), context=ctx)
         await task.open_inputs()
         runner = asyncio.ensure_future(task.run())

@@ -62,20 +62,20 @@ async def test_a_frame_after_a_pause_starts_a_new_recording(broker):
         await h.errors("play", 1)
 
 
-async def test_recording_survives_a_restart_in_the_data_dir(broker, tmp_path):
-    async with running(ReplayBuffer, broker.url, context_attrs={"data_dir": tmp_path}) as h:
-        assert h.task.recording_path() == tmp_path / "recording.rec"
+async def test_recording_survives_a_restart_in_the_files_folder(broker, tmp_path):
+    async with running(ReplayBuffer, broker.url, context_attrs={"files_dir": tmp_path}) as h:
+        assert h.task.recording_path() == tmp_path.resolve() / "replay" / "d" / "t.rec"  # one file per instance
         await record(h, [("kept", 5), ({"n": [1, 2]}, 6)])
-    async with running(ReplayBuffer, broker.url, context_attrs={"data_dir": tmp_path}) as h:
+    async with running(ReplayBuffer, broker.url, context_attrs={"files_dir": tmp_path}) as h:
         await play(h, True, 1)
         assert await h.values(3) == ["kept", {"n": [1, 2]}, None]
-    path = tmp_path / "abs" / "rec.bin"
-    async with running(ReplayBuffer, broker.url, {"file": str(path)}) as h:  # an absolute file, no data dir
-        await record(h, [("abs", 1)])
-    assert [f.value for f in read_recording(path)[0]] == ["abs"]
+    path = tmp_path / "mine" / "rec.bin"
+    async with running(ReplayBuffer, broker.url, {"file": "mine/rec.bin"}, context_attrs={"files_dir": tmp_path}) as h:
+        await record(h, [("named", 1)])
+    assert [f.value for f in read_recording(path)[0]] == ["named"]
 
 
-async def test_without_a_data_dir_it_records_in_memory(broker, caplog):
+async def test_without_a_files_folder_it_records_in_memory(broker, caplog):
     async with running(ReplayBuffer, broker.url) as h:
         assert h.task.recording_path() is None
         await record(h, [(1, 1)])
@@ -112,7 +112,7 @@ async def test_recording_file_is_bounded_and_tolerates_a_torn_tail(tmp_path):
 
 
 def test_config_is_checked():
-    with pytest.raises(ConfigError, match="inside the data directory"):
+    with pytest.raises(ConfigError, match="out of the agent's files folder"):
         ReplayBuffer.validate_config({"file": "../escape.rec"})
     with pytest.raises(ConfigError, match="max_bytes"):
         ReplayBuffer.validate_config({"max_bytes": 10})
