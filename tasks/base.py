@@ -9,7 +9,9 @@ helpers, so that all of them treat input the same way:
   skipped; the task keeps running;
 * a **pause frame** (a frame whose ``paused`` flag is set, see ``docs/tasks.md``) is a control
   signal, not a value: tasks that compute values skip it, pass-through tasks forward it;
-* numbers are ``int`` and ``float``; ``bool`` counts as 1 or 0 (CBOR keeps it apart);
+* a number is a finite ``int`` or ``float`` that a float can hold; ``bool`` counts as 1 or 0 (CBOR
+  keeps it apart). NaN, infinities and bignums beyond a float's range (a CBOR frame can carry
+  them) are input errors like text is, so no task ever meets a value it cannot compute with;
 * a control input is on when its number is above 0.5, so 1/0, ``true``/``false`` and a 0..1
   slider all work.
 """
@@ -46,6 +48,10 @@ VARIABLES: Final = ("a", "b", "c", "d", "x", "y", "z", "w")
 """The named inputs of the calculator and the text formatter (``e`` is the constant, so it is no input)."""
 
 
+# the smallest int that float() refuses (it rounds up to 2**1024): larger bignums are no number
+_FLOAT_LIMIT: Final = 2**1024 - 2**970
+
+
 def ANY(label: str) -> Port:
     """A port whose content is not fixed: a pass-through or a config-dependent value.
 
@@ -65,17 +71,21 @@ def TEXT(label: str) -> Port:
 
 def is_pause(frame: Frame) -> bool:
     """Whether ``frame`` is a pause signal rather than a value."""
-    return bool(frame.extra.get("paused", False))
+    return frame.paused
 
 
 def as_number(value: Any) -> float | int | None:
-    """``value`` as a number (a bool as 1 or 0), or None if it is not one."""
+    """``value`` as a number (a bool as 1 or 0), or None if it is not one: the one conversion every
+    built-in task uses, so ``float(n)``, ``math`` and comparisons of what it returns never fail."""
     kind = type(value)
     if kind is bool:
         return int(value)
-    if kind is int or kind is float:
-        return value  # type: ignore[no-any-return]
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return value if -_FLOAT_LIMIT < value < _FLOAT_LIMIT else None
     return None
+
 
 
 class BuiltinTask(Task):
@@ -108,18 +118,10 @@ class BuiltinTask(Task):
 
     # -- reading values -------------------------------------------------------------------------
     def number(self, port: str, frame: Frame) -> float | int | None:
-        """The frame's value as a number; None (counted as an input error) if it is not one."""
+        """The frame's value as a finite number; None (counted as an input error) if it is not one."""
         number = as_number(frame.value)
         if number is None:
-            self.reject(port, f"expected a number, got {_kind(frame.value)}")
-        return number
-
-    def finite(self, port: str, frame: Frame) -> float | int | None:
-        """Like :meth:`number`, refusing NaN and infinities too."""
-        number = self.number(port, frame)
-        if number is not None and not math.isfinite(number):
-            self.reject(port, f"expected a finite number, got {number}")
-            return None
+            self.reject(port, f"expected a finite number, got {_kind(frame.value)}")
         return number
 
     def text(self, port: str, frame: Frame) -> str | None:
@@ -139,6 +141,11 @@ class BuiltinTask(Task):
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return f"text {value[:40]!r}"
-    return type(value).__name__
+    if kind is float:
+        return str(value)
+    if kind is int:
+        return f"an integer of {value.bit_length()} bits (beyond a float's range)"
+    return kind.__name__
