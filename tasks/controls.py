@@ -58,9 +58,9 @@ class Slider(ControlTask):
             return False
         config: Slider.Config = self.config
         value = min(max(float(number), config.min_value), config.max_value)
-        if config.step:
-            value = min(config.min_value + round((value - config.min_value) / config.step) * config.step,
-                        config.max_value)
+        steps = (value - config.min_value) / config.step if config.step else math.inf
+        if math.isfinite(steps):  # a range of more steps than a float holds has no step to round to
+            value = min(config.min_value + round(steps) * config.step, config.max_value)
         self.value = value
         return True
 

@@ -12,7 +12,10 @@ others are driven like the rest (their video and audio inputs take the same host
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +39,7 @@ except ModuleNotFoundError:  # no PyAV: the media entry point is unavailable, an
     MEDIA_TYPES = []
 
 TIMEOUT = 10.0
+EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "12"))  # per type; more for a longer hunt
 GOOD_NUMBER = 0.75
 GOOD_TEXT = "good"
 #: media types that read a device or a file: nothing a frame can reach
@@ -112,20 +116,23 @@ CASES: list[Case] = [
     _case("time_buffer", {"delay_ms": 0, "reference": "message"}, id="time_buffer-message"),
     _case("timestamp_updater"),
     _case("timestamp_updater", {"reference": "message"}, id="timestamp_updater-message"),
-    _case("replay_buffer", {"persist": False}, good={key: [("in", None), ("play", 1)] for key in ["in", "play"]}),
+    _case("replay_buffer", {"persist": False},
+          good={key: [("play", 0), ("in", None), ("play", 1)] for key in ["in", "play"]}),
     _case("number_to_text"),
     _case("number_to_text", {"template": "{value:.2f} {value:>10,}"}, id="number_to_text-formats"),
     _case("time_to_text"),
     _case("time_to_text", {"source": "value", "timezone": "UTC"}, id="time_to_text-value"),
     _case("text_formatter", {"template": "{a} {b!r} {c!s} {d:>8} {x} {y} {z} {w}"}),
-    _case("text_formatter", {"template": "{a:.1f} " * 100 + "{b:,}{c:e}{d:%}{x:x}{y}" * 10 + "{z:08.3f}{w}"},
+    _case("text_formatter", {"template": "{a:.1f} " * 100 + "{b:,}{c:e}{d:%}{x:>9}{y}" * 10 + "{z:08.3f}{w}"},
           id="text_formatter-specs"),
     _case("string_matcher", {"pattern": "o"}),
     _case("string_matcher", {"pattern": "^(a|b)*.o$", "regex": True}, id="string_matcher-regex"),
-    _case("string_concatenator", good={key: [("in", None), ("control", 1)] for key in ["in", "control"]}),
+    _case("string_concatenator",
+          good={key: [("control", 0), ("in", None), ("control", 1)] for key in ["in", "control"]}),
     _case("named_output", produces={"in": "topic:named"}),
     *(_case("mqtt_out", {"format": fmt, "topic": "hostile/out"}, produces={"in": "topic:hostile/out"},
-            id=f"mqtt_out-{fmt}") for fmt in ("json", "text", "raw", "cbor", "frame")),
+            good={"in": [("in", GOOD_TEXT)]}, id=f"mqtt_out-{fmt}")
+      for fmt in ("json", "text", "raw", "cbor", "frame")),
     _case("mqtt_out", {"key": "v", "on_value": "ON", "off_value": "OFF", "topic": "hostile/out"},
           produces={"in": "topic:hostile/out"}, id="mqtt_out-mapped"),
     _case("slider"),
@@ -154,7 +161,8 @@ if MEDIA_TYPES:
         _case("audio_volume_scaler", good={"gain": [("gain", 6.0), ("in", None)]}),
         _case("mediaswitch", produces={"select": None},
               good={f"in{k}": [("select", k), (f"in{k}", None)] for k in range(4)}),
-        _case("video_viewer", produces={"in": "view"}),
+        # at most max_fps images: a good frame right after a valid hostile one is rightly left out
+        _case("video_viewer", {"max_fps": 60}, produces={"in": None}),
     ]
 
 
@@ -192,14 +200,24 @@ _extras = st.dictionaries(st.sampled_from(["paused", "pixel_format", "pts", "tim
 
 
 
-@dataclass(frozen=True)
 class Hostile:
-    value: Any
-    ts: int
-    extra: dict[str, Any]
+    """One frame as drawn; its repr stays short (hypothesis prints it when a case fails)."""
+
+    def __init__(self, value: Any, ts: int, extra: dict[str, Any]) -> None:
+        self.value, self.ts, self.extra = value, ts, extra
 
     def payload(self) -> bytes:
         return encode_frame(self.value, ts=self.ts, extra=self.extra or None)
+
+    def __repr__(self) -> str:
+        return f"Hostile({short(self.value)}, ts={short(self.ts)}, extra={short(self.extra)})"
+
+
+def short(value: object) -> str:
+    try:
+        return reprlib.repr(value)
+    except ValueError:  # an int over 4300 digits
+        return f"<int of {value.bit_length()} bits>"  # type: ignore[attr-defined]
 
 
 frames = st.builds(Hostile, values, _stamps, _extras | st.just({}))
@@ -216,7 +234,7 @@ def must_count(task_type: type[Task], port: str, payload: bytes) -> bool:
     content = task_type.inputs[port].content
     if content == "number":
         return not _plain_number(frame.value)
-    if content == "text":
+    if content == "text" and task_type not in MEDIA_TYPES:  # the text renderer shows any value as text
         return not isinstance(frame.value, str)
     if content in ("video", "audio"):
         return not isinstance(frame.value, np.ndarray | dict)
@@ -228,7 +246,13 @@ def _plain_number(value: Any) -> bool:
         return True
     if type(value) is float:
         return math.isfinite(value)
-    return type(value) is int and abs(value) < 2**1023
+    if type(value) is not int:
+        return False
+    try:  # an int is a number while a float can hold it
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 # -- driving ------------------------------------------------------------------------------------------
@@ -276,10 +300,12 @@ async def drive(h: Harness, case: Case, port: str, hostile: list[Hostile], take:
     for payload in payloads:
         await h.bus.publish(h.sources[port], payload)
     await settle(h)
+    with contextlib.suppress(AssertionError):  # frames a synchronized task holds back come after a timeout
+        await h.until(lambda: metrics.errors - before >= counted, timeout=1.0)
     h._check()
     added = metrics.errors - before
     assert counted <= added <= len(payloads), (f"{case} input {port!r}: {added} error(s) counted for {len(payloads)} "
-                                               f"frame(s) of which {counted} are bad: {hostile!r:.500}")
+                                               f"frame(s) of which {counted} are bad: {hostile!r}")
     drain(h)
     for good_port, value, extra in case.good_frames(port):
         await h.bus.publish(h.sources[good_port], encode_frame(value, extra=extra or None))
@@ -289,6 +315,7 @@ async def drive(h: Harness, case: Case, port: str, hostile: list[Hostile], take:
     h._check()
 
 
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")  # hypothesis, about a drawn bignum or text
 @pytest.mark.parametrize("case", CASES, ids=str)
 async def test_no_frame_value_crashes_a_task(case: Case) -> None:
     async with running(case.type, MEMORY, case.config) as h:
@@ -297,7 +324,7 @@ async def test_no_frame_value_crashes_a_task(case: Case) -> None:
         loop = asyncio.get_running_loop()
 
         # no shrinking: a failure shows the frames as drawn, at once (shrinking a task's run takes minutes)
-        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None,
                   phases=[Phase.explicit, Phase.generate])
         @given(st.sampled_from(sorted(case.type.inputs)), st.lists(frames, min_size=1, max_size=4))
         def hostile_then_good(port: str, hostile: list[Hostile]) -> None:
