@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import reprlib
@@ -28,7 +29,7 @@ from hypothesis.extra import numpy as hnp
 from task_harness import MEMORY, Harness, running
 
 from edge.errors import FrameError
-from edge.frames import MAX_BIGNUM_BYTES, decode_frame, encode_frame
+from edge.frames import MAX_BIGNUM_BYTES, decode_frame, encode_frame, encode_value
 from edge.task import Task
 from tasks.base import VARIABLES
 from tasks.builtin import TYPES
@@ -44,7 +45,8 @@ GOOD_NUMBER = 0.75
 GOOD_TEXT = "good"
 #: media types that read a device or a file: nothing a frame can reach
 NEEDS_DEVICE = {"camera", "microphone", "input_container", "output_container"}
-#: types whose input is a topic of their own (no port), or that have no input at all
+#: types with no input port: mqtt_in and named_input read a topic of their own (driven by the
+#: payload tests at the end), the others read nothing
 NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern"}
 
 
@@ -361,3 +363,54 @@ async def test_a_bignum_is_an_input_error_not_a_crash(name: str, value: Any) -> 
         await h.next(output)  # still running, and still computing
         assert h.task.in_metrics[port].errors == 1
         assert not h.runner.done()
+
+
+# -- types whose input is a topic of their own ----------------------------------------------------------
+_json_texts = st.one_of(st.sampled_from(["1" * 5000, "-" + "9" * 4301, "1e999", "-1e999", "NaN", "Infinity",
+                                         "[" * 100_000, '{"a": ' * 5000, '"\\ud800"', "\ufeff1", "1 2", ""]),
+                        st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                                     | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
+                                     | st.dictionaries(st.text(max_size=4), inner, max_size=3)).map(
+                            json.dumps))
+payloads = st.one_of(st.binary(max_size=64), _json_texts.map(str.encode), frames.map(Hostile.payload),
+                     values.map(encode_value))
+
+
+async def _payloads_into(h: Harness, topic: str) -> None:
+    """Hostile payloads on ``topic``, which the task reads itself: each one sent on or counted on ``out``."""
+    runner, loop = h.runner, asyncio.get_running_loop()
+    metrics = h.task.out_metrics["out"]
+
+    async def feed(batch: list[bytes]) -> None:
+        before = metrics.errors + metrics.frames
+        for payload in batch:
+            await h.bus.publish(topic, payload)
+        await h.until(lambda: metrics.errors + metrics.frames >= before + len(batch), "every payload used or counted")
+        h._check()
+
+    @settings(max_examples=EXAMPLES * 4, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+              phases=[Phase.explicit, Phase.generate])
+    @given(st.lists(payloads, min_size=1, max_size=4))
+    def hostile(batch: list[bytes]) -> None:
+        asyncio.run_coroutine_threadsafe(feed(batch), loop).result(TIMEOUT * 3)
+
+    await asyncio.to_thread(hostile)
+    assert h.runner is runner and not runner.done()
+
+
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+@pytest.mark.parametrize("fmt", ["json", "text", "raw", "cbor", "frame"])
+@pytest.mark.parametrize("path", ["", "a[0].b"])
+async def test_no_payload_crashes_mqtt_in(fmt: str, path: str) -> None:
+    """``mqtt_in`` decodes whatever arrives on its topic: what it cannot use is counted on ``out``."""
+    async with running(_BY_NAME["mqtt_in"], MEMORY, {"topic": "outside/#", "format": fmt, "path": path}) as h:
+        await _payloads_into(h, "outside/x")
+
+
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+async def test_no_payload_crashes_named_input() -> None:
+    from tasks.named import named_topic, namespace_of
+
+    async with running(_BY_NAME["named_input"], MEMORY, {"name": "shared"}) as h:
+        assert h.task.context is not None
+        await _payloads_into(h, named_topic(namespace_of(h.task.context), "shared"))
