@@ -370,9 +370,9 @@ def decode_frame(data: bytes | bytearray | memoryview, *, max_size: int = MAX_FR
     except KeyError as exc:
         raise FrameError(f"frame has no {exc.args[0]!r} key (keys: {_short(list(islice(obj, 8)))})") from None
     if type(ts) is not int or not _MIN_TS <= ts <= _MAX_TS:
-        raise FrameError(f"frame 'ts' must be a 64-bit integer (ms since the Unix epoch), got {_cbor_kind(ts)}")
+        raise FrameError(f"frame 'ts' must be an integer of 64 bits (ms since the Unix epoch), got {_cbor_kind(ts)}")
     if type(seq) is not int or not 0 <= seq <= _MAX_SEQ:
-        raise FrameError(f"frame 'seq' must be a non-negative 64-bit integer, got {_cbor_kind(seq)}")
+        raise FrameError(f"frame 'seq' must be a non-negative integer of 64 bits, got {_cbor_kind(seq)}")
     extra: dict[str, Any] = {}
     if len(obj) > 3:
         for key, item in obj.items():

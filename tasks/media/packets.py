@@ -53,7 +53,7 @@ def _opt_int(value: dict[str, Any], key: str, *, positive: bool = False) -> int 
     if item is None:
         return None
     if type(item) is not int or not (1 if positive else INT64_MIN) <= item <= INT64_MAX:
-        raise PacketError(f"packet {key!r} must be {'a positive ' if positive else 'an '}64-bit integer or null, "
+        raise PacketError(f"packet {key!r} must be {'a positive ' if positive else 'an '}integer of 64 bits or null, "
                           f"got {short(item)}")
     return item
 

@@ -95,7 +95,7 @@ def _pts(extra: Mapping[str, Any], ts: int, where: str) -> tuple[int, Fraction]:
     if pts is None:
         return ts, MS
     if type(pts) is not int or not INT64_MIN <= pts <= INT64_MAX:
-        raise FrameError(f"{where} 'pts' must be a 64-bit integer, got {short(pts)}")
+        raise FrameError(f"{where} 'pts' must be an integer of 64 bits, got {short(pts)}")
     return pts, parse_time_base(extra.get("time_base"), where=where)
 
 
