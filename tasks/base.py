@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from pydantic import BaseModel
 
+from edge._lograte import LogLimiter
 from edge.frames import Frame
 from edge.task import Port, Task, TaskContext
 
@@ -94,7 +94,7 @@ class BuiltinTask(Task):
     def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
                  context: TaskContext | None = None) -> None:
         super().__init__(config, context=context)
-        self._warned: dict[str, float] = {}
+        self._warnings = LogLimiter(log, every=WARN_EVERY)
 
     # -- bad input ------------------------------------------------------------------------------
     @property
@@ -108,13 +108,10 @@ class BuiltinTask(Task):
         self.warn(port, f"skipped a frame on {port!r}: {reason}", metrics.errors)
 
     def warn(self, key: str, message: str, count: int) -> None:
-        """Log ``message`` as a warning, at most every :data:`WARN_EVERY` seconds per ``key``."""
-        now = time.monotonic()
-        last = self._warned.get(key)
-        if last is None or now - last >= WARN_EVERY:
-            self._warned[key] = now
-            log.warning("%s: %s (%d error(s) so far; repeats logged at most every %g s)", self.instance_id,
-                        message, count, WARN_EVERY)
+        """Log ``message`` as a warning, at most every :data:`WARN_EVERY` seconds per ``key`` (a flood of
+        bad frames costs one line per interval, saying how many were held back; all are counted)."""
+        self._warnings.warning(key, "%s: %s (%d error(s) so far; repeats logged at most every %g s)",
+                               self.instance_id, message, count, WARN_EVERY)
 
     # -- reading values -------------------------------------------------------------------------
     def number(self, port: str, frame: Frame) -> float | int | None:

@@ -414,3 +414,17 @@ async def test_no_payload_crashes_named_input() -> None:
     async with running(_BY_NAME["named_input"], MEMORY, {"name": "shared"}) as h:
         assert h.task.context is not None
         await _payloads_into(h, named_topic(namespace_of(h.task.context), "shared"))
+
+
+async def test_a_flood_of_bad_values_is_all_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    case = next(c for c in CASES if c.type.type_name == "calculator")
+    async with running(case.type, MEMORY, case.config) as h:
+        for batch in range(1, 21):  # within the input queue's bound: none dropped, every one counted
+            for _ in range(50):
+                await h.bus.publish(h.sources["a"], encode_frame(10**400))
+            await h.errors("a", 50 * batch)
+        assert h.task.in_metrics["a"].errors == 1000 and h.task.dropped() == 0
+        await h.bus.publish(h.sources["a"], encode_frame(GOOD_NUMBER))
+        assert (await h.next()).value == GOOD_NUMBER
+    lines = [r.getMessage() for r in caplog.records if r.name == "tasks" and "'a'" in r.getMessage()]
+    assert len(lines) == 1 and "integer of 1329 bits (beyond a float's range)" in lines[0], lines
