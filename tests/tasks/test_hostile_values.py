@@ -428,3 +428,14 @@ async def test_a_flood_of_bad_values_is_all_counted_and_logged_once(caplog: pyte
         assert (await h.next()).value == GOOD_NUMBER
     lines = [r.getMessage() for r in caplog.records if r.name == "tasks" and "'a'" in r.getMessage()]
     assert len(lines) == 1 and "integer of 1329 bits (beyond a float's range)" in lines[0], lines
+
+
+@pytest.mark.parametrize("payload", [b"1" * 5000, b'"\\ud800"', b'{"a": [' + b"9" * 4301 + b"]}"],
+                         ids=["5000-digits", "lone-surrogate", "nested-digits"])
+async def test_json_that_python_or_a_frame_cannot_take_is_a_payload_error(payload: bytes) -> None:
+    """Found by the fuzzing above: each of these crashed ``mqtt_in`` (ValueError, then FrameError on send)."""
+    async with running(_BY_NAME["mqtt_in"], MEMORY, {"topic": "outside/#"}) as h:
+        await h.bus.publish("outside/x", payload, retain=True)  # retained: there whenever it subscribes
+        await h.errors("out", 1)
+        await h.bus.publish("outside/x", b"21.5")
+        assert (await h.next()).value == 21.5
