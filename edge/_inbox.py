@@ -37,6 +37,11 @@ class Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def queued(self) -> int:
+        """Messages waiting, on all ports."""
+        return sum(map(len, self._queues.values()))
+
     async def wait(self) -> None:
         """Until the next push. Look at the queues first: a push while nobody waits wakes nobody later."""
         self._waiter = asyncio.get_running_loop().create_future()

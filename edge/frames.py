@@ -89,6 +89,10 @@ MAX_BIGNUM_BYTES: Final = 1024
 """Bytes of a bignum (tags 2 and 3), at most: 2,466 decimal digits, printable (Python refuses 4,300)."""
 
 _RESERVED_KEYS: Final = frozenset({"ts", "seq", "value"})
+# ts is a signed and seq an unsigned 64-bit integer: a bignum there is no time or counter a task can use
+_MIN_TS: Final = -(2**63)
+_MAX_TS: Final = 2**63 - 1
+_MAX_SEQ: Final = 2**64 - 1
 
 # RFC 8746 typed-array tag -> numpy dtype (64 and 68, "clamped", are both uint8 here).
 _DTYPE_BY_TAG: Final[dict[int, np.dtype[Any]]] = {
@@ -149,6 +153,13 @@ class Frame:
     ts: int
     seq: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def paused(self) -> bool:
+        """Whether the ``paused`` control field is on: ``true`` or a non-zero integer (anything else,
+        an array say, is no pause rather than an error in whoever asks)."""
+        flag = self.extra.get("paused", False)
+        return flag is True or (type(flag) is int and flag != 0)
 
 
 def now_ms() -> int:
@@ -358,10 +369,10 @@ def decode_frame(data: bytes | bytearray | memoryview, *, max_size: int = MAX_FR
         seq = obj["seq"]
     except KeyError as exc:
         raise FrameError(f"frame has no {exc.args[0]!r} key (keys: {_short(list(islice(obj, 8)))})") from None
-    if type(ts) is not int:
-        raise FrameError(f"frame 'ts' must be an integer (ms since the Unix epoch), got {_cbor_kind(ts)}")
-    if type(seq) is not int or seq < 0:
-        raise FrameError(f"frame 'seq' must be a non-negative integer, got {_cbor_kind(seq)}")
+    if type(ts) is not int or not _MIN_TS <= ts <= _MAX_TS:
+        raise FrameError(f"frame 'ts' must be an integer of 64 bits (ms since the Unix epoch), got {_cbor_kind(ts)}")
+    if type(seq) is not int or not 0 <= seq <= _MAX_SEQ:
+        raise FrameError(f"frame 'seq' must be a non-negative integer of 64 bits, got {_cbor_kind(seq)}")
     extra: dict[str, Any] = {}
     if len(obj) > 3:
         for key, item in obj.items():
@@ -410,6 +421,8 @@ def _decode_array_frame(data: bytes) -> Frame | None:
             ts = -1 - ts
         elif major != 0:
             return None
+        if not _MIN_TS <= ts <= _MAX_TS:
+            return None  # cbor2's path refuses it with the reason
         if data[pos : pos + 4] != b"\x63seq":
             return None
         major, seq, pos = _read_head(data, pos + 4)

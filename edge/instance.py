@@ -17,6 +17,8 @@ A crash stays visible after the restart: the status keeps ``restarts``, ``last_e
 ``crashed_at`` (the crash notice) until a user dismisses it (:meth:`Instance.dismiss`, asked for
 over the agent's ``dismiss`` topic) or :data:`NOTICE_CLEARS_AFTER` seconds pass without another
 crash while the task runs. The frame counters of the crashed run carry over to the next one.
+``errors`` keeps the last :data:`ERRORS_KEPT` crashes (``{"error", "at"}``, oldest first), dismissed
+or not: the history of the instance, where the notice is what a user has yet to look at.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ BACKOFF_MAX = 30.0
 FAILED_AFTER = 3
 STABLE_AFTER = 30.0
 NOTICE_CLEARS_AFTER = 600.0  # s of running without a crash after which the crash notice clears itself
+ERRORS_KEPT = 5  # crashes the status lists in `errors`
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class Instance:
         self.restarts = 0
         self.last_error: str | None = None
         self.crashed_at: int | None = None
+        #: the last crashes, oldest first: {"error": "Type: message", "at": ms}
+        self.errors: deque[dict[str, Any]] = deque(maxlen=ERRORS_KEPT)
         self.task: Task | None = None
         self._on_status = on_status
         self._resolve = resolve or (lambda config: config)
@@ -143,6 +149,7 @@ class Instance:
                 backoff = BACKOFF_MIN if crashes_in_a_row == 1 else min(backoff * 2, BACKOFF_MAX)
                 error = f"{type(exc).__name__}: {exc}"
                 self.last_error, self.crashed_at = error, now_ms()
+                self.errors.append({"error": error, "at": self.crashed_at})
                 log.exception("task %s (%s) crashed (%d in a row); restarting in %.1f s", self.instance_id,
                               a.type, crashes_in_a_row, backoff)
                 self._set("failed" if crashes_in_a_row >= FAILED_AFTER else "starting", error)
@@ -175,7 +182,7 @@ class Instance:
         self._expire_notice(now)
         status: dict[str, Any] = {"state": self.state, "type": a.type, "version": a.version, "ts": now,
                                   "restarts": self.restarts, "error": self.error, "last_error": self.last_error,
-                                  "crashed_at": self.crashed_at}
+                                  "crashed_at": self.crashed_at, "errors": list(self.errors)}
         if (self.task is not None or self._carried) and self.state in ("running", "failed", "starting"):
             status["metrics"] = self.metrics()
         return status

@@ -252,7 +252,7 @@ class Task:
             return None
         metrics.frames += 1
         metrics.last_ts = frame.ts
-        metrics.paused = bool(frame.extra.get("paused", False))
+        metrics.paused = frame.paused
         return frame
 
     async def recv(self, port: str) -> Frame:

@@ -9,7 +9,9 @@ helpers, so that all of them treat input the same way:
   skipped; the task keeps running;
 * a **pause frame** (a frame whose ``paused`` flag is set, see ``docs/tasks.md``) is a control
   signal, not a value: tasks that compute values skip it, pass-through tasks forward it;
-* numbers are ``int`` and ``float``; ``bool`` counts as 1 or 0 (CBOR keeps it apart);
+* a number is a finite ``int`` or ``float`` that a float can hold; ``bool`` counts as 1 or 0 (CBOR
+  keeps it apart). NaN, infinities and bignums beyond a float's range (a CBOR frame can carry
+  them) are input errors like text is, so no task ever meets a value it cannot compute with;
 * a control input is on when its number is above 0.5, so 1/0, ``true``/``false`` and a 0..1
   slider all work.
 """
@@ -18,12 +20,12 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from pydantic import BaseModel
 
+from edge._lograte import LogLimiter
 from edge.frames import Frame
 from edge.task import Port, Task, TaskContext
 
@@ -46,6 +48,10 @@ VARIABLES: Final = ("a", "b", "c", "d", "x", "y", "z", "w")
 """The named inputs of the calculator and the text formatter (``e`` is the constant, so it is no input)."""
 
 
+# the smallest int that float() refuses (it rounds up to 2**1024): larger bignums are no number
+_FLOAT_LIMIT: Final = 2**1024 - 2**970
+
+
 def ANY(label: str) -> Port:
     """A port whose content is not fixed: a pass-through or a config-dependent value.
 
@@ -65,17 +71,21 @@ def TEXT(label: str) -> Port:
 
 def is_pause(frame: Frame) -> bool:
     """Whether ``frame`` is a pause signal rather than a value."""
-    return bool(frame.extra.get("paused", False))
+    return frame.paused
 
 
 def as_number(value: Any) -> float | int | None:
-    """``value`` as a number (a bool as 1 or 0), or None if it is not one."""
+    """``value`` as a number (a bool as 1 or 0), or None if it is not one: the one conversion every
+    built-in task uses, so ``float(n)``, ``math`` and comparisons of what it returns never fail."""
     kind = type(value)
     if kind is bool:
         return int(value)
-    if kind is int or kind is float:
-        return value  # type: ignore[no-any-return]
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return value if -_FLOAT_LIMIT < value < _FLOAT_LIMIT else None
     return None
+
 
 
 class BuiltinTask(Task):
@@ -84,7 +94,7 @@ class BuiltinTask(Task):
     def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
                  context: TaskContext | None = None) -> None:
         super().__init__(config, context=context)
-        self._warned: dict[str, float] = {}
+        self._warnings = LogLimiter(log, every=WARN_EVERY)
 
     # -- bad input ------------------------------------------------------------------------------
     @property
@@ -98,28 +108,17 @@ class BuiltinTask(Task):
         self.warn(port, f"skipped a frame on {port!r}: {reason}", metrics.errors)
 
     def warn(self, key: str, message: str, count: int) -> None:
-        """Log ``message`` as a warning, at most every :data:`WARN_EVERY` seconds per ``key``."""
-        now = time.monotonic()
-        last = self._warned.get(key)
-        if last is None or now - last >= WARN_EVERY:
-            self._warned[key] = now
-            log.warning("%s: %s (%d error(s) so far; repeats logged at most every %g s)", self.instance_id,
-                        message, count, WARN_EVERY)
+        """Log ``message`` as a warning, at most every :data:`WARN_EVERY` seconds per ``key`` (a flood of
+        bad frames costs one line per interval, saying how many were held back; all are counted)."""
+        self._warnings.warning(key, "%s: %s (%d error(s) so far; repeats logged at most every %g s)",
+                               self.instance_id, message, count, WARN_EVERY)
 
     # -- reading values -------------------------------------------------------------------------
     def number(self, port: str, frame: Frame) -> float | int | None:
-        """The frame's value as a number; None (counted as an input error) if it is not one."""
+        """The frame's value as a finite number; None (counted as an input error) if it is not one."""
         number = as_number(frame.value)
         if number is None:
-            self.reject(port, f"expected a number, got {_kind(frame.value)}")
-        return number
-
-    def finite(self, port: str, frame: Frame) -> float | int | None:
-        """Like :meth:`number`, refusing NaN and infinities too."""
-        number = self.number(port, frame)
-        if number is not None and not math.isfinite(number):
-            self.reject(port, f"expected a finite number, got {number}")
-            return None
+            self.reject(port, f"expected a finite number, got {_kind(frame.value)}")
         return number
 
     def text(self, port: str, frame: Frame) -> str | None:
@@ -139,6 +138,11 @@ class BuiltinTask(Task):
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return f"text {value[:40]!r}"
-    return type(value).__name__
+    if kind is float:
+        return str(value)
+    if kind is int:
+        return f"an integer of {value.bit_length()} bits (beyond a float's range)"
+    return kind.__name__

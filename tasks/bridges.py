@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edge.errors import BusError
-from edge.frames import now_ms
+from edge.errors import BusError, FrameError
+from edge.frames import encode_value, now_ms
 from edge.topics import validate_filter, validate_topic
 from tasks.base import ANY, TEXT, BuiltinTask, as_number, is_pause, log
 from tasks.payloads import Format, PayloadError, decode_payload, encode_payload, extract, parse_path
@@ -77,6 +77,9 @@ class MqttIn(BuiltinTask):
                     self.reject("out", f"{message.topic}: {exc}")
                     continue
                 ts = now_ms() if ts is None else ts
+                if config.format == "json" and not _carried(value):
+                    self.reject("out", f"{message.topic}: the JSON holds text that is not Unicode (a lone surrogate)")
+                    continue
                 if config.with_topic:
                     await self.send("topic", message.topic, ts=ts)
                 await self.send("out", value, ts=ts)
@@ -130,3 +133,12 @@ class MqttOut(BuiltinTask):
                 await context.bus.publish(config.topic, payload, qos=config.qos, retain=config.retain)
             except (PayloadError, BusError) as exc:
                 self.reject("in", f"cannot publish on {config.topic}: {exc}")
+
+
+def _carried(value: Any) -> bool:
+    """Whether a frame can carry ``value`` (JSON escapes can make text no UTF-8 can encode)."""
+    try:
+        encode_value(value)
+    except FrameError:
+        return False
+    return True

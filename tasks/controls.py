@@ -53,14 +53,14 @@ class Slider(ControlTask):
         self.value: float = self.config.default
 
     def apply(self, frame: Frame) -> bool:
-        number = self.finite("set", frame)
+        number = self.number("set", frame)
         if number is None:
             return False
         config: Slider.Config = self.config
         value = min(max(float(number), config.min_value), config.max_value)
-        if config.step:
-            value = min(config.min_value + round((value - config.min_value) / config.step) * config.step,
-                        config.max_value)
+        steps = (value - config.min_value) / config.step if config.step else math.inf
+        if math.isfinite(steps):  # a range of more steps than a float holds has no step to round to
+            value = min(config.min_value + round(steps) * config.step, config.max_value)
         self.value = value
         return True
 
@@ -147,7 +147,7 @@ class RadioButtons(ControlTask):
         if isinstance(value, str) and value in options:
             self.selected = options.index(value)
             return True
-        if number is not None and math.isfinite(number) and number == int(number) and 0 <= number < len(options):
+        if number is not None and number == int(number) and 0 <= number < len(options):
             self.selected = int(number)
             return True
         self.reject("set", f"{value!r} is neither an option's index (0 to {len(options) - 1}) nor its text")

@@ -177,7 +177,7 @@ class ValueBar(DisplayTask):
         self.value: float = self.config.default
 
     def update(self, port: str, frame: Frame) -> bool:
-        number = self.finite(port, frame)
+        number = self.number(port, frame)
         if number is None:
             return False
         self.value = float(number)
@@ -225,7 +225,7 @@ class Plot(DisplayTask):
             name: deque(maxlen=self.config.max_points) for name in PLOT_SERIES}
 
     def update(self, port: str, frame: Frame) -> bool:
-        number = self.finite(port, frame)
+        number = self.number(port, frame)
         if number is None:
             return False
         self.points[port].append((frame.ts, float(number)))

@@ -97,6 +97,8 @@ def decode_payload(payload: bytes, fmt: Format, *, max_size: int) -> tuple[Any, 
         raise PayloadError("nested too deeply") from None
     except FrameError as exc:
         raise PayloadError(str(exc)) from None
+    except ValueError as exc:  # valid JSON Python refuses: an integer of over 4300 digits
+        raise PayloadError(f"cannot decode as {fmt}: {exc}") from None
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,7 @@ import string
 from collections.abc import Collection, Mapping
 from datetime import datetime, tzinfo
 from functools import reduce
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,6 +19,8 @@ from tasks.ordering import SyncFlag, SyncTimeoutMs, handle_inputs
 __all__ = ["NumberToText", "StringConcatenator", "StringMatcher", "Template", "TextFormatter", "TimeToText"]
 
 _MAX_WIDTH = 1000
+MAX_TEXT: Final = 1_000_000
+"""The longest text a template renders; a longer one is an input error."""
 _REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 
 
@@ -45,21 +47,30 @@ class Template:
 
     def render(self, values: Mapping[str, Any], missing: Mapping[str, str] | None = None) -> str:
         """The text; a field with no value is its ``missing`` text as is (else empty). ValueError or
-        TypeError if a value does not fit its format spec."""
+        TypeError if a value does not fit its format spec, or the text would be over :data:`MAX_TEXT`."""
         out: list[str] = []
+        size = 0
         for literal, name, spec, conversion in self.parts:
             out.append(literal)
+            size += len(literal)
             if name is None:
                 continue
             if name not in values:
                 out.append((missing or {}).get(name, ""))
+                size += len(out[-1])
                 continue
             value = values[name]
-            if conversion == "r":
-                value = repr(value)
-            elif conversion == "s":
-                value = str(value)
-            out.append(format(value, spec or ""))
+            try:
+                if conversion == "r":
+                    value = repr(value)
+                elif conversion == "s":
+                    value = str(value)
+                out.append(format(value, spec or ""))
+            except ArithmeticError as exc:  # a bignum in a float format: 'int too large to convert to float'
+                raise ValueError(str(exc)) from None
+            size += len(out[-1])
+            if size > MAX_TEXT:  # a huge value in a template that repeats it must not take gigabytes
+                raise ValueError(f"the text would be over {MAX_TEXT:,} characters")
         return "".join(out)
 
 

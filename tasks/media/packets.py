@@ -30,7 +30,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tasks.media.errors import PacketError
-from tasks.media.raw import encode_time_base, parse_time_base
+from tasks.media.raw import INT64_MAX, INT64_MIN, encode_time_base, parse_time_base, short
 
 if TYPE_CHECKING:
     import av
@@ -52,8 +52,9 @@ def _opt_int(value: dict[str, Any], key: str, *, positive: bool = False) -> int 
     item = value.get(key)
     if item is None:
         return None
-    if type(item) is not int or (positive and item <= 0):
-        raise PacketError(f"packet {key!r} must be {'a positive ' if positive else 'an '}integer or null, got {item!r}")
+    if type(item) is not int or not (1 if positive else INT64_MIN) <= item <= INT64_MAX:
+        raise PacketError(f"packet {key!r} must be {'a positive ' if positive else 'an '}integer of 64 bits or null, "
+                          f"got {short(item)}")
     return item
 
 

@@ -25,6 +25,7 @@ array; audio needs its ``rate``.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,6 +44,9 @@ else:
 
 __all__ = [
     "AUDIO_FORMATS",
+    "INT32_MAX",
+    "INT64_MAX",
+    "INT64_MIN",
     "MS",
     "VIDEO_FORMATS",
     "RawAudio",
@@ -52,6 +56,7 @@ __all__ = [
     "encode_time_base",
     "layout_for",
     "parse_time_base",
+    "short",
     "video_array",
     "video_frame",
 ]
@@ -66,6 +71,10 @@ AUDIO_FORMATS: Final[dict[str, np.dtype[Any]]] = {
 _FORMAT_BY_DTYPE: Final = {dtype: name for name, dtype in AUDIO_FORMATS.items()}
 _FORMAT_BY_CHANNELS: Final = {3: "rgb24", 4: "rgba", 1: "gray"}
 MS: Final = Fraction(1, 1000)
+# the ranges of FFmpeg's fields: pts in int64, rationals and sample rates in int32
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+INT32_MAX: Final = 2**31 - 1
 
 
 def encode_time_base(time_base: Fraction) -> list[int]:
@@ -73,19 +82,29 @@ def encode_time_base(time_base: Fraction) -> list[int]:
 
 
 def parse_time_base(value: object, *, where: str = "frame") -> Fraction:
-    """``[num, den]`` of positive integers as a Fraction; FrameError otherwise."""
-    if (isinstance(value, list | tuple) and len(value) == 2 and all(type(v) is int and v > 0 for v in value)):
+    """``[num, den]`` of positive 32-bit integers (FFmpeg's rational) as a Fraction; FrameError otherwise."""
+    if (isinstance(value, list | tuple) and len(value) == 2
+            and all(type(v) is int and 0 < v <= INT32_MAX for v in value)):
         return Fraction(value[0], value[1])
-    raise FrameError(f"{where} 'time_base' must be [numerator, denominator] of positive integers, got {value!r}")
+    raise FrameError(f"{where} 'time_base' must be [numerator, denominator] of positive 32-bit integers, "
+                     f"got {short(value)}")
 
 
 def _pts(extra: Mapping[str, Any], ts: int, where: str) -> tuple[int, Fraction]:
     pts = extra.get("pts")
     if pts is None:
         return ts, MS
-    if type(pts) is not int:
-        raise FrameError(f"{where} 'pts' must be an integer, got {pts!r}")
+    if type(pts) is not int or not INT64_MIN <= pts <= INT64_MAX:
+        raise FrameError(f"{where} 'pts' must be an integer of 64 bits, got {short(pts)}")
     return pts, parse_time_base(extra.get("time_base"), where=where)
+
+
+def short(value: object) -> str:
+    """A bounded repr for an error message (a control field may hold anything a frame can)."""
+    try:
+        return reprlib.repr(value)
+    except Exception:  # repr of an int over 4300 digits raises; a message must not
+        return f"<{type(value).__name__}>"
 
 
 def layout_for(channels: int) -> str:
@@ -125,8 +144,8 @@ class RawVideo:
             fmt = _FORMAT_BY_CHANNELS.get(array.shape[2])
             if fmt is None:
                 raise FrameError(f"a raw video frame without 'pixel_format' has 1, 3 or 4 channels, not {array.shape}")
-        elif fmt not in VIDEO_FORMATS:
-            raise FrameError(f"unsupported pixel_format {fmt!r} (supported: {', '.join(VIDEO_FORMATS)})")
+        elif not isinstance(fmt, str) or fmt not in VIDEO_FORMATS:
+            raise FrameError(f"unsupported pixel_format {short(fmt)} (supported: {', '.join(VIDEO_FORMATS)})")
         if array.shape[2] != VIDEO_FORMATS[fmt]:
             raise FrameError(f"pixel_format {fmt} needs {VIDEO_FORMATS[fmt]} channels, the array is {array.shape}")
         if fmt == "yuv420p" and (array.shape[0] % 3 or array.shape[1] % 2 or (array.shape[0] // 3) % 2):
@@ -201,13 +220,13 @@ class RawAudio:
             fmt = _FORMAT_BY_DTYPE.get(samples.dtype.newbyteorder("="))
             if fmt is None:
                 raise FrameError(f"no sample format for dtype {samples.dtype} (use {', '.join(AUDIO_FORMATS)})")
-        elif AUDIO_FORMATS.get(fmt) != samples.dtype.newbyteorder("="):
-            raise FrameError(f"sample_format {fmt!r} does not match the array's dtype {samples.dtype}")
+        elif not isinstance(fmt, str) or AUDIO_FORMATS.get(fmt) != samples.dtype.newbyteorder("="):
+            raise FrameError(f"sample_format {short(fmt)} does not match the array's dtype {samples.dtype}")
         if samples.dtype.byteorder == ">":
             samples = samples.astype(samples.dtype.newbyteorder("="))
         rate = frame.extra.get("rate")
-        if type(rate) is not int or rate <= 0:
-            raise FrameError(f"a raw audio frame needs an integer 'rate' in samples per second, got {rate!r}")
+        if type(rate) is not int or not 0 < rate <= INT32_MAX:
+            raise FrameError(f"a raw audio frame needs an integer 'rate' in samples per second, got {short(rate)}")
         if not 1 <= samples.shape[1] <= 64 or samples.shape[0] == 0:
             raise FrameError(f"a raw audio frame needs 1..64 channels and some samples, got {samples.shape}")
         pts, time_base = _pts(frame.extra, frame.ts, "raw audio frame")

@@ -399,6 +399,11 @@ def test_every_truncation_of_a_frame_is_refused():
         ({"value": 1, "ts": TS, "seq": 1.0}, "'seq' must be a non-negative integer"),
         ({"value": 1, "ts": TS, "seq": False}, "'seq' must be a non-negative integer"),
         ({"value": 1, "ts": TS, "seq": 0, 7: "x"}, "keys must be text strings"),
+        # a time or counter no task can compute with (issue 22.4): 64 bits at most
+        ({"value": 1, "ts": 2**63, "seq": 0}, "'ts' must be an integer of 64 bits"),
+        ({"value": 1, "ts": -(2**63) - 1, "seq": 0}, "'ts' must be an integer of 64 bits"),
+        ({"value": 1, "ts": 10**400, "seq": 0}, "'ts' must be an integer of 64 bits"),
+        ({"value": 1, "ts": TS, "seq": 2**64}, "'seq' must be a non-negative integer of 64 bits"),
         # the biggest bignums allowed (MAX_BIGNUM_BYTES) still give a short message
         pytest.param(-(2**8000), "CBOR map", id="huge-int"),
         pytest.param({"value": 1, "ts": TS, "seq": -(2**8000)}, "'seq' must be a non-negative", id="huge-seq"),
@@ -625,3 +630,11 @@ def test_mutated_frames_decode_or_raise_frame_error(wire, data):
             del mutated[at:]
     decodes_or_frame_error(bytes(mutated))
     same_decoding(bytes(mutated))
+
+
+@pytest.mark.parametrize("ts", [2**63, 2**64 - 1, -(2**64)])
+def test_a_lone_array_frame_with_a_ts_beyond_64_bits_is_refused(ts):
+    """The zero-copy path of a big array frame reads ts from its head: it must refuse what cbor2's does."""
+    payload = encode_frame(np.zeros(32 * 1024, np.uint8), ts=ts)
+    with pytest.raises(FrameError, match="'ts' must be an integer of 64 bits"):
+        decode_frame(payload)

@@ -4,6 +4,10 @@ Each instance gets a namespace of its own; its inputs read ``streams/d/src/<port
 ``src`` fed them) and its outputs publish on ``streams/d/<task>/<port>``, so tasks that derive
 their namespace or panel topic from their wiring see what they would see on an agent. Waiting is
 always on a condition with a deadline; a crash of the task fails the wait with the task's error.
+
+``running(..., MEMORY)`` runs the task on a :class:`MemoryBus` instead: the same subscriptions
+and payloads, handed over in-process (no broker, no sockets), for tests that feed thousands of
+frames (the hostile-value property test).
 """
 
 from __future__ import annotations
@@ -16,17 +20,17 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from _memory_bus import MEMORY, MemoryBus
+
 from edge.bus import Bus, Subscription
 from edge.frames import Frame, decode_frame, encode_frame
 from edge.task import Task, TaskContext
 from edge.topics import Topics
 
 TIMEOUT = 10.0
-
-
 @dataclass
 class Harness:
-    bus: Bus
+    bus: Bus | MemoryBus
     task: Any
     topics: Topics
     sources: dict[str, str]
@@ -113,7 +117,7 @@ async def running(task_type: type[Task], url: Any, config: Mapping[str, Any] | N
     targets = {port: [topics.stream("d", task_id, port)] for port in task_type.outputs}
     for port, topic in (extra_targets or {}).items():
         targets[port].append(topic)
-    async with Bus(str(url)) as bus:
+    async with (MemoryBus() if url == MEMORY else Bus(str(url))) as bus:
         outputs = {port: await bus.subscribe(topics_[0], maxsize=100_000) for port, topics_ in targets.items()}
         extra = {topic: await bus.subscribe(topic, maxsize=100_000) for topic in set((extra_targets or {}).values())}
         context = TaskContext(bus=bus, instance_id=f"d/{task_id}", sources=sources, targets=targets)
