@@ -195,6 +195,13 @@ class TaskMetrics(_Open):
     errors: Int = 0
 
 
+class Crash(_Message):
+    """One entry of a status's ``errors``: a crash's error and when it happened (ms)."""
+
+    error: Text
+    at: Int
+
+
 class TaskStatusMsg(_Message):
     """``{root}/deployments/{dep}/status/{task}``: the last state of one task instance (``Instance.status``)."""
 
@@ -207,6 +214,8 @@ class TaskStatusMsg(_Message):
     error: Text | None = None
     last_error: Text | None = None
     crashed_at: Int | None = None
+    #: the last few crashes, oldest first (the agent keeps 5; a reader takes at most 16)
+    errors: Annotated[list[Crash], Field(max_length=16)] = Field(default_factory=list)
     metrics: TaskMetrics = Field(default_factory=TaskMetrics)
 
 

@@ -93,6 +93,8 @@ class TaskStatus:
     #: the crash notice: the last crash's error and time (ms), until dismissed or run clean for a while
     last_error: str | None = None
     crashed_at: int | None = None
+    #: the last few crashes as (error, when in ms), oldest first; kept after a dismissal
+    errors: list[tuple[str, int]] = field(default_factory=list)
 
 
 class Fleet:
@@ -367,7 +369,7 @@ class Fleet:
             deployment=dep, task=task, state=status.state, agent=status.agent, type=status.type,
             version=status.version, ts=status.ts, restarts=status.restarts, error=status.error,
             metrics=status.metrics.model_dump(exclude_unset=True), last_error=status.last_error,
-            crashed_at=status.crashed_at)
+            crashed_at=status.crashed_at, errors=[(crash.error, crash.at) for crash in status.errors])
 
     def _notify(self, kind: str, key: str) -> None:
         self._changed.set()

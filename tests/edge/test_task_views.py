@@ -196,6 +196,7 @@ async def test_a_crash_stays_visible_until_dismissed_from_any_controller(broker,
         # status of the new run already counts the 5 frames sent before it
         assert after_crash[0] >= 5, after_crash
         assert status.restarts == 1 and status.last_error == "RuntimeError: flaky on purpose"
+        assert status.errors == [("RuntimeError: flaky on purpose", status.crashed_at)]  # the crash history
         view = shown(panel_b, "dep", "f")
         assert view.state == "running" and view.error == ""
         assert view.notice is not None and view.notice.startswith("restarted once · last crash ")
@@ -215,6 +216,7 @@ async def test_a_crash_stays_visible_until_dismissed_from_any_controller(broker,
         await panel_b.fleet.wait_for(lambda f: f.statuses[("dep", "f")].crashed_at is None, timeout=TIMEOUT)
         status = panel_b.fleet.statuses[("dep", "f")]
         assert (status.state, status.restarts, status.last_error) == ("running", 0, None)
+        assert [error for error, _ in status.errors] == ["RuntimeError: flaky on purpose"]  # kept after a dismissal
         assert shown(panel_b, "dep", "f").notice is None
         assert host.errors == errors + 2
         assert await panel_a.dismiss("dep", "f") is False  # nothing left to dismiss
