@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from nicegui import app, ui
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import Response
 
+from edge.broker.ports import is_loopback
 from edge.errors import ConfigError
 from edge.settings import Settings
 
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["check_exposure", "install", "is_loopback", "logged_in", "logout"]
 
 OPEN_PATHS = frozenset({"/login"})
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(settings: Settings) -> None:

@@ -7,7 +7,6 @@ back to the embedded broker that ``pip install 'edgetasks[broker]'`` brings; ``e
 
 from __future__ import annotations
 
-import ipaddress
 from contextlib import AbstractAsyncContextManager
 
 from edge.broker import mosquitto
@@ -15,6 +14,7 @@ from edge.broker.base import RunningBroker
 from edge.broker.embedded import INSTALL_HINT as EMBEDDED_HINT
 from edge.broker.embedded import EmbeddedBroker, embedded_available
 from edge.broker.external import ExternalBroker
+from edge.broker.ports import is_loopback
 from edge.errors import BrokerUnavailableError, ConfigError
 from edge.settings import BrokerKind, Settings
 
@@ -36,15 +36,6 @@ def _users(settings: Settings) -> dict[str, str] | None:
     return {settings.username: settings.password.get_secret_value()}
 
 
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_broker_exposure(settings: Settings) -> None:
     """Refuse (:class:`ConfigError`) a managed broker beyond loopback that would let anyone in.
 
@@ -52,7 +43,7 @@ def check_broker_exposure(settings: Settings) -> None:
     ``EDGE_USERNAME``/``EDGE_PASSWORD`` (the broker then refuses anonymous clients), or the
     deliberate ``EDGE_BROKER_ANONYMOUS=true``. A broker URL (someone else's broker) is not ours to check.
     """
-    if settings.broker_kind is BrokerKind.URL or _is_loopback(settings.broker_host):
+    if settings.broker_kind is BrokerKind.URL or is_loopback(settings.broker_host):
         return
     if settings.username is None and not settings.broker_anonymous:
         raise ConfigError(

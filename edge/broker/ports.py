@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 from collections.abc import Callable
 
-__all__ = ["connect_host", "free_port", "port_accepts", "wait_for_port"]
+__all__ = ["connect_host", "free_port", "is_loopback", "port_accepts", "wait_for_port"]
 
 _POLL_INTERVAL = 0.05
 _ATTEMPT_TIMEOUT = 0.5
@@ -24,6 +25,16 @@ def connect_host(host: str) -> str:
     if host == "::":
         return "::1"
     return host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listener bound to ``host`` is reachable from this machine only (names resolved: localhost)."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
