@@ -110,6 +110,7 @@ class Host:
         self._recovering: asyncio.Task[None] | None = None
         self._closing = False
         self._status_interval = status_interval
+        self._published: dict[tuple[str, str], dict[str, Any]] = {}  # the last status sent per task, less its ts
         self._state_interval = state_interval
         self._group: asyncio.TaskGroup | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -399,6 +400,7 @@ class Host:
         instance = self.instances.pop(key, None)
         if runner is not None:
             await cancel_and_wait(runner)
+        self._published.pop(key, None)
         if instance is None:
             return
         if clear:  # the task is gone from its deployment: so is its status
@@ -409,9 +411,20 @@ class Host:
             self._publish_status(instance)
 
     # -- reporting -------------------------------------------------------------------------------
-    def _publish_status(self, instance: Instance) -> None:
+    def _publish_status(self, instance: Instance, *, if_changed: bool = False) -> None:
+        """Publish ``instance``'s status (retained); ``if_changed``: only when more than its ``ts`` changed.
+
+        The report loop passes ``if_changed``: an idle task's status (same state, counts, zero rates)
+        is not sent again every interval, so a broker that saves every retained change (the managed
+        Mosquitto) does not rewrite its database for nothing. Liveness comes from the agent's state.
+        """
         status = instance.status()
         status["agent"] = self.agent_id
+        key = instance.assignment.key
+        content = {k: v for k, v in status.items() if k != "ts"}
+        if if_changed and self._published.get(key) == content:
+            return
+        self._published[key] = content
         try:
             self.bus.publish_nowait(self.topics.task_status(*instance.assignment.key), encode_value(status), qos=1,
                                     retain=True)
@@ -447,7 +460,7 @@ class Host:
                 continue
             for instance in self.instances.values():
                 if instance.state in ("running", "failed"):
-                    self._publish_status(instance)
+                    self._publish_status(instance, if_changed=True)
             if loop.time() >= next_state:
                 next_state = loop.time() + self._state_interval
                 with contextlib.suppress(EdgeError):
