@@ -8,10 +8,10 @@ statuses of a larger deployment. These fleets are bigger than that bound.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
+from _retained import publish_retained
 
 from edge.bus import Bus
 from edge.controller import Controller
@@ -37,14 +37,9 @@ def catalog(name: str) -> bytes:
 
 
 async def published(bus: Bus, topics: Topics, messages: list[tuple[str, bytes]]) -> None:
-    """Publish retained, then make sure the broker has them all (a bus leaving may drop queued QoS 1)."""
+    """Publish retained; the broker has them all on return."""
     marker = topics.agent_state("zz-marker").replace("state", "marker")
-    async with bus.subscribe(marker, qos=1) as sub:
-        for topic, payload in messages:
-            await bus.publish(topic, payload, qos=1, retain=True)
-        await bus.publish(marker, b"done", qos=1)
-        async with asyncio.timeout(TIMEOUT):
-            await anext(aiter(sub))
+    await publish_retained(bus, messages, marker=marker, timeout=TIMEOUT)
 
 
 async def clear(bus: Bus, messages: list[tuple[str, bytes]]) -> None:

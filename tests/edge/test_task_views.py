@@ -4,7 +4,6 @@ until it is dismissed or the task has run cleanly for a while."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -12,10 +11,9 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
-from pydantic import BaseModel
+from flaky_tasks import Flaky
 
 import edge.instance
 from edge.controller import Controller, deployment_views, summarize, task_view
@@ -25,7 +23,6 @@ from edge.frames import encode_value
 from edge.graph import parse_spec
 from edge.host import Host
 from edge.settings import load_settings
-from edge.task import Port, Task
 
 AGENT_TESTS = Path(__file__).parents[1] / "agent"
 SAMPLES = str(AGENT_TESTS / "sample_tasks.py")
@@ -33,24 +30,9 @@ ADDER_SCRIPT = str(AGENT_TESTS / "adder_script.py")
 TIMEOUT = 15.0
 
 
-class Flaky(Task):
-    """Counts up; its first run crashes after a few frames (once per ``name``), later runs do not."""
-
-    class Config(BaseModel):
-        name: str = "flaky"
-
-    outputs = {"out": Port(content="number")}
-    crashed: ClassVar[set[str]] = set()
-
-    async def run(self) -> None:
-        n = 0
-        while True:
-            await self.send("out", n)
-            n += 1
-            if n == 5 and self.config.name not in Flaky.crashed:
-                Flaky.crashed.add(self.config.name)
-                raise RuntimeError("flaky on purpose")
-            await asyncio.sleep(0.02)
+def flaky(name: str) -> dict[str, object]:
+    """The config of a Flaky task that crashes once, after 5 frames 20 ms apart."""
+    return {"name": name, "crash_after": 5, "interval_ms": 20}
 
 
 def edge_env(broker, ns: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -182,7 +164,7 @@ async def test_a_crash_stays_visible_until_dismissed_from_any_controller(broker,
 
         panel_b.fleet.on_change(note)
         await panel_a.deploy(parse_spec({"id": "dep", "tasks": [
-            {"id": "f", "type": "flaky", "agent": "h1", "config": {"name": name}}]}))
+            {"id": "f", "type": "flaky", "agent": "h1", "config": flaky(name)}]}))
 
         def restarted_and_counting(fleet) -> bool:
             status = fleet.statuses.get(("dep", "f"))
@@ -233,7 +215,7 @@ async def test_the_notice_clears_itself_after_a_clean_run_and_waits_for_an_offli
         async with Host(agent_settings, types=[Flaky], status_interval=0.2):
             await wait_online(controller, "h2", "flaky")
             await controller.deploy(parse_spec({"id": "dep", "tasks": [
-                {"id": "f", "type": "flaky", "agent": "h2", "config": {"name": name}}]}))
+                {"id": "f", "type": "flaky", "agent": "h2", "config": flaky(name)}]}))
             await controller.fleet.wait_for(
                 lambda f: (s := f.statuses.get(("dep", "f"))) is not None and s.crashed_at is not None, TIMEOUT)
             await controller.fleet.wait_for(
@@ -244,7 +226,7 @@ async def test_the_notice_clears_itself_after_a_clean_run_and_waits_for_an_offli
         Flaky.crashed.discard(name2)
         async with Host(agent_settings, types=[Flaky], status_interval=0.2):
             await controller.deploy(parse_spec({"id": "dep", "tasks": [
-                {"id": "f", "type": "flaky", "agent": "h2", "config": {"name": name2}}]}))
+                {"id": "f", "type": "flaky", "agent": "h2", "config": flaky(name2)}]}))
             await controller.fleet.wait_for(
                 lambda f: (s := f.statuses.get(("dep", "f"))) is not None and s.crashed_at is not None
                 and s.version == 2, TIMEOUT)

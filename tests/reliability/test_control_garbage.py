@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _retained import publish_retained
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -101,16 +102,6 @@ def garbage(topics: Topics) -> list[tuple[str, bytes]]:
     return messages
 
 
-async def published(bus: Bus, messages: list[tuple[str, bytes]], marker: str) -> None:
-    """Publish retained, then a round trip: the broker has them all."""
-    async with bus.subscribe(marker, qos=1) as sub:
-        for topic, payload in messages:
-            await bus.publish(topic, payload, qos=1, retain=True)
-        await bus.publish(marker, b"done", qos=1)
-        async with asyncio.timeout(TIMEOUT):
-            await anext(aiter(sub))
-
-
 def edge(*argv: str, url: str, ns: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     env["EDGE_DATA_DIR"] = str(tmp / "cli")
@@ -128,7 +119,7 @@ async def test_no_command_shows_a_traceback_on_retained_garbage(broker, tmp_path
     spec_file.write_text("id: probe\ntasks:\n  - {id: a, type: garbage_t}\n  - {id: b, type: relay}\n"
                          "edges:\n  - {from: a.out, to: b.in}\n")
     async with Bus(broker.url) as bus:
-        await published(bus, messages, f"{topics.root}/marker")
+        await publish_retained(bus, messages, marker=f"{topics.root}/marker", timeout=TIMEOUT)
         try:
             runs = {" ".join(argv): await asyncio.to_thread(edge, *argv, url=url, ns=ns, tmp=tmp_path)
                     for argv in (("ls", "agents"), ("ls", "types"), ("ls", "tasks"), ("ls", "deployments"),
@@ -161,7 +152,7 @@ async def test_the_fleet_ignores_counts_and_logs_each_garbage_message_once(broke
     topics = Topics(ns)
     messages = garbage(topics)
     async with Bus(broker.url) as bus:
-        await published(bus, messages, f"{topics.root}/marker")
+        await publish_retained(bus, messages, marker=f"{topics.root}/marker", timeout=TIMEOUT)
         try:
             with caplog.at_level(logging.WARNING, logger="edge.controller"):
                 async with Fleet(bus, topics) as fleet:

@@ -65,6 +65,16 @@ async def until(predicate: Callable[[], Any], what: str, timeout: float = TIMEOU
         await asyncio.sleep(0.05)
 
 
+async def new_deployment(user: Any, dep: str) -> None:
+    """A new deployment's editor, made as users make one: the New-deployment dialog (an unknown id's
+    editor is a not-found page)."""
+    await user.open("/deployments")
+    user.find(marker="new").click()
+    user.find(marker="new-id").type(dep)
+    user.find(marker="create").click()
+    await user.should_see("Add a task", retries=50)
+
+
 def panel() -> Any:
     """The panel the user fixture started (its module is loaded by then)."""
     from ui.app import current

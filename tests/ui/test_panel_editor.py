@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import yaml
-from conftest import agents, panel, until
+from conftest import agents, new_deployment, panel, until
 from nicegui import ElementFilter, ui
 from nicegui.elements.upload_files import SmallFileUpload
 
@@ -44,14 +44,6 @@ async def add(user, type_name, label):
     user.find(marker="add-type").click()
     user.find(f"{label} ({type_name})").click()
     user.find(marker="add").click()
-
-
-async def new_deployment(user, dep):
-    await user.open("/deployments")
-    user.find(marker="new").click()
-    user.find(marker="new-id").type(dep)
-    user.find(marker="create").click()
-    await user.should_see("Add a task", retries=50)
 
 
 async def test_build_configure_wire_pin_and_deploy(user, panel_settings, tmp_path):

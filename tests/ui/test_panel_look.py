@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import agents, panel, until
+from conftest import agents, new_deployment, panel, until
 from nicegui import ElementFilter, ui
 
 from edge.bus import Bus
@@ -53,15 +53,6 @@ def nodes(user):
     return {n["id"]: n for n in graph(user).nodes}
 
 
-async def open_editor(user, dep):
-    """A new deployment's editor, made as users make one (an unknown id's editor is a not-found page)."""
-    await user.open("/deployments")
-    user.find(marker="new").click()
-    user.find(marker="new-id").type(dep)
-    user.find(marker="create").click()
-    await user.should_see("Add a task", retries=50)
-
-
 async def import_yaml(user, text):
     user.find(marker="open-import").click()
     newest(user, "yaml").set_value(text)
@@ -78,7 +69,7 @@ def pick(user, type_name):
 async def test_topic_edges_are_nodes_made_and_removed_in_the_editor(user, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"):
         await until(lambda: "double" in panel().fleet.types(), "types")
-        await open_editor(user, "first")
+        await new_deployment(user, "first")
         await import_yaml(user, getting_started_graph())
         assert user.notify.contains("imported 2 tasks and 2 wires")
         # every wire is drawn: the topic end is a node of its own
@@ -161,7 +152,7 @@ async def test_running_view_draws_topic_nodes(user, panel_settings, tmp_path):
 async def test_new_nodes_go_to_the_visible_centre_and_placed_only_once_placed(user, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"):
         await until(lambda: "numbers" in panel().fleet.types(), "types")
-        await open_editor(user, "where")
+        await new_deployment(user, "where")
         # the browser reports the visible centre of the canvas, in graph coordinates
         user.find(marker="graph").trigger("view", {"x": 2000, "y": 1500, "width": 900, "height": 600})
         pick(user, "numbers")
@@ -215,7 +206,7 @@ def test_viewport_spots_stay_visible_and_apart():
 async def test_type_picker_grouped_described_and_searchable(user, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"):
         await until(lambda: "slider" in panel().fleet.types() and "numbers" in panel().fleet.types(), "types")
-        await open_editor(user, "pick")
+        await new_deployment(user, "pick")
         await user.should_see(marker="type-double", retries=50)
         groups = [e.text for e in marked(user, "type-group-logic") + marked(user, "type-group-dashboard")
                   + marked(user, "type-group-other")]
@@ -248,7 +239,7 @@ async def test_type_picker_grouped_described_and_searchable(user, panel_settings
 async def test_config_fields_show_their_name_and_description(user, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"):
         await until(lambda: "numbers" in panel().fleet.types(), "types")
-        await open_editor(user, "form")
+        await new_deployment(user, "form")
         pick(user, "numbers")
         await user.should_see("task numbers1")
         assert newest(user, "config-interval_ms").props["hint"] == "interval_ms · time between two numbers"
@@ -346,7 +337,7 @@ def test_refusal_toast_points_to_the_list_from_the_top(monkeypatch):
 async def test_refusals_in_the_editor_are_listed_once(user, panel_settings, tmp_path):
     async with agents(panel_settings, tmp_path, "a1"):
         await until(lambda: "numbers" in panel().fleet.types(), "types")
-        await open_editor(user, "imp")
+        await new_deployment(user, "imp")
         await import_yaml(user, "id: imp\ntasks: [{id: src, type: words}, {id: x, type: nope}, {id: d, type: double}]\n"
                                 "edges: [{from: src.out, to: x.in}]\n")
         user.find(marker="graph").trigger("connect", {"from": "src.out", "to": "d.in"})

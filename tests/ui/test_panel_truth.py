@@ -20,7 +20,7 @@ from edge.graph import parse_spec
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
-FLAKY_TASKS = str(Path(__file__).with_name("flaky_tasks.py"))
+FLAKY_TASKS = str(Path(__file__).parents[1] / "flaky_tasks.py")
 OFFLINE = re.compile(r"agent offline \d+ s")
 
 

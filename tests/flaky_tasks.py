@@ -1,4 +1,5 @@
-"""A task type for the crash-notice tests: its first run crashes after a few frames, later runs do not."""
+"""A task type for the crash-notice tests (controller views, panel pages): its first run crashes after a
+few frames, later runs do not. Loaded by path (an agent's task source) or imported (``Host(types=...)``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class Flaky(Task):
     class Config(BaseModel):
         name: str = "flaky"
         interval_ms: int = 50
+        crash_after: int = 3  # frames sent before the first run crashes
 
     outputs = {"out": Port(content="number")}
     crashed: ClassVar[set[str]] = set()
@@ -25,7 +27,7 @@ class Flaky(Task):
         while True:
             await self.send("out", n)
             n += 1
-            if n == 3 and self.config.name not in Flaky.crashed:
+            if n == self.config.crash_after and self.config.name not in Flaky.crashed:
                 Flaky.crashed.add(self.config.name)
                 raise RuntimeError("flaky on purpose")
             await asyncio.sleep(self.config.interval_ms / 1000)
