@@ -19,7 +19,6 @@ import asyncio
 import bisect
 import itertools
 import logging
-import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pydantic import BaseModel
 
 from edge._fnconvert import Mismatch
 from edge._fnsig import NO_DEFAULT, FnSignature, Role
+from edge._lograte import LogLimiter
 from edge.errors import FrameError
 from edge.frames import Frame, now_ms
 from edge.task import Port, Task, TaskContext
@@ -139,7 +139,7 @@ class FnTaskBase(Task):
         self._ts: dict[str, int] = {}
         self._converters = {i.name: i.convert for i in sig.inputs}
         self._lock = asyncio.Lock()
-        self._warned: dict[str, float] = {}
+        self._warnings = LogLimiter(log, every=_WARN_EVERY)
         # the call, planned once: positional inputs only (the common case) need no dispatch per call
         self._positional: tuple[str, ...] | None = tuple(name for name, _, _ in sig.params) if all(
             role is Role.INPUT and not keyword for _, role, keyword in sig.params) else None
@@ -304,12 +304,8 @@ class FnTaskBase(Task):
         self._warn(f"in:{port}", f"skipped a frame on input {port!r}: {exc}", metrics.errors)
 
     def _warn(self, key: str, message: str, count: int) -> None:
-        now = time.monotonic()
-        last = self._warned.get(key)
-        if last is None or now - last >= _WARN_EVERY:
-            self._warned[key] = now
-            log.warning("%s: %s (%d error(s) on this port so far; repeats logged at most every %g s)",
-                        self._ctx().instance_id, message, count, _WARN_EVERY)
+        self._warnings.warning(key, "%s: %s (%d error(s) on this port so far; repeats logged at most every %g s)",
+                               self._ctx().instance_id, message, count, _WARN_EVERY)
 
     async def _call(self, ts: int) -> None:
         """Call the function with the current values and send its result (one caller at a time)."""
