@@ -87,8 +87,11 @@ class Host:
                                   field="EDGE_FILES_DIR")
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
                                  catalog=self.catalog, metrics=metrics, errors=lambda: self.errors)
+        # a persistent session: the broker keeps the inputs' subscriptions, and queues the QoS 1
+        # frames they take, while this agent or the broker restarts (edge.bus, docs/reliability.md)
         self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,
-                                     wait_connected=False)
+                                     wait_connected=False, clean_start=False,
+                                     session_expiry=settings.session_expiry)
         self.bus.on_connect(self._on_connect)
         #: the specs being applied, by deployment id
         self.specs: dict[str, DeploymentSpec] = {}
@@ -154,6 +157,7 @@ class Host:
         try:
             for task in [*self._loops, *([self._recovering] if self._recovering else [])]:
                 await cancel_and_wait(task)  # first, so that reconciling starts nothing while we stop
+            self.bus.keep_session()  # the inputs stay subscribed at the broker, for our next run
             for key in list(self._runners):
                 await self._stop_instance(key, clear=False)
             if self.bus.is_connected:

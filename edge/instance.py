@@ -195,6 +195,8 @@ class Instance:
         if task is not None:
             for key, value in [*((f"in.{p}", m.frames) for p, m in task.in_metrics.items()),
                                *((f"err.{p}", m.errors) for p, m in task.in_metrics.items()),
+                               *((f"gap.{p}", m.gaps) for p, m in task.in_metrics.items()),
+                               *((f"dup.{p}", m.duplicates) for p, m in task.in_metrics.items()),
                                *((f"out.{p}", m.frames) for p, m in task.out_metrics.items()),
                                *((f"off.{p}", task.dropped_offline(p)) for p in task.out_metrics),
                                ("dropped", task.dropped())]:
@@ -219,11 +221,14 @@ class Instance:
         inputs = [k[3:] for k in total if k.startswith("in.")]
         outputs = [k[4:] for k in total if k.startswith("out.")]
         return {
-            "inputs": {p: {"frames": total[f"in.{p}"], "errors": total.get(f"err.{p}", 0), "rate": rate(f"in.{p}")}
+            "inputs": {p: {"frames": total[f"in.{p}"], "errors": total.get(f"err.{p}", 0), "rate": rate(f"in.{p}"),
+                           "gaps": total.get(f"gap.{p}", 0), "duplicates": total.get(f"dup.{p}", 0)}
                        for p in inputs},
             "outputs": {p: {"frames": total[f"out.{p}"], "rate": rate(f"out.{p}"),
                             "dropped_offline": total.get(f"off.{p}", 0)}
                         for p in outputs},
             "dropped": total.get("dropped", 0),
             "errors": sum(total.get(f"err.{p}", 0) for p in inputs),
+            "gaps": sum(total.get(f"gap.{p}", 0) for p in inputs),
+            "duplicates": sum(total.get(f"dup.{p}", 0) for p in inputs),
         }

@@ -180,6 +180,8 @@ class InputMetrics(_Open):
     frames: Int = 0
     errors: Int = 0
     rate: Number = 0.0
+    gaps: Int = 0
+    duplicates: Int = 0
 
 
 class OutputMetrics(_Open):
@@ -193,6 +195,8 @@ class TaskMetrics(_Open):
     outputs: Annotated[dict[Id, OutputMetrics], Field(max_length=MAX_KEYS)] = Field(default_factory=dict)
     dropped: Int = 0
     errors: Int = 0
+    gaps: Int = 0
+    duplicates: Int = 0
 
 
 class Crash(_Message):

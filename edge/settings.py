@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=1000, ge=1, description="bounded queue length per subscription")
     offline_buffer: int = Field(default=1000, ge=1, description="QoS 1 messages kept per topic while the broker "
                                 "is unreachable")
+    session_expiry: int = Field(default=86400, ge=0, le=0xFFFFFFFF,
+                                description="s the broker keeps an agent's session (its subscriptions and the "
+                                "QoS 1 frames they take) while the agent is away; MQTT 5")
     tasks: str = Field(default="", description="comma-separated modules or .py files with more task types")
     secrets_file: Path | None = Field(default=None, description="this agent's secrets (YAML name: value); "
                                       "default {data_dir}/secrets.yaml")

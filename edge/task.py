@@ -43,7 +43,7 @@ from edge.bus import Bus, Message, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.files import files_folder, resolve_file
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
-from edge.topics import validate_id
+from edge.topics import is_stream_topic, validate_id
 
 __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
 
@@ -102,6 +102,41 @@ class PortMetrics:
     errors: int = 0
     last_ts: int | None = None
     paused: bool = False
+    #: frames of the producer's stream that never arrived (holes in its ``seq``), and copies of
+    #: frames that arrived twice (QoS 1 redelivery, dropped): inputs fed by one task's output only
+    gaps: int = 0
+    duplicates: int = 0
+
+
+_SEQ_WINDOW = 1024  # how far back a redelivered frame is recognised as a copy
+
+
+class _StreamOrder:
+    """The ``seq`` of one producer's stream as one input sees it: holes and copies.
+
+    A frame one past the last is the common case. A higher one leaves a hole of the frames in
+    between. A lower or equal one is a copy when the frame with that ``seq`` in the last
+    :data:`_SEQ_WINDOW` had the same ``ts`` (a QoS 1 redelivery is the same bytes); otherwise the
+    producer started over (its counter begins at 0 on every run) and the frames of the new run
+    before this one are the hole.
+    """
+
+    __slots__ = ("last", "stamps")
+
+    def __init__(self) -> None:
+        self.last = -1
+        self.stamps: list[int | None] = [None] * _SEQ_WINDOW
+
+    def see(self, seq: int, ts: int) -> int:
+        """Frames missing before this one (0 for none), or -1 if it is a copy of one seen."""
+        last = self.last
+        slot = seq % _SEQ_WINDOW
+        if seq <= last and last - seq < _SEQ_WINDOW and self.stamps[slot] == ts:
+            return -1
+        missing = 0 if last < 0 else seq - last - 1 if seq > last else seq
+        self.last = seq
+        self.stamps[slot] = ts
+        return missing
 
 
 class TaskContext:
@@ -152,6 +187,7 @@ class Task:
         self._subs: list[Subscription] = []
         self._inbox: Inbox | None = None
         self._seq = dict.fromkeys(self.outputs, 0)
+        self._order: dict[str, _StreamOrder] = {}  # inputs fed by one producer's stream
 
     # -- description --------------------------------------------------------------------------
     @classmethod
@@ -238,7 +274,13 @@ class Task:
             inbox = Inbox(connected, maxsize=ctx.queue_size)
             self._inbox = inbox
             for port in connected:
-                self._subs.append(await ctx.bus.subscribe(ctx.sources[port], callback=_pusher(inbox, port)))
+                source = ctx.sources[port]
+                if is_stream_topic(source):
+                    self._order[port] = _StreamOrder()
+                # QoS 1: the broker sends each frame at the lower of this and its publisher's QoS,
+                # so QoS 1 outputs arrive acknowledged (and wait in an agent's persistent session
+                # while it is away) and live QoS 0 streams cost nothing more
+                self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=_pusher(inbox, port)))
         return self._inbox
 
     def _decode(self, port: str, message: Message) -> Frame | None:
@@ -250,6 +292,18 @@ class Task:
             _bad_frames.warning(f"{self._ctx().instance_id}/{port}", "%s: dropped a bad frame on input %r (%s): %s",
                                 self._ctx().instance_id, port, message.topic, exc)
             return None
+        order = self._order.get(port)
+        if order is not None:
+            seq = frame.seq
+            if seq == order.last + 1:
+                order.last = seq
+                order.stamps[seq % _SEQ_WINDOW] = frame.ts
+            else:
+                missing = order.see(seq, frame.ts)
+                if missing < 0:
+                    metrics.duplicates += 1
+                    return None
+                metrics.gaps += missing
         metrics.frames += 1
         metrics.last_ts = frame.ts
         metrics.paused = frame.paused

@@ -33,6 +33,7 @@ __all__ = [
     "ParsedTopic",
     "TopicKind",
     "Topics",
+    "is_stream_topic",
     "is_valid_id",
     "matches",
     "namespace_of",
@@ -130,6 +131,14 @@ def namespace_of(topic: str) -> str | None:
     if len(levels) == 4 and levels[:2] == [_PREFIX, PROTOCOL_VERSION] and is_valid_id(levels[2]):
         return levels[2]
     return None
+
+
+def is_stream_topic(topic: str) -> bool:
+    """Whether ``topic`` is a task output's stream (``edge/v1/{ns}/streams/{dep}/{task}/{port}``) in any
+    namespace: a topic only that one output publishes on, so its frames' ``seq`` counts one stream."""
+    levels = topic.split("/")
+    return (len(levels) == 7 and levels[:2] == [_PREFIX, PROTOCOL_VERSION] and levels[3] == "streams"
+            and all(_ID_RE.match(level) for level in (levels[2], *levels[4:])))
 
 
 class TopicKind(Enum):

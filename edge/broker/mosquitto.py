@@ -116,7 +116,9 @@ def render_config(*, host: str, port: int, data_dir: Path, persistence: bool, pa
         # a deploy must not lose it. Each save rewrites mosquitto.db (a few hundred KB for a fleet
         # of hundreds of deployments); docs/brokers.md says how to trade that for fewer writes.
         lines += ["persistence true", f"persistence_location {data_dir}{os.sep}", "persistence_file mosquitto.db",
-                  "autosave_on_changes true", "autosave_interval 1"]
+                  "autosave_on_changes true", "autosave_interval 1",
+                  # agents keep their sessions (EDGE_SESSION_EXPIRY); a 3.1.1 client's has no expiry of its own
+                  "persistent_client_expiration 1d"]
     else:
         lines.append("persistence false")
     # stderr, not stdout: stdout into our pipe is block-buffered and its tail lost when mosquitto crashes.

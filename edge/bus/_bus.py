@@ -6,6 +6,15 @@ loop. The loop reconnects with exponential backoff, re-subscribes every open sub
 flushes the bounded offline buffer of QoS>0 publishes and runs the ``on_connect`` hooks (this
 is where agents re-publish their births). Incoming messages are routed to the subscriptions
 whose filter matches; anything matching none of them is dropped and counted.
+
+With ``clean_start=False`` the broker keeps the session (subscriptions, and the QoS 1 messages
+they take while the bus is away) for ``session_expiry`` seconds after a connection ends, across
+restarts of the process too. Its queued messages arrive right after the connect, possibly before
+whoever wants them has subscribed again: QoS 1/2 messages matching no subscription are held for
+:data:`HOLD_AFTER_CONNECT` seconds (bounded) and handed to a subscription opened meanwhile. What
+nobody claims is dropped and counted, and its topic unsubscribed at the broker (a subscription of
+an earlier run that this one no longer has). :meth:`Bus.keep_session` makes closing
+subscriptions local, so a process that stops leaves its subscriptions queuing for its next run.
 """
 
 from __future__ import annotations
@@ -40,6 +49,11 @@ _TOPIC_CACHE_SIZE = 4096
 _SUBSCRIBE_BATCH = 64
 # A packet carries its topic (up to 64 KiB) and properties besides the payload.
 _PACKET_HEADROOM = 128 * 1024
+#: s after a persistent session's connect during which unclaimed QoS 1/2 messages are held
+HOLD_AFTER_CONNECT = 10.0
+_HOLD_MAX_MESSAGES = 10_000
+_HOLD_MAX_BYTES = 32 * 1024 * 1024
+_STALE_TOPICS_KEPT = 4096
 
 
 class Bus:
@@ -61,6 +75,7 @@ class Bus:
         will: Will | Callable[[], Will] | None = None,
         keepalive: int = 15,
         clean_start: bool = True,
+        session_expiry: int = 0xFFFFFFFF,
         protocol: Literal["3.1.1", "5"] | None = None,
         tls: TLSOptions | None = None,
         transport: Literal["auto", "mqtt5", "paho"] = "auto",
@@ -81,6 +96,10 @@ class Bus:
         self._will = will
         self._keepalive = keepalive
         self._clean_start = clean_start
+        if not 0 <= session_expiry <= 0xFFFFFFFF:
+            raise ConfigError(f"session_expiry must be 0 to {0xFFFFFFFF} s, not {session_expiry!r}",
+                              field="session_expiry")
+        self._session_expiry = session_expiry
         self._protocol = protocol
         self._tls = tls
         self._transport = make_transport(transport, protocol, self.url)
@@ -111,6 +130,14 @@ class Bus:
         self._first: asyncio.Future[None] | None = None
         self._runner: asyncio.Task[None] | None = None
         self._entered = False
+        # a persistent session's messages that arrived before anyone subscribed again (see module doc)
+        self._held: deque[Message] = deque()
+        self._held_bytes = 0
+        self._hold_until = 0.0  # loop time; inf while connecting
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._stale: set[str] = set()  # topics unsubscribed as an earlier run's, this session
+        self._keep_session = False
+        self._chores: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: object) -> Bus:
@@ -162,6 +189,10 @@ class Bus:
         await self._stop()
 
     async def _stop(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        for chore in list(self._chores):
+            await cancel_and_wait(chore)
         conn = self._conn
         if conn is not None:
             # QoS 1 publishes still queued behind the broker's in-flight limit (or not yet
@@ -200,13 +231,15 @@ class Bus:
     def _options(self) -> ConnectOptions:
         will = self._will() if callable(self._will) else self._will
         return ConnectOptions(url=self.url, client_id=self.client_id, clean_start=self._clean_start,
-                              keepalive=self._keepalive, will=will, tls=self._tls, protocol=self._protocol or "3.1.1",
+                              session_expiry=self._session_expiry, keepalive=self._keepalive, will=will,
+                              tls=self._tls, protocol=self._protocol or "3.1.1",
                               connect_timeout=self._connect_timeout,
                               max_packet_size=self.max_payload + _PACKET_HEADROOM)
 
     async def _run(self) -> None:
         delay = self._delay_min
         while True:
+            self._hold_until = float("inf")  # a kept session's queued messages may come with the CONNACK
             try:
                 conn = await self._transport.connect(self._options(), self._on_message)
             except ConnectError as exc:
@@ -253,6 +286,7 @@ class Bus:
                     await hook(self)
                 except EdgeError as exc:
                     log.error("%s: on_connect hook %r failed: %s", self.client_id, hook, exc)
+            self._start_hold()
             cause = await conn.wait_closed()
         except (EdgeError, OSError, TimeoutError) as exc:
             cause = exc
@@ -330,6 +364,8 @@ class Bus:
     async def _add_subscription(self, sub: Subscription) -> None:
         self._subs.append(sub)
         self._routes.clear()
+        if self._held:
+            self._claim_held(sub)
         plan = self._filters.add(sub.filter, sub.qos)
         try:
             await self._apply(plan)
@@ -342,8 +378,18 @@ class Bus:
             return
         self._subs.remove(sub)
         self._routes.clear()
+        plan = self._filters.remove(sub.filter)
+        if self._keep_session:
+            return  # the broker keeps it for our next run
         with contextlib.suppress(EdgeError, TimeoutError):
-            await self._apply(self._filters.remove(sub.filter))
+            await self._apply(plan)
+
+    def keep_session(self) -> None:
+        """From now on, closing a subscription does not unsubscribe at the broker.
+
+        For an owner that is stopping with a persistent session (``clean_start=False``): the
+        broker keeps the subscriptions and queues their QoS 1 messages until the next run."""
+        self._keep_session = True
 
     async def _apply(self, plan: Plan) -> None:
         """Send the broker a change of filters: new ones first, so no message falls in between."""
@@ -375,7 +421,10 @@ class Bus:
                 self._routes.clear()
             self._routes[topic] = subs
         if not subs:
-            self.stats.unmatched += 1
+            if qos and not self._clean_start:
+                self._unclaimed(Message(topic, payload, qos, retain))
+            else:
+                self.stats.unmatched += 1
             return
         if len(payload) > self.max_payload:
             self.stats.oversize += 1
@@ -387,6 +436,75 @@ class Bus:
         message = Message(topic, payload, qos, retain)
         for sub in subs:
             sub.deliver(message)
+
+    # -- a kept session's messages for subscriptions not opened yet ------------------------------
+    def _unclaimed(self, message: Message) -> None:
+        """A QoS 1/2 message of a persistent session that no subscription takes (see module doc)."""
+        loop = asyncio.get_running_loop()
+        size = len(message.payload)
+        if (loop.time() < self._hold_until and len(self._held) < _HOLD_MAX_MESSAGES
+                and self._held_bytes + size <= _HOLD_MAX_BYTES):
+            self._held.append(message)
+            self._held_bytes += size
+            return
+        self.stats.unmatched += 1
+        if loop.time() >= self._hold_until:
+            self._drop_stale([message.topic])
+
+    def _claim_held(self, sub: Subscription) -> None:
+        """Hand ``sub`` the held messages it matches, in the order they came (before any later one)."""
+        kept: deque[Message] = deque()
+        for message in self._held:
+            if sub.matches(message.topic):
+                self._held_bytes -= len(message.payload)
+                sub.deliver(message)
+            else:
+                kept.append(message)
+        self._held = kept
+
+    def _start_hold(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._hold_until = loop.time() + HOLD_AFTER_CONNECT
+        self._stale.clear()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        self._hold_timer = loop.call_at(self._hold_until, self._end_hold)
+
+    def _end_hold(self) -> None:
+        self._hold_timer = None
+        held, self._held, self._held_bytes = self._held, deque(), 0
+        if not held:
+            return
+        self.stats.unmatched += len(held)
+        log.info("%s: dropped %d queued messages of the kept session that no subscription took", self.client_id,
+                 len(held))
+        self._drop_stale(list(dict.fromkeys(m.topic for m in held)))
+
+    def _drop_stale(self, topics: list[str]) -> None:
+        """Unsubscribe topics an earlier run subscribed in the kept session (exact topic filters, such
+        as task inputs); a wildcard of an earlier run stays until the session expires."""
+        fresh = [t for t in topics if t not in self._stale]
+        if not fresh or self._keep_session or len(self._stale) >= _STALE_TOPICS_KEPT:
+            return
+        self._stale.update(fresh)
+        chore = asyncio.get_running_loop().create_task(self._unsubscribe_stale(fresh))
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
+
+    async def _unsubscribe_stale(self, topics: list[str]) -> None:
+        conn = self._conn
+        # checked and sent in one step: a subscription opened after this goes to the broker after it
+        stale = [t for t in topics if not any(s.matches(t) for s in self._subs)]
+        if conn is None or not stale or not self._connected.is_set():
+            return
+        try:
+            await conn.unsubscribe(stale)
+        except (EdgeError, TimeoutError) as exc:
+            log.info("%s: could not unsubscribe %d topics of an earlier run: %s", self.client_id, len(stale),
+                     exc or type(exc).__name__)
+        else:
+            log.info("%s: unsubscribed %d topics an earlier run of the kept session subscribed", self.client_id,
+                     len(stale))
 
     def _is_probe_copy(self, topic: str, payload: bytes) -> bool:
         """Whether a live message is the second copy a probed filter brought (brokers that send one

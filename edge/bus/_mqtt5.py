@@ -353,7 +353,7 @@ class Mqtt5Transport(Transport):
         machine = ClientMachine(self._session, on_message, max_packet_size=options.max_packet_size)
         will = options.will
         machine.connect(clean_start=options.clean_start, keepalive=options.keepalive, username=url.username,
-                        password=url.password,
+                        password=url.password, session_expiry=options.session_expiry,
                         will=None if will is None else Will(will.topic, payload=will.payload, qos=QoS(will.qos),
                                                             retain=will.retain))
         loop = asyncio.get_running_loop()

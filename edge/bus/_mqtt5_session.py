@@ -144,12 +144,13 @@ class ClientMachine:
 
     # -- sending ------------------------------------------------------------------------------
     def connect(self, *, clean_start: bool, keepalive: int, username: str | None = None,
-                password: str | None = None, will: Will | None = None) -> None:
-        """Queue CONNECT; a session kept by the broker (clean_start False) never expires."""
+                password: str | None = None, will: Will | None = None, session_expiry: int = 0xFFFFFFFF) -> None:
+        """Queue CONNECT; a session kept by the broker (clean_start False) lasts ``session_expiry`` s
+        after the connection ends (0xFFFFFFFF: forever)."""
         self.out += ConnectPacket(
             self.session.client_id, username=username,
             password=password.encode() if password is not None else None, clean_start=clean_start,
-            will=will, keep_alive=keepalive, session_expiry_interval=0 if clean_start else 0xFFFFFFFF,
+            will=will, keep_alive=keepalive, session_expiry_interval=0 if clean_start else session_expiry,
             max_packet_size=self.max_in if self.max_in < MAX_PACKET_SIZE else None,
         ).write()
 

@@ -479,7 +479,7 @@ class PahoTransport(Transport):
             kwargs["clean_start"] = options.clean_start
             if not options.clean_start:
                 props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-                props.SessionExpiryInterval = 0xFFFFFFFF
+                props.SessionExpiryInterval = options.session_expiry
                 kwargs["properties"] = props
         port = url.v5_port if options.protocol == "5" and url.v5_port is not None else url.port
         try:

@@ -39,6 +39,9 @@ class ConnectOptions:
     url: BrokerURL
     client_id: str
     clean_start: bool = True
+    #: s the broker keeps a session (clean_start False) after its connection ends; MQTT 5 only
+    #: (3.1.1 brokers apply their own rule: Mosquitto's ``persistent_client_expiration``)
+    session_expiry: int = 0xFFFFFFFF
     keepalive: int = 15
     will: Will | None = None
     tls: TLSOptions | None = None

@@ -71,7 +71,8 @@ def _task_rows(fleet: Fleet) -> list[dict[str, Any]]:
                 "state": view.state, "shown": view.label, "restarts": view.restarts,
                 "ts": view.status.ts if view.status is not None else None, "error": view.error or None,
                 "notice": view.notice, "frames_in": _frames(m.get("inputs")), "frames_out": _frames(m.get("outputs")),
-                "dropped": _number(m.get("dropped")) or 0})
+                "dropped": _number(m.get("dropped")) or 0, "lost": _number(m.get("gaps")) or 0,
+                "duplicates": _number(m.get("duplicates")) or 0})
     return rows
 
 
@@ -97,9 +98,10 @@ def _ls_table(what: str, rows: list[dict[str, Any]]) -> str:
                         f"{r['running']}/{r['tasks']}" + (f" ({', '.join(r['notes'])})" if r["notes"] else ""),
                         r["label"]) for r in rows],
                       wrap_last=True)
-    return _table(("TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "ERROR"),
+    return _table(("TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "LOST", "ERROR"),
                   [(f"{r['deployment']}/{r['task']}", r["type"], r["agent"] or "-", r["shown"], r["frames_in"],
-                    r["frames_out"], r["dropped"], r["error"] or r["notice"] or "") for r in rows], wrap_last=True)
+                    r["frames_out"], r["dropped"], r["lost"], r["error"] or r["notice"] or "") for r in rows],
+                  wrap_last=True)
 
 
 def _blank(value: object, online: bool) -> object:

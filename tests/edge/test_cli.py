@@ -387,7 +387,7 @@ def fleet_env(mosquitto_broker, tmp_path) -> dict[str, str]:
 
 def test_ls_tasks_shows_the_whole_error(fleet_env):
     out = run(["ls", "tasks"], env=fleet_env).stdout.splitlines()
-    assert out[0].split() == ["TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "ERROR"]
+    assert out[0].split() == ["TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "LOST", "ERROR"]
     assert out[1].startswith("demo/dial") and out[1].endswith(LONG_ERROR)  # in a pipe: whole, on its row
     assert out[1].split()[4:7] == ["7", "5", "2"]
     assert out[2].split()[:3] == ["demo/spare", "gauge", "lab-1"]
@@ -441,7 +441,7 @@ def test_ls_json_for_every_kind(fleet_env):
                     "notes": ["1 failing", "1 pending"], "states": {"failed": 1, "pending": 1}}
     dial, spare = ls("tasks")
     assert set(dial) == {"deployment", "task", "type", "agent", "state", "shown", "restarts", "ts", "error",
-                         "notice", "frames_in", "frames_out", "dropped"}
+                         "notice", "frames_in", "frames_out", "dropped", "lost", "duplicates"}
     assert (dial["task"], dial["state"], dial["error"], dial["restarts"], dial["frames_in"]) == (
         "dial", "failed", LONG_ERROR, 3, 7)
     assert (spare["state"], spare["error"], spare["ts"]) == ("pending", None, None)

@@ -50,6 +50,8 @@ def _port_chip(task: str, port: str, side: str, metrics: Any, *, current: bool =
         text += f" · {rate:.1f}/s"
     if m.get("errors"):
         text += f" · {m['errors']} errors"
+    if m.get("gaps"):
+        text += f" · {m['gaps']} lost"
     return {"text": text, "value": f"{task}.{port}:{side}", "title": f"inspect {task}.{port}"}
 
 
