@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -264,8 +265,13 @@ async def test_the_bomb_as_a_retained_spec_and_as_a_frame_stops_nothing(broker, 
                 # the bomb, live: as a spec again, as a frame into a task, as a frame on a tailed topic
                 tail = subprocess.Popen(_edge("tail", "hostile/#", broker_url=url, ns=ns, tmp=tmp_path),
                                         env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                lines: list[bytes] = []
+                reader = threading.Thread(target=lambda: lines.extend(iter(tail.stdout.readline, b"")), daemon=True)
+                reader.start()
                 try:
-                    await asyncio.sleep(1.0)  # the tail's subscription: nothing to wait on from outside
+                    async with asyncio.timeout(TIMEOUT):  # subscribed once it shows the counter's frames
+                        while not lines:
+                            await asyncio.sleep(0.05)
                     await bus.publish(topics.deployment("evil2"), spec_bomb("evil2"), qos=1, retain=True)
                     for _ in range(20):
                         await bus.publish("hostile/in", frame_around(bomb))
@@ -279,7 +285,10 @@ async def test_the_bomb_as_a_retained_spec_and_as_a_frame_stops_nothing(broker, 
                         env=_env(tmp_path), capture_output=True, text=True, timeout=60)
                 finally:
                     tail.send_signal(signal.SIGINT)
-                    tail_out, _ = await asyncio.to_thread(tail.communicate, timeout=30)
+                    await asyncio.to_thread(tail.wait, timeout=30)
+                    await asyncio.to_thread(reader.join, timeout=30)
+                    tail.stdout.close()
+                    tail_out = b"".join(lines)
                 instance = agent.instances[("other", "s")]
                 assert instance.task is not None and instance.task.in_metrics["in"].errors == 20
                 assert instance.state == "running" and instance.restarts == 0
