@@ -383,7 +383,7 @@ def check_against_catalog(spec: DeploymentSpec, types: Mapping[str, Mapping[str,
         if task is None or entry is None:
             return None
         own = instance[task.id][kind]
-        if end.port not in own:
+        if end.port is None or end.port not in own:
             declared = entry.get(kind, {})
             follows = not isinstance(declared, Mapping) or set(declared) != set(own) or any(
                 isinstance(r, Mapping) and r.get("side") == kind for r in entry.get("ports_from") or ())

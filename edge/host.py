@@ -342,12 +342,25 @@ class Host:
                 if task.agent != self.agent_id:
                     continue
                 task_type = self.types.get(task.type)
-                outputs = list(task_type.outputs) if task_type else []
+                outputs = self._outputs(task_type, task.config) if task_type else []
                 wanted[(spec.id, task.id)] = Assignment(
                     deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
                     sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
                     version=spec.version)
         return wanted
+
+    def _outputs(self, task_type: type[Task], config: dict[str, Any]) -> list[str]:
+        """The outputs of an instance of ``task_type`` with ``config`` (they may follow it); the declared
+        ones if the config is invalid (the instance then reports ``invalid`` and publishes nothing)."""
+        try:
+            with files_folder(self.files_dir):
+                valid = task_type.validate_config(self.secrets.resolve(config))
+            return list(task_type.ports(valid).outputs)
+        except EdgeError:  # an invalid config or an unknown secret: the instance says so itself
+            return list(task_type.outputs)
+        except Exception:  # a bug in a type's ports() must not stop the agent reconciling
+            log.exception("the ports of type %r failed on agent %s", task_type.type_name, self.agent_id)
+            return list(task_type.outputs)
 
     async def _reconcile_loop(self) -> None:
         while True:
