@@ -170,9 +170,10 @@ async def _frame(sub: Any) -> Any:
         return decode_frame((await sub.get()).payload).value
 
 
-async def test_an_agent_runs_instances_with_their_own_ports(broker, tmp_path):
+async def test_an_agent_runs_instances_with_their_own_ports(broker, tmp_path, caplog):
     """A calculator with formula ``p * q`` receives on ``p`` and ``q``; radio buttons with three options
-    publish ``opt2`` (an output the type's declared ports do not have)."""
+    publish ``opt2`` (an output the type's declared ports do not have). A wire to ``a`` (published
+    without the controller's checks) is named in a warning."""
     ns = f"t{uuid.uuid4().hex[:10]}"
     topics = Topics(ns)
     base = f"test/ports/{ns}"
@@ -182,7 +183,8 @@ async def test_an_agent_runs_instances_with_their_own_ports(broker, tmp_path):
         {"id": "mode", "type": "radio_buttons", "agent": "pi",
          "config": {"options": ["off", "auto", "manual"], "default": 2, "repeat_ms": 0}}],
         "edges": [{"from": f"topic:{base}/p", "to": "calc.p"}, {"from": f"topic:{base}/q", "to": "calc.q"},
-                  {"from": "calc.out", "to": f"topic:{base}/out"}, {"from": "mode.opt2", "to": f"topic:{base}/opt2"}]}
+                  {"from": "calc.out", "to": f"topic:{base}/out"}, {"from": "mode.opt2", "to": f"topic:{base}/opt2"},
+                  {"from": f"topic:{base}/a", "to": "calc.a"}]}
     async with Bus(str(broker.url)) as bus, bus.subscribe(f"{base}/out") as out, \
             bus.subscribe(f"{base}/opt2") as opt2, \
             Host(settings, types=TYPES, persist=False, status_interval=0.1) as host:
@@ -206,6 +208,8 @@ async def test_an_agent_runs_instances_with_their_own_ports(broker, tmp_path):
                 except TimeoutError:
                     continue
         assert calc.in_metrics["p"].frames >= 1 and calc.in_metrics["q"].frames >= 1
+    assert "ports/calc: input(s) a wired in the spec are not ports of this calculator with its config: nothing " \
+           "is read from them" in caplog.messages
 
 
 def test_declared_ports_are_unchanged_for_types_without_rules():
