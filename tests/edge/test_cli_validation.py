@@ -123,3 +123,6 @@ def test_wires_are_checked_against_the_instances_ports(fleet, tmp_path):
                                                                              ""))
     out = run(["deploy", str(spec), "--dry-run"], env=fleet)
     assert "would deploy ports version 1: 2 task(s), 2 edge(s)" in out.stdout and out.stderr == ""
+    described = run(["describe", "calculator"], env=fleet).stdout.splitlines()
+    assert described[described.index("PORTS FROM THE CONFIG (above: those of the default config)") + 1] == \
+        "  an input for each variable of `formula`"

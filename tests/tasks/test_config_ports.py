@@ -55,6 +55,31 @@ def test_the_catalog_rules_give_the_ports_the_runtime_uses(type_name, config):
     assert outputs == {name: port.metadata() for name, port in instance.outputs.items()}
 
 
+@pytest.mark.parametrize(("type_name", "config", "expected"), [
+    ("video_mixer", {}, ["in0", "in1", "in2", "in3"]), ("video_mixer", {"inputs": 6, "master": "in5"}, 6),
+    ("video_layout", {"inputs": 2}, ["in0", "in1"]), ("audio_mixer", {"inputs": 5, "gains": [1, 1, 1, 1, 0.5]}, 5)])
+def test_mixers_take_their_count_of_inputs_from_the_config(type_name, config, expected):
+    from tasks.media import TYPES as MEDIA
+
+    task_type = next(t for t in MEDIA if t.type_name == type_name)
+    names = expected if isinstance(expected, list) else [f"in{k}" for k in range(expected)]
+    assert list(task_type(config).inputs) == names
+    assert list(catalog_ports(task_type.describe(), config)[0]) == names
+
+
+def test_mixer_configs_name_existing_inputs():
+    from edge.errors import ConfigError
+    from tasks.media.mixing import AudioMixer, VideoMixer
+
+    for task_type, bad, message in [
+        (VideoMixer, {"master": "in4"}, "master 'in4' is not an input: there are 4"),
+        (VideoMixer, {"inputs": 2, "layers": [{"input": "in2"}]}, r"layers.0.input 'in2' is not an input"),
+        (AudioMixer, {"inputs": 2, "gains": [1, 1, 1]}, "3 gains for 2 inputs"),
+        (AudioMixer, {"inputs": 17}, "less than or equal to 16"), (VideoMixer, {"master": "in07"}, "pattern")]:
+        with pytest.raises(ConfigError, match=message):
+            task_type.validate_config(bad)
+
+
 def test_the_ports_of_some_configs():
     def names(type_name: str, config: dict[str, Any]) -> tuple[list[str], list[str]]:
         instance = BY_NAME[type_name](config)
