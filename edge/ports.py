@@ -83,10 +83,11 @@ class PortRule:
         if not is_valid_id(self.field):
             raise ConfigError(f"a port rule's field must be a config field name, not {self.field!r}", field="field")
         for what, template in (("name", self.name), ("label", self.label)):
-            if not isinstance(template, str) or template.count("{}") != 1 or len(template) > 200:
+            if not isinstance(template, str) or template.count("{}") != 1 or len(template) > 200 \
+                    or "{" in template.replace("{}", "") or "}" in template.replace("{}", ""):
                 raise ConfigError(f"a port rule's {what} holds '{{}}' once, not {template!r}", field=what)
         if len(self.exclude) > MAX_EXCLUDE or not all(isinstance(x, str) for x in self.exclude):
-            raise ConfigError(f"a port rule excludes at most {MAX_EXCLUDE} names", field="exclude")
+            raise ConfigError(f"a port rule's exclude is a list of at most {MAX_EXCLUDE} names", field="exclude")
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
         """The port names this rule makes from ``config`` (its field's default where it is absent)."""

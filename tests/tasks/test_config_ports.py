@@ -126,9 +126,15 @@ def test_a_huge_count_is_bounded_and_malformed_rules_are_named():
     inputs, _ = catalog_ports(entry, {"inputs": 10**9})
     assert len(inputs) == 2 * MAX_PORTS
     rules, problems = rules_of({"name": "t", "ports_from": [{"side": "sideways", "field": "n", "kind": "count"},
-                                                            {"side": "inputs", "field": "n", "kind": "count"}]})
+                                                            {"side": "inputs", "field": "n", "kind": "count"},
+                                                            {"side": "inputs", "field": "n", "kind": "count",
+                                                             "name": "in{}{x}"},
+                                                            {"side": "inputs", "field": "n", "kind": "names",
+                                                             "exclude": [["a"]]}]})
     assert len(rules) == 1 and problems == [
-        "type 't': a port rule is left out: a port rule's side is one of inputs, outputs, not 'sideways'"]
+        "type 't': a port rule is left out: a port rule's side is one of inputs, outputs, not 'sideways'",
+        "type 't': a port rule is left out: a port rule's name holds '{}' once, not 'in{}{x}'",
+        "type 't': a port rule is left out: a port rule's exclude is a list of at most 256 names"]
 
 
 def test_a_rule_must_fit_the_class():
