@@ -57,7 +57,9 @@ def test_the_catalog_rules_give_the_ports_the_runtime_uses(type_name, config):
 
 @pytest.mark.parametrize(("type_name", "config", "expected"), [
     ("video_mixer", {}, ["in0", "in1", "in2", "in3"]), ("video_mixer", {"inputs": 6, "master": "in5"}, 6),
-    ("video_layout", {"inputs": 2}, ["in0", "in1"]), ("audio_mixer", {"inputs": 5, "gains": [1, 1, 1, 1, 0.5]}, 5)])
+    ("video_layout", {"inputs": 2}, ["in0", "in1"]), ("audio_mixer", {"inputs": 5, "gains": [1, 1, 1, 1, 0.5]}, 5),
+    ("mediaswitch", {"inputs": 2}, ["select", "in0", "in1"]),
+    ("mediaswitch", {"inputs": 6, "active": 5}, ["select", *(f"in{k}" for k in range(6))])])
 def test_mixers_take_their_count_of_inputs_from_the_config(type_name, config, expected):
     from tasks.media import TYPES as MEDIA
 
@@ -70,12 +72,14 @@ def test_mixers_take_their_count_of_inputs_from_the_config(type_name, config, ex
 def test_mixer_configs_name_existing_inputs():
     from edge.errors import ConfigError
     from tasks.media.mixing import AudioMixer, VideoMixer
+    from tasks.media.switch import MediaSwitch
 
     for task_type, bad, message in [
         (VideoMixer, {"master": "in4"}, "master 'in4' is not an input: there are 4"),
         (VideoMixer, {"inputs": 2, "layers": [{"input": "in2"}]}, r"layers.0.input 'in2' is not an input"),
         (AudioMixer, {"inputs": 2, "gains": [1, 1, 1]}, "3 gains for 2 inputs"),
-        (AudioMixer, {"inputs": 17}, "less than or equal to 16"), (VideoMixer, {"master": "in07"}, "pattern")]:
+        (AudioMixer, {"inputs": 17}, "less than or equal to 16"), (VideoMixer, {"master": "in07"}, "pattern"),
+        (MediaSwitch, {"inputs": 2, "active": 2}, "active must be an input's number: 0 to 1")]:
         with pytest.raises(ConfigError, match=message):
             task_type.validate_config(bad)
 
