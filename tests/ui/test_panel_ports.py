@@ -67,3 +67,13 @@ async def test_ports_follow_the_config_as_it_is_edited(user, panel_settings, tmp
         await user.should_see("task switch1")
         field(user, "inputs").set_value(2)
         await until(lambda: ports(user, "switch1") == ["in0", "in1", "control0", "control1"], "two pairs")
+
+
+async def test_the_types_page_says_which_ports_follow_the_config(user, panel_settings, tmp_path):
+    async with agents(panel_settings, tmp_path, "a1"):
+        await user.open("/types")
+        await user.should_see(marker="type-switch", retries=200)
+        with user.scope(marker="type-switch"):
+            await user.should_see("ports from the config (above: those of the default config)")
+            await user.should_see("inputs `in<k>`, k from 0 below `inputs`")
+            await user.should_see("inputs `control<k>`, k from 0 below `inputs`")
