@@ -8,9 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.frames import Frame
 from edge.ports import PortRule
-from edge.topics import is_valid_id
 from tasks.base import NUMBER, BuiltinTask, is_pause, log
-from tasks.formula import CONSTANTS, FUNCTIONS, EvalError, Formula, parse
+from tasks.formula import CONSTANTS, FUNCTIONS, MAX_NAME, EvalError, Formula, parse
 from tasks.ordering import SyncFlag, SyncTimeoutMs, handle_inputs
 
 __all__ = ["Calculator"]
@@ -56,8 +55,10 @@ class Calculator(BuiltinTask):
         @classmethod
         def _defaults(cls, value: dict[str, float]) -> dict[str, float]:
             for name, number in value.items():
-                if not is_valid_id(name) or name in CONSTANTS or name in FUNCTIONS:
-                    raise ValueError(f"{name[:70]!r} is not a variable name")
+                if not (name.isidentifier() and name.isascii() and len(name) <= MAX_NAME) or name in CONSTANTS \
+                        or name in FUNCTIONS:
+                    raise ValueError(f"{name[:70]!r} is not a variable name (letters, digits and _, no constant "
+                                     f"or function)")
                 if not math.isfinite(number):
                     raise ValueError(f"the default of {name!r} must be a finite number")
             return value

@@ -78,7 +78,7 @@ async def test_synchronized_takes_frames_in_timestamp_order(broker, synchronized
 def test_config_is_checked():
     for bad, message in [({"formula": "a +"}, "expected a number"), ({"formula": "e + sin"}, "sin is a function"),
                          ({"formula": "nope(a)"}, "unknown function 'nope'"),
-                         ({"defaults": {"pi": 1}}, "not a variable"),
+                         ({"defaults": {"pi": 1}}, "not a variable"), ({"defaults": {"a-b": 1}}, "not a variable"),
                          ({"formula": "v" * 65}, "longer than 64"), ({"defaults": {"a": float("nan")}}, "finite"),
                          ({"formula": "__import__('os')"}, "unexpected character"), ({"nope": 1}, "Extra inputs"),
                          ({"sync_timeout_ms": 0}, "greater than or equal to 1")]:
