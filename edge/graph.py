@@ -19,8 +19,9 @@ ids are ``[A-Za-z0-9_-]{1,64}``; task ids are unique; an edge joins an existing 
 is fed by at most one edge; a ``to: topic:`` must be a topic without wildcards, a
 ``from: topic:`` may be a filter. **Cycles are allowed**: tasks run concurrently and exchange
 frames over the broker, so a feedback loop (a latch, a counter fed back) is a valid graph.
-Against a catalog: the type exists, the ports exist, and where both ends of an edge declare
-the same IO metadata key (content, codec, rate, …) the values agree. A config field named like a
+Against a catalog: the type exists, the ports exist (an instance's own: they may follow its
+config, ``edge.ports``), and where both ends of an edge declare the same IO metadata key
+(content, codec, rate, …) the values agree. A config field named like a
 secret (password, token, stream_key, …) must hold a secret reference, not the secret itself
 (``edge.secrets``).
 
@@ -350,28 +351,46 @@ def decode_spec(payload: bytes) -> DeploymentSpec:
     return parse_spec(data)
 
 
-def check_against_catalog(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Problems of ``spec`` given the catalog entries by type name (unknown types, ports, metadata)."""
+def check_against_catalog(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]], *,
+                          ports: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> list[str]:
+    """Problems of ``spec`` given the catalog entries by type name (unknown types, ports, metadata).
+
+    Each task's ports are its instance's: from its config by the entry's rules (:mod:`edge.ports`),
+    or ``ports[task id]`` (``{"inputs": ..., "outputs": ...}``, an agent's validation answer) where given.
+    """
+    from edge.ports import catalog_ports
+
     problems: list[str] = []
     by_id = {task.id: task for task in spec.tasks}
+    instance: dict[str, dict[str, Mapping[str, Any]]] = {}
     for task in spec.tasks:
         entry = types.get(task.type)
         if entry is None:
             problems.append(f"task {task.id!r}: unknown task type {task.type!r}")
-        elif entry.get("available") is False:
+            continue
+        if entry.get("available") is False:
             problems.append(f"task {task.id!r}: type {task.type!r} is unavailable: {entry.get('reason', '?')}")
+        answered = (ports or {}).get(task.id)
+        if answered is not None:
+            instance[task.id] = {kind: answered.get(kind) or {} for kind in ("inputs", "outputs")}
+        else:
+            inputs, outputs = catalog_ports(entry, task.config)
+            instance[task.id] = {"inputs": inputs, "outputs": outputs}
 
     def port_meta(end: Endpoint, kind: str) -> Mapping[str, Any] | None:
         task = by_id.get(end.task or "")
         entry = types.get(task.type) if task else None
-        if entry is None:
+        if task is None or entry is None:
             return None
-        ports = entry.get(kind, {})
-        if end.port not in ports:
-            problems.append(f"{end}: task type {entry.get('name', '?')!r} has no {kind[:-1]} {end.port!r} "
-                            f"(it has: {', '.join(ports) or 'none'})")
+        own = instance[task.id][kind]
+        if end.port is None or end.port not in own:
+            declared = entry.get(kind, {})
+            follows = not isinstance(declared, Mapping) or set(declared) != set(own) or any(
+                isinstance(r, Mapping) and r.get("side") == kind for r in entry.get("ports_from") or ())
+            problems.append(f"{end}: task type {entry.get('name', '?')!r} has no {kind[:-1]} {end.port!r}"
+                            f"{' with this config' if follows else ''} (it has: {', '.join(own) or 'none'})")
             return None
-        meta = ports[end.port]
+        meta = own[end.port]
         return meta if isinstance(meta, Mapping) else {}
 
     for edge in spec.edges:

@@ -51,7 +51,7 @@ from edge.retained import Prober
 from edge.secrets import Secrets
 from edge.settings import Settings
 from edge.storage import write_atomic
-from edge.task import Task, TaskContext
+from edge.task import Ports, Task, TaskContext
 from edge.topics import TopicKind, Topics, validate_id
 from edge.validation import answer_request, decode_request
 
@@ -346,12 +346,29 @@ class Host:
                 if task.agent != self.agent_id:
                     continue
                 task_type = self.types.get(task.type)
-                outputs = list(task_type.outputs) if task_type else []
+                outputs = self._outputs(task_type, task.config) if task_type else []
                 wanted[(spec.id, task.id)] = Assignment(
                     deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
                     sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
                     version=spec.version)
         return wanted
+
+    def _outputs(self, task_type: type[Task], config: dict[str, Any]) -> list[str]:
+        """The outputs of an instance of ``task_type`` with ``config`` (they may follow it)."""
+        return list(self._ports(task_type, config).outputs)
+
+    def _ports(self, task_type: type[Task], config: dict[str, Any]) -> Ports:
+        """The ports of an instance of ``task_type`` with ``config``; the declared ones if the config is
+        invalid (the instance then reports ``invalid`` and publishes nothing)."""
+        try:
+            with files_folder(self.files_dir):
+                valid = task_type.validate_config(self.secrets.resolve(config))
+            return task_type.ports(valid)
+        except EdgeError:  # an invalid config or an unknown secret: the instance says so itself
+            pass
+        except Exception:  # a bug in a type's ports() must not stop the agent reconciling
+            log.exception("the ports of type %r failed on agent %s", task_type.type_name, self.agent_id)
+        return Ports(inputs=task_type.inputs, outputs=task_type.outputs)
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -391,6 +408,11 @@ class Host:
             reason = f"unknown task type {assignment.type!r} on agent {self.agent_id} (it offers: {offered})"
         elif reason is not None:
             reason = f"task type {assignment.type!r} is unavailable on agent {self.agent_id}: {reason}"
+        if task_type is not None:  # wires the controller would refuse, in a spec published around it
+            unknown = sorted(set(assignment.sources) - set(self._ports(task_type, assignment.config).inputs))
+            if unknown:
+                log.warning("%s/%s: input(s) %s wired in the spec are not ports of this %s with its config: "
+                            "nothing is read from them", *assignment.key, ", ".join(unknown), assignment.type)
         instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
                             resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
                             queue_size=self.settings.queue_size, files_dir=self.files_dir)

@@ -31,8 +31,9 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -43,9 +44,11 @@ from edge.bus import Bus, Message, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.files import files_folder, resolve_file
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
+from edge.ports import PortRule, expand
 from edge.topics import is_stream_topic, validate_id
 
-__all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
+__all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "PortRule", "Ports", "Task", "TaskContext",
+           "type_name_of"]
 
 log = logging.getLogger("edge.task")
 _bad_frames = LogLimiter(log)  # a flood of bad frames on one input logs once a minute, all counted
@@ -83,6 +86,24 @@ class Port:
         known = {k: v for k, v in metadata.items() if k in IO_KEYS}
         extra = {k: v for k, v in metadata.items() if k not in IO_KEYS}
         return cls(**known, label=label, extra=extra)
+
+    def with_metadata(self, metadata: Mapping[str, Any]) -> Port:
+        """This port (label, QoS) with ``metadata`` instead of its own."""
+        fields: dict[str, Any] = {k: metadata.get(k) for k in IO_KEYS}
+        return replace(self, **fields, extra={k: v for k, v in metadata.items() if k not in IO_KEYS})
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The inputs and outputs of one instance, with their IO metadata (:meth:`Task.ports`)."""
+
+    inputs: Mapping[str, Port]
+    outputs: Mapping[str, Port]
+
+    def metadata(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """``{"inputs": {port: metadata}, "outputs": {...}}``, as a validation answer carries them."""
+        return {"inputs": {name: port.metadata() for name, port in self.inputs.items()},
+                "outputs": {name: port.metadata() for name, port in self.outputs.items()}}
 
 
 class EmptyConfig(BaseModel):
@@ -156,15 +177,24 @@ class TaskContext:
 
 
 class Task:
-    """Base class of full tasks. Subclasses declare ``inputs``, ``outputs``, ``Config`` and ``run()``."""
+    """Base class of full tasks. Subclasses declare ``inputs``, ``outputs``, ``Config`` and ``run()``.
+
+    Ports that follow the config: declare ``ports_from`` rules (:mod:`edge.ports`), or override
+    :meth:`ports` (and :meth:`metadata_for` for output metadata that depends on the config). On
+    the class, ``inputs`` and ``outputs`` are the ports of the default config; on an instance,
+    its own ports.
+    """
 
     #: Name in catalogs and specs; default: the class name in snake_case.
     type_name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     #: The group the editor's type picker and the Task types page list it under ("" is "other").
     category: ClassVar[str] = ""
-    inputs: ClassVar[Mapping[str, Port]] = {}
-    outputs: ClassVar[Mapping[str, Port]] = {}
+    #: the declared ports (those of the default config); an instance's own ports shadow them
+    inputs: Mapping[str, Port] = MappingProxyType({})
+    outputs: Mapping[str, Port] = MappingProxyType({})
+    #: ports made from the config by rules the controller evaluates too (edge.ports)
+    ports_from: ClassVar[tuple[PortRule, ...]] = ()
     Config: ClassVar[type[BaseModel]] = EmptyConfig
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -176,12 +206,19 @@ class Task:
             validate_id(port, f"port of task type {cls.type_name!r}")
         if not cls.__dict__.get("label"):
             cls.label = cls.type_name.replace("_", " ").capitalize()
+        cls.ports_from = tuple(_with_default(cls, rule) for rule in cls.ports_from)
 
     def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
                  context: TaskContext | None = None) -> None:
         with files_folder(context.files_dir if context is not None else None):
             self.config: Any = self.validate_config(config)
         self.context = context
+        ports = type(self).ports(self.config)
+        for port in (*ports.inputs, *ports.outputs):
+            validate_id(port, f"port of task type {self.type_name!r}")
+        #: this instance's ports, from its config
+        self.inputs = MappingProxyType(dict(ports.inputs))
+        self.outputs = MappingProxyType(dict(ports.outputs))
         self.in_metrics = {port: PortMetrics() for port in self.inputs}
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
         self._subs: list[Subscription] = []
@@ -241,10 +278,35 @@ class Task:
             "config_schema": cls.Config.model_json_schema(),
             "config_default": cls.Config().model_dump(mode="json") if _has_defaults(cls.Config) else None,
             "available": True,
+            **({"ports_from": [rule.to_dict() for rule in cls.ports_from]} if cls.ports_from else {}),
         }
 
+    @classmethod
+    def ports(cls, config: BaseModel) -> Ports:
+        """The inputs and outputs, with their IO metadata, of an instance with the validated ``config``.
+
+        The default: the declared ports and those of the ``ports_from`` rules, each output's
+        metadata from :meth:`metadata_for`. Runs no task code beyond the class's: agents answer
+        validation requests with it (how the controller learns ports no rule expresses).
+        """
+        values = config.model_dump(mode="json")
+
+        def make(rule: PortRule, name: str) -> Port:
+            return Port.from_metadata(rule.metadata, label=rule.label.format(name))
+
+        inputs = expand(cls.inputs, (r for r in cls.ports_from if r.side == "inputs"), values, make)
+        outputs = expand(cls.outputs, (r for r in cls.ports_from if r.side == "outputs"), values, make)
+        return Ports(inputs=inputs, outputs={name: port.with_metadata(cls.metadata_for(config, name, port))
+                                             for name, port in outputs.items()})
+
+    @classmethod
+    def metadata_for(cls, config: BaseModel, port: str, declared: Port) -> dict[str, Any]:
+        """IO metadata of output ``port`` for the validated ``config`` (a video encoder's codec and
+        size); the default: ``declared``'s. Override it, calling ``super()``, where it depends on the config."""
+        return declared.metadata()
+
     def output_metadata(self, port: str) -> dict[str, Any]:
-        """IO metadata of an output for this instance (may depend on the config)."""
+        """IO metadata of an output of this instance (from its config: :meth:`metadata_for`)."""
         return self.outputs[port].metadata()
 
     # -- running ------------------------------------------------------------------------------
@@ -380,6 +442,27 @@ class Task:
 
 def _pusher(inbox: Inbox, port: str) -> Callable[[Message], None]:
     return lambda message: inbox.push(port, message)
+
+
+def _with_default(cls: type[Task], rule: PortRule) -> PortRule:
+    """``rule`` with its field's default (JSON) from ``cls.Config``; TypeError at class definition if
+    the field does not exist or the rule makes, from the default, ports the class does not declare."""
+    model_field = cls.Config.model_fields.get(rule.field)
+    if model_field is None:
+        raise TypeError(f"{cls.__name__}.ports_from: {cls.Config.__name__} has no field {rule.field!r}")
+    default = rule.default
+    if not model_field.is_required():
+        from pydantic import TypeAdapter
+
+        value = model_field.get_default(call_default_factory=True)
+        default = TypeAdapter(Any).dump_python(value, mode="json")
+    rule = replace(rule, default=default)
+    declared = cls.inputs if rule.side == "inputs" else cls.outputs
+    undeclared = [name for name in rule.names({}) if name not in declared]
+    if undeclared:
+        raise TypeError(f"{cls.__name__}.ports_from: the default config makes {rule.side} {undeclared} "
+                        f"that {cls.__name__}.{rule.side} does not declare")
+    return rule
 
 
 def _has_defaults(model: type[BaseModel]) -> bool:

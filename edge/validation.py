@@ -24,7 +24,10 @@ The request/response (documented in ``docs/protocol.md``): the controller publis
 ``{root}/agents/{agent}/validate`` the CBOR map ``{"id": ID, "reply_to": TOPIC, "tasks": [{"task",
 "type", "config"}, ...]}``; the agent answers on ``reply_to`` (a ``{root}/replies/{token}`` topic
 and nothing else) with ``{"id": ID, "agent": AGENT, "tasks": {TASK: {"errors": [...],
-"warnings": [...]}}}``. The reply topic travels in the payload, not in MQTT 5 properties,
+"warnings": [...], "ports": {"inputs": {PORT: METADATA}, "outputs": {...}}}}}``, ``ports`` (the
+instance's, from :meth:`edge.task.Task.ports`) for each task with neither errors nor warnings; the
+controller checks the wires against them, which covers what the catalog's ``ports_from`` rules cannot
+express (:mod:`edge.ports`). The reply topic travels in the payload, not in MQTT 5 properties,
 because the bus also speaks MQTT 3.1.1.
 """
 
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
     from edge.task import Task
 
 __all__ = ["CHECK_TIMEOUT", "CheckRequest", "OfflineCheck", "Report", "answer_request", "check_offline", "decode_reply",
-           "decode_request", "encode_request", "pin_warnings", "schema_problems"]
+           "decode_reply_ports", "decode_request", "encode_request", "pin_warnings", "schema_problems"]
 
 log = logging.getLogger("edge.validation")
 
@@ -56,6 +59,9 @@ MAX_TASKS: Final = 1000
 MAX_LINES: Final = 50
 #: longest message of one schema error (they quote the value, which may be large)
 MAX_MESSAGE: Final = 300
+#: most ports per side, and metadata keys per port, a reply may carry
+MAX_PORTS: Final = 256
+MAX_META_KEYS: Final = 32
 
 
 @dataclass(frozen=True)
@@ -210,8 +216,54 @@ def answer_request(request: CheckRequest, *, agent_id: str, types: Mapping[str, 
                 log.exception("the check of type %r failed on agent %s", type_name, agent_id)
                 warnings.append(f"the check of type {type_name!r} failed on agent {agent_id}: "
                                 f"{type(exc).__name__}: {exc}")
-        results[task_id] = {"errors": errors[:MAX_LINES], "warnings": warnings}
+        result: dict[str, Any] = {"errors": errors[:MAX_LINES], "warnings": warnings}
+        if task_type is not None and not errors and not warnings:
+            try:
+                result["ports"] = task_type.ports(task_type.validate_config(resolve(config))).metadata()
+            except ConfigError:
+                pass  # check() passed but the model did not: its lines are the type's to give
+            except Exception as exc:  # a bug in a type's ports() must not stop the agent answering
+                log.exception("the ports of type %r failed on agent %s", type_name, agent_id)
+                warnings.append(f"the ports of type {type_name!r} failed on agent {agent_id}: "
+                                f"{type(exc).__name__}: {exc}")
+        results[task_id] = result
     return encode_value({"id": request.id, "agent": agent_id, "tasks": results})
+
+
+def decode_reply_ports(payload: bytes, request_id: str) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """``{task id: {"inputs": {port: metadata}, "outputs": ...}}``: the instance ports a reply to
+    ``request_id`` carries (what the agent's :meth:`~edge.task.Task.ports` made of each config);
+    a task whose ports are malformed or beyond the bounds is left out."""
+    try:
+        data = decode_value(payload)
+    except FrameError:
+        return {}
+    if not isinstance(data, Mapping) or data.get("id") != request_id or not isinstance(data.get("tasks"), Mapping):
+        return {}
+    found: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for task_id, result in data["tasks"].items():
+        ports = result.get("ports") if isinstance(result, Mapping) else None
+        if isinstance(task_id, str) and isinstance(ports, Mapping):
+            sides = {side: _port_map(ports.get(side)) for side in ("inputs", "outputs")}
+            if sides["inputs"] is not None and sides["outputs"] is not None:
+                found[task_id] = {side: ports_ for side, ports_ in sides.items() if ports_ is not None}
+    return found
+
+
+def _port_map(value: Any) -> dict[str, dict[str, Any]] | None:
+    """``value`` if it is ``{port id: {key: scalar}}`` within the bounds, else None."""
+    if not isinstance(value, Mapping) or len(value) > MAX_PORTS:
+        return None
+    ports: dict[str, dict[str, Any]] = {}
+    for name, meta in value.items():
+        if not is_valid_id(name) or not isinstance(meta, Mapping) or len(meta) > MAX_META_KEYS:
+            return None
+        if not all(isinstance(k, str) and len(k) <= MAX_MESSAGE and (
+                v is None or isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= MAX_MESSAGE))
+                   for k, v in meta.items()):
+            return None
+        ports[name] = dict(meta)
+    return ports
 
 
 def decode_reply(payload: bytes, request_id: str) -> tuple[str, dict[str, tuple[list[str], list[str]]]] | None:

@@ -7,17 +7,20 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.frames import Frame
-from tasks.base import NUMBER, VARIABLES, BuiltinTask, is_pause, log
-from tasks.formula import EvalError, Formula, parse
+from edge.ports import PortRule
+from tasks.base import NUMBER, BuiltinTask, is_pause, log
+from tasks.formula import CONSTANTS, FUNCTIONS, MAX_NAME, EvalError, Formula, parse
 from tasks.ordering import SyncFlag, SyncTimeoutMs, handle_inputs
 
 __all__ = ["Calculator"]
 
 
 class Calculator(BuiltinTask):
-    """Compute a formula over up to eight number inputs, e.g. `a > 0 ? 5 : a * 2`.
+    """Compute a formula over number inputs, e.g. `a > 0 ? 5 : a * 2`: its inputs are its variables.
 
-    The inputs are the formula's variables `a b c d x y z w` (`e` is the constant). Operators
+    Each name in the formula that is not a constant (`pi`, `e`) or a function is a variable, and
+    each variable is an input port of that name (`p * q` has inputs `p` and `q`; the default
+    formula `a` has `a`): the editor redraws the inputs as the formula changes. Operators
     `+ - * / % ^` (power, right-associative; `**` works too), comparisons `< <= > >= == !=`,
     `&& || !` and the ternary `c ? x : y`; functions `sin cos tan asin acos atan atan2 sqrt abs
     floor ceil round log log2 log10 exp min max`; constants `pi` and `e`. A result is computed
@@ -33,7 +36,7 @@ class Calculator(BuiltinTask):
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        formula: str = Field(default="a", description="the formula; its variables are inputs a, b, c, d, x, y, z, w",
+        formula: str = Field(default="a", description="the formula; each of its variables is an input of that name",
                              max_length=1000)
         defaults: dict[str, float] = Field(
             default_factory=dict,
@@ -45,25 +48,29 @@ class Calculator(BuiltinTask):
         @field_validator("formula")
         @classmethod
         def _formula(cls, value: str) -> str:
-            parse(value, VARIABLES)
+            parse(value)
             return value
 
         @field_validator("defaults")
         @classmethod
         def _defaults(cls, value: dict[str, float]) -> dict[str, float]:
             for name, number in value.items():
-                if name not in VARIABLES:
-                    raise ValueError(f"{name!r} is not a variable (variables: {', '.join(VARIABLES)})")
+                if not (name.isidentifier() and name.isascii() and len(name) <= MAX_NAME) or name in CONSTANTS \
+                        or name in FUNCTIONS:
+                    raise ValueError(f"{name[:70]!r} is not a variable name (letters, digits and _, no constant "
+                                     f"or function)")
                 if not math.isfinite(number):
                     raise ValueError(f"the default of {name!r} must be a finite number")
             return value
 
-    inputs = {name: NUMBER(f"variable {name}") for name in VARIABLES}
+    inputs = {"a": NUMBER("variable a")}  # those of the default formula
     outputs = {"out": NUMBER("result")}
+    ports_from = (PortRule(side="inputs", field="formula", kind="variables", label="variable {}",
+                           metadata=NUMBER("").metadata(), exclude=tuple(CONSTANTS)),)
 
     async def run(self) -> None:
         config: Calculator.Config = self.config
-        formula = parse(config.formula, VARIABLES)
+        formula = parse(config.formula)
         needed = formula.variables
         values: dict[str, float] = {k: v for k, v in config.defaults.items() if k in needed}
         stamps: dict[str, int] = {}

@@ -12,12 +12,13 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from edge.frames import Frame
+from edge.ports import PortRule
 from tasks.base import ANY, NUMBER, TEXT, as_number
 from tasks.dashboard import VIEW, ControlConfig, ControlTask
 
 __all__ = ["RadioButtons", "Slider", "TextInput", "Toggle"]
 
-MAX_OPTIONS = 8
+MAX_OPTIONS = 32
 
 
 class Slider(ControlTask):
@@ -107,10 +108,11 @@ class Toggle(ControlTask):
 
 
 class RadioButtons(ControlTask):
-    """A choice of up to eight options on the dashboard: sends the chosen index, its text, and 1/0 per option.
+    """A choice among options on the dashboard: sends the chosen index, its text, and 1/0 per option.
 
     `index` is the chosen option's number (from 0), `label` its text, and `opt<k>` is 1 for the
-    chosen option and 0 for the others (only for options that exist): wire them into a switch's
+    chosen option and 0 for the others: one output per option (`opt0` … `opt<n-1>` for n options,
+    redrawn in the editor as options are added): wire them into a switch's
     controls. `set` takes an index or an option's text. View: `{kind: radio_buttons, label,
     options, selected}`.
     """
@@ -134,7 +136,9 @@ class RadioButtons(ControlTask):
 
     inputs = {"set": ANY("set")}
     outputs = {"index": NUMBER("index"), "label": TEXT("label"),
-               **{f"opt{k}": NUMBER(f"option {k}") for k in range(MAX_OPTIONS)}, "view": VIEW}
+               **{f"opt{k}": NUMBER(f"option {k}") for k in range(2)}, "view": VIEW}  # of the default options
+    ports_from = (PortRule(side="outputs", field="options", kind="count", name="opt{}", label="option {}",
+                           metadata=NUMBER("").metadata()),)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

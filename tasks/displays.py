@@ -15,13 +15,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.frames import Frame
+from edge.ports import PortRule
+from edge.topics import is_valid_id
 from tasks.base import NUMBER, TEXT, is_pause
 from tasks.dashboard import COLOR_PATTERN, VIEW, DashboardTask
 from tasks.ordering import handle_inputs
 
 __all__ = ["Plot", "StatusDisplay", "TextDisplay", "ValueBar"]
 
-PLOT_SERIES = ("a", "b", "c", "d")
+PLOT_SERIES = ("a", "b", "c", "d")  # the default series
+MAX_SERIES = 32
 
 
 class DisplayConfig(BaseModel):
@@ -191,10 +194,11 @@ class ValueBar(DisplayTask):
 
 
 class Plot(DisplayTask):
-    """A live chart of up to four number inputs over the last `window_s` seconds.
+    """A live chart of number inputs over the last `window_s` seconds.
 
-    Each input `a b c d` is a series of `[timestamp ms, value]` points; points older than
-    `window_s` before the newest, and beyond `max_points` per series, are dropped. A value that
+    The config's `series` names the inputs (default `a b c d`); each input is a series of
+    `[timestamp ms, value]` points; points older than `window_s` before the newest, and beyond
+    `max_points` per series, are dropped. A value that
     is not a finite number is an input error. View: `{kind: plot, label, window_ms, y_min, y_max,
     series: [{input, label, points}]}` with a series for each connected input.
     """
@@ -203,7 +207,9 @@ class Plot(DisplayTask):
 
     class Config(DisplayConfig):
         refresh_ms: int = Field(default=250, ge=10, le=60_000, description="publish the view at most this often")
-        labels: dict[str, str] = Field(default_factory=dict, description="a name for each series, by input (a to d)")
+        series: list[str] = Field(default_factory=lambda: list(PLOT_SERIES), min_length=1, max_length=MAX_SERIES,
+                                  description="the inputs, one per series (names of letters, digits, _ and -)")
+        labels: dict[str, str] = Field(default_factory=dict, description="a name for each series, by input")
         window_s: float = Field(default=60.0, gt=0, le=86_400, description="how much history is shown")
         max_points: int = Field(default=300, ge=2, le=10_000, description="most points kept per series")
         y_min: float | None = Field(default=None, description="the bottom of the y axis (null: automatic)")
@@ -211,18 +217,25 @@ class Plot(DisplayTask):
 
         @model_validator(mode="after")
         def _labels(self) -> Plot.Config:
-            unknown = sorted(set(self.labels) - set(PLOT_SERIES))
+            bad = [name[:70] for name in self.series if not is_valid_id(name)]
+            if bad:
+                raise ValueError(f"series {', '.join(map(repr, bad))}: a name is 1 to 64 letters, digits, _ or -")
+            if len(set(self.series)) != len(self.series):
+                raise ValueError("the series must be distinct")
+            unknown = sorted(set(self.labels) - set(self.series))
             if unknown:
-                raise ValueError(f"labels for unknown inputs {', '.join(unknown)} (inputs: a, b, c, d)")
+                raise ValueError(f"labels for unknown inputs {', '.join(unknown)} (inputs: {', '.join(self.series)})")
             return self
 
-    inputs = {name: NUMBER(f"series {name}") for name in PLOT_SERIES}
+    inputs = {name: NUMBER(f"series {name}") for name in PLOT_SERIES}  # those of the default series
     outputs = {"view": VIEW}
+    ports_from = (PortRule(side="inputs", field="series", kind="names", label="series {}",
+                           metadata=NUMBER("").metadata()),)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.points: dict[str, deque[tuple[int, float]]] = {
-            name: deque(maxlen=self.config.max_points) for name in PLOT_SERIES}
+            name: deque(maxlen=self.config.max_points) for name in self.inputs}
 
     def update(self, port: str, frame: Frame) -> bool:
         number = self.number(port, frame)

@@ -40,6 +40,10 @@ MAX_DEPTH: Final = 32
 """Most nested parentheses, calls, unary operators and ternaries: each costs the parser stack."""
 MAX_CHAIN: Final = 250
 """Most operations on one path of the formula's tree: each costs one stack frame when evaluated."""
+MAX_NAME: Final = 64
+"""Longest variable name (a variable is an input port: a port id)."""
+MAX_VARIABLES: Final = 64
+"""Most distinct variables of one formula (each is an input)."""
 
 Env = Mapping[str, float]
 Node = Callable[[Env], float]
@@ -139,15 +143,17 @@ class Formula:
         return result
 
 
-def parse(text: str, variables: Collection[str]) -> Formula:
-    """Parse ``text`` allowing the variable names ``variables``; :class:`FormulaError` if it is not valid."""
+def parse(text: str, variables: Collection[str] | None = None) -> Formula:
+    """Parse ``text`` allowing the variable names ``variables`` (None: any name that is no constant or
+    function, at most :data:`MAX_NAME` characters, at most :data:`MAX_VARIABLES` of them);
+    :class:`FormulaError` if it is not valid."""
     if not isinstance(text, str):
         raise FormulaError(f"a formula is text, not {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise FormulaError(f"the formula is longer than {MAX_LENGTH} characters")
     if not text.strip():
         raise FormulaError("the formula is empty")
-    parser = _Parser(_tokens(text), frozenset(variables))
+    parser = _Parser(_tokens(text), None if variables is None else frozenset(variables))
     root, _ = parser.expr(0)
     parser.expect_end()
     return Formula(text, frozenset(parser.used), root)
@@ -194,7 +200,7 @@ def _compare(op: str, left: Node, right: Node) -> Node:
 
 
 class _Parser:
-    def __init__(self, tokens: list[_Token], variables: frozenset[str]) -> None:
+    def __init__(self, tokens: list[_Token], variables: frozenset[str] | None) -> None:
         self.tokens = tokens
         self.index = 0
         self.variables = variables
@@ -331,7 +337,7 @@ class _Parser:
 
     def name(self, token: _Token) -> Node:
         name = token.text
-        if name in self.variables:
+        if self.variables is not None and name in self.variables:
             self.used.add(name)
             return lambda env: float(env[name])
         if name in CONSTANTS:
@@ -339,6 +345,14 @@ class _Parser:
             return lambda env: value
         if name in FUNCTIONS:
             raise FormulaError(f"{name} is a function: call it as {name}(...)", position=token.position)
+        if self.variables is None:
+            if len(name) > MAX_NAME:
+                raise FormulaError(f"the variable name {name[:20]!r}… is longer than {MAX_NAME} characters",
+                                   position=token.position)
+            self.used.add(name)
+            if len(self.used) > MAX_VARIABLES:
+                raise FormulaError(f"more than {MAX_VARIABLES} variables", position=token.position)
+            return lambda env: float(env[name])
         known = ", ".join(sorted(self.variables)) or "none"
         raise FormulaError(f"unknown name {name!r} (variables: {known}; constants: pi, e)", position=token.position)
 

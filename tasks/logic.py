@@ -7,12 +7,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.frames import Frame
+from edge.ports import PortRule
 from tasks.base import ANY, NUMBER, BuiltinTask, is_pause
 from tasks.ordering import SyncFlag, SyncTimeoutMs, handle_inputs
 
 __all__ = ["Gate", "SrLatch", "Switch"]
 
-SWITCH_PAIRS = 4
+SWITCH_PAIRS = 4  # the default count of a switch's inputs
+MAX_PAIRS = 32
 
 
 class _Synchronized(BaseModel):
@@ -63,7 +65,9 @@ class Gate(BuiltinTask):
 
 
 class Switch(BuiltinTask):
-    """Select one of four inputs by control values: `out` carries `in<k>` whose `control<k>` is highest.
+    """Select one of several inputs by control values: `out` carries `in<k>` whose `control<k>` is highest.
+
+    The config's `inputs` (default 4) is how many pairs `in<k>`, `control<k>` it has (k from 0).
 
     Only controls above 0.5 take part (ties: the lowest k), so with all controls at 0 nothing
     passes. A pause frame or a value that is not a number (an input error) on a control takes
@@ -75,11 +79,17 @@ class Switch(BuiltinTask):
     category = "logic"
 
     class Config(_Synchronized):
+        inputs: int = Field(default=SWITCH_PAIRS, ge=1, le=MAX_PAIRS,
+                            description="how many inputs in<k>, each with its control<k>")
         pause_on_none: bool = Field(default=True, description="send a pause frame when no input is selected")
 
     inputs = {**{f"in{k}": ANY(f"input {k}") for k in range(SWITCH_PAIRS)},
               **{f"control{k}": NUMBER(f"control {k}") for k in range(SWITCH_PAIRS)}}
     outputs = {"out": ANY("output")}
+    ports_from = (PortRule(side="inputs", field="inputs", kind="count", name="in{}", label="input {}",
+                           metadata=ANY("").metadata()),
+                  PortRule(side="inputs", field="inputs", kind="count", name="control{}", label="control {}",
+                           metadata=NUMBER("").metadata()))
 
     async def run(self) -> None:
         config: Switch.Config = self.config

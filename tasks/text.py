@@ -13,12 +13,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.frames import Frame
-from tasks.base import ANY, NUMBER, TEXT, VARIABLES, BuiltinTask, is_pause
+from edge.ports import PortRule
+from tasks.base import ANY, NUMBER, TEXT, BuiltinTask, is_pause
 from tasks.ordering import SyncFlag, SyncTimeoutMs, handle_inputs
 
 __all__ = ["NumberToText", "StringConcatenator", "StringMatcher", "Template", "TextFormatter", "TimeToText"]
 
 _MAX_WIDTH = 1000
+MAX_FIELD: Final = 64
+"""Longest field name (a field is an input port: a port id)."""
+MAX_FIELDS: Final = 64
+"""Most distinct fields of one template (each is an input)."""
 MAX_TEXT: Final = 1_000_000
 """The longest text a template renders; a longer one is an input error."""
 _REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
@@ -28,7 +33,7 @@ class Template:
     """A ``str.format`` template limited to ``{name}``, ``{name:spec}``, ``{name!r}`` and ``{name!s}`` with
     ``name`` among the allowed names: no attribute or index access, no nested fields. ValueError if not."""
 
-    def __init__(self, template: str, names: Collection[str]) -> None:
+    def __init__(self, template: str, names: Collection[str] | None = None) -> None:
         try:
             self.parts = list(string.Formatter().parse(template))
         except ValueError as exc:
@@ -36,7 +41,10 @@ class Template:
         for _, name, spec, conversion in self.parts:
             if name is None:
                 continue
-            if name not in names:
+            if names is None and not (name.isidentifier() and name.isascii() and len(name) <= MAX_FIELD):
+                raise ValueError(f"field {{{name[:70]}}} is not a name of at most {MAX_FIELD} letters, digits "
+                                 f"and _ (fields are inputs: {{a}}, {{temperature}})")
+            if names is not None and name not in names:
                 raise ValueError(f"unknown field {{{name}}} in the template (fields: "
                                  f"{', '.join('{' + n + '}' for n in names)})")
             if conversion not in (None, "s", "r"):
@@ -44,6 +52,8 @@ class Template:
             if spec and ("{" in spec or any(int(n) > _MAX_WIDTH for n in re.findall(r"\d+", spec))):
                 raise ValueError(f"format spec {spec!r} nests fields or asks for more than {_MAX_WIDTH} characters")
         self.fields = {name for _, name, _, _ in self.parts if name is not None}
+        if len(self.fields) > MAX_FIELDS:
+            raise ValueError(f"more than {MAX_FIELDS} fields")
 
     def render(self, values: Mapping[str, Any], missing: Mapping[str, str] | None = None) -> str:
         """The text; a field with no value is its ``missing`` text as is (else empty). ValueError or
@@ -178,10 +188,12 @@ class TimeToText(BuiltinTask):
 
 
 class TextFormatter(BuiltinTask):
-    """Fill a template with the values of up to eight inputs, e.g. `{a} is {b:.1f} °C`.
+    """Fill a template with the values of its inputs, e.g. `{a} is {temperature:.1f} °C`.
 
-    The fields are the inputs `a b c d x y z w`, each with an optional format spec (`{b:.1f}`) or
-    conversion (`{a!r}`). A text is sent each time an input of the template gets a frame; a field
+    Each field of the template is an input port of that name (`{a}`, `{temperature}`; the
+    default template `{a}` has `a`), with an optional format spec (`{b:.1f}`) or conversion
+    (`{a!r}`): the editor redraws the inputs as the template changes. A text is sent each time an
+    input of the template gets a frame; a field
     whose input has no value yet shows its text in `defaults` as it is (else nothing), unless
     `wait_for_all` holds the output back until every field has had a frame. A value that does not
     fit its format spec (`{a:.1f}` with text) is an input error on the port whose frame triggered
@@ -193,7 +205,8 @@ class TextFormatter(BuiltinTask):
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        template: str = Field(default="{a}", max_length=10_000, description="a template over {a} … {w}")
+        template: str = Field(default="{a}", max_length=10_000,
+                              description="a template; each {field} is an input of that name")
         defaults: dict[str, str] = Field(default_factory=dict,
                                          description="text for fields before their input's first frame")
         wait_for_all: bool = Field(default=False,
@@ -204,23 +217,26 @@ class TextFormatter(BuiltinTask):
         @field_validator("template")
         @classmethod
         def _template(cls, value: str) -> str:
-            Template(value, VARIABLES)
+            Template(value)
             return value
 
         @field_validator("defaults")
         @classmethod
         def _defaults(cls, value: dict[str, str]) -> dict[str, str]:
-            unknown = sorted(set(value) - set(VARIABLES))
+            unknown = sorted(name[:70] for name in value
+                             if not (name.isidentifier() and name.isascii() and len(name) <= MAX_FIELD))
             if unknown:
-                raise ValueError(f"{', '.join(unknown)}: not a field (fields: {', '.join(VARIABLES)})")
+                raise ValueError(f"{', '.join(unknown)}: not a field name")
             return value
 
-    inputs = {name: ANY(f"field {name}") for name in VARIABLES}
+    inputs = {"a": ANY("field a")}  # those of the default template
     outputs = {"out": TEXT("text")}
+    ports_from = (PortRule(side="inputs", field="template", kind="fields", label="field {}",
+                           metadata=ANY("").metadata()),)
 
     async def run(self) -> None:
         config: TextFormatter.Config = self.config
-        template = Template(config.template, VARIABLES)
+        template = Template(config.template)
         fields = template.fields
         values: dict[str, Any] = {}
 

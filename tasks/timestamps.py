@@ -9,17 +9,21 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.frames import Frame, now_ms
+from edge.ports import PortRule
 from tasks.base import ANY, BuiltinTask, is_pause
 from tasks.ordering import handle_inputs
 
 __all__ = ["STREAMS", "Synchronizer", "TimeBuffer", "TimestampUpdater"]
 
-STREAMS = 4
+STREAMS = 4  # the default count of a synchronizer's streams
+MAX_STREAMS = 32
 HOUR_MS = 3_600_000
 
 
 class Synchronizer(BuiltinTask):
-    """Put up to four streams in timestamp order: `in<k>` goes to `out<k>`, all in one merged order.
+    """Put several streams in timestamp order: `in<k>` goes to `out<k>`, all in one merged order.
+
+    The config's `streams` (default 4) is how many pairs `in<k>`, `out<k>` it has (k from 0).
 
     Frames are released oldest first across the connected inputs, by the rule of the
     `synchronized` option (docs/tasks.md): a frame waits until every connected input has a frame,
@@ -32,11 +36,17 @@ class Synchronizer(BuiltinTask):
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
+        streams: int = Field(default=STREAMS, ge=1, le=MAX_STREAMS, description="how many inputs in<k>, "
+                                                                                "each to its output out<k>")
         timeout_ms: int = Field(default=500, ge=1, le=60_000,
                                 description="the longest a frame waits for the other inputs")
 
     inputs = {f"in{k}": ANY(f"input {k}") for k in range(STREAMS)}
     outputs = {f"out{k}": ANY(f"output {k}") for k in range(STREAMS)}
+    ports_from = (PortRule(side="inputs", field="streams", kind="count", name="in{}", label="input {}",
+                           metadata=ANY("").metadata()),
+                  PortRule(side="outputs", field="streams", kind="count", name="out{}", label="output {}",
+                           metadata=ANY("").metadata()))
 
     async def run(self) -> None:
         async def forward(port: str, frame: Frame) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.frames import Frame, now_ms
+from edge.task import Port
 from tasks.base import ANY, NUMBER, BuiltinTask, is_pause
 
 __all__ = ["MessageDetector", "PulseGenerator", "Repeater"]
@@ -37,8 +38,9 @@ class PulseGenerator(BuiltinTask):
 
     outputs = {"out": ANY("pulse")}
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        return {"content": "text" if self.config.message == "id" else "number"}
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return {"content": "text" if config.message == "id" else "number"}
 
     async def run(self) -> None:
         config: PulseGenerator.Config = self.config

@@ -151,6 +151,27 @@ class Draft:
             self.edges.append(edge)
         return problems
 
+    def dangling(self, types: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """A line for each wire to or from a port its task does not have with its config (a
+        calculator whose formula no longer names ``b``); the wire stays until the user deletes it."""
+        from edge.ports import catalog_ports
+
+        by_id = {task.id: task for task in self.tasks}
+        lines: list[str] = []
+        for edge in self.edges:
+            for end, side in ((edge.source, 1), (edge.target, 0)):
+                task = by_id.get(end.task or "")
+                entry = types.get(task.type) if task is not None else None
+                if task is None or entry is None:
+                    continue  # an unknown task or type: the spec's and the catalog's checks say so
+                own = catalog_ports(entry, task.config)[side]
+                if end.port not in own:
+                    kind = "output" if side else "input"
+                    lines.append(f"wire {edge.source} → {edge.target}: {task.id} ({task.type}) has no {kind} "
+                                 f"{end.port!r} with its config (it has: {', '.join(own) or 'none'}): delete "
+                                 f"the wire or change the config")
+        return lines
+
     # -- topic nodes ----------------------------------------------------------------------------
     def add_topic(self, topic: str) -> None:
         """A topic node to wire to and from (a filter with ``+``/``#`` can only be read);

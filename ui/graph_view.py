@@ -17,6 +17,7 @@ from typing import Any
 from nicegui import events, ui
 
 from edge.graph import DeploymentSpec, Endpoint, TaskSpec
+from edge.ports import catalog_ports
 from ui.io_text import io_text
 
 __all__ = ["TOPIC", "TOPIC_HEIGHT", "GraphView", "graph_props", "layout", "meta_text", "node_box", "node_height",
@@ -29,6 +30,8 @@ ROW = 20
 NODE_WIDTH = 190  # as static/graph_view.js draws them
 TOPIC_HEIGHT = 44  # a topic node: one pill with its input on the left, its output on the right
 TOPIC = "topic:"
+#: the metadata of a port a wire uses but the task does not have
+MISSING: Any = object()
 
 
 def node_height(n_in: int, n_out: int) -> int:
@@ -60,9 +63,8 @@ def layout(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]],
     of what feeds it (cycles are cut), nodes of a column stacked; positions the user chose win."""
     heights_of: dict[str, int] = {}
     for task in spec.tasks:
-        entry = types.get(task.type, {})
-        heights_of[task.id] = node_height(len(entry.get("inputs", {}) or {}),
-                                          len(entry.get("outputs", {}) or {}))
+        inputs, outputs = catalog_ports(types.get(task.type, {}), task.config)
+        heights_of[task.id] = node_height(len(inputs), len(outputs))
     for topic in topic_nodes(spec, topics):
         heights_of[f"{TOPIC}{topic}"] = TOPIC_HEIGHT
     ids = list(heights_of)
@@ -135,15 +137,17 @@ def graph_props(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]], *,
     xy = layout(spec, types, positions, topics)
     nodes = []
     for task in spec.tasks:
-        entry = types.get(task.type, {})
-        inputs = entry.get("inputs", {}) or {}
-        outputs = entry.get("outputs", {}) or {}
-        # ports the catalog does not know (an unknown type, a typo) still get drawn where wires use them
+        # the instance's own ports: they may follow its config (edge.ports), redrawn as it changes
+        own_inputs, own_outputs = catalog_ports(types.get(task.type, {}), task.config)
+        inputs: dict[str, Any] = dict(own_inputs)
+        outputs: dict[str, Any] = dict(own_outputs)
+        # ports the task does not have (an unknown type, a typo, a config that dropped them) still get
+        # drawn where wires use them, so the wire shows; the problems line under the graph says why
         for e in spec.edges:
             if e.target.task == task.id and e.target.port not in inputs:
-                inputs = {**inputs, e.target.port: {}}
+                inputs[str(e.target.port)] = MISSING
             if e.source.task == task.id and e.source.port not in outputs:
-                outputs = {**outputs, e.source.port: {}}
+                outputs[str(e.source.port)] = MISSING
         x, y = xy[task.id]
         nodes.append({
             "id": task.id,
@@ -152,14 +156,19 @@ def graph_props(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]], *,
             "subtitle": _subtitle(task, placed or {}),
             "x": x, "y": y,
             "state": (states or {}).get(task.id, "none"),
-            "inputs": [{"name": name, "title": " · ".join(filter(None, [f"{task.id}.{name}", meta_text(meta)]))}
-                       for name, meta in inputs.items()],
-            "outputs": [{"name": name, "title": " · ".join(filter(None, [f"{task.id}.{name}", meta_text(meta)]))}
-                        for name, meta in outputs.items()],
+            "inputs": [_port(task.id, name, meta) for name, meta in inputs.items()],
+            "outputs": [_port(task.id, name, meta) for name, meta in outputs.items()],
         })
     nodes += [_topic_node(topic, xy[f"{TOPIC}{topic}"]) for topic in topic_nodes(spec, topics)]
     edges = [{"key": f"{e.source}->{e.target}", "from": str(e.source), "to": str(e.target)} for e in spec.edges]
     return nodes, edges
+
+
+def _port(task_id: str, name: str, meta: Any) -> dict[str, Any]:
+    if meta is MISSING:
+        return {"name": name, "title": f"{task_id}.{name} · not a port of this task (with its config): "
+                                       "delete the wire or change the config", "missing": True}
+    return {"name": name, "title": " · ".join(filter(None, [f"{task_id}.{name}", meta_text(meta)]))}
 
 
 def node_box(node: Mapping[str, Any]) -> tuple[int, int, int, int]:

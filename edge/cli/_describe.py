@@ -122,6 +122,12 @@ def _describe_text(entry: dict[str, Any], config: list[dict[str, Any]], offers: 
         lines.append("")
         lines.append(_table((title, "METADATA"), [(port, _metadata(meta)) for port, meta in ports.items()],
                             wrap_last=True) if ports else f"{title}: none")
+    from edge.ports import rules_of
+
+    rules, _ = rules_of(entry)
+    if rules:  # the ports above are the default config's
+        lines += ["", "PORTS FROM THE CONFIG (above: those of the default config)",
+                  *(f"  {rule.describe()}" for rule in rules)]
     lines.append("")
     if config:
         lines.append(_table(("CONFIG", "TYPE", "DEFAULT", "DESCRIPTION"), [
@@ -149,6 +155,7 @@ async def cmd_describe(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         document = {"name": args.type, "label": entry.get("label"), "description": entry.get("description"),
                     "inputs": entry.get("inputs") or {}, "outputs": entry.get("outputs") or {},
+                    **({"ports_from": entry["ports_from"]} if entry.get("ports_from") else {}),
                     "config": [{k: v for k, v in c.items() if k != "has_default" and (k != "default"
                                                                                      or c["has_default"])}
                                for c in config],

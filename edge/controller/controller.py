@@ -32,7 +32,15 @@ from edge.frames import encode_value
 from edge.graph import DeploymentSpec, Origin, TaskSpec, check_against_catalog, encode_spec
 from edge.settings import Settings
 from edge.topics import Topics, validate_id
-from edge.validation import CHECK_TIMEOUT, CheckRequest, Report, check_offline, decode_reply, encode_request
+from edge.validation import (
+    CHECK_TIMEOUT,
+    CheckRequest,
+    Report,
+    check_offline,
+    decode_reply,
+    decode_reply_ports,
+    encode_request,
+)
 
 __all__ = ["Controller", "DeployResult"]
 
@@ -108,8 +116,15 @@ class Controller:
         if spec is not None:
             placed, placement = self._place(spec)
             errors += placement
+        ported: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
         remote, not_run = await self._ask_agents(found.partial, types, found.schema_fields,
-                                                 CHECK_TIMEOUT if timeout is None else timeout)
+                                                 CHECK_TIMEOUT if timeout is None else timeout, ported)
+        answered = {task: ports for task, ports in ported.items() if task in {t.id for t in found.partial.tasks}}
+        if answered:  # the agents' own ports of each instance: the wires again, against them
+            by_rules = check_against_catalog(found.partial, types)
+            by_agents = check_against_catalog(found.partial, types, ports=answered)
+            errors = [e for e in errors if e not in by_rules or e in by_agents] + [
+                e for e in by_agents if e not in by_rules]
         for task in found.partial.tasks:  # in the spec's order, after the offline problems
             task_errors, task_warnings = remote.get(task.id, ([], []))
             errors += [f"task {task.id!r}: {line}" for line in task_errors]
@@ -118,10 +133,12 @@ class Controller:
                       unchecked=(*found.unchecked, *not_run), checked=spec)
 
     async def _ask_agents(self, spec: DeploymentSpec, types: dict[str, dict[str, Any]],
-                          schema_fields: dict[str, set[str]], timeout: float
+                          schema_fields: dict[str, set[str]], timeout: float,
+                          ports: dict[str, dict[str, dict[str, dict[str, Any]]]]
                           ) -> tuple[dict[str, tuple[list[str], list[str]]], list[str]]:
         """The types' own checks: each task asked of its pinned agent if that one is online and offers
-        the type, else of the first online agent offering it; one request per agent, in parallel."""
+        the type, else of the first online agent offering it; one request per agent, in parallel.
+        The instance ports the agents answered go into ``ports``."""
         by_agent: dict[str, list[TaskSpec]] = {}
         not_run: list[str] = []
         for task in spec.tasks:
@@ -142,7 +159,7 @@ class Controller:
             return {}, [*not_run, *(f"task {t.id!r}: the checks of type {t.type!r} that need its code: "
                                     f"not connected to the broker" for ts in by_agent.values() for t in ts)]
         try:
-            answers = await self._exchange(by_agent, timeout)
+            answers = await self._exchange(by_agent, timeout, ports)
         except EdgeError as exc:  # the connection dropped while asking
             answers, reason = {}, f"the broker connection failed ({exc})"
         else:
@@ -161,7 +178,8 @@ class Controller:
                 results[task.id] = ([e for e in task_errors if e.split(": ", 1)[0] not in known], task_warnings)
         return results, not_run
 
-    async def _exchange(self, by_agent: dict[str, list[TaskSpec]], timeout: float
+    async def _exchange(self, by_agent: dict[str, list[TaskSpec]], timeout: float,
+                        ports: dict[str, dict[str, dict[str, dict[str, Any]]]]
                         ) -> dict[str, dict[str, tuple[list[str], list[str]]]]:
         """One request per agent on its validate topic; the answers that came within ``timeout``, by agent."""
         request_id = uuid.uuid4().hex
@@ -175,9 +193,13 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     while len(answers) < len(by_agent):
-                        reply = decode_reply((await replies.get()).payload, request_id)
+                        payload = (await replies.get()).payload
+                        reply = decode_reply(payload, request_id)
                         if reply is not None and reply[0] in by_agent:
                             answers[reply[0]] = reply[1]
+                            asked = {t.id for t in by_agent[reply[0]]}
+                            ports.update((task, own) for task, own in
+                                         decode_reply_ports(payload, request_id).items() if task in asked)
         return answers
 
     async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False, report: Report | None = None,

@@ -59,10 +59,11 @@ class AudioResampler(MediaTask):
         self._position = 0  # pts of the next output sample
         self._emitted = 0  # output samples since the resampler was (re)made
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        c = self.config
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        c = config
         extra = {"rate": c.rate, "channels": c.channels, "sample_format": c.sample_format}
-        return {**super().output_metadata(port), **{k: v for k, v in extra.items() if v is not None}}
+        return {**super().metadata_for(config, port, declared), **{k: v for k, v in extra.items() if v is not None}}
 
     def resample(self, raw: RawAudio) -> list[tuple[npt.NDArray[Any], dict[str, Any], int]]:
         c = self.config

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import Field
 
+from edge.task import Port
 from tasks.media.errors import CodecError
 from tasks.media.mediatask import AUDIO_PACKETS, RAW_AUDIO, MediaConfig, MediaTask
 from tasks.media.packets import EncodedPacket
@@ -125,8 +126,9 @@ class AudioEncoder(MediaTask):
         super().__init__(*args, **kwargs)
         self.state: AudioEncoderState | None = None
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        return {**super().output_metadata(port), "codec": self.config.codec}
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return {**super().metadata_for(config, port, declared), "codec": config.codec}
 
     def encode_frame(self, raw: RawAudio) -> list[EncodedPacket]:
         if self.state is None:
@@ -202,8 +204,9 @@ class AudioDecoder(MediaTask):
         super().__init__(*args, **kwargs)
         self.state: AudioDecoderState | None = None
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        return {**super().output_metadata(port), "sample_format": self.config.sample_format}
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return {**super().metadata_for(config, port, declared), "sample_format": config.sample_format}
 
     def decode_packet(self, packet: EncodedPacket) -> list[tuple[Any, dict[str, Any], int]]:
         if self.state is None or self.state.key != packet.stream_key():

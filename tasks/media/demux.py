@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 
 from edge.files import check_file_path
 from edge.frames import now_ms
+from edge.task import Port
 from tasks.media.audio import SampleFormat
 from tasks.media.mediatask import ANY_AUDIO, ANY_VIDEO, MediaConfig, MediaTask
 from tasks.media.packets import EncodedPacket
@@ -259,9 +260,10 @@ class InputContainer(MediaTask):
         super().__init__(*args, **kwargs)
         self.reader: Reader | None = None
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        c = self.config
-        meta = super().output_metadata(port)
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        c = config
+        meta = super().metadata_for(config, port, declared)
         if c.decode:
             meta.update({"codec": "raw", "packets": False})
             meta.update({"pixel_format": c.pixel_format} if port == "video" else {"sample_format": c.sample_format})

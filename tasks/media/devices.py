@@ -15,6 +15,7 @@ from typing import Any, Final
 from pydantic import Field
 
 from edge.frames import now_ms
+from edge.task import Port
 from tasks.media.audio import SampleFormat
 from tasks.media.demux import Reader
 from tasks.media.errors import DeviceNotFoundError
@@ -89,8 +90,9 @@ class Camera(_Capture):
     Config = CameraConfig
     outputs = {"video": RAW_VIDEO}
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        return {**super().output_metadata(port), "pixel_format": self.config.pixel_format}
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return {**super().metadata_for(config, port, declared), "pixel_format": config.pixel_format}
 
     def open_reader(self) -> Reader:
         c = self.config
@@ -122,8 +124,9 @@ class Microphone(_Capture):
     Config = MicrophoneConfig
     outputs = {"audio": RAW_AUDIO}
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        return {**super().output_metadata(port), "sample_format": self.config.sample_format}
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return {**super().metadata_for(config, port, declared), "sample_format": config.sample_format}
 
     def open_reader(self) -> Reader:
         c = self.config

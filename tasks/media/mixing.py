@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.ports import PortRule
+from edge.task import Port
 from tasks.media.audio import SampleFormat
 from tasks.media.mediatask import RAW_AUDIO, RAW_VIDEO, MediaConfig, MediaTask
 from tasks.media.raw import RawAudio, RawVideo, audio_extra, from_float, layout_for, video_array, video_extra
@@ -36,8 +38,23 @@ else:
 
 __all__ = ["AudioMixer", "Compositor", "Layer", "VideoLayout", "VideoMixer"]
 
-InputName = Literal["in0", "in1", "in2", "in3"]
-INPUTS = ("in0", "in1", "in2", "in3")
+INPUTS = ("in0", "in1", "in2", "in3")  # those of the default config
+MAX_INPUTS = 16
+#: an input's name: in0, in1, ... (how many there are is the config's ``inputs``)
+InputName = Annotated[str, Field(pattern=r"^in(0|[1-9][0-9]?)$")]
+InputCount = Annotated[int, Field(ge=1, le=MAX_INPUTS, description="how many inputs in<k> (k from 0)")]
+
+
+def _count_rule(metadata: dict[str, Any]) -> PortRule:
+    return PortRule(side="inputs", field="inputs", kind="count", name="in{}", label="input {}", metadata=metadata)
+
+
+def _check_inputs(count: int, names: dict[str, str | None]) -> None:
+    """ValueError naming the first of ``names`` (field -> input name) beyond ``count`` inputs."""
+    for where, name in names.items():
+        if name is not None and int(name[2:]) >= count:
+            raise ValueError(f"{where} {name!r} is not an input: there are {count} (in0 to in{count - 1}); "
+                             f"raise inputs to use it")
 
 
 class Layer(BaseModel):
@@ -100,6 +117,7 @@ def _even(value: int) -> int:
 
 class CanvasConfig(MediaConfig):
     queue: int = Field(default=2, ge=1, le=10_000)
+    inputs: InputCount = len(INPUTS)
     width: int = Field(default=640, ge=16, le=7680)
     height: int = Field(default=480, ge=16, le=4320)
     background: Color = (0, 0, 0)
@@ -111,20 +129,33 @@ class CanvasConfig(MediaConfig):
 
     _even = field_validator("width", "height")(_even)
 
+    @model_validator(mode="after")
+    def _inputs(self) -> CanvasConfig:
+        layers = {f"layers.{i}.input": layer.input for i, layer in enumerate(self.placed_layers())}
+        _check_inputs(self.inputs, {"master": self.master, **layers})
+        return self
+
+    def placed_layers(self) -> list[Layer]:
+        return []
+
 
 class _Canvas(MediaTask):
     """Shared loop of video_mixer and video_layout."""
 
+    Config = CanvasConfig
     inputs = {name: RAW_VIDEO for name in INPUTS}
     outputs = {"out": RAW_VIDEO}
-    drop_oldest = frozenset(INPUTS)
+    ports_from = (_count_rule(RAW_VIDEO.metadata()),)
+    drop_oldest = frozenset(f"in{k}" for k in range(MAX_INPUTS))
 
     def layers(self, connected: list[str]) -> list[Layer]:
         raise NotImplementedError
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        c = self.config
-        return {**super().output_metadata(port), "width": c.width, "height": c.height, "pixel_format": c.pixel_format}
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        c = config
+        return {**super().metadata_for(config, port, declared), "width": c.width, "height": c.height,
+                "pixel_format": c.pixel_format}
 
     def _compose(self, compositor: Compositor, layers: list[Layer], frames: dict[str, RawVideo]) -> Any:
         canvas = compositor.compose(layers, frames)
@@ -135,7 +166,7 @@ class _Canvas(MediaTask):
 
     async def serve(self) -> None:
         c = self.config
-        connected = [p for p in INPUTS if p in self._ctx().sources]
+        connected = [p for p in self.inputs if p in self._ctx().sources]
         if not connected:
             return
         master = c.master or connected[0]
@@ -157,9 +188,15 @@ class VideoMixerConfig(CanvasConfig):
     layers: list[Layer] = Field(default_factory=list, max_length=16, description="unset: every connected input "
                                                                                   "over the whole canvas, in0 first")
 
+    def placed_layers(self) -> list[Layer]:
+        return list(self.layers)
+
 
 class VideoMixer(_Canvas):
-    """Compose up to four video inputs onto one canvas, each at its place and size with its opacity (and alpha)."""
+    """Compose video inputs onto one canvas, each at its place and size with its opacity (and alpha).
+
+    The config's `inputs` (default 4) is how many inputs `in<k>` it has (k from 0).
+    """
 
     Config = VideoMixerConfig
 
@@ -205,7 +242,9 @@ class AudioMixerConfig(MediaConfig):
     rate: int = Field(default=48000, ge=8000, le=192000)
     channels: int = Field(default=2, ge=1, le=8)
     sample_format: SampleFormat = "s16"
-    gains: list[float] = Field(default_factory=list, max_length=4, description="linear gain of in0..in3 (default 1)")
+    inputs: InputCount = len(INPUTS)
+    gains: list[float] = Field(default_factory=list, max_length=MAX_INPUTS,
+                               description="linear gain of in0, in1, ... (default 1)")
     master: InputName | None = Field(default=None, description="the input whose frames make output frames; unset: "
                                                                "the first connected one")
     max_buffer_ms: int = Field(default=500, ge=20, le=60_000, description="samples an input may have waiting")
@@ -217,19 +256,30 @@ class AudioMixerConfig(MediaConfig):
             raise ValueError("gains are linear factors from 0 to 16")
         return value
 
+    @model_validator(mode="after")
+    def _inputs(self) -> AudioMixerConfig:
+        _check_inputs(self.inputs, {"master": self.master})
+        if len(self.gains) > self.inputs:
+            raise ValueError(f"{len(self.gains)} gains for {self.inputs} inputs")
+        return self
+
 
 class AudioMixer(MediaTask):
-    """Mix up to four audio inputs into one (resampled to the output's rate and channels), with a gain each."""
+    """Mix audio inputs into one (resampled to the output's rate and channels), with a gain each.
+
+    The config's `inputs` (default 4) is how many inputs `in<k>` it has (k from 0).
+    """
 
     Config = AudioMixerConfig
     inputs = {name: RAW_AUDIO for name in INPUTS}
     outputs = {"out": RAW_AUDIO}
-    drop_oldest = frozenset(INPUTS)
+    ports_from = (_count_rule(RAW_AUDIO.metadata()),)
+    drop_oldest = frozenset(f"in{k}" for k in range(MAX_INPUTS))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         c = self.config
-        self.buffers = {p: np.zeros((0, c.channels), dtype=np.float32) for p in INPUTS}
+        self.buffers = {p: np.zeros((0, c.channels), dtype=np.float32) for p in self.inputs}
         self._converters: dict[str, tuple[tuple[str, int, int], av.AudioResampler]] = {}
         #: samples dropped from inputs that ran ahead of the master, and how many times
         self.trimmed = 0
@@ -238,9 +288,10 @@ class AudioMixer(MediaTask):
     def dropped(self) -> int:
         return super().dropped() + self.trims
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        c = self.config
-        return {**super().output_metadata(port), "rate": c.rate, "channels": c.channels,
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        c = config
+        return {**super().metadata_for(config, port, declared), "rate": c.rate, "channels": c.channels,
                 "sample_format": c.sample_format}
 
     def _to_float(self, port: str, raw: RawAudio) -> npt.NDArray[np.float32]:
@@ -270,7 +321,7 @@ class AudioMixer(MediaTask):
             return None
         count = len(buffer)
         mixed = np.zeros((count, c.channels), dtype=np.float32)
-        for index, name in enumerate(INPUTS):
+        for index, name in enumerate(self.inputs):
             data = self.buffers[name][:count]
             gain = c.gains[index] if index < len(c.gains) else 1.0
             if len(data):
@@ -280,7 +331,7 @@ class AudioMixer(MediaTask):
 
     async def serve(self) -> None:
         c = self.config
-        connected = [p for p in INPUTS if p in self._ctx().sources]
+        connected = [p for p in self.inputs if p in self._ctx().sources]
         if not connected:
             return
         master = c.master or connected[0]

@@ -14,10 +14,11 @@ from dataclasses import replace
 from fractions import Fraction
 from typing import Any, Final
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge.errors import FrameError
 from edge.frames import Frame
+from edge.ports import PortRule
 from edge.task import Port
 from tasks.media.flow import Lane, Policy
 from tasks.media.mediatask import MediaConfig, MediaTask, Received
@@ -26,54 +27,69 @@ from tasks.media.raw import MS, encode_time_base, parse_time_base
 
 __all__ = ["MediaSwitch"]
 
-INPUTS: Final = ("in0", "in1", "in2", "in3")
+INPUTS: Final = ("in0", "in1", "in2", "in3")  # those of the default config
+MAX_INPUTS: Final = 16
 _DEFAULT_STEP: Final = Fraction(1, 30)
 
 
 class MediaSwitchConfig(MediaConfig):
     queue: int = Field(default=16, ge=1, le=10_000)
-    active: int = Field(default=0, ge=0, le=3, description="the input forwarded at start")
+    inputs: int = Field(default=len(INPUTS), ge=1, le=MAX_INPUTS, description="how many inputs in<k> (k from 0)")
+    active: int = Field(default=0, ge=0, le=MAX_INPUTS - 1, description="the input forwarded at start")
+
+    @model_validator(mode="after")
+    def _active(self) -> MediaSwitchConfig:
+        if self.active >= self.inputs:
+            raise ValueError(f"active must be an input's number: 0 to {self.inputs - 1}")
+        return self
 
 
 class MediaSwitch(MediaTask):
-    """Forward one of four inputs (raw frames or encoded packets of one kind); switch at the next keyframe."""
+    """Forward one of its inputs (raw frames or encoded packets of one kind); switch at the next keyframe.
+
+    The config's `inputs` (default 4) is how many inputs `in<k>` it has (k from 0).
+    """
 
     type_name = "mediaswitch"
     Config = MediaSwitchConfig
     inputs = {**{name: Port(label=f"input {i}") for i, name in enumerate(INPUTS)},
-              "select": Port(content="number", label="input to forward (0-3)")}
+              "select": Port(content="number", label="input to forward (its number)")}
+    ports_from = (PortRule(side="inputs", field="inputs", kind="count", name="in{}", label="input {}"),)
     outputs = {"out": Port()}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.active = INPUTS[self.config.active]
+        #: the stream inputs in0, in1, ... of this instance
+        self.streams = tuple(port for port in self.inputs if port != "select")
+        self.active = self.streams[self.config.active]
         self.pending: str | None = None
         #: switches made, and the media time (s) the next output frame should start at
         self.switches = 0
         self._next: Fraction | None = None
         self._step = _DEFAULT_STEP
         self._last: Fraction | None = None
-        self._shift: dict[str, Fraction] = dict.fromkeys(INPUTS, Fraction(0))
+        self._shift: dict[str, Fraction] = dict.fromkeys(self.streams, Fraction(0))
 
     def make_lane(self, port: str, meta: Port) -> Lane[Received]:
-        if port in INPUTS:
+        if port != "select":
             return Lane(maxlen=self.config.queue, policy=Policy.KEYFRAME)
         return super().make_lane(port, meta)
 
     def parse(self, port: str, frame: Frame) -> Received:
-        if port in INPUTS and is_packet(frame.value):
+        if port != "select" and is_packet(frame.value):
             return EncodedPacket.from_value(frame.value).with_ts(frame.ts)
         return frame
 
     # -- selecting --------------------------------------------------------------------------------
     def _select(self, value: Any) -> None:
-        if isinstance(value, str) and value in INPUTS:
+        if isinstance(value, str) and value in self.streams:
             wanted = value
-        elif isinstance(value, int | float) and not isinstance(value, bool) and value in range(len(INPUTS)):
-            wanted = INPUTS[int(value)]
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value in range(len(self.streams)):
+            wanted = self.streams[int(value)]
         else:
             self.in_metrics["select"].errors += 1
-            self.warn_once("select", "value", "%s: select wants 0-3 or in0-in3, got %r", self._name, value)
+            self.warn_once("select", "value", "%s: select wants 0-%d or in0-in%d, got %r", self._name,
+                           len(self.streams) - 1, len(self.streams) - 1, value)
             return
         self.pending = None if wanted == self.active else wanted
 

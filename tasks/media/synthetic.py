@@ -92,8 +92,9 @@ class TestPattern(MediaTask):
     Config = TestPatternConfig
     outputs = {"video": RAW_VIDEO, "audio": RAW_AUDIO}
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        c = self.config
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        c = config
         if port == "video":
             return {**RAW_VIDEO.metadata(), "width": c.width, "height": c.height, "rate": c.rate,
                     "pixel_format": c.pixel_format}
@@ -196,8 +197,9 @@ class TextRenderer(MediaTask):
     inputs = {"text": Port(content="text")}
     outputs = {"out": RAW_VIDEO}
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        c = self.config
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        c = config
         return {**RAW_VIDEO.metadata(), "width": c.width, "height": c.height, "pixel_format": c.pixel_format}
 
     def render(self, text: str) -> npt.NDArray[np.uint8]:

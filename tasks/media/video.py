@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from pydantic import Field
 
+from edge.task import Port
 from tasks.media.errors import CodecError
 from tasks.media.mediatask import RAW_VIDEO, VIDEO_PACKETS, MediaConfig, MediaTask
 from tasks.media.packets import EncodedPacket
@@ -145,8 +146,9 @@ class VideoEncoder(MediaTask):
         super().__init__(*args, **kwargs)
         self.state: VideoEncoderState | None = None
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        return {**super().output_metadata(port), "codec": self.config.codec, "rate": self.config.rate}
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return {**super().metadata_for(config, port, declared), "codec": config.codec, "rate": config.rate}
 
     def encode_frame(self, raw: RawVideo) -> list[EncodedPacket]:
         if self.state is None or self.state.size != (raw.width, raw.height):
@@ -220,8 +222,9 @@ class VideoDecoder(MediaTask):
         super().__init__(*args, **kwargs)
         self.state: VideoDecoderState | None = None
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        return {**super().output_metadata(port), "pixel_format": self.config.pixel_format}
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return {**super().metadata_for(config, port, declared), "pixel_format": config.pixel_format}
 
     def decode_packet(self, packet: EncodedPacket) -> list[tuple[Any, dict[str, Any], int]] | None:
         """The frames of one packet; None if it cannot be decoded (no decoder for it)."""

@@ -79,10 +79,11 @@ class VideoReformatter(MediaTask):
         #: input frames a lower output rate left out (by design: not counted as dropped)
         self.skipped = 0
 
-    def output_metadata(self, port: str) -> dict[str, Any]:
-        c = self.config
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        c = config
         extra = {"width": c.width, "height": c.height, "pixel_format": c.pixel_format, "rate": c.rate}
-        return {**super().output_metadata(port), **{k: v for k, v in extra.items() if v is not None}}
+        return {**super().metadata_for(config, port, declared), **{k: v for k, v in extra.items() if v is not None}}
 
     def convert(self, raw: RawVideo) -> npt.NDArray[np.uint8]:
         c = self.config

@@ -29,7 +29,7 @@ BAD = """\
 id: bad
 tasks:
   - {id: calc, type: calculator, config: {formula: "a * (1.8 +"}}
-  - {id: more, type: calculator, config: {formula: a, colour: red, synchronized: maybe}}
+  - {id: more, type: calculator, config: {formula: a + b, colour: red, synchronized: maybe}}
   - {id: x, type: no_such_type}
   - {id: pinned, type: calculator, agent: ghost}
 edges:
@@ -92,3 +92,37 @@ def test_warnings_alone_do_not_block(fleet, tmp_path):
     out = run(["deploy", str(spec)], env=fleet)
     assert "deployed good version 1" in out.stdout and "warning: task 'pinned'" in out.stderr
     run(["rm", "good"], env=fleet)
+
+
+PORTS = """\
+id: ports
+tasks:
+  - {id: tick, type: pulse_generator, config: {message: id}}
+  - {id: calc, type: calculator, config: {formula: "p * q"}}
+edges:
+  - {from: tick.out, to: calc.p}
+  - {from: "topic:in/q", to: calc.q}
+  - {from: "topic:in/a", to: calc.a}
+"""
+
+
+def test_wires_are_checked_against_the_instances_ports(fleet, tmp_path):
+    """The calculator's inputs are its formula's variables (the catalog's rule: a wire to the default
+    formula's ``a`` is refused), and the pulse generator's output is text with ``message: id``, which
+    only its code knows: the agent's validation answer carries it, so the text-to-number wire is refused."""
+    spec = tmp_path / "ports.yaml"
+    spec.write_text(PORTS)
+    out = run(["deploy", str(spec), "--dry-run"], env=fleet, check=False)
+    assert out.returncode == 1, out
+    assert out.stderr.splitlines() == [
+        "error: calc.a: task type 'calculator' has no input 'a' with this config (it has: p, q)",
+        "error: edge tick.out -> calc.p: incompatible (content: 'text' != 'number')",
+        "edge: not deployed: 2 error(s)",
+    ]
+    spec.write_text(PORTS.replace("message: id", "message: count").replace('  - {from: "topic:in/a", to: calc.a}\n',
+                                                                             ""))
+    out = run(["deploy", str(spec), "--dry-run"], env=fleet)
+    assert "would deploy ports version 1: 2 task(s), 2 edge(s)" in out.stdout and out.stderr == ""
+    described = run(["describe", "calculator"], env=fleet).stdout.splitlines()
+    assert described[described.index("PORTS FROM THE CONFIG (above: those of the default config)") + 1] == \
+        "  an input for each variable of `formula`"

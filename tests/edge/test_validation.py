@@ -62,6 +62,7 @@ def test_structure_types_ports_and_configs_all_in_one_result():
         "input sum.a is fed twice: by calc.out and by topic:in/a",
         "task 'x': unknown task type 'no_such_type'",
         "calc.nope: task type 'calculator' has no output 'nope' (it has: out)",
+        "sum.b: task type 'calculator' has no input 'b' with this config (it has: a)",  # formula "a": input a only
         "task 'calc': config.formula: 3 is not of type 'string'",
     ]
 

@@ -112,9 +112,10 @@ async def running(task_type: type[Task], url: Any, config: Mapping[str, Any] | N
                   context_attrs: Mapping[str, Any] | None = None) -> AsyncIterator[Harness]:
     """An instance of ``task_type`` running on ``url``; outputs are subscribed before it starts."""
     topics = topics or namespace()
-    ports = list(task_type.inputs if wired is None else wired)
+    own = task_type.ports(task_type.validate_config(config))  # the instance's ports, from its config
+    ports = list(own.inputs if wired is None else wired)
     sources = {port: topics.stream("d", "src", port) for port in ports}
-    targets = {port: [topics.stream("d", task_id, port)] for port in task_type.outputs}
+    targets = {port: [topics.stream("d", task_id, port)] for port in own.outputs}
     for port, topic in (extra_targets or {}).items():
         targets[port].append(topic)
     async with (MemoryBus() if url == MEMORY else Bus(str(url))) as bus:

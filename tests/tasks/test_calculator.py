@@ -26,12 +26,12 @@ async def test_computes_once_every_variable_has_a_value(broker):
 async def test_defaults_and_unused_inputs(broker):
     config = {"formula": "a + b * 10", "defaults": {"b": 1}}
     async with running(Calculator, broker.url, config, wired=["a", "b", "c"]) as h:
-        await h.feed("c", 99)  # not in the formula: ignored
+        await h.feed("c", 99)  # not in the formula, so no input: a wire to it is never subscribed
         await h.feed("a", 1)
         assert (await h.next()).value == 11.0
         await h.feed("b", 2)
         assert (await h.next()).value == 21.0
-        assert h.task.in_metrics["c"].errors == 0
+        assert list(h.task.in_metrics) == ["a", "b"]
 
 
 async def test_bad_values_and_evaluation_errors_are_counted_and_skipped(broker):
@@ -76,8 +76,10 @@ async def test_synchronized_takes_frames_in_timestamp_order(broker, synchronized
 
 
 def test_config_is_checked():
-    for bad, message in [({"formula": "a +"}, "expected a number"), ({"formula": "e + q"}, "unknown name 'q'"),
-                         ({"defaults": {"q": 1}}, "not a variable"), ({"defaults": {"a": float("nan")}}, "finite"),
+    for bad, message in [({"formula": "a +"}, "expected a number"), ({"formula": "e + sin"}, "sin is a function"),
+                         ({"formula": "nope(a)"}, "unknown function 'nope'"),
+                         ({"defaults": {"pi": 1}}, "not a variable"), ({"defaults": {"a-b": 1}}, "not a variable"),
+                         ({"formula": "v" * 65}, "longer than 64"), ({"defaults": {"a": float("nan")}}, "finite"),
                          ({"formula": "__import__('os')"}, "unexpected character"), ({"nope": 1}, "Extra inputs"),
                          ({"sync_timeout_ms": 0}, "greater than or equal to 1")]:
         with pytest.raises(ConfigError, match=message):

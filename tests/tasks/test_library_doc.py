@@ -89,6 +89,9 @@ def generated(task_type: Any) -> str:
     lines = ["| port | | IO metadata | |", "|---|---|---|---|"]
     for direction, ports in (("in", task_type.inputs), ("out", task_type.outputs)):
         lines += _port_rows(direction, dict(ports))
+    if task_type.ports_from:
+        lines += ["", "Ports from the config (the rows above are those of the default config): "
+                  + "; ".join(rule.describe() for rule in task_type.ports_from) + "."]
     schema = entry["config_schema"]
     defs = schema.get("$defs", {})
     lines += ["", "| config | type | default | limits | meaning |", "|---|---|---|---|---|"]

@@ -120,9 +120,10 @@ async def test_string_concatenator_synchronized_takes_text_first(broker):
 def test_configs_are_checked():
     for task_type, bad, message in [
         (NumberToText, {"template": "{value.real}"}, "unknown field"), (NumberToText, {"template": "{"}, "invalid"),
-        (NumberToText, {"template": "{value:>5000}"}, "more than"), (TextFormatter, {"template": "{e}"}, "unknown"),
-        (TextFormatter, {"template": "{a[0]}"}, "unknown field"), (TextFormatter, {"template": "{a!a}"}, "!a"),
-        (TextFormatter, {"template": "{a:{b}}"}, "nests"), (TextFormatter, {"defaults": {"q": ""}}, "not a field"),
+        (NumberToText, {"template": "{value:>5000}"}, "more than"), (TextFormatter, {"template": "{}"}, "not a name"),
+        (TextFormatter, {"template": "{a[0]}"}, "not a name"), (TextFormatter, {"template": "{a!a}"}, "!a"),
+        (TextFormatter, {"template": "{a:{b}}"}, "nests"), (TextFormatter, {"defaults": {"q-1": ""}}, "not a field"),
+        (TextFormatter, {"template": "{" + "f" * 65 + "}"}, "at most 64"),
         (TimeToText, {"timezone": "Mars/Olympus"}, "unknown time zone"), (TimeToText, {"format": ""}, "at least 1"),
         (StringMatcher, {"pattern": "(", "regex": True}, "invalid regular expression"),
         (StringMatcher, {"flags": "iq"}, "flags"), (StringConcatenator, {"max_length": 0}, "max_length"),

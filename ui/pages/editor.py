@@ -10,6 +10,7 @@ from typing import Any
 from nicegui import events, ui
 
 from edge.errors import SpecError
+from edge.ports import catalog_ports
 from ui.app import Panel, current
 from ui.config_form import ConfigForm
 from ui.conflict import ConflictBanner, confirm_overwrite
@@ -66,6 +67,8 @@ class Editor:
         self.conflict = ConflictBanner(panel, draft, reload=self.revert, deploy_over=self.deploy)
         self.conflict.card.move(target_index=2)  # under the header: seen before the graph
         self.problems = ui.column().classes("w-full gap-0").mark("problems")
+        self.dangling = ui.column().classes("w-full gap-0").mark("dangling")
+        self._dangling: list[str] = []
         self.refresh_types()
         self.redraw()
         self.show_selection()
@@ -82,6 +85,7 @@ class Editor:
         nodes, edges = graph_props(spec, self.types, positions=self.draft.positions, topics=self.draft.topics,
                                    placed=placed_agents(self.draft.tasks, deployed))
         self.graph.set_graph(nodes, edges, self.selected)
+        self.show_dangling()
         self.deployed.text = f"deployed: version {deployed.version}" if deployed else "not deployed"
         self.conflict.update()
 
@@ -102,6 +106,17 @@ class Editor:
                 ui.label(title).classes("text-negative font-bold")
                 for problem in problems:
                     ui.label(problem).classes("text-negative edge-mono")
+
+    def show_dangling(self) -> None:
+        """The wires to ports their tasks no longer have (a config change dropped them), under the graph."""
+        lines = self.draft.dangling(self.types)
+        if lines == self._dangling:
+            return
+        self._dangling = lines
+        self.dangling.clear()
+        with self.dangling:
+            for line in lines:
+                ui.label(f"warning: {line}").classes("text-warning edge-mono")
 
     # -- selection and the side panel -------------------------------------------------------------------
     def select(self, kind: str | None, ident: str | None) -> None:
@@ -158,8 +173,8 @@ class Editor:
     # -- edits ------------------------------------------------------------------------------------------
     def add_task(self, type_name: str) -> None:
         task = self.draft.add_task(type_name)
-        entry = self.types.get(type_name, {})
-        height = node_height(len(entry.get("inputs") or {}), len(entry.get("outputs") or {}))
+        inputs, outputs = catalog_ports(self.types.get(type_name, {}), task.config)
+        height = node_height(len(inputs), len(outputs))
         spot = self.viewport.spot([node_box(n) for n in self.graph.nodes], height=height)
         if spot is not None:  # where the user is looking (else the layout's next free place)
             self.draft.positions[task.id] = spot
@@ -216,6 +231,7 @@ class Editor:
 
     def set_config(self, task_id: str, config: dict[str, Any]) -> None:
         self.draft.set_config(task_id, config)
+        self.redraw()  # its ports may follow its config
 
     def raw_config(self, task_id: str, text: str) -> None:
         try:
@@ -227,6 +243,7 @@ class Editor:
             ui.notify("a config is a JSON object", type="negative")
             return
         self.draft.set_config(task_id, config)
+        self.redraw()
 
     # -- whole-draft actions ----------------------------------------------------------------------------
     async def check(self) -> list[str]:

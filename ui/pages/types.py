@@ -10,6 +10,7 @@ from typing import Any
 from nicegui import ui
 
 from edge.controller import Fleet
+from edge.ports import rules_of
 from ui.app import current
 from ui.config_form import schema_fields
 from ui.frame import frame
@@ -70,6 +71,12 @@ def _details(view: TypeView) -> None:
                     ui.label("none").classes("text-caption")
                 for name, meta in ports.items():
                     ui.label(f"{name}: {io_text(meta)}").classes("edge-mono text-xs")
+    rules, _ = rules_of(entry)
+    if rules:
+        ui.label("ports from the config (above: those of the default config)").classes(
+            "text-caption text-grey-7 pt-1")
+        for rule in rules:
+            ui.label(rule.describe()).classes("text-xs").mark("ports-from")
     fields = schema_fields(entry.get("config_schema"))
     if fields:
         ui.label("config").classes("text-caption text-grey-7 pt-1")

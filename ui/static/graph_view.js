@@ -39,14 +39,14 @@ export default {
               <text x="10" y="30" class="edge-node-sub" pointer-events="none">{{ clip(n.subtitle, 30) }}</text>
             </template>
             <g v-for="(p, i) in n.inputs" :key="'in-' + p.name" class="edge-port edge-port-in"
-               :class="{ 'edge-port-armed': pending !== null }" :data-port="n.id + '.' + p.name" data-side="in"
+               :class="{ 'edge-port-armed': pending !== null, 'edge-port-missing': p.missing }" :data-port="n.id + '.' + p.name" data-side="in"
                @pointerdown.stop="onInputDown($event, n, p)" @pointerup.stop="onInputUp(n, p)">
               <title>{{ p.title || p.name }}</title>
               <circle cx="0" :cy="portYOf(n, i)" r="7" />
               <text v-if="n.kind !== 'topic'" x="12" :y="portY(i) + 4">{{ clip(p.name, 14) }}</text>
             </g>
             <g v-for="(p, i) in n.outputs" :key="'out-' + p.name" class="edge-port edge-port-out"
-               :class="{ 'edge-port-pending': pending && pending.ref === ref(n, p) }"
+               :class="{ 'edge-port-pending': pending && pending.ref === ref(n, p), 'edge-port-missing': p.missing }"
                :data-port="n.id + '.' + p.name" data-side="out" @pointerdown.stop="onOutputDown($event, n, p)">
               <title>{{ p.title || p.name }}</title>
               <circle :cx="W" :cy="portYOf(n, i)" r="7" />
