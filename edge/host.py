@@ -43,10 +43,11 @@ from edge.bus import Bus, Message
 from edge.desired import Record, Removal, decode_record, encode_record, supersedes
 from edge.errors import ConfigError, EdgeError, FrameError, IdError, SpecError, TopicError
 from edge.files import files_folder
-from edge.frames import decode_value, encode_value, now_ms
+from edge.frames import decode_value, now_ms
 from edge.graph import DeploymentSpec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
+from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
 from edge.settings import Settings
@@ -110,7 +111,10 @@ class Host:
         self._recovering: asyncio.Task[None] | None = None
         self._closing = False
         self._status_interval = status_interval
-        self._published: dict[tuple[str, str], dict[str, Any]] = {}  # the last status sent per task, less its ts
+        self._statuses = StatusPublisher(bus=self.bus, topics=self.topics, agent_id=self.agent_id)
+        self._batcher = MetricsBatcher(bus=self.bus, topic=self.topics.agent_metrics(self.agent_id),
+                                       interval=status_interval, max_payload=settings.max_payload,
+                                       identity=lambda: (self.presence.boot, self.presence.epoch))
         self._state_interval = state_interval
         self._group: asyncio.TaskGroup | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -142,6 +146,8 @@ class Host:
         await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)
         await self.bus.subscribe(self.topics.agent_validate(self.agent_id), qos=1, callback=self._on_validate)
         await self.bus.subscribe(self.topics.agent_dismiss(self.agent_id), qos=1, callback=self._on_dismiss)
+        await self.bus.subscribe(self.topics.agent_metrics_request(self.agent_id), qos=0,
+                                 callback=self._on_metrics_request)
         self._loops = [self._group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
                        self._group.create_task(self._report_loop(), name=f"report-{self.agent_id}")]
         self._dirty.set()
@@ -180,7 +186,8 @@ class Host:
             self.errors += 1
             log.error("agent %s could not announce itself fully: %s", self.agent_id, exc)
         for instance in self.instances.values():  # statuses published while offline were dropped
-            self._publish_status(instance)
+            self._statuses.publish(instance, force=True)
+        self._batcher.want_full()  # readers missed the batches sent meanwhile
         self._sync_token = uuid.uuid4().hex
         await bus.publish(self._sync_topic, self._sync_token.encode(), qos=1)
         self.started.set()
@@ -400,7 +407,8 @@ class Host:
         instance = self.instances.pop(key, None)
         if runner is not None:
             await cancel_and_wait(runner)
-        self._published.pop(key, None)
+        self._statuses.forget(key)
+        self._batcher.forget(key)
         if instance is None:
             return
         if clear:  # the task is gone from its deployment: so is its status
@@ -408,28 +416,35 @@ class Host:
                 await self.bus.publish(self.topics.task_status(*key), b"", qos=1, retain=True)
         elif instance.state not in ("invalid",):
             instance.state, instance.error = "stopped", None
-            self._publish_status(instance)
+            self._statuses.publish(instance)  # at once: the final state, also when the agent stops
 
     # -- reporting -------------------------------------------------------------------------------
-    def _publish_status(self, instance: Instance, *, if_changed: bool = False) -> None:
-        """Publish ``instance``'s status (retained); ``if_changed``: only when more than its ``ts`` changed.
+    def _publish_status(self, instance: Instance) -> None:
+        """``instance`` changed state: its retained status goes within ``edge.reporting.COALESCE`` s.
 
-        The report loop passes ``if_changed``: an idle task's status (same state, counts, zero rates)
-        is not sent again every interval, so a broker that saves every retained change (the managed
-        Mosquitto) does not rewrite its database for nothing. Liveness comes from the agent's state.
+        Statuses are published when what they say changes, metrics in batches (``edge.reporting``):
+        a broker that saves every retained change (the managed Mosquitto) is not kept busy by busy
+        tasks. Liveness comes from the agent's state.
         """
-        status = instance.status()
-        status["agent"] = self.agent_id
-        key = instance.assignment.key
-        content = {k: v for k, v in status.items() if k != "ts"}
-        if if_changed and self._published.get(key) == content:
-            return
-        self._published[key] = content
-        try:
-            self.bus.publish_nowait(self.topics.task_status(*instance.assignment.key), encode_value(status), qos=1,
-                                    retain=True)
-        except EdgeError as exc:
-            log.warning("could not publish the status of %s: %s", instance.instance_id, exc)
+        self._statuses.changed(instance)
+
+    def _report(self, *, full: bool) -> None:
+        """Check every running task's status (a crash notice expires) and send the metrics batch."""
+        current: dict[tuple[str, str], dict[str, Any]] = {}
+        for key, instance in self.instances.items():
+            if instance.state in ("running", "failed", "starting"):
+                status = instance.status()  # one metrics() call per report: rates over one interval
+                self._statuses.publish(instance, status=status)
+                if metrics := status.get("metrics"):
+                    current[key] = metrics
+        self._batcher.publish(current, full=full)
+
+    def _on_metrics_request(self, message: Message) -> None:
+        """A reader wants every task's metrics: a full batch now, or at the next report if one went
+        less than an interval ago (the payload is not read)."""
+        self._batcher.want_full()
+        if self.bus.is_connected and self._batcher.full_allowed:
+            self._report(full=True)
 
     def _write_health(self) -> None:
         """``health.json`` in the state dir, for ``edge health`` (a container's HEALTHCHECK).
@@ -458,9 +473,7 @@ class Host:
             await asyncio.sleep(self._status_interval)
             if not self.bus.is_connected:
                 continue
-            for instance in self.instances.values():
-                if instance.state in ("running", "failed"):
-                    self._publish_status(instance, if_changed=True)
+            self._report(full=self._batcher.full_wanted)
             if loop.time() >= next_state:
                 next_state = loop.time() + self._state_interval
                 with contextlib.suppress(EdgeError):
