@@ -88,7 +88,8 @@ class Host:
                                   "read or overwrite it; choose a folder of its own (default {data_dir}/files)",
                                   field="EDGE_FILES_DIR")
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
-                                 catalog=self.catalog, metrics=metrics, errors=lambda: self.errors)
+                                 catalog=self.catalog, metrics=metrics, errors=lambda: self.errors,
+                                 report_interval=status_interval)
         self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,
                                      wait_connected=False)
         self.bus.on_connect(self._on_connect)

@@ -147,6 +147,8 @@ class AgentState(_Message):
     metrics: JsonMap = Field(default_factory=dict)
     #: control messages the agent could not understand (invalid specs, requests), since it started
     errors: Int = 0
+    #: s between its metrics batches (:class:`MetricsBatch`); absent: an agent that sends none
+    report_interval: Annotated[float, Field(strict=True, gt=0, le=3600, allow_inf_nan=False)] | None = None
 
 
 class CatalogEntry(_Open):

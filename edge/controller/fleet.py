@@ -57,7 +57,7 @@ HISTORY = 60  # metric samples kept per agent (5 minutes at the agents' 5 s)
 PROBE_DELAY = 0.5  # s the other half of something half-known may take to arrive by itself before we fetch it
 MAX_PROBES = 1000  # retained topics fetched one by one in one pass, at most
 PROBE_TIMEOUT = 10.0  # s one pass of fetching may take (the bus may be disconnected meanwhile)
-FRESH_TIMEOUT = 3.0  # s fresh_metrics waits for the agents' full batches (they answer within a 2 s interval)
+FRESH_MARGIN = 1.0  # s fresh_metrics waits for the agents' full batches beyond their report interval
 #: reported states whose metrics an agent keeps sending in its batches
 METRIC_STATES = frozenset({"running", "starting", "failed"})
 
@@ -75,6 +75,8 @@ class AgentInfo:
     boot: str = ""
     #: control messages the agent could not understand since it started (its own count)
     errors: int = 0
+    #: s between its metrics batches (None: an agent that sends none, whose statuses carry its metrics)
+    report_interval: float | None = None
     host: dict[str, Any] = field(default_factory=dict)
     types: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -142,6 +144,7 @@ class Fleet:
         #: the last metrics each task's agent sent in a batch: (agent, ts, metrics)
         self._live: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
         self._placed: dict[str, tuple[DeploymentSpec | None, dict[str, str]]] = {}  # dep -> (spec, task -> agent)
+        self._requested: dict[str, int] | None = None  # the request synced() sent, until fresh_metrics() waits on it
         self._full_batches: dict[str, int] = {}  # agent -> full batches received whole
         self._parts: dict[str, tuple[int, set[int]]] = {}  # agent -> (seq, parts received) of its full batch
         #: metrics batches ignored as not current (an offline agent's, another life's)
@@ -200,17 +203,19 @@ class Fleet:
                     await self._probe(missing)
         except TimeoutError:
             log.warning("synced: out of time fetching %d retained topics one by one", len(self.missing()))
-        await self.request_metrics()
+        self._requested = await self.request_metrics()
 
     def _metric_agents(self) -> set[str]:
-        """The online agents that report a task in a state with metrics."""
+        """The online agents that send metrics batches and report a task in a state with metrics."""
         return {s.agent for s in self.statuses.values() if s.agent is not None and s.state in METRIC_STATES
-                and (agent := self.agents.get(s.agent)) is not None and agent.online}
+                and (agent := self.agents.get(s.agent)) is not None and agent.online
+                and agent.report_interval is not None}
 
     async def request_metrics(self) -> dict[str, int]:
         """Ask the online agents with running tasks for a full metrics batch (they answer within one report
         interval); agent -> full batches received so far, to tell their answers (:meth:`fresh_metrics`)."""
         asked = {agent: self._full_batches.get(agent, 0) for agent in sorted(self._metric_agents())}
+        self._requested = None
         if self.bus.is_connected:
             for agent in asked:
                 try:
@@ -224,10 +229,16 @@ class Fleet:
         info = self.agents.get(agent)
         return self._full_batches.get(agent, 0) > asked_at or info is None or not info.online
 
-    async def fresh_metrics(self, timeout: float = FRESH_TIMEOUT) -> bool:
+    async def fresh_metrics(self, timeout: float | None = None) -> bool:
         """Ask for (:meth:`request_metrics`) and wait for every running task's current metrics; False if some
-        agent did not answer within ``timeout`` (its tasks keep the metrics of their last status or batch)."""
-        asked = await self.request_metrics()
+        agent did not answer within ``timeout`` (default: the longest report interval of those asked plus
+        :data:`FRESH_MARGIN`); their tasks keep the metrics of their last status or batch."""
+        # the request synced() just sent stands (asking again within an interval waits for the next report)
+        asked = self._requested if self._requested is not None else await self.request_metrics()
+        self._requested = None
+        if timeout is None:
+            timeout = max((a.report_interval or 0.0 for n in asked if (a := self.agents.get(n))), default=0.0)
+            timeout += FRESH_MARGIN
         try:
             await self.wait_for(lambda f: all(f._answered(a, n) for a, n in asked.items()), timeout)
         except TimeoutError:
@@ -349,6 +360,7 @@ class Fleet:
                     self.removed.pop(key, None)
                 else:  # removed, or nothing there: not deployed
                     self.deployments.pop(key, None)
+                    self._placed.pop(key, None)
                     if record is None:
                         self.removed.pop(key, None)
                     else:
@@ -412,6 +424,7 @@ class Fleet:
         agent.version = state.version
         agent.host = dict(state.host)
         agent.errors = state.errors
+        agent.report_interval = state.report_interval
         metrics = state.metrics
         if metrics and agent.online:
             agent.metrics = dict(metrics)
