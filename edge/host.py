@@ -410,16 +410,18 @@ class Host:
         instance = self.instances.pop(key, None)
         if runner is not None:
             await cancel_and_wait(runner)
-        self._statuses.forget(key)
         self._batcher.forget(key)
+        if instance is None or clear:
+            self._statuses.forget(key)
         if instance is None:
             return
         if clear:  # the task is gone from its deployment: so is its status
             with contextlib.suppress(EdgeError):
                 await self.bus.publish(self.topics.task_status(*key), b"", qos=1, retain=True)
-        elif instance.state not in ("invalid",):
+            return
+        if instance.state not in ("invalid",):
             instance.state, instance.error = "stopped", None
-            self._statuses.publish(instance)  # at once: the final state, also when the agent stops
+        self._statuses.publish(instance)  # at once, not coalesced: the final state, also when the agent stops
 
     # -- reporting -------------------------------------------------------------------------------
     def _publish_status(self, instance: Instance) -> None:
