@@ -52,8 +52,10 @@ class Presence:
     def __init__(self, *, topics: Topics, agent_id: str, state_dir: Path | None,
                  catalog: Callable[[], list[dict[str, Any]]],
                  metrics: Callable[[], dict[str, Any]] | None = None,
-                 errors: Callable[[], int] | None = None) -> None:
+                 errors: Callable[[], int] | None = None, report_interval: float | None = None) -> None:
         self.topics = topics
+        #: s between the agent's metrics batches (edge.reporting), said in its state so readers know to wait
+        self.report_interval = report_interval
         self.agent_id = agent_id
         self.state_dir = state_dir
         self._catalog = catalog
@@ -86,6 +88,8 @@ class Presence:
                                  "version": __version__, "host": self._host}
         if self._errors is not None:
             state["errors"] = self._errors()
+        if self.report_interval is not None:
+            state["report_interval"] = float(self.report_interval)
         if online and self._metrics is not None:
             state["metrics"] = self._metrics()
         return state

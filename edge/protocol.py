@@ -1,7 +1,8 @@
 """The control messages agents publish, as typed models with bounds: checked once, on the way in.
 
 An agent's retained state (:class:`AgentState`), its catalog (:class:`Catalog` of
-:class:`CatalogEntry`) and each task's retained status (:class:`TaskStatusMsg`) arrive from the
+:class:`CatalogEntry`), each task's retained status (:class:`TaskStatusMsg`) and the batches of
+its tasks' metrics (:class:`MetricsBatch` of :class:`TaskMetricsEntry`) arrive from the
 broker, where anyone allowed to publish may have put anything CBOR can hold: a bignum epoch, a
 megabyte of text, ``inputs: "abc"``, ``metrics: {"inputs": [1]}``. The fleet
 (``edge.controller.fleet``) validates each message here before it touches its model, so what the
@@ -26,6 +27,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from edge.topics import ID_PATTERN
 
 __all__ = [
+    "MAX_BATCH_PARTS",
+    "MAX_BATCH_TASKS",
     "MAX_INT",
     "MAX_JSON_DEPTH",
     "MAX_JSON_ITEMS",
@@ -37,8 +40,10 @@ __all__ = [
     "Catalog",
     "CatalogEntry",
     "InputMetrics",
+    "MetricsBatch",
     "OutputMetrics",
     "TaskMetrics",
+    "TaskMetricsEntry",
     "TaskStatusMsg",
     "ValidationError",
     "problem",
@@ -52,6 +57,8 @@ MAX_TYPES: Final = 10_000  # entries of a catalog (5000 are handled: tests/relia
 MAX_JSON_DEPTH: Final = 16  # levels of a free-form value (a config schema is a few levels deep)
 MAX_JSON_ITEMS: Final = 10_000  # scalars, keys and containers of one free-form value
 MAX_BOOT: Final = 64  # characters of a boot id
+MAX_BATCH_TASKS: Final = 2000  # tasks in one metrics batch message
+MAX_BATCH_PARTS: Final = 8  # messages one metrics batch is split into, at most
 
 
 def _bounded_json(value: Any) -> Any:
@@ -140,6 +147,8 @@ class AgentState(_Message):
     metrics: JsonMap = Field(default_factory=dict)
     #: control messages the agent could not understand (invalid specs, requests), since it started
     errors: Int = 0
+    #: s between its metrics batches (:class:`MetricsBatch`); absent: an agent that sends none
+    report_interval: Annotated[float, Field(strict=True, gt=0, le=3600, allow_inf_nan=False)] | None = None
 
 
 class CatalogEntry(_Open):
@@ -221,6 +230,45 @@ class TaskStatusMsg(_Message):
     #: the last few crashes, oldest first (the agent keeps 5; a reader takes at most 16)
     errors: Annotated[list[Crash], Field(max_length=16)] = Field(default_factory=list)
     metrics: TaskMetrics = Field(default_factory=TaskMetrics)
+
+
+class TaskMetricsEntry(_Message):
+    """The metrics of one task in a :class:`MetricsBatch` (``Instance.metrics``)."""
+
+    deployment: Id
+    task: Id
+    metrics: TaskMetrics
+
+
+class MetricsBatch(_Message):
+    """``{root}/agents/{id}/metrics`` (never retained): the metrics of that agent's running tasks.
+
+    A batch (``seq``) is sent every ``interval`` seconds with the tasks whose metrics changed since
+    they were last sent; ``full`` batches (after a connect, or asked for on ``metrics/request``)
+    hold every task that has metrics. A batch is split into ``parts`` messages (``part`` 0 ..
+    parts - 1), each within the agent's payload limit and :data:`MAX_BATCH_TASKS` tasks; entries are
+    validated one by one (:meth:`entries`)."""
+
+    boot: Annotated[str, Field(strict=True, max_length=MAX_BOOT)] = ""
+    epoch: Int = 0
+    seq: Int = 0
+    ts: Int = 0
+    interval: Annotated[float, Field(strict=True, gt=0, le=3600, allow_inf_nan=False)] = 2.0
+    full: bool = False
+    part: Annotated[int, Field(strict=True, ge=0, lt=MAX_BATCH_PARTS)] = 0
+    parts: Annotated[int, Field(strict=True, ge=1, le=MAX_BATCH_PARTS)] = 1
+    tasks: Annotated[list[Any], Field(max_length=MAX_BATCH_TASKS)] = Field(default_factory=list)
+
+    def entries(self) -> tuple[list[TaskMetricsEntry], list[str]]:
+        """The valid entries, and one problem line per invalid one (the others still stand)."""
+        valid: list[TaskMetricsEntry] = []
+        problems: list[str] = []
+        for i, raw in enumerate(self.tasks):
+            try:
+                valid.append(TaskMetricsEntry.model_validate(raw))
+            except ValidationError as exc:
+                problems.append(f"tasks.{i}: {problem(exc)}")
+        return valid, problems
 
 
 def problem(exc: ValidationError) -> str:

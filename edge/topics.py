@@ -8,6 +8,8 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/agents/{agent_id}/validate                   validation requests to that agent
     edge/v1/{namespace}/replies/{token}                              answers to one requester
     edge/v1/{namespace}/agents/{agent_id}/dismiss                    "dismiss a crash notice", never retained
+    edge/v1/{namespace}/agents/{agent_id}/metrics                    task metrics batches, never retained
+    edge/v1/{namespace}/agents/{agent_id}/metrics/request            "send all metrics", never retained
     edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec or removal record
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
@@ -145,6 +147,8 @@ class TopicKind(Enum):
     AGENT_STATE = "agent_state"
     AGENT_CATALOG = "agent_catalog"
     AGENT_DISMISS = "agent_dismiss"
+    AGENT_METRICS = "agent_metrics"
+    AGENT_METRICS_REQUEST = "agent_metrics_request"
     DEPLOYMENT = "deployment"
     TASK_STATUS = "task_status"
     STREAM = "stream"
@@ -195,6 +199,14 @@ class Topics:
         """Where a controller asks an agent to clear a task's crash notice (read by that agent only)."""
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/dismiss"
 
+    def agent_metrics(self, agent_id: str) -> str:
+        """Where an agent publishes the metrics of its tasks, in batches (``edge.protocol.MetricsBatch``)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/metrics"
+
+    def agent_metrics_request(self, agent_id: str) -> str:
+        """Where a reader asks an agent for the metrics of all its tasks (answered in its next full batch)."""
+        return f"{self.agent_metrics(agent_id)}/request"
+
     def deployment(self, deployment_id: str) -> str:
         return f"{self.root}/deployments/{validate_id(deployment_id, 'deployment id')}"
 
@@ -219,6 +231,10 @@ class Topics:
     @property
     def all_agent_catalogs(self) -> str:
         return f"{self.root}/agents/+/catalog"
+
+    @property
+    def all_agent_metrics(self) -> str:
+        return f"{self.root}/agents/+/metrics"
 
     @property
     def all_deployments(self) -> str:
@@ -254,6 +270,10 @@ class Topics:
                 return ParsedTopic(TopicKind.REPLY, ns, token=token)
             case ["agents", agent, "dismiss"]:
                 return ParsedTopic(TopicKind.AGENT_DISMISS, ns, agent_id=agent)
+            case ["agents", agent, "metrics"]:
+                return ParsedTopic(TopicKind.AGENT_METRICS, ns, agent_id=agent)
+            case ["agents", agent, "metrics", "request"]:
+                return ParsedTopic(TopicKind.AGENT_METRICS_REQUEST, ns, agent_id=agent)
             case ["deployments", dep]:
                 return ParsedTopic(TopicKind.DEPLOYMENT, ns, deployment_id=dep)
             case ["deployments", dep, "status", task]:

@@ -119,6 +119,8 @@ async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
     async with contextlib.AsyncExitStack() as stack:
         controller = await _open_controller(settings, args, stack)
         fleet = controller.fleet
+        if args.what == "tasks":  # statuses say what a task is; its current metrics come in its agent's batches
+            await fleet.fresh_metrics()
         rows = _LS_ROWS[args.what](fleet)
         hint = None
         if not fleet.agents and args.what in ("agents", "types"):

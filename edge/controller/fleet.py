@@ -16,6 +16,15 @@ does the same, a moment later, for whatever appears half-known at any time (an a
 SUBSCRIBE did not bring, whose next state arrives live). The specs themselves are subscribed at
 QoS 0, for which the embedded broker's cap is ours to set (``edge.broker.embedded``): every
 deployment arrives, and a removal record (``edge.desired``) is "not deployed", never a spec.
+
+A task's retained status is sent when what it says changes; its live metrics come in the
+agents' metrics batches (``edge.reporting``), which the fleet merges into :attr:`Fleet.statuses`:
+only from the agent the task is placed on (an agent speaks only for itself), only while that agent
+is online in the life (boot id) that sent them, never older than the status (``ts``), and only
+into a status whose state has metrics (running, starting, failed). Once synced, the fleet asks
+the online agents with running tasks for a full batch (:meth:`Fleet.request_metrics`), so within
+one report interval it holds every task's current metrics; :meth:`Fleet.fresh_metrics` waits
+for those answers (``edge ls tasks`` does).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from edge.desired import Removal, decode_record
 from edge.errors import EdgeError, FrameError, SpecError, TopicError
 from edge.frames import decode_value
 from edge.graph import DeploymentSpec
-from edge.protocol import AgentState, Catalog, TaskStatusMsg, ValidationError, problem
+from edge.protocol import AgentState, Catalog, MetricsBatch, TaskStatusMsg, ValidationError, problem
 from edge.retained import Prober
 from edge.topics import TopicKind, Topics
 
@@ -48,6 +57,9 @@ HISTORY = 60  # metric samples kept per agent (5 minutes at the agents' 5 s)
 PROBE_DELAY = 0.5  # s the other half of something half-known may take to arrive by itself before we fetch it
 MAX_PROBES = 1000  # retained topics fetched one by one in one pass, at most
 PROBE_TIMEOUT = 10.0  # s one pass of fetching may take (the bus may be disconnected meanwhile)
+FRESH_MARGIN = 1.0  # s fresh_metrics waits for the agents' full batches beyond their report interval
+#: reported states whose metrics an agent keeps sending in its batches
+METRIC_STATES = frozenset({"running", "starting", "failed"})
 
 
 @dataclass(slots=True)
@@ -63,6 +75,8 @@ class AgentInfo:
     boot: str = ""
     #: control messages the agent could not understand since it started (its own count)
     errors: int = 0
+    #: s between its metrics batches (None: an agent that sends none, whose statuses carry its metrics)
+    report_interval: float | None = None
     host: dict[str, Any] = field(default_factory=dict)
     types: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +109,8 @@ class TaskStatus:
     crashed_at: int | None = None
     #: the last few crashes as (error, when in ms), oldest first; kept after a dismissal
     errors: list[tuple[str, int]] = field(default_factory=list)
+    #: when (ms, the agent's clock) :attr:`metrics` were measured: the status's ts, or a later batch's
+    metrics_ts: int = 0
 
 
 class Fleet:
@@ -125,10 +141,19 @@ class Fleet:
         self._prober = Prober(bus, self._sync_topic)
         self._wake = asyncio.Event()
         self._probe_task: asyncio.Task[None] | None = None
+        #: the last metrics each task's agent sent in a batch: (agent, ts, metrics)
+        self._live: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
+        self._placed: dict[str, tuple[DeploymentSpec | None, dict[str, str]]] = {}  # dep -> (spec, task -> agent)
+        self._requested: dict[str, int] | None = None  # the request synced() sent, until fresh_metrics() waits on it
+        self._full_batches: dict[str, int] = {}  # agent -> full batches received whole
+        self._parts: dict[str, tuple[int, set[int]]] = {}  # agent -> (seq, parts received) of its full batch
+        #: metrics batches ignored as not current (an offline agent's, another life's)
+        self.stale_batches = 0
 
     async def __aenter__(self) -> Fleet:
         for pattern in (self.topics.all_agent_states, self.topics.all_agent_catalogs, self.topics.all_task_statuses()):
             self._subs.append(await self.bus.subscribe(pattern, qos=1, callback=self._on_message))
+        self._subs.append(await self.bus.subscribe(self.topics.all_agent_metrics, qos=0, callback=self._on_message))
         # QoS 0: retained specs are state, sent again on every (re)subscribe; and at QoS 1 rumqttd
         # sends at most 100 of them (see edge.retained)
         self._subs.append(await self.bus.subscribe(self.topics.all_deployments, qos=0, callback=self._on_message))
@@ -178,6 +203,49 @@ class Fleet:
                     await self._probe(missing)
         except TimeoutError:
             log.warning("synced: out of time fetching %d retained topics one by one", len(self.missing()))
+        self._requested = await self.request_metrics()
+
+    def _metric_agents(self) -> set[str]:
+        """The online agents that send metrics batches and report a task in a state with metrics."""
+        return {s.agent for s in self.statuses.values() if s.agent is not None and s.state in METRIC_STATES
+                and (agent := self.agents.get(s.agent)) is not None and agent.online
+                and agent.report_interval is not None}
+
+    async def request_metrics(self) -> dict[str, int]:
+        """Ask the online agents with running tasks for a full metrics batch (they answer within one report
+        interval); agent -> full batches received so far, to tell their answers (:meth:`fresh_metrics`)."""
+        asked = {agent: self._full_batches.get(agent, 0) for agent in sorted(self._metric_agents())}
+        self._requested = None
+        if self.bus.is_connected:
+            for agent in asked:
+                try:
+                    await self.bus.publish(self.topics.agent_metrics_request(agent), b"", qos=0)
+                except EdgeError as exc:
+                    log.warning("could not ask agent %s for its metrics: %s", agent, exc)
+        return asked
+
+    def _answered(self, agent: str, asked_at: int) -> bool:
+        """``agent`` sent a full batch since it was asked (at ``asked_at`` of them), or is gone."""
+        info = self.agents.get(agent)
+        return self._full_batches.get(agent, 0) > asked_at or info is None or not info.online
+
+    async def fresh_metrics(self, timeout: float | None = None) -> bool:
+        """Ask for (:meth:`request_metrics`) and wait for every running task's current metrics; False if some
+        agent did not answer within ``timeout`` (default: the longest report interval of those asked plus
+        :data:`FRESH_MARGIN`); their tasks keep the metrics of their last status or batch."""
+        # the request synced() just sent stands (asking again within an interval waits for the next report)
+        asked = self._requested if self._requested is not None else await self.request_metrics()
+        self._requested = None
+        if timeout is None:
+            timeout = max((a.report_interval or 0.0 for n in asked if (a := self.agents.get(n))), default=0.0)
+            timeout += FRESH_MARGIN
+        try:
+            await self.wait_for(lambda f: all(f._answered(a, n) for a, n in asked.items()), timeout)
+        except TimeoutError:
+            log.info("metrics: no full batch within %.1f s from %s", timeout,
+                     ", ".join(a for a, n in asked.items() if self._full_batches.get(a, 0) <= n))
+            return False
+        return True
 
     def missing(self) -> list[str]:
         """Retained topics the fleet knows it lacks and has not fetched one by one yet (sorted, bounded)."""
@@ -292,6 +360,7 @@ class Fleet:
                     self.removed.pop(key, None)
                 else:  # removed, or nothing there: not deployed
                     self.deployments.pop(key, None)
+                    self._placed.pop(key, None)
                     if record is None:
                         self.removed.pop(key, None)
                     else:
@@ -302,6 +371,10 @@ class Fleet:
                 assert parsed.deployment_id is not None and parsed.task_id is not None
                 self._on_status(parsed.deployment_id, parsed.task_id, message.payload)
                 self._notify("status", f"{parsed.deployment_id}/{parsed.task_id}")
+            elif kind is TopicKind.AGENT_METRICS:
+                assert parsed.agent_id is not None
+                for dep, task in self._on_metrics(parsed.agent_id, message.payload):
+                    self._notify("status", f"{dep}/{task}")
         except (TopicError, FrameError, SpecError, AssertionError, ValidationError) as exc:
             self.errors += 1
             reason = problem(exc) if isinstance(exc, ValidationError) else _one_line(exc)
@@ -351,6 +424,7 @@ class Fleet:
         agent.version = state.version
         agent.host = dict(state.host)
         agent.errors = state.errors
+        agent.report_interval = state.report_interval
         metrics = state.metrics
         if metrics and agent.online:
             agent.metrics = dict(metrics)
@@ -361,15 +435,69 @@ class Fleet:
     def _on_status(self, dep: str, task: str, payload: bytes) -> None:
         if not payload:
             self.statuses.pop((dep, task), None)
+            self._live.pop((dep, task), None)
             return
         status = TaskStatusMsg.model_validate(decode_value(payload))
         if (dep, task) not in self.statuses:
             self._wake.set()
-        self.statuses[(dep, task)] = TaskStatus(
+        shown = TaskStatus(
             deployment=dep, task=task, state=status.state, agent=status.agent, type=status.type,
             version=status.version, ts=status.ts, restarts=status.restarts, error=status.error,
             metrics=status.metrics.model_dump(exclude_unset=True), last_error=status.last_error,
-            crashed_at=status.crashed_at, errors=[(crash.error, crash.at) for crash in status.errors])
+            crashed_at=status.crashed_at, errors=[(crash.error, crash.at) for crash in status.errors],
+            metrics_ts=status.ts)
+        live = self._live.get((dep, task))
+        if live is not None and live[0] == shown.agent and live[1] > shown.ts and shown.state in METRIC_STATES:
+            shown.metrics, shown.metrics_ts = live[2], live[1]  # a batch measured after this status
+        self.statuses[(dep, task)] = shown
+
+    def _placed_on(self, dep: str, task: str) -> str | None:
+        """The agent the spec gives the task, else the one that reported its status."""
+        placed = self._placed.get(dep)
+        if placed is None or placed[0] is not self.deployments.get(dep):
+            spec = self.deployments.get(dep)
+            placed = (spec, {t.id: t.agent for t in spec.tasks if t.agent is not None} if spec is not None else {})
+            self._placed[dep] = placed
+        if task in placed[1]:
+            return placed[1][task]
+        status = self.statuses.get((dep, task))
+        return status.agent if status is not None else None
+
+    def _on_metrics(self, agent_id: str, payload: bytes) -> list[tuple[str, str]]:
+        """Merge a metrics batch of ``agent_id`` (see the module docstring); the tasks whose metrics changed."""
+        batch = MetricsBatch.model_validate(decode_value(payload))
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.online or batch.boot != agent.boot or batch.epoch < agent.epoch:
+            self.stale_batches += 1
+            return []
+        entries, problems = batch.entries()
+        for line in problems:  # one bad entry does not hide the others
+            self.errors += 1
+            self._bad.warning(f"{agent_id}/metrics/{line.split(':', 1)[0]}",
+                              "ignored a metrics entry of agent %s: %s", agent_id, line)
+        changed: list[tuple[str, str]] = []
+        for entry in entries:
+            key = (entry.deployment, entry.task)
+            if self._placed_on(*key) != agent_id:
+                continue  # not a task of this agent: it speaks only for itself
+            metrics = entry.metrics.model_dump(exclude_unset=True)
+            self._live[key] = (agent_id, batch.ts, metrics)
+            status = self.statuses.get(key)
+            if status is not None and status.agent == agent_id and status.state in METRIC_STATES \
+                    and batch.ts >= status.metrics_ts:
+                status.metrics, status.metrics_ts = metrics, batch.ts
+                changed.append(key)
+        if batch.full:
+            seq, parts = self._parts.get(agent_id, (-1, set()))
+            if seq != batch.seq:
+                seq, parts = batch.seq, set()
+            parts.add(batch.part)
+            self._parts[agent_id] = (seq, parts)
+            if len(parts) >= batch.parts:
+                self._full_batches[agent_id] = self._full_batches.get(agent_id, 0) + 1
+                self._parts.pop(agent_id, None)
+                self._changed.set()
+        return changed
 
     def _notify(self, kind: str, key: str) -> None:
         self._changed.set()

@@ -139,6 +139,7 @@ def test_deploy_ls_tail_rollback_rm(broker, tmp_path):
         assert deps.splitlines()[1].split()[:4] == ["demo", "1", "2", "2/2"]
         tasks = run(["ls", "tasks"], env=env).stdout.splitlines()
         assert tasks[1].split()[:4] == ["demo/count", "counter", "worker", "running"]
+        assert int(tasks[1].split()[5]) > 0  # OUT: the counter's frames so far, from its agent's full metrics batch
         spec.write_text(spec.read_text().replace("type: scale}", "type: scale, config: {factor: 3}}"))
         assert "deployed demo version 2" in run(["deploy", str(spec)], env=env).stdout
         assert run(["rollback", "demo", "--list"], env=env).stdout.split() == ["v1", "v2", "(deployed)"]

@@ -30,6 +30,9 @@ def test_layout_is_the_documented_one():
     assert t.all_task_statuses("demo") == "edge/v1/lab/deployments/demo/status/+"
     assert t.all_streams() == "edge/v1/lab/streams/#"
     assert t.sync("cli-1") == "edge/v1/lab/controllers/cli-1/sync"
+    assert t.agent_metrics("pi-1") == "edge/v1/lab/agents/pi-1/metrics"
+    assert t.agent_metrics_request("pi-1") == "edge/v1/lab/agents/pi-1/metrics/request"
+    assert t.all_agent_metrics == "edge/v1/lab/agents/+/metrics"
 
 
 def test_the_agents_of_every_namespace():
@@ -65,6 +68,8 @@ def test_every_built_topic_parses_back(ns, dep, task, port, agent):
     assert t.parse(t.agent_state(agent)).agent_id == agent
     assert t.parse(t.agent_catalog(agent)).kind is TopicKind.AGENT_CATALOG
     assert t.parse(t.agent_dismiss(agent)) == ParsedTopic(TopicKind.AGENT_DISMISS, ns, agent_id=agent)
+    assert t.parse(t.agent_metrics(agent)) == ParsedTopic(TopicKind.AGENT_METRICS, ns, agent_id=agent)
+    assert t.parse(t.agent_metrics_request(agent)) == ParsedTopic(TopicKind.AGENT_METRICS_REQUEST, ns, agent_id=agent)
     assert not matches(t.all_agent_states, t.agent_dismiss(agent))
     assert matches(t.all_streams(dep), t.stream(dep, task, port))
     assert matches(t.all_agent_states, t.agent_state(agent))

@@ -228,13 +228,19 @@ _messages = st.one_of(_values, st.dictionaries(_keys, _values, max_size=8),
                                                       "host": _values}),
                       st.fixed_dictionaries({"types": st.lists(st.dictionaries(_keys, _values, max_size=6),
                                                                max_size=3)}),
-                      st.fixed_dictionaries({"state": _values, "metrics": st.dictionaries(_keys, _values, max_size=4)}))
-_kinds = st.sampled_from(["state", "catalog", "spec", "status"])
+                      st.fixed_dictionaries({"state": _values, "metrics": st.dictionaries(_keys, _values, max_size=4)}),
+                      st.fixed_dictionaries({"tasks": st.lists(st.fixed_dictionaries(
+                          {"deployment": st.sampled_from(["d1", 1, "a/b"]), "task": st.sampled_from(["t1", None]),
+                           "metrics": st.dictionaries(_keys, _values, max_size=4)}), max_size=3)},
+                          optional={"boot": _values, "epoch": _values, "full": _values, "part": _values,
+                                    "parts": _values, "ts": _values}))
+_kinds = st.sampled_from(["state", "catalog", "spec", "status", "metrics"])
 
 
 def _topic(topics: Topics, kind: str) -> str:
     return {"state": topics.agent_state("a1"), "catalog": topics.agent_catalog("a1"),
-            "spec": topics.deployment("d1"), "status": topics.task_status("d1", "t1")}[kind]
+            "spec": topics.deployment("d1"), "status": topics.task_status("d1", "t1"),
+            "metrics": topics.agent_metrics("a1")}[kind]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,7 +1,7 @@
 """Built-ins deployed by spec to a real runtime: the wiring an agent gives them is what they expect.
 
 The panel's side of the dashboard contract (panel topic in, retained view out), a named stream
-between two deployments, a bridge to a plain topic, and bad input showing in the published status.
+between two deployments, a bridge to a plain topic, and bad input showing in the agent's metrics.
 """
 
 from __future__ import annotations
@@ -80,10 +80,13 @@ async def test_a_dashboard_graph_deployed_to_a_runtime(broker, tmp_path):
             while (await relay.get()).payload != b"OFF":
                 pass
         assert (await _view(bus, view_topic, lambda v: v["value"] == 25.5))["kind"] == "slider"
-        await bus.publish(panel_topic, encode_frame("warm"))  # bad input: counted and reported
-        status = await _status(bus, topics, "producer", "target",
-                               lambda s: s.get("metrics", {}).get("inputs", {}).get("set", {}).get("errors") == 1)
-        assert status["state"] == "running"
+        async with bus.subscribe(topics.agent_metrics("pi")) as batches, asyncio.timeout(TIMEOUT):
+            await bus.publish(panel_topic, encode_frame("warm"))  # bad input: counted, in the agent's metrics batch
+            while not any(entry["task"] == "target" and entry["deployment"] == "producer"
+                          and entry["metrics"].get("inputs", {}).get("set", {}).get("errors") == 1
+                          for entry in decode_value((await batches.get()).payload)["tasks"]):
+                pass
+        assert host.instances[("producer", "target")].state == "running"
         for dep in ("producer", "consumer"):  # removal is explicit (edge.desired), never an empty topic
             await bus.publish(topics.deployment(dep), encode_record(Removal(dep, 1000)), qos=1, retain=True)
         async with asyncio.timeout(TIMEOUT):
