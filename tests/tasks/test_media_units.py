@@ -11,10 +11,10 @@ import pytest
 
 import tasks.media
 from agent.registry import discover
+from edge._inbox import Inbox, Lane, Policy
 from edge.errors import ConfigError, FrameError
 from edge.frames import decode_frame, encode_frame
 from tasks.media import TYPES
-from tasks.media.flow import Lane, Lanes, Policy
 from tasks.media.font import text_mask
 from tasks.media.packets import EncodedPacket
 from tasks.media.raw import RawAudio, RawVideo
@@ -69,12 +69,12 @@ def test_resync_after_a_decoding_error_skips_to_the_next_queued_keyframe():
 
 
 async def test_lanes_hand_out_items_in_arrival_order():
-    lanes: Lanes[str] = Lanes({"a": Lane(maxlen=5), "b": Lane(maxlen=5)})
+    lanes: Inbox[str] = Inbox({"a": Lane(maxlen=5), "b": Lane(maxlen=5)})
     for port, item in [("b", "b1"), ("a", "a1"), ("b", "b2")]:
-        lanes.put(port, item)
-    assert [await lanes.get() for _ in range(3)] == [("b", "b1"), ("a", "a1"), ("b", "b2")]
-    lanes.put("a", "a2")
-    lanes.put("b", "b3")
+        lanes.push(port, item)
+    assert [await lanes.get_any() for _ in range(3)] == [("b", "b1"), ("a", "a1"), ("b", "b2")]
+    lanes.push("a", "a2")
+    lanes.push("b", "b3")
     assert lanes.drain() == [("a", "a2"), ("b", "b3")] and not len(lanes["a"])
 
 
