@@ -229,6 +229,28 @@ class Inbox(Generic[T]):
             waiter.set_result(None)
         return queued
 
+    def feeder(self, port: str) -> Callable[[T, int], object]:
+        """``put(item, size)`` for ``port``: :meth:`push` without ``seq`` and ``keyframe``, made once per
+        port for the receive path (a relay calls it for every frame)."""
+        lane = self.lanes[port]
+        if lane.policy is not Policy.OLDEST or lane.max_age is not None:
+            return lambda item, size: self.push(port, item, size=size)
+        items, maxlen, counter = lane._items, lane.maxlen, self._counter
+        cap = lane.max_bytes if lane.max_bytes is not None else 1 << 62
+
+        def put(item: T, size: int) -> None:
+            if items and (len(items) >= maxlen or lane.bytes + size > cap):
+                lane.put(next(counter), item, size=size)  # full: the lane drops and counts
+            else:
+                items.append((next(counter), item, size, 0.0, True))
+                lane.bytes += size
+                if len(items) > lane.high_water:  # noqa: PLR1730 (no call to max() per frame)
+                    lane.high_water = len(items)
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        return put
+
     def expire(self) -> int:
         """Drop the stale items of every lane (reading does this too); how many."""
         if not self._aged:
@@ -264,7 +286,11 @@ class Inbox(Generic[T]):
             self.expire()
         if self._only is not None and ports is None:  # one input, the common case: no need to compare
             port, lane = self._only
-            return (port, lane.pop()) if lane._items else None
+            if not lane._items:
+                return None
+            entry = lane._items.popleft()
+            lane.bytes -= entry[2]
+            return port, entry[1]
         first: tuple[int, str] | None = None
         lanes = self.lanes
         for port in lanes if ports is None else ports:

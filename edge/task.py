@@ -257,7 +257,8 @@ class Task:
     def taker(self, inbox: Inbox[Any], port: str) -> Callable[[Message], object]:
         """What input ``port``'s subscription does with each message, at once and without waiting:
         queue it as it is (``recv`` decodes it)."""
-        return lambda message: inbox.push(port, message, size=len(message.payload))
+        put = inbox.feeder(port)
+        return lambda message: put(message, len(message.payload))
 
     def _decode(self, port: str, message: Message) -> Frame | None:
         metrics = self.in_metrics[port]
