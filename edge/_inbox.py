@@ -197,7 +197,8 @@ class Inbox(Generic[T]):
             self.lanes = {port: made.lane() for port in lanes}
         self._counter = itertools.count()
         self._clock = clock
-        self._waiter: asyncio.Future[None] | None = None
+        #: one future per coroutine waiting in wait(): readers of different ports may wait at once
+        self._waiters: list[asyncio.Future[None]] = []
         self._aged = any(lane.max_age is not None for lane in self.lanes.values())
         self._only = next(iter(self.lanes.items())) if len(self.lanes) == 1 else None
 
@@ -224,10 +225,14 @@ class Inbox(Generic[T]):
         if self._aged:
             lane.expire(now)
         queued = lane.put(next(self._counter), item, size=size, now=now, seq=seq, keyframe=keyframe)
-        waiter = self._waiter
-        if queued and waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if queued and self._waiters:
+            self._wake()
         return queued
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def feeder(self, port: str) -> Callable[[T, int], object]:
         """``put(item, size)`` for ``port``: :meth:`push` without ``seq`` and ``keyframe``, made once per
@@ -235,7 +240,7 @@ class Inbox(Generic[T]):
         lane = self.lanes[port]
         if lane.policy is not Policy.OLDEST or lane.max_age is not None:
             return lambda item, size: self.push(port, item, size=size)
-        items, maxlen, counter = lane._items, lane.maxlen, self._counter
+        items, maxlen, counter, waiters = lane._items, lane.maxlen, self._counter, self._waiters
         cap = lane.max_bytes if lane.max_bytes is not None else 1 << 62
 
         def put(item: T, size: int) -> None:
@@ -246,9 +251,8 @@ class Inbox(Generic[T]):
                 lane.bytes += size
                 if len(items) > lane.high_water:  # noqa: PLR1730 (no call to max() per frame)
                     lane.high_water = len(items)
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            if waiters:
+                self._wake()
         return put
 
     def expire(self) -> int:
@@ -260,11 +264,12 @@ class Inbox(Generic[T]):
 
     async def wait(self) -> None:
         """Until the next push. Look at the lanes first: a push while nobody waits wakes nobody later."""
-        self._waiter = asyncio.get_running_loop().create_future()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            await self._waiter
+            await waiter
         finally:
-            self._waiter = None
+            self._waiters.remove(waiter)
 
     def get_nowait(self, port: str) -> T | None:
         """The oldest item of ``port``, or None."""

@@ -154,3 +154,20 @@ def test_stale_packets_make_a_keyframe_lane_wait_for_the_next_keyframe():
 def test_a_lane_refuses_bounds_that_hold_nothing(bad):
     with pytest.raises(ValueError, match="lane"):
         Lane(**bad)
+
+
+async def test_readers_of_different_ports_wait_at_once_without_stealing_wakeups():
+    """A task may read two inputs in two coroutines, or wait on an input nothing is wired to."""
+    inbox = Inbox(["a", "b", "unwired"])
+    readers = [asyncio.ensure_future(inbox.get(port)) for port in ("a", "unwired", "b")]
+    await asyncio.sleep(0)
+    push(inbox, "a", msg(1))
+    push(inbox, "b", msg(2))
+    a, unwired, b = readers
+    assert (await asyncio.wait_for(a, 1)).payload == b"1"
+    assert (await asyncio.wait_for(b, 1)).payload == b"2"
+    await asyncio.sleep(0)
+    assert not unwired.done()
+    unwired.cancel()
+    push(inbox, "a", msg(3))  # a cancelled reader leaves nothing behind
+    assert inbox.get_nowait("a").payload == b"3"
