@@ -299,9 +299,9 @@ class Inbox(Generic[T]):
         first: tuple[int, str] | None = None
         lanes = self.lanes
         for port in lanes if ports is None else ports:
-            order = lanes[port].head()
-            if order is not None and (first is None or order < first[0]):
-                first = (order, port)
+            items = lanes[port]._items
+            if items and (first is None or items[0][0] < first[0]):
+                first = (items[0][0], port)
         return None if first is None else (first[1], lanes[first[1]].pop())
 
     async def get_any(self, ports: Iterable[str] | None = None) -> tuple[str, T]:
