@@ -2,7 +2,8 @@
 
 Run as a child process by :func:`run_load`, one per contender, size and round::
 
-    python bench/loadgen.py --url URL --pub TOPIC --sub TOPIC --size 64 --seconds 2 --hops 1 --pids 1234
+    python bench/loadgen.py --url URL --pub TOPIC --sub TOPIC --size 64 --seconds 2 --hops 1 --pids 1234 \
+        [--window 1000]
 
 It publishes frames made with ``edge.frames.encode_frame`` (``{"ts", "seq", "value": {"n": int,
 "pad": bytes}}``, ``size`` bytes in all) on ``--pub`` with ``edge.bus`` (MQTT 5, its cheapest
@@ -10,9 +11,11 @@ client) and reads the replies on ``--sub``. Message ``i`` carries ``n = 16 * i``
 hop adds 1, so a reply must carry ``16 * i + hops``: anything else is counted as ``bad``, and
 ``i`` says which message came back. It probes until the relays answer, warms up for 0.5 s, then
 
-* **throughput**: a credit window of at most 1000 messages in flight (an agent's input queues
-  1000 by default, so nothing is dropped; losses are still counted), for ``--seconds``;
-  ``msgs_per_s`` = replies / time from the first send to the last reply;
+* **throughput**: a credit window of at most ``--window`` messages in flight (1000 by default),
+  for ``--seconds``; a message is in flight from its publish until its reply arrives, so the
+  window is the largest burst the relay's input queue may have to hold. Lost messages (and
+  the ones a relay dropped) are counted: ``lost``; ``msgs_per_s`` = replies / time from the
+  first send to the last reply;
 * **latency**: open loop at a fixed 1000 msgs/s for ``--seconds``, whatever comes back; the
   latency of a message is from just before it is encoded and published to its reply's arrival.
 
@@ -45,7 +48,7 @@ HERE = SELF.parent
 sys.path.insert(0, str(HERE.parent))
 
 SIZES = {"64B": 64, "1KiB": 1024}
-WINDOW = 1000  # messages in flight in the throughput run (an agent input queues 1000 by default)
+WINDOW = 1000  # default of the messages in flight in the throughput run (--window)
 RATE = 1000  # msgs/s of the open-loop latency run
 STRIDE = 16  # message i carries n = STRIDE * i; each hop adds 1, so up to 15 hops can be checked
 WARMUP = 0.5  # seconds at full speed before measuring
@@ -191,7 +194,7 @@ async def _drain(replies: _Replies, sent: int, quiet: float = 1.0) -> None:
 
 
 async def load(url: str, pub: str, sub: str, size: int, seconds: float, hops: int,
-               pids: list[int], broker_pid: int | None = None) -> dict[str, Any]:
+               pids: list[int], broker_pid: int | None = None, window: int = WINDOW) -> dict[str, Any]:
     from edge.bus import Bus
     from edge.frames import decode_frame, encode_frame
 
@@ -223,7 +226,7 @@ async def load(url: str, pub: str, sub: str, size: int, seconds: float, hops: in
         deadline = t0 + duration
         sampler.start()
         while True:
-            while sent - replies.received < WINDOW:
+            while sent - replies.received < window:
                 bus.publish_nowait(pub, frame())
                 sent += 1
             now = time.perf_counter()
@@ -240,7 +243,7 @@ async def load(url: str, pub: str, sub: str, size: int, seconds: float, hops: in
         sampled = split(sampler.stop())
         elapsed = (replies.last_ns - t0_ns) / 1e9 if replies.received else time.perf_counter() - t0
         return {"sent": sent, "received": replies.received, "lost": sent - replies.received, "bad": replies.bad,
-                "seconds": elapsed, "msgs_per_s": replies.received / elapsed if elapsed > 0 else 0.0,
+                "window": window, "seconds": elapsed, "msgs_per_s": replies.received / elapsed if elapsed > 0 else 0.0,
                 "stalled": stalled, **sampled}
 
     async def latency(duration: float) -> dict[str, Any]:
@@ -297,11 +300,12 @@ def free_port() -> int:
 
 
 async def run_load(url: str, *, pub: str, sub: str, size: int, seconds: float, hops: int,
-                   pids: list[int], broker_pid: int | None = None) -> dict[str, Any]:
+                   pids: list[int], broker_pid: int | None = None, window: int = WINDOW) -> dict[str, Any]:
     """Run the load generator in its own process against a started relay; its result."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(SELF), "--url", url, "--pub", pub, "--sub", sub,
         "--size", str(size), "--seconds", str(seconds), "--hops", str(hops), "--pids", ",".join(map(str, pids)),
+        "--window", str(window),
         *(["--broker-pid", str(broker_pid)] if broker_pid else []),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -324,7 +328,7 @@ def progress(rnd: int, label: str, size: str, r: dict[str, Any]) -> str:
     p50 = f"{lat['p50_ms']:.3f}" if lat["p50_ms"] is not None else "-"
     p99 = f"{lat['p99_ms']:.3f}" if lat["p99_ms"] is not None else "-"
     return (f"round {rnd}: {label:18} {size:5} {t['msgs_per_s']:9.0f} msgs/s ({t['received']}/{t['sent']}, "
-            f"bad {t['bad']}), 1k/s p50 {p50} p99 {p99} ms ({lat['received']}/{lat['sent']}), "
+            f"lost {t['lost']}, bad {t['bad']}), 1k/s p50 {p50} p99 {p99} ms ({lat['received']}/{lat['sent']}), "
             f"CPU {cpu:.0f}%, RSS {rss:.1f} MB; broker CPU {t['broker_cpu_pct'] or 0:.0f}%, "
             f"load generator {t['load_cpu_pct']:.0f}%")
 
@@ -408,10 +412,13 @@ def main() -> None:
     parser.add_argument("--hops", type=int, default=1, help="relays in the path, each adding 1")
     parser.add_argument("--pids", default="", help="comma-separated pids of the relay processes to sample")
     parser.add_argument("--broker-pid", type=int, help="the broker's pid, to sample its CPU too")
+    parser.add_argument("--window", type=int, default=WINDOW, help="messages in flight in the throughput run")
     args = parser.parse_args()
+    if args.window < 1:
+        parser.error("--window must be at least 1")
     pids = [int(p) for p in args.pids.split(",") if p]
     print(json.dumps(asyncio.run(load(args.url, args.pub, args.sub, args.size, args.seconds, args.hops, pids,
-                                      args.broker_pid))))
+                                      args.broker_pid, args.window))))
 
 
 if __name__ == "__main__":

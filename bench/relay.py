@@ -29,7 +29,7 @@ frames as edge tasks publish them (``edge.frames.encode_frame``): ``{"ts", "seq"
 int, "pad": bytes}}``, 64 B or 1 KiB in all, the padding making the size. Every relay decodes the
 whole frame, adds 1 to ``value.n``, encodes a new frame (its own ``seq``, the input's ``ts``) and
 publishes it, QoS 0; the load generator checks the +1 on every reply. It measures **throughput**
-with a credit window of 1000 messages in flight (nothing is dropped; losses are still counted)
+with a credit window of messages in flight (``--window``, 1000 by default; losses are counted)
 and **latency** p50/p99 open loop at a fixed 1000 msgs/s, and samples the relay process meanwhile
 (CPU % of one core, RSS peak and median); details in its docstring.
 
@@ -38,16 +38,21 @@ Node-RED's msgs/s, p50 <= 0.5 ms at 1k msgs/s, agent RSS <= 60 MB) and, last, ``
 agent / node-red msgs/s with 64 B frames (agent / paho when Node-RED is not run, said on the
 line before).
 
-    python bench/relay.py [--rounds 3] [--seconds 2] [--json out.json]
+    python bench/relay.py [--rounds 3] [--seconds 2] [--window 1000] [--json out.json]
                           [--contenders agent,agent-core,script,paho,faststream,node-red,floor]
+
+``--window 2000`` is the burst test of the reliability issue: a publisher keeping up to 2,000
+messages in flight, so MQTT hands a relay bursts of up to 2,000 small frames at once. A relay
+whose input queue cannot hold the burst drops frames even though it keeps up on average; the
+``lost`` column (and a ``# lost`` line per contender, throughput runs only) shows them.
 
 ``--json`` writes (schema shared with ``bench/chain.py``; ``bench/suite.py`` plots from it)::
 
     {"machine": {"cores": int, "cpu": str, "python": str, "versions": {package: version}},
-     "bench": "relay", "seconds": float, "rounds_requested": int, "notes": [str],
+     "bench": "relay", "seconds": float, "window": int, "rounds_requested": int, "notes": [str],
      "contenders": {key: label},
      "rounds": [{"round": int, "contender": key, "size": "64B" | "1KiB", "bytes": int,
-                 "throughput": {"sent", "received", "lost", "bad", "seconds", "msgs_per_s", "stalled",
+                 "throughput": {"sent", "received", "lost", "bad", "window", "seconds", "msgs_per_s", "stalled",
                                 "procs": [{"pid", "cpu_pct", "rss_peak_mb", "rss_median_mb", "samples"}],
                                 "broker_cpu_pct", "load_cpu_pct"},
                  "latency": {"sent", "received", "lost", "bad", "p50_ms", "p99_ms", "p999_ms", "max_ms", "procs": [...],
@@ -397,7 +402,7 @@ async def _main(args: argparse.Namespace, names: list[str], notes: list[str]) ->
                     async with relays.start(name, rnd) as (pids, pub, sub, hops):
                         for label, size in SIZES.items():
                             r = await run_load(url, pub=pub, sub=sub, size=size, seconds=args.seconds, hops=hops,
-                                               pids=pids, broker_pid=relays.broker_pid)
+                                               pids=pids, broker_pid=relays.broker_pid, window=args.window)
                             rounds.append({"round": rnd, "contender": name, "size": label, "bytes": size, **r})
                             print(progress(rnd, CONTENDERS[name], label, r), file=sys.stderr, flush=True)
     return rounds
@@ -464,14 +469,30 @@ def target_lines(found: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def lost_lines(rounds: list[dict[str, Any]], window: int) -> list[str]:
+    """Frames lost in the throughput runs (all rounds), per contender and size."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for r in rounds:
+        t = r["throughput"]
+        sent_lost = totals.setdefault((r["contender"], r["size"]), [0, 0])
+        sent_lost[0] += t["sent"]
+        sent_lost[1] += t["lost"] + t["bad"]
+    return [f"# lost with {window} in flight: {CONTENDERS[name]} {size}: {lost} of {sent} "
+            f"({100 * lost / sent if sent else 0:.2f}%)" for (name, size), (sent, lost) in totals.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each measured run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated, of: "
                                                                           f"{', '.join(CONTENDERS)}")
+    parser.add_argument("--window", type=int, default=1000, help="messages in flight in the throughput run "
+                                                                 "(2000: the burst test)")
     parser.add_argument("--json", type=Path, help="write the machine, all rounds and the summary here")
     args = parser.parse_args()
+    if args.window < 1:
+        parser.error("--window must be at least 1")
     names = parse_contenders(args.contenders)
     notes: list[str] = []
     print(machine_line(machine_info(outside_versions(names))), flush=True)
@@ -481,12 +502,14 @@ def main() -> None:
     for note in notes:
         print(f"# {note}")
     print("\n".join(table(summary, CONTENDERS)))
+    print("\n".join(lost_lines(rounds, args.window)))
     found = targets(summary) if "agent" in summary else {}
     print("\n".join(target_lines(found)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
-            "machine": info, "bench": "relay", "seconds": args.seconds, "rounds_requested": args.rounds,
+            "machine": info, "bench": "relay", "seconds": args.seconds, "window": args.window,
+            "rounds_requested": args.rounds,
             "notes": notes, "contenders": {n: CONTENDERS[n] for n in names}, "rounds": rounds,
             "summary": summary, "targets": found}, indent=1))
     mine = summary.get("agent", {}).get("64B", {}).get("msgs_per_s")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES
 from edge.bus import Bus
 from edge.errors import ConfigError
 from edge.files import files_folder
@@ -78,7 +79,9 @@ class Instance:
     def __init__(self, assignment: Assignment, task_type: type[Task] | None, *, bus: Bus,
                  on_status: Callable[[Instance], None], unavailable: str | None = None,
                  resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 max_payload: int = 16 * 1024 * 1024, queue_size: int = 100, files_dir: Path | None = None) -> None:
+                 max_payload: int = 16 * 1024 * 1024, queue_size: int = QUEUE_FRAMES,
+                 queue_bytes: int | None = QUEUE_BYTES, queue_age: float | None = None,
+                 files_dir: Path | None = None) -> None:
         self.assignment = assignment
         self._files_dir = files_dir
         self.task_type = task_type
@@ -96,7 +99,7 @@ class Instance:
         self._resolve = resolve or (lambda config: config)
         self._unavailable = unavailable
         self._max_payload = max_payload
-        self._queue_size = queue_size
+        self._queue_size, self._queue_bytes, self._queue_age = queue_size, queue_bytes, queue_age
         self._last: tuple[float, dict[str, int]] | None = None
         self._carried: dict[str, int] = {}  # counters of the runs before this one (a crash does not zero them)
 
@@ -132,7 +135,7 @@ class Instance:
             self._set("starting", self.error)
             context = TaskContext(bus=self.bus, instance_id=self.instance_id, sources=a.sources, targets=a.targets,
                                   max_payload=self._max_payload, queue_size=self._queue_size,
-                                  files_dir=self._files_dir)
+                                  queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()

@@ -19,6 +19,7 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES
 from edge.errors import ConfigError
 from edge.topics import is_valid_id, validate_id
 
@@ -201,7 +202,12 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024 - 1,
         description="largest frame accepted or sent, in bytes",
     )
-    queue_size: int = Field(default=1000, ge=1, description="bounded queue length per subscription")
+    queue_size: int = Field(default=QUEUE_FRAMES, ge=1, description="most messages a subscription queues, and "
+                            "most frames a task input queues (a ceiling for the per-message overhead)")
+    queue_bytes: int = Field(default=QUEUE_BYTES, ge=1024, description="most bytes of frames a task input queues; "
+                             "a burst of small frames fits, a few video frames do")
+    queue_age: float | None = Field(default=None, gt=0, description="seconds after which a frame queued on a task "
+                                    "input is stale and dropped; unset or 0: never")
     offline_buffer: int = Field(default=1000, ge=1, description="QoS 1 messages kept per topic while the broker "
                                 "is unreachable")
     session_expiry: int = Field(default=86400, ge=0, le=0xFFFFFFFF,
@@ -232,6 +238,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"EDGE_{name.upper()}_FILE: {path} is empty")
             data = {**data, name: secret}
         return data
+
+    @field_validator("queue_age", mode="before")
+    @classmethod
+    def _no_age(cls, value: Any) -> Any:
+        """Empty or 0: frames never go stale."""
+        if value is None or (isinstance(value, str) and value.strip() in ("", "0")):
+            return None
+        return None if isinstance(value, int | float) and not isinstance(value, bool) and value == 0 else value
 
     @field_validator("log_level", mode="before")
     @classmethod

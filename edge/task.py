@@ -27,7 +27,6 @@ a test with an in-memory context.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -38,7 +37,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from edge._inbox import Inbox
+from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES, Inbox, Lane, Limits
 from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
 from edge.errors import ConfigError, FrameError
@@ -165,7 +164,8 @@ class TaskContext:
 
     def __init__(self, *, bus: Bus, instance_id: str, sources: Mapping[str, str],
                  targets: Mapping[str, list[str]], max_payload: int = 16 * 1024 * 1024,
-                 queue_size: int = 100, files_dir: Path | None = None) -> None:
+                 queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
+                 queue_age: float | None = None, files_dir: Path | None = None) -> None:
         self.bus = bus
         #: the only folder the task may read and write files in (:mod:`edge.files`); None: no files
         self.files_dir = files_dir
@@ -173,7 +173,16 @@ class TaskContext:
         self.sources = dict(sources)
         self.targets = {port: list(topics) for port, topics in targets.items()}
         self.max_payload = max_payload
+        #: the bounds of each input's queue: frames, bytes (None: no byte bound), age in seconds
+        #: after which a queued frame is stale (None: never); see :mod:`edge._inbox`
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
+        self.queue_age = queue_age
+
+    @property
+    def limits(self) -> Limits:
+        """The bounds of one input's queue."""
+        return Limits(frames=self.queue_size, bytes=self.queue_bytes, age=self.queue_age)
 
 
 class Task:
@@ -222,7 +231,7 @@ class Task:
         self.in_metrics = {port: PortMetrics() for port in self.inputs}
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
         self._subs: list[Subscription] = []
-        self._inbox: Inbox | None = None
+        self._inbox: Inbox[Any] | None = None
         self._seq = dict.fromkeys(self.outputs, 0)
         self._order: dict[str, _StreamOrder] = {}  # inputs fed by one producer's stream
 
@@ -328,22 +337,33 @@ class Task:
             raise RuntimeError(f"{type(self).__name__} is not running: it has no context")
         return self.context
 
-    async def open_inputs(self) -> Inbox:
+    async def open_inputs(self) -> Inbox[Any]:
         """Subscribe every connected input (the runtime does this before ``run()``; idempotent)."""
         if self._inbox is None:
             ctx = self._ctx()
-            connected = [port for port in self.inputs if port in ctx.sources]
-            inbox = Inbox(connected, maxsize=ctx.queue_size)
+            inbox: Inbox[Any] = Inbox({port: self.input_lane(port) for port in self.inputs})
             self._inbox = inbox
-            for port in connected:
-                source = ctx.sources[port]
+            for port in self.inputs:
+                source = ctx.sources.get(port)
+                if source is None:
+                    continue
                 if is_stream_topic(source):
                     self._order[port] = _StreamOrder()
                 # QoS 1: the broker sends each frame at the lower of this and its publisher's QoS,
                 # so QoS 1 outputs arrive acknowledged (and wait in an agent's persistent session
                 # while it is away) and live QoS 0 streams cost nothing more
-                self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=_pusher(inbox, port)))
+                self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port)))
         return self._inbox
+
+    def input_lane(self, port: str) -> Lane[Any]:
+        """The queue of input ``port``: the context's bounds, the oldest frame dropped when full."""
+        return self._ctx().limits.lane()
+
+    def taker(self, inbox: Inbox[Any], port: str) -> Callable[[Message], object]:
+        """What input ``port``'s subscription does with each message, at once and without waiting:
+        queue it as it is (``recv`` decodes it)."""
+        put = inbox.feeder(port)
+        return lambda message: put(message, len(message.payload))
 
     def _decode(self, port: str, message: Message) -> Frame | None:
         metrics = self.in_metrics[port]
@@ -376,9 +396,7 @@ class Task:
         if port not in self.inputs:
             raise ConfigError(f"{self.type_name} has no input {port!r}", field="port")
         inbox = await self.open_inputs()
-        if port not in inbox.dropped:  # not connected
-            await asyncio.Event().wait()
-        while True:
+        while True:  # an input that is not connected waits forever in get()
             frame = self._decode(port, await inbox.get(port))
             if frame is not None:
                 return frame
@@ -394,9 +412,7 @@ class Task:
         Read a port either here or with ``receive``/``recv``, not both: they share its queue.
         """
         inbox = await self.open_inputs()
-        if not inbox.dropped:
-            await asyncio.Event().wait()
-        while True:
+        while True:  # with no input connected, get_any() waits forever
             port, message = await inbox.get_any()
             frame = self._decode(port, message)
             if frame is not None:
@@ -436,12 +452,8 @@ class Task:
         return sum(ctx.bus.dropped_offline(topic) for topic in ctx.targets.get(port, ()))
 
     def dropped(self) -> int:
-        """Frames the inputs' bounded queues dropped (the oldest go first)."""
-        return sum(self._inbox.dropped.values()) if self._inbox is not None else 0
-
-
-def _pusher(inbox: Inbox, port: str) -> Callable[[Message], None]:
-    return lambda message: inbox.push(port, message)
+        """Frames the inputs' bounded queues dropped (full: the oldest go first; stale)."""
+        return self._inbox.dropped if self._inbox is not None else 0
 
 
 def _with_default(cls: type[Task], rule: PortRule) -> PortRule:

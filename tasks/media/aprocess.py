@@ -92,7 +92,7 @@ class AudioResampler(MediaTask):
 
     async def serve(self) -> None:
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             assert isinstance(item, RawAudio)
             for samples, extra, ts in await self.work(self.resample, item):
                 await self.emit("out", samples, ts=ts, extra=extra)
@@ -121,7 +121,7 @@ class AudioVolumeMeter(MediaTask):
 
     async def serve(self) -> None:
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             assert isinstance(item, RawAudio)
             rms, peak = self.measure(item)  # a few thousand samples: cheaper here than a thread hop
             await self.emit("rms", rms, ts=item.ts)
@@ -150,7 +150,7 @@ class AudioVolumeScaler(MediaTask):
     async def serve(self) -> None:
         gain_db = self.config.gain_db
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             if isinstance(item, Frame):
                 value = item.value
                 if isinstance(value, int | float) and not isinstance(value, bool) and -120 <= value <= 40:

@@ -137,7 +137,7 @@ class AudioEncoder(MediaTask):
 
     async def serve(self) -> None:
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             assert isinstance(item, RawAudio)
             for packet in await self.work(self.encode_frame, item):
                 await self.emit("out", packet.to_value(), ts=packet.ts if packet.ts is not None else item.ts)
@@ -216,7 +216,7 @@ class AudioDecoder(MediaTask):
 
     async def serve(self) -> None:
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             assert isinstance(item, EncodedPacket)
             if item.kind != "audio":
                 self.in_metrics["in"].errors += 1

@@ -1,20 +1,20 @@
 """The base of the media tasks: lanes with drop policies, a codec thread, frames with control fields.
 
-A :class:`MediaTask` runs three things:
+A :class:`MediaTask` has
 
-* a **pump** that drains the runtime's input queues as fast as frames arrive, parses each
-  frame (raw video, raw audio, encoded packet or a plain control value) and puts it into its
-  input's :class:`~tasks.media.flow.Lane`, where the drop policy applies (``flow.py``);
+* its inputs' **lanes**: the task's inbox (:mod:`edge._inbox`), with a lane per input whose
+  drop policy suits what it carries (:meth:`MediaTask.make_lane`: the oldest raw frame or
+  control value goes, encoded packets wait for the next keyframe). Each frame is parsed as it
+  arrives (raw video, raw audio, encoded packet or a plain control value) and queued parsed;
 * the task's own loop, :meth:`MediaTask.serve`, which takes items from the lanes and sends
   its results with :meth:`MediaTask.emit` (frames with control fields such as ``pixel_format``);
 * a :class:`Worker`: one thread per task that runs every PyAV and big numpy call, so the
-  event loop (and with it the pump and the MQTT connection) never waits for a codec, and
+  event loop (and with it the MQTT connection and the lanes) never waits for a codec, and
   PyAV objects are only ever used by one thread. Closing runs the task's :meth:`release`
   in that thread after the job in flight, so a container is never closed under a muxer.
 
-``dropped()`` (the ``dropped`` of the task's metrics) counts the runtime's queue drops, the
-lanes' drops and frames the task could not send (too big for the broker, or a real-time
-source that fell behind).
+``dropped()`` (the ``dropped`` of the task's metrics) counts the lanes' drops and frames the
+task could not send (too big for the broker, or a real-time source that fell behind).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge._inbox import Inbox, Lane, Policy
+from edge.bus import Message
 from edge.errors import FrameError
 from edge.frames import Frame, encode_frame
 from edge.task import Port, Task
-from tasks.media.flow import Lane, Lanes, Policy
 from tasks.media.packets import EncodedPacket, is_packet
 from tasks.media.raw import RawAudio, RawVideo
 
@@ -99,32 +100,70 @@ class MediaTask(Task):
 
     def __init__(self, config: BaseModel | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self.lanes: Lanes[Received] = Lanes({port: self.make_lane(port, meta) for port, meta in self.inputs.items()})
+        self._lanes: Inbox[Received] | None = None
         #: frames this task produced but could not send (oversize, a source that fell behind)
         self.not_sent = 0
         self._out_seq = dict.fromkeys(self.outputs, 0)
         self._warned: set[tuple[str, str]] = set()
         self.worker: Worker | None = None
 
+    @property
+    def lanes(self) -> Inbox[Received]:
+        """The inputs' lanes (the task's inbox, once its inputs are open)."""
+        if self._lanes is None:
+            raise RuntimeError(f"{self._name}: the inputs are not open yet")
+        return self._lanes
+
     def make_lane(self, port: str, meta: Port) -> Lane[Received]:
+        """Input ``port``'s lane: ``queue`` items, the drop policy its content needs."""
         queue = int(getattr(self.config, "queue", 4))
         if meta.content not in ("video", "audio"):
-            return Lane(maxlen=max(queue, 16))  # control values: small and rare
+            return self.lane(max(queue, 16))  # control values: small and rare
         if port in self.drop_oldest or meta.extra.get("packets") is False:
-            return Lane(maxlen=queue)
-        return Lane(maxlen=queue, policy=Policy.KEYFRAME)
+            return self.lane(queue)
+        return self.lane(queue, Policy.KEYFRAME)
+
+    def lane(self, maxlen: int, policy: Policy = Policy.OLDEST) -> Lane[Received]:
+        """A lane of ``maxlen`` items, stale after the runtime's age limit (``EDGE_QUEUE_AGE``) if any.
+        A media lane is bounded by items, not bytes: ``queue`` items of at most ``EDGE_MAX_PAYLOAD``."""
+        age = self.context.queue_age if self.context is not None else None
+        return Lane(maxlen=maxlen, max_age=age, policy=policy)
+
+    def input_lane(self, port: str) -> Lane[Received]:
+        return self.make_lane(port, self.inputs[port])
+
+    async def open_inputs(self) -> Inbox[Received]:
+        self._lanes = await super().open_inputs()
+        return self._lanes
+
+    def taker(self, inbox: Inbox[Any], port: str) -> Callable[[Message], object]:
+        """Parse each frame as it arrives and queue what it holds in the port's lane."""
+        decode, parse, counts = self._decode, self.parse, self.in_metrics[port]
+
+        def take(message: Message) -> None:
+            frame = decode(port, message)
+            if frame is None:
+                return
+            try:
+                item = parse(port, frame)
+            except FrameError as exc:
+                counts.errors += 1
+                self.warn_once(port, "bad", "%s: dropped a bad frame on input %r: %s", self._name, port, exc)
+                return
+            keyframe = not isinstance(item, EncodedPacket) or item.keyframe
+            inbox.push(port, item, size=len(message.payload), seq=frame.seq, keyframe=keyframe)
+        return take
 
     def dropped(self) -> int:
-        return super().dropped() + self.lanes.dropped + self.not_sent
+        return super().dropped() + self.not_sent
 
     # -- running --------------------------------------------------------------------------------
     async def run(self) -> None:
         self.worker = Worker(self._name)
         try:
-            async with asyncio.TaskGroup() as group:
-                pump = group.create_task(self._pump(), name=f"pump-{self.type_name}")
-                await self.serve()
-                pump.cancel()
+            if self.context is not None:
+                await self.open_inputs()
+            await self.serve()
         except BaseExceptionGroup as group:
             # one failure is reported as itself (the status shows "DeviceNotFoundError: …", not a group)
             leaves = _leaves(group)
@@ -145,19 +184,6 @@ class MediaTask(Task):
         """Run ``fn(*args)`` in the task's worker thread."""
         assert self.worker is not None, "work() is for use inside run()"
         return await self.worker.run(fn, *args)
-
-    async def _pump(self) -> None:
-        if not self.context or not any(port in self.context.sources for port in self.inputs):
-            await asyncio.Event().wait()
-        async for port, frame in self.receive_any():
-            try:
-                item = self.parse(port, frame)
-            except FrameError as exc:
-                self.in_metrics[port].errors += 1
-                self.warn_once(port, "bad", "%s: dropped a bad frame on input %r: %s", self._name, port, exc)
-                continue
-            keyframe = not isinstance(item, EncodedPacket) or item.keyframe
-            self.lanes.put(port, item, seq=frame.seq, keyframe=keyframe)
 
     def parse(self, port: str, frame: Frame) -> Received:
         """What a frame on ``port`` holds: a packet map, a raw frame, or (control inputs) the frame."""

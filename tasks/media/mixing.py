@@ -174,7 +174,7 @@ class _Canvas(MediaTask):
         compositor = Compositor(c.width, c.height, c.background)
         frames: dict[str, RawVideo] = {}
         while True:
-            port, item = await self.lanes.get()
+            port, item = await self.lanes.get_any()
             assert isinstance(item, RawVideo)
             frames[port] = item
             if port != master:
@@ -338,7 +338,7 @@ class AudioMixer(MediaTask):
         position = 0
         time_base = Fraction(1, c.rate)
         while True:
-            port, item = await self.lanes.get()
+            port, item = await self.lanes.get_any()
             assert isinstance(item, RawAudio)
             samples = await self.work(self._mix, port, item, master)
             if samples is not None:

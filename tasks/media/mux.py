@@ -281,7 +281,7 @@ class OutputContainer(MediaTask):
                 deadline = first_at + c.start_timeout
             try:
                 async with asyncio.timeout_at(deadline):
-                    port, item = await self.lanes.get()
+                    port, item = await self.lanes.get_any()
             except TimeoutError:
                 await self.work(muxer.start)
                 continue

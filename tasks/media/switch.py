@@ -16,11 +16,11 @@ from typing import Any, Final
 
 from pydantic import Field, model_validator
 
+from edge._inbox import Lane, Policy
 from edge.errors import FrameError
 from edge.frames import Frame
 from edge.ports import PortRule
 from edge.task import Port
-from tasks.media.flow import Lane, Policy
 from tasks.media.mediatask import MediaConfig, MediaTask, Received
 from tasks.media.packets import EncodedPacket, is_packet
 from tasks.media.raw import MS, encode_time_base, parse_time_base
@@ -72,7 +72,7 @@ class MediaSwitch(MediaTask):
 
     def make_lane(self, port: str, meta: Port) -> Lane[Received]:
         if port != "select":
-            return Lane(maxlen=self.config.queue, policy=Policy.KEYFRAME)
+            return self.lane(self.config.queue, Policy.KEYFRAME)
         return super().make_lane(port, meta)
 
     def parse(self, port: str, frame: Frame) -> Received:
@@ -146,7 +146,7 @@ class MediaSwitch(MediaTask):
 
     async def serve(self) -> None:
         while True:
-            port, item = await self.lanes.get()
+            port, item = await self.lanes.get_any()
             if port == "select":
                 assert isinstance(item, Frame)
                 self._select(item.value)

@@ -226,7 +226,7 @@ class TextRenderer(MediaTask):
             await self.emit("out", image, ts=ts, extra=video_extra(c.pixel_format, ts - start, Fraction(1, 1000)))
             try:
                 async with asyncio.timeout(1 / c.rate if c.rate else None):
-                    _, item = await self.lanes.get()
+                    _, item = await self.lanes.get_any()
             except TimeoutError:
                 continue
             if isinstance(item, Frame):

@@ -6,7 +6,7 @@ carries (``packets.py``). It never holds more than the codec's own delay: with t
 (x264 ``zerolatency``, libvpx ``realtime`` with no lag, no B-frames) one packet comes out per
 frame. ``video_decoder`` opens a decoder at the first keyframe and again whenever a keyframe
 announces another codec, size or extradata; its input lane drops until the next keyframe on
-loss (``flow.py``), so what it decodes is always decodable.
+loss (``Policy.KEYFRAME`` of ``edge/_inbox.py``), so what it decodes is always decodable.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class VideoEncoder(MediaTask):
 
     async def serve(self) -> None:
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             assert isinstance(item, RawVideo)
             for packet in await self.work(self.encode_frame, item):
                 await self.emit("out", packet.to_value(), ts=packet.ts if packet.ts is not None else item.ts)
@@ -237,7 +237,7 @@ class VideoDecoder(MediaTask):
 
     async def serve(self) -> None:
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             assert isinstance(item, EncodedPacket)
             if item.kind != "video":
                 self.in_metrics["in"].errors += 1

@@ -88,7 +88,7 @@ class VideoViewer(MediaTask):
         interval = 1 / c.max_fps
         last: float | None = None
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             assert isinstance(item, RawVideo)
             now = time.monotonic()
             if last is not None and now - last < interval:

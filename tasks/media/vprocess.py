@@ -98,7 +98,7 @@ class VideoReformatter(MediaTask):
     async def serve(self) -> None:
         if self.config.rate is None:
             while True:
-                _, item = await self.lanes.get()
+                _, item = await self.lanes.get_any()
                 assert isinstance(item, RawVideo)
                 array = await self.work(self.convert, item)
                 fmt = self.config.pixel_format or item.pixel_format
@@ -114,7 +114,7 @@ class VideoReformatter(MediaTask):
         async def keep_newest() -> None:
             nonlocal newest
             while True:
-                _, item = await self.lanes.get()
+                _, item = await self.lanes.get_any()
                 if isinstance(item, RawVideo):
                     if newest is not None:
                         self.skipped += 1
@@ -181,7 +181,7 @@ class VideoActivityMeter(MediaTask):
         active: bool | None = None
         last_active_ts = 0
         while True:
-            _, item = await self.lanes.get()
+            _, item = await self.lanes.get_any()
             assert isinstance(item, RawVideo)
             activity = await self.work(self.measure, item)
             if activity is None:

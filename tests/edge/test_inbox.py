@@ -1,19 +1,44 @@
-"""The inbox of a task instance: bounded queues per input, read per port or in arrival order."""
+"""The inbox of a task instance: bounded queues per input, read per port or in arrival order.
+
+Each input's queue is bounded by bytes, by a frame-count ceiling and optionally by age, so a
+burst of thousands of small frames is absorbed while video frames stay bounded in memory.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
-from edge._inbox import Inbox
+import pytest
+
+from edge._inbox import QUEUE_BYTES, Inbox, Lane, Limits, Policy
 from edge.bus import Message
 
 
-def msg(n: int) -> Message:
-    return Message("t", str(n).encode())
+def msg(n: int, size: int = 0) -> Message:
+    return Message("t", str(n).encode().ljust(size, b" "))
+
+
+def push(inbox: Inbox, port: str, message: Message) -> bool:
+    return inbox.push(port, message, size=len(message.payload))
+
+
+def payloads(inbox: Inbox) -> list[int]:
+    found = []
+    while (item := inbox.pop_any()) is not None:
+        found.append(int(item[1].payload))
+    return found
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_pop_any_hands_out_messages_in_arrival_order_across_ports():
-    inbox = Inbox(["a", "b", "c"], maxsize=10)
+    inbox = Inbox(["a", "b", "c"], limits=Limits(frames=10))
     for port, n in [("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)]:
         inbox.push(port, msg(n))
     order = []
@@ -23,16 +48,16 @@ def test_pop_any_hands_out_messages_in_arrival_order_across_ports():
 
 
 def test_one_port_drops_the_oldest_when_full_and_counts():
-    inbox = Inbox(["in"], maxsize=2)
+    inbox = Inbox(["in"], limits=Limits(frames=2))
     for n in range(5):
         inbox.push("in", msg(n))
-    assert inbox.dropped == {"in": 3}
+    assert inbox["in"].dropped == 3 and inbox.dropped == 3
     assert [int(inbox.pop_any()[1].payload) for _ in range(2)] == [3, 4]
     assert inbox.pop_any() is None
 
 
 async def test_get_any_and_get_wait_for_a_push():
-    inbox = Inbox(["a", "b"], maxsize=10)
+    inbox = Inbox(["a", "b"], limits=Limits(frames=10))
     waiting = asyncio.ensure_future(inbox.get_any())
     await asyncio.sleep(0)
     assert not waiting.done()
@@ -46,3 +71,103 @@ async def test_get_any_and_get_wait_for_a_push():
     inbox.push("a", msg(9))
     assert (await asyncio.wait_for(one, 1)).payload == b"9"
     assert inbox.pop_any()[1].payload == b"8"
+
+
+def test_a_burst_of_thousands_of_small_frames_fits_the_default_bounds():
+    """MQTT delivers in bursts: 5,000 frames of 64 B (a relay's 2,000-message window and more) are all kept."""
+    inbox = Inbox(["in"])
+    for n in range(5000):
+        assert push(inbox, "in", msg(n, 64))
+    assert inbox.dropped == 0 and inbox.queued == 5000 and inbox["in"].bytes == 5000 * 64
+    assert payloads(inbox) == list(range(5000))
+    assert inbox["in"].bytes == 0
+
+
+def test_the_byte_bound_keeps_video_frames_bounded_in_memory():
+    """By default an input holds at most 4 MiB: 1 MB frames (raw video) stop at four, the oldest go first."""
+    inbox = Inbox(["in"])
+    for n in range(10):
+        push(inbox, "in", msg(n, 1_000_000))
+    lane = inbox["in"]
+    assert lane.bytes <= QUEUE_BYTES and len(lane) == 4 and lane.dropped == 6
+    assert payloads(inbox) == [6, 7, 8, 9]
+
+
+def test_bytes_and_frames_bound_each_port_on_its_own():
+    inbox = Inbox(["a", "b"], limits=Limits(frames=1000, bytes=1000))
+    for n in range(20):
+        push(inbox, "a", msg(n, 100))  # bytes bind: 10 of 100 B
+    for n in range(20):
+        push(inbox, "b", msg(n, 1))  # 20 B: nothing dropped
+    assert (inbox["a"].dropped, len(inbox["a"]), inbox["a"].bytes) == (10, 10, 1000)
+    assert (inbox["b"].dropped, len(inbox["b"])) == (0, 20)
+    counted = Inbox(["in"], limits=Limits(frames=3, bytes=None))  # the frame ceiling alone
+    for n in range(10):
+        push(counted, "in", msg(n, 1))
+    assert counted.dropped == 7 and payloads(counted) == [7, 8, 9]
+
+
+def test_a_frame_larger_than_the_byte_bound_is_kept_alone():
+    inbox = Inbox(["in"], limits=Limits(bytes=1000))
+    push(inbox, "in", msg(1, 10))
+    push(inbox, "in", msg(2, 5000))  # the big one pushes out the rest, but is queued
+    assert (inbox.dropped, inbox.queued, inbox["in"].bytes) == (1, 1, 5000)
+    push(inbox, "in", msg(3, 10))
+    assert inbox.dropped == 2 and payloads(inbox) == [3]
+
+
+def test_frames_older_than_the_age_limit_are_stale_dropped_and_counted():
+    clock = Clock()
+    inbox = Inbox(["a", "b"], limits=Limits(age=2.0), clock=clock)
+    push(inbox, "a", msg(1))
+    clock.now += 1.5
+    push(inbox, "b", msg(2))
+    clock.now += 1.0  # a's frame is 2.5 s old, b's 1.0 s
+    assert inbox.pop_any()[1].payload == b"2"
+    assert (inbox["a"].dropped, inbox["a"].stale, inbox["b"].dropped) == (1, 1, 0)
+    push(inbox, "a", msg(3))
+    clock.now += 5  # nobody read it in time: a reader finds nothing
+    assert inbox.get_nowait("a") is None and inbox.dropped == 2 and inbox["a"].bytes == 0
+    never = Inbox(["a"], clock=clock)  # no age limit by default: frames wait as long as it takes
+    push(never, "a", msg(4))
+    clock.now += 10_000
+    assert payloads(never) == [4]
+
+
+def test_stale_packets_make_a_keyframe_lane_wait_for_the_next_keyframe():
+    clock = Clock()
+    lane: Lane[int] = Limits(age=1.0).lane(Policy.KEYFRAME)
+    inbox = Inbox({"in": lane}, clock=clock)
+    for n, key in enumerate([True, False, False]):
+        inbox.push("in", n, seq=n, keyframe=key)
+    clock.now += 0.6
+    inbox.push("in", 3, seq=3, keyframe=False)
+    clock.now += 0.6  # 0, 1 and 2 are stale; 3 depends on them
+    assert inbox.pop_any() is None
+    assert (lane.dropped, lane.stale, lane.resyncs) == (4, 3, 1)
+    assert not inbox.push("in", 4, seq=4, keyframe=False)  # still waiting for a keyframe
+    assert inbox.push("in", 5, seq=5, keyframe=True)
+    assert inbox.pop_any() == ("in", 5)
+
+
+@pytest.mark.parametrize("bad", [{"maxlen": 0}, {"maxlen": 1, "max_bytes": 0}, {"maxlen": 1, "max_age": 0}])
+def test_a_lane_refuses_bounds_that_hold_nothing(bad):
+    with pytest.raises(ValueError, match="lane"):
+        Lane(**bad)
+
+
+async def test_readers_of_different_ports_wait_at_once_without_stealing_wakeups():
+    """A task may read two inputs in two coroutines, or wait on an input nothing is wired to."""
+    inbox = Inbox(["a", "b", "unwired"])
+    readers = [asyncio.ensure_future(inbox.get(port)) for port in ("a", "unwired", "b")]
+    await asyncio.sleep(0)
+    push(inbox, "a", msg(1))
+    push(inbox, "b", msg(2))
+    a, unwired, b = readers
+    assert (await asyncio.wait_for(a, 1)).payload == b"1"
+    assert (await asyncio.wait_for(b, 1)).payload == b"2"
+    await asyncio.sleep(0)
+    assert not unwired.done()
+    unwired.cancel()
+    push(inbox, "a", msg(3))  # a cancelled reader leaves nothing behind
+    assert inbox.get_nowait("a").payload == b"3"

@@ -136,3 +136,22 @@ def test_every_setting_is_documented():
     text = (Path(__file__).parents[2] / "docs" / "settings.md").read_text()
     for name in Settings.model_fields:
         assert f"`EDGE_{name.upper()}`" in text, name
+
+
+def test_input_queues_are_bounded_by_bytes_frames_and_optionally_age(monkeypatch):
+    s = load_settings()
+    assert (s.queue_bytes, s.queue_size, s.queue_age) == (4 * 1024 * 1024, 10_000, None)
+    monkeypatch.setenv("EDGE_QUEUE_BYTES", "65536")
+    monkeypatch.setenv("EDGE_QUEUE_SIZE", "200")
+    monkeypatch.setenv("EDGE_QUEUE_AGE", "2.5")
+    s = load_settings()
+    assert (s.queue_bytes, s.queue_size, s.queue_age) == (65536, 200, 2.5)
+    for off in ("", "0"):
+        monkeypatch.setenv("EDGE_QUEUE_AGE", off)
+        assert load_settings().queue_age is None
+    for name, bad in [("EDGE_QUEUE_AGE", "-1"), ("EDGE_QUEUE_AGE", "soon"), ("EDGE_QUEUE_BYTES", "100")]:
+        monkeypatch.setenv("EDGE_QUEUE_AGE", "")
+        monkeypatch.setenv("EDGE_QUEUE_BYTES", "65536")
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ConfigError, match=name):
+            load_settings()

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from _memory_bus import MemoryBus
 
 import tasks.media
 from agent.registry import discover
+from edge._inbox import Inbox, Lane, Policy
 from edge.errors import ConfigError, FrameError
 from edge.frames import decode_frame, encode_frame
+from edge.task import Port, TaskContext
 from tasks.media import TYPES
-from tasks.media.flow import Lane, Lanes, Policy
 from tasks.media.font import text_mask
+from tasks.media.mediatask import VIDEO_PACKETS, MediaConfig, MediaTask
 from tasks.media.packets import EncodedPacket
 from tasks.media.raw import RawAudio, RawVideo
 from tasks.media.timing import MonotonicPts, SampleClock, TsMap
@@ -69,13 +73,53 @@ def test_resync_after_a_decoding_error_skips_to_the_next_queued_keyframe():
 
 
 async def test_lanes_hand_out_items_in_arrival_order():
-    lanes: Lanes[str] = Lanes({"a": Lane(maxlen=5), "b": Lane(maxlen=5)})
+    lanes: Inbox[str] = Inbox({"a": Lane(maxlen=5), "b": Lane(maxlen=5)})
     for port, item in [("b", "b1"), ("a", "a1"), ("b", "b2")]:
-        lanes.put(port, item)
-    assert [await lanes.get() for _ in range(3)] == [("b", "b1"), ("a", "a1"), ("b", "b2")]
-    lanes.put("a", "a2")
-    lanes.put("b", "b3")
+        lanes.push(port, item)
+    assert [await lanes.get_any() for _ in range(3)] == [("b", "b1"), ("a", "a1"), ("b", "b2")]
+    lanes.push("a", "a2")
+    lanes.push("b", "b3")
     assert lanes.drain() == [("a", "a2"), ("b", "b3")] and not len(lanes["a"])
+
+
+class HeldMedia(MediaTask):
+    """An input of packets and one of control values; serve() reads nothing."""
+
+    type_name = "held_media"
+    inputs = {"packets": VIDEO_PACKETS, "level": Port(content="number")}
+    Config = MediaConfig
+
+    async def serve(self) -> None:
+        await asyncio.Event().wait()
+
+
+def packet(seq: int, keyframe: bool) -> bytes:
+    value = EncodedPacket(kind="video", codec="h264", data=b"x", pts=seq, dts=seq, time_base=Fraction(1, 30),
+                          keyframe=keyframe).to_value()
+    return encode_frame(value, seq=seq, ts=seq)
+
+
+async def test_a_media_tasks_lanes_are_its_inbox_with_a_policy_per_input():
+    """One bounded queue between the bus and serve(): each frame is parsed as it arrives and queued
+    in its input's lane, whose policy suits what it carries; every drop is counted once."""
+    bus = MemoryBus()
+    context = TaskContext(bus=bus, instance_id="d/held", sources={"packets": "in/p", "level": "in/l"}, targets={})
+    task = HeldMedia({"queue": 3}, context=context)
+    inbox = await task.open_inputs()
+    assert task.lanes is inbox  # no pump copying from the runtime's queue into lanes of its own
+    for seq, key in enumerate([True, False, False, False, False]):
+        bus.publish_nowait("in/p", packet(seq, key))
+    lane = task.lanes["packets"]  # the 4th overflowed the 3-packet lane: nothing decodable until a keyframe
+    assert (len(lane), lane.dropped, lane.resyncs, lane.synced) == (0, 5, 1, False)
+    bus.publish_nowait("in/p", packet(5, True))
+    bus.publish_nowait("in/p", encode_frame("not a packet", seq=6))
+    assert len(lane) == 1 and task.in_metrics["packets"].errors == 1
+    for n in range(20):  # control values: the oldest go (16 at least)
+        bus.publish_nowait("in/l", encode_frame(n))
+    assert [task.lanes.get_nowait("level").value for _ in range(16)] == list(range(4, 20))
+    assert task.dropped() == 5 + 4
+    assert task.in_metrics["packets"].frames == 7 and task.in_metrics["level"].frames == 20
+    await task.close()
 
 
 # -- the packet map -----------------------------------------------------------------------------
