@@ -5,7 +5,7 @@ embedded broker restarted). So a deployment is removed only by an explicit **rem
 tombstone), never inferred from absence: the controller's ``remove`` publishes, retained on the
 deployment's own topic, the CBOR map::
 
-    {"removed": true, "version": N, "at": <ms>}
+    {"v": 1, "removed": true, "version": N, "at": <ms>}
 
 where ``N`` is the version of the spec it removes (every version up to ``N`` is gone). An agent
 offline during the removal finds it there when it comes back, on every broker that keeps
@@ -28,10 +28,11 @@ from typing import Any
 from edge.errors import FrameError, SpecError
 from edge.frames import decode_value, encode_value, now_ms
 from edge.graph import DeploymentSpec, parse_spec
+from edge.protocol import MAX_REMOVAL_VERSION, PROTOCOL_REVISION, RemovalRecord
 
 __all__ = ["Record", "Removal", "decode_record", "encode_record", "removal", "supersedes"]
 
-MAX_VERSION = 2**53  # a removal's version: beyond this it is garbage, not a version
+MAX_VERSION = MAX_REMOVAL_VERSION  # a removal's version: beyond this it is garbage, not a version
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,8 @@ class Removal:
     at: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"removed": True, "version": self.version, "at": self.at}
+        """The record as published (:class:`edge.protocol.RemovalRecord`)."""
+        return RemovalRecord(v=PROTOCOL_REVISION, removed=True, version=self.version, at=self.at).model_dump()
 
 
 Record = DeploymentSpec | Removal

@@ -19,28 +19,57 @@ newer agent adds) are kept as bounded JSON.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Final
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from edge.graph import DeploymentSpec
 from edge.topics import ID_PATTERN
 
 __all__ = [
+    "COLOR_PATTERN",
+    "MAX_CHECK_LINES",
+    "MAX_CHECK_TASKS",
     "MAX_INT",
     "MAX_JSON_DEPTH",
     "MAX_JSON_ITEMS",
     "MAX_KEYS",
     "MAX_NAME",
+    "MAX_REMOVAL_VERSION",
     "MAX_TEXT",
     "MAX_TYPES",
+    "PAYLOADS",
+    "PROTOCOL_REVISION",
     "AgentState",
     "Catalog",
     "CatalogEntry",
+    "CheckResult",
+    "CheckTask",
+    "Crash",
+    "DashboardView",
+    "DeploymentSpec",
+    "DismissRequest",
     "InputMetrics",
     "OutputMetrics",
+    "PlotSeries",
+    "PlotView",
+    "RadioButtonsView",
+    "RemovalRecord",
+    "SliderView",
+    "StatusDisplayView",
+    "StreamFrame",
     "TaskMetrics",
+    "TaskState",
     "TaskStatusMsg",
+    "TextDisplayView",
+    "TextInputView",
+    "ToggleView",
     "ValidationError",
+    "ValidationReply",
+    "ValidationRequest",
+    "ValueBarView",
+    "ViewFrame",
     "problem",
 ]
 
@@ -129,6 +158,7 @@ class _Open(_Message):
 class AgentState(_Message):
     """``{root}/agents/{id}/state``: birth (``online: true``), periodic metrics, will (``online: false``)."""
 
+    v: Int = 0  # the protocol revision of its agent (PROTOCOL_REVISION; absent: an agent older than revision 1)
     online: bool
     epoch: Int
     #: a random token per agent process: a state with another boot id is a new life of the agent
@@ -160,8 +190,10 @@ class CatalogEntry(_Open):
 class Catalog(_Message):
     """``{root}/agents/{id}/catalog``; entries are validated one by one (:meth:`entries`)."""
 
+    v: Int = 0  # the protocol revision of its agent (absent: older than revision 1)
     agent: Name = ""
     epoch: Int = 0
+    boot: Annotated[str, Field(strict=True, max_length=MAX_BOOT)] = ""
     types: Annotated[list[Any], Field(max_length=MAX_TYPES)] = Field(default_factory=list)
 
     def entries(self) -> tuple[list[CatalogEntry], list[str]]:
@@ -209,7 +241,8 @@ class Crash(_Message):
 class TaskStatusMsg(_Message):
     """``{root}/deployments/{dep}/status/{task}``: the last state of one task instance (``Instance.status``)."""
 
-    state: Annotated[str, Field(strict=True, min_length=1, max_length=32)]
+    v: Int = 0  # the protocol revision of its agent (absent: older than revision 1)
+    state: Annotated[TaskState, Field(strict=False)]
     agent: Id | None = None
     type: Name | None = None
     version: Int = 0
@@ -232,3 +265,188 @@ def problem(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"
+
+
+# -- the rest of the protocol (issue 18.1): versions, task states, removals, requests, views ---------------
+#: The payload revision of protocol ``v1`` (the ``edge/v1/`` topic level) this code speaks, sent as
+#: ``v`` in every control payload but a spec. Readers accept any revision and ignore fields they do not
+#: know; an absent ``v`` is revision 0 (agents older than the field). What bumps it, and what needs a
+#: new topic level instead, is in docs/protocol.md ("Versions").
+PROTOCOL_REVISION: Final = 1
+#: A colour a dashboard view may carry: ``#rgb``, ``#rrggbb`` (alpha too) or a CSS name such as ``green``;
+#: safe to put in a style attribute. Dashboard task configs check it, the panel checks it again.
+COLOR_PATTERN: Final = r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$"
+MAX_REMOVAL_VERSION: Final = 2**53  # a removal record's version: beyond this it is garbage (edge.desired)
+MAX_CHECK_TASKS: Final = 1000  # tasks in one validation request or reply
+MAX_CHECK_LINES: Final = 50  # errors (or warnings) kept per task of a validation reply
+MAX_VIEW_TEXT: Final = 1_000_000  # characters of a text a dashboard view shows (a text input's longest)
+MAX_POINTS: Final = 10_000  # points of one plot series
+
+Version = Annotated[int, Field(strict=True, ge=0, le=MAX_REMOVAL_VERSION)]
+Revision = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
+Color = Annotated[str, Field(strict=True, pattern=COLOR_PATTERN)]
+
+
+class TaskState(StrEnum):
+    """What a task instance is doing, as its status says (``state``)."""
+
+    PENDING = "pending"  # assigned, not started yet (or waiting for its agent)
+    STARTING = "starting"  # its inputs are being opened
+    RUNNING = "running"
+    FAILED = "failed"  # crashed; restarted after a back-off
+    STOPPED = "stopped"  # stopped by its agent (the agent stops, or the task's spec changed)
+    INVALID = "invalid"  # its config was refused: it is not run until a new spec comes
+
+
+TaskStatusMsg.model_rebuild()
+
+
+class RemovalRecord(_Message):
+    """``{root}/deployments/{dep}`` when removed: every version up to ``version`` is gone (``edge.desired``)."""
+
+    v: Revision = 0
+    removed: Literal[True]
+    version: Version
+    at: Int = 0  # ms, the removing controller's clock
+
+
+def _lines(value: Any) -> Any:
+    return value[:MAX_CHECK_LINES] if isinstance(value, list) else value
+
+
+Lines = Annotated[list[Text], BeforeValidator(_lines), Field(max_length=MAX_CHECK_LINES)]
+
+
+class CheckTask(_Message):
+    """One task of a validation request: its id, type and config (secret references unresolved)."""
+
+    task: Id
+    type: Id
+    #: as the spec holds it: checked by the type's own config model (a text may be long, a formula, a script)
+    config: Annotated[dict[Name, Any], Field(max_length=MAX_KEYS)] = Field(default_factory=dict)
+
+
+class ValidationRequest(_Message):
+    """``{root}/agents/{id}/validate``: run these tasks' own checks, answer on ``reply_to`` (``edge.validation``)."""
+
+    v: Revision = 0
+    id: Id
+    reply_to: Name  # a ``{root}/replies/{token}`` topic: the agent answers nowhere else
+    tasks: Annotated[list[CheckTask], Field(max_length=MAX_CHECK_TASKS)] = Field(default_factory=list)
+
+
+class CheckResult(_Message):
+    """What one task's checks found: error lines (``config.FIELD: message``), and why a check did not run."""
+
+    errors: Lines = Field(default_factory=list)
+    warnings: Lines = Field(default_factory=list)
+
+
+class ValidationReply(_Message):
+    """``{root}/replies/{token}``: an agent's answer to the validation request ``id``."""
+
+    v: Revision = 0
+    id: Id
+    agent: Id
+    tasks: Annotated[dict[Id, CheckResult], Field(max_length=MAX_CHECK_TASKS)] = Field(default_factory=dict)
+
+
+class DismissRequest(_Message):
+    """``{root}/agents/{id}/dismiss``: clear a task's crash notice if it has not crashed since ``before`` (ms)."""
+
+    v: Revision = 0
+    deployment: Id
+    task: Id
+    before: Int
+
+
+class StreamFrame(_Open):
+    """One frame on ``{root}/streams/...``, as a schema for other languages: the codec is ``edge.frames``
+    (docs/frames.md); ``value`` is any CBOR item (numeric arrays as RFC 8746 typed arrays); other keys
+    are control fields (``paused``, ...)."""
+
+    ts: Int
+    seq: Int
+    value: Any = None
+
+
+# -- dashboard views: the frame value a dashboard task publishes, retained, on its ``view`` output ----
+class _View(_Open):
+    label: Name = ""
+
+
+class SliderView(_View):
+    kind: Literal["slider"]
+    value: Number
+    min: Number
+    max: Number
+    step: Number
+
+
+class ToggleView(_View):
+    kind: Literal["toggle"]
+    value: bool
+
+
+class RadioButtonsView(_View):
+    kind: Literal["radio_buttons"]
+    options: Annotated[list[Name], Field(max_length=MAX_KEYS)]
+    selected: Int
+
+
+class TextInputView(_View):
+    kind: Literal["text_input"]
+    value: Annotated[str, Field(strict=True, max_length=MAX_VIEW_TEXT)]
+
+
+class StatusDisplayView(_View):
+    kind: Literal["status_display"]
+    value: Number | None = None  # None: no frame yet
+    text: Name = ""
+    color: Color | None = None
+
+
+class TextDisplayView(_View):
+    kind: Literal["text_display"]
+    text: Annotated[str, Field(strict=True, max_length=MAX_VIEW_TEXT)]
+
+
+class ValueBarView(_View):
+    kind: Literal["value_bar"]
+    value: Number
+    min: Number
+    max: Number
+    fraction: Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
+    color: Color
+    direction: Literal["vertical", "horizontal"]
+
+
+class PlotSeries(_Message):
+    input: Id
+    label: Name
+    #: ``[ts ms, value]`` pairs, oldest first
+    points: Annotated[list[Annotated[list[Number], Field(min_length=2, max_length=2)]], Field(max_length=MAX_POINTS)]
+
+
+class PlotView(_View):
+    kind: Literal["plot"]
+    window_ms: Int
+    y_min: Number | None = None
+    y_max: Number | None = None
+    series: Annotated[list[PlotSeries], Field(max_length=MAX_KEYS)] = Field(default_factory=list)
+
+
+DashboardView = Annotated[SliderView | ToggleView | RadioButtonsView | TextInputView | StatusDisplayView
+                          | TextDisplayView | ValueBarView | PlotView, Field(discriminator="kind")]
+
+
+class ViewFrame(StreamFrame):
+    """A frame on a dashboard task's ``view`` output: its value says what the panel draws."""
+
+    value: DashboardView
+
+
+#: Every payload model of the protocol, by the name docs/asyncapi.yaml gives its schema.
+PAYLOADS: Final[tuple[type[BaseModel], ...]] = (
+    AgentState, Catalog, CatalogEntry, CheckResult, CheckTask, DeploymentSpec, DismissRequest, RemovalRecord,
+    StreamFrame, TaskStatusMsg, ValidationReply, ValidationRequest, ViewFrame)
