@@ -14,6 +14,13 @@ port metadata, config schemas) at most :data:`MAX_JSON_DEPTH` levels and :data:`
 items, numbers finite. Unknown keys of a state or a status are ignored (the fleet's models have fixed
 fields); those of a catalog entry (``dashboard``, ...) and of a status's metrics (a counter a
 newer agent adds) are kept as bounded JSON.
+
+The rest of the protocol is here too, so that every payload has one model (``PAYLOADS``): the
+deployment spec (``edge.graph``'s, re-exported) and its removal record, the validation request and
+reply, the dismissal, task states (:class:`TaskState`), stream frames and dashboard views.
+Producers build their payloads through them, readers parse with them, and ``edge.asyncapi``
+publishes their JSON Schemas as ``docs/asyncapi.yaml``. Payloads carry the protocol revision
+``v`` (:data:`PROTOCOL_REVISION`; versions and the compatibility rule: docs/protocol.md).
 """
 
 from __future__ import annotations
