@@ -192,10 +192,17 @@ def test_every_dashboard_view_matches_the_document(document: dict[str, Any]) -> 
         if not issubclass(task_type, DashboardTask):
             continue
         task = task_type()
-        view = {"kind": task_type.kind, **task.view()}
-        frame = decode_value(encode_frame(view, ts=1764028800000, seq=0))
-        assert payload_errors(document, "viewFrame", frame) == [], task_type.kind
-        assert ViewFrame.model_validate(frame).value.kind == task_type.kind
+        views = [task.view()]
+        if task_type.kind == "plot":  # and one with points
+            task.points["a"].extend([(1764028800000, 1.5), (1764028800100, -2.0)])
+            views.append(task.view())
+        elif hasattr(task, "value") and task_type.kind in ("status_display", "value_bar"):
+            task.value = 0.75
+            views.append(task.view())
+        for view in views:
+            frame = decode_value(encode_frame({"kind": task_type.kind, **view}, ts=1764028800000, seq=0))
+            assert payload_errors(document, "viewFrame", frame) == [], task_type.kind
+            assert ViewFrame.model_validate(frame).value.kind == task_type.kind
         kinds.add(task_type.kind)
     assert kinds == {"slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display",
                      "value_bar", "plot"}
