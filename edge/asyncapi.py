@@ -68,7 +68,8 @@ class Message:
 
 @dataclass(frozen=True)
 class Channel:
-    """A topic: its key, address, payloads, whether retained, its QoS, and who sends and receives it."""
+    """A topic: its key, address, payloads, whether retained, its QoS (published, subscribed), and who
+    sends and receives it."""
 
     key: str
     address: str
@@ -78,6 +79,10 @@ class Channel:
     qos: int
     senders: tuple[str, ...]
     receivers: tuple[str, ...]
+    receive_qos: int | None = None  # when subscribers ask for another QoS than senders publish at
+
+    def qos_of(self, action: str) -> int:
+        return self.qos if action == "send" or self.receive_qos is None else self.receive_qos
 
 
 STATE = Message("agentState", AgentState, "An agent's birth, periodic state with metrics, or will (online: false).")
@@ -134,13 +139,16 @@ def _channels() -> tuple[Channel, ...]:
         Channel("deployment", address(topics.deployment, "deployment_id"),
                 "The desired state of one deployment, retained: its spec, or a removal record. An agent that holds "
                 "a better record than the broker's publishes it again (docs/deployments.md). An empty payload "
-                "means nothing is there.", (SPEC, REMOVAL), True, 1, ("controller", "agent"), ("agent", "controller")),
+                "means nothing is there. Subscribed at QoS 0: retained state, sent again on every subscribe "
+                "(edge.retained).", (SPEC, REMOVAL), True, 1, ("controller", "agent"), ("agent", "controller"),
+                receive_qos=0),
         Channel("taskStatus", address(topics.task_status, "deployment_id", "task_id"),
                 "The retained status of one task, published by the agent running it on every change (an empty "
                 "payload: the task left its deployment).", (STATUS,), True, 1, ("agent",), ("controller",)),
         Channel("stream", address(topics.stream, "deployment_id", "task_id", "port"),
                 "The frames of one task output; never retained (QoS 0 for live streams, 1 for outputs that must "
-                "survive an outage; inputs subscribe at QoS 1).", (FRAME,), False, 0, ("task",), ("task",)),
+                "survive an outage); inputs subscribe at QoS 1, in the agent's persistent session.", (FRAME,), False,
+                0, ("task",), ("task",), receive_qos=1),
         Channel("dashboardView", address(topics.stream, "deployment_id", "task_id", "port").rsplit("/", 1)[0]
                 + "/view",
                 "A dashboard task's view output (a stream whose port is `view`), the one retained stream: published "
@@ -214,7 +222,7 @@ def document() -> dict[str, Any]:
                     "summary": f"The {role} {verb} on {channel.key}.",
                     "tags": [{"name": role}],
                     "messages": [{"$ref": f"#/channels/{channel.key}/messages/{m.key}"} for m in channel.messages],
-                    "bindings": {"mqtt": {"qos": channel.qos, "retain": channel.retained,
+                    "bindings": {"mqtt": {"qos": channel.qos_of(action), "retain": channel.retained,
                                           "bindingVersion": "0.2.0"}},
                 }
     return {

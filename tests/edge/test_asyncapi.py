@@ -117,6 +117,14 @@ def test_who_sends_what(document: dict[str, Any]) -> None:
     assert roles("agentDismiss", "receive") == {"agent"}
     assert roles("dashboardView", "receive") == {"panel"}
 
+    def qos(operation: str) -> int:
+        return int(document["operations"][operation]["bindings"]["mqtt"]["qos"])
+
+    # as the code subscribes: retained specs at QoS 0 (edge.retained), task inputs at QoS 1 (edge.task)
+    assert (qos("agentReceivesDeployment"), qos("controllerSendsDeployment")) == (0, 1)
+    assert (qos("taskSendsStream"), qos("taskReceivesStream")) == (0, 1)
+    assert qos("agentSendsTaskStatus") == 1
+
 
 class Crasher(Task):
     outputs: ClassVar = {"out": Port(content="number")}
