@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge import __version__
+from edge._lograte import LogLimiter
 from edge.bus import Bus, Will
 from edge.frames import encode_value, now_ms
 from edge.protocol import PROTOCOL_REVISION, AgentState, Catalog, ValidationError, problem
@@ -64,6 +65,7 @@ class Presence:
         self.boot = uuid.uuid4().hex[:16]
         self.epoch = self._load_epoch()
         self._host = host_info()
+        self._bad_metrics = LogLimiter(log)
 
     def _load_epoch(self) -> int:
         if self.state_dir is None:
@@ -96,8 +98,8 @@ class Presence:
         except ValidationError as exc:
             if "metrics" not in state:
                 raise
-            log.error("agent %s: its metrics break the protocol's bounds (%s): published without them",
-                      self.agent_id, problem(exc))
+            self._bad_metrics.warning("metrics", "agent %s: its metrics break the protocol's bounds (%s): its "
+                                      "state is published without them", self.agent_id, problem(exc))
             del state["metrics"]
             return AgentState.model_validate(state).dump()
 

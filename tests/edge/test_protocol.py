@@ -13,6 +13,7 @@ from edge.errors import ConfigError
 from edge.frames import decode_value, encode_value
 from edge.host import Host
 from edge.instance import Assignment, Instance
+from edge.presence import Presence
 from edge.protocol import (
     COLOR_PATTERN,
     PROTOCOL_REVISION,
@@ -27,6 +28,7 @@ from edge.protocol import (
     ValidationRequest,
 )
 from edge.settings import Settings
+from edge.topics import Topics
 from edge.validation import CheckRequest, decode_reply, decode_request, encode_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +61,23 @@ def test_a_status_state_is_one_of_the_task_states() -> None:
     for bad in ("exploded", "", 5, None, "RUNNING"):
         with pytest.raises(ValidationError):
             TaskStatusMsg.model_validate({"state": bad})
+
+
+def test_an_agent_state_is_built_through_its_model(caplog: pytest.LogCaptureFixture) -> None:
+    metrics: dict[str, Any] = {"cpu_percent": 2.5, "rss_mb": 40.0}
+    presence = Presence(topics=Topics("ns"), agent_id="pi-1", state_dir=None, catalog=list, metrics=lambda: metrics,
+                        errors=lambda: 3)
+    state = presence.state(online=True)
+    assert AgentState.model_validate(state).dump() == state
+    assert (state["v"], state["metrics"], state["errors"]) == (PROTOCOL_REVISION, metrics, 3)
+    assert "metrics" not in presence.state(online=False)
+    metrics["cpu_percent"] = float("nan")  # a broken metrics source: the state still goes, without them
+    state = presence.state(online=True)
+    assert "metrics" not in state and state["online"] is True
+    assert "without them" in caplog.text
+    catalog = presence.catalog()
+    assert (catalog["v"], catalog["agent"], catalog["boot"], catalog["types"]) == (PROTOCOL_REVISION, "pi-1",
+                                                                                  presence.boot, [])
 
 
 def test_validation_requests_and_replies_go_through_the_models() -> None:
