@@ -88,6 +88,8 @@ MAX_TYPES: Final = 10_000  # entries of a catalog (5000 are handled: tests/relia
 MAX_JSON_DEPTH: Final = 16  # levels of a free-form value (a config schema is a few levels deep)
 MAX_JSON_ITEMS: Final = 10_000  # scalars, keys and containers of one free-form value
 MAX_BOOT: Final = 64  # characters of a boot id
+_V: Final = ("the protocol revision of its sender (edge.protocol.PROTOCOL_REVISION); absent: 0, a sender older "
+              "than the field")
 
 
 def _bounded_json(value: Any) -> Any:
@@ -165,7 +167,7 @@ class _Open(_Message):
 class AgentState(_Message):
     """``{root}/agents/{id}/state``: birth (``online: true``), periodic metrics, will (``online: false``)."""
 
-    v: Int = 0  # the protocol revision of its agent (PROTOCOL_REVISION; absent: an agent older than revision 1)
+    v: Int = Field(default=0, description=_V)
     online: bool
     epoch: Int
     #: a random token per agent process: a state with another boot id is a new life of the agent
@@ -197,7 +199,7 @@ class CatalogEntry(_Open):
 class Catalog(_Message):
     """``{root}/agents/{id}/catalog``; entries are validated one by one (:meth:`entries`)."""
 
-    v: Int = 0  # the protocol revision of its agent (absent: older than revision 1)
+    v: Int = Field(default=0, description=_V)
     agent: Name = ""
     epoch: Int = 0
     boot: Annotated[str, Field(strict=True, max_length=MAX_BOOT)] = ""
@@ -248,7 +250,7 @@ class Crash(_Message):
 class TaskStatusMsg(_Message):
     """``{root}/deployments/{dep}/status/{task}``: the last state of one task instance (``Instance.status``)."""
 
-    v: Int = 0  # the protocol revision of its agent (absent: older than revision 1)
+    v: Int = Field(default=0, description=_V)
     state: Annotated[TaskState, Field(strict=False)]
     agent: Id | None = None
     type: Name | None = None
@@ -290,7 +292,7 @@ MAX_VIEW_TEXT: Final = 1_000_000  # characters of a text a dashboard view shows 
 MAX_POINTS: Final = 10_000  # points of one plot series
 
 Version = Annotated[int, Field(strict=True, ge=0, le=MAX_REMOVAL_VERSION)]
-Revision = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
+Revision = Annotated[int, Field(strict=True, ge=0, le=MAX_INT, description=_V)]
 Color = Annotated[str, Field(strict=True, pattern=COLOR_PATTERN)]
 
 

@@ -24,8 +24,9 @@ The request/response (documented in ``docs/protocol.md``): the controller publis
 ``{root}/agents/{agent}/validate`` the CBOR map ``{"id": ID, "reply_to": TOPIC, "tasks": [{"task",
 "type", "config"}, ...]}``; the agent answers on ``reply_to`` (a ``{root}/replies/{token}`` topic
 and nothing else) with ``{"id": ID, "agent": AGENT, "tasks": {TASK: {"errors": [...],
-"warnings": [...]}}}``. The reply topic travels in the payload, not in MQTT 5 properties,
-because the bus also speaks MQTT 3.1.1.
+"warnings": [...]}}}`` (both with the protocol revision ``v``; their models are
+:class:`edge.protocol.ValidationRequest` and :class:`edge.protocol.ValidationReply`). The reply
+topic travels in the payload, not in MQTT 5 properties, because the bus also speaks MQTT 3.1.1.
 """
 
 from __future__ import annotations
