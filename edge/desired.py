@@ -28,7 +28,7 @@ from typing import Any
 from edge.errors import FrameError, SpecError
 from edge.frames import decode_value, encode_value, now_ms
 from edge.graph import DeploymentSpec, parse_spec
-from edge.protocol import MAX_REMOVAL_VERSION, PROTOCOL_REVISION, RemovalRecord
+from edge.protocol import MAX_REMOVAL_VERSION, PROTOCOL_REVISION, RemovalRecord, ValidationError, problem
 
 __all__ = ["Record", "Removal", "decode_record", "encode_record", "removal", "supersedes"]
 
@@ -59,12 +59,6 @@ def encode_record(record: Record) -> bytes:
     return encode_value(record.to_dict())
 
 
-def _as_version(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_VERSION:
-        raise SpecError(f"a removal record needs an integer 'version' from 0 to {MAX_VERSION}, not {value!r}")
-    return value
-
-
 def decode_record(deployment: str, payload: bytes) -> Record | None:
     """The record retained on ``deployment``'s topic: None for an empty payload (nothing there);
     :class:`SpecError` for anything that is neither a valid spec of that id nor a removal."""
@@ -75,11 +69,11 @@ def decode_record(deployment: str, payload: bytes) -> Record | None:
     except FrameError as exc:
         raise SpecError(f"not a CBOR deployment spec or removal record: {exc}") from None
     if isinstance(data, dict) and "removed" in data:
-        if data.get("removed") is not True:
-            raise SpecError(f"'removed' must be true in a removal record, not {data.get('removed')!r}")
-        at = data.get("at", 0)
-        return Removal(deployment, _as_version(data.get("version")),
-                       at if isinstance(at, int) and not isinstance(at, bool) and 0 <= at <= 2**63 else 0)
+        try:
+            record = RemovalRecord.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(f"not a valid removal record: {problem(exc)}") from None
+        return Removal(deployment, record.version, record.at)
     spec = parse_spec(data)
     if spec.id != deployment:
         raise SpecError(f"spec id {spec.id!r} published on the topic of deployment {deployment!r}")

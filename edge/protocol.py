@@ -310,13 +310,20 @@ class TaskState(StrEnum):
 TaskStatusMsg.model_rebuild()
 
 
+def _ms_or_zero(value: Any) -> Any:
+    """A removal's ``at`` is only shown: one out of range (or not a number) reads as 0, unknown."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
+    return value if ok else 0
+
+
 class RemovalRecord(_Message):
     """``{root}/deployments/{dep}`` when removed: every version up to ``version`` is gone (``edge.desired``)."""
 
     v: Revision = 0
     removed: Literal[True]
     version: Version
-    at: Int = 0  # ms, the removing controller's clock
+    #: ms, the removing controller's clock
+    at: Annotated[Int, BeforeValidator(_ms_or_zero)] = 0
 
 
 def _lines(value: Any) -> Any:
