@@ -5,7 +5,7 @@ embedded broker restarted). So a deployment is removed only by an explicit **rem
 tombstone), never inferred from absence: the controller's ``remove`` publishes, retained on the
 deployment's own topic, the CBOR map::
 
-    {"removed": true, "version": N, "at": <ms>}
+    {"v": 1, "removed": true, "version": N, "at": <ms>}
 
 where ``N`` is the version of the spec it removes (every version up to ``N`` is gone). An agent
 offline during the removal finds it there when it comes back, on every broker that keeps
@@ -28,10 +28,11 @@ from typing import Any
 from edge.errors import FrameError, SpecError
 from edge.frames import decode_value, encode_value, now_ms
 from edge.graph import DeploymentSpec, parse_spec
+from edge.protocol import MAX_REMOVAL_VERSION, PROTOCOL_REVISION, RemovalRecord, ValidationError, problem
 
 __all__ = ["Record", "Removal", "decode_record", "encode_record", "removal", "supersedes"]
 
-MAX_VERSION = 2**53  # a removal's version: beyond this it is garbage, not a version
+MAX_VERSION = MAX_REMOVAL_VERSION  # a removal's version: beyond this it is garbage, not a version
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,8 @@ class Removal:
     at: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"removed": True, "version": self.version, "at": self.at}
+        """The record as published (:class:`edge.protocol.RemovalRecord`)."""
+        return RemovalRecord(v=PROTOCOL_REVISION, removed=True, version=self.version, at=self.at).model_dump()
 
 
 Record = DeploymentSpec | Removal
@@ -57,12 +59,6 @@ def encode_record(record: Record) -> bytes:
     return encode_value(record.to_dict())
 
 
-def _as_version(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_VERSION:
-        raise SpecError(f"a removal record needs an integer 'version' from 0 to {MAX_VERSION}, not {value!r}")
-    return value
-
-
 def decode_record(deployment: str, payload: bytes) -> Record | None:
     """The record retained on ``deployment``'s topic: None for an empty payload (nothing there);
     :class:`SpecError` for anything that is neither a valid spec of that id nor a removal."""
@@ -73,11 +69,11 @@ def decode_record(deployment: str, payload: bytes) -> Record | None:
     except FrameError as exc:
         raise SpecError(f"not a CBOR deployment spec or removal record: {exc}") from None
     if isinstance(data, dict) and "removed" in data:
-        if data.get("removed") is not True:
-            raise SpecError(f"'removed' must be true in a removal record, not {data.get('removed')!r}")
-        at = data.get("at", 0)
-        return Removal(deployment, _as_version(data.get("version")),
-                       at if isinstance(at, int) and not isinstance(at, bool) and 0 <= at <= 2**63 else 0)
+        try:
+            record = RemovalRecord.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(f"not a valid removal record: {problem(exc)}") from None
+        return Removal(deployment, record.version, record.at)
     spec = parse_spec(data)
     if spec.id != deployment:
         raise SpecError(f"spec id {spec.id!r} published on the topic of deployment {deployment!r}")

@@ -37,12 +37,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from edge.errors import EdgeError, FrameError, SpecError
 from edge.frames import decode_value, encode_value
 from edge.secrets import cleartext_secrets
-from edge.topics import Topics, validate_filter, validate_id, validate_topic
+from edge.topics import ID_PATTERN, MAX_TOPIC_BYTES, Topics, validate_filter, validate_id, validate_topic
 
 __all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
            "encode_spec", "load_spec", "load_spec_data", "parse_spec", "parse_spec_lenient", "structure_problems"]
@@ -50,6 +60,8 @@ __all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "Origin", "TaskSpec", "chec
 TOPIC_PREFIX = "topic:"
 MAX_LABEL = 256  # characters of a deployment's or a task's label
 MAX_VERSION = 2**63 - 1  # what any client language holds (edge.protocol.MAX_INT)
+#: ids are checked by validate_id (its one-line errors); this is only what their JSON Schema says
+_ID_SCHEMA: dict[str, Any] = {"pattern": f"^{ID_PATTERN}$"}
 
 
 class Endpoint(BaseModel):
@@ -76,6 +88,13 @@ class Endpoint(BaseModel):
 
     def __str__(self) -> str:
         return f"{TOPIC_PREFIX}{self.topic}" if self.topic is not None else f"{self.task}.{self.port}"
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """On the wire (and in YAML) an endpoint is its text, ``task.port`` or ``topic:...`` (docs/asyncapi.yaml)."""
+        return {"type": "string", "minLength": 1, "maxLength": MAX_TOPIC_BYTES + len(TOPIC_PREFIX),
+                "description": "task.port, or topic: and an MQTT topic (a filter in 'from')",
+                "examples": ["gen.out", "topic:sensors/+/temperature"]}
 
 
 class EdgeSpec(BaseModel):
@@ -111,9 +130,9 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
-    type: str
-    agent: str | None = None
+    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    type: str = Field(json_schema_extra=_ID_SCHEMA)
+    agent: str | None = Field(default=None, json_schema_extra=_ID_SCHEMA)
     label: str | None = Field(default=None, max_length=MAX_LABEL)
     config: dict[str, Any] = Field(default_factory=dict)
 
@@ -154,7 +173,7 @@ class DeploymentSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
+    id: str = Field(json_schema_extra=_ID_SCHEMA)
     label: str | None = Field(default=None, max_length=MAX_LABEL)
     version: int = Field(default=1, ge=1, le=MAX_VERSION)
     tasks: list[TaskSpec] = Field(default_factory=list)

@@ -47,6 +47,7 @@ from edge.frames import decode_value, now_ms
 from edge.graph import DeploymentSpec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
+from edge.protocol import DismissRequest, ValidationError, problem
 from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
@@ -300,18 +301,13 @@ class Host:
     def _on_dismiss(self, message: Message) -> None:
         """Clear a task's crash notice (see :meth:`Instance.dismiss`) and say so in its status."""
         try:
-            request = decode_value(message.payload)
-            if not isinstance(request, dict):
-                raise FrameError("a dismissal is a map")
-            dep, task, before = request.get("deployment"), request.get("task"), request.get("before")
-            if not isinstance(dep, str) or not isinstance(task, str):
-                raise FrameError("a dismissal names a 'deployment' and a 'task'")
-            if not isinstance(before, int) or isinstance(before, bool):
-                raise FrameError("a dismissal needs an integer 'before' (ms)")
-        except FrameError as exc:
+            request = DismissRequest.model_validate(decode_value(message.payload))
+        except (FrameError, ValidationError) as exc:
             self.errors += 1
-            log.warning("agent %s ignored a dismissal on %s: %s", self.agent_id, message.topic, exc)
+            why = problem(exc) if isinstance(exc, ValidationError) else str(exc)
+            log.warning("agent %s ignored a dismissal on %s: %s", self.agent_id, message.topic, why)
             return
+        dep, task, before = request.deployment, request.task, request.before
         instance = self.instances.get((dep, task))
         if instance is not None and instance.dismiss(before):
             log.info("crash notice of %s dismissed", instance.instance_id)

@@ -37,6 +37,7 @@ from edge.bus import Bus
 from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.frames import now_ms
+from edge.protocol import PROTOCOL_REVISION
 from edge.task import Task, TaskContext
 
 __all__ = ["Assignment", "Instance"]
@@ -183,7 +184,8 @@ class Instance:
         a = self.assignment
         now = now_ms()
         self._expire_notice(now)
-        status: dict[str, Any] = {"state": self.state, "type": a.type, "version": a.version, "ts": now,
+        status: dict[str, Any] = {"v": PROTOCOL_REVISION, "state": self.state, "type": a.type, "version": a.version,
+                                  "ts": now,
                                   "restarts": self.restarts, "error": self.error, "last_error": self.last_error,
                                   "crashed_at": self.crashed_at, "errors": list(self.errors)}
         if (self.task is not None or self._carried) and self.state in ("running", "failed", "starting"):

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge import __version__
+from edge._lograte import LogLimiter
 from edge.bus import Bus, Will
 from edge.frames import encode_value, now_ms
+from edge.protocol import PROTOCOL_REVISION, AgentState, Catalog, ValidationError, problem
 from edge.storage import write_atomic
 from edge.topics import Topics
 
@@ -65,6 +67,7 @@ class Presence:
         self.boot = uuid.uuid4().hex[:16]
         self.epoch = self._load_epoch()
         self._host = host_info()
+        self._bad_metrics = LogLimiter(log)
 
     def _load_epoch(self) -> int:
         if self.state_dir is None:
@@ -84,18 +87,30 @@ class Presence:
         return epoch
 
     def state(self, *, online: bool) -> dict[str, Any]:
-        state: dict[str, Any] = {"online": online, "epoch": self.epoch, "boot": self.boot, "ts": now_ms(),
-                                 "version": __version__, "host": self._host}
+        """The agent's state as published (:class:`edge.protocol.AgentState`); metrics out of the
+        protocol's bounds (a NaN, a huge map) are left out and logged, the rest still goes."""
+        state: dict[str, Any] = {"v": PROTOCOL_REVISION, "online": online, "epoch": self.epoch, "boot": self.boot,
+                                 "ts": now_ms(), "version": __version__, "host": self._host}
         if self._errors is not None:
             state["errors"] = self._errors()
         if self.report_interval is not None:
             state["report_interval"] = float(self.report_interval)
         if online and self._metrics is not None:
             state["metrics"] = self._metrics()
-        return state
+        try:
+            return AgentState.model_validate(state).dump()
+        except ValidationError as exc:
+            if "metrics" not in state:
+                raise
+            self._bad_metrics.warning("metrics", "agent %s: its metrics break the protocol's bounds (%s): its "
+                                      "state is published without them", self.agent_id, problem(exc))
+            del state["metrics"]
+            return AgentState.model_validate(state).dump()
 
     def catalog(self) -> dict[str, Any]:
-        return {"agent": self.agent_id, "epoch": self.epoch, "boot": self.boot, "types": self._catalog()}
+        """The agent's catalog as published (:class:`edge.protocol.Catalog`; entries are ``Task.describe``)."""
+        return Catalog(v=PROTOCOL_REVISION, agent=self.agent_id, epoch=self.epoch, boot=self.boot,
+                       types=self._catalog()).dump()
 
     def will(self) -> Will:
         """The will of the next connection; called before each connect, so it starts a new epoch."""

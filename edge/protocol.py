@@ -15,37 +15,74 @@ port metadata, config schemas) at most :data:`MAX_JSON_DEPTH` levels and :data:`
 items, numbers finite. Unknown keys of a state or a status are ignored (the fleet's models have fixed
 fields); those of a catalog entry (``dashboard``, ...) and of a status's metrics (a counter a
 newer agent adds) are kept as bounded JSON.
+
+The rest of the protocol is here too, so that every payload has one model (``PAYLOADS``): the
+deployment spec (``edge.graph``'s, re-exported) and its removal record, the validation request and
+reply, the dismissal, task states (:class:`TaskState`), stream frames and dashboard views.
+Producers build their payloads through them, readers parse with them, and ``edge.asyncapi``
+publishes their JSON Schemas as ``docs/asyncapi.yaml``. Payloads carry the protocol revision
+``v`` (:data:`PROTOCOL_REVISION`; versions and the compatibility rule: docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Final
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from edge.graph import DeploymentSpec
 from edge.topics import ID_PATTERN
 
 __all__ = [
     "MAX_BATCH_PARTS",
     "MAX_BATCH_TASKS",
+    "COLOR_PATTERN",
+    "MAX_CHECK_LINES",
+    "MAX_CHECK_TASKS",
     "MAX_INT",
     "MAX_JSON_DEPTH",
     "MAX_JSON_ITEMS",
     "MAX_KEYS",
     "MAX_NAME",
+    "MAX_REMOVAL_VERSION",
     "MAX_TEXT",
     "MAX_TYPES",
+    "PAYLOADS",
+    "PROTOCOL_REVISION",
     "AgentState",
     "Catalog",
     "CatalogEntry",
+    "CheckResult",
+    "CheckTask",
+    "Crash",
+    "InstancePorts",
+    "DashboardView",
+    "DeploymentSpec",
+    "DismissRequest",
     "InputMetrics",
     "MetricsBatch",
     "OutputMetrics",
+    "PlotSeries",
+    "PlotView",
+    "RadioButtonsView",
+    "RemovalRecord",
+    "SliderView",
+    "StatusDisplayView",
+    "StreamFrame",
     "TaskMetrics",
     "TaskMetricsEntry",
+    "TaskState",
     "TaskStatusMsg",
+    "TextDisplayView",
+    "TextInputView",
+    "ToggleView",
     "ValidationError",
+    "ValidationReply",
+    "ValidationRequest",
+    "ValueBarView",
+    "ViewFrame",
     "problem",
 ]
 
@@ -59,6 +96,8 @@ MAX_JSON_ITEMS: Final = 10_000  # scalars, keys and containers of one free-form 
 MAX_BOOT: Final = 64  # characters of a boot id
 MAX_BATCH_TASKS: Final = 2000  # tasks in one metrics batch message
 MAX_BATCH_PARTS: Final = 8  # messages one metrics batch is split into, at most
+_V: Final = ("the protocol revision of its sender (edge.protocol.PROTOCOL_REVISION); absent: 0, a sender older "
+              "than the field")
 
 
 def _bounded_json(value: Any) -> Any:
@@ -136,6 +175,7 @@ class _Open(_Message):
 class AgentState(_Message):
     """``{root}/agents/{id}/state``: birth (``online: true``), periodic metrics, will (``online: false``)."""
 
+    v: Int = Field(default=0, description=_V)
     online: bool
     epoch: Int
     #: a random token per agent process: a state with another boot id is a new life of the agent
@@ -169,8 +209,10 @@ class CatalogEntry(_Open):
 class Catalog(_Message):
     """``{root}/agents/{id}/catalog``; entries are validated one by one (:meth:`entries`)."""
 
+    v: Int = Field(default=0, description=_V)
     agent: Name = ""
     epoch: Int = 0
+    boot: Annotated[str, Field(strict=True, max_length=MAX_BOOT)] = ""
     types: Annotated[list[Any], Field(max_length=MAX_TYPES)] = Field(default_factory=list)
 
     def entries(self) -> tuple[list[CatalogEntry], list[str]]:
@@ -218,7 +260,8 @@ class Crash(_Message):
 class TaskStatusMsg(_Message):
     """``{root}/deployments/{dep}/status/{task}``: the last state of one task instance (``Instance.status``)."""
 
-    state: Annotated[str, Field(strict=True, min_length=1, max_length=32)]
+    v: Int = Field(default=0, description=_V)
+    state: Annotated[TaskState, Field(strict=False)]
     agent: Id | None = None
     type: Name | None = None
     version: Int = 0
@@ -249,6 +292,7 @@ class MetricsBatch(_Message):
     parts - 1), each within the agent's payload limit and :data:`MAX_BATCH_TASKS` tasks; entries are
     validated one by one (:meth:`entries`)."""
 
+    v: Int = Field(default=0, description=_V)
     boot: Annotated[str, Field(strict=True, max_length=MAX_BOOT)] = ""
     epoch: Int = 0
     seq: Int = 0
@@ -280,3 +324,207 @@ def problem(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"
+
+
+# -- the rest of the protocol (issue 18.1): versions, task states, removals, requests, views ---------------
+#: The payload revision of protocol ``v1`` (the ``edge/v1/`` topic level) this code speaks, sent as
+#: ``v`` in every control payload but a spec. Readers accept any revision and ignore fields they do not
+#: know; an absent ``v`` is revision 0 (agents older than the field). What bumps it, and what needs a
+#: new topic level instead, is in docs/protocol.md ("Versions").
+PROTOCOL_REVISION: Final = 1
+#: A colour a dashboard view may carry: ``#rgb``, ``#rrggbb`` (alpha too) or a CSS name such as ``green``;
+#: safe to put in a style attribute. Dashboard task configs check it, the panel checks it again.
+COLOR_PATTERN: Final = r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$"
+MAX_REMOVAL_VERSION: Final = 2**53  # a removal record's version: beyond this it is garbage (edge.desired)
+MAX_CHECK_TASKS: Final = 1000  # tasks in one validation request or reply
+MAX_CHECK_LINES: Final = 50  # errors (or warnings) kept per task of a validation reply
+MAX_VIEW_TEXT: Final = 1_000_000  # characters of a text a dashboard view shows (a text input's longest)
+MAX_POINTS: Final = 10_000  # points of one plot series
+
+Version = Annotated[int, Field(strict=True, ge=0, le=MAX_REMOVAL_VERSION)]
+Revision = Annotated[int, Field(strict=True, ge=0, le=MAX_INT, description=_V)]
+Color = Annotated[str, Field(strict=True, pattern=COLOR_PATTERN)]
+
+
+class TaskState(StrEnum):
+    """What a task instance is doing, as its status says (``state``)."""
+
+    PENDING = "pending"  # assigned, not started yet (or waiting for its agent)
+    STARTING = "starting"  # its inputs are being opened
+    RUNNING = "running"
+    FAILED = "failed"  # crashed; restarted after a back-off
+    STOPPED = "stopped"  # stopped by its agent (the agent stops, or the task's spec changed)
+    INVALID = "invalid"  # its config was refused: it is not run until a new spec comes
+
+
+TaskStatusMsg.model_rebuild()
+
+
+def _ms_or_zero(value: Any) -> Any:
+    """A removal's ``at`` is only shown: one out of range (or not a number) reads as 0, unknown."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
+    return value if ok else 0
+
+
+class RemovalRecord(_Message):
+    """``{root}/deployments/{dep}`` when removed: every version up to ``version`` is gone (``edge.desired``)."""
+
+    v: Revision = 0
+    removed: Literal[True]
+    version: Version
+    #: ms, the removing controller's clock
+    at: Annotated[Int, BeforeValidator(_ms_or_zero)] = 0
+
+
+def _lines(value: Any) -> Any:
+    return value[:MAX_CHECK_LINES] if isinstance(value, list) else value
+
+
+Lines = Annotated[list[Text], BeforeValidator(_lines), Field(max_length=MAX_CHECK_LINES)]
+
+
+class CheckTask(_Message):
+    """One task of a validation request: its id, type and config (secret references unresolved)."""
+
+    task: Id
+    type: Id
+    #: as the spec holds it: checked by the type's own config model (a text may be long, a formula, a script)
+    config: Annotated[dict[Name, Any], Field(max_length=MAX_KEYS)] = Field(default_factory=dict)
+
+
+class ValidationRequest(_Message):
+    """``{root}/agents/{id}/validate``: run these tasks' own checks, answer on ``reply_to`` (``edge.validation``)."""
+
+    v: Revision = 0
+    id: Id
+    reply_to: Name  # a ``{root}/replies/{token}`` topic: the agent answers nowhere else
+    tasks: Annotated[list[CheckTask], Field(max_length=MAX_CHECK_TASKS)] = Field(default_factory=list)
+
+
+PortMap = Annotated[dict[Id, Annotated[dict[str, Any], Field(max_length=MAX_KEYS)]], Field(max_length=MAX_KEYS)]
+
+
+class InstancePorts(_Message):
+    """One instance's ports with their IO metadata, as :meth:`edge.task.Task.ports` makes them of its config."""
+
+    inputs: PortMap = Field(default_factory=dict)
+    outputs: PortMap = Field(default_factory=dict)
+
+
+class CheckResult(_Message):
+    """What one task's checks found: error lines (``config.FIELD: message``), and why a check did not run;
+    with neither, the instance's ``ports``."""
+
+    errors: Lines = Field(default_factory=list)
+    warnings: Lines = Field(default_factory=list)
+    ports: InstancePorts | None = None
+
+
+class ValidationReply(_Message):
+    """``{root}/replies/{token}``: an agent's answer to the validation request ``id``."""
+
+    v: Revision = 0
+    id: Id
+    agent: Id
+    tasks: Annotated[dict[Id, CheckResult], Field(max_length=MAX_CHECK_TASKS)] = Field(default_factory=dict)
+
+
+class DismissRequest(_Message):
+    """``{root}/agents/{id}/dismiss``: clear a task's crash notice if it has not crashed since ``before`` (ms)."""
+
+    v: Revision = 0
+    deployment: Id
+    task: Id
+    before: Int
+
+
+class StreamFrame(_Open):
+    """One frame on ``{root}/streams/...``, as a schema for other languages: the codec is ``edge.frames``
+    (docs/frames.md); ``value`` is any CBOR item (numeric arrays as RFC 8746 typed arrays); other keys
+    are control fields (``paused``, ...)."""
+
+    ts: Int
+    seq: Int
+    value: Any = None
+
+
+# -- dashboard views: the frame value a dashboard task publishes, retained, on its ``view`` output ----
+class _View(_Open):
+    label: Name = ""
+
+
+class SliderView(_View):
+    kind: Literal["slider"]
+    value: Number
+    min: Number
+    max: Number
+    step: Number
+
+
+class ToggleView(_View):
+    kind: Literal["toggle"]
+    value: bool
+
+
+class RadioButtonsView(_View):
+    kind: Literal["radio_buttons"]
+    options: Annotated[list[Name], Field(max_length=MAX_KEYS)]
+    selected: Int
+
+
+class TextInputView(_View):
+    kind: Literal["text_input"]
+    value: Annotated[str, Field(strict=True, max_length=MAX_VIEW_TEXT)]
+
+
+class StatusDisplayView(_View):
+    kind: Literal["status_display"]
+    value: Number | None = None  # None: no frame yet
+    text: Name = ""
+    color: Color | None = None
+
+
+class TextDisplayView(_View):
+    kind: Literal["text_display"]
+    text: Annotated[str, Field(strict=True, max_length=MAX_VIEW_TEXT)]
+
+
+class ValueBarView(_View):
+    kind: Literal["value_bar"]
+    value: Number
+    min: Number
+    max: Number
+    fraction: Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
+    color: Color
+    direction: Literal["vertical", "horizontal"]
+
+
+class PlotSeries(_Message):
+    input: Id
+    label: Name
+    #: ``[ts ms, value]`` pairs, oldest first
+    points: Annotated[list[Annotated[list[Number], Field(min_length=2, max_length=2)]], Field(max_length=MAX_POINTS)]
+
+
+class PlotView(_View):
+    kind: Literal["plot"]
+    window_ms: Int
+    y_min: Number | None = None
+    y_max: Number | None = None
+    series: Annotated[list[PlotSeries], Field(max_length=MAX_KEYS)] = Field(default_factory=list)
+
+
+DashboardView = Annotated[SliderView | ToggleView | RadioButtonsView | TextInputView | StatusDisplayView
+                          | TextDisplayView | ValueBarView | PlotView, Field(discriminator="kind")]
+
+
+class ViewFrame(StreamFrame):
+    """A frame on a dashboard task's ``view`` output: its value says what the panel draws."""
+
+    value: DashboardView
+
+
+#: Every payload model of the protocol, by the name docs/asyncapi.yaml gives its schema.
+PAYLOADS: Final[tuple[type[BaseModel], ...]] = (
+    AgentState, Catalog, CatalogEntry, CheckResult, CheckTask, DeploymentSpec, DismissRequest, MetricsBatch,
+    RemovalRecord, StreamFrame, TaskStatusMsg, ValidationReply, ValidationRequest, ViewFrame)

@@ -34,7 +34,7 @@ from edge.bus import Bus
 from edge.errors import EdgeError
 from edge.frames import encode_value, now_ms
 from edge.instance import Instance
-from edge.protocol import MAX_BATCH_PARTS, MAX_BATCH_TASKS
+from edge.protocol import MAX_BATCH_PARTS, MAX_BATCH_TASKS, PROTOCOL_REVISION
 from edge.topics import Topics
 
 __all__ = ["CHUNK_BYTES", "COALESCE", "MetricsBatcher", "StatusPublisher", "chunk"]
@@ -180,7 +180,7 @@ class MetricsBatcher:
         boot, epoch = self._identity()
         ts, sent = now_ms(), 0
         for i, part in enumerate(parts):
-            payload = encode_value({"boot": boot, "epoch": epoch, "seq": self.seq, "ts": ts,
+            payload = encode_value({"v": PROTOCOL_REVISION, "boot": boot, "epoch": epoch, "seq": self.seq, "ts": ts,
                                     "interval": float(self._interval), "full": full, "part": i,
                                     "parts": len(parts), "tasks": part})
             try:

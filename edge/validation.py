@@ -24,11 +24,12 @@ The request/response (documented in ``docs/protocol.md``): the controller publis
 ``{root}/agents/{agent}/validate`` the CBOR map ``{"id": ID, "reply_to": TOPIC, "tasks": [{"task",
 "type", "config"}, ...]}``; the agent answers on ``reply_to`` (a ``{root}/replies/{token}`` topic
 and nothing else) with ``{"id": ID, "agent": AGENT, "tasks": {TASK: {"errors": [...],
-"warnings": [...], "ports": {"inputs": {PORT: METADATA}, "outputs": {...}}}}}``, ``ports`` (the
-instance's, from :meth:`edge.task.Task.ports`) for each task with neither errors nor warnings; the
-controller checks the wires against them, which covers what the catalog's ``ports_from`` rules cannot
-express (:mod:`edge.ports`). The reply topic travels in the payload, not in MQTT 5 properties,
-because the bus also speaks MQTT 3.1.1.
+"warnings": [...], "ports": {"inputs": {PORT: METADATA}, "outputs": {...}}}}}`` (both with the protocol
+revision ``v``; their models are :class:`edge.protocol.ValidationRequest` and
+:class:`edge.protocol.ValidationReply`), ``ports`` (the instance's, from :meth:`edge.task.Task.ports`) for
+each task with neither errors nor warnings; the controller checks the wires against them, which covers
+what the catalog's ``ports_from`` rules cannot express (:mod:`edge.ports`). The reply topic travels in
+the payload, not in MQTT 5 properties, because the bus also speaks MQTT 3.1.1.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ from typing import TYPE_CHECKING, Any, Final
 from edge.errors import ConfigError, FrameError
 from edge.frames import decode_value, encode_value
 from edge.graph import DeploymentSpec, TaskSpec, check_against_catalog, parse_spec_lenient
+from edge.protocol import (
+    MAX_CHECK_LINES,
+    MAX_CHECK_TASKS,
+    PROTOCOL_REVISION,
+    CheckResult,
+    CheckTask,
+    InstancePorts,
+    ValidationError,
+    ValidationReply,
+    ValidationRequest,
+    problem,
+)
 from edge.secrets import is_reference
 from edge.topics import is_valid_id
 
@@ -55,8 +68,8 @@ log = logging.getLogger("edge.validation")
 #: seconds the controller waits for the agents' answers to a validation request
 CHECK_TIMEOUT: Final = 3.0
 #: most tasks, and most lines per task, in one request or reply (hostile input stays bounded)
-MAX_TASKS: Final = 1000
-MAX_LINES: Final = 50
+MAX_TASKS: Final = MAX_CHECK_TASKS
+MAX_LINES: Final = MAX_CHECK_LINES
 #: longest message of one schema error (they quote the value, which may be large)
 MAX_MESSAGE: Final = 300
 #: most ports per side, and metadata keys per port, a reply may carry
@@ -173,34 +186,28 @@ class CheckRequest:
 
 
 def encode_request(request: CheckRequest) -> bytes:
-    return encode_value({"id": request.id, "reply_to": request.reply_to,
-                         "tasks": [{"task": t, "type": ty, "config": c} for t, ty, c in request.tasks]})
+    message = ValidationRequest(v=PROTOCOL_REVISION, id=request.id, reply_to=request.reply_to,
+                                tasks=[CheckTask(task=t, type=ty, config=c) for t, ty, c in request.tasks])
+    return encode_value(message.model_dump())
 
 
 def decode_request(payload: bytes) -> CheckRequest:
-    """A request from the wire; :class:`ConfigError` for anything malformed."""
+    """A request from the wire (:class:`edge.protocol.ValidationRequest`); :class:`ConfigError` for
+    anything malformed."""
     try:
-        data = decode_value(payload)
+        message = ValidationRequest.model_validate(decode_value(payload))
     except FrameError as exc:
         raise ConfigError(f"not a CBOR validation request: {exc}", field="payload") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError("a validation request is a map", field="payload")
-    rid, reply_to, tasks = data.get("id"), data.get("reply_to"), data.get("tasks")
-    if not is_valid_id(rid) or not isinstance(reply_to, str) or not isinstance(tasks, list) or len(tasks) > MAX_TASKS:
-        raise ConfigError("a validation request needs an id, a reply_to topic and a list of tasks", field="payload")
-    parsed: list[tuple[str, str, dict[str, Any]]] = []
-    for item in tasks:
-        if not (isinstance(item, Mapping) and is_valid_id(item.get("task")) and is_valid_id(item.get("type"))
-                and isinstance(item.get("config", {}), Mapping)):
-            raise ConfigError("each task of a validation request is {task, type, config}", field="tasks")
-        parsed.append((str(item["task"]), str(item["type"]), dict(item.get("config", {}))))
-    return CheckRequest(id=str(rid), reply_to=reply_to, tasks=parsed)
+    except ValidationError as exc:
+        raise ConfigError(f"a malformed validation request: {problem(exc)}", field="payload") from None
+    return CheckRequest(id=message.id, reply_to=message.reply_to,
+                        tasks=[(t.task, t.type, dict(t.config)) for t in message.tasks])
 
 
 def answer_request(request: CheckRequest, *, agent_id: str, types: Mapping[str, type[Task]],
                    resolve: Callable[[Any], Any]) -> bytes:
     """The reply of agent ``agent_id`` (its types, its secrets) to ``request``."""
-    results: dict[str, dict[str, list[str]]] = {}
+    results: dict[str, CheckResult] = {}
     for task_id, type_name, config in request.tasks:
         task_type = types.get(type_name)
         errors: list[str] = []
@@ -216,18 +223,20 @@ def answer_request(request: CheckRequest, *, agent_id: str, types: Mapping[str, 
                 log.exception("the check of type %r failed on agent %s", type_name, agent_id)
                 warnings.append(f"the check of type {type_name!r} failed on agent {agent_id}: "
                                 f"{type(exc).__name__}: {exc}")
-        result: dict[str, Any] = {"errors": errors[:MAX_LINES], "warnings": warnings}
+        ports: InstancePorts | None = None
         if task_type is not None and not errors and not warnings:
             try:
-                result["ports"] = task_type.ports(task_type.validate_config(resolve(config))).metadata()
+                ports = InstancePorts.model_validate(
+                    task_type.ports(task_type.validate_config(resolve(config))).metadata())
             except ConfigError:
                 pass  # check() passed but the model did not: its lines are the type's to give
             except Exception as exc:  # a bug in a type's ports() must not stop the agent answering
                 log.exception("the ports of type %r failed on agent %s", type_name, agent_id)
                 warnings.append(f"the ports of type {type_name!r} failed on agent {agent_id}: "
                                 f"{type(exc).__name__}: {exc}")
-        results[task_id] = result
-    return encode_value({"id": request.id, "agent": agent_id, "tasks": results})
+        results[task_id] = CheckResult(errors=[str(e) for e in errors[:MAX_LINES]], warnings=warnings, ports=ports)
+    reply = ValidationReply(v=PROTOCOL_REVISION, id=request.id, agent=agent_id, tasks=results)
+    return encode_value(reply.model_dump(exclude_none=True))
 
 
 def decode_reply_ports(payload: bytes, request_id: str) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
@@ -267,19 +276,12 @@ def _port_map(value: Any) -> dict[str, dict[str, Any]] | None:
 
 
 def decode_reply(payload: bytes, request_id: str) -> tuple[str, dict[str, tuple[list[str], list[str]]]] | None:
-    """``(agent, {task id: (errors, warnings)})`` of a reply to ``request_id``; None for anything else."""
+    """``(agent, {task id: (errors, warnings)})`` of a reply to ``request_id``
+    (:class:`edge.protocol.ValidationReply`); None for anything else."""
     try:
-        data = decode_value(payload)
-    except FrameError:
+        reply = ValidationReply.model_validate(decode_value(payload))
+    except (FrameError, ValidationError):
         return None
-    if not isinstance(data, Mapping) or data.get("id") != request_id or not isinstance(data.get("tasks"), Mapping) \
-            or not isinstance(data.get("agent"), str):
+    if reply.id != request_id:
         return None
-    out: dict[str, tuple[list[str], list[str]]] = {}
-    for task_id, result in data["tasks"].items():
-        if not isinstance(task_id, str) or not isinstance(result, Mapping):
-            continue
-        lines = [[str(x)[:2000] for x in v[:MAX_LINES]] if isinstance(v, list) else []
-                 for v in (result.get("errors"), result.get("warnings"))]
-        out[task_id] = (lines[0], lines[1])
-    return data["agent"], out
+    return reply.agent, {task: (list(result.errors), list(result.warnings)) for task, result in reply.tasks.items()}

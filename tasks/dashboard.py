@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import EdgeError
 from edge.frames import Frame, encode_frame, now_ms
+from edge.protocol import COLOR_PATTERN  # the one colour rule, which the panel checks again
 from edge.task import Port, TaskContext
 from tasks.base import BuiltinTask, is_pause
 
@@ -38,9 +39,6 @@ __all__ = ["COLOR_PATTERN", "VIEW", "ControlConfig", "ControlTask", "DashboardTa
 
 VIEW = Port(label="view", content="view", extra={"retained": True})
 """The ``view`` output of every dashboard task."""
-
-COLOR_PATTERN = r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$"
-"""A colour: ``#rgb``, ``#rrggbb`` (with alpha too) or a CSS name such as ``green``."""
 
 
 def panel_topic(context: TaskContext) -> str | None:

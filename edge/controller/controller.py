@@ -30,6 +30,7 @@ from edge.desired import encode_record, removal
 from edge.errors import ConfigError, EdgeError, SpecError
 from edge.frames import encode_value
 from edge.graph import DeploymentSpec, Origin, TaskSpec, check_against_catalog, encode_spec
+from edge.protocol import PROTOCOL_REVISION, DismissRequest
 from edge.settings import Settings
 from edge.topics import Topics, validate_id
 from edge.validation import (
@@ -274,8 +275,8 @@ class Controller:
         if status.agent is None or agent is None or not agent.online:
             raise ConfigError(f"agent {status.agent or '?'} of {deployment}/{task} is offline: its crash notice "
                               "can be dismissed once it is back", field="agent")
-        request = {"deployment": deployment, "task": task, "before": status.crashed_at}
-        await self.bus.publish(self.topics.agent_dismiss(status.agent), encode_value(request), qos=1)
+        request = DismissRequest(v=PROTOCOL_REVISION, deployment=deployment, task=task, before=status.crashed_at)
+        await self.bus.publish(self.topics.agent_dismiss(status.agent), encode_value(request.model_dump()), qos=1)
         return True
 
     def port_topic(self, reference: str) -> str:

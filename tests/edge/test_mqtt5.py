@@ -472,7 +472,7 @@ async def test_qos1_survives_the_broker_restarting_mid_stream_with_persistent_se
             await until(lambda: not pub.is_connected and not sub_bus.is_connected)
             assert len(got) < count
             async with MosquittoBroker(port=port, data_dir=tmp_path, extra_config=extra):
-                await until(lambda: len(set(got)) == count, timeout=45)  # 20,000 at 10 in flight: slow on a busy machine
+                await until(lambda: len(set(got)) == count, timeout=45)  # 20,000 at 10 in flight: slow when busy
                 assert set(got) == set(range(count))
                 assert pub.stats.dropped_offline == 0
                 assert (pub.stats.connects, pub.stats.connection_losses, sub_bus.stats.connects) == (2, 1, 2)

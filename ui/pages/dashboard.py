@@ -34,6 +34,7 @@ from edge.controller.views import TaskView, format_age, task_view
 from edge.errors import FrameError, TopicError
 from edge.frames import decode_frame, encode_frame, now_ms
 from edge.graph import DeploymentSpec, TaskSpec
+from edge.protocol import COLOR_PATTERN
 from edge.topics import is_valid_id
 from ui.app import Panel, current
 from ui.charts import RENDERER, time_axis
@@ -45,7 +46,7 @@ __all__ = ["KINDS", "Widget", "create", "dashboard_tasks"]
 
 log = logging.getLogger("ui")
 
-COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$")  # as the task library checks it: safe in a style
+COLOR = re.compile(COLOR_PATTERN)  # as the task library checks it (edge.protocol): safe in a style
 ECHO_GUARD = 1.0  # seconds during which a control ignores views after the user moved it
 STALE_AFTER = 3.0  # seconds without a picture after which a video viewer says it has none
 VIDEO = "video_viewer"
