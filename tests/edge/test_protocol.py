@@ -111,7 +111,7 @@ class _Crashed:
         self.host._on_dismiss(Message(self.host.topics.agent_dismiss("pi-1"), encode_value(payload)))
 
 
-def test_a_dismissal_is_parsed_by_its_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_dismissal_is_parsed_by_its_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     crashed = _Crashed(tmp_path)
     hostile: list[Any] = [[1], {"deployment": "d", "task": "t"}, {"deployment": "d", "task": "t", "before": True},
                           {"deployment": "d", "task": "t", "before": 2**64}, {"deployment": "d/x", "task": "t",
