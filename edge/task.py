@@ -138,7 +138,9 @@ class _StreamOrder:
     between. A lower or equal one is a copy when the frame with that ``seq`` in the last
     :data:`_SEQ_WINDOW` had the same ``ts`` (a QoS 1 redelivery is the same bytes); otherwise the
     producer started over (its counter begins at 0 on every run) and the frames of the new run
-    before this one are the hole.
+    before this one are the hole. A ``seq`` of 0 is never taken for a copy: producers that do not
+    count (every frame 0, as ``edge pub`` and the panel's controls send) lose nothing to the rule,
+    at the price of a redelivered first frame going through twice.
     """
 
     __slots__ = ("last", "stamps")
@@ -151,7 +153,7 @@ class _StreamOrder:
         """Frames missing before this one (0 for none), or -1 if it is a copy of one seen."""
         last = self.last
         slot = seq % _SEQ_WINDOW
-        if seq <= last and last - seq < _SEQ_WINDOW and self.stamps[slot] == ts:
+        if 0 < seq <= last and last - seq < _SEQ_WINDOW and self.stamps[slot] == ts:
             return -1
         missing = 0 if last < 0 else seq - last - 1 if seq > last else seq
         self.last = seq
