@@ -30,10 +30,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict
 
@@ -45,10 +45,13 @@ from edge.files import files_folder, resolve_file
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
 from edge.topics import is_stream_topic, validate_id
 
-__all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
+__all__ = ["IO_KEYS", "WARN_EVERY", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
 
 log = logging.getLogger("edge.task")
 _bad_frames = LogLimiter(log)  # a flood of bad frames on one input logs once a minute, all counted
+
+WARN_EVERY: Final = 10.0
+"""Seconds between two of :meth:`Task.warn`'s warnings about the same thing."""
 
 #: The IO metadata keys streamtasks uses; ports may carry others too.
 IO_KEYS = ("content", "codec", "rate", "width", "height", "pixel_format", "sample_format", "channels")
@@ -166,6 +169,8 @@ class Task:
     inputs: ClassVar[Mapping[str, Port]] = {}
     outputs: ClassVar[Mapping[str, Port]] = {}
     Config: ClassVar[type[BaseModel]] = EmptyConfig
+    #: Where :meth:`warn` logs.
+    logger: ClassVar[logging.Logger] = log
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -186,7 +191,10 @@ class Task:
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
         self._subs: list[Subscription] = []
         self._inbox: Inbox | None = None
-        self._seq = dict.fromkeys(self.outputs, 0)
+        # the next seq of each output port, and of each topic publish() sent to: from 0 on every run
+        self._seq: dict[str, int] = {}
+        self._topic_seq: dict[str, int] = {}
+        self._warnings = LogLimiter(self.logger, every=WARN_EVERY)
         self._order: dict[str, _StreamOrder] = {}  # inputs fed by one producer's stream
 
     # -- description --------------------------------------------------------------------------
@@ -260,6 +268,23 @@ class Task:
             raise ConfigError(f"{self.type_name}: no files folder from the runtime, so no file may be used "
                               f"({value!r})", field="config")
         return resolve_file(value, folder=folder)
+
+    @property
+    def instance_id(self) -> str:
+        """The instance's id, as the runtime names it (the type's name without a runtime)."""
+        return self.context.instance_id if self.context is not None else self.type_name
+
+    def warn(self, key: str, message: str, *args: object) -> None:
+        """Log ``"{instance_id}: " + message % args`` as a warning, the first time then at most every
+        :data:`WARN_EVERY` s per ``key`` (a port, a reason): a flood of bad frames costs one line per
+        interval, saying how many were held back; count them where they happen."""
+        self._warnings.warning(key, "%s: " + message, self.instance_id, *args)
+
+    def count_error(self, metrics: PortMetrics, key: str, message: str, *args: object) -> None:
+        """Count an error in a port's ``metrics`` and :meth:`warn`, saying how many there were so far."""
+        metrics.errors += 1
+        self.warn(key, message + " (%d error(s) so far; repeats logged at most every %g s)", *args, metrics.errors,
+                  WARN_EVERY)
 
     def _ctx(self) -> TaskContext:
         if self.context is None:
@@ -345,21 +370,45 @@ class Task:
         return self.in_metrics[port].paused
 
     async def send(self, port: str, value: Any, *, ts: int | None = None, paused: bool = False,
-                   qos: int | None = None) -> None:
-        """Publish ``value`` as a frame on output ``port`` (timestamp: now unless given; QoS: the port's)."""
+                   qos: int | None = None, retain: bool = False, extra: Mapping[str, Any] | None = None) -> None:
+        """Publish ``value`` as a frame on output ``port`` (timestamp: now unless given; QoS: the port's).
+
+        ``extra``: more fields of the frame (a media frame's ``pixel_format``); ``retain``: the broker
+        keeps the last frame for late subscribers (a dashboard's ``view``). :class:`FrameError` if the
+        value cannot be encoded or the frame is larger than the payload limit: then nothing is sent
+        and the port's ``seq`` stays where it was, so consumers count no hole.
+        """
         if port not in self.outputs:
             raise ConfigError(f"{self.type_name} has no output {port!r}", field="port")
         ctx = self._ctx()
-        seq = self._seq[port]
-        self._seq[port] = seq + 1
-        payload = encode_frame(value, ts=now_ms() if ts is None else ts, seq=seq,
-                               extra={"paused": True} if paused else None)
-        metrics = self.out_metrics[port]
-        metrics.frames += 1
-        metrics.last_ts = ts
         level = self.outputs[port].qos if qos is None else qos
-        for topic in ctx.targets.get(port, ()):
-            await ctx.bus.publish(topic, payload, qos=level)
+        await self._publish(self._seq, port, self.out_metrics[port], ctx.targets.get(port, ()), value, ts=ts,
+                            paused=paused, qos=level, retain=retain, extra=extra)
+
+    async def publish(self, topic: str, value: Any, *, ts: int | None = None, paused: bool = False,
+                      qos: int = 0, retain: bool = False, extra: Mapping[str, Any] | None = None) -> None:
+        """:meth:`send` to a topic that is no output's (a named stream); its ``seq`` counts per topic."""
+        await self._publish(self._topic_seq, topic, None, (topic,), value, ts=ts, paused=paused, qos=qos,
+                            retain=retain, extra=extra)
+
+    async def _publish(self, counters: dict[str, int], stream: str, metrics: PortMetrics | None,
+                       topics: Iterable[str], value: Any, *, ts: int | None, paused: bool, qos: int, retain: bool,
+                       extra: Mapping[str, Any] | None) -> None:
+        # the one send path: one seq counter per output port (or topic), +1 per frame that goes out
+        ctx = self._ctx()
+        stamp = now_ms() if ts is None else ts
+        fields = {**extra, "paused": True} if extra and paused else {"paused": True} if paused else extra
+        seq = counters.get(stream, 0)
+        payload = encode_frame(value, ts=stamp, seq=seq, extra=fields)
+        if len(payload) > ctx.max_payload:
+            raise FrameError(f"a {len(payload)}-byte frame on {stream!r} exceeds the {ctx.max_payload}-byte "
+                             "payload limit (EDGE_MAX_PAYLOAD)")
+        counters[stream] = seq + 1
+        if metrics is not None:
+            metrics.frames += 1
+            metrics.last_ts = stamp
+        for topic in topics:
+            await ctx.bus.publish(topic, payload, qos=qos, retain=retain)
 
     async def close(self) -> None:
         """Release the inputs' subscriptions (the runtime calls this after ``run()`` ends)."""

@@ -27,8 +27,9 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge._groups import one_failure
 from edge.errors import FrameError
-from edge.frames import Frame, encode_frame
+from edge.frames import Frame
 from edge.task import Port, Task
 from tasks.media.flow import Lane, Lanes, Policy
 from tasks.media.packets import EncodedPacket, is_packet
@@ -93,6 +94,7 @@ class MediaTask(Task):
     """Base of the media tasks; subclasses implement :meth:`serve` (and maybe :meth:`release`)."""
 
     category = "media"
+    logger = log
 
     #: inputs whose lanes drop the oldest item whatever they carry (mixers, meters, audio packets)
     drop_oldest: ClassVar[frozenset[str]] = frozenset()
@@ -102,8 +104,6 @@ class MediaTask(Task):
         self.lanes: Lanes[Received] = Lanes({port: self.make_lane(port, meta) for port, meta in self.inputs.items()})
         #: frames this task produced but could not send (oversize, a source that fell behind)
         self.not_sent = 0
-        self._out_seq = dict.fromkeys(self.outputs, 0)
-        self._warned: set[tuple[str, str]] = set()
         self.worker: Worker | None = None
 
     def make_lane(self, port: str, meta: Port) -> Lane[Received]:
@@ -119,18 +119,14 @@ class MediaTask(Task):
 
     # -- running --------------------------------------------------------------------------------
     async def run(self) -> None:
-        self.worker = Worker(self._name)
+        self.worker = Worker(self.instance_id)
         try:
-            async with asyncio.TaskGroup() as group:
-                pump = group.create_task(self._pump(), name=f"pump-{self.type_name}")
-                await self.serve()
-                pump.cancel()
-        except BaseExceptionGroup as group:
             # one failure is reported as itself (the status shows "DeviceNotFoundError: …", not a group)
-            leaves = _leaves(group)
-            if len(leaves) == 1 and isinstance(leaves[0], Exception):
-                raise leaves[0] from None
-            raise
+            with one_failure():
+                async with asyncio.TaskGroup() as group:
+                    pump = group.create_task(self._pump(), name=f"pump-{self.type_name}")
+                    await self.serve()
+                    pump.cancel()
         finally:
             self.worker.close(self.release)
 
@@ -154,7 +150,7 @@ class MediaTask(Task):
                 item = self.parse(port, frame)
             except FrameError as exc:
                 self.in_metrics[port].errors += 1
-                self.warn_once(port, "bad", "%s: dropped a bad frame on input %r: %s", self._name, port, exc)
+                self.warn(f"{port}:bad", "dropped a bad frame on input %r: %s", port, exc)
                 continue
             keyframe = not isinstance(item, EncodedPacket) or item.keyframe
             self.lanes.put(port, item, seq=frame.seq, keyframe=keyframe)
@@ -173,36 +169,12 @@ class MediaTask(Task):
 
     # -- sending --------------------------------------------------------------------------------
     async def emit(self, port: str, value: Any, *, ts: int, extra: dict[str, Any] | None = None) -> bool:
-        """Publish a frame with control fields on output ``port``; False if it could not be sent."""
-        ctx = self._ctx()
-        payload = encode_frame(value, ts=ts, seq=self._out_seq[port], extra=extra)
-        if len(payload) > ctx.max_payload:
+        """:meth:`send` a frame with control fields on output ``port``; False (counted in ``not_sent``)
+        if it could not be sent (too big for the broker)."""
+        try:
+            await self.send(port, value, ts=ts, extra=extra)
+        except FrameError as exc:
             self.not_sent += 1
-            self.warn_once(port, "size", "%s: a %d-byte frame on output %r exceeds the %d-byte payload limit "
-                           "(EDGE_MAX_PAYLOAD): encode the video, or make it smaller; dropped",
-                           self._name, len(payload), port, ctx.max_payload)
+            self.warn(f"{port}:size", "%s: encode the video, or make it smaller; dropped", exc)
             return False
-        self._out_seq[port] += 1
-        metrics = self.out_metrics[port]
-        metrics.frames += 1
-        metrics.last_ts = ts
-        for topic in ctx.targets.get(port, ()):
-            await ctx.bus.publish(topic, payload)
         return True
-
-    @property
-    def _name(self) -> str:
-        return self.context.instance_id if self.context is not None else self.type_name
-
-    def warn_once(self, port: str, reason: str, message: str, *args: object) -> None:
-        """Log a warning the first time ``reason`` happens on ``port`` (the counters say how often)."""
-        if (port, reason) not in self._warned:
-            self._warned.add((port, reason))
-            log.warning(message, *args)
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found

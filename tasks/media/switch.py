@@ -73,7 +73,7 @@ class MediaSwitch(MediaTask):
             wanted = INPUTS[int(value)]
         else:
             self.in_metrics["select"].errors += 1
-            self.warn_once("select", "value", "%s: select wants 0-3 or in0-in3, got %r", self._name, value)
+            self.warn("select:value", "select wants 0-3 or in0-in3, got %r", value)
             return
         self.pending = None if wanted == self.active else wanted
 
