@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.errors import EdgeError
 from edge.frames import Frame
 from edge.task import Port, TaskContext
+from edge.topics import sibling_topic
 from tasks.base import BuiltinTask, is_pause
 
 __all__ = ["COLOR_PATTERN", "VIEW", "ControlConfig", "ControlTask", "DashboardTask", "panel_topic"]
@@ -46,7 +47,7 @@ COLOR_PATTERN = r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$"
 def panel_topic(context: TaskContext) -> str | None:
     """Where the panel sends a control its values: the sibling ``set`` of the view output's first topic."""
     views = context.targets.get("view") or []
-    return f"{views[0].rsplit('/', 1)[0]}/set" if views and "/" in views[0] else None
+    return sibling_topic(views[0], "set") if views else None
 
 
 class DashboardTask(BuiltinTask):
