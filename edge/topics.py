@@ -8,12 +8,12 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/agents/{agent_id}/validate                   validation requests to that agent
     edge/v1/{namespace}/replies/{token}                              answers to one requester
     edge/v1/{namespace}/agents/{agent_id}/dismiss                    "dismiss a crash notice", never retained
-    edge/v1/{namespace}/agents/{agent_id}/sync                       an agent's own round trips
-    edge/v1/{namespace}/controllers/{client}/sync                    a controller's own round trips
     edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec or removal record
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
     edge/v1/{namespace}/named/{name}                                 a named stream's frames
+    edge/v1/{namespace}/agents/{agent_id}/sync                       an agent's own round trips
+    edge/v1/{namespace}/controllers/{client}/sync                    a controller's own round trips
 
 Ids are ``[A-Za-z0-9_-]{1,64}``: they can never contain the MQTT wildcards ``+`` and
 ``#`` nor the level separator ``/``, so a topic always parses back into the ids it was
@@ -207,10 +207,6 @@ class Topics:
         """Where a controller asks an agent to clear a task's crash notice (read by that agent only)."""
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/dismiss"
 
-    def agent_sync(self, agent_id: str) -> str:
-        """An agent's own topic for round trips (:meth:`sync` for a controller)."""
-        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/sync"
-
     def deployment(self, deployment_id: str) -> str:
         return f"{self.root}/deployments/{validate_id(deployment_id, 'deployment id')}"
 
@@ -220,6 +216,10 @@ class Topics:
     def sync(self, client: str) -> str:
         """A client's own topic for round trips: what it publishes there comes back after all before it."""
         return f"{self.root}/controllers/{validate_id(client, 'client id')}/sync"
+
+    def agent_sync(self, agent_id: str) -> str:
+        """An agent's own topic for round trips (:meth:`sync` for a controller)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/sync"
 
     def stream(self, deployment_id: str, task_id: str, port: str) -> str:
         return (
