@@ -30,10 +30,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -45,12 +45,12 @@ from edge.files import files_folder, resolve_file
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
 from edge.topics import is_stream_topic, validate_id
 
-__all__ = ["IO_KEYS", "WARN_EVERY", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
+__all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
 
 log = logging.getLogger("edge.task")
 _bad_frames = LogLimiter(log)  # a flood of bad frames on one input logs once a minute, all counted
 
-WARN_EVERY: Final = 10.0
+WARN_EVERY = 10.0
 """Seconds between two of :meth:`Task.warn`'s warnings about the same thing."""
 
 #: The IO metadata keys streamtasks uses; ports may carry others too.
@@ -191,11 +191,10 @@ class Task:
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
         self._subs: list[Subscription] = []
         self._inbox: Inbox | None = None
-        # the next seq of each output port, and of each topic publish() sent to: from 0 on every run
-        self._seq: dict[str, int] = {}
-        self._topic_seq: dict[str, int] = {}
-        self._warnings = LogLimiter(self.logger, every=WARN_EVERY)
+        self._seq = dict.fromkeys(self.outputs, 0)
         self._order: dict[str, _StreamOrder] = {}  # inputs fed by one producer's stream
+        self._topic_seq: dict[str, int] = {}  # the seq of each topic publish() sent to, like an output's
+        self._warnings = LogLimiter(self.logger, every=WARN_EVERY)
 
     # -- description --------------------------------------------------------------------------
     @classmethod
@@ -382,17 +381,17 @@ class Task:
             raise ConfigError(f"{self.type_name} has no output {port!r}", field="port")
         ctx = self._ctx()
         level = self.outputs[port].qos if qos is None else qos
-        await self._publish(self._seq, port, self.out_metrics[port], ctx.targets.get(port, ()), value, ts=ts,
+        await self._publish(self._seq, port, self.out_metrics[port], ctx.targets.get(port, []), value, ts=ts,
                             paused=paused, qos=level, retain=retain, extra=extra)
 
     async def publish(self, topic: str, value: Any, *, ts: int | None = None, paused: bool = False,
                       qos: int = 0, retain: bool = False, extra: Mapping[str, Any] | None = None) -> None:
         """:meth:`send` to a topic that is no output's (a named stream); its ``seq`` counts per topic."""
-        await self._publish(self._topic_seq, topic, None, (topic,), value, ts=ts, paused=paused, qos=qos,
+        await self._publish(self._topic_seq, topic, None, [topic], value, ts=ts, paused=paused, qos=qos,
                             retain=retain, extra=extra)
 
     async def _publish(self, counters: dict[str, int], stream: str, metrics: PortMetrics | None,
-                       topics: Iterable[str], value: Any, *, ts: int | None, paused: bool, qos: int, retain: bool,
+                       topics: list[str], value: Any, *, ts: int | None, paused: bool, qos: int, retain: bool,
                        extra: Mapping[str, Any] | None) -> None:
         # the one send path: one seq counter per output port (or topic), +1 per frame that goes out
         ctx = self._ctx()
