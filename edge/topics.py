@@ -258,6 +258,23 @@ class Topics:
         dep = "+" if deployment_id is None else validate_id(deployment_id, "deployment id")
         return f"{self.root}/streams/{dep}/+/{validate_id(port, 'port')}"
 
+    # -- ACL filters (``edge.acl``) ---------------------------------------------------------
+    @property
+    def everything(self) -> str:
+        return f"{self.root}/#"
+
+    def agent_subtree(self, agent_id: str) -> str:
+        """An agent's own topics (state, catalog, sync, ...)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/#"
+
+    @property
+    def all_replies(self) -> str:
+        return f"{self.root}/replies/+"
+
+    def task_streams(self, deployment_id: str, task_id: str) -> str:
+        """Every output stream of one task."""
+        return f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/{validate_id(task_id, 'task id')}/#"
+
     # -- parsing ----------------------------------------------------------------------------
     def parse(self, topic: str) -> ParsedTopic:
         """The kind and ids of a topic of this namespace; :class:`TopicError` for anything else."""

@@ -132,3 +132,5 @@ def test_sync_named_and_port_topics_are_built_here_too():
     for bad in (lambda: t.named("a/b"), lambda: t.agent_sync("+"), lambda: sibling_topic("a/b", "#")):
         with pytest.raises(IdError):
             bad()
+    assert (t.everything, t.agent_subtree("pi-1"), t.all_replies, t.task_streams("demo", "add")) == (
+        "edge/v1/lab/#", "edge/v1/lab/agents/pi-1/#", "edge/v1/lab/replies/+", "edge/v1/lab/streams/demo/add/#")
