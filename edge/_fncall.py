@@ -1,9 +1,9 @@
-"""When an fn_task's function runs: the base class of generated task types, and the input merger.
+"""When an fn_task's function runs: the base class of generated task types.
 
 Default: every new input frame stores its (converted) value and, once every input has a
 value, calls the function with the latest value of each. With ``synchronized``, frames go
-through a :class:`Merger` first, which hands them on in timestamp order with a bounded wait
-(the rule is spelled out on :class:`Merger` and in ``docs/tasks.md``). A function with no
+through a :class:`~edge.merge.Merger` first, which hands them on in timestamp order with a
+bounded wait (the rule is spelled out in :mod:`edge.merge` and in ``docs/tasks.md``). A function with no
 inputs is called every ``interval_ms``. Calls are serialized: one loop per instance makes them
 and awaits each (a ``thread_safe`` call too), so a function and its ``state`` never run twice
 at once.
@@ -16,106 +16,24 @@ made once per instance.
 from __future__ import annotations
 
 import asyncio
-import bisect
-import itertools
 import logging
-from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Final
 
 from pydantic import BaseModel
 
 from edge._fnconvert import Mismatch
 from edge._fnsig import NO_DEFAULT, FnSignature, Role
-from edge._lograte import LogLimiter
 from edge.errors import FrameError
 from edge.frames import Frame, now_ms
+from edge.merge import Merger, Pending, merge
 from edge.task import Port, Task, TaskContext
 
-__all__ = ["FnTaskBase", "Merger"]
+__all__ = ["FnTaskBase"]
 
 log = logging.getLogger("edge.fntask")
 
-_WARN_EVERY: Final = 10.0  # seconds between repeated warnings about the same port
 _SKIP: Final = object()
-
-
-# -- the synchronized merge -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Pending:
-    """A frame waiting in the merger."""
-
-    port: str
-    ts: int
-    value: Any
-    arrived: float
-    order: int
-    done: bool = False
-
-
-def _key(item: Pending) -> tuple[int, int]:
-    return item.ts, item.order
-
-
-class Merger:
-    """Buffers the frames of several inputs and releases them in timestamp order, with a bounded wait.
-
-    Each input has a buffer of at most ``maxlen`` frames, kept sorted by timestamp (ties: arrival
-    order). The oldest buffered frame of all (smallest ``ts``) is released as soon as
-
-    1. every input has a buffered frame (nothing older can still come, if each input's own
-       timestamps increase), or
-    2. some buffered frame has waited ``timeout`` seconds since it arrived (a quiet input stalls
-       the others at most that long; older frames go first, so order among the buffered ones is
-       kept), or
-    3. some input's buffer is full, or
-    4. it is older than a frame already released (it came too late to be put in order).
-    """
-
-    def __init__(self, ports: Iterable[str], *, timeout: float, maxlen: int) -> None:
-        self._buffers: dict[str, list[Pending]] = {port: [] for port in ports}
-        self._arrivals: deque[Pending] = deque()  # arrival order, released ones skipped lazily
-        self._timeout = timeout
-        self._maxlen = max(1, maxlen)
-        self._order = itertools.count()
-        self._released: int | None = None
-
-    def full(self, port: str) -> bool:
-        return len(self._buffers[port]) >= self._maxlen
-
-    def push(self, port: str, ts: int, value: Any, now: float) -> None:
-        item = Pending(port, ts, value, now, next(self._order))
-        bisect.insort(self._buffers[port], item, key=_key)
-        self._arrivals.append(item)
-
-    def deadline(self) -> float | None:
-        """When the longest-waiting buffered frame has waited ``timeout`` (None if none is buffered)."""
-        while self._arrivals and self._arrivals[0].done:
-            self._arrivals.popleft()
-        return self._arrivals[0].arrived + self._timeout if self._arrivals else None
-
-    def pop(self, now: float) -> Pending | None:
-        """The next frame to release at time ``now``, or None if the rules say wait."""
-        heads = [buffer[0] for buffer in self._buffers.values() if buffer]
-        if not heads:
-            return None
-        oldest = min(heads, key=_key)
-        deadline = self.deadline()
-        ready = (
-            len(heads) == len(self._buffers)
-            or (deadline is not None and deadline <= now)
-            or any(len(buffer) >= self._maxlen for buffer in self._buffers.values())
-            or (self._released is not None and oldest.ts < self._released)
-        )
-        if not ready:
-            return None
-        self._buffers[oldest.port].pop(0)
-        oldest.done = True
-        self._released = oldest.ts if self._released is None else max(self._released, oldest.ts)
-        return oldest
 
 
 # -- the task -----------------------------------------------------------------------------------
@@ -125,6 +43,7 @@ class FnTaskBase(Task):
     """Base class of the task types :func:`edge.fn_task` generates; ``signature`` says what to call."""
 
     signature: ClassVar[FnSignature]
+    logger = log
 
     def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
                  context: TaskContext | None = None) -> None:
@@ -139,7 +58,6 @@ class FnTaskBase(Task):
         self._ts: dict[str, int] = {}
         self._converters = {i.name: i.convert for i in sig.inputs}
         self._lock = asyncio.Lock()
-        self._warnings = LogLimiter(log, every=_WARN_EVERY)
         # the call, planned once: positional inputs only (the common case) need no dispatch per call
         self._positional: tuple[str, ...] | None = tuple(name for name, _, _ in sig.params) if all(
             role is Role.INPUT and not keyword for _, role, keyword in sig.params) else None
@@ -201,21 +119,11 @@ class FnTaskBase(Task):
                         ctx.instance_id, ", ".join(unfed), sig.name)
         if not wired:
             await asyncio.Event().wait()
-        # one reader for all inputs: frames are handled in the order they arrived, across ports
         if getattr(self.config, "synchronized", False) and len(wired) >= 2:
-            merger = Merger(wired, timeout=self.config.sync_timeout_ms / 1000, maxlen=ctx.queue_size)
-            changed = asyncio.Condition()
-            loops = {"read": self._read_synchronized(merger, changed), "merge": self._release(merger, changed)}
-        else:
-            loops = {"read": self._read_latest()}
-        try:
-            async with asyncio.TaskGroup() as group:
-                for name, loop in loops.items():
-                    group.create_task(loop, name=f"{ctx.instance_id}.{name}")
-        except BaseExceptionGroup as failed:
-            if len(failed.exceptions) == 1:  # the function's own exception, not a group, is what the runtime shows
-                raise failed.exceptions[0] from None
-            raise
+            merger: Merger[Any] = Merger(wired, timeout=self.config.sync_timeout_ms / 1000, maxlen=ctx.queue_size)
+            await merge(self._converted(), merger, self._released, name=ctx.instance_id)
+        else:  # one reader for all inputs: frames are handled in the order they arrived, across ports
+            await self._read_latest()
 
     async def _run_source(self) -> None:
         loop = asyncio.get_running_loop()
@@ -260,36 +168,18 @@ class FnTaskBase(Task):
             if len(values) == count:
                 await call(frame.ts if count == 1 else max(stamps.values()))
 
-    async def _read_synchronized(self, merger: Merger, changed: asyncio.Condition) -> None:
-        loop = asyncio.get_running_loop()
+    async def _converted(self) -> AsyncIterator[tuple[str, int, Any]]:
         async for port, frame in self.receive_any():
             value = self._convert(port, frame)
-            if value is _SKIP:
-                continue
-            async with changed:
-                # A full buffer is released by the merge loop; meanwhile the bounded subscription queue holds the rest.
-                await changed.wait_for(lambda port=port: not merger.full(port))  # type: ignore[misc]
-                merger.push(port, frame.ts, value, loop.time())
-                changed.notify_all()
+            if value is not _SKIP:
+                yield port, frame.ts, value
 
-    async def _release(self, merger: Merger, changed: asyncio.Condition) -> None:
-        loop = asyncio.get_running_loop()
-        count = len(self.signature.inputs)
-        while True:
-            async with changed:
-                while (item := merger.pop(loop.time())) is None:
-                    deadline = merger.deadline()
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            await changed.wait()
-                    except TimeoutError:
-                        pass
-                changed.notify_all()
-            async with self._lock:
-                self._values[item.port] = item.value
-                self._ts[item.port] = item.ts
-                if len(self._values) == count:
-                    await self._call(max(self._ts.values()))
+    async def _released(self, pending: Pending[Any]) -> None:
+        async with self._lock:
+            self._values[pending.port] = pending.item
+            self._ts[pending.port] = pending.ts
+            if len(self._values) == len(self.signature.inputs):
+                await self._call(max(self._ts.values()))
 
     def _convert(self, port: str, frame: Frame) -> Any:
         try:
@@ -299,13 +189,7 @@ class FnTaskBase(Task):
             return _SKIP
 
     def _mismatch(self, port: str, exc: Mismatch) -> None:
-        metrics = self.in_metrics[port]
-        metrics.errors += 1
-        self._warn(f"in:{port}", f"skipped a frame on input {port!r}: {exc}", metrics.errors)
-
-    def _warn(self, key: str, message: str, count: int) -> None:
-        self._warnings.warning(key, "%s: %s (%d error(s) on this port so far; repeats logged at most every %g s)",
-                               self._ctx().instance_id, message, count, _WARN_EVERY)
+        self.count_error(self.in_metrics[port], f"in:{port}", "skipped a frame on input %r: %s", port, exc)
 
     async def _call(self, ts: int) -> None:
         """Call the function with the current values and send its result (one caller at a time)."""
@@ -370,6 +254,4 @@ class FnTaskBase(Task):
         try:
             await self.send(port, value, ts=ts)
         except FrameError as exc:
-            metrics = self.out_metrics[port]
-            metrics.errors += 1
-            self._warn(f"out:{port}", f"could not send output {port!r}: {exc}", metrics.errors)
+            self.count_error(self.out_metrics[port], f"out:{port}", "could not send output %r: %s", port, exc)

@@ -185,7 +185,7 @@ class Host:
 
     @property
     def _sync_topic(self) -> str:
-        return f"{self.topics.agent_state(self.agent_id).rsplit('/', 1)[0]}/sync"
+        return self.topics.agent_sync(self.agent_id)
 
     async def _on_connect(self, bus: Bus) -> None:
         try:

@@ -52,6 +52,9 @@ __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "PortRule", "Ports",
 log = logging.getLogger("edge.task")
 _bad_frames = LogLimiter(log)  # a flood of bad frames on one input logs once a minute, all counted
 
+WARN_EVERY = 10.0
+"""Seconds between two of :meth:`Task.warn`'s warnings about the same thing."""
+
 #: The IO metadata keys streamtasks uses; ports may carry others too.
 IO_KEYS = ("content", "codec", "rate", "width", "height", "pixel_format", "sample_format", "channels")
 
@@ -207,6 +210,8 @@ class Task:
     #: ports made from the config by rules the controller evaluates too (edge.ports)
     ports_from: ClassVar[tuple[PortRule, ...]] = ()
     Config: ClassVar[type[BaseModel]] = EmptyConfig
+    #: Where :meth:`warn` logs.
+    logger: ClassVar[logging.Logger] = log
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -236,6 +241,8 @@ class Task:
         self._inbox: Inbox[Any] | None = None
         self._seq = dict.fromkeys(self.outputs, 0)
         self._order: dict[str, _StreamOrder] = {}  # inputs fed by one producer's stream
+        self._topic_seq: dict[str, int] = {}  # the seq of each topic publish() sent to, like an output's
+        self._warnings = LogLimiter(self.logger, every=WARN_EVERY)
 
     # -- description --------------------------------------------------------------------------
     @classmethod
@@ -334,6 +341,23 @@ class Task:
                               f"({value!r})", field="config")
         return resolve_file(value, folder=folder)
 
+    @property
+    def instance_id(self) -> str:
+        """The instance's id, as the runtime names it (the type's name without a runtime)."""
+        return self.context.instance_id if self.context is not None else self.type_name
+
+    def warn(self, key: str, message: str, *args: object) -> None:
+        """Log ``"{instance_id}: " + message % args`` as a warning, the first time then at most every
+        :data:`WARN_EVERY` s per ``key`` (a port, a reason): a flood of bad frames costs one line per
+        interval, saying how many were held back; count them where they happen."""
+        self._warnings.warning(key, "%s: " + message, self.instance_id, *args)
+
+    def count_error(self, metrics: PortMetrics, key: str, message: str, *args: object) -> None:
+        """Count an error in a port's ``metrics`` and :meth:`warn`, saying how many there were so far."""
+        metrics.errors += 1
+        self.warn(key, message + " (%d error(s) so far; repeats logged at most every %g s)", *args, metrics.errors,
+                  WARN_EVERY)
+
     def _ctx(self) -> TaskContext:
         if self.context is None:
             raise RuntimeError(f"{type(self).__name__} is not running: it has no context")
@@ -425,21 +449,45 @@ class Task:
         return self.in_metrics[port].paused
 
     async def send(self, port: str, value: Any, *, ts: int | None = None, paused: bool = False,
-                   qos: int | None = None) -> None:
-        """Publish ``value`` as a frame on output ``port`` (timestamp: now unless given; QoS: the port's)."""
+                   qos: int | None = None, retain: bool = False, extra: Mapping[str, Any] | None = None) -> None:
+        """Publish ``value`` as a frame on output ``port`` (timestamp: now unless given; QoS: the port's).
+
+        ``extra``: more fields of the frame (a media frame's ``pixel_format``); ``retain``: the broker
+        keeps the last frame for late subscribers (a dashboard's ``view``). :class:`FrameError` if the
+        value cannot be encoded or the frame is larger than the payload limit: then nothing is sent
+        and the port's ``seq`` stays where it was, so consumers count no hole.
+        """
         if port not in self.outputs:
             raise ConfigError(f"{self.type_name} has no output {port!r}", field="port")
         ctx = self._ctx()
-        seq = self._seq[port]
-        self._seq[port] = seq + 1
-        payload = encode_frame(value, ts=now_ms() if ts is None else ts, seq=seq,
-                               extra={"paused": True} if paused else None)
-        metrics = self.out_metrics[port]
-        metrics.frames += 1
-        metrics.last_ts = ts
         level = self.outputs[port].qos if qos is None else qos
-        for topic in ctx.targets.get(port, ()):
-            await ctx.bus.publish(topic, payload, qos=level)
+        await self._publish(self._seq, port, self.out_metrics[port], ctx.targets.get(port, []), value, ts=ts,
+                            paused=paused, qos=level, retain=retain, extra=extra)
+
+    async def publish(self, topic: str, value: Any, *, ts: int | None = None, paused: bool = False,
+                      qos: int = 0, retain: bool = False, extra: Mapping[str, Any] | None = None) -> None:
+        """:meth:`send` to a topic that is no output's (a named stream); its ``seq`` counts per topic."""
+        await self._publish(self._topic_seq, topic, None, [topic], value, ts=ts, paused=paused, qos=qos,
+                            retain=retain, extra=extra)
+
+    async def _publish(self, counters: dict[str, int], stream: str, metrics: PortMetrics | None,
+                       topics: list[str], value: Any, *, ts: int | None, paused: bool, qos: int, retain: bool,
+                       extra: Mapping[str, Any] | None) -> None:
+        # the one send path: one seq counter per output port (or topic), +1 per frame that goes out
+        ctx = self._ctx()
+        stamp = now_ms() if ts is None else ts
+        fields = {**extra, "paused": True} if extra and paused else {"paused": True} if paused else extra
+        seq = counters.get(stream, 0)
+        payload = encode_frame(value, ts=stamp, seq=seq, extra=fields)
+        if len(payload) > ctx.max_payload:
+            raise FrameError(f"a {len(payload)}-byte frame on {stream!r} exceeds the {ctx.max_payload}-byte "
+                             "payload limit (EDGE_MAX_PAYLOAD)")
+        counters[stream] = seq + 1
+        if metrics is not None:
+            metrics.frames += 1
+            metrics.last_ts = stamp
+        for topic in topics:
+            await ctx.bus.publish(topic, payload, qos=qos, retain=retain)
 
     async def close(self) -> None:
         """Release the inputs' subscriptions (the runtime calls this after ``run()`` ends)."""

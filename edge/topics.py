@@ -13,6 +13,9 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec or removal record
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
+    edge/v1/{namespace}/named/{name}                                 a named stream's frames
+    edge/v1/{namespace}/agents/{agent_id}/sync                       an agent's own round trips
+    edge/v1/{namespace}/controllers/{client}/sync                    a controller's own round trips
 
 Ids are ``[A-Za-z0-9_-]{1,64}``: they can never contain the MQTT wildcards ``+`` and
 ``#`` nor the level separator ``/``, so a topic always parses back into the ids it was
@@ -39,6 +42,7 @@ __all__ = [
     "is_valid_id",
     "matches",
     "namespace_of",
+    "sibling_topic",
     "validate_filter",
     "validate_id",
     "validate_topic",
@@ -143,6 +147,14 @@ def is_stream_topic(topic: str) -> bool:
             and all(_ID_RE.match(level) for level in (levels[2], *levels[4:])))
 
 
+def sibling_topic(topic: str, level: str) -> str | None:
+    """The topic beside ``topic`` whose last level is ``level`` (a stream's other port: the panel's
+    ``set`` beside a dashboard task's ``view``); None for a topic of one level."""
+    if "/" not in topic:
+        return None
+    return f"{topic.rsplit('/', 1)[0]}/{validate_id(level, 'port')}"
+
+
 class TopicKind(Enum):
     AGENT_STATE = "agent_state"
     AGENT_CATALOG = "agent_catalog"
@@ -217,11 +229,19 @@ class Topics:
         """A client's own topic for round trips: what it publishes there comes back after all before it."""
         return f"{self.root}/controllers/{validate_id(client, 'client id')}/sync"
 
+    def agent_sync(self, agent_id: str) -> str:
+        """An agent's own topic for round trips (:meth:`sync` for a controller)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/sync"
+
     def stream(self, deployment_id: str, task_id: str, port: str) -> str:
         return (
             f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/"
             f"{validate_id(task_id, 'task id')}/{validate_id(port, 'port')}"
         )
+
+    def named(self, name: str) -> str:
+        """The named stream ``name`` (``tasks.named``): frames any deployment of the namespace may read."""
+        return f"{self.root}/named/{validate_id(name, 'stream name')}"
 
     # -- subscription filters ---------------------------------------------------------------
     @property
@@ -248,6 +268,28 @@ class Topics:
         if deployment_id is None:
             return f"{self.root}/streams/#"
         return f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/#"
+
+    def all_streams_of_port(self, port: str, deployment_id: str | None = None) -> str:
+        """The streams of one port of every task (of one deployment): the dashboards' ``view``."""
+        dep = "+" if deployment_id is None else validate_id(deployment_id, "deployment id")
+        return f"{self.root}/streams/{dep}/+/{validate_id(port, 'port')}"
+
+    # -- ACL filters (``edge.acl``) ---------------------------------------------------------
+    @property
+    def everything(self) -> str:
+        return f"{self.root}/#"
+
+    def agent_subtree(self, agent_id: str) -> str:
+        """An agent's own topics (state, catalog, sync, ...)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/#"
+
+    @property
+    def all_replies(self) -> str:
+        return f"{self.root}/replies/+"
+
+    def task_streams(self, deployment_id: str, task_id: str) -> str:
+        """Every output stream of one task."""
+        return f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/{validate_id(task_id, 'task id')}/#"
 
     # -- parsing ----------------------------------------------------------------------------
     def parse(self, topic: str) -> ParsedTopic:

@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
 from typing import Any, Final
 
-from pydantic import BaseModel
-
-from edge._lograte import LogLimiter
 from edge.frames import Frame
-from edge.task import Port, Task, TaskContext
+from edge.task import Port, Task
 
 __all__ = [
     "ANY",
@@ -40,9 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("tasks")
-
-WARN_EVERY: Final = 10.0
-"""Seconds between repeated warnings about the same port."""
 
 VARIABLES: Final = ("a", "b", "c", "d", "x", "y", "z", "w")
 """The named inputs of the calculator and the text formatter (``e`` is the constant, so it is no input)."""
@@ -91,27 +84,13 @@ def as_number(value: Any) -> float | int | None:
 class BuiltinTask(Task):
     """A :class:`~edge.task.Task` with the input helpers every built-in uses."""
 
-    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
-                 context: TaskContext | None = None) -> None:
-        super().__init__(config, context=context)
-        self._warnings = LogLimiter(log, every=WARN_EVERY)
+    logger = log
 
     # -- bad input ------------------------------------------------------------------------------
-    @property
-    def instance_id(self) -> str:
-        return self.context.instance_id if self.context is not None else self.type_name
-
     def reject(self, port: str, reason: str) -> None:
         """Count an input error on ``port`` (an output, for a task with no inputs) and warn."""
         metrics = self.in_metrics[port] if port in self.in_metrics else self.out_metrics[port]
-        metrics.errors += 1
-        self.warn(port, f"skipped a frame on {port!r}: {reason}", metrics.errors)
-
-    def warn(self, key: str, message: str, count: int) -> None:
-        """Log ``message`` as a warning, at most every :data:`WARN_EVERY` seconds per ``key`` (a flood of
-        bad frames costs one line per interval, saying how many were held back; all are counted)."""
-        self._warnings.warning(key, "%s: %s (%d error(s) so far; repeats logged at most every %g s)",
-                               self.instance_id, message, count, WARN_EVERY)
+        self.count_error(metrics, port, "skipped a frame on %r: %s", port, reason)
 
     # -- reading values -------------------------------------------------------------------------
     def number(self, port: str, frame: Frame) -> float | int | None:

@@ -30,9 +30,10 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import EdgeError
-from edge.frames import Frame, encode_frame, now_ms
+from edge.frames import Frame
 from edge.protocol import COLOR_PATTERN  # the one colour rule, which the panel checks again
 from edge.task import Port, TaskContext
+from edge.topics import sibling_topic
 from tasks.base import BuiltinTask, is_pause
 
 __all__ = ["COLOR_PATTERN", "VIEW", "ControlConfig", "ControlTask", "DashboardTask", "panel_topic"]
@@ -44,7 +45,7 @@ VIEW = Port(label="view", content="view", extra={"retained": True})
 def panel_topic(context: TaskContext) -> str | None:
     """Where the panel sends a control its values: the sibling ``set`` of the view output's first topic."""
     views = context.targets.get("view") or []
-    return f"{views[0].rsplit('/', 1)[0]}/set" if views and "/" in views[0] else None
+    return sibling_topic(views[0], "set") if views else None
 
 
 class DashboardTask(BuiltinTask):
@@ -54,11 +55,6 @@ class DashboardTask(BuiltinTask):
 
     #: What the panel draws; in the catalog as ``"dashboard"``.
     kind: ClassVar[str] = ""
-
-    def __init__(self, config: BaseModel | Mapping[str, Any] | None = None, *,
-                 context: TaskContext | None = None) -> None:
-        super().__init__(config, context=context)
-        self._view_seq = 0
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -71,15 +67,7 @@ class DashboardTask(BuiltinTask):
         raise NotImplementedError
 
     async def publish_view(self) -> None:
-        context = self._ctx()
-        ts = now_ms()
-        payload = encode_frame({"kind": self.kind, **self.view()}, ts=ts, seq=self._view_seq)
-        self._view_seq += 1
-        metrics = self.out_metrics["view"]
-        metrics.frames += 1
-        metrics.last_ts = ts
-        for topic in context.targets.get("view", ()):
-            await context.bus.publish(topic, payload, qos=1, retain=True)
+        await self.send("view", {"kind": self.kind, **self.view()}, qos=1, retain=True)
 
     def clear_view(self) -> None:
         if self.context is None:
@@ -88,7 +76,7 @@ class DashboardTask(BuiltinTask):
             try:
                 self.context.bus.publish_nowait(topic, b"", qos=1, retain=True)
             except EdgeError as exc:
-                self.warn("view", f"could not clear the view on {topic}: {exc}", 1)
+                self.warn("view", "could not clear the view on %s: %s", topic, exc)
 
     async def serve(self) -> None:
         raise NotImplementedError

@@ -1,10 +1,9 @@
 """Named streams: a stream one deployment publishes under a name and others read by that name.
 
-A named stream lives on ``edge/v1/{namespace}/named/{name}`` and carries ordinary frames. The
-topic is built here until ``edge.topics.Topics`` gains a ``named(name)`` builder, and the
-namespace comes from the runtime: ``TaskContext.topics`` once it provides one, until then from
-the stream topics the instance is wired with (every deployed task's outputs publish on
-``edge/v1/{namespace}/streams/...``, and so do the task outputs its inputs read).
+A named stream lives on ``edge/v1/{namespace}/named/{name}`` (``Topics.named``) and carries
+ordinary frames. The namespace comes from the runtime: ``TaskContext.topics`` once it provides
+one, until then from the stream topics the instance is wired with (every deployed task's outputs
+publish on ``edge/v1/{namespace}/streams/...``, and so do the task outputs its inputs read).
 """
 
 from __future__ import annotations
@@ -13,13 +12,14 @@ from itertools import chain
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edge.errors import ConfigError, FrameError, TopicError
-from edge.frames import decode_frame, encode_frame
+from edge.errors import ConfigError, FrameError
+from edge.frames import decode_frame
 from edge.task import TaskContext
-from edge.topics import TopicKind, Topics, validate_id
+from edge.topics import Topics, is_stream_topic, validate_id
+from edge.topics import namespace_of as topics_namespace
 from tasks.base import ANY, BuiltinTask, is_pause, log
 
-__all__ = ["NamedInput", "NamedOutput", "named_topic"]
+__all__ = ["NamedInput", "NamedOutput", "namespace_of"]
 
 
 def namespace_of(context: TaskContext) -> Topics:
@@ -28,21 +28,11 @@ def namespace_of(context: TaskContext) -> Topics:
     if isinstance(topics, Topics):
         return topics
     for topic in chain(chain.from_iterable(context.targets.values()), context.sources.values()):
-        levels = topic.split("/")
-        if len(levels) > 2 and levels[:2] == ["edge", "v1"]:
-            try:
-                candidate = Topics(levels[2])
-                if candidate.parse(topic).kind is TopicKind.STREAM:
-                    return candidate
-            except (TopicError, ValueError):
-                continue
+        namespace = topics_namespace(topic)
+        if namespace is not None and is_stream_topic(topic):
+            return Topics(namespace)
     raise ConfigError(f"{context.instance_id}: cannot tell which namespace this instance runs in (it is wired to "
                       "no edgetasks stream topic and the runtime gives no TaskContext.topics)", field="namespace")
-
-
-def named_topic(topics: Topics, name: str) -> str:
-    """The topic of the named stream ``name`` in a namespace."""
-    return f"{topics.root}/named/{validate_id(name, 'stream name')}"
 
 
 class _NamedConfig(BaseModel):
@@ -72,17 +62,12 @@ class NamedOutput(BuiltinTask):
 
     async def run(self) -> None:
         context = self._ctx()
-        topic = named_topic(namespace_of(context), self.config.name)
-        seq = 0
+        topic = namespace_of(context).named(self.config.name)
         async for frame in self.receive("in"):
-            extra = {"paused": True} if is_pause(frame) else None
             try:
-                payload = encode_frame(frame.value, ts=frame.ts, seq=seq, extra=extra)
+                await self.publish(topic, frame.value, ts=frame.ts, paused=is_pause(frame))
             except FrameError as exc:  # cannot happen for a value that was decoded; counted all the same
                 self.reject("in", f"cannot re-encode: {exc}")
-                continue
-            seq += 1
-            await context.bus.publish(topic, payload)
 
 
 class NamedInput(BuiltinTask):
@@ -99,7 +84,7 @@ class NamedInput(BuiltinTask):
 
     async def run(self) -> None:
         context = self._ctx()
-        topic = named_topic(namespace_of(context), self.config.name)
+        topic = namespace_of(context).named(self.config.name)
         log.info("%s: reading the named stream %r on %s", self.instance_id, self.config.name, topic)
         async with context.bus.subscribe(topic, maxsize=context.queue_size) as messages:
             async for message in messages:

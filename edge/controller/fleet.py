@@ -133,7 +133,7 @@ class Fleet:
         self._listeners: list[Callable[[str, str], None]] = []
         self._changed = asyncio.Event()
         self._subs: list[Subscription] = []
-        self._sync_topic = f"{topics.root}/controllers/{uuid.uuid4().hex[:16]}/sync"
+        self._sync_topic = topics.sync(uuid.uuid4().hex[:16])
         self._synced = asyncio.Event()
         self._states: set[str] = set()  # agents whose state we have
         self._catalogs: set[str] = set()  # agents whose catalog we have

@@ -157,8 +157,7 @@ class AudioVolumeScaler(MediaTask):
                     gain_db = float(value)
                 else:
                     self.in_metrics["gain"].errors += 1
-                    self.warn_once("gain", "range", "%s: gain must be a number of dB from -120 to 40, got %r",
-                                   self._name, value)
+                    self.warn("gain:range", "gain must be a number of dB from -120 to 40, got %r", value)
                 continue
             assert isinstance(item, RawAudio)
             samples = self.scale(item, gain_db)

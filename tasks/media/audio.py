@@ -220,13 +220,13 @@ class AudioDecoder(MediaTask):
             assert isinstance(item, EncodedPacket)
             if item.kind != "audio":
                 self.in_metrics["in"].errors += 1
-                self.warn_once("in", "kind", "%s: got %s packets on an audio decoder", self._name, item.kind)
+                self.warn("in:kind", "got %s packets on an audio decoder", item.kind)
                 continue
             try:
                 frames = await self.work(self.decode_packet, item)
             except (av.error.FFmpegError, CodecError) as exc:
                 self.in_metrics["in"].errors += 1
-                self.warn_once("in", "decode", "%s: cannot decode a %s packet: %s", self._name, item.codec, exc)
+                self.warn("in:decode", "cannot decode a %s packet: %s", item.codec, exc)
                 continue
             for samples, extra, ts in frames:
                 await self.emit("out", samples, ts=ts, extra=extra)

@@ -27,10 +27,11 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge._groups import one_failure
 from edge._inbox import Inbox, Lane, Policy
 from edge.bus import Message
 from edge.errors import FrameError
-from edge.frames import Frame, encode_frame
+from edge.frames import Frame
 from edge.task import Port, Task
 from tasks.media.packets import EncodedPacket, is_packet
 from tasks.media.raw import RawAudio, RawVideo
@@ -94,6 +95,7 @@ class MediaTask(Task):
     """Base of the media tasks; subclasses implement :meth:`serve` (and maybe :meth:`release`)."""
 
     category = "media"
+    logger = log
 
     #: inputs whose lanes drop the oldest item whatever they carry (mixers, meters, audio packets)
     drop_oldest: ClassVar[frozenset[str]] = frozenset()
@@ -103,15 +105,13 @@ class MediaTask(Task):
         self._lanes: Inbox[Received] | None = None
         #: frames this task produced but could not send (oversize, a source that fell behind)
         self.not_sent = 0
-        self._out_seq = dict.fromkeys(self.outputs, 0)
-        self._warned: set[tuple[str, str]] = set()
         self.worker: Worker | None = None
 
     @property
     def lanes(self) -> Inbox[Received]:
         """The inputs' lanes (the task's inbox, once its inputs are open)."""
         if self._lanes is None:
-            raise RuntimeError(f"{self._name}: the inputs are not open yet")
+            raise RuntimeError(f"{self.instance_id}: the inputs are not open yet")
         return self._lanes
 
     def make_lane(self, port: str, meta: Port) -> Lane[Received]:
@@ -148,7 +148,7 @@ class MediaTask(Task):
                 item = parse(port, frame)
             except FrameError as exc:
                 counts.errors += 1
-                self.warn_once(port, "bad", "%s: dropped a bad frame on input %r: %s", self._name, port, exc)
+                self.warn(f"{port}:bad", "dropped a bad frame on input %r: %s", port, exc)
                 return
             keyframe = not isinstance(item, EncodedPacket) or item.keyframe
             inbox.push(port, item, size=len(message.payload), seq=frame.seq, keyframe=keyframe)
@@ -159,17 +159,13 @@ class MediaTask(Task):
 
     # -- running --------------------------------------------------------------------------------
     async def run(self) -> None:
-        self.worker = Worker(self._name)
+        self.worker = Worker(self.instance_id)
         try:
-            if self.context is not None:
-                await self.open_inputs()
-            await self.serve()
-        except BaseExceptionGroup as group:
             # one failure is reported as itself (the status shows "DeviceNotFoundError: …", not a group)
-            leaves = _leaves(group)
-            if len(leaves) == 1 and isinstance(leaves[0], Exception):
-                raise leaves[0] from None
-            raise
+            with one_failure():
+                if self.context is not None:
+                    await self.open_inputs()
+                await self.serve()
         finally:
             self.worker.close(self.release)
 
@@ -199,36 +195,12 @@ class MediaTask(Task):
 
     # -- sending --------------------------------------------------------------------------------
     async def emit(self, port: str, value: Any, *, ts: int, extra: dict[str, Any] | None = None) -> bool:
-        """Publish a frame with control fields on output ``port``; False if it could not be sent."""
-        ctx = self._ctx()
-        payload = encode_frame(value, ts=ts, seq=self._out_seq[port], extra=extra)
-        if len(payload) > ctx.max_payload:
+        """:meth:`send` a frame with control fields on output ``port``; False (counted in ``not_sent``)
+        if it could not be sent (too big for the broker)."""
+        try:
+            await self.send(port, value, ts=ts, extra=extra)
+        except FrameError as exc:
             self.not_sent += 1
-            self.warn_once(port, "size", "%s: a %d-byte frame on output %r exceeds the %d-byte payload limit "
-                           "(EDGE_MAX_PAYLOAD): encode the video, or make it smaller; dropped",
-                           self._name, len(payload), port, ctx.max_payload)
+            self.warn(f"{port}:size", "%s: encode the video, or make it smaller; dropped", exc)
             return False
-        self._out_seq[port] += 1
-        metrics = self.out_metrics[port]
-        metrics.frames += 1
-        metrics.last_ts = ts
-        for topic in ctx.targets.get(port, ()):
-            await ctx.bus.publish(topic, payload)
         return True
-
-    @property
-    def _name(self) -> str:
-        return self.context.instance_id if self.context is not None else self.type_name
-
-    def warn_once(self, port: str, reason: str, message: str, *args: object) -> None:
-        """Log a warning the first time ``reason`` happens on ``port`` (the counters say how often)."""
-        if (port, reason) not in self._warned:
-            self._warned.add((port, reason))
-            log.warning(message, *args)
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found

@@ -88,8 +88,8 @@ class MediaSwitch(MediaTask):
             wanted = self.streams[int(value)]
         else:
             self.in_metrics["select"].errors += 1
-            self.warn_once("select", "value", "%s: select wants 0-%d or in0-in%d, got %r", self._name,
-                           len(self.streams) - 1, len(self.streams) - 1, value)
+            self.warn("select:value", "select wants 0-%d or in0-in%d, got %r", len(self.streams) - 1,
+                      len(self.streams) - 1, value)
             return
         self.pending = None if wanted == self.active else wanted
 

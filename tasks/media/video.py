@@ -153,8 +153,8 @@ class VideoEncoder(MediaTask):
     def encode_frame(self, raw: RawVideo) -> list[EncodedPacket]:
         if self.state is None or self.state.size != (raw.width, raw.height):
             if self.state is not None:
-                log.info("%s: the frame size changed to %dx%d: reopening the encoder", self._name, raw.width,
-                         raw.height)
+                log.info("%s: the frame size changed to %dx%d: reopening the encoder", self.instance_id,
+                         raw.width, raw.height)
             self.state = VideoEncoderState(self.config, raw)
         return self.state.encode(raw)
 
@@ -241,15 +241,15 @@ class VideoDecoder(MediaTask):
             assert isinstance(item, EncodedPacket)
             if item.kind != "video":
                 self.in_metrics["in"].errors += 1
-                self.warn_once("in", "kind", "%s: got %s packets on a video decoder", self._name, item.kind)
+                self.warn("in:kind", "got %s packets on a video decoder", item.kind)
                 continue
             try:
                 frames = await self.work(self.decode_packet, item)
             except (av.error.FFmpegError, CodecError) as exc:
                 self.in_metrics["in"].errors += 1
                 self.lanes["in"].resync()
-                self.warn_once("in", "decode", "%s: cannot decode a %s packet (%s): waiting for a keyframe",
-                               self._name, item.codec, exc)
+                self.warn("in:decode", "cannot decode a %s packet (%s): waiting for a keyframe",
+                          item.codec, exc)
                 continue
             if frames is None:  # no decoder yet: only after a decoder could not be opened
                 self.lanes["in"].dropped += 1

@@ -10,6 +10,7 @@ from edge.topics import (
     Topics,
     matches,
     namespace_of,
+    sibling_topic,
     validate_filter,
     validate_id,
     validate_topic,
@@ -122,3 +123,19 @@ def test_invalid_publish_topics(bad):
 
 def test_validate_id_returns_the_id():
     assert validate_id("pi-1_A", "agent id") == "pi-1_A"
+
+
+def test_sync_named_and_port_topics_are_built_here_too():
+    t = Topics("lab")
+    assert t.agent_sync("pi-1") == "edge/v1/lab/agents/pi-1/sync"
+    assert t.named("cam-1") == "edge/v1/lab/named/cam-1"
+    assert t.all_streams_of_port("view", "demo") == "edge/v1/lab/streams/demo/+/view"
+    assert t.all_streams_of_port("view") == "edge/v1/lab/streams/+/+/view"
+    assert matches(t.all_streams_of_port("view", "demo"), t.stream("demo", "slider", "view"))
+    assert sibling_topic(t.stream("demo", "slider", "view"), "set") == t.stream("demo", "slider", "set")
+    assert sibling_topic("view", "set") is None
+    for bad in (lambda: t.named("a/b"), lambda: t.agent_sync("+"), lambda: sibling_topic("a/b", "#")):
+        with pytest.raises(IdError):
+            bad()
+    assert (t.everything, t.agent_subtree("pi-1"), t.all_replies, t.task_streams("demo", "add")) == (
+        "edge/v1/lab/#", "edge/v1/lab/agents/pi-1/#", "edge/v1/lab/replies/+", "edge/v1/lab/streams/demo/add/#")

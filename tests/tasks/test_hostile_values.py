@@ -271,10 +271,10 @@ async def watch(h: Harness, where: str) -> Callable[[], Any]:
     if where.startswith("topic:"):
         topic = where.removeprefix("topic:")
         if topic == "named":
-            from tasks.named import named_topic, namespace_of
+            from tasks.named import namespace_of
 
             assert h.task.context is not None
-            topic = named_topic(namespace_of(h.task.context), h.task.config.name)
+            topic = namespace_of(h.task.context).named(h.task.config.name)
         sub = await h.bus.subscribe(topic, maxsize=100_000)
         h.extra[topic] = sub
 
@@ -409,11 +409,11 @@ async def test_no_payload_crashes_mqtt_in(fmt: str, path: str) -> None:
 
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")
 async def test_no_payload_crashes_named_input() -> None:
-    from tasks.named import named_topic, namespace_of
+    from tasks.named import namespace_of
 
     async with running(_BY_NAME["named_input"], MEMORY, {"name": "shared"}) as h:
         assert h.task.context is not None
-        await _payloads_into(h, named_topic(namespace_of(h.task.context), "shared"))
+        await _payloads_into(h, namespace_of(h.task.context).named("shared"))
 
 
 async def test_a_flood_of_bad_values_is_all_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:

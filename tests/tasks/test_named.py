@@ -10,21 +10,21 @@ from task_harness import namespace, running
 from edge.errors import ConfigError
 from edge.task import TaskContext
 from edge.topics import Topics
-from tasks.named import NamedInput, NamedOutput, named_topic, namespace_of
+from tasks.named import NamedInput, NamedOutput, namespace_of
 
 
 async def test_a_stream_shared_by_name(broker):
     topics = namespace()
     async with running(NamedInput, broker.url, {"name": "cam-1"}, topics=topics, task_id="reader") as reader, \
             running(NamedOutput, broker.url, {"name": "cam-1"}, topics=topics, task_id="writer") as writer:
-        assert named_topic(topics, "cam-1") == f"{topics.root}/named/cam-1"
+        assert topics.named("cam-1") == f"{topics.root}/named/cam-1"
         await flowing(writer, reader)
         await writer.feed("in", {"frame": 1}, ts=123)
         out = await next_real(reader)
         assert (out.value, out.ts) == ({"frame": 1}, 123)
         await writer.feed("in", None, paused=True, ts=124)
         assert (await reader.next()).extra == {"paused": True}
-        await reader.bus.publish(named_topic(topics, "cam-1"), b"\xff not a frame")
+        await reader.bus.publish(topics.named("cam-1"), b"\xff not a frame")
         await reader.errors("out", 1)
         await writer.feed("in", "still here")
         assert (await reader.next()).value == "still here"

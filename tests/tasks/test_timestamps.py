@@ -9,7 +9,7 @@ from task_harness import running
 
 from edge.errors import ConfigError
 from edge.frames import now_ms
-from tasks.ordering import Merger
+from edge.merge import Merger
 from tasks.timestamps import Synchronizer, TimeBuffer, TimestampUpdater
 
 
@@ -39,21 +39,19 @@ def test_merger_rules():
     merger = Merger(["a", "b"], timeout=1.0, maxlen=3, priority={"b": -1})
 
     def push(port, ts, now=0.0):
-        from edge.frames import Frame
-
-        merger.push(port, Frame(f"{port}{ts}", ts), now)
+        merger.push(port, ts, f"{port}{ts}", now)
 
     push("a", 10)
     assert merger.pop(0.5) is None  # b may still bring something older
-    assert merger.pop(1.0)[1].value == "a10"  # waited its timeout
+    assert merger.pop(1.0).item == "a10"  # waited its timeout
     push("a", 20)
     push("b", 20)  # same timestamp: b has priority
-    assert [merger.pop(1.0)[1].value for _ in range(2)] == ["b20", "a20"]
+    assert [merger.pop(1.0).item for _ in range(2)] == ["b20", "a20"]
     push("b", 5)  # older than what was released: at once
-    assert merger.pop(1.0)[1].value == "b5"
+    assert merger.pop(1.0).item == "b5"
     for ts in (30, 40, 50):
         push("a", ts, now=1.0)
-    assert merger.full("a") and merger.pop(1.0)[1].value == "a30"  # a full buffer releases
+    assert merger.full("a") and merger.pop(1.0).item == "a30"  # a full buffer releases
     assert merger.deadline() == 2.0
 
 

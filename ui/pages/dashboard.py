@@ -372,7 +372,7 @@ class Dashboard:
         if self._closed:
             return
         if self._sub is None:
-            pattern = f"{self.topics.all_streams(self.dep).removesuffix('#')}+/view"
+            pattern = self.topics.all_streams_of_port("view", self.dep)
             self._sub = await self.panel.bus.subscribe(pattern, qos=1, callback=self._on_view)
         spec = self.panel.fleet.deployments.get(self.dep)
         now = time.monotonic()
