@@ -69,8 +69,10 @@ class Panel:
         return self.settings.controller_password is not None
 
     async def start(self) -> None:
-        await self._stack.enter_async_context(self.bus)
-        await self._stack.enter_async_context(self.controller)
+        async with contextlib.AsyncExitStack() as stack:  # a controller that fails to enter closes the bus
+            await stack.enter_async_context(self.bus)
+            await stack.enter_async_context(self.controller)
+            self._stack = stack.pop_all()
         self.fleet.on_change(self.changes.note)
         self.fleet.on_change(self._record)
         for dep in list(self.fleet.deployments):
