@@ -22,7 +22,14 @@ The runtime (``edge.host``) builds the instance with its validated config and a
 :class:`TaskContext` (the bus, where each input comes from, where each output goes), calls
 ``run()``, and cancels it to stop. Everything a task learns about the outside world it learns
 through the receive/send helpers here, so the same class runs on an agent, in a script, or in
-a test with an in-memory context.
+a test with an in-memory context (:mod:`edge.testing`: no broker, milliseconds)::
+
+    from edge.testing import run_task
+
+    async def test_scale() -> None:
+        async with run_task(Scale, {"factor": 3}) as run:
+            await run.feed("in", 2)
+            assert (await run.next("out")).value == 6.0
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ import contextlib
 from typing import Any, ClassVar
 
 import pytest
-from _memory_bus import MemoryBus
 
 import edge.instance
 from edge.instance import ERRORS_KEPT, Assignment, Instance
 from edge.task import Port, Task
+from edge.testing import MemoryBus
 
 TIMEOUT = 10.0
 
