@@ -29,6 +29,7 @@ class Crasher(Task):
         raise RuntimeError(f"run {Crasher.runs}")
 
 
+@pytest.mark.expect_errors(r"\(crasher\) crashed")
 async def test_the_status_keeps_the_last_crashes_and_counts_across_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(edge.instance, "BACKOFF_MIN", 0.001)
     monkeypatch.setattr(edge.instance, "BACKOFF_MAX", 0.001)

@@ -74,6 +74,7 @@ async def test_a_shared_group_gets_each_message_once_in_turn() -> None:
         assert everyone.queued == 5
 
 
+@pytest.mark.expect_errors("callback of subscription \'t\' failed")
 async def test_a_failing_callback_is_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     def broken(message: Message) -> None:
         raise ValueError(message.topic)
