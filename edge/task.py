@@ -40,17 +40,20 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from edge._inbox import Inbox
 from edge._lograte import LogLimiter
-from edge.bus import Bus, Message, Subscription
+from edge.bus import Message, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.files import files_folder, resolve_file
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
 from edge.topics import validate_id
+
+if TYPE_CHECKING:
+    from edge.bus import Bus  # loaded on first use (edge.bus): a task module needs no transport
 
 __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "Task", "TaskContext", "type_name_of"]
 
