@@ -30,7 +30,7 @@ async def run_script(task_type: type[FnTaskBase], url: str | None, argv: Sequenc
     settings = load_settings(broker=broker) if broker else load_settings()
     if not logging.getLogger().handlers:  # a script nobody configured logging for
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Imported here: only scripts need the runtime, and it imports `edge` (for __version__) itself.
+    # Imported here: only a script that runs needs the runtime.
     from edge.host import run_agent, run_wired
 
     type_name = task_type.type_name

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from edge import __version__
+from edge._version import __version__
 from edge.bus import Bus, Will
 from edge.frames import encode_value, now_ms
 from edge.storage import write_atomic

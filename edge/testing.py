@@ -187,7 +187,7 @@ class MemoryBus:
                   overflow: Overflow = Overflow.DROP_OLDEST,
                   callback: Callable[[Message], object] | None = None) -> Subscription:
         """A subscription to ``pattern``: ``async with bus.subscribe(...) as sub`` or ``await``."""
-        return Subscription(self._as_bus, pattern, qos=qos, maxsize=maxsize or self.queue_size,
+        return Subscription(self, pattern, qos=qos, maxsize=maxsize or self.queue_size,
                             overflow=overflow, callback=callback)
 
     # the three calls a Subscription makes on its bus
