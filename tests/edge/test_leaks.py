@@ -116,11 +116,18 @@ async def test_a_host_whose_subscription_fails_leaves_nothing(mosquitto_broker: 
 
 
 # -- the brokers ---------------------------------------------------------------------------------------
-async def test_a_mosquitto_that_never_listens_in_time_leaves_nothing(tmp_path: Path, free_port: int) -> None:
+async def test_a_mosquitto_that_never_listens_in_time_leaves_nothing(tmp_path: Path, free_port: int,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     require_mosquitto()
+    import edge.broker.mosquitto
+
+    async def never_listens(*_args: object, **_kwargs: object) -> bool:
+        raise TimeoutError  # as wait_for_port does when start_timeout passes: its process runs, never listens
+
+    monkeypatch.setattr(edge.broker.mosquitto, "wait_for_port", never_listens)
     before = snapshot(free_port)
     with pytest.raises(BrokerError, match="did not accept connections"):
-        async with MosquittoBroker(port=free_port, data_dir=tmp_path / "m", start_timeout=0.001):
+        async with MosquittoBroker(port=free_port, data_dir=tmp_path / "m"):
             pass
     assert await left_behind(before, free_port) == []
 
