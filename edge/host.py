@@ -124,6 +124,7 @@ class Host:
                                        identity=lambda: (self.presence.boot, self.presence.epoch))
         self._state_interval = state_interval
         self._group: asyncio.TaskGroup | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
         self._loops: list[asyncio.Task[None]] = []
 
     @property
@@ -144,40 +145,46 @@ class Host:
             self.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             log.warning("agent %s cannot create its files folder %s: %s", self.agent_id, self.files_dir, exc)
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        await self.bus.__aenter__()
-        # QoS 0: retained specs are state, sent again on every (re)subscribe; at QoS 1 rumqttd
-        # sends at most 100 of them (see edge.retained), and what it leaves out we fetch alone
-        await self.bus.subscribe(self.topics.all_deployments, qos=0, callback=self._on_spec)
-        await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)
-        await self.bus.subscribe(self.topics.agent_validate(self.agent_id), qos=1, callback=self._on_validate)
-        await self.bus.subscribe(self.topics.agent_dismiss(self.agent_id), qos=1, callback=self._on_dismiss)
-        await self.bus.subscribe(self.topics.agent_metrics_request(self.agent_id), qos=0,
-                                 callback=self._on_metrics_request)
-        self._loops = [self._group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
-                       self._group.create_task(self._report_loop(), name=f"report-{self.agent_id}")]
-        self._dirty.set()
+        # what is entered is left in reverse order, also when a later step fails: bus last
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.bus)
+            self._group = group = asyncio.TaskGroup()
+            await group.__aenter__()
+            stack.push_async_callback(group.__aexit__, None, None, None)
+            stack.push_async_callback(self._stop_all)
+            # QoS 0: retained specs are state, sent again on every (re)subscribe; at QoS 1 rumqttd
+            # sends at most 100 of them (see edge.retained), and what it leaves out we fetch alone
+            await self.bus.subscribe(self.topics.all_deployments, qos=0, callback=self._on_spec)
+            await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)
+            await self.bus.subscribe(self.topics.agent_validate(self.agent_id), qos=1, callback=self._on_validate)
+            await self.bus.subscribe(self.topics.agent_dismiss(self.agent_id), qos=1, callback=self._on_dismiss)
+            await self.bus.subscribe(self.topics.agent_metrics_request(self.agent_id), qos=0,
+                                     callback=self._on_metrics_request)
+            self._loops = [group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
+                           group.create_task(self._report_loop(), name=f"report-{self.agent_id}")]
+            self._dirty.set()
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        assert self._group is not None
-        self._closing = True
-        try:
-            for task in [*self._loops, *([self._recovering] if self._recovering else [])]:
-                await cancel_and_wait(task)  # first, so that reconciling starts nothing while we stop
-            self.bus.keep_session()  # the inputs stay subscribed at the broker, for our next run
-            for key in list(self._runners):
-                await self._stop_instance(key, clear=False)
-            if self.bus.is_connected:
-                with contextlib.suppress(EdgeError, OSError, TimeoutError):
-                    async with asyncio.timeout(5):  # a stuck socket must not hang the shutdown
-                        await self.presence.publish_state(self.bus, online=False)
-            await self._group.__aexit__(None, None, None)
-        finally:
-            await self.bus.__aexit__(exc_type, exc, tb)
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
         log.info("agent %s stopped", self.agent_id)
+
+    async def _stop_all(self) -> None:
+        """Stop the loops, then every instance, then say we are offline (while the bus is still up)."""
+        self._closing = True
+        for task in [*self._loops, *([self._recovering] if self._recovering else [])]:
+            await cancel_and_wait(task)  # first, so that reconciling starts nothing while we stop
+        self.bus.keep_session()  # the inputs stay subscribed at the broker, for our next run
+        for key in list(self._runners):
+            await self._stop_instance(key, clear=False)
+        if self.bus.is_connected:
+            with contextlib.suppress(EdgeError, OSError, TimeoutError):
+                async with asyncio.timeout(5):  # a stuck socket must not hang the shutdown
+                    await self.presence.publish_state(self.bus, online=False)
 
     async def run(self) -> None:
         """Serve until cancelled."""

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from edge import __version__
 from edge._lograte import LogLimiter
+from edge._version import __version__
 from edge.bus import Bus, Will
 from edge.frames import encode_value, now_ms
 from edge.protocol import PROTOCOL_REVISION, AgentState, Catalog, ValidationError, problem

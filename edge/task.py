@@ -22,7 +22,14 @@ The runtime (``edge.host``) builds the instance with its validated config and a
 :class:`TaskContext` (the bus, where each input comes from, where each output goes), calls
 ``run()``, and cancels it to stop. Everything a task learns about the outside world it learns
 through the receive/send helpers here, so the same class runs on an agent, in a script, or in
-a test with an in-memory context.
+a test with an in-memory context (:mod:`edge.testing`: no broker, milliseconds)::
+
+    from edge.testing import run_task
+
+    async def test_scale() -> None:
+        async with run_task(Scale, {"factor": 3}) as run:
+            await run.feed("in", 2)
+            assert (await run.next("out")).value == 6.0
 """
 
 from __future__ import annotations
@@ -33,18 +40,21 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES, Inbox, Lane, Limits
 from edge._lograte import LogLimiter
-from edge.bus import Bus, Message, Subscription
+from edge.bus import Message, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.files import files_folder, resolve_file
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
 from edge.ports import PortRule, expand
 from edge.topics import is_stream_topic, validate_id
+
+if TYPE_CHECKING:
+    from edge.bus import Bus  # loaded on first use (edge.bus): a task module needs no transport
 
 __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "PortRule", "Ports", "Task", "TaskContext",
            "type_name_of"]

@@ -7,7 +7,9 @@ command that installs it: it never skips them silently.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,52 @@ def transport(request: pytest.FixtureRequest) -> str:
     """Each transport of edge.bus in turn: ``Bus(url, transport=transport)``."""
     name: str = request.param
     return name
+
+
+# -- unexpected ERROR logs fail the test (as NiceGUI's own testing does) ----------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "expect_errors(*patterns): ERROR logs matching one of these regular "
+                                       "expressions (searched in the message) are expected; any other fails the test")
+
+
+class _ErrorLogs(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_EXPECTED = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def expect_errors(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``expect_errors("pattern", ...)`` inside a test: as the ``expect_errors`` marker, from then on."""
+    patterns: list[str] = request.node.stash.setdefault(_EXPECTED, [])
+    return lambda *more: patterns.extend(more)
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_unexpected_error_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Any ERROR (or worse) logged during the test or its fixtures fails it, unless declared expected."""
+    handler = _ErrorLogs()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    patterns = [p for mark in request.node.iter_markers("expect_errors") for p in mark.args]
+    patterns += request.node.stash.get(_EXPECTED, [])
+    unexpected = []
+    for record in handler.records:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        if not any(re.search(pattern, text) for pattern in patterns):
+            unexpected.append(f"{record.name} {record.levelname}: {text}")
+    if unexpected:
+        pytest.fail("unexpected ERROR logs (declare expected ones with @pytest.mark.expect_errors(pattern)):\n"
+                    + "\n".join(unexpected[:20]), pytrace=False)

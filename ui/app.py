@@ -1,8 +1,9 @@
 """The panel's application object: one :class:`~edge.controller.Controller` shared by every page.
 
-:func:`setup` builds the :class:`Panel` for the settings, registers the pages, the static files,
-the login (when a password is set) and the start/stop of the controller with NiceGUI's app; the
-server (``ui.server.serve``) or a test's ``ui.run`` then runs it. Pages never react to fleet
+Pages read the :class:`Panel` through :func:`current`; the composition root (``ui.root.setup``)
+builds it for the settings and registers the pages, the static files, the login and the
+start/stop of the controller with NiceGUI's app, so this module imports no page. The server
+(``ui.server.serve``) or a test's ``ui.run`` then runs it. Pages never react to fleet
 messages one by one: the fleet's change callback only bumps a revision counter
 (:class:`Changes`), and each page redraws on its own timer when the revision moved, sending
 only what differs.
@@ -15,14 +16,12 @@ import logging
 import uuid
 from pathlib import Path
 
-from nicegui import app, ui
-
 from edge.bus import Bus
 from edge.controller import Controller, Fleet
 from edge.settings import Settings
 from ui.draft import Draft
 
-__all__ = ["STATIC", "Changes", "Panel", "current", "setup"]
+__all__ = ["STATIC", "Changes", "Panel", "current", "install"]
 
 log = logging.getLogger("ui")
 STATIC = Path(__file__).parent / "static"
@@ -69,8 +68,10 @@ class Panel:
         return self.settings.controller_password is not None
 
     async def start(self) -> None:
-        await self._stack.enter_async_context(self.bus)
-        await self._stack.enter_async_context(self.controller)
+        async with contextlib.AsyncExitStack() as stack:  # a controller that fails to enter closes the bus
+            await stack.enter_async_context(self.bus)
+            await stack.enter_async_context(self.controller)
+            self._stack = stack.pop_all()
         self.fleet.on_change(self.changes.note)
         self.fleet.on_change(self._record)
         for dep in list(self.fleet.deployments):
@@ -115,16 +116,8 @@ def current() -> Panel:
     return _current
 
 
-def setup(settings: Settings) -> Panel:
-    """Create the panel for these settings and register its pages, login and lifecycle with NiceGUI."""
+def install(panel: Panel) -> Panel:
+    """Make ``panel`` the one :func:`current` returns (the composition root calls this once)."""
     global _current
-    from ui import auth, pages
-
-    _current = Panel(settings)
-    ui.add_css((STATIC / "panel.css").read_text(), shared=True)
-    if _current.login_required:
-        auth.install(_current)
-    pages.create()
-    app.on_startup(_current.start)
-    app.on_shutdown(_current.stop)
-    return _current
+    _current = panel
+    return panel

@@ -16,8 +16,8 @@ from nicegui.storage import Storage
 
 from edge.errors import ConfigError
 from edge.settings import Settings
-from ui.app import setup
 from ui.auth import check_exposure
+from ui.root import setup
 
 __all__ = ["bind_panel", "serve"]
 

@@ -228,6 +228,11 @@ class Bus:
         self._hooks.append(hook)
         return hook
 
+    def remove_on_connect(self, hook: ConnectHook) -> None:
+        """Stop running ``hook`` on connect (a component leaving a bus it shares with others)."""
+        if hook in self._hooks:
+            self._hooks.remove(hook)
+
     def _options(self) -> ConnectOptions:
         will = self._will() if callable(self._will) else self._will
         return ConnectOptions(url=self.url, client_id=self.client_id, clean_start=self._clean_start,

@@ -482,10 +482,19 @@ class PahoTransport(Transport):
                 props.SessionExpiryInterval = options.session_expiry
                 kwargs["properties"] = props
         port = url.v5_port if options.protocol == "5" and url.v5_port is not None else url.port
+        connecting = asyncio.ensure_future(asyncio.to_thread(client.connect, url.host, port, options.keepalive,
+                                                             **kwargs))
         try:
-            rc = await asyncio.to_thread(client.connect, url.host, port, options.keepalive, **kwargs)
+            rc = await asyncio.shield(connecting)
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise ConnectError(f"cannot connect to {url}: {exc}") from exc
+        except asyncio.CancelledError:
+            # the thread cannot be interrupted: let it finish (bounded by paho's connect_timeout) and
+            # close the socket it may have opened, or it stays connected to the broker, unowned
+            await asyncio.wait({connecting})
+            if not connecting.cancelled() and connecting.exception() is None:
+                client._sock_close()
+            raise
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise ConnectError(f"cannot connect to {url}: {paho.error_string(rc)}")
         conn.start()
@@ -495,7 +504,7 @@ class PahoTransport(Transport):
         except TimeoutError:
             conn.abort()
             raise ConnectError(f"no CONNACK from {url} within {options.connect_timeout} s") from None
-        except ConnectError:
+        except BaseException:  # refused, or cancelled by the caller: never leave the socket open
             conn.abort()
             raise
         return conn

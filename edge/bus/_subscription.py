@@ -10,16 +10,24 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from edge.bus._message import Message, Overflow
 from edge.errors import ConfigError
 from edge.topics import matches, validate_filter
 
-if TYPE_CHECKING:
-    from edge.bus._bus import Bus
+__all__ = ["Subscription", "SubscriptionOwner"]
 
-__all__ = ["Subscription"]
+
+class SubscriptionOwner(Protocol):
+    """What a subscription asks of the bus it belongs to (:class:`~edge.bus.Bus`, or
+    :class:`edge.testing.MemoryBus`): this module needs no bus, so the two do not import each other."""
+
+    async def _add_subscription(self, sub: Subscription, /) -> None: ...
+
+    async def _remove_subscription(self, sub: Subscription, /) -> None: ...
+
+    def _log_callback_error(self, sub: Subscription, message: Message, /) -> None: ...
 
 
 def _compile(pattern: str) -> Callable[[str], bool]:
@@ -36,7 +44,7 @@ def _compile(pattern: str) -> Callable[[str], bool]:
 class Subscription:
     """A topic filter on a bus. Use as ``async with bus.subscribe(f) as sub`` or ``sub = await bus.subscribe(f)``."""
 
-    def __init__(self, bus: Bus, pattern: str, *, qos: int = 0, maxsize: int = 1000,
+    def __init__(self, bus: SubscriptionOwner, pattern: str, *, qos: int = 0, maxsize: int = 1000,
                  overflow: Overflow = Overflow.DROP_OLDEST,
                  callback: Callable[[Message], Any] | None = None) -> None:
         self.filter = validate_filter(pattern)

@@ -72,20 +72,24 @@ class Controller:
         self.fleet = Fleet(self.bus, self.topics)
         self.history = SpecHistory(settings.data_dir / "controller" / "history")
         self._sync_timeout = sync_timeout
+        self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Controller:
-        if self._own_bus:
-            await self.bus.__aenter__()
-        await self.fleet.__aenter__()
-        if self.bus.is_connected:
-            await self.fleet.synced(self._sync_timeout)
+        # a first sync that times out (or any failure) closes what was entered: fleet, then own bus
+        async with contextlib.AsyncExitStack() as stack:
+            if self._own_bus:
+                await stack.enter_async_context(self.bus)
+            await stack.enter_async_context(self.fleet)
+            if self.bus.is_connected:
+                await self.fleet.synced(self._sync_timeout)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        await self.fleet.__aexit__(exc_type, exc, tb)
-        if self._own_bus:
-            await self.bus.__aexit__(exc_type, exc, tb)
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
 
     # -- checking and placing -------------------------------------------------------------------------
     def plan(self, spec: DeploymentSpec) -> tuple[DeploymentSpec, list[str]]:

@@ -30,6 +30,7 @@ for those answers (``edge ls tasks`` does).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import deque
@@ -140,7 +141,6 @@ class Fleet:
         self._probed: set[str] = set()  # topics fetched once already: one with nothing retained stays missing
         self._prober = Prober(bus, self._sync_topic)
         self._wake = asyncio.Event()
-        self._probe_task: asyncio.Task[None] | None = None
         #: the last metrics each task's agent sent in a batch: (agent, ts, metrics)
         self._live: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
         self._placed: dict[str, tuple[DeploymentSpec | None, dict[str, str]]] = {}  # dep -> (spec, task -> agent)
@@ -149,29 +149,38 @@ class Fleet:
         self._parts: dict[str, tuple[int, set[int]]] = {}  # agent -> (seq, parts received) of its full batch
         #: metrics batches ignored as not current (an offline agent's, another life's)
         self.stale_batches = 0
+        self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Fleet:
-        for pattern in (self.topics.all_agent_states, self.topics.all_agent_catalogs, self.topics.all_task_statuses()):
-            self._subs.append(await self.bus.subscribe(pattern, qos=1, callback=self._on_message))
-        self._subs.append(await self.bus.subscribe(self.topics.all_agent_metrics, qos=0, callback=self._on_message))
-        # QoS 0: retained specs are state, sent again on every (re)subscribe; and at QoS 1 rumqttd
-        # sends at most 100 of them (see edge.retained)
-        self._subs.append(await self.bus.subscribe(self.topics.all_deployments, qos=0, callback=self._on_message))
-        self._subs.append(await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync))
-        self._probe_task = asyncio.get_running_loop().create_task(self._probe_loop(), name="fleet-probes")
-        self.bus.on_connect(self._request_sync)
-        if self.bus.is_connected:
-            await self._request_sync(self.bus)
+        # everything entered so far is undone if a later step fails: the bus may be shared and live on
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self._subs.clear)
+            for pattern in (self.topics.all_agent_states, self.topics.all_agent_catalogs,
+                            self.topics.all_task_statuses()):
+                self._subs.append(await stack.enter_async_context(
+                    self.bus.subscribe(pattern, qos=1, callback=self._on_message)))
+            # QoS 0: retained specs are state, sent again on every (re)subscribe; and at QoS 1 rumqttd
+            # sends at most 100 of them (see edge.retained)
+            self._subs.append(await stack.enter_async_context(
+                self.bus.subscribe(self.topics.all_agent_metrics, qos=0, callback=self._on_message)))
+            self._subs.append(await stack.enter_async_context(
+                self.bus.subscribe(self.topics.all_deployments, qos=0, callback=self._on_message)))
+            self._subs.append(await stack.enter_async_context(
+                self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)))
+            probe_task = asyncio.get_running_loop().create_task(self._probe_loop(), name="fleet-probes")
+            stack.push_async_callback(cancel_and_wait, probe_task)
+            self.bus.on_connect(self._request_sync)
+            stack.callback(self.bus.remove_on_connect, self._request_sync)
+            if self.bus.is_connected:
+                await self._request_sync(self.bus)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._probe_task is not None:
-            await cancel_and_wait(self._probe_task)
-            self._probe_task = None
-        for sub in self._subs:
-            await sub.aclose()
-        self._subs.clear()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
     async def _request_sync(self, bus: Bus) -> None:
         await bus.publish(self._sync_topic, b"sync", qos=1)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+
 from agent import Agent
 from edge.bus import Bus
 from edge.controller import Fleet
@@ -100,6 +102,7 @@ async def test_agent_starts_before_the_broker_and_announces_when_it_comes(tmp_pa
             assert state["online"] is True
 
 
+@pytest.mark.expect_errors("could not load task types from .*broken.py")
 async def test_task_types_from_edge_tasks_and_broken_sources(broker, tmp_path, monkeypatch):
     from pathlib import Path
 

@@ -134,6 +134,7 @@ async def test_invalid_config_and_unknown_type_do_not_stop_the_others(world):
         assert await world.values("out/demo", [("in/demo", 1)], 1) == [2.0]
 
 
+@pytest.mark.expect_errors(r"\(crasher\) crashed")
 async def test_crash_loop_backs_off_shows_failed_and_spares_neighbours(world):
     crasher = {"id": "crash", "type": "crasher", "agent": "a1"}
     spec = scale_spec(extra_tasks=[crasher])
@@ -207,6 +208,7 @@ async def test_tasks_pinned_elsewhere_are_not_run_here(world):
         assert not a1.instances and list(a2.instances) == [("demo", "scale")]
 
 
+@pytest.mark.expect_errors("ignored an invalid spec")
 async def test_garbage_specs_are_counted_and_ignored(world):
     async with world.agent() as agent:
         await world.bus.publish(world.topics.deployment("junk"), b"\xff\x00 not cbor", qos=1, retain=True)

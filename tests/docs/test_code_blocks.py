@@ -1,5 +1,6 @@
 """Every Python block in the README and docs/ runs: a block that defines ``main(url)`` is called
-against a real broker (async or not), any other block is executed as it is."""
+against a real broker (async or not), one that defines ``main()`` is called without one, any
+other block is executed as it is."""
 
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ async def test_block_runs(where, code, broker):
     exec(compile(code, where, "exec", dont_inherit=True), namespace)
     main = namespace.get("main")
     if callable(main):
+        args = (str(broker.url),) if inspect.signature(main).parameters else ()  # main(): no broker needed
         if inspect.iscoroutinefunction(main):
             async with asyncio.timeout(20):
-                await main(str(broker.url))
+                await main(*args)
         else:
-            await asyncio.wait_for(asyncio.to_thread(main, str(broker.url)), 20)
+            await asyncio.wait_for(asyncio.to_thread(main, *args), 20)
 
 
 def test_there_are_blocks_to_run():

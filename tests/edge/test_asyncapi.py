@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from _memory_bus import MemoryBus
 from jsonschema import Draft7Validator
 
 import edge.instance
@@ -30,6 +29,7 @@ from edge.instance import Assignment, Instance
 from edge.protocol import PROTOCOL_REVISION, TaskState, TaskStatusMsg, ViewFrame
 from edge.settings import Settings
 from edge.task import Port, Task
+from edge.testing import MemoryBus
 from edge.topics import TopicError, TopicKind, Topics
 from edge.validation import CheckRequest, answer_request, encode_request
 

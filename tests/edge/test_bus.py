@@ -112,6 +112,7 @@ async def test_full_queues_drop_by_policy_and_count(broker, overflow, kept, tran
         assert [sub.get_nowait().payload[0] for _ in range(10)] == list(kept)
 
 
+@pytest.mark.expect_errors("callback of subscription .* failed")
 async def test_failing_callback_is_counted_and_delivery_goes_on(broker, caplog, transport):
     topic = unique()
     seen = []

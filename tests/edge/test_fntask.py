@@ -476,6 +476,7 @@ async def test_an_unencodable_result_is_counted_not_fatal(broker):
         assert h.task.out_metrics["out"].errors == 1 and not h.runner.done()
 
 
+@pytest.mark.expect_errors("fragile raised")
 async def test_an_exception_in_the_function_ends_run_after_being_logged(broker, caplog):
     @fn_task
     def fragile(x: int) -> int:

@@ -7,11 +7,11 @@ import contextlib
 from typing import Any, ClassVar
 
 import pytest
-from _memory_bus import MemoryBus
 
 import edge.instance
 from edge.instance import ERRORS_KEPT, Assignment, Instance
 from edge.task import Port, Task
+from edge.testing import MemoryBus
 
 TIMEOUT = 10.0
 
@@ -29,6 +29,7 @@ class Crasher(Task):
         raise RuntimeError(f"run {Crasher.runs}")
 
 
+@pytest.mark.expect_errors(r"\(crasher\) crashed")
 async def test_the_status_keeps_the_last_crashes_and_counts_across_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(edge.instance, "BACKOFF_MIN", 0.001)
     monkeypatch.setattr(edge.instance, "BACKOFF_MAX", 0.001)

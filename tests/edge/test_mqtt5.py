@@ -152,6 +152,8 @@ class FakeBroker:
             pass
         except AssertionError as exc:
             self.errors.append(exc)
+        except asyncio.CancelledError:
+            pass  # torn down by __aexit__; re-raised, Python 3.11's start_server logs it as an ERROR
         finally:
             writer.close()
 

@@ -147,6 +147,7 @@ async def test_pending_says_what_it_waits_for(broker, tmp_path):
         assert summarize(controller.fleet, "lonely").text == "0/1 running, 1 pending"
 
 
+@pytest.mark.expect_errors("flaky on purpose")
 async def test_a_crash_stays_visible_until_dismissed_from_any_controller(broker, tmp_path, caplog):
     ns = f"ns{uuid.uuid4().hex[:8]}"
     agent_settings = load_settings(broker=str(broker.url), namespace=ns, data_dir=tmp_path / "agent", agent_id="h1")
@@ -204,6 +205,7 @@ async def test_a_crash_stays_visible_until_dismissed_from_any_controller(broker,
         assert await panel_a.dismiss("dep", "f") is False  # nothing left to dismiss
 
 
+@pytest.mark.expect_errors("flaky on purpose")
 async def test_the_notice_clears_itself_after_a_clean_run_and_waits_for_an_offline_agent(
         broker, tmp_path, monkeypatch):
     monkeypatch.setattr(edge.instance, "NOTICE_CLEARS_AFTER", 1.0)

@@ -236,6 +236,7 @@ async def _count(bus: Bus, topic: str, seconds: float) -> int:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.expect_errors("ignored an invalid spec")
 async def test_the_bomb_as_a_retained_spec_and_as_a_frame_stops_nothing(broker, tmp_path: Path) -> None:
     ns = f"h{uuid.uuid4().hex[:8]}"
     topics = Topics(ns)

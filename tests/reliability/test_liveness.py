@@ -124,6 +124,7 @@ async def test_the_will_of_an_earlier_life_does_not_hide_the_new_one(broker, tmp
         await fleet.wait_for(lambda f: not online(f), TIMEOUT)
 
 
+@pytest.mark.expect_errors("ignored an invalid spec")
 async def test_the_agents_error_count_is_in_its_state_and_health_file(broker, tmp_path):
     """An invalid spec the agent refused is counted where an operator looks: the fleet and health.json."""
     import json

@@ -5,7 +5,7 @@ Each instance gets a namespace of its own; its inputs read ``streams/d/src/<port
 their namespace or panel topic from their wiring see what they would see on an agent. Waiting is
 always on a condition with a deadline; a crash of the task fails the wait with the task's error.
 
-``running(..., MEMORY)`` runs the task on a :class:`MemoryBus` instead: the same subscriptions
+``running(..., MEMORY)`` runs the task on an :class:`edge.testing.MemoryBus` instead: the same subscriptions
 and payloads, handed over in-process (no broker, no sockets), for tests that feed thousands of
 frames (the hostile-value property test).
 """
@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from _memory_bus import MEMORY, MemoryBus
-
 from edge.bus import Bus, Subscription
 from edge.frames import Frame, decode_frame, encode_frame
 from edge.task import Task, TaskContext
+from edge.testing import MEMORY_URL as MEMORY
+from edge.testing import MemoryBus
 from edge.topics import Topics
 
 TIMEOUT = 10.0

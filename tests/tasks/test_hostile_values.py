@@ -1,6 +1,6 @@
 """No frame value crashes a task (issue 22.4): every type of the catalog, every input, a hostile corpus.
 
-Each type runs in-process on a :class:`~task_harness.MemoryBus` with a config that uses all its
+Each type runs in-process on an :class:`edge.testing.MemoryBus` with a config that uses all its
 inputs. Hypothesis draws frames for one input (bignums up to ``MAX_BIGNUM_BYTES``, NaN, infinities,
 huge texts, bytes, None, bools, nested containers, typed arrays, timestamps at and beyond 64 bits,
 odd ``paused`` fields); a good value follows. The task must still be the same running instance,

@@ -20,6 +20,7 @@ from tasks.media.errors import DeviceNotFoundError
 MISSING_CAMERA = "/dev/video-edgetasks-missing"
 
 
+@pytest.mark.expect_errors(r"\((camera|microphone)\) crashed")
 async def test_a_missing_camera_and_microphone_show_in_the_status(mosquitto_broker, tmp_path):
     ns = f"t{uuid.uuid4().hex[:10]}"
     topics = Topics(ns)

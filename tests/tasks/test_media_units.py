@@ -9,7 +9,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from _memory_bus import MemoryBus
 
 import tasks.media
 from agent.registry import discover
@@ -17,6 +16,7 @@ from edge._inbox import Inbox, Lane, Policy
 from edge.errors import ConfigError, FrameError
 from edge.frames import decode_frame, encode_frame
 from edge.task import Port, TaskContext
+from edge.testing import MemoryBus
 from tasks.media import TYPES
 from tasks.media.font import text_mask
 from tasks.media.mediatask import VIDEO_PACKETS, MediaConfig, MediaTask

@@ -81,7 +81,8 @@ async def panel_url(panel_settings: Settings, tmp_path: Path) -> AsyncIterator[s
 
 
 @pytest.fixture
-async def page(chromium: str) -> AsyncIterator[object]:
+async def page(chromium: str, panel_url: str) -> AsyncIterator[object]:
+    # on panel_url: the browser closes before the panel stops (else its reconnects are console errors)
     from playwright.async_api import async_playwright
 
     errors: list[str] = []

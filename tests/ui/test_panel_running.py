@@ -66,6 +66,7 @@ async def close_inspector(user):
     await until(lambda: Inspector.open_count == 0, "the inspector to unsubscribe")
 
 
+@pytest.mark.expect_errors("broken on purpose")
 async def test_states_errors_rates_and_the_inspector(user, panel_settings, tmp_path, caplog):
     async with agents(panel_settings, tmp_path, "a1"):
         await until(lambda: "numbers" in panel().fleet.types(), "types")

@@ -115,6 +115,7 @@ def forget_crash_logs(caplog):
     records[:] = [r for r in records if r not in crashes]
 
 
+@pytest.mark.expect_errors("flaky on purpose")
 async def test_a_crash_notice_shows_until_dismissed(user, panel_settings, tmp_path, caplog):
     name = uuid.uuid4().hex
     async with agents(panel_settings, tmp_path, "a1", sources=(UI_TASKS, FLAKY_TASKS)):
