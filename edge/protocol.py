@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from edge.graph import DeploymentSpec
 from edge.topics import ID_PATTERN
+
+_M = TypeVar("_M", bound=BaseModel)
 
 __all__ = [
     "MAX_BATCH_PARTS",
@@ -217,14 +219,7 @@ class Catalog(_Message):
 
     def entries(self) -> tuple[list[CatalogEntry], list[str]]:
         """The valid entries, and one problem line per invalid one (the others still stand)."""
-        valid: list[CatalogEntry] = []
-        problems: list[str] = []
-        for i, raw in enumerate(self.types):
-            try:
-                valid.append(CatalogEntry.model_validate(raw))
-            except ValidationError as exc:
-                problems.append(f"types.{i}: {problem(exc)}")
-        return valid, problems
+        return _each(CatalogEntry, self.types, "types")
 
 
 class InputMetrics(_Open):
@@ -305,14 +300,19 @@ class MetricsBatch(_Message):
 
     def entries(self) -> tuple[list[TaskMetricsEntry], list[str]]:
         """The valid entries, and one problem line per invalid one (the others still stand)."""
-        valid: list[TaskMetricsEntry] = []
-        problems: list[str] = []
-        for i, raw in enumerate(self.tasks):
-            try:
-                valid.append(TaskMetricsEntry.model_validate(raw))
-            except ValidationError as exc:
-                problems.append(f"tasks.{i}: {problem(exc)}")
-        return valid, problems
+        return _each(TaskMetricsEntry, self.tasks, "tasks")
+
+
+def _each(model: type[_M], items: list[Any], field: str) -> tuple[list[_M], list[str]]:
+    """Each of ``items`` validated as ``model`` alone: the valid ones, and one line per invalid one."""
+    valid: list[_M] = []
+    problems: list[str] = []
+    for i, raw in enumerate(items):
+        try:
+            valid.append(model.model_validate(raw))
+        except ValidationError as exc:
+            problems.append(f"{field}.{i}: {problem(exc)}")
+    return valid, problems
 
 
 def problem(exc: ValidationError) -> str:
