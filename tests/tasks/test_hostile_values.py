@@ -303,7 +303,7 @@ async def drive(h: Harness, case: Case, port: str, hostile: list[Hostile], take:
         await h.bus.publish(h.sources[port], payload)
     await settle(h)
     with contextlib.suppress(AssertionError):  # frames a synchronized task holds back come after a timeout
-        await h.until(lambda: metrics.errors - before >= counted, timeout=1.0)
+        await h.until(lambda: metrics.errors - before >= counted, timeout=3.0)
     h._check()
     added = metrics.errors - before
     assert counted <= added <= len(payloads), (f"{case} input {port!r}: {added} error(s) counted for {len(payloads)} "
