@@ -82,8 +82,7 @@ async def panel_url(panel_settings: Settings, tmp_path: Path) -> AsyncIterator[s
 
 @pytest.fixture
 async def page(chromium: str, panel_url: str) -> AsyncIterator[object]:
-    """A page of a fresh Chromium; it closes before the panel stops (``panel_url`` is set up first, torn down
-    last), so a loaded machine's browser cannot log the stopped panel's refused reconnects as page errors."""
+    # on panel_url: the browser closes before the panel stops (else its reconnects are console errors)
     from playwright.async_api import async_playwright
 
     errors: list[str] = []
