@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian/Ubuntu machine: installs what it needs
 # (Mosquitto and Chromium from apt, the project with its test extras from PyPI), then lints,
-# type-checks and runs pytest. Extra arguments go to pytest.
+# type-checks and runs pytest in two workers (pytest-xdist). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +20,7 @@ fi
 python3 -m pip install -q --disable-pip-version-check -e ".[all,test]"
 python3 -m ruff check .
 python3 -m mypy
-python3 -m pytest "$@"
+# two workers (CI has 2 cores; most tests wait on brokers, agents and browsers rather than compute);
+# tests sharing a module fixture carry an xdist_group mark and stay on one worker (--dist loadgroup).
+# `bash scripts/test.sh -n 0` runs in one process.
+python3 -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -13,22 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _brokers import BROKER_KINDS, require_embedded, require_mosquitto
 from _loop import BackgroundContext
 
-from edge.broker import EmbeddedBroker, MosquittoBroker, RunningBroker, embedded_available, find_mosquitto
+from edge.broker import EmbeddedBroker, MosquittoBroker, RunningBroker
 from edge.broker.ports import free_port as _free_port
 
-BROKER_KINDS = ("embedded", "mosquitto")
-
-
-def require_mosquitto() -> None:
-    if find_mosquitto() is None:
-        pytest.fail("Mosquitto is not installed: install it: apt-get install -y mosquitto")
-
-
-def require_embedded() -> None:
-    if not embedded_available():
-        pytest.fail("iotcore (the embedded broker) is not installed: pip install 'edgetasks[broker]'")
+__all__ = ["BROKER_KINDS", "require_embedded", "require_mosquitto"]
 
 
 @pytest.fixture

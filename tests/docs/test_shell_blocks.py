@@ -64,6 +64,9 @@ from edge.bus import Bus
 from edge.frames import decode_frame, decode_value, encode_frame
 from edge.topics import Topics
 
+# the pages share one site agent (a module fixture): under xdist's --dist loadgroup one worker runs them all
+pytestmark = pytest.mark.xdist_group("docs-site")
+
 NAMESPACE = f"docs-{uuid.uuid4().hex[:8]}"
 TOPICS = Topics(NAMESPACE)
 WAIT = 20.0  # seconds for any one effect

@@ -26,7 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import BROKER_KINDS, require_embedded, require_mosquitto
+from _brokers import BROKER_KINDS, require_embedded, require_mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
 
 import edge.broker

@@ -4,6 +4,7 @@ health check, checked statically (no Docker engine runs here) and by running the
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import shutil
@@ -159,6 +160,24 @@ def edge_health(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=30, check=False, env=env)
 
 
+def _wait_for_health(env: dict[str, str], what: str, ready, timeout: float) -> None:
+    """Wait (bounded, reading the agent's health.json, which is cheap) until ``ready(health)``; then the test
+    runs ``edge health`` once, instead of a Python process per poll."""
+    from edge.frames import now_ms
+
+    path = Path(env["EDGE_DATA_DIR"]) / "agents" / env["EDGE_AGENT_ID"] / "health.json"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            health = json.loads(path.read_text())
+            if ready(health, now_ms()):
+                return
+        except (OSError, ValueError):  # not written yet (it is replaced by a rename: never half of it)
+            pass
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(0.1)
+
+
 def test_healthcheck_command_follows_the_agent_connection(tmp_path):
     from edge.broker import free_port
 
@@ -170,22 +189,21 @@ def test_healthcheck_command_follows_the_agent_connection(tmp_path):
     agent = subprocess.Popen([sys.executable, "-m", "edge", "agent"], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while (result := edge_health(env)).returncode != 0:
-            assert time.monotonic() < deadline, result.stderr
-        assert "healthy: agent boxed connected" in result.stdout
+        _wait_for_health(env, "the agent to report connected", lambda h, now: h.get("connected") is True, 20)
+        result = edge_health(env)
+        assert result.returncode == 0 and "healthy: agent boxed connected" in result.stdout, result.stderr
         broker.terminate()
         broker.wait(10)
-        deadline = time.monotonic() + 20
-        while (result := edge_health(env)).returncode == 0:
-            assert time.monotonic() < deadline
-        assert "not connected to its broker" in result.stderr
+        _wait_for_health(env, "the agent to report the lost connection", lambda h, now: h.get("connected") is False,
+                         20)
+        result = edge_health(env)
+        assert result.returncode != 0 and "not connected to its broker" in result.stderr, result.stderr
         agent.kill()
         agent.wait(10)
-        deadline = time.monotonic() + 30
-        while "last reported" not in (result := edge_health(env)).stderr:
-            assert time.monotonic() < deadline
-            time.sleep(1)
+        # edge health's --max-age 10: the file of the killed agent grows older than that
+        _wait_for_health(env, "the health file to be 10 s old", lambda h, now: now - int(h["ts"]) > 10_500, 30)
+        result = edge_health(env)
+        assert result.returncode != 0 and "last reported" in result.stderr, result.stderr
     finally:
         for proc in (agent, broker):
             proc.kill()

@@ -45,7 +45,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 START_TIMEOUT = 60.0  # s for a service of the installed wheel to listen or report healthy
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+# one worker builds the wheel and the venv (module fixtures) for all of them under xdist's --dist loadgroup
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.xdist_group("wheel")]
 
 
 def _tracked_files() -> list[str]:
@@ -83,9 +84,11 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment with the wheel and its ``all`` extra: its ``bin`` folder."""
     env_dir = tmp_path_factory.mktemp("venv")
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    # --no-compile: no .pyc of every installed dependency up front (most of the install's CPU time); the
+    # interpreter compiles what the tests import, as it would from any install
     pip = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                          f"{wheel}[all]"], capture_output=True, text=True, timeout=480, env=_clean_env(),
-                         check=False)
+                          "--no-compile", f"{wheel}[all]"], capture_output=True, text=True, timeout=480,
+                         env=_clean_env(), check=False)
     assert pip.returncode == 0, f"pip install {wheel.name}[all] failed:\n{pip.stderr[-3000:]}"
     return env_dir / "bin"
 
