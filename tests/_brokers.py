@@ -10,6 +10,7 @@ import pytest
 from edge.broker import embedded_available, find_mosquitto
 
 BROKER_KINDS = ("embedded", "mosquitto")
+TRANSPORTS = ("mqtt5", "paho")  # the transports of edge.bus
 
 
 def require_mosquitto() -> None:

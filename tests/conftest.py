@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _brokers import BROKER_KINDS, require_embedded, require_mosquitto
+from _brokers import BROKER_KINDS, TRANSPORTS, require_embedded, require_mosquitto
 from _loop import BackgroundContext
 
 from edge.broker import EmbeddedBroker, MosquittoBroker, RunningBroker
 from edge.broker.ports import free_port as _free_port
 
-__all__ = ["BROKER_KINDS", "require_embedded", "require_mosquitto"]
+__all__ = ["BROKER_KINDS", "TRANSPORTS", "require_embedded", "require_mosquitto"]
 
 
 @pytest.fixture
@@ -57,7 +57,6 @@ def broker(request: pytest.FixtureRequest) -> RunningBroker:
     return running
 
 
-TRANSPORTS = ("mqtt5", "paho")
 
 
 @pytest.fixture(params=TRANSPORTS, ids=TRANSPORTS)

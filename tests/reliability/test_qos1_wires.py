@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import TRANSPORTS, require_embedded, require_mosquitto
+from _brokers import TRANSPORTS, require_embedded, require_mosquitto
 
 from edge.broker import EmbeddedBroker, MosquittoBroker, RunningBroker, free_port
 from edge.bus import Bus
