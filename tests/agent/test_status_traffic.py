@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel, Field
 from sample_tasks import Counter, Scale
 
@@ -133,6 +134,7 @@ async def _count(sub, seconds: float) -> int:
     return len(await _messages(sub, seconds))
 
 
+@pytest.mark.alone  # a timing figure: scripts/test.sh runs it with the machine to itself
 async def test_thousands_of_busy_tasks_leave_a_neighbour_its_rate(tmp_path):
     """An agent with 1,500 busy tasks on the managed Mosquitto (saving on every retained change): its
     neighbouring deployment keeps its frame rate, and the agent's status and metrics messages stay

@@ -452,6 +452,7 @@ async def test_a_full_socket_pauses_reading_and_drain_waits():
 
 
 # -- real brokers ---------------------------------------------------------------------------------
+@pytest.mark.alone  # a timing figure: scripts/test.sh runs it with the machine to itself
 async def test_qos1_survives_the_broker_restarting_mid_stream_with_persistent_sessions(tmp_path):
     """Mosquitto keeps both sessions over a restart: every message arrives (those whose acknowledgement
     the restart lost, twice: QoS 1 is at least once)."""

@@ -268,6 +268,7 @@ async def test_a_video_viewer_plays_in_the_browser(page, panel_url, panel_settin
         await controller.remove("cam")
 
 
+@pytest.mark.alone  # a timing figure: scripts/test.sh runs it with the machine to itself
 async def test_page_load_with_two_hundred_agents_and_a_hundred_tasks(page, panel_url, panel_settings, tmp_path):
     topics = Topics(panel_settings.namespace)
     async with Bus(panel_settings.broker_url) as bus:

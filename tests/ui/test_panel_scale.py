@@ -21,6 +21,7 @@ def element(user, marker):
         return max(ElementFilter(marker=marker, only_visible=False), key=lambda e: e.id)
 
 
+@pytest.mark.alone  # a timing figure: scripts/test.sh runs it with the machine to itself
 async def test_two_hundred_agents_and_a_hundred_tasks(user, panel_settings):
     await user.open("/")
     topics = panel().controller.topics
