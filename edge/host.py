@@ -47,7 +47,7 @@ from edge.frames import decode_value, now_ms
 from edge.graph import DeploymentSpec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
-from edge.protocol import DismissRequest, ValidationError, problem
+from edge.protocol import DismissRequest, TaskMetrics, ValidationError, problem
 from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
@@ -468,15 +468,15 @@ class Host:
 
         In slices of :data:`REPORT_SLICE` tasks, letting the others run between them: 10,000 tasks'
         metrics take a few hundred ms to gather."""
-        current: dict[tuple[str, str], dict[str, Any]] = {}
+        current: dict[tuple[str, str], TaskMetrics] = {}
         for i, (key, instance) in enumerate(list(self.instances.items())):
             if i and i % REPORT_SLICE == 0:
                 await asyncio.sleep(0)
             if self.instances.get(key) is instance and instance.state in ("running", "failed", "starting"):
-                status = instance.status()  # one metrics() call per report: rates over one interval
+                status = instance.status_msg()  # one metrics call per report: rates over one interval
                 self._statuses.publish(instance, status=status)
-                if metrics := status.get("metrics"):
-                    current[key] = metrics
+                if "metrics" in status.model_fields_set:
+                    current[key] = status.metrics
         self._batcher.publish({k: m for k, m in current.items() if k in self.instances}, full=full)
 
     def _on_metrics_request(self, message: Message) -> None:

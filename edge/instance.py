@@ -37,7 +37,7 @@ from edge.bus import Bus
 from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.frames import now_ms
-from edge.protocol import PROTOCOL_REVISION
+from edge.protocol import PROTOCOL_REVISION, Crash, InputMetrics, OutputMetrics, TaskMetrics, TaskState, TaskStatusMsg
 from edge.task import Task, TaskContext
 
 __all__ = ["Assignment", "Instance"]
@@ -93,8 +93,8 @@ class Instance:
         self.restarts = 0
         self.last_error: str | None = None
         self.crashed_at: int | None = None
-        #: the last crashes, oldest first: {"error": "Type: message", "at": ms}
-        self.errors: deque[dict[str, Any]] = deque(maxlen=ERRORS_KEPT)
+        #: the last crashes, oldest first
+        self.errors: deque[Crash] = deque(maxlen=ERRORS_KEPT)
         self.task: Task | None = None
         self._on_status = on_status
         self._resolve = resolve or (lambda config: config)
@@ -153,7 +153,7 @@ class Instance:
                 backoff = BACKOFF_MIN if crashes_in_a_row == 1 else min(backoff * 2, BACKOFF_MAX)
                 error = f"{type(exc).__name__}: {exc}"
                 self.last_error, self.crashed_at = error, now_ms()
-                self.errors.append({"error": error, "at": self.crashed_at})
+                self.errors.append(Crash(error=error, at=self.crashed_at))
                 log.exception("task %s (%s) crashed (%d in a row); restarting in %.1f s", self.instance_id,
                               a.type, crashes_in_a_row, backoff)
                 self._set("failed" if crashes_in_a_row >= FAILED_AFTER else "starting", error)
@@ -181,16 +181,20 @@ class Instance:
 
     # -- reporting -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        """The status as published (:class:`edge.protocol.TaskStatusMsg`), without the agent."""
+        return self.status_msg().dump()
+
+    def status_msg(self) -> TaskStatusMsg:
+        """The status now: state, crash notice and history, and a snapshot of the metrics while it runs."""
         a = self.assignment
         now = now_ms()
         self._expire_notice(now)
-        status: dict[str, Any] = {"v": PROTOCOL_REVISION, "state": self.state, "type": a.type, "version": a.version,
-                                  "ts": now,
-                                  "restarts": self.restarts, "error": self.error, "last_error": self.last_error,
-                                  "crashed_at": self.crashed_at, "errors": list(self.errors)}
-        if (self.task is not None or self._carried) and self.state in ("running", "failed", "starting"):
-            status["metrics"] = self.metrics()
-        return status
+        running = self.state in ("running", "failed", "starting")
+        metrics: dict[str, Any] = {"metrics": m} if running and (m := self.metrics_msg()) is not None else {}
+        return TaskStatusMsg(v=PROTOCOL_REVISION, state=TaskState(self.state), type=a.type, version=a.version, ts=now,
+                             restarts=self.restarts, error=self.error, last_error=self.last_error,
+                             crashed_at=self.crashed_at, errors=list(self.errors),
+                             **metrics)
 
     def _counters(self) -> dict[str, int]:
         """Counters since the instance started: the runs before this one (a crash does not zero them)
@@ -209,10 +213,15 @@ class Instance:
         return counts
 
     def metrics(self) -> dict[str, Any]:
+        """:meth:`metrics_msg` as published; ``{}`` before the first run."""
+        metrics = self.metrics_msg()
+        return metrics.dump() if metrics is not None else {}
+
+    def metrics_msg(self) -> TaskMetrics | None:
         """Frames in/out per port (since the instance started, across crashes) with rates since the last
-        call, drops and errors."""
+        call, drops and errors; None before the first run."""
         if self.task is None and not self._carried:
-            return {}
+            return None
         total = self._counters()
         counts = {k: v for k, v in total.items() if k.startswith(("in.", "out."))}
         now = time.monotonic()
@@ -225,15 +234,15 @@ class Instance:
 
         inputs = [k[3:] for k in total if k.startswith("in.")]
         outputs = [k[4:] for k in total if k.startswith("out.")]
-        return {
-            "inputs": {p: {"frames": total[f"in.{p}"], "errors": total.get(f"err.{p}", 0), "rate": rate(f"in.{p}"),
-                           "gaps": total.get(f"gap.{p}", 0), "duplicates": total.get(f"dup.{p}", 0)}
-                       for p in inputs},
-            "outputs": {p: {"frames": total[f"out.{p}"], "rate": rate(f"out.{p}"),
-                            "dropped_offline": total.get(f"off.{p}", 0)}
-                        for p in outputs},
-            "dropped": total.get("dropped", 0),
-            "errors": sum(total.get(f"err.{p}", 0) for p in inputs),
-            "gaps": sum(total.get(f"gap.{p}", 0) for p in inputs),
-            "duplicates": sum(total.get(f"dup.{p}", 0) for p in inputs),
-        }
+        return TaskMetrics(
+            inputs={p: InputMetrics(frames=total[f"in.{p}"], errors=total.get(f"err.{p}", 0), rate=rate(f"in.{p}"),
+                                    gaps=total.get(f"gap.{p}", 0), duplicates=total.get(f"dup.{p}", 0))
+                    for p in inputs},
+            outputs={p: OutputMetrics(frames=total[f"out.{p}"], rate=rate(f"out.{p}"),
+                                      dropped_offline=total.get(f"off.{p}", 0))
+                     for p in outputs},
+            dropped=total.get("dropped", 0),
+            errors=sum(total.get(f"err.{p}", 0) for p in inputs),
+            gaps=sum(total.get(f"gap.{p}", 0) for p in inputs),
+            duplicates=sum(total.get(f"dup.{p}", 0) for p in inputs),
+        )

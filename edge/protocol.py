@@ -206,6 +206,13 @@ class CatalogEntry(_Open):
     config_default: Json = None
     available: bool = True
     reason: Text | None = None
+    dashboard: Id | None = Field(default=None, description="the widget the panel draws for a dashboard type "
+                                 "(a kind of ViewFrame's value; tasks.dashboard)")
+    ports_from: Annotated[list[Json], Field(max_length=MAX_KEYS)] | None = Field(
+        default=None, description="rules making an instance's ports of its config (edge.ports.PortRule; a reader "
+                                  "leaves a malformed rule out)")
+    io_map: Json = Field(default=None, description="an fn_task's IO metadata keys taken from config fields: "
+                                                   "{inputs|outputs: {port: {key: field}}}")
 
 
 class Catalog(_Message):

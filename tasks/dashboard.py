@@ -31,7 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import EdgeError
 from edge.frames import Frame
-from edge.protocol import COLOR_PATTERN  # the one colour rule, which the panel checks again
+from edge.protocol import (
+    COLOR_PATTERN,  # the one colour rule, which the panel checks again
+    CatalogEntry,
+    DashboardView,
+)
 from edge.task import Port, TaskContext
 from edge.topics import sibling_topic
 from tasks.base import BuiltinTask, is_pause
@@ -57,17 +61,15 @@ class DashboardTask(BuiltinTask):
     kind: ClassVar[str] = ""
 
     @classmethod
-    def describe(cls) -> dict[str, Any]:
-        entry = super().describe()
-        entry["dashboard"] = cls.kind
-        return entry
+    def catalog_entry(cls) -> CatalogEntry:
+        return CatalogEntry.model_validate({**super().catalog_entry().dump(), "dashboard": cls.kind})
 
-    def view(self) -> dict[str, Any]:
-        """What the panel draws now (without ``kind``, which is added)."""
+    def view(self) -> DashboardView:
+        """What the panel draws now: the kind's model of :mod:`edge.protocol` (``SliderView``, ...)."""
         raise NotImplementedError
 
     async def publish_view(self) -> None:
-        await self.send("view", {"kind": self.kind, **self.view()}, qos=1, retain=True)
+        await self.send("view", self.view().dump(), qos=1, retain=True)
 
     def clear_view(self) -> None:
         if self.context is None:
