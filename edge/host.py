@@ -47,14 +47,14 @@ from edge.frames import decode_value, now_ms
 from edge.graph import DeploymentSpec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
-from edge.protocol import DismissRequest, TaskMetrics, ValidationError, problem
+from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, ValidationError, problem
 from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
 from edge.settings import Settings
 from edge.storage import write_atomic
 from edge.task import Ports, Task, TaskContext
-from edge.topics import TopicKind, Topics, validate_id
+from edge.topics import TopicKind, Topics, is_valid_id, validate_id
 from edge.validation import answer_request, decode_request
 
 __all__ = ["Host", "run_agent", "run_wired"]
@@ -134,9 +134,20 @@ class Host:
 
     # -- catalog ---------------------------------------------------------------------------------
     def catalog(self) -> list[dict[str, Any]]:
-        entries = [t.describe() for t in self.types.values()]
-        entries += [{"name": name, "available": False, "reason": reason} for name, reason in self.unavailable.items()]
+        """The catalog's entries as published, each through :class:`edge.protocol.CatalogEntry`: a type whose
+        ``describe()`` breaks the model (a third party's override) is offered as unavailable, with why."""
+        entries = [self._entry(t) for t in self.types.values()]
+        entries += [CatalogEntry(name=name, available=False, reason=reason).dump()
+                    for name, reason in self.unavailable.items() if is_valid_id(name)]
         return sorted(entries, key=lambda e: str(e["name"]))
+
+    def _entry(self, task_type: type[Task]) -> dict[str, Any]:
+        try:
+            return CatalogEntry.model_validate(task_type.describe()).dump()
+        except ValidationError as exc:
+            why = f"its catalog entry breaks the protocol: {problem(exc)}"
+            log.warning("agent %s: task type %s is not offered: %s", self.agent_id, task_type.type_name, why)
+            return CatalogEntry(name=task_type.type_name, available=False, reason=why).dump()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def __aenter__(self) -> Host:
