@@ -189,7 +189,9 @@ class ValueBar(DisplayTask):
 
     def view(self) -> ValueBarView:
         config: ValueBar.Config = self.config
-        fraction = (self.value - config.min_value) / (config.max_value - config.min_value)
+        # in halves: the range of two huge numbers (-1e308 .. 1e308) does not overflow to a NaN fraction
+        span = config.max_value / 2 - config.min_value / 2
+        fraction = (self.value / 2 - config.min_value / 2) / span if span > 0 else float(self.value >= config.max_value)
         return ValueBarView(kind="value_bar", label=config.label, value=self.value, min=config.min_value,
                             max=config.max_value, fraction=min(max(fraction, 0.0), 1.0), color=config.color,
                             direction=config.direction)
