@@ -484,7 +484,7 @@ class Host:
             if i and i % REPORT_SLICE == 0:
                 await asyncio.sleep(0)
             if self.instances.get(key) is instance and instance.state in ("running", "failed", "starting"):
-                status = instance.status_msg()  # one metrics call per report: rates over one interval
+                status = instance.status_msg(agent=self.agent_id)  # one metrics call per report: rates over 1 interval
                 self._statuses.publish(instance, status=status)
                 if "metrics" in status.model_fields_set:
                     current[key] = status.metrics

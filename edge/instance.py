@@ -37,7 +37,7 @@ from edge.bus import Bus
 from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.frames import now_ms
-from edge.protocol import PROTOCOL_REVISION, Crash, InputMetrics, OutputMetrics, TaskMetrics, TaskState, TaskStatusMsg
+from edge.protocol import PROTOCOL_REVISION, Crash, TaskMetrics, TaskStatusMsg
 from edge.task import Task, TaskContext
 
 __all__ = ["Assignment", "Instance"]
@@ -184,17 +184,22 @@ class Instance:
         """The status as published (:class:`edge.protocol.TaskStatusMsg`), without the agent."""
         return self.status_msg().dump()
 
-    def status_msg(self) -> TaskStatusMsg:
-        """The status now: state, crash notice and history, and a snapshot of the metrics while it runs."""
+    def status_msg(self, *, agent: str | None = None) -> TaskStatusMsg:
+        """The status now: state, crash notice and history, and a snapshot of the metrics while it runs;
+        ``agent``: the id of the agent that runs it (which the instance does not know)."""
         a = self.assignment
         now = now_ms()
         self._expire_notice(now)
         running = self.state in ("running", "failed", "starting")
-        metrics: dict[str, Any] = {"metrics": m} if running and (m := self.metrics_msg()) is not None else {}
-        return TaskStatusMsg(v=PROTOCOL_REVISION, state=TaskState(self.state), type=a.type, version=a.version, ts=now,
-                             restarts=self.restarts, error=self.error, last_error=self.last_error,
-                             crashed_at=self.crashed_at, errors=list(self.errors),
-                             **metrics)
+        status: dict[str, Any] = {"v": PROTOCOL_REVISION, "state": self.state, "type": a.type, "version": a.version,
+                                  "ts": now, "restarts": self.restarts, "error": self.error,
+                                  "last_error": self.last_error, "crashed_at": self.crashed_at,
+                                  "errors": list(self.errors)}
+        if agent is not None:
+            status["agent"] = agent
+        if running and (metrics := self._metrics()) is not None:
+            status["metrics"] = metrics
+        return TaskStatusMsg.model_validate(status)  # one validation of the whole (every report, every task)
 
     def _counters(self) -> dict[str, int]:
         """Counters since the instance started: the runs before this one (a crash does not zero them)
@@ -220,6 +225,11 @@ class Instance:
     def metrics_msg(self) -> TaskMetrics | None:
         """Frames in/out per port (since the instance started, across crashes) with rates since the last
         call, drops and errors; None before the first run."""
+        metrics = self._metrics()
+        return TaskMetrics.model_validate(metrics) if metrics is not None else None
+
+    def _metrics(self) -> dict[str, Any] | None:
+        """What :meth:`metrics_msg` validates (a status validates it with the rest)."""
         if self.task is None and not self._carried:
             return None
         total = self._counters()
@@ -234,15 +244,15 @@ class Instance:
 
         inputs = [k[3:] for k in total if k.startswith("in.")]
         outputs = [k[4:] for k in total if k.startswith("out.")]
-        return TaskMetrics(
-            inputs={p: InputMetrics(frames=total[f"in.{p}"], errors=total.get(f"err.{p}", 0), rate=rate(f"in.{p}"),
-                                    gaps=total.get(f"gap.{p}", 0), duplicates=total.get(f"dup.{p}", 0))
-                    for p in inputs},
-            outputs={p: OutputMetrics(frames=total[f"out.{p}"], rate=rate(f"out.{p}"),
-                                      dropped_offline=total.get(f"off.{p}", 0))
-                     for p in outputs},
-            dropped=total.get("dropped", 0),
-            errors=sum(total.get(f"err.{p}", 0) for p in inputs),
-            gaps=sum(total.get(f"gap.{p}", 0) for p in inputs),
-            duplicates=sum(total.get(f"dup.{p}", 0) for p in inputs),
-        )
+        return {
+            "inputs": {p: {"frames": total[f"in.{p}"], "errors": total.get(f"err.{p}", 0), "rate": rate(f"in.{p}"),
+                           "gaps": total.get(f"gap.{p}", 0), "duplicates": total.get(f"dup.{p}", 0)}
+                       for p in inputs},
+            "outputs": {p: {"frames": total[f"out.{p}"], "rate": rate(f"out.{p}"),
+                            "dropped_offline": total.get(f"off.{p}", 0)}
+                        for p in outputs},
+            "dropped": total.get("dropped", 0),
+            "errors": sum(total.get(f"err.{p}", 0) for p in inputs),
+            "gaps": sum(total.get(f"gap.{p}", 0) for p in inputs),
+            "duplicates": sum(total.get(f"dup.{p}", 0) for p in inputs),
+        }

@@ -167,7 +167,9 @@ class _Open(_Message):
 
     @model_validator(mode="after")
     def _bounded_extra(self) -> _Open:
-        extra = self.__pydantic_extra__ or {}
+        extra = self.__pydantic_extra__
+        if not extra:  # the common case, and an agent's metrics build a few of these per task every report
+            return self
         if len(extra) > MAX_KEYS:
             raise ValueError(f"more than {MAX_KEYS} extra keys")
         _bounded_json(extra)

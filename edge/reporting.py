@@ -89,7 +89,7 @@ class StatusPublisher:
         """Publish ``instance``'s status (or ``status``, from ``instance.status_msg()``) if its meaning changed
         since it was last sent, or ``force``; True if sent."""
         if status is None:
-            status = instance.status_msg()
+            status = instance.status_msg(agent=self._agent_id)
         if status.agent != self._agent_id:
             status = status.model_copy(update={"agent": self._agent_id})
         key = instance.assignment.key
@@ -192,9 +192,11 @@ class MetricsBatcher:
         ts, sent = now_ms(), 0
         for i, part in enumerate(parts):
             batch = MetricsBatch(v=PROTOCOL_REVISION, boot=boot, epoch=epoch, seq=self.seq, ts=ts,
-                                 interval=float(self._interval), full=full, part=i, parts=len(parts), tasks=part)
+                                 interval=float(self._interval), full=full, part=i, parts=len(parts))
+            # the entries are dumps of their model already: not serialized again as free-form values
+            payload = {**batch.dump(), "tasks": part}
             try:
-                self._bus.publish_nowait(self._topic, encode_value(batch.dump()), qos=0)
+                self._bus.publish_nowait(self._topic, encode_value(payload), qos=0)
             except EdgeError as exc:
                 log.warning("could not publish a metrics batch on %s: %s", self._topic, exc)
                 continue
