@@ -423,7 +423,9 @@ class Dashboard:
             why = f"a {frame.value.kind} view, not a {widget.kind} one"
         self.bad_views += 1
         widget.show_invalid(f"invalid view ({self.bad_views} so far): {why}"[:200])
-        log.warning("dashboard %s: the view of %s is invalid: %s", self.dep, widget.task.id, why)
+        if self.bad_views == 1:  # the cards count the rest: a flood of bad views does not flood the log
+            log.warning("dashboard %s: the view of %s is invalid (the next ones are counted on their cards): %s",
+                        self.dep, widget.task.id, why)
 
     def _show_picture(self, widget: Widget, payload: bytes) -> None:
         try:
