@@ -33,16 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES
+from edge._lograte import LogLimiter
 from edge.bus import Bus
 from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.frames import now_ms
-from edge.protocol import PROTOCOL_REVISION, Crash, TaskMetrics, TaskStatusMsg
+from edge.protocol import PROTOCOL_REVISION, Crash, TaskMetrics, TaskStatusMsg, ValidationError, problem
 from edge.task import Task, TaskContext
 
 __all__ = ["Assignment", "Instance"]
 
 log = logging.getLogger("edge.instance")
+_bad_metrics = LogLimiter(log)
 
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
@@ -199,7 +201,14 @@ class Instance:
             status["agent"] = agent
         if running and (metrics := self._metrics()) is not None:
             status["metrics"] = metrics
-        return TaskStatusMsg.model_validate(status)  # one validation of the whole (every report, every task)
+        try:
+            return TaskStatusMsg.model_validate(status)  # one validation of the whole (every report, every task)
+        except ValidationError as exc:
+            if "metrics" not in status:
+                raise
+            self._metrics_refused(exc)
+            del status["metrics"]
+            return TaskStatusMsg.model_validate(status)
 
     def _counters(self) -> dict[str, int]:
         """Counters since the instance started: the runs before this one (a crash does not zero them)
@@ -226,7 +235,19 @@ class Instance:
         """Frames in/out per port (since the instance started, across crashes) with rates since the last
         call, drops and errors; None before the first run."""
         metrics = self._metrics()
-        return TaskMetrics.model_validate(metrics) if metrics is not None else None
+        if metrics is None:
+            return None
+        try:
+            return TaskMetrics.model_validate(metrics)
+        except ValidationError as exc:
+            self._metrics_refused(exc)
+            return None
+
+    def _metrics_refused(self, exc: ValidationError) -> None:
+        """Metrics the protocol cannot carry (a third party's type with more ports than a map holds): its
+        status goes without them, and says nothing false."""
+        _bad_metrics.warning(self.instance_id, "task %s (%s): its metrics break the protocol's bounds (%s): its "
+                             "status goes without them", self.instance_id, self.assignment.type, problem(exc))
 
     def _metrics(self) -> dict[str, Any] | None:
         """What :meth:`metrics_msg` validates (a status validates it with the rest)."""

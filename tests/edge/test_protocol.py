@@ -237,3 +237,37 @@ async def test_a_status_and_its_metrics_are_built_by_their_models_and_round_trip
                                                  "dropped_offline": 0}
     entry = TaskMetricsEntry(deployment="d", task="t", metrics=status.metrics)
     assert TaskMetricsEntry.model_validate(decode_value(encode_value(entry.dump()))) == entry
+
+
+class _Wide(Task):
+    """More outputs than the protocol's maps hold (MAX_KEYS): its metrics cannot go out."""
+
+    outputs: ClassVar = {f"o{k}": Port(content="number") for k in range(300)}
+
+    async def run(self) -> None:
+        await self.send("o0", 1)
+        await asyncio.Event().wait()
+
+
+async def test_metrics_the_protocol_cannot_carry_leave_the_status_not_the_agent(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from edge.testing import MemoryBus
+
+    assignment = Assignment(deployment="d", task="wide", type="_wide", config={}, sources={}, targets={})
+    async with MemoryBus() as bus:
+        instance = Instance(assignment, _Wide, bus=bus, on_status=lambda i: None)
+        supervisor = asyncio.create_task(instance.supervise())
+        try:
+            async with asyncio.timeout(10):
+                while instance.task is None or instance.task.out_metrics["o0"].frames < 1:
+                    await asyncio.sleep(0.001)
+            status = instance.status_msg(agent="pi-1")
+            metrics = instance.metrics_msg()
+        finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+    assert status.state is TaskState.RUNNING and "metrics" not in status.model_fields_set and metrics is None
+    assert [r.getMessage() for r in caplog.records if "break the protocol" in r.getMessage()] == [
+        "task d/wide (_wide): its metrics break the protocol's bounds (metrics.outputs: Dictionary should have "
+        "at most 256 items after validation, not 300): its status goes without them"]  # once: rate-limited per task
