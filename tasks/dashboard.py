@@ -7,11 +7,12 @@ A dashboard task runs on an agent like any task; the panel only draws it. The co
   ``text_display``, ``value_bar``, ``plot``), so the panel knows which tasks to draw and how.
 * **State out**: an output ``view`` whose frames hold a map with ``kind`` and what to draw (the
   fields of each kind are in ``docs/task-library.md``; each kind's model is in ``edge.protocol``,
-  ``SliderView`` …, which :meth:`DashboardTask.view` returns and the panel parses with). It is published **retained** with QoS 1 on
-  the view output's topics, at start and on every change, so a panel that (re)loads gets the
-  current state at once from its stream topic ``{root}/streams/{deployment}/{task}/view``. When
-  the task stops, an empty retained payload clears it: no view means the task is not running.
-  This is the one output that is retained; data outputs never are.
+  ``SliderView`` …, which :meth:`DashboardTask.view` returns and the panel parses with). It is
+  published **retained** with QoS 1 on the view output's topics, at start and on every change,
+  so a panel that (re)loads gets the current state at once from its stream topic
+  ``{root}/streams/{deployment}/{task}/view``. When the task stops, an empty retained payload
+  clears it: no view means the task is not running. This is the one output that is retained;
+  data outputs never are.
 * **Input in** (controls only): an input ``set``. The panel publishes a frame on the control's
   *panel topic*, ``{root}/streams/{deployment}/{task}/set`` (the sibling of its view topic): when
   the spec wires nothing into ``set``, that is where the task reads it. A graph can also drive a
