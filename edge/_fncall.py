@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pydantic import BaseModel
 
@@ -28,6 +28,9 @@ from edge.errors import FrameError
 from edge.frames import Frame, now_ms
 from edge.merge import Merger, Pending, merge
 from edge.task import Port, Task, TaskContext
+
+if TYPE_CHECKING:
+    from edge.protocol import CatalogEntry
 
 __all__ = ["FnTaskBase"]
 
@@ -71,14 +74,14 @@ class FnTaskBase(Task):
         return flat
 
     @classmethod
-    def describe(cls) -> dict[str, Any]:
-        entry = super().describe()
+    def catalog_entry(cls) -> CatalogEntry:
+        entry = super().catalog_entry()
         io_map = {
             "inputs": {i.name: dict(i.io_map) for i in cls.signature.inputs if i.io_map},
             "outputs": {o.name: dict(o.io_map) for o in cls.signature.outputs if o.io_map},
         }
-        if io_map["inputs"] or io_map["outputs"]:
-            entry["io_map"] = io_map  # metadata keys -> config fields, resolved per instance
+        if io_map["inputs"] or io_map["outputs"]:  # metadata keys -> config fields, resolved per instance
+            return type(entry).model_validate({**entry.dump(), "io_map": io_map})
         return entry
 
     def _mapped(self, port: Port, io_map: Mapping[str, str]) -> dict[str, Any]:

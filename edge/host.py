@@ -47,14 +47,14 @@ from edge.frames import decode_value, now_ms
 from edge.graph import DeploymentSpec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
-from edge.protocol import DismissRequest, ValidationError, problem
+from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, ValidationError, problem
 from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
 from edge.settings import Settings
 from edge.storage import write_atomic
 from edge.task import Ports, Task, TaskContext
-from edge.topics import TopicKind, Topics, validate_id
+from edge.topics import TopicKind, Topics, is_valid_id, validate_id
 from edge.validation import answer_request, decode_request
 
 __all__ = ["Host", "run_agent", "run_wired"]
@@ -134,9 +134,20 @@ class Host:
 
     # -- catalog ---------------------------------------------------------------------------------
     def catalog(self) -> list[dict[str, Any]]:
-        entries = [t.describe() for t in self.types.values()]
-        entries += [{"name": name, "available": False, "reason": reason} for name, reason in self.unavailable.items()]
+        """The catalog's entries as published, each through :class:`edge.protocol.CatalogEntry`: a type whose
+        ``describe()`` breaks the model (a third party's override) is offered as unavailable, with why."""
+        entries = [self._entry(t) for t in self.types.values()]
+        entries += [CatalogEntry(name=name, available=False, reason=reason).dump()
+                    for name, reason in self.unavailable.items() if is_valid_id(name)]
         return sorted(entries, key=lambda e: str(e["name"]))
+
+    def _entry(self, task_type: type[Task]) -> dict[str, Any]:
+        try:
+            return CatalogEntry.model_validate(task_type.describe()).dump()
+        except ValidationError as exc:
+            why = f"its catalog entry breaks the protocol: {problem(exc)}"
+            log.warning("agent %s: task type %s is not offered: %s", self.agent_id, task_type.type_name, why)
+            return CatalogEntry(name=task_type.type_name, available=False, reason=why).dump()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def __aenter__(self) -> Host:
@@ -468,15 +479,15 @@ class Host:
 
         In slices of :data:`REPORT_SLICE` tasks, letting the others run between them: 10,000 tasks'
         metrics take a few hundred ms to gather."""
-        current: dict[tuple[str, str], dict[str, Any]] = {}
+        current: dict[tuple[str, str], TaskMetrics] = {}
         for i, (key, instance) in enumerate(list(self.instances.items())):
             if i and i % REPORT_SLICE == 0:
                 await asyncio.sleep(0)
             if self.instances.get(key) is instance and instance.state in ("running", "failed", "starting"):
-                status = instance.status()  # one metrics() call per report: rates over one interval
+                status = instance.status_msg(agent=self.agent_id)  # one metrics call per report: rates over 1 interval
                 self._statuses.publish(instance, status=status)
-                if metrics := status.get("metrics"):
-                    current[key] = metrics
+                if "metrics" in status.model_fields_set:
+                    current[key] = status.metrics
         self._batcher.publish({k: m for k, m in current.items() if k in self.instances}, full=full)
 
     def _on_metrics_request(self, message: Message) -> None:

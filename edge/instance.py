@@ -33,16 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES
+from edge._lograte import LogLimiter
 from edge.bus import Bus
 from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.frames import now_ms
-from edge.protocol import PROTOCOL_REVISION
+from edge.protocol import PROTOCOL_REVISION, Crash, TaskMetrics, TaskStatusMsg, ValidationError, problem
 from edge.task import Task, TaskContext
 
 __all__ = ["Assignment", "Instance"]
 
 log = logging.getLogger("edge.instance")
+_bad_metrics = LogLimiter(log)
 
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
@@ -93,8 +95,8 @@ class Instance:
         self.restarts = 0
         self.last_error: str | None = None
         self.crashed_at: int | None = None
-        #: the last crashes, oldest first: {"error": "Type: message", "at": ms}
-        self.errors: deque[dict[str, Any]] = deque(maxlen=ERRORS_KEPT)
+        #: the last crashes, oldest first
+        self.errors: deque[Crash] = deque(maxlen=ERRORS_KEPT)
         self.task: Task | None = None
         self._on_status = on_status
         self._resolve = resolve or (lambda config: config)
@@ -153,7 +155,7 @@ class Instance:
                 backoff = BACKOFF_MIN if crashes_in_a_row == 1 else min(backoff * 2, BACKOFF_MAX)
                 error = f"{type(exc).__name__}: {exc}"
                 self.last_error, self.crashed_at = error, now_ms()
-                self.errors.append({"error": error, "at": self.crashed_at})
+                self.errors.append(Crash(error=error, at=self.crashed_at))
                 log.exception("task %s (%s) crashed (%d in a row); restarting in %.1f s", self.instance_id,
                               a.type, crashes_in_a_row, backoff)
                 self._set("failed" if crashes_in_a_row >= FAILED_AFTER else "starting", error)
@@ -181,16 +183,32 @@ class Instance:
 
     # -- reporting -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        """The status as published (:class:`edge.protocol.TaskStatusMsg`), without the agent."""
+        return self.status_msg().dump()
+
+    def status_msg(self, *, agent: str | None = None) -> TaskStatusMsg:
+        """The status now: state, crash notice and history, and a snapshot of the metrics while it runs;
+        ``agent``: the id of the agent that runs it (which the instance does not know)."""
         a = self.assignment
         now = now_ms()
         self._expire_notice(now)
+        running = self.state in ("running", "failed", "starting")
         status: dict[str, Any] = {"v": PROTOCOL_REVISION, "state": self.state, "type": a.type, "version": a.version,
-                                  "ts": now,
-                                  "restarts": self.restarts, "error": self.error, "last_error": self.last_error,
-                                  "crashed_at": self.crashed_at, "errors": list(self.errors)}
-        if (self.task is not None or self._carried) and self.state in ("running", "failed", "starting"):
-            status["metrics"] = self.metrics()
-        return status
+                                  "ts": now, "restarts": self.restarts, "error": self.error,
+                                  "last_error": self.last_error, "crashed_at": self.crashed_at,
+                                  "errors": list(self.errors)}
+        if agent is not None:
+            status["agent"] = agent
+        if running and (metrics := self._metrics()) is not None:
+            status["metrics"] = metrics
+        try:
+            return TaskStatusMsg.model_validate(status)  # one validation of the whole (every report, every task)
+        except ValidationError as exc:
+            if "metrics" not in status:
+                raise
+            self._metrics_refused(exc)
+            del status["metrics"]
+            return TaskStatusMsg.model_validate(status)
 
     def _counters(self) -> dict[str, int]:
         """Counters since the instance started: the runs before this one (a crash does not zero them)
@@ -209,10 +227,32 @@ class Instance:
         return counts
 
     def metrics(self) -> dict[str, Any]:
+        """:meth:`metrics_msg` as published; ``{}`` before the first run."""
+        metrics = self.metrics_msg()
+        return metrics.dump() if metrics is not None else {}
+
+    def metrics_msg(self) -> TaskMetrics | None:
         """Frames in/out per port (since the instance started, across crashes) with rates since the last
-        call, drops and errors."""
+        call, drops and errors; None before the first run."""
+        metrics = self._metrics()
+        if metrics is None:
+            return None
+        try:
+            return TaskMetrics.model_validate(metrics)
+        except ValidationError as exc:
+            self._metrics_refused(exc)
+            return None
+
+    def _metrics_refused(self, exc: ValidationError) -> None:
+        """Metrics the protocol cannot carry (a third party's type with more ports than a map holds): its
+        status goes without them, and says nothing false."""
+        _bad_metrics.warning(self.instance_id, "task %s (%s): its metrics break the protocol's bounds (%s): its "
+                             "status goes without them", self.instance_id, self.assignment.type, problem(exc))
+
+    def _metrics(self) -> dict[str, Any] | None:
+        """What :meth:`metrics_msg` validates (a status validates it with the rest)."""
         if self.task is None and not self._carried:
-            return {}
+            return None
         total = self._counters()
         counts = {k: v for k, v in total.items() if k.startswith(("in.", "out."))}
         now = time.monotonic()

@@ -167,7 +167,9 @@ class _Open(_Message):
 
     @model_validator(mode="after")
     def _bounded_extra(self) -> _Open:
-        extra = self.__pydantic_extra__ or {}
+        extra = self.__pydantic_extra__
+        if not extra:  # the common case, and an agent's metrics build a few of these per task every report
+            return self
         if len(extra) > MAX_KEYS:
             raise ValueError(f"more than {MAX_KEYS} extra keys")
         _bounded_json(extra)
@@ -206,6 +208,13 @@ class CatalogEntry(_Open):
     config_default: Json = None
     available: bool = True
     reason: Text | None = None
+    dashboard: Id | None = Field(default=None, description="the widget the panel draws for a dashboard type "
+                                 "(a kind of ViewFrame's value; tasks.dashboard)")
+    ports_from: Annotated[list[Json], Field(max_length=MAX_KEYS)] | None = Field(
+        default=None, description="rules making an instance's ports of its config (edge.ports.PortRule; a reader "
+                                  "leaves a malformed rule out)")
+    io_map: Json = Field(default=None, description="an fn_task's IO metadata keys taken from config fields: "
+                                                   "{inputs|outputs: {port: {key: field}}}")
 
 
 class Catalog(_Message):

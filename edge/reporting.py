@@ -34,7 +34,15 @@ from edge.bus import Bus
 from edge.errors import EdgeError
 from edge.frames import encode_value, now_ms
 from edge.instance import Instance
-from edge.protocol import MAX_BATCH_PARTS, MAX_BATCH_TASKS, PROTOCOL_REVISION
+from edge.protocol import (
+    MAX_BATCH_PARTS,
+    MAX_BATCH_TASKS,
+    PROTOCOL_REVISION,
+    MetricsBatch,
+    TaskMetrics,
+    TaskMetricsEntry,
+    TaskStatusMsg,
+)
 from edge.topics import Topics
 
 __all__ = ["CHUNK_BYTES", "COALESCE", "MetricsBatcher", "StatusPublisher", "chunk"]
@@ -46,6 +54,8 @@ CHUNK_BYTES: Final = 256 * 1024  # bytes of one metrics message, at most (less i
 _ENVELOPE: Final = 256  # bytes a batch message takes besides its tasks, at most
 
 Key = tuple[str, str]
+#: what a status says: all of it but its time and its metrics snapshot
+_MEANING: Final = tuple(name for name in TaskStatusMsg.model_fields if name not in ("ts", "metrics"))
 
 
 class StatusPublisher:
@@ -56,7 +66,7 @@ class StatusPublisher:
         self._topics = topics
         self._agent_id = agent_id
         self._coalesce = coalesce
-        self._published: dict[Key, dict[str, Any]] = {}  # the last status sent per task, less its ts and metrics
+        self._published: dict[Key, tuple[Any, ...]] = {}  # the last status sent per task, less its ts and metrics
         self._pending: dict[Key, Instance] = {}
         self._timer: asyncio.TimerHandle | None = None
         #: retained statuses sent
@@ -75,20 +85,21 @@ class StatusPublisher:
         for instance in pending.values():
             self.publish(instance)
 
-    def publish(self, instance: Instance, *, status: dict[str, Any] | None = None, force: bool = False) -> bool:
-        """Publish ``instance``'s status (or ``status``, from ``instance.status()``) if its meaning changed
+    def publish(self, instance: Instance, *, status: TaskStatusMsg | None = None, force: bool = False) -> bool:
+        """Publish ``instance``'s status (or ``status``, from ``instance.status_msg()``) if its meaning changed
         since it was last sent, or ``force``; True if sent."""
         if status is None:
-            status = instance.status()
-        status["agent"] = self._agent_id
+            status = instance.status_msg(agent=self._agent_id)
+        if status.agent != self._agent_id:
+            status = status.model_copy(update={"agent": self._agent_id})
         key = instance.assignment.key
-        meaning = {k: v for k, v in status.items() if k not in ("ts", "metrics")}
+        meaning = tuple(getattr(status, name) for name in _MEANING)
         self._pending.pop(key, None)
         if not force and self._published.get(key) == meaning:
             return False
         self._published[key] = meaning
         try:
-            self._bus.publish_nowait(self._topics.task_status(*key), encode_value(status), qos=1, retain=True)
+            self._bus.publish_nowait(self._topics.task_status(*key), encode_value(status.dump()), qos=1, retain=True)
         except EdgeError as exc:
             log.warning("could not publish the status of %s: %s", instance.instance_id, exc)
             return False
@@ -138,7 +149,7 @@ class MetricsBatcher:
         self._interval = interval
         self._limit = max(1024, min(CHUNK_BYTES, max_payload) - _ENVELOPE)
         self._identity = identity  # the agent's (boot, epoch) now
-        self._sent: dict[Key, dict[str, Any]] = {}  # metrics as last sent, per task
+        self._sent: dict[Key, TaskMetrics] = {}  # metrics as last sent, per task
         self._sent_in: dict[Key, int] = {}  # the batch each task was last sent in
         self._full_wanted = True  # a connect (and the start) is followed by a full batch
         self._last_full = -float("inf")
@@ -163,7 +174,7 @@ class MetricsBatcher:
         self._sent.pop(key, None)
         self._sent_in.pop(key, None)
 
-    def publish(self, current: Mapping[Key, dict[str, Any]], *, full: bool) -> int:
+    def publish(self, current: Mapping[Key, TaskMetrics], *, full: bool) -> int:
         """Send the metrics in ``current`` that changed since they were last sent (all of them if
         ``full``), as one batch; the number of messages sent."""
         if full:
@@ -173,25 +184,26 @@ class MetricsBatcher:
         ordered = sorted(keys, key=lambda k: self._sent_in.get(k, -1))  # waiting longest first
         if not ordered:
             return 0
-        entries = [{"deployment": k[0], "task": k[1], "metrics": current[k]} for k in ordered]
+        entries = [TaskMetricsEntry(deployment=k[0], task=k[1], metrics=current[k]).dump() for k in ordered]
         sizes = [len(encode_value(e)) for e in entries]
         parts = chunk(entries, sizes, limit=self._limit)
         self.seq += 1
         boot, epoch = self._identity()
         ts, sent = now_ms(), 0
         for i, part in enumerate(parts):
-            payload = encode_value({"v": PROTOCOL_REVISION, "boot": boot, "epoch": epoch, "seq": self.seq, "ts": ts,
-                                    "interval": float(self._interval), "full": full, "part": i,
-                                    "parts": len(parts), "tasks": part})
+            batch = MetricsBatch(v=PROTOCOL_REVISION, boot=boot, epoch=epoch, seq=self.seq, ts=ts,
+                                 interval=float(self._interval), full=full, part=i, parts=len(parts))
+            # the entries are dumps of their model already: not serialized again as free-form values
+            payload = {**batch.dump(), "tasks": part}
             try:
-                self._bus.publish_nowait(self._topic, payload, qos=0)
+                self._bus.publish_nowait(self._topic, encode_value(payload), qos=0)
             except EdgeError as exc:
                 log.warning("could not publish a metrics batch on %s: %s", self._topic, exc)
                 continue
             self.messages += 1
             for entry in part:
                 key = (entry["deployment"], entry["task"])
-                self._sent[key], self._sent_in[key] = entry["metrics"], self.seq
+                self._sent[key], self._sent_in[key] = current[key], self.seq
                 sent += 1
         self.deferred += len(entries) - sent
         return len(parts)

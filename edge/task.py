@@ -55,6 +55,7 @@ from edge.topics import is_stream_topic, validate_id
 
 if TYPE_CHECKING:
     from edge.bus import Bus  # loaded on first use (edge.bus): a task module needs no transport
+    from edge.protocol import CatalogEntry
 
 __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "PortRule", "Ports", "Task", "TaskContext",
            "type_name_of"]
@@ -295,19 +296,29 @@ class Task:
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        """This type's catalog entry: name, label, description, category, ports with metadata, config schema."""
-        return {
-            "name": cls.type_name,
-            "label": cls.label,
-            "description": (cls.__doc__ or "").strip().split("\n\n")[0],
-            "category": cls.category,
-            "inputs": {name: port.metadata() for name, port in cls.inputs.items()},
-            "outputs": {name: port.metadata() for name, port in cls.outputs.items()},
-            "config_schema": cls.Config.model_json_schema(),
-            "config_default": cls.Config().model_dump(mode="json") if _has_defaults(cls.Config) else None,
-            "available": True,
-            **({"ports_from": [rule.to_dict() for rule in cls.ports_from]} if cls.ports_from else {}),
-        }
+        """This type's catalog entry as published (:meth:`catalog_entry`)."""
+        return cls.catalog_entry().dump()
+
+    @classmethod
+    def catalog_entry(cls) -> CatalogEntry:
+        """This type's catalog entry: name, label, description, category, ports with metadata, config schema.
+
+        Override it, calling ``super()``, to add what the entry says of a kind of type (``dashboard``)."""
+        from edge.protocol import CatalogEntry  # not at import: it loads the spec model, which a task needs not
+
+        rules: dict[str, Any] = {"ports_from": [rule.to_dict() for rule in cls.ports_from]} if cls.ports_from else {}
+        return CatalogEntry(
+            name=cls.type_name,
+            label=cls.label,
+            description=(cls.__doc__ or "").strip().split("\n\n")[0],
+            category=cls.category,
+            inputs={name: port.metadata() for name, port in cls.inputs.items()},
+            outputs={name: port.metadata() for name, port in cls.outputs.items()},
+            config_schema=cls.Config.model_json_schema(),
+            config_default=cls.Config().model_dump(mode="json") if _has_defaults(cls.Config) else None,
+            available=True,
+            **rules,
+        )
 
     @classmethod
     def ports(cls, config: BaseModel) -> Ports:

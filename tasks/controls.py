@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from edge.frames import Frame
 from edge.ports import PortRule
+from edge.protocol import RadioButtonsView, SliderView, TextInputView, ToggleView
 from tasks.base import ANY, NUMBER, TEXT, as_number
 from tasks.dashboard import VIEW, ControlConfig, ControlTask
 
@@ -68,10 +69,10 @@ class Slider(ControlTask):
     async def emit(self) -> None:
         await self.send("out", self.value)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> SliderView:
         config: Slider.Config = self.config
-        return {"label": config.label, "value": self.value, "min": config.min_value, "max": config.max_value,
-                "step": config.step}
+        return SliderView(kind="slider", label=config.label, value=self.value, min=config.min_value,
+                          max=config.max_value, step=config.step)
 
 
 class Toggle(ControlTask):
@@ -103,8 +104,8 @@ class Toggle(ControlTask):
     async def emit(self) -> None:
         await self.send("out", int(self.value))
 
-    def view(self) -> dict[str, Any]:
-        return {"label": self.config.label, "value": self.value}
+    def view(self) -> ToggleView:
+        return ToggleView(kind="toggle", label=self.config.label, value=self.value)
 
 
 class RadioButtons(ControlTask):
@@ -163,8 +164,9 @@ class RadioButtons(ControlTask):
         for k in range(len(self.config.options)):
             await self.send(f"opt{k}", int(k == self.selected))
 
-    def view(self) -> dict[str, Any]:
-        return {"label": self.config.label, "options": list(self.config.options), "selected": self.selected}
+    def view(self) -> RadioButtonsView:
+        return RadioButtonsView(kind="radio_buttons", label=self.config.label, options=list(self.config.options),
+                                selected=self.selected)
 
 
 class TextInput(ControlTask):
@@ -204,5 +206,5 @@ class TextInput(ControlTask):
         if self.value.strip() or self.config.send_empty:
             await self.send("out", self.value)
 
-    def view(self) -> dict[str, Any]:
-        return {"label": self.config.label, "value": self.value}
+    def view(self) -> TextInputView:
+        return TextInputView(kind="text_input", label=self.config.label, value=self.value)

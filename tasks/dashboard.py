@@ -6,11 +6,13 @@ A dashboard task runs on an agent like any task; the panel only draws it. The co
   the type name (``slider``, ``toggle``, ``radio_buttons``, ``text_input``, ``status_display``,
   ``text_display``, ``value_bar``, ``plot``), so the panel knows which tasks to draw and how.
 * **State out**: an output ``view`` whose frames hold a map with ``kind`` and what to draw (the
-  fields of each kind are in ``docs/task-library.md``). It is published **retained** with QoS 1 on
-  the view output's topics, at start and on every change, so a panel that (re)loads gets the
-  current state at once from its stream topic ``{root}/streams/{deployment}/{task}/view``. When
-  the task stops, an empty retained payload clears it: no view means the task is not running.
-  This is the one output that is retained; data outputs never are.
+  fields of each kind are in ``docs/task-library.md``; each kind's model is in ``edge.protocol``,
+  ``SliderView`` …, which :meth:`DashboardTask.view` returns and the panel parses with). It is
+  published **retained** with QoS 1 on the view output's topics, at start and on every change,
+  so a panel that (re)loads gets the current state at once from its stream topic
+  ``{root}/streams/{deployment}/{task}/view``. When the task stops, an empty retained payload
+  clears it: no view means the task is not running. This is the one output that is retained;
+  data outputs never are.
 * **Input in** (controls only): an input ``set``. The panel publishes a frame on the control's
   *panel topic*, ``{root}/streams/{deployment}/{task}/set`` (the sibling of its view topic): when
   the spec wires nothing into ``set``, that is where the task reads it. A graph can also drive a
@@ -31,7 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import EdgeError
 from edge.frames import Frame
-from edge.protocol import COLOR_PATTERN  # the one colour rule, which the panel checks again
+from edge.protocol import (
+    COLOR_PATTERN,  # the one colour rule, which the panel checks again
+    CatalogEntry,
+    DashboardView,
+)
 from edge.task import Port, TaskContext
 from edge.topics import sibling_topic
 from tasks.base import BuiltinTask, is_pause
@@ -57,17 +63,15 @@ class DashboardTask(BuiltinTask):
     kind: ClassVar[str] = ""
 
     @classmethod
-    def describe(cls) -> dict[str, Any]:
-        entry = super().describe()
-        entry["dashboard"] = cls.kind
-        return entry
+    def catalog_entry(cls) -> CatalogEntry:
+        return CatalogEntry.model_validate({**super().catalog_entry().dump(), "dashboard": cls.kind})
 
-    def view(self) -> dict[str, Any]:
-        """What the panel draws now (without ``kind``, which is added)."""
+    def view(self) -> DashboardView:
+        """What the panel draws now: the kind's model of :mod:`edge.protocol` (``SliderView``, ...)."""
         raise NotImplementedError
 
     async def publish_view(self) -> None:
-        await self.send("view", {"kind": self.kind, **self.view()}, qos=1, retain=True)
+        await self.send("view", self.view().dump(), qos=1, retain=True)
 
     def clear_view(self) -> None:
         if self.context is None:

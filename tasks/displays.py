@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.frames import Frame
 from edge.ports import PortRule
+from edge.protocol import PlotSeries, PlotView, StatusDisplayView, TextDisplayView, ValueBarView
 from edge.topics import is_valid_id
 from tasks.base import NUMBER, TEXT, is_pause
 from tasks.dashboard import COLOR_PATTERN, VIEW, DashboardTask
@@ -102,7 +103,7 @@ class StatusDisplay(DisplayTask):
         self.value = float(number)
         return True
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> StatusDisplayView:
         config: StatusDisplay.Config = self.config
         text: str = ""
         color: str | None = None
@@ -110,7 +111,7 @@ class StatusDisplay(DisplayTask):
             reached = [level for level in config.levels if self.value >= level.min]
             level = max(reached, key=lambda lv: lv.min) if reached else None
             text, color = (level.text, level.color) if level else (config.below_text, config.below_color)
-        return {"label": config.label, "value": self.value, "text": text, "color": color}
+        return StatusDisplayView(kind="status_display", label=config.label, value=self.value, text=text, color=color)
 
 
 class TextDisplay(DisplayTask):
@@ -143,8 +144,8 @@ class TextDisplay(DisplayTask):
         self.shown = joined[-config.max_length:]
         return True
 
-    def view(self) -> dict[str, Any]:
-        return {"label": self.config.label, "text": self.shown}
+    def view(self) -> TextDisplayView:
+        return TextDisplayView(kind="text_display", label=self.config.label, text=self.shown)
 
 
 class ValueBar(DisplayTask):
@@ -186,11 +187,14 @@ class ValueBar(DisplayTask):
         self.value = float(number)
         return True
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> ValueBarView:
         config: ValueBar.Config = self.config
-        fraction = (self.value - config.min_value) / (config.max_value - config.min_value)
-        return {"label": config.label, "value": self.value, "min": config.min_value, "max": config.max_value,
-                "fraction": min(max(fraction, 0.0), 1.0), "color": config.color, "direction": config.direction}
+        # in halves: the range of two huge numbers (-1e308 .. 1e308) does not overflow to a NaN fraction
+        span = config.max_value / 2 - config.min_value / 2
+        fraction = (self.value / 2 - config.min_value / 2) / span if span > 0 else float(self.value >= config.max_value)
+        return ValueBarView(kind="value_bar", label=config.label, value=self.value, min=config.min_value,
+                            max=config.max_value, fraction=min(max(fraction, 0.0), 1.0), color=config.color,
+                            direction=config.direction)
 
 
 class Plot(DisplayTask):
@@ -209,11 +213,14 @@ class Plot(DisplayTask):
         refresh_ms: int = Field(default=250, ge=10, le=60_000, description="publish the view at most this often")
         series: list[str] = Field(default_factory=lambda: list(PLOT_SERIES), min_length=1, max_length=MAX_SERIES,
                                   description="the inputs, one per series (names of letters, digits, _ and -)")
-        labels: dict[str, str] = Field(default_factory=dict, description="a name for each series, by input")
+        labels: dict[str, Annotated[str, Field(max_length=200)]] = Field(
+            default_factory=dict, description="a name for each series, by input (at most 200 characters each)")
         window_s: float = Field(default=60.0, gt=0, le=86_400, description="how much history is shown")
         max_points: int = Field(default=300, ge=2, le=10_000, description="most points kept per series")
-        y_min: float | None = Field(default=None, description="the bottom of the y axis (null: automatic)")
-        y_max: float | None = Field(default=None, description="the top of the y axis (null: automatic)")
+        y_min: float | None = Field(default=None, allow_inf_nan=False,
+                                    description="the bottom of the y axis (null: automatic)")
+        y_max: float | None = Field(default=None, allow_inf_nan=False,
+                                    description="the top of the y axis (null: automatic)")
 
         @model_validator(mode="after")
         def _labels(self) -> Plot.Config:
@@ -248,9 +255,9 @@ class Plot(DisplayTask):
                 series.popleft()
         return True
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> PlotView:
         config: Plot.Config = self.config
-        series = [{"input": name, "label": config.labels.get(name, name), "points": [list(p) for p in points]}
+        series = [PlotSeries(input=name, label=config.labels.get(name, name), points=[list(p) for p in points])
                   for name, points in self.points.items() if self.connected(name) or points]
-        return {"label": config.label, "window_ms": round(config.window_s * 1000), "y_min": config.y_min,
-                "y_max": config.y_max, "series": series}
+        return PlotView(kind="plot", label=config.label, window_ms=round(config.window_s * 1000), y_min=config.y_min,
+                        y_max=config.y_max, series=series)

@@ -210,10 +210,11 @@ def test_every_dashboard_view_matches_the_document(document: dict[str, Any]) -> 
         elif hasattr(task, "value") and task_type.kind in ("status_display", "value_bar"):
             task.value = 0.75
             views.append(task.view())
-        for view in views:
-            frame = decode_value(encode_frame({"kind": task_type.kind, **view}, ts=1764028800000, seq=0))
+        for view in views:  # as publish_view sends it: the kind's model, dumped
+            frame = decode_value(encode_frame(view.dump(), ts=1764028800000, seq=0))
             assert payload_errors(document, "viewFrame", frame) == [], task_type.kind
-            assert ViewFrame.model_validate(frame).value.kind == task_type.kind
+            parsed = ViewFrame.model_validate(frame).value
+            assert parsed.kind == task_type.kind and parsed == view  # the round trip keeps every field
         kinds.add(task_type.kind)
     assert kinds == {"slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display",
                      "value_bar", "plot"}

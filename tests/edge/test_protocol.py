@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -28,6 +30,7 @@ from edge.protocol import (
     ValidationRequest,
 )
 from edge.settings import Settings
+from edge.task import Port, Task
 from edge.topics import Topics
 from edge.validation import CheckRequest, decode_reply, decode_request, encode_request
 
@@ -137,6 +140,134 @@ def test_the_dashboard_colour_rule_is_written_once() -> None:
                for p in sorted((ROOT / package).rglob("*.py")) if re.search(literal, p.read_text(encoding="utf-8"))]
     assert holders == ["edge/protocol.py"]
     from tasks.dashboard import COLOR_PATTERN as tasks_rule
-    from ui.pages.dashboard import COLOR
 
-    assert tasks_rule is COLOR_PATTERN and COLOR.pattern == COLOR_PATTERN
+    assert tasks_rule is COLOR_PATTERN  # the panel reads colours through the view models (ViewFrame)
+
+
+# -- producers build their payloads through the models (no bare dict crosses a process boundary) ---------
+def test_every_catalog_entry_is_built_by_its_model_and_round_trips() -> None:
+    from agent.registry import discover
+    from edge.protocol import CatalogEntry
+    from tasks.dashboard import DashboardTask
+
+    types = list(discover().types.values())
+    assert len(types) > 20
+    for task_type in types:
+        entry = task_type.catalog_entry()
+        assert isinstance(entry, CatalogEntry) and task_type.describe() == entry.dump()
+        wire = decode_value(encode_value(task_type.describe()))
+        assert CatalogEntry.model_validate(wire) == entry, task_type.type_name  # nothing lost on the way
+        assert entry.dashboard == (task_type.kind if issubclass(task_type, DashboardTask) else None)
+        assert (entry.ports_from is not None) == bool(task_type.ports_from), task_type.type_name
+        assert ("dashboard" in wire) == issubclass(task_type, DashboardTask)  # the wire shape: no null keys added
+
+
+class _Broken(Task):
+    """A third party's type whose own describe() breaks the catalog entry's model."""
+
+    type_name = "broken"
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {**super().describe(), "inputs": "abc"}
+
+
+class _Fine(Task):
+    """A well-behaved type."""
+
+    type_name = "fine"
+
+
+def test_a_type_whose_catalog_entry_breaks_the_model_is_offered_as_unavailable(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    host = Host(Settings(data_dir=tmp_path), types=[_Broken, _Fine], agent_id="pi-1", persist=False,
+                unavailable={"gone": "needs PyAV", "bad/name": "x"})
+    catalog = Catalog.model_validate(decode_value(encode_value({"types": host.catalog()})))
+    entries, problems = catalog.entries()
+    assert problems == []
+    by_name = {e.name: e for e in entries}
+    assert sorted(by_name) == ["broken", "fine", "gone"]  # a name the protocol refuses is not published
+    assert by_name["fine"].available and by_name["fine"].description == "A well-behaved type."
+    broken = by_name["broken"]
+    assert not broken.available and broken.reason is not None
+    assert broken.reason.startswith("its catalog entry breaks the protocol: inputs: ")
+    assert (by_name["gone"].available, by_name["gone"].reason) == (False, "needs PyAV")
+    assert any("broken is not offered" in r.getMessage() for r in caplog.records)
+
+
+class _Steady(Task):
+    """Sends three frames, then runs until stopped."""
+
+    outputs: ClassVar = {"out": Port(content="number")}
+
+    async def run(self) -> None:
+        for n in range(3):
+            await self.send("out", n)
+        await asyncio.Event().wait()
+
+
+async def test_a_status_and_its_metrics_are_built_by_their_models_and_round_trip() -> None:
+    from edge.protocol import TaskMetrics, TaskMetricsEntry
+    from edge.testing import MemoryBus
+
+    assignment = Assignment(deployment="d", task="t", type="_steady", config={}, sources={},
+                            targets={"out": ["d/t/out"]}, version=4)
+    async with MemoryBus() as bus:
+        instance = Instance(assignment, _Steady, bus=bus, on_status=lambda i: None)
+        pending = instance.status_msg()
+        assert isinstance(pending, TaskStatusMsg) and pending.state is TaskState.PENDING
+        assert "metrics" not in instance.status() and instance.metrics() == {}  # nothing ran yet
+        supervisor = asyncio.create_task(instance.supervise())
+        try:
+            async with asyncio.timeout(10):
+                while instance.task is None or instance.task.out_metrics["out"].frames < 3:
+                    await asyncio.sleep(0.001)
+            status = instance.status_msg()
+        finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+    assert status.state is TaskState.RUNNING and status.v == PROTOCOL_REVISION and status.version == 4
+    assert isinstance(status.metrics, TaskMetrics) and status.metrics.outputs["out"].frames == 3
+    wire = decode_value(encode_value(status.dump()))
+    assert TaskStatusMsg.model_validate(wire) == status  # every field survives the wire
+    assert set(wire) == {"v", "state", "type", "version", "ts", "restarts", "error", "last_error", "crashed_at",
+                         "errors", "metrics"}  # the wire shape of before the models: nulls included
+    assert wire["metrics"]["outputs"]["out"] == {"frames": 3, "rate": wire["metrics"]["outputs"]["out"]["rate"],
+                                                 "dropped_offline": 0}
+    entry = TaskMetricsEntry(deployment="d", task="t", metrics=status.metrics)
+    assert TaskMetricsEntry.model_validate(decode_value(encode_value(entry.dump()))) == entry
+
+
+class _Wide(Task):
+    """More outputs than the protocol's maps hold (MAX_KEYS): its metrics cannot go out."""
+
+    outputs: ClassVar = {f"o{k}": Port(content="number") for k in range(300)}
+
+    async def run(self) -> None:
+        await self.send("o0", 1)
+        await asyncio.Event().wait()
+
+
+async def test_metrics_the_protocol_cannot_carry_leave_the_status_not_the_agent(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from edge.testing import MemoryBus
+
+    assignment = Assignment(deployment="d", task="wide", type="_wide", config={}, sources={}, targets={})
+    async with MemoryBus() as bus:
+        instance = Instance(assignment, _Wide, bus=bus, on_status=lambda i: None)
+        supervisor = asyncio.create_task(instance.supervise())
+        try:
+            async with asyncio.timeout(10):
+                while instance.task is None or instance.task.out_metrics["o0"].frames < 1:
+                    await asyncio.sleep(0.001)
+            status = instance.status_msg(agent="pi-1")
+            metrics = instance.metrics_msg()
+        finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+    assert status.state is TaskState.RUNNING and "metrics" not in status.model_fields_set and metrics is None
+    assert [r.getMessage() for r in caplog.records if "break the protocol" in r.getMessage()] == [
+        "task d/wide (_wide): its metrics break the protocol's bounds (metrics.outputs: Dictionary should have "
+        "at most 256 items after validation, not 300): its status goes without them"]  # once: rate-limited per task

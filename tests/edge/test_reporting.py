@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge.frames import decode_value
-from edge.protocol import MAX_BATCH_PARTS, MAX_BATCH_TASKS, MetricsBatch
+from edge.protocol import MAX_BATCH_PARTS, MAX_BATCH_TASKS, MetricsBatch, TaskMetrics
 from edge.reporting import MetricsBatcher, chunk
 
 
@@ -18,9 +18,9 @@ class _Bus:
         self.sent.append((topic, payload))
 
 
-def _metrics(frames: int, ports: int = 1) -> dict[str, Any]:
-    return {"inputs": {f"in{p}": {"frames": frames, "errors": 0, "rate": 1.5} for p in range(ports)},
-            "outputs": {}, "dropped": 0, "errors": 0}
+def _metrics(frames: int, ports: int = 1) -> TaskMetrics:
+    return TaskMetrics.model_validate({"inputs": {f"in{p}": {"frames": frames, "errors": 0, "rate": 1.5}
+                                                  for p in range(ports)}, "outputs": {}, "dropped": 0, "errors": 0})
 
 
 def _batcher(bus: _Bus, max_payload: int) -> MetricsBatcher:

@@ -203,6 +203,32 @@ def test_configs_are_checked():
         (ValueBar, {"color": "url(x)"}, "color"), (Plot, {"labels": {"q": "x"}}, "unknown inputs"),
         (Plot, {"series": ["a", "a"]}, "distinct"), (Plot, {"series": ["a b"]}, "a name is"),
         (Toggle, {"repeat_ms": -1}, "repeat_ms"), (TextDisplay, {"refresh_ms": 1}, "refresh_ms"),
+        # what a view could not carry (edge.protocol.PlotView) is refused here, not when the view goes out
+        (Plot, {"labels": {"a": "x" * 201}}, "200 characters"), (Plot, {"y_min": math.inf}, "finite"),
     ]:
         with pytest.raises(ConfigError, match=message):
             task_type.validate_config(bad)
+
+
+def test_views_are_their_kinds_models_at_the_bounds_their_configs_allow():
+    """publish_view sends ``view().dump()``: each kind's model of edge.protocol, valid at the largest configs."""
+    from edge.frames import decode_value
+    from edge.protocol import ViewFrame
+
+    biggest = [(Slider, {"label": "l" * 200, "min_value": -1e308, "max_value": 1e308, "default": 1e308}),
+               (RadioButtons, {"options": [f"{k}" * 200 for k in range(10)] + [f"o{k}" for k in range(22)],
+                               "default": 31}),
+               (TextInput, {"default": "t" * 10_000}), (Toggle, {}),
+               (StatusDisplay, {"levels": [{"min": 0, "text": "s" * 200, "color": "#abcdef"}]}),
+               (TextDisplay, {"max_length": 100_000}), (ValueBar, {"min_value": -1e308, "max_value": 1e308}),
+               (Plot, {"series": [f"s{k}" for k in range(32)], "labels": {"s0": "p" * 200}, "max_points": 10_000,
+                       "y_min": -1e308})]
+    for task_type, config in biggest:
+        task = task_type(config)
+        if isinstance(task, StatusDisplay | ValueBar):
+            task.value = 1e308
+        if isinstance(task, Plot):
+            task.points["s0"].extend((t, 1.0) for t in range(10_000))
+        view = task.view()
+        frame = decode_value(encode_frame(view.dump(), ts=1, seq=0))
+        assert ViewFrame.model_validate(frame).value == view, task_type.kind

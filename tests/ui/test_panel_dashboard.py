@@ -153,3 +153,31 @@ async def test_a_video_viewer_is_a_live_picture(user, panel_settings, tmp_path):
         await until(lambda: text(user, "state-view") == "live", "a picture again", 10)
         assert element(user, "picture-view").source == first
         await until(lambda: text(user, "state-view").startswith("no picture for"), "the viewer gone stale", 15)
+
+
+async def test_an_invalid_view_is_said_on_its_card_and_counted(user, panel_settings, tmp_path):
+    """Views are parsed by their kind's model (edge.protocol.ViewFrame): one that breaks it, is of another
+    kind or is no frame at all is one line on its card, counted; a good one is drawn again after it."""
+    from edge.frames import encode_frame
+
+    spec = {"id": "bad", "tasks": [{"id": "sw", "type": "toggle", "agent": "nobody"}]}  # never runs: we feed it
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: "toggle" in panel().fleet.types(), "types")
+        await panel().controller.deploy(parse_spec(spec))
+        await user.open("/deployments/bad/dashboard")
+        await user.should_see(marker="widget-sw", retries=100)
+        topic = panel().controller.topics.stream("bad", "sw", "view")
+        for n, (payload, why) in enumerate([
+                (encode_frame({"kind": "toggle", "value": "yes"}), "not a toggle view: value.toggle.value: "),
+                (encode_frame({"kind": "slider", "value": 1.0, "min": 0.0, "max": 2.0, "step": 0.0}),
+                 "a slider view, not a toggle one"),
+                (encode_frame([1, 2]), "not a toggle view: value: "),
+                (b"\xff\x00 not CBOR", "not a frame: ")], start=1):
+            await panel().bus.publish(topic, payload)
+            await until(lambda n=n, why=why: text(user, "state-sw").startswith(f"invalid view ({n} so far): {why}"),
+                        f"bad view {n} said", 10)
+            assert "\n" not in text(user, "state-sw") and len(text(user, "state-sw")) <= 200
+        assert element(user, "control-sw").value is False
+        await panel().bus.publish(topic, encode_frame({"kind": "toggle", "label": "Switch", "value": True}))
+        await until(lambda: element(user, "control-sw").value is True, "the good view drawn", 10)
+        await user.should_see("Switch")  # its label, from the view

@@ -22,7 +22,6 @@ says ``stale``, why (``agent offline 25 s``, ``failed``…) and how old its valu
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,7 +33,20 @@ from edge.controller.views import TaskView, format_age, task_view
 from edge.errors import FrameError, TopicError
 from edge.frames import decode_frame, encode_frame, now_ms
 from edge.graph import DeploymentSpec, TaskSpec
-from edge.protocol import COLOR_PATTERN
+from edge.protocol import (
+    DashboardView,
+    PlotView,
+    RadioButtonsView,
+    SliderView,
+    StatusDisplayView,
+    TextDisplayView,
+    TextInputView,
+    ToggleView,
+    ValidationError,
+    ValueBarView,
+    ViewFrame,
+    problem,
+)
 from edge.topics import is_valid_id
 from ui.app import Panel, current
 from ui.charts import RENDERER, time_axis
@@ -46,7 +58,6 @@ __all__ = ["KINDS", "Widget", "create", "dashboard_tasks"]
 
 log = logging.getLogger("ui")
 
-COLOR = re.compile(COLOR_PATTERN)  # as the task library checks it (edge.protocol): safe in a style
 ECHO_GUARD = 1.0  # seconds during which a control ignores views after the user moved it
 STALE_AFTER = 3.0  # seconds without a picture after which a video viewer says it has none
 VIDEO = "video_viewer"
@@ -70,14 +81,6 @@ def is_video_viewer(entry: dict[str, Any]) -> bool:
     outputs = entry.get("outputs")
     view = outputs.get("view") if isinstance(outputs, dict) else None
     return isinstance(view, dict) and view.get("mime") == "image/jpeg"
-
-
-def _color(value: Any, fallback: str) -> str:
-    return value if isinstance(value, str) and COLOR.match(value) else fallback
-
-
-def _number(value: Any, fallback: float = 0.0) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else fallback
 
 
 class Widget:
@@ -163,7 +166,7 @@ class Widget:
             await self._send(self.control.value or "")
 
     # -- drawing ----------------------------------------------------------------------------------------
-    def show(self, view: dict[str, Any] | None, ts: int | None = None) -> None:
+    def show(self, view: DashboardView | None, ts: int | None = None) -> None:
         self._value_ts = ts if view is not None else None
         if view is None:
             self.state.text = "not running"
@@ -172,8 +175,8 @@ class Widget:
         if not self._stale:
             self.card.classes(remove="opacity-60")
             self.state.text = "live"
-        if view.get("label"):
-            self.title.text = str(view["label"])
+        if view.label:
+            self.title.text = view.label
         user_busy = time.monotonic() - self._touched < ECHO_GUARD
         self._updating = True
         try:
@@ -223,70 +226,64 @@ class Widget:
             self.state.text = text
             self.card.classes(add="opacity-60")
 
-    def _show_unknown(self, view: dict[str, Any], _busy: bool) -> None:
+    def show_invalid(self, line: str) -> None:
+        """A view that breaks its kind's model: said on the card, in one line; the last good one stays drawn."""
+        self.state.text = line
+        self.card.classes(add="opacity-60")
+
+    def _show_unknown(self, view: Any, _busy: bool) -> None:
         del view
 
-    def _show_slider(self, view: dict[str, Any], busy: bool) -> None:
-        low, high = _number(view.get("min")), _number(view.get("max"), 1.0)
-        step = _number(view.get("step"))
+    def _show_slider(self, view: SliderView, busy: bool) -> None:
+        low, high, step = view.min, view.max, view.step
         props = self.control.props
         if (props.get("min"), props.get("max")) != (low, high) or props.get("step") != (step or (high - low) / 1000):
             props["min"], props["max"], props["step"] = low, high, step or (high - low) / 1000
             self.control.update()
         if not busy:
-            self.control.value = _number(view.get("value"), low)
+            self.control.value = view.value
 
-    def _show_toggle(self, view: dict[str, Any], busy: bool) -> None:
+    def _show_toggle(self, view: ToggleView, busy: bool) -> None:
         if not busy:
-            self.control.value = bool(view.get("value"))
+            self.control.value = view.value
 
-    def _show_radio_buttons(self, view: dict[str, Any], busy: bool) -> None:
-        options = [str(o) for o in view.get("options") or []]
-        wanted = dict(enumerate(options))
+    def _show_radio_buttons(self, view: RadioButtonsView, busy: bool) -> None:
+        wanted = dict(enumerate(view.options))
         if self.control.options != wanted:
             self.control.set_options(wanted)
-        selected = view.get("selected")
-        if not busy and isinstance(selected, int) and selected in wanted:
-            self.control.value = selected
+        if not busy and view.selected in wanted:
+            self.control.value = view.selected
 
-    def _show_text_input(self, view: dict[str, Any], busy: bool) -> None:
+    def _show_text_input(self, view: TextInputView, busy: bool) -> None:
         if not busy and not self.control.value:  # never overwrite what the user is typing
-            self.control.value = str(view.get("value") or "")
-        self.state.text = f"live · current: {view.get('value') or ''}"
+            self.control.value = view.value
+        self.state.text = f"live · current: {view.value}"
 
-    def _show_status_display(self, view: dict[str, Any], _busy: bool) -> None:
-        self.light.style(f"background: {_color(view.get('color'), '#bdbdbd')}")
-        value = view.get("value")
-        self.text.text = f"{view.get('text') or ''}" + (f" ({value:g})" if isinstance(value, int | float) else "")
+    def _show_status_display(self, view: StatusDisplayView, _busy: bool) -> None:
+        self.light.style(f"background: {view.color or '#bdbdbd'}")  # the model checked it: safe in a style
+        self.text.text = view.text + (f" ({view.value:g})" if view.value is not None else "")
 
-    def _show_text_display(self, view: dict[str, Any], _busy: bool) -> None:
-        show_newest(self.text, str(view.get("text") or ""), self.task.config)
+    def _show_text_display(self, view: TextDisplayView, _busy: bool) -> None:
+        show_newest(self.text, view.text, self.task.config)
 
-    def _show_value_bar(self, view: dict[str, Any], _busy: bool) -> None:
-        fraction = min(max(_number(view.get("fraction")), 0.0), 1.0)
-        color = _color(view.get("color"), "#2196f3")
-        if view.get("direction") == "vertical":
+    def _show_value_bar(self, view: ValueBarView, _busy: bool) -> None:
+        fraction, color = view.fraction, view.color
+        if view.direction == "vertical":
             self.track.classes(replace="w-8 h-40 rounded bg-grey-3 overflow-hidden flex flex-col justify-end")
             self.bar.style(replace=f"width: 100%; height: {fraction * 100:.1f}%; background: {color}")
         else:
             self.track.classes(replace="w-full h-5 rounded bg-grey-3 overflow-hidden")
             self.bar.style(replace=f"height: 100%; width: {fraction * 100:.1f}%; background: {color}")
-        low, high = _number(view.get("min")), _number(view.get("max"))
-        self.text.text = f"{_number(view.get('value')):g}  ({low:g} … {high:g})"
+        self.text.text = f"{view.value:g}  ({view.min:g} … {view.max:g})"
 
-    def _show_plot(self, view: dict[str, Any], _busy: bool) -> None:
-        series = []
-        for s in view.get("series") or []:
-            if isinstance(s, dict):
-                points = [p for p in s.get("points") or [] if isinstance(p, list) and len(p) == 2]
-                series.append({"type": "line", "name": str(s.get("label") or s.get("input") or ""),
-                               "showSymbol": False, "data": points})
+    def _show_plot(self, view: PlotView, _busy: bool) -> None:
         options = self.chart.options
-        options["series"] = series
+        options["series"] = [{"type": "line", "name": s.label or s.input, "showSymbol": False, "data": s.points}
+                             for s in view.series]
         y = options["yAxis"]
-        for key, field in (("min", "y_min"), ("max", "y_max")):
-            if isinstance(view.get(field), int | float):
-                y[key] = view[field]
+        for key, bound in (("min", view.y_min), ("max", view.y_max)):
+            if bound is not None:
+                y[key] = bound
             else:
                 y.pop(key, None)
         self.chart.update()
@@ -294,6 +291,7 @@ class Widget:
 
 KINDS = ("slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display", "value_bar", "plot",
          VIDEO)
+VIEW_KINDS = frozenset(KINDS) - {VIDEO}  # those whose views are maps, each kind's of edge.protocol
 
 
 class Dashboard:
@@ -313,8 +311,9 @@ class Dashboard:
         self._types_checked = 0.0
         self._live_checked = 0.0
         self._closed = False
-        #: video viewer frames that were not JPEG images
+        #: video viewer frames that were not JPEG images; views that broke their kind's model (or no frame)
         self.bad_pictures = 0
+        self.bad_views = 0
         deployment_nav(dep, "Dashboard")
         self.note = ui.label().classes("text-grey-7")
         self.grid = ui.row().classes("w-full gap-3 items-start")
@@ -393,16 +392,11 @@ class Dashboard:
                 if payload:
                     self._show_picture(widget, payload)
                 continue
-            view: dict[str, Any] | None = None
-            ts: int | None = None
-            if payload:
-                try:
-                    decoded = decode_frame(payload)
-                except FrameError as exc:
-                    log.warning("dashboard %s: the view of %s is not a frame: %s", self.dep, task_id, exc)
-                    continue
-                view, ts = (decoded.value, decoded.ts) if isinstance(decoded.value, dict) else (None, None)
-            widget.show(view, ts)
+            if not payload:
+                widget.show(None)
+            elif widget.kind in VIEW_KINDS:
+                self._show_view(widget, payload)
+            # a kind this panel does not know: its card says so, its views are not read
         for widget in self.widgets.values():
             widget.check_stale()
         if spec is not None and now - self._live_checked >= 1.0:  # ages move on by the second
@@ -410,6 +404,28 @@ class Dashboard:
             wall = now_ms()
             for widget in self.widgets.values():
                 widget.check_live(task_view(self.panel.fleet, self.dep, widget.task, now=wall), wall)
+
+    def _show_view(self, widget: Widget, payload: bytes) -> None:
+        """Draw a view parsed by its kind's model (:class:`edge.protocol.ViewFrame`); one that is not a frame,
+        breaks the model or is of another kind is counted and said on its card."""
+        try:
+            decoded = decode_frame(payload)
+            frame = ViewFrame.model_validate({**decoded.extra, "ts": decoded.ts, "seq": decoded.seq,
+                                              "value": decoded.value})
+        except FrameError as exc:
+            why = f"not a frame: {exc}"
+        except ValidationError as exc:
+            why = f"not a {widget.kind} view: {problem(exc)}"
+        else:
+            if frame.value.kind == widget.kind:
+                widget.show(frame.value, frame.ts)
+                return
+            why = f"a {frame.value.kind} view, not a {widget.kind} one"
+        self.bad_views += 1
+        widget.show_invalid(f"invalid view ({self.bad_views} so far): {why}"[:200])
+        if self.bad_views == 1:  # the cards count the rest: a flood of bad views does not flood the log
+            log.warning("dashboard %s: the view of %s is invalid (the next ones are counted on their cards): %s",
+                        self.dep, widget.task.id, why)
 
     def _show_picture(self, widget: Widget, payload: bytes) -> None:
         try:
