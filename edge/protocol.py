@@ -410,23 +410,37 @@ class ValidationRequest(_Message):
     tasks: Annotated[list[CheckTask], Field(max_length=MAX_CHECK_TASKS)] = Field(default_factory=list)
 
 
-PortMap = Annotated[dict[Id, Annotated[dict[str, Any], Field(max_length=MAX_KEYS)]], Field(max_length=MAX_KEYS)]
+MAX_PORT_KEYS: Final = 32  # IO metadata keys of one port in a validation reply
+_MetaText = Annotated[str, Field(strict=True, max_length=300)]
+#: one port's IO metadata: ``{key: scalar}`` (content, codec, rate, width, ...)
+PortMeta = Annotated[dict[_MetaText, bool | int | float | _MetaText | None], Field(max_length=MAX_PORT_KEYS)]
+PortMap = Annotated[dict[Id, PortMeta], Field(max_length=MAX_KEYS)]
 
 
 class InstancePorts(_Message):
     """One instance's ports with their IO metadata, as :meth:`edge.task.Task.ports` makes them of its config."""
 
-    inputs: PortMap = Field(default_factory=dict)
-    outputs: PortMap = Field(default_factory=dict)
+    inputs: PortMap
+    outputs: PortMap
+
+
+def _ports_or_none(value: Any) -> Any:
+    """A task's ports beyond the bounds are left out of its result, not the whole reply with them."""
+    if value is None or isinstance(value, InstancePorts):
+        return value
+    try:
+        return InstancePorts.model_validate(value)
+    except ValidationError:
+        return None
 
 
 class CheckResult(_Message):
     """What one task's checks found: error lines (``config.FIELD: message``), and why a check did not run;
-    with neither, the instance's ``ports``."""
+    with neither, the instance's ``ports`` (left out when they do not fit :class:`InstancePorts`)."""
 
     errors: Lines = Field(default_factory=list)
     warnings: Lines = Field(default_factory=list)
-    ports: InstancePorts | None = None
+    ports: Annotated[InstancePorts | None, BeforeValidator(_ports_or_none)] = None
 
 
 class ValidationReply(_Message):

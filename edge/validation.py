@@ -55,13 +55,13 @@ from edge.protocol import (
     problem,
 )
 from edge.secrets import is_reference
-from edge.topics import is_valid_id
 
 if TYPE_CHECKING:
     from edge.task import Task
 
 __all__ = ["CHECK_TIMEOUT", "CheckRequest", "OfflineCheck", "Report", "answer_request", "check_offline", "decode_reply",
-           "decode_reply_ports", "decode_request", "encode_request", "pin_warnings", "schema_problems"]
+           "decode_reply_ports", "decode_request", "encode_request", "parse_reply", "pin_warnings", "reply_lines",
+           "schema_problems"]
 
 log = logging.getLogger("edge.validation")
 
@@ -72,9 +72,6 @@ MAX_TASKS: Final = MAX_CHECK_TASKS
 MAX_LINES: Final = MAX_CHECK_LINES
 #: longest message of one schema error (they quote the value, which may be large)
 MAX_MESSAGE: Final = 300
-#: most ports per side, and metadata keys per port, a reply may carry
-MAX_PORTS: Final = 256
-MAX_META_KEYS: Final = 32
 
 
 @dataclass(frozen=True)
@@ -239,49 +236,31 @@ def answer_request(request: CheckRequest, *, agent_id: str, types: Mapping[str, 
     return encode_value(reply.model_dump(exclude_none=True))
 
 
-def decode_reply_ports(payload: bytes, request_id: str) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """``{task id: {"inputs": {port: metadata}, "outputs": ...}}``: the instance ports a reply to
-    ``request_id`` carries (what the agent's :meth:`~edge.task.Task.ports` made of each config);
-    a task whose ports are malformed or beyond the bounds is left out."""
-    try:
-        data = decode_value(payload)
-    except FrameError:
-        return {}
-    if not isinstance(data, Mapping) or data.get("id") != request_id or not isinstance(data.get("tasks"), Mapping):
-        return {}
-    found: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for task_id, result in data["tasks"].items():
-        ports = result.get("ports") if isinstance(result, Mapping) else None
-        if isinstance(task_id, str) and isinstance(ports, Mapping):
-            sides = {side: _port_map(ports.get(side)) for side in ("inputs", "outputs")}
-            if sides["inputs"] is not None and sides["outputs"] is not None:
-                found[task_id] = {side: ports_ for side, ports_ in sides.items() if ports_ is not None}
-    return found
-
-
-def _port_map(value: Any) -> dict[str, dict[str, Any]] | None:
-    """``value`` if it is ``{port id: {key: scalar}}`` within the bounds, else None."""
-    if not isinstance(value, Mapping) or len(value) > MAX_PORTS:
-        return None
-    ports: dict[str, dict[str, Any]] = {}
-    for name, meta in value.items():
-        if not is_valid_id(name) or not isinstance(meta, Mapping) or len(meta) > MAX_META_KEYS:
-            return None
-        if not all(isinstance(k, str) and len(k) <= MAX_MESSAGE and (
-                v is None or isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= MAX_MESSAGE))
-                   for k, v in meta.items()):
-            return None
-        ports[name] = dict(meta)
-    return ports
-
-
-def decode_reply(payload: bytes, request_id: str) -> tuple[str, dict[str, tuple[list[str], list[str]]]] | None:
-    """``(agent, {task id: (errors, warnings)})`` of a reply to ``request_id``
-    (:class:`edge.protocol.ValidationReply`); None for anything else."""
+def parse_reply(payload: bytes, request_id: str) -> ValidationReply | None:
+    """The reply to ``request_id`` (:class:`edge.protocol.ValidationReply`); None for anything else. A task
+    whose ``ports`` are malformed or beyond the bounds has none; its lines still stand."""
     try:
         reply = ValidationReply.model_validate(decode_value(payload))
     except (FrameError, ValidationError):
         return None
-    if reply.id != request_id:
-        return None
-    return reply.agent, {task: (list(result.errors), list(result.warnings)) for task, result in reply.tasks.items()}
+    return reply if reply.id == request_id else None
+
+
+def decode_reply_ports(payload: bytes, request_id: str) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """``{task id: {"inputs": {port: metadata}, "outputs": ...}}``: the instance ports a reply to
+    ``request_id`` carries (what the agent's :meth:`~edge.task.Task.ports` made of each config)."""
+    reply = parse_reply(payload, request_id)
+    if reply is None:
+        return {}
+    return {task: result.ports.model_dump() for task, result in reply.tasks.items() if result.ports is not None}
+
+
+def decode_reply(payload: bytes, request_id: str) -> tuple[str, dict[str, tuple[list[str], list[str]]]] | None:
+    """``(agent, {task id: (errors, warnings)})`` of a reply to ``request_id``; None for anything else."""
+    reply = parse_reply(payload, request_id)
+    return None if reply is None else (reply.agent, reply_lines(reply))
+
+
+def reply_lines(reply: ValidationReply) -> dict[str, tuple[list[str], list[str]]]:
+    """``{task id: (errors, warnings)}`` of a reply."""
+    return {task: (list(result.errors), list(result.warnings)) for task, result in reply.tasks.items()}

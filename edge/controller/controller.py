@@ -38,9 +38,9 @@ from edge.validation import (
     CheckRequest,
     Report,
     check_offline,
-    decode_reply,
-    decode_reply_ports,
     encode_request,
+    parse_reply,
+    reply_lines,
 )
 
 __all__ = ["Controller", "DeployResult"]
@@ -198,13 +198,12 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     while len(answers) < len(by_agent):
-                        payload = (await replies.get()).payload
-                        reply = decode_reply(payload, request_id)
-                        if reply is not None and reply[0] in by_agent:
-                            answers[reply[0]] = reply[1]
-                            asked = {t.id for t in by_agent[reply[0]]}
-                            ports.update((task, own) for task, own in
-                                         decode_reply_ports(payload, request_id).items() if task in asked)
+                        reply = parse_reply((await replies.get()).payload, request_id)
+                        if reply is not None and reply.agent in by_agent:
+                            asked = {t.id for t in by_agent[reply.agent]}
+                            answers[reply.agent] = reply_lines(reply)
+                            ports.update((task, result.ports.model_dump()) for task, result in reply.tasks.items()
+                                         if task in asked and result.ports is not None)
         return answers
 
     async def deploy(self, spec: DeploymentSpec, *, dry_run: bool = False, report: Report | None = None,
