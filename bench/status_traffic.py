@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import tempfile
 import time
 from pathlib import Path
-
-from pydantic import BaseModel, Field
 
 from edge.broker import MosquittoBroker, free_port
 from edge.bus import Bus
@@ -34,44 +33,18 @@ from edge.frames import decode_frame, decode_value, now_ms
 from edge.graph import encode_spec, parse_spec
 from edge.host import Host
 from edge.settings import load_settings
-from edge.task import Port, Task
+from edge.task import Task
 from edge.topics import Topics
 
-
-class Counter(Task):
-    """Counts up every interval."""
-
-    type_name = "counter"
-
-    class Config(BaseModel):
-        interval_ms: int = Field(default=50, ge=1)
-
-    outputs = {"out": Port(content="number")}
-
-    async def run(self) -> None:
-        n = 0
-        while True:
-            await self.send("out", n)
-            n += 1
-            await asyncio.sleep(self.config.interval_ms / 1000)
+SAMPLES = Path(__file__).parent.parent / "tests" / "agent" / "sample_tasks.py"  # Counter, Metronome
 
 
-class Metronome(Task):
-    """Sends ``rate`` frames a second on schedule (a late wake-up catches up): what it delivers per second
-    measures the path to the broker and on, not the jitter of its timer."""
-
-    class Config(BaseModel):
-        rate: float = Field(default=20.0, gt=0)
-
-    outputs = {"out": Port(content="number")}
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start, n = loop.time(), 0
-        while True:
-            await self.send("out", n)
-            n += 1
-            await asyncio.sleep(max(0.0, start + n / self.config.rate - loop.time()))
+def _sample_types() -> list[type[Task]]:
+    spec = importlib.util.spec_from_file_location("sample_tasks", SAMPLES)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [module.Counter, module.Metronome]
 
 
 def _cpu(pid: int) -> float:
@@ -112,7 +85,7 @@ async def measure(tasks: int, seconds: float, interval: float, data: Path) -> di
         assert broker._proc is not None
         pid = broker._proc.pid
         settings = load_settings(broker=str(broker.url), namespace="bench", agent_id="a1", data_dir=data / "a1")
-        async with Host(settings, types=[Counter, Metronome], persist=False, status_interval=interval), \
+        async with Host(settings, types=_sample_types(), persist=False, status_interval=interval), \
                 Bus(broker.url) as bus, bus.subscribe("bench/n", maxsize=100_000) as frames, \
                 bus.subscribe(topics.all_task_statuses("busy"), maxsize=1_000_000) as statuses, \
                 bus.subscribe(f"{topics.root}/agents/a1/metrics", maxsize=100_000) as batches:

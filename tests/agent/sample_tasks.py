@@ -50,6 +50,24 @@ class Counter(Task):
             await asyncio.sleep(self.config.interval_ms / 1000)
 
 
+class Metronome(Task):
+    """Sends ``rate`` frames a second on schedule (a late wake-up catches up): what it delivers per second
+    measures the path to the broker and on, not the jitter of its timer."""
+
+    class Config(BaseModel):
+        rate: float = Field(default=20.0, gt=0)
+
+    outputs = {"out": Port(content="number")}
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start, n = loop.time(), 0
+        while True:
+            await self.send("out", n)
+            n += 1
+            await asyncio.sleep(max(0.0, start + n / self.config.rate - loop.time()))
+
+
 class Ticker(Task):
     """Counts up every interval, at QoS 1: its frames survive a broker outage."""
 

@@ -16,8 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, Field
-from sample_tasks import Counter, Scale
+from sample_tasks import Counter, Metronome, Scale
 
 from edge.broker import MosquittoBroker, free_port
 from edge.bus import Bus
@@ -26,7 +25,6 @@ from edge.graph import encode_spec, parse_spec
 from edge.host import Host
 from edge.protocol import MAX_BATCH_PARTS
 from edge.settings import load_settings
-from edge.task import Port, Task
 from edge.topics import Topics
 
 TIMEOUT = 10.0
@@ -103,24 +101,6 @@ async def test_a_start_is_one_status_and_the_last_state_is_always_sent(broker, t
             assert time.monotonic() - started < TIMEOUT
         last = await _messages(sub, 1.0)  # leaving the host stops its tasks: the final state is not coalesced away
         assert sorted(s["state"] for s in last) == ["stopped"] * 20, last
-
-
-class Metronome(Task):
-    """Sends ``rate`` frames a second on schedule (a late wake-up catches up): what it delivers per second
-    measures the path to the broker and on, not the jitter of its timer."""
-
-    class Config(BaseModel):
-        rate: float = Field(default=20.0, gt=0)
-
-    outputs = {"out": Port(content="number")}
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start, n = loop.time(), 0
-        while True:
-            await self.send("out", n)
-            n += 1
-            await asyncio.sleep(max(0.0, start + n / self.config.rate - loop.time()))
 
 
 BUSY = 1500  # tasks whose counters change every interval
