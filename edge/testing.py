@@ -33,13 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from edge.bus import BusStats, Message, Overflow, Subscription
+from edge.bus._hooks import Hooks
 from edge.errors import BusError, ConfigError
 from edge.frames import Frame, decode_frame, encode_frame
 from edge.task import Task, TaskContext
@@ -59,10 +60,9 @@ MEMORY_URL = "memory://"
 OUTPUT_QUEUE = 10_000
 
 T = TypeVar("T", bound=Task)
-ConnectHook = Callable[["Bus"], Any]
 
 
-class MemoryBus:
+class MemoryBus(Hooks["Bus"]):
     """A bus and its broker in one process; ``async with MemoryBus() as bus``."""
 
     def __init__(self, *, max_payload: int = 16 * 1024 * 1024, queue_size: int = 1000) -> None:
@@ -78,7 +78,7 @@ class MemoryBus:
         self._subs: list[Subscription] = []
         self._retained: dict[str, bytes] = {}
         self._turns: dict[str, int] = {}  # shared subscription filter -> messages handed to its group
-        self._hooks: list[ConnectHook] = []
+        self._hooks: list[Callable[[Bus], Awaitable[None]]] = []
         self._connected = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -100,25 +100,6 @@ class MemoryBus:
     def _as_bus(self) -> Bus:
         # what needs a Bus (a TaskContext, a Subscription) gets this: the API it uses is the same
         return cast("Bus", self)
-
-    @property
-    def is_connected(self) -> bool:
-        """Whether the block is entered (a memory bus is connected from entering to leaving)."""
-        return self._connected.is_set()
-
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until the block is entered (:class:`TimeoutError` after ``timeout`` seconds)."""
-        async with asyncio.timeout(timeout):
-            await self._connected.wait()
-
-    def on_connect(self, hook: ConnectHook) -> ConnectHook:
-        """Run ``hook(bus)`` when the block is entered (there are no reconnects)."""
-        self._hooks.append(hook)
-        return hook
-
-    def remove_on_connect(self, hook: ConnectHook) -> None:
-        if hook in self._hooks:
-            self._hooks.remove(hook)
 
     # -- the broker's state ----------------------------------------------------------------------
     def retained(self, topic: str) -> bytes | None:

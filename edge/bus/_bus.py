@@ -32,6 +32,7 @@ from typing import Literal
 from edge._cancel import cancel_and_wait
 from edge.bus._choose import make_transport
 from edge.bus._filters import FilterSet, Plan
+from edge.bus._hooks import Hooks
 from edge.bus._message import BusStats, Message, Overflow, Will
 from edge.bus._subscription import Subscription
 from edge.bus._transport import Connection, ConnectOptions, TLSOptions
@@ -56,7 +57,7 @@ _HOLD_MAX_BYTES = 32 * 1024 * 1024
 _STALE_TOPICS_KEPT = 4096
 
 
-class Bus:
+class Bus(Hooks["Bus"]):
     """A connection to an MQTT broker that survives the broker going away.
 
     ::
@@ -213,25 +214,6 @@ class Bus:
     def transport(self) -> str:
         """The MQTT client in use: ``mqtt5`` or ``paho`` (``auto`` until ``auto`` has chosen)."""
         return self._transport.name
-
-    @property
-    def is_connected(self) -> bool:
-        return self._connected.is_set()
-
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until the bus is connected (:class:`TimeoutError` after ``timeout`` seconds)."""
-        async with asyncio.timeout(timeout):
-            await self._connected.wait()
-
-    def on_connect(self, hook: ConnectHook) -> ConnectHook:
-        """Run ``hook(bus)`` after every (re)connect, once subscriptions are restored."""
-        self._hooks.append(hook)
-        return hook
-
-    def remove_on_connect(self, hook: ConnectHook) -> None:
-        """Stop running ``hook`` on connect (a component leaving a bus it shares with others)."""
-        if hook in self._hooks:
-            self._hooks.remove(hook)
 
     def _options(self) -> ConnectOptions:
         will = self._will() if callable(self._will) else self._will
