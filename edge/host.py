@@ -93,8 +93,8 @@ class Host:
                                  report_interval=status_interval)
         # a persistent session: the broker keeps the inputs' subscriptions, and queues the QoS 1
         # frames they take, while this agent or the broker restarts (edge.bus, docs/reliability.md)
-        self.bus = Bus.from_settings(settings, client_id=f"agent-{self.agent_id}", will=self.presence.will,
-                                     wait_connected=False, clean_start=False,
+        self.bus = Bus.from_settings(settings, client_id=self.topics.client_id("agent", self.agent_id),
+                                     will=self.presence.will, wait_connected=False, clean_start=False,
                                      session_expiry=settings.session_expiry)
         self.bus.on_connect(self._on_connect)
         #: the specs being applied, by deployment id
@@ -553,7 +553,7 @@ async def run_wired(settings: Settings, task_type: type[Task], *, config: Mappin
     """Run one instance wired straight to topics, without a controller, until cancelled or it ends."""
     with files_folder(settings.files_path):
         validated = task_type.validate_config(config)
-    async with Bus.from_settings(settings, client_id=f"fn-{instance_id}") as bus:
+    async with Bus.from_settings(settings, client_id=Topics(settings.namespace).client_id("fn", instance_id)) as bus:
         context = TaskContext(bus=bus, instance_id=instance_id, sources=sources, targets=targets,
                               max_payload=settings.max_payload, queue_size=settings.queue_size,
                               queue_bytes=settings.queue_bytes, queue_age=settings.queue_age,

@@ -194,6 +194,13 @@ class Topics:
         return f"Topics({self.namespace!r})"
 
     # -- building ---------------------------------------------------------------------------
+    def client_id(self, kind: str, name: str) -> str:
+        """The MQTT client id of an agent (``kind`` "agent") or a wired fn_task ("fn") named ``name``
+        in this namespace: ``agent-pi1.default``. The namespace is part of it, so agents with the same
+        id in two namespaces of one broker do not take over each other's connection and persistent
+        session (``.`` is in no id, so no two pairs give the same client id)."""
+        return f"{kind}-{validate_id(name, f'{kind} id')}.{self.namespace}"
+
     def agent_state(self, agent_id: str) -> str:
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/state"
 

@@ -143,3 +143,29 @@ async def test_stopping_while_reconciling_does_not_hang(broker, tmp_path):
                 await bus.publish(topics.deployment("d"), encode_record(Removal("d", version)), qos=1, retain=True)
                 while len(agent.instances) == 20:  # the agent has begun stopping them: leave now
                     await asyncio.sleep(0.001)
+
+
+async def test_agents_with_one_id_in_two_namespaces_keep_their_connections(broker, tmp_path):
+    """Client ids hold the namespace: two `pi-1`s on one broker would otherwise take over each
+    other's connection (and persistent session) in turn, forever."""
+    first = settings_for(broker, tmp_path / "a")
+    second = settings_for(broker, tmp_path / "b")
+    connects = {first.namespace: 0, second.namespace: 0}
+
+    def counting(namespace):
+        async def hook(bus):
+            connects[namespace] += 1
+        return hook
+
+    async with Agent(first) as a:
+        a.bus.on_connect(counting(first.namespace))
+        await asyncio.wait_for(a.started.wait(), 5)
+        async with Agent(second) as b:
+            b.bus.on_connect(counting(second.namespace))
+            await asyncio.wait_for(b.started.wait(), 5)
+            await b.bus.wait_connected(5)
+            before = dict(connects)
+            await asyncio.sleep(1.0)  # a takeover would have bounced them within milliseconds
+            assert a.bus.is_connected and b.bus.is_connected
+            assert connects == before  # no reconnection
+            assert a.bus.client_id != b.bus.client_id == f"agent-pi-1.{second.namespace}"

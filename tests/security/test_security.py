@@ -200,7 +200,8 @@ async def test_an_agent_cannot_take_over_another_agents_connection(tmp_path):
                 while not decode_value((await states.get()).payload).get("online"):
                     pass
             reasons = []
-            for target, client_id in ((port, "agent-a2"), (port, "a2"), (controller_port, "agent-a2")):
+            for target, client_id in ((port, topics.client_id("agent", "a2")), (port, "a2"),
+                                      (controller_port, topics.client_id("agent", "a2"))):
                 client, reason = await asyncio.to_thread(_paho_connect, target, "a1", passwords["a1"], client_id)
                 reasons.append(reason)
                 try:
