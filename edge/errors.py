@@ -10,6 +10,7 @@ keeps working for callers that do not know about us::
     ├── TopicError (ValueError)           a topic or topic filter is not valid MQTT
     ├── FrameError (ValueError)           bytes are not a valid frame (malformed, oversize, wrong shape)
     ├── SpecError (ValueError)            a deployment spec is invalid; ``errors`` lists every problem
+    ├── TaskError                         a task instance cannot go on (a limit hit, its worker died): it fails
     ├── BrokerError                       a broker could not be started or reached
     │   └── BrokerUnavailableError        the chosen broker is not installed (says what to install)
     └── BusError                          the MQTT connection failed
@@ -30,6 +31,7 @@ __all__ = [
     "IdError",
     "NotConnectedError",
     "SpecError",
+    "TaskError",
     "TopicError",
 ]
 
@@ -93,6 +95,11 @@ class ConnectError(BusError, ConnectionError):
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class TaskError(EdgeError):
+    """A task instance cannot go on (a limit hit, its worker process died): the instance fails, shows
+    this as its error, and restarts with backoff; the agent and its other tasks are not touched."""
 
 
 class NotConnectedError(BusError, ConnectionError):

@@ -77,8 +77,14 @@ class Host:
         self.settings = settings
         self.agent_id = agent_id or settings.agent_id
         self.topics = Topics(settings.namespace)
-        self.types = {t.type_name: t for t in types}
         self.unavailable = dict(unavailable or {})
+        self.types: dict[str, type[Task]] = {}
+        for task_type in types:  # a type this agent lacks something for is offered as unavailable, with why
+            reason = _unavailable_reason(task_type, settings)
+            if reason is None:
+                self.types[task_type.type_name] = task_type
+            else:
+                self.unavailable[task_type.type_name] = reason
         self.state_dir = settings.data_dir / "agents" / self.agent_id if persist else None
         self.secrets = Secrets(settings.secrets_path, agent_id=self.agent_id)
         #: the only folder its tasks may read and write files in (edge.files)
@@ -546,6 +552,14 @@ async def run_agent(settings: Settings, *, types: Sequence[type[Task]], agent_id
     """Announce an agent offering ``types`` and run what deployments assign to it, until cancelled."""
     async with Host(settings, types=types, agent_id=agent_id, unavailable=unavailable) as host:
         await host.run()
+
+
+def _unavailable_reason(task_type: type[Task], settings: Settings) -> str | None:
+    try:
+        return task_type.unavailable_reason(settings)
+    except Exception as exc:  # a third party's check that breaks: the type is not offered, the agent runs
+        log.warning("task type %s is not offered: its availability check failed: %s", task_type.type_name, exc)
+        return f"its availability check failed: {type(exc).__name__}: {exc}"[:500]
 
 
 async def run_wired(settings: Settings, task_type: type[Task], *, config: Mapping[str, Any],

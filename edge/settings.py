@@ -216,6 +216,8 @@ class Settings(BaseSettings):
     tasks: str = Field(default="", description="comma-separated modules or .py files with more task types")
     secrets_file: Path | None = Field(default=None, description="this agent's secrets (YAML name: value); "
                                       "default {data_dir}/secrets.yaml")
+    allow_code: bool = Field(default=False, description="run `python` tasks: code sent in deployment specs, in a "
+                             "child process with limits (docs/security.md); off: the type is unavailable")
     files_dir: Path | None = Field(default=None, description="the only folder tasks may read and write files "
                                    "in; default {data_dir}/files")
 

@@ -56,6 +56,7 @@ from edge.topics import is_stream_topic, validate_id
 if TYPE_CHECKING:
     from edge.bus import Bus  # loaded on first use (edge.bus): a task module needs no transport
     from edge.protocol import CatalogEntry
+    from edge.settings import Settings
 
 __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "PortRule", "Ports", "Task", "TaskContext",
            "type_name_of"]
@@ -293,6 +294,13 @@ class Task:
         except (TypeError, ValueError) as exc:
             return [f"config: {exc}"]
         return []
+
+    @classmethod
+    def unavailable_reason(cls, settings: Settings) -> str | None:
+        """Why an agent with ``settings`` cannot offer this type (a library, a device or a permission it
+        lacks), or None. The agent lists such a type as unavailable with the reason and refuses its
+        instances, as it does a type whose module fails to import. Runs no I/O beyond a quick look."""
+        return None
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from tasks.bridges import MqttIn, MqttOut
 from tasks.calculator import Calculator
 from tasks.controls import RadioButtons, Slider, TextInput, Toggle
 from tasks.displays import Plot, StatusDisplay, TextDisplay, ValueBar
+from tasks.function import PythonFunction
 from tasks.logic import Gate, SrLatch, Switch
 from tasks.named import NamedInput, NamedOutput
 from tasks.replay import ReplayBuffer
@@ -22,7 +23,7 @@ __all__ = ["TYPES"]
 
 TYPES: list[type[Task]] = [
     # logic
-    Calculator, Gate, Switch, SrLatch,
+    Calculator, Gate, Switch, SrLatch, PythonFunction,
     # timing
     PulseGenerator, Repeater, MessageDetector, Synchronizer, TimeBuffer, TimestampUpdater, ReplayBuffer,
     # text

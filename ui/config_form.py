@@ -27,6 +27,10 @@ Kind = Literal["integer", "number", "boolean", "string", "enum", "json"]
 _MISSING: Any = object()
 
 
+#: text fields edited as code: the schema's ``format`` and the editor's language
+CODE_FORMATS: dict[str, Any] = {"python": "Python"}
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     name: str
@@ -38,6 +42,8 @@ class FieldSpec:
     description: str = ""
     constraints: Mapping[str, Any] = field(default_factory=dict)
     options: tuple[Any, ...] = ()
+    #: the schema's ``format`` of a text field: ``python`` gets a code editor
+    format: str = ""
 
     @property
     def has_default(self) -> bool:
@@ -96,7 +102,8 @@ def _field(name: str, prop: Mapping[str, Any], root: Mapping[str, Any], required
                      required=required, nullable=nullable,
                      default=prop["default"] if "default" in prop else node.get("default", _MISSING),
                      description=str(node.get("description") or prop.get("description") or ""),
-                     constraints={k: node[k] for k in keys if k in node}, options=options)
+                     constraints={k: node[k] for k in keys if k in node}, options=options,
+                     format=str(node.get("format") or prop.get("format") or ""))
 
 
 def schema_fields(schema: Mapping[str, Any] | None) -> list[FieldSpec]:
@@ -207,6 +214,7 @@ class ConfigForm:
         self.values: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self._widgets: dict[str, ui.element] = {}
+        self._problems: dict[str, ui.label] = {}  # the message under a field that shows none itself (code)
         if not self.fields:
             ui.label("This task type has no config.").classes("text-caption")
         for spec in self.fields:
@@ -234,6 +242,12 @@ class ConfigForm:
             widget = ui.select(options, label=label, value=json.dumps(shown) if shown is not None else None,
                                validation=message,
                                on_change=lambda e, s=spec: self._changed(s, json.loads(e.value) if e.value else None))
+        elif spec.kind == "string" and spec.format in CODE_FORMATS:
+            ui.label(label).classes("text-caption text-grey-8")
+            widget = ui.codemirror(_shown(spec, value) or "", language=CODE_FORMATS[spec.format],
+                                   on_change=lambda e, s=spec: self._changed(s, e.value)).classes("min-h-[12rem]")
+            self._problems[spec.name] = ui.label().classes("text-caption text-negative").mark(
+                f"config-problem-{spec.name}")
         elif spec.kind == "string":
             widget = ui.input(label, value=_shown(spec, value) or "", validation=message,
                               on_change=lambda e, s=spec: self._changed(s, e.value if e.value != "" or not s.nullable
@@ -284,6 +298,8 @@ class ConfigForm:
         widget = self._widgets.get(spec.name)
         if isinstance(widget, ValidationElement):
             widget.validate(return_result=False)
+        elif (label := self._problems.get(spec.name)) is not None:
+            label.set_text(self._message(spec) or "")
 
     def config(self) -> dict[str, Any]:
         """The config to put in the spec: the valid values that differ from the defaults."""

@@ -111,6 +111,9 @@ CASES: list[Case] = [
           good={f"in{k}": [*((f"control{j}", 0) for j in range(4) if j != k), (f"control{k}", 1), (f"in{k}", None)]
                 for k in range(4)}),
     _case("sr_latch"),
+    _case("python"),
+    _case("python", {"code": "def process(value, port, state):\n    state['n'] = value * 2\n    return state['n']\n"},
+          id="python-arithmetic"),
     _case("repeater"),
     _case("message_detector", {"timeout_ms": 5}),
     _case("synchronizer", {"timeout_ms": 5}, produces={f"in{k}": f"out{k}" for k in range(4)}),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import agents, new_deployment, panel, until
+from nicegui import ui
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
@@ -77,3 +78,22 @@ async def test_the_types_page_says_which_ports_follow_the_config(user, panel_set
             await user.should_see("ports from the config (above: those of the default config)")
             await user.should_see("inputs `in<k>`, k from 0 below `inputs`")
             await user.should_see("inputs `control<k>`, k from 0 below `inputs`")
+
+
+async def test_python_code_is_edited_in_a_code_editor_and_its_ports_follow_its_lists(user, panel_settings, tmp_path):
+    settings = panel_settings.model_copy(update={"allow_code": True})
+    async with agents(settings, tmp_path, "a1"):
+        await until(lambda: panel().fleet.types().get("python", {}).get("agents"), "the python type, offered")
+        await new_deployment(user, "code")
+        await add(user, "python", "Python function")
+        assert ports(user, "python1") == ["in"] and ports(user, "python1", "outputs") == ["out"]
+        user.find(marker="graph").trigger("select", {"kind": "node", "id": "python1"})
+        await user.should_see("task python1")
+        editor = field(user, "code")
+        assert isinstance(editor, ui.codemirror) and "def process(value, port, state, config):" in editor.value
+        field(user, "outputs").set_value('["low", "high"]')
+        await until(lambda: ports(user, "python1", "outputs") == ["low", "high"], "the outputs of the config")
+        # a syntax error is a config error, shown as the agent's validation says it
+        editor.set_value("def process(value):\n    return (\n")
+        user.find(marker="check").click()
+        await user.should_see("error: task 'python1': config.code: line 2: '(' was never closed", retries=50)
