@@ -1,14 +1,17 @@
-// A table whose rows are patched in place: the server sends only the rows that changed.
+// A table whose rows are patched in place: the server sends only the rows that changed, of the one
+// page it shows (the server filters, sorts and pages all rows; this holds the page and draws the pager).
 // Text is rendered with Vue interpolation (escaped); nothing here builds HTML from strings.
 export default {
   template: `
     <div class="edge-live-table">
       <table>
         <thead>
-          <tr><th v-for="c in columns" :key="c.name" :class="'col-' + c.name">{{ c.label }}</th></tr>
+          <tr><th v-for="c in columns" :key="c.name" :class="'col-' + c.name" :data-column="c.name"
+                  :aria-sort="sortOf(c) || 'none'" @click="$emit('sort', {column: c.name})">{{ c.label }}<span
+                  class="edge-sort">{{ sortOf(c) === 'ascending' ? ' ▲' : sortOf(c) === 'descending' ? ' ▼' : '' }}</span></th></tr>
         </thead>
         <tbody>
-          <tr v-for="key in visibleKeys" :key="key" :data-key="key">
+          <tr v-for="key in order" :key="key" :data-key="key">
             <td v-for="c in columns" :key="c.name" :class="'col-' + c.name">
               <template v-if="c.kind === 'badge'">
                 <span class="edge-badge" :class="'edge-' + cell(key, c, 'grey').color">{{ cell(key, c, '').text }}</span>
@@ -39,9 +42,16 @@ export default {
               </template>
             </td>
           </tr>
-          <tr v-if="visibleKeys.length === 0"><td :colspan="columns.length" class="edge-empty">{{ empty }}</td></tr>
+          <tr v-if="order.length === 0"><td :colspan="columns.length" class="edge-empty">{{ empty }}</td></tr>
         </tbody>
       </table>
+      <div v-if="page.text" class="edge-pager">
+        <button type="button" class="edge-action" data-page="previous" :disabled="page.page <= 0"
+                @click="$emit('page', {delta: -1})">‹ previous</button>
+        <span class="edge-pager-text">{{ page.text }}</span>
+        <button type="button" class="edge-action" data-page="next" :disabled="page.page >= page.pages - 1"
+                @click="$emit('page', {delta: 1})">next ›</button>
+      </div>
     </div>
   `,
   props: {
@@ -49,10 +59,11 @@ export default {
     rows: Array,
     rowKey: { type: String, default: "id" },
     empty: { type: String, default: "nothing yet" },
-    filter: { type: String, default: "" },
+    pager: Object,
+    sort: Object,
   },
   data() {
-    return { byKey: {}, order: [], needle: "" };
+    return { byKey: {}, order: [], page: {} };
   },
   watch: {
     rows: {
@@ -61,17 +72,11 @@ export default {
       },
       immediate: true,
     },
-    filter: {
+    pager: {
       handler(value) {
-        this.needle = (value || "").toLowerCase();
+        this.page = value || {};
       },
       immediate: true,
-    },
-  },
-  computed: {
-    visibleKeys() {
-      if (!this.needle) return this.order;
-      return this.order.filter((key) => this.searchText(this.byKey[key]).includes(this.needle));
     },
   },
   methods: {
@@ -85,25 +90,20 @@ export default {
       this.byKey = byKey;
       this.order = order;
     },
-    patch(upserts, removed, order) {
+    patch(upserts, removed, order, pager) {
       for (const key of removed) delete this.byKey[key];
       for (const row of upserts) this.byKey[row[this.rowKey]] = row;
       if (order) this.order = order;
+      if (pager) this.page = pager;
     },
-    setFilter(value) {
-      this.needle = (value || "").toLowerCase();
+    sortOf(column) {
+      if (!this.sort || this.sort.column !== column.name) return "";
+      return this.sort.descending ? "descending" : "ascending";
     },
     cell(key, column, fallback) {
       const value = this.byKey[key][column.name];
       if (value && typeof value === "object") return value;
       return { text: value ?? "", color: fallback };
-    },
-    searchText(row) {
-      if (!row) return "";
-      return Object.values(row)
-        .map((v) => (Array.isArray(v) ? v.map((c) => (c && c.text) || "").join(" ") : v && v.text ? v.text : String(v)))
-        .join(" ")
-        .toLowerCase();
     },
     points(cell) {
       // a spark cell is its values, or {values, text} when they are not current (the text says so)
