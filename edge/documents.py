@@ -17,7 +17,7 @@ error type (pydantic's ``ValidationError``), as a control message is.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import Field
 
@@ -85,7 +85,19 @@ class HealthFile(_Message):
 
 # -- edge ls KIND --json -------------------------------------------------------------------------
 
+_R = TypeVar("_R", bound=_Message)
+Rows = Annotated[list[_R], Field(max_length=MAX_ROWS)]
+
+
+class _Listing(_Message):
+    """``edge ls KIND --json``: ``{"namespace": ..., KIND: [one row each]}``."""
+
+    namespace: Name
+
+
 class AgentRow(_Message):
+    """An agent the broker knows (its retained state)."""
+
     id: Id
     online: bool
     epoch: Int
@@ -98,7 +110,13 @@ class AgentRow(_Message):
     rss_mb: Amount | None = Field(description="null when unknown or the agent is offline")
 
 
+class AgentList(_Listing):
+    agents: Rows[AgentRow]
+
+
 class TypeRow(_Message):
+    """A task type of the agents' catalogs."""
+
     name: Id
     label: Name
     description: Text
@@ -109,7 +127,13 @@ class TypeRow(_Message):
     reason: Text | None = Field(description="why it is unavailable, else null")
 
 
+class TypeList(_Listing):
+    types: Rows[TypeRow]
+
+
 class DeploymentRow(_Message):
+    """A deployment, with the states its tasks are shown in."""
+
     id: Id
     version: Int | None = Field(description="null: only a refused spec is on the broker")
     label: Text
@@ -120,7 +144,13 @@ class DeploymentRow(_Message):
     states: Annotated[dict[Name, Int], Field(max_length=MAX_KEYS)] = Field(description="shown state → count")
 
 
+class DeploymentList(_Listing):
+    deployments: Rows[DeploymentRow]
+
+
 class TaskRow(_Message):
+    """A task instance, as the panel shows it."""
+
     deployment: Id
     task: Id
     type: Name
@@ -138,32 +168,8 @@ class TaskRow(_Message):
     duplicates: Amount = Field(description="copies of frames that arrived twice, dropped")
 
 
-class AgentList(_Message):
-    """``edge ls agents --json``."""
-
-    namespace: Name
-    agents: Annotated[list[AgentRow], Field(max_length=MAX_ROWS)]
-
-
-class TypeList(_Message):
-    """``edge ls types --json``."""
-
-    namespace: Name
-    types: Annotated[list[TypeRow], Field(max_length=MAX_ROWS)]
-
-
-class DeploymentList(_Message):
-    """``edge ls deployments --json``."""
-
-    namespace: Name
-    deployments: Annotated[list[DeploymentRow], Field(max_length=MAX_ROWS)]
-
-
-class TaskList(_Message):
-    """``edge ls tasks --json``."""
-
-    namespace: Name
-    tasks: Annotated[list[TaskRow], Field(max_length=MAX_ROWS)]
+class TaskList(_Listing):
+    tasks: Rows[TaskRow]
 
 
 # -- edge describe TYPE --json -------------------------------------------------------------------
