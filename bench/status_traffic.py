@@ -25,10 +25,12 @@ import importlib.util
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import ModuleType
 
 from edge.broker import MosquittoBroker, free_port
-from edge.bus import Bus
+from edge.bus import Bus, Subscription
 from edge.frames import decode_frame, decode_value, now_ms
 from edge.graph import encode_spec, parse_spec
 from edge.host import Host
@@ -37,13 +39,20 @@ from edge.task import Task
 from edge.topics import Topics
 
 SAMPLES = Path(__file__).parent.parent / "tests" / "agent" / "sample_tasks.py"  # Counter, Metronome
+ARRIVALS = Path(__file__).parent.parent / "tests" / "_arrivals.py"  # count_arrivals, shared with the tests
 
 
-def _sample_types() -> list[type[Task]]:
-    spec = importlib.util.spec_from_file_location("sample_tasks", SAMPLES)
+def _load(path: Path) -> ModuleType:
+    """A module of the tests, by its path (the tests' folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _sample_types() -> list[type[Task]]:
+    module = _load(SAMPLES)
     return [module.Counter, module.Metronome]
 
 
@@ -60,17 +69,7 @@ async def _drain(sub) -> int:  # type: ignore[no-untyped-def]
     return n
 
 
-async def _count(sub, seconds: float) -> int:  # type: ignore[no-untyped-def]
-    n, loop = 0, asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        try:
-            async with asyncio.timeout(left):
-                await sub.get()
-        except TimeoutError:
-            break
-        n += 1
-    return n
+_count: Callable[[Subscription, float], Awaitable[int]] = _load(ARRIVALS).count_arrivals
 
 
 async def measure(tasks: int, seconds: float, interval: float, data: Path) -> dict[str, float]:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import math
 import reprlib
+import sys
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads when a function takes an array (its module imported it), not with fn_task
+    import numpy as np
 
 __all__ = ["Converter", "Mismatch", "content_of", "converter_for", "strip_optional"]
 
@@ -42,8 +44,14 @@ class Converter:
         return value if self.exact(value) else self.convert(value)
 
 
+def _is_array(value: Any) -> bool:
+    """Whether ``value`` is a numpy array; without numpy loaded, nothing is one."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
 def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
+    if _is_array(value):
         return f"ndarray of {value.dtype} {value.shape}"
     try:
         return f"{type(value).__name__} {reprlib.repr(value)}"
@@ -97,7 +105,7 @@ def _to_bytes(value: Any) -> bytes:
 def _to_list(value: Any) -> list[Any]:
     if isinstance(value, tuple):
         return list(value)
-    if isinstance(value, np.ndarray):
+    if _is_array(value):
         return typing.cast(list[Any], value.tolist())
     raise _refuse("list", value)
 
@@ -130,6 +138,8 @@ _ANY: Final = Converter("any value", lambda _: True, lambda v: v)
 
 def _array_converter(dtype_arg: Any) -> Converter:
     """``np.ndarray`` (any numeric dtype) or ``NDArray[np.float32]``-style (that dtype, or a kind)."""
+    import numpy as np
+
     target: np.dtype[Any] | None = None
     kind: type | None = None
     if isinstance(dtype_arg, type) and issubclass(dtype_arg, np.generic):
@@ -224,9 +234,10 @@ def converter_for(annotation: Any) -> Converter:
     origin = typing.get_origin(annotation)
     if origin in (dict, list, tuple):
         return _SCALARS[origin]  # element types are not checked: they are documentation
-    if annotation is np.ndarray:
+    numpy = sys.modules.get("numpy")  # an annotation that names numpy's array was made with numpy loaded
+    if numpy is not None and annotation is numpy.ndarray:
         return _array_converter(None)
-    if origin is np.ndarray:
+    if numpy is not None and origin is numpy.ndarray:
         args = typing.get_args(annotation)
         dtype_args = typing.get_args(args[1]) if len(args) == 2 else ()
         return _array_converter(dtype_args[0] if dtype_args else None)

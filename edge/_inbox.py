@@ -15,9 +15,10 @@ drops is its port's :class:`Policy`:
 * ``Policy.OLDEST`` (frames of live streams, control values): the oldest item goes; every item
   stands on its own. A single item larger than the byte bound is still queued, alone.
 * ``Policy.KEYFRAME`` (encoded media packets): a packet needs the ones before it back to the
-  last keyframe. When the lane overflows, when an item goes stale, when the input's ``seq``
-  jumps (items lost on the way: the broker, the network), or when the consumer reports a decode
-  error (:meth:`Lane.resync`), the lane drops everything that depends on the lost packets: queued
+  last keyframe. When the lane overflows, when an item goes stale, when the pusher says frames
+  were lost before this one (``gap=True``: the task's decoding found a hole in the input's
+  ``seq``), or when the consumer reports a decode error (:meth:`Lane.resync`), the lane drops
+  everything that depends on the lost packets: queued
   packets, and new ones too until the next keyframe, which starts a decodable run again. Before
   its first keyframe (a late subscriber) a lane drops everything as well.
 
@@ -91,7 +92,6 @@ class Lane(Generic[T]):
         # (arrival number, item, size, arrival time, keyframe)
         self._items: deque[tuple[int, T, int, float, bool]] = deque()
         self._synced = policy is Policy.OLDEST
-        self._last_seq: int | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -107,19 +107,18 @@ class Lane(Generic[T]):
             return False
         return len(items) >= self.maxlen or (self.max_bytes is not None and self.bytes + size > self.max_bytes)
 
-    def put(self, order: int, item: T, *, size: int = 0, now: float = 0.0, seq: int | None = None,
-            keyframe: bool = True) -> bool:
-        """Queue ``item`` (``size`` bytes, arrived at ``now``) unless the policy drops it; True if queued."""
+    def put(self, order: int, item: T, *, size: int = 0, now: float = 0.0, keyframe: bool = True,
+            gap: bool = False) -> bool:
+        """Queue ``item`` (``size`` bytes, arrived at ``now``) unless the policy drops it; True if queued.
+        ``gap``: frames were lost just before this one."""
         items = self._items
         if self.policy is Policy.OLDEST:
             while self._full(size):
                 self.bytes -= items.popleft()[2]
                 self.dropped += 1
         else:
-            if seq is not None:
-                if self._last_seq is not None and seq != self._last_seq + 1 and self._synced:
-                    self._lose_sync()  # what is queued came before the gap and stays decodable
-                self._last_seq = seq
+            if gap:
+                self._lose_sync()  # what is queued came before the gap and stays decodable
             if self._full(size):
                 self.clear()
                 self._lose_sync()
@@ -218,13 +217,14 @@ class Inbox(Generic[T]):
         """Items waiting, on all ports."""
         return sum(map(len, self.lanes.values()))
 
-    def push(self, port: str, item: T, *, size: int = 0, seq: int | None = None, keyframe: bool = True) -> bool:
-        """Queue ``item`` of ``size`` bytes on ``port`` (the port's policy may drop it); True if queued."""
+    def push(self, port: str, item: T, *, size: int = 0, keyframe: bool = True, gap: bool = False) -> bool:
+        """Queue ``item`` of ``size`` bytes on ``port`` (the port's policy may drop it); True if queued.
+        ``gap``: frames of the input were lost just before this one."""
         lane = self.lanes[port]
         now = self._clock() if self._aged else 0.0
         if self._aged:
             lane.expire(now)
-        queued = lane.put(next(self._counter), item, size=size, now=now, seq=seq, keyframe=keyframe)
+        queued = lane.put(next(self._counter), item, size=size, now=now, keyframe=keyframe, gap=gap)
         if queued and self._waiters:
             self._wake()
         return queued
@@ -235,7 +235,7 @@ class Inbox(Generic[T]):
                 waiter.set_result(None)
 
     def feeder(self, port: str) -> Callable[[T, int], object]:
-        """``put(item, size)`` for ``port``: :meth:`push` without ``seq`` and ``keyframe``, made once per
+        """``put(item, size)`` for ``port``: :meth:`push` without ``keyframe`` and ``gap``, made once per
         port for the receive path (a relay calls it for every frame)."""
         lane = self.lanes[port]
         if lane.policy is not Policy.OLDEST or lane.max_age is not None:

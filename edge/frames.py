@@ -58,12 +58,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import cbor2
-import numpy as np
 
 from edge.errors import FrameError
+
+if TYPE_CHECKING:  # numpy loads with the first array encoded or decoded: not with ``import edge``
+    import numpy as np
 
 __all__ = [
     "ALLOWED_TAGS",
@@ -94,15 +96,27 @@ _MIN_TS: Final = -(2**63)
 _MAX_TS: Final = 2**63 - 1
 _MAX_SEQ: Final = 2**64 - 1
 
-# RFC 8746 typed-array tag -> numpy dtype (64 and 68, "clamped", are both uint8 here).
-_DTYPE_BY_TAG: Final[dict[int, np.dtype[Any]]] = {
-    tag: np.dtype(code)
-    for tag, code in {
-        64: "u1", 65: ">u2", 66: ">u4", 67: ">u8", 68: "u1", 69: "<u2", 70: "<u4", 71: "<u8",
-        72: "i1", 73: ">i2", 74: ">i4", 75: ">i8", 77: "<i2", 78: "<i4", 79: "<i8",
-        80: ">f2", 81: ">f4", 82: ">f8", 84: "<f2", 85: "<f4", 86: "<f8",
-    }.items()
+# RFC 8746 typed-array tag -> numpy dtype code (64 and 68, "clamped", are both uint8 here).
+_DTYPE_CODE_BY_TAG: Final = {
+    64: "u1", 65: ">u2", 66: ">u4", 67: ">u8", 68: "u1", 69: "<u2", 70: "<u4", 71: "<u8",
+    72: "i1", 73: ">i2", 74: ">i4", 75: ">i8", 77: "<i2", 78: "<i4", 79: "<i8",
+    80: ">f2", 81: ">f4", 82: ">f8", 84: "<f2", 85: "<f4", 86: "<f8",
 }  # fmt: skip
+_dtypes: dict[int, np.dtype[Any]] = {}  # the codes as numpy dtypes, made with the first typed array
+
+
+def _dtype_by_tag(tag: int) -> np.dtype[Any] | None:
+    """The numpy dtype of RFC 8746 typed-array tag ``tag``; None if it is not one."""
+    if not _dtypes:
+        import numpy as np
+
+        _dtypes.update({t: np.dtype(code) for t, code in _DTYPE_CODE_BY_TAG.items()})
+    return _dtypes.get(tag)
+
+
+def _loaded_numpy() -> Any:
+    """numpy if anything loaded it, else None: without it, no value can be an array or a numpy scalar."""
+    return sys.modules.get("numpy")
 _UNSUPPORTED_TAGS: Final = {
     76: "tag 76 is reserved by RFC 8746 (the little-endian sint8 tag must not be used)",
     83: "tag 83 (IEEE 754 binary128, big endian) is not supported: numpy has no portable quad float",
@@ -115,7 +129,7 @@ _MAX_DIMS: Final = 64  # numpy's own limit
 _TAG_POSITIVE_BIGNUM: Final = 2
 _TAG_NEGATIVE_BIGNUM: Final = 3
 ALLOWED_TAGS: Final = frozenset({
-    _TAG_POSITIVE_BIGNUM, _TAG_NEGATIVE_BIGNUM, _TAG_MULTI_DIM, _TAG_MULTI_DIM_COLUMN_MAJOR, *_DTYPE_BY_TAG,
+    _TAG_POSITIVE_BIGNUM, _TAG_NEGATIVE_BIGNUM, _TAG_MULTI_DIM, _TAG_MULTI_DIM_COLUMN_MAJOR, *_DTYPE_CODE_BY_TAG,
 })
 """The CBOR tags a payload may hold (docs/frames.md); any other tag refuses the payload.
 
@@ -235,12 +249,13 @@ def _encode(obj: Any) -> bytes:
 
 def _default(encoder: cbor2.CBOREncoder, obj: Any) -> None:
     """cbor2 calls this only for types it does not know: numpy arrays and scalars."""
-    if isinstance(obj, np.ndarray):
+    np = _loaded_numpy()
+    if np is not None and isinstance(obj, np.ndarray):
         header, arr = _array_wire(obj)
         encoder.write(header)
         # cbor2's write() is fast for bytes and pathologically slow for memoryviews.
         encoder.write(arr.tobytes())
-    elif isinstance(obj, np.generic):
+    elif np is not None and isinstance(obj, np.generic):
         encoder.encode(_numpy_scalar(obj))
     else:
         raise FrameError(
@@ -250,13 +265,16 @@ def _default(encoder: cbor2.CBOREncoder, obj: Any) -> None:
 
 
 def _default_splicing(encoder: cbor2.CBOREncoder, obj: Any) -> None:
-    if isinstance(obj, np.ndarray) and obj.nbytes >= _LARGE_ARRAY_BYTES:
+    np = _loaded_numpy()
+    if np is not None and isinstance(obj, np.ndarray) and obj.nbytes >= _LARGE_ARRAY_BYTES:
         raise _SpliceArrays
     _default(encoder, obj)
 
 
 def _encode_parts(obj: Any, parts: list[bytes | memoryview]) -> None:
     """Append the CBOR of ``obj`` to ``parts``: the same bytes cbor2 writes, big arrays uncopied."""
+    import numpy as np  # only a big array takes this path
+
     kind = type(obj)
     if kind is dict:
         parts.append(_head(5, len(obj)))
@@ -294,6 +312,8 @@ _FOREIGN_BYTE_ORDERS: Final = (">",) if sys.byteorder == "little" else (">", "="
 
 def _array_wire(arr: np.ndarray[Any, Any]) -> tuple[bytes, np.ndarray[Any, Any]]:
     """The RFC 8746 header of ``arr`` up to the byte-string head, and ``arr`` as C-ordered little endian."""
+    import numpy as np
+
     dtype = arr.dtype
     tag = _TAG_BY_KIND_SIZE.get((dtype.kind, dtype.itemsize))
     if tag is None:
@@ -337,6 +357,8 @@ def _unsupported_dtype(dtype: np.dtype[Any]) -> str:
 
 
 def _numpy_scalar(obj: np.generic) -> bool | int | float:
+    import numpy as np
+
     if isinstance(obj, np.bool_):
         return bool(obj)
     if isinstance(obj, np.integer):
@@ -438,12 +460,14 @@ def _decode_array_frame(data: bytes) -> Frame | None:
                 return None
             dims.append(dim)
         major, tag, pos = _read_head(data, pos)
-        dtype = _DTYPE_BY_TAG.get(tag) if major == 6 else None
+        dtype = _dtype_by_tag(tag) if major == 6 else None
         major, size, pos = _read_head(data, pos)
     except IndexError:  # a truncated head
         return None
     if dtype is None or major != 2 or pos + size != len(data) or size != math.prod(dims) * dtype.itemsize:
         return None
+    import numpy as np
+
     array = np.frombuffer(data, dtype, count=size // dtype.itemsize, offset=pos).reshape(dims)
     return _new_frame(array, ts, seq, {})
 
@@ -605,7 +629,7 @@ def _reason(exc: BaseException) -> str:
 def _tag_hook(tag: cbor2.CBORTag, immutable: bool) -> Any:
     """cbor2 calls this for tags it has no decoder for: RFC 8746 arrays, and refusals."""
     number = tag.tag
-    dtype = _DTYPE_BY_TAG.get(number)
+    dtype = _dtype_by_tag(number)
     if dtype is not None:
         return _typed_array(number, dtype, tag.value)
     if number in (_TAG_MULTI_DIM, _TAG_MULTI_DIM_COLUMN_MAJOR):
@@ -622,10 +646,14 @@ def _typed_array(tag: int, dtype: np.dtype[Any], data: Any) -> np.ndarray[Any, A
         raise FrameError(
             f"typed array tag {tag} holds {len(data)} bytes, not a multiple of its {dtype.itemsize}-byte elements"
         )
+    import numpy as np
+
     return np.frombuffer(data, dtype)
 
 
 def _multi_dim(content: Any, tag: int) -> np.ndarray[Any, Any]:
+    import numpy as np
+
     if type(content) not in (list, tuple) or len(content) != 2:
         _bad_multi_dim(tag, f"must hold [dimensions, elements], got {_cbor_kind(content)}")
     dims, elements = content
@@ -651,6 +679,8 @@ def _classical_array(elements: list[Any] | tuple[Any, ...], tag: int) -> np.ndar
     kinds = {type(item) for item in elements}
     if not kinds <= {int, float}:
         _bad_multi_dim(tag, "a classical elements array must hold only integers and floats")
+    import numpy as np
+
     for dtype in (np.float64,) if float in kinds else (np.int64, np.uint64):
         with contextlib.suppress(OverflowError):
             return np.array(elements, dtype=dtype)

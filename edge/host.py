@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import uuid
@@ -41,13 +40,14 @@ from edge._cancel import cancel_and_wait
 from edge._lograte import LogLimiter
 from edge.bus import Bus, Message
 from edge.desired import Record, Removal, decode_record, encode_record, supersedes
+from edge.documents import HealthFile
 from edge.errors import ConfigError, EdgeError, FrameError, IdError, SpecError, TopicError
 from edge.files import files_folder
 from edge.frames import decode_value, now_ms
 from edge.graph import DeploymentSpec
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
-from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, ValidationError, problem
+from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, TaskState, ValidationError, problem
 from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
@@ -512,12 +512,12 @@ class Host:
         (more on an SD card, which they also wear)."""
         if self.state_dir is None:
             return
-        health = {"agent": self.agent_id, "connected": self.bus.is_connected, "ts": now_ms(), "pid": os.getpid(),
-                  "tasks": {"/".join(key): i.state for key, i in self.instances.items()}, "errors": self.errors,
-                  "epoch": self.presence.epoch, "boot": self.presence.boot}
+        health = HealthFile(agent=self.agent_id, connected=self.bus.is_connected, ts=now_ms(), pid=os.getpid(),
+                            tasks={"/".join(key): TaskState(i.state) for key, i in self.instances.items()},
+                            errors=self.errors, epoch=self.presence.epoch, boot=self.presence.boot)
         path = self.state_dir / "health.json"
         try:
-            write_atomic(path, json.dumps(health).encode(), durable=False)
+            write_atomic(path, health.model_dump_json().encode(), durable=False)
         except OSError as exc:
             log.warning("could not write %s: %s", path, exc)
 

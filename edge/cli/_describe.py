@@ -13,6 +13,7 @@ from edge.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge.controller import Fleet
+    from edge.documents import Offer, TypeDescription
     from edge.settings import Settings
 
 
@@ -84,15 +85,17 @@ def _metadata(meta: object) -> str:
     return " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, default=repr)}" for k, v in meta.items())
 
 
-def _offers(fleet: Fleet, type_name: str) -> list[dict[str, Any]]:
+def _offers(fleet: Fleet, type_name: str) -> list[Offer]:
     """Every agent whose catalog names the type, online or not, and whether it can run it."""
+    from edge.documents import Offer
+
     offers = []
     for agent in sorted(fleet.agents.values(), key=lambda a: a.id):
         for entry in agent.types:
             if entry.get("name") == type_name:
                 available = entry.get("available", True) is not False
-                offers.append({"agent": agent.id, "online": agent.online, "available": available,
-                               "reason": None if available else str(entry.get("reason", "?"))})
+                offers.append(Offer(agent=agent.id, online=agent.online, available=available,
+                                    reason=None if available else str(entry.get("reason", "?"))))
                 break
     return offers
 
@@ -111,7 +114,7 @@ def _unknown_type(name: str, fleet: Fleet, namespace: str) -> str:
     return f"unknown task type {name!r} ({hint})"
 
 
-def _describe_text(entry: dict[str, Any], config: list[dict[str, Any]], offers: list[dict[str, Any]]) -> str:
+def _describe_text(entry: dict[str, Any], config: list[dict[str, Any]], offers: list[Offer]) -> str:
     label = str(entry.get("label") or "")
     lines = [f"{entry['name']}" + (f" ({label})" if label and label != entry["name"] else "")]
     description = str(entry.get("description") or "").strip()
@@ -138,9 +141,23 @@ def _describe_text(entry: dict[str, Any], config: list[dict[str, Any]], offers: 
         lines.append("CONFIG: none")
     lines.append("")
     lines.append(_table(("AGENT", "STATUS", "CAN RUN IT"), [
-        (o["agent"], "online" if o["online"] else "offline", "yes" if o["available"] else f"no: {o['reason']}")
+        (o.agent, "online" if o.online else "offline", "yes" if o.available else f"no: {o.reason}")
         for o in offers], wrap_last=True))
     return "\n".join(lines)
+
+
+def _description(name: str, entry: dict[str, Any], config: list[dict[str, Any]],
+                 offers: list[Offer]) -> TypeDescription:
+    """The ``--json`` document (:class:`edge.documents.TypeDescription`): a field's ``default`` only
+    where it has one, ``ports_from`` only for a type whose ports follow its config."""
+    from edge.documents import ConfigField, TypeDescription
+
+    fields = [ConfigField(name=c["name"], type=c["type"], required=c["required"], description=c["description"],
+                          **({"default": c["default"]} if c["has_default"] else {})) for c in config]
+    return TypeDescription(name=name, label=entry.get("label"), description=entry.get("description"),
+                           inputs=entry.get("inputs") or {}, outputs=entry.get("outputs") or {},
+                           **({"ports_from": entry["ports_from"]} if entry.get("ports_from") else {}),
+                           config=fields, config_schema=entry.get("config_schema"), agents=offers)
 
 
 async def cmd_describe(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,14 +170,9 @@ async def cmd_describe(args: argparse.Namespace, settings: Settings) -> int:
         offers = _offers(fleet, args.type)
     config = _config_rows(entry)
     if args.json:
-        document = {"name": args.type, "label": entry.get("label"), "description": entry.get("description"),
-                    "inputs": entry.get("inputs") or {}, "outputs": entry.get("outputs") or {},
-                    **({"ports_from": entry["ports_from"]} if entry.get("ports_from") else {}),
-                    "config": [{k: v for k, v in c.items() if k != "has_default" and (k != "default"
-                                                                                     or c["has_default"])}
-                               for c in config],
-                    "config_schema": entry.get("config_schema"), "agents": offers}
-        print(json.dumps(document, indent=2, ensure_ascii=False, default=repr))
+        from edge.documents import to_json
+
+        print(to_json(_description(args.type, entry, config, offers), indent=2, ensure_ascii=False))
     else:
         print(_describe_text(entry, config, offers))
     return 0

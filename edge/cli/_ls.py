@@ -5,74 +5,80 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
 from edge.cli._deploy import _open_controller
 from edge.cli._output import _number, _table
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # edge.documents loads the protocol's models: only ls and describe need them
     from edge.controller import Fleet
+    from edge.documents import AgentList, AgentRow, DeploymentList, DeploymentRow, TaskList, TaskRow, TypeList, TypeRow
     from edge.settings import Settings
 
 
 
-def _agent_rows(fleet: Fleet) -> list[dict[str, Any]]:
+def _agent_rows(fleet: Fleet) -> list[AgentRow]:
+    from edge.documents import AgentRow
+
     load = fleet.load()
     # an offline agent's last CPU and memory are not its current ones: not shown (null)
-    return [{"id": a.id, "online": a.online, "epoch": a.epoch, "version": a.version, "ts": a.ts,
-             "host": a.host, "types": sorted(str(t.get("name")) for t in a.types if t.get("available", True)),
-             "tasks": load.get(a.id, 0), "cpu_percent": _number(a.metrics.get("cpu_percent")) if a.online else None,
-             "rss_mb": _number(a.metrics.get("rss_mb")) if a.online else None}
+    return [AgentRow(id=a.id, online=a.online, epoch=a.epoch, version=a.version, ts=a.ts, host=a.host,
+                     types=sorted(str(t.get("name")) for t in a.types if t.get("available", True)),
+                     tasks=load.get(a.id, 0), cpu_percent=_number(a.metrics.get("cpu_percent")) if a.online else None,
+                     rss_mb=_number(a.metrics.get("rss_mb")) if a.online else None)
             for a in sorted(fleet.agents.values(), key=lambda a: a.id)]
 
 
-def _type_rows(fleet: Fleet) -> list[dict[str, Any]]:
+def _type_rows(fleet: Fleet) -> list[TypeRow]:
+    from edge.documents import TypeRow
+
     rows = []
     for name, entry in sorted(fleet.types(online_only=False).items()):
         inputs, outputs = entry.get("inputs"), entry.get("outputs")
-        rows.append({"name": name, "label": str(entry.get("label") or ""),
-                     "description": str(entry.get("description") or ""),
-                     "inputs": inputs if isinstance(inputs, dict) else {},
-                     "outputs": outputs if isinstance(outputs, dict) else {},
-                     "agents": entry["agents"], "available": bool(entry["agents"]),
-                     "reason": None if entry["agents"] else str(entry.get("reason", "offline"))})
+        rows.append(TypeRow(name=name, label=str(entry.get("label") or ""),
+                            description=str(entry.get("description") or ""),
+                            inputs=inputs if isinstance(inputs, dict) else {},
+                            outputs=outputs if isinstance(outputs, dict) else {},
+                            agents=entry["agents"], available=bool(entry["agents"]),
+                            reason=None if entry["agents"] else str(entry.get("reason", "offline"))))
     return rows
 
 
-def _deployment_rows(fleet: Fleet) -> list[dict[str, Any]]:
+def _deployment_rows(fleet: Fleet) -> list[DeploymentRow]:
     from edge.controller.views import summarize
+    from edge.documents import DeploymentRow
 
-    rows: list[dict[str, Any]] = []
+    rows: list[DeploymentRow] = []
     for dep in sorted(set(fleet.deployments) | set(fleet.rejected)):
         spec = fleet.deployments.get(dep)
         if spec is None:  # only a refused spec on the broker: nothing runs, and the reason is shown
-            rows.append({"id": dep, "version": None, "label": "", "tasks": 0, "running": 0,
-                         "notes": [f"new spec refused: {fleet.rejected[dep]}"], "states": {}})
+            rows.append(DeploymentRow(id=dep, version=None, label="", tasks=0, running=0,
+                                      notes=[f"new spec refused: {fleet.rejected[dep]}"], states={}))
             continue
         shown = summarize(fleet, dep)  # the states every view shows: an offline agent's tasks are not running
         states = [view.state for view in shown.views]
-        rows.append({"id": dep, "version": spec.version, "label": spec.label or "", "tasks": len(spec.tasks),
-                     "running": shown.running, "notes": shown.notes,
-                     "states": {s: states.count(s) for s in sorted(set(states))}})
+        rows.append(DeploymentRow(id=dep, version=spec.version, label=spec.label or "", tasks=len(spec.tasks),
+                                  running=shown.running, notes=shown.notes,
+                                  states={s: states.count(s) for s in sorted(set(states))}))
     return rows
 
 
-def _task_rows(fleet: Fleet) -> list[dict[str, Any]]:
+def _task_rows(fleet: Fleet) -> list[TaskRow]:
     from edge.controller.views import deployment_views
+    from edge.documents import TaskRow
 
     rows = []
     for dep in sorted(fleet.deployments):
         for view in deployment_views(fleet, dep):
             m = view.metrics
-            rows.append({
-                "deployment": dep, "task": view.task, "type": view.type, "agent": view.agent,
-                "state": view.state, "shown": view.label, "restarts": view.restarts,
-                "ts": view.status.ts if view.status is not None else None, "error": view.error or None,
-                "notice": view.notice, "frames_in": _frames(m.get("inputs")), "frames_out": _frames(m.get("outputs")),
-                "dropped": _number(m.get("dropped")) or 0, "lost": _number(m.get("gaps")) or 0,
-                "duplicates": _number(m.get("duplicates")) or 0})
+            rows.append(TaskRow(
+                deployment=dep, task=view.task, type=view.type, agent=view.agent,
+                state=view.state, shown=view.label, restarts=view.restarts,
+                ts=view.status.ts if view.status is not None else None, error=view.error or None,
+                notice=view.notice, frames_in=_frames(m.get("inputs")), frames_out=_frames(m.get("outputs")),
+                dropped=_number(m.get("dropped")) or 0, lost=_number(m.get("gaps")) or 0,
+                duplicates=_number(m.get("duplicates")) or 0))
     return rows
 
 
@@ -82,25 +88,27 @@ def _frames(ports: object) -> int:
     return sum(n for p in ports.values() if isinstance(p, dict) and isinstance(n := p.get("frames", 0), int))
 
 
-def _ls_table(what: str, rows: list[dict[str, Any]]) -> str:
-    if what == "agents":
+def _ls_table(document: AgentList | TypeList | DeploymentList | TaskList) -> str:
+    from edge.documents import AgentList, DeploymentList, TypeList
+
+    if isinstance(document, AgentList):
         return _table(("AGENT", "STATUS", "EPOCH", "VERSION", "HOST", "TYPES", "TASKS", "CPU%", "RSS_MB"),
-                      [(r["id"], "online" if r["online"] else "offline", r["epoch"], r["version"],
-                        r["host"].get("name", ""), len(r["types"]), r["tasks"], _blank(r["cpu_percent"], r["online"]),
-                        _blank(r["rss_mb"], r["online"])) for r in rows])
-    if what == "types":
+                      [(r.id, "online" if r.online else "offline", r.epoch, r.version, r.host.get("name", ""),
+                        len(r.types), r.tasks, _blank(r.cpu_percent, r.online), _blank(r.rss_mb, r.online))
+                       for r in document.agents])
+    if isinstance(document, TypeList):
         return _table(("TYPE", "INPUTS", "OUTPUTS", "AGENTS"),
-                      [(r["name"], ",".join(r["inputs"]) or "-", ",".join(r["outputs"]) or "-",
-                        ",".join(r["agents"]) or f"unavailable: {r['reason']}") for r in rows], wrap_last=True)
-    if what == "deployments":
+                      [(r.name, ",".join(r.inputs) or "-", ",".join(r.outputs) or "-",
+                        ",".join(r.agents) or f"unavailable: {r.reason}") for r in document.types], wrap_last=True)
+    if isinstance(document, DeploymentList):
         return _table(("DEPLOYMENT", "VERSION", "TASKS", "RUNNING", "LABEL"),
-                      [(r["id"], "-" if r["version"] is None else r["version"], r["tasks"],
-                        f"{r['running']}/{r['tasks']}" + (f" ({', '.join(r['notes'])})" if r["notes"] else ""),
-                        r["label"]) for r in rows],
+                      [(r.id, "-" if r.version is None else r.version, r.tasks,
+                        f"{r.running}/{r.tasks}" + (f" ({', '.join(r.notes)})" if r.notes else ""),
+                        r.label) for r in document.deployments],
                       wrap_last=True)
     return _table(("TASK", "TYPE", "AGENT", "STATE", "IN", "OUT", "DROPPED", "LOST", "ERROR"),
-                  [(f"{r['deployment']}/{r['task']}", r["type"], r["agent"] or "-", r["shown"], r["frames_in"],
-                    r["frames_out"], r["dropped"], r["lost"], r["error"] or r["notice"] or "") for r in rows],
+                  [(f"{r.deployment}/{r.task}", r.type, r.agent or "-", r.shown, r.frames_in,
+                    r.frames_out, r.dropped, r.lost, r.error or r.notice or "") for r in document.tasks],
                   wrap_last=True)
 
 
@@ -112,7 +120,17 @@ def _blank(value: object, online: bool) -> object:
 _HINT_NAMESPACES = 5  # namespaces named when a namespace has no agents: those with most agents first
 
 
-_LS_ROWS = {"agents": _agent_rows, "types": _type_rows, "deployments": _deployment_rows, "tasks": _task_rows}
+def _ls_document(what: str, namespace: str, fleet: Fleet) -> AgentList | TypeList | DeploymentList | TaskList:
+    """What ``edge ls`` shows, as the model of its ``--json`` document (:mod:`edge.documents`)."""
+    from edge.documents import AgentList, DeploymentList, TaskList, TypeList
+
+    if what == "agents":
+        return AgentList(namespace=namespace, agents=_agent_rows(fleet))
+    if what == "types":
+        return TypeList(namespace=namespace, types=_type_rows(fleet))
+    if what == "deployments":
+        return DeploymentList(namespace=namespace, deployments=_deployment_rows(fleet))
+    return TaskList(namespace=namespace, tasks=_task_rows(fleet))
 
 
 async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
@@ -121,14 +139,16 @@ async def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
         fleet = controller.fleet
         if args.what == "tasks":  # statuses say what a task is; its current metrics come in its agent's batches
             await fleet.fresh_metrics()
-        rows = _LS_ROWS[args.what](fleet)
+        document = _ls_document(args.what, settings.namespace, fleet)
         hint = None
         if not fleet.agents and args.what in ("agents", "types"):
             hint = await _no_agents_hint(controller.bus, settings.namespace, args.timeout)
     if args.json:
-        print(json.dumps({"namespace": settings.namespace, args.what: rows}, indent=2, default=repr))
-    elif rows or hint is None:
-        print(_ls_table(args.what, rows))
+        from edge.documents import to_json
+
+        print(to_json(document, indent=2))
+    elif getattr(document, args.what) or hint is None:
+        print(_ls_table(document))
     if hint is not None:
         print(hint, file=sys.stderr)
     return 0

@@ -137,9 +137,12 @@ def _tail_line(topic: str, shown: _Payload, *, utc: bool) -> str:
 
 
 def _tail_json(topic: str, shown: _Payload, *, utc: bool) -> str:
-    document = {"topic": topic, "format": shown.format, "ts": shown.ts, "seq": shown.seq,
-                "time": _when(shown.ts, utc=utc) if shown.ts is not None else None,
-                "value": shown.value, "extra": shown.extra, "note": shown.note}
+    """One line of ``tail --json`` (:class:`edge.documents.TailLine`)."""
+    from edge.documents import TailLine
+
+    document = TailLine(topic=topic, format=shown.format, ts=shown.ts, seq=shown.seq,
+                        time=_when(shown.ts, utc=utc) if shown.ts is not None else None,
+                        value=shown.value, extra=shown.extra, note=shown.note).fields()
     try:
         return json.dumps(document, default=_jsonable, ensure_ascii=False)
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -95,25 +94,31 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when this device's agent is connected to its broker and wrote its health lately."""
+    from edge.documents import HealthFile
     from edge.frames import now_ms
+    from edge.protocol import ValidationError, problem
 
     if args.panel:
         return await _panel_health(settings)
 
     path = settings.data_dir / "agents" / settings.agent_id / "health.json"
     try:
-        health = json.loads(path.read_text())
-        age = (now_ms() - int(health["ts"])) / 1000
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        health = HealthFile.model_validate_json(path.read_bytes())
+    except OSError as exc:
         print(f"unhealthy: no readable health file at {path} ({exc})", file=sys.stderr)
         return 1
+    except ValidationError as exc:
+        print(f"unhealthy: no readable health file at {path} (not an agent's health: {problem(exc)})",
+              file=sys.stderr)
+        return 1
+    age = (now_ms() - health.ts) / 1000
     if age > args.max_age:
         print(f"unhealthy: agent {settings.agent_id} last reported {age:.0f} s ago", file=sys.stderr)
         return 1
-    if not health.get("connected"):
+    if not health.connected:
         print(f"unhealthy: agent {settings.agent_id} is not connected to its broker", file=sys.stderr)
         return 1
-    print(f"healthy: agent {settings.agent_id} connected, {len(health.get('tasks', {}))} task(s)")
+    print(f"healthy: agent {settings.agent_id} connected, {len(health.tasks)} task(s)")
     return 0
 
 

@@ -141,7 +141,8 @@ class MediaTask(Task):
         decode, parse, counts = self._decode, self.parse, self.in_metrics[port]
 
         def take(message: Message) -> None:
-            frame = decode(port, message)
+            gaps = counts.gaps
+            frame = decode(port, message)  # counts the frames lost before this one (stream inputs)
             if frame is None:
                 return
             try:
@@ -151,7 +152,7 @@ class MediaTask(Task):
                 self.warn(f"{port}:bad", "dropped a bad frame on input %r: %s", port, exc)
                 return
             keyframe = not isinstance(item, EncodedPacket) or item.keyframe
-            inbox.push(port, item, size=len(message.payload), seq=frame.seq, keyframe=keyframe)
+            inbox.push(port, item, size=len(message.payload), keyframe=keyframe, gap=counts.gaps != gaps)
         return take
 
     def dropped(self) -> int:

@@ -69,3 +69,14 @@ def test_soak_benchmark_runs(tmp_path):
 
     result = json.loads((tmp_path / "soak.json").read_text())
     assert result["frames"] > 100 and set(result["statuses"].values()) == {"running"}
+
+
+def test_status_traffic_benchmark_runs_and_counts_the_neighbours_frames():
+    """It loads its task types and its frame counter from the tests' files: a rename there breaks it."""
+    out = subprocess.run([sys.executable, str(BENCH / "status_traffic.py"), "--tasks", "3", "--seconds", "1",
+                          "--interval", "0.5"], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    header, row = out.stdout.strip().splitlines()[-2:]
+    assert header.split()[:3] == ["tasks", "start", "s"]
+    figures = dict(zip(["tasks", "start_s", "alone", "during", "beside"], map(float, row.split()[:5]), strict=True))
+    assert figures["tasks"] == 3 and figures["alone"] > 0 and figures["beside"] > 0  # the metronome's frames counted

@@ -423,9 +423,16 @@ def test_ls_tasks_wraps_the_error_to_the_terminal(fleet_env):
 
 
 def test_ls_json_for_every_kind(fleet_env):
+    from edge.documents import AgentList, DeploymentList, TaskList, TypeList
+
+    models = {"agents": AgentList, "types": TypeList, "deployments": DeploymentList, "tasks": TaskList}
+
     def ls(what: str) -> list[dict]:
-        document = json.loads(run(["ls", what, "--json"], env=fleet_env).stdout)
+        stdout = run(["ls", what, "--json"], env=fleet_env).stdout
+        document = json.loads(stdout)
         assert document["namespace"] == fleet_env["EDGE_NAMESPACE"] and list(document) == ["namespace", what]
+        parsed = models[what].model_validate_json(stdout)  # a reader in Python parses it through its model
+        assert [row.model_dump() for row in getattr(parsed, what)] == document[what]
         return document[what]
 
     agents = ls("agents")
@@ -462,7 +469,11 @@ def test_describe_a_type(fleet_env):
     assert rows["lab-1"].split() == ["lab-1", "online", "yes"]
     assert rows["lab-2"].split() == ["lab-2", "offline", "yes"]
     assert rows["lab-3"].split() == ["lab-3", "online", "no:", "no", "module", "pygame"]
-    document = json.loads(run(["describe", "gauge", "--json"], env=fleet_env).stdout)
+    described = run(["describe", "gauge", "--json"], env=fleet_env).stdout
+    document = json.loads(described)
+    from edge.documents import TypeDescription
+
+    assert TypeDescription.model_validate_json(described).dump() == document  # what it wrote is its model's
     assert document["outputs"] == GAUGE["outputs"]
     assert document["config"][1] == {"name": "steps", "type": "integer 1..100", "required": False, "default": 10,
                                      "description": "ticks on the dial"}

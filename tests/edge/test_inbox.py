@@ -139,14 +139,14 @@ def test_stale_packets_make_a_keyframe_lane_wait_for_the_next_keyframe():
     lane: Lane[int] = Limits(age=1.0).lane(Policy.KEYFRAME)
     inbox = Inbox({"in": lane}, clock=clock)
     for n, key in enumerate([True, False, False]):
-        inbox.push("in", n, seq=n, keyframe=key)
+        inbox.push("in", n, keyframe=key)
     clock.now += 0.6
-    inbox.push("in", 3, seq=3, keyframe=False)
+    inbox.push("in", 3, keyframe=False)
     clock.now += 0.6  # 0, 1 and 2 are stale; 3 depends on them
     assert inbox.pop_any() is None
     assert (lane.dropped, lane.stale, lane.resyncs) == (4, 3, 1)
-    assert not inbox.push("in", 4, seq=4, keyframe=False)  # still waiting for a keyframe
-    assert inbox.push("in", 5, seq=5, keyframe=True)
+    assert not inbox.push("in", 4, keyframe=False)  # still waiting for a keyframe
+    assert inbox.push("in", 5, keyframe=True)
     assert inbox.pop_any() == ("in", 5)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import cbor2
 import pytest
+from _arrivals import count_arrivals
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -221,18 +222,8 @@ def _env(tmp: Path) -> dict[str, str]:
 
 async def _count(bus: Bus, topic: str, seconds: float) -> int:
     """Frames arriving on ``topic`` during ``seconds`` (a rate, compared within the same run)."""
-    seen = 0
     async with bus.subscribe(topic) as sub:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while (left := deadline - loop.time()) > 0:
-            try:
-                async with asyncio.timeout(left):
-                    await sub.get()
-            except TimeoutError:
-                break
-            seen += 1
-    return seen
+        return await count_arrivals(sub, seconds)
 
 
 @pytest.mark.timeout(120)

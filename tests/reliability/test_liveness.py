@@ -127,7 +127,7 @@ async def test_the_will_of_an_earlier_life_does_not_hide_the_new_one(broker, tmp
 @pytest.mark.expect_errors("ignored an invalid spec")
 async def test_the_agents_error_count_is_in_its_state_and_health_file(broker, tmp_path):
     """An invalid spec the agent refused is counted where an operator looks: the fleet and health.json."""
-    import json
+    from edge.documents import HealthFile
 
     ns = f"l{uuid.uuid4().hex[:8]}"
     topics = Topics(ns)
@@ -141,7 +141,7 @@ async def test_the_agents_error_count_is_in_its_state_and_health_file(broker, tm
         await fleet.wait_for(lambda f: f.agents["a1"].errors == 1, TIMEOUT)
         assert agent.errors == 1 and "bad" in fleet.rejected
         health = tmp_path / "agents" / "a1" / "health.json"
-        async with asyncio.timeout(TIMEOUT):
-            while json.loads(health.read_text()).get("errors") != 1:
+        async with asyncio.timeout(TIMEOUT):  # read as edge health reads it: through its model
+            while HealthFile.model_validate_json(health.read_bytes()).errors != 1:
                 await asyncio.sleep(0.05)  # written every status_interval: polled, bounded
-        assert json.loads(health.read_text())["boot"] == agent.presence.boot
+        assert HealthFile.model_validate_json(health.read_bytes()).boot == agent.presence.boot

@@ -17,6 +17,7 @@ from edge.errors import ConfigError, FrameError
 from edge.frames import decode_frame, encode_frame
 from edge.task import Port, TaskContext
 from edge.testing import MemoryBus
+from edge.topics import Topics
 from tasks.media import TYPES
 from tasks.media.font import text_mask
 from tasks.media.mediatask import VIDEO_PACKETS, MediaConfig, MediaTask
@@ -27,8 +28,9 @@ from tasks.media.timing import MonotonicPts, SampleClock, TsMap
 # -- flow ---------------------------------------------------------------------------------------
 
 
-def fill(lane: Lane[int], items: list[tuple[int, bool]]) -> list[bool]:
-    return [lane.put(i, i, seq=seq, keyframe=key) for i, (seq, key) in enumerate(items)]
+def fill(lane: Lane[int], items: list[tuple[int, bool]], *, gaps: frozenset[int] = frozenset()) -> list[bool]:
+    """Put the items ``(n, keyframe)``: n as the item, and frames lost just before those in ``gaps``."""
+    return [lane.put(i, n, keyframe=key, gap=n in gaps) for i, (n, key) in enumerate(items)]
 
 
 def test_oldest_policy_drops_the_oldest_and_counts():
@@ -42,7 +44,7 @@ def test_oldest_policy_drops_the_oldest_and_counts():
 def test_keyframe_policy_waits_for_the_first_keyframe():
     lane: Lane[int] = Lane(maxlen=10, policy=Policy.KEYFRAME)
     assert fill(lane, [(5, False), (6, False), (7, True), (8, False)]) == [False, False, True, True]
-    assert lane.dropped == 2 and [lane.pop(), lane.pop()] == [2, 3]
+    assert lane.dropped == 2 and [lane.pop(), lane.pop()] == [7, 8]
 
 
 def test_keyframe_policy_on_overflow_drops_everything_up_to_the_next_keyframe():
@@ -53,13 +55,15 @@ def test_keyframe_policy_on_overflow_drops_everything_up_to_the_next_keyframe():
     assert lane.dropped == 5 and lane.resyncs == 1 and lane.high_water == 3
 
 
-def test_keyframe_policy_treats_a_seq_gap_as_loss():
+def test_keyframe_policy_treats_a_gap_as_loss():
     lane: Lane[int] = Lane(maxlen=10, policy=Policy.KEYFRAME)
-    queued = fill(lane, [(0, True), (1, False), (3, False), (4, False), (5, True), (6, False)])
+    queued = fill(lane, [(0, True), (1, False), (3, False), (4, False), (5, True), (6, False)], gaps=frozenset({3}))
     assert queued == [True, True, False, False, True, True]
-    assert [lane.pop() for _ in range(len(lane))] == [0, 1, 4, 5]  # 0, 1 came before the gap: kept
-    restarted = fill(lane, [(0, True)])  # a producer that restarted counts from 0: a keyframe, fine
-    assert restarted == [True]
+    assert [lane.pop() for _ in range(len(lane))] == [0, 1, 5, 6]  # 0, 1 came before the gap: kept
+    assert lane.resyncs == 1
+    assert fill(lane, [(8, True)], gaps=frozenset({8})) == [True]  # a gap just before a keyframe loses nothing
+    oldest: Lane[int] = Lane(maxlen=10)
+    assert fill(oldest, [(0, False), (2, False)], gaps=frozenset({2})) == [True, True]  # frames stand alone
 
 
 def test_resync_after_a_decoding_error_skips_to_the_next_queued_keyframe():
@@ -120,6 +124,33 @@ async def test_a_media_tasks_lanes_are_its_inbox_with_a_policy_per_input():
     assert task.dropped() == 5 + 4
     assert task.in_metrics["packets"].frames == 7 and task.in_metrics["level"].frames == 20
     await task.close()
+
+
+async def test_a_media_tasks_keyframe_lane_is_told_of_the_holes_its_decoding_finds():
+    """The task's stream order is the one place that reads ``seq``: a hole in a stream input makes
+    its keyframe lane wait for the next keyframe; a redelivered copy is dropped before the lane and
+    costs nothing; a topic input (a producer that may not count) never loses sync to its ``seq``."""
+    bus = MemoryBus()
+    stream = Topics("ns").stream("d", "enc", "packets")
+    context = TaskContext(bus=bus, instance_id="d/held", sources={"packets": stream}, targets={})
+    task = HeldMedia({"queue": 16}, context=context)
+    await task.open_inputs()
+    lane = task.lanes["packets"]
+    for seq, key in [(0, True), (1, False), (1, False), (2, False)]:  # the second 1 is a QoS 1 copy
+        bus.publish_nowait(stream, packet(seq, key))
+    assert (len(lane), lane.resyncs, task.in_metrics["packets"].duplicates) == (3, 0, 1)
+    for seq, key in [(5, False), (6, False), (7, True), (8, False)]:  # 3 and 4 were lost
+        bus.publish_nowait(stream, packet(seq, key))
+    assert [item.pts for item in (lane.pop() for _ in range(len(lane)))] == [0, 1, 2, 7, 8]
+    assert (lane.resyncs, lane.dropped, task.in_metrics["packets"].gaps) == (1, 2, 2)
+    await task.close()
+    topic_fed = HeldMedia({"queue": 16}, context=TaskContext(bus=bus, instance_id="d/t", sources={"packets": "in/p"},
+                                                             targets={}))
+    await topic_fed.open_inputs()
+    for key in [True, False, False]:
+        bus.publish_nowait("in/p", packet(0, key))  # a producer that does not count: every frame seq 0
+    assert (len(topic_fed.lanes["packets"]), topic_fed.lanes["packets"].resyncs) == (3, 0)
+    await topic_fed.close()
 
 
 # -- the packet map -----------------------------------------------------------------------------
