@@ -22,6 +22,7 @@ import logging
 import math
 from typing import Any, Final
 
+from edge.errors import FrameError
 from edge.frames import Frame
 from edge.task import Port, Task
 
@@ -111,6 +112,17 @@ class BuiltinTask(Task):
         """A control value: on above 0.5; None (counted as an input error) if it is not a number."""
         number = self.number(port, frame)
         return None if number is None else number > 0.5
+
+    async def send_or_count(self, port: str, output: str, value: Any, *, ts: int | None = None,
+                            extra: dict[str, Any] | None = None) -> bool:
+        """Send ``value`` on ``output``; a value no frame can carry (larger than the payload limit, text
+        CBOR cannot encode) is an input error on ``port``, the input it came from. Whether it went out."""
+        try:
+            await self.send(output, value, ts=ts, extra=extra)
+        except FrameError as exc:
+            self.reject(port, f"the result cannot be sent: {exc}")
+            return False
+        return True
 
     def connected(self, port: str) -> bool:
         return self.context is not None and port in self.context.sources
