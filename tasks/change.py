@@ -169,14 +169,13 @@ class Change(BuiltinTask):
 
     async def run(self) -> None:
         config: Change.Config = self.config
-        rules = [(rule, _steps(rule.path)) for rule in config.rules]
         async for frame in self.receive("in"):
             if is_pause(frame):
                 await self.send("out", frame.value, ts=frame.ts, paused=True)
                 continue
             value = frame.value
             try:
-                for rule, steps in rules:
+                for rule in config.rules:
                     if not isinstance(value, dict | list):
                         raise PathError(f"the value is {_kind(value)}, not a map")
                     apply_rule(value, rule)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Hashable
 from typing import Any, Literal
@@ -70,9 +71,7 @@ class Split(_Counting):
             value = frame.value
             kind: Literal["list", "text", "map"] = "list"
             items: list[Any]
-            if isinstance(value, list | tuple):
-                items = list(value)
-            elif isinstance(value, np.ndarray) and value.ndim >= 1:
+            if isinstance(value, list | tuple) or (isinstance(value, np.ndarray) and value.ndim >= 1):
                 items = list(value)
             elif isinstance(value, str):
                 kind, items = "text", value.split(config.separator)
@@ -180,13 +179,7 @@ class Join(_Counting):
                                           "for other frames")
                         continue
                     if group is not None and (part.id != group.id or part.count != group.count):
-                        if config.timeout_ms:
-                            await flush()
-                        else:
-                            self.left_out += len(held)
-                            self.warn("in:incomplete", "dropped an incomplete split value (%d of %d items came)",
-                                      len(held), group.count)
-                            held.clear()
+                        await (flush() if config.timeout_ms else self.drop_incomplete(group))
                     group = part
                     key: Hashable = part.index
                 else:
@@ -208,6 +201,14 @@ class Join(_Counting):
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(read())
             tasks.create_task(expire())
+
+    async def drop_incomplete(self, group: Part) -> None:
+        """Leave out the items of a split value whose other items never came (counted, warned)."""
+        held = self.held
+        assert held is not None
+        self.left_out += len(held)
+        self.warn("in:incomplete", "dropped an incomplete split value (%d of %d items came)", len(held), group.count)
+        held.clear()
 
     def assemble(self, group: Part | None, items: list[tuple[Hashable, Any]]) -> Any:
         """The split value from its items (in index order); None (counted) if they do not make one."""
@@ -237,7 +238,7 @@ class Join(_Counting):
             self.reject("in", f"expected a map with a {config.key_field!r} field, got {_kind(value)}")
             return
         key = value[config.key_field]
-        if not (isinstance(key, str) or (type(key) is int) or (type(key) is float and key == key)):
+        if not (isinstance(key, str) or (type(key) is int) or (type(key) is float and not math.isnan(key))):
             self.reject("in", f"the key ({config.key_field!r}) is {_kind(key)}, not text or a number")
             return
         if config.value_field and config.value_field not in value:

@@ -53,7 +53,8 @@ class WallClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, moment: datetime) -> None:
-        while (left := (moment - self.now()).total_seconds()) > 0:
+        # short sleeps on purpose: the loop's monotonic clock does not follow the wall clock being set
+        while (left := (moment - self.now()).total_seconds()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(min(left, 60.0))
 
 
