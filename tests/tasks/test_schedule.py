@@ -111,3 +111,15 @@ def test_the_entry_point_is_declared():
     assert project["entry-points"]["edgetasks.tasks"]["schedule"] == "tasks.schedule:TYPES"
     assert any(dep.startswith("croniter") for dep in project["optional-dependencies"]["flow"])
     assert "flow" in project["optional-dependencies"]["all"][0]
+
+
+def test_an_agent_without_croniter_lists_schedule_as_unavailable_with_the_hint():
+    """Through the entry point, as an agent finds it (``pip install -e .`` registers it)."""
+    code = ("import sys; sys.modules['croniter'] = None\n"
+            "from agent.registry import discover\n"
+            "registry = discover()\n"
+            "assert 'schedule' not in registry.types and 'calculator' in registry.types, sorted(registry.types)\n"
+            "print(registry.unavailable['schedule'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "the schedule task type needs croniter: pip install 'edgetasks[flow]'" in out.stdout

@@ -250,3 +250,40 @@ async def _until(predicate, what: str, timeout: float = 5.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
         await asyncio.sleep(0.002)
+
+
+@pytest.mark.parametrize("part", [
+    {"id": "a", "index": 2, "count": 2, "kind": "list"},
+    {"id": "a", "index": 0, "count": 10**6, "kind": "list"},
+    {"id": "a", "index": -1, "count": 2, "kind": "list"},
+    {"id": "a", "index": 0, "count": 2, "kind": "set"},
+    {"id": "a", "index": 0, "count": 2, "kind": "text", "sep": 5},
+    {"id": 5, "index": 0, "count": 2, "kind": "list"},
+    {"id": "a", "index": True, "count": 2, "kind": "list"},
+    [0, 2],
+], ids=["index-beyond", "count-huge", "index-negative", "kind", "sep", "id", "bool-index", "not-a-map"])
+async def test_join_refuses_a_malformed_part_field(part):
+    from edge.frames import encode_frame
+
+    async with run_task(Join) as run:
+        await run.bus.publish(run.sources["in"], encode_frame(1, extra={"part": part}))
+        await run.bus.publish(run.sources["in"], encode_frame("x", extra={"part": {"id": "b", "index": 0, "count": 1,
+                                                                                     "kind": "list"}}))
+        assert (await run.next("out")).value == ["x"]
+        assert run.task.in_metrics["in"].errors == 1
+
+
+@pytest.mark.parametrize(("kind", "items", "reason"), [
+    ("text", ["a", 5], "the pieces of a split text are not all text"),
+    ("map", [{"key": "a", "value": 1}, {"k": "b"}], "an item of a split map is not a {key, value} map"),
+])
+async def test_join_counts_items_that_do_not_make_the_value(kind, items, reason, caplog):
+    from edge.frames import encode_frame
+
+    async with run_task(Join) as run:
+        for index, item in enumerate(items):
+            extra = {"part": {"id": "g", "index": index, "count": len(items), "kind": kind, "sep": ","}}
+            await run.bus.publish(run.sources["in"], encode_frame(item, extra=extra))
+        await _until(lambda: run.task.in_metrics["in"].errors == 1, "an input error")
+        assert run.frames("out") == []
+    assert reason in caplog.text
