@@ -14,6 +14,13 @@ def test_every_builtin_type_has_a_known_category():
     assert TYPES[0].describe()["category"] == "logic"  # calculator
 
 
+def test_the_type_picker_orders_every_builtin_category():
+    from tasks.schedule import TYPES as SCHEDULE_TYPES
+    from ui.type_picker import ORDER
+
+    assert {t.category for t in (*TYPES, *SCHEDULE_TYPES)} <= set(ORDER)
+
+
 def test_a_category_reaches_the_catalog_from_a_class_or_an_fn_task():
     class Scale(Task):
         """Multiply numbers."""
