@@ -33,6 +33,7 @@ __all__ = [
     "VARIABLES",
     "BuiltinTask",
     "as_number",
+    "content_of",
     "is_pause",
 ]
 
@@ -61,6 +62,16 @@ def NUMBER(label: str) -> Port:
 
 def TEXT(label: str) -> Port:
     return Port(content="text", label=label)
+
+
+def content_of(*values: Any) -> dict[str, Any]:
+    """The IO metadata of an output that sends only ``values`` (from a config): ``content: number`` if
+    all are numbers, ``content: text`` if all are text, else ``any``."""
+    if values and all(as_number(v) is not None for v in values):
+        return {"content": "number"}
+    if values and all(isinstance(v, str) for v in values):
+        return {"content": "text"}
+    return {"any": True}
 
 
 def is_pause(frame: Frame) -> bool:

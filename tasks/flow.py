@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from edge.errors import FrameError
 from edge.frames import Frame, encode_value
-from tasks.base import ANY, BuiltinTask, as_number, is_pause
+from edge.task import Port
+from tasks.base import ANY, BuiltinTask, as_number, content_of, is_pause
 from tasks.deadline import Deadline
 from tasks.ordering import handle_inputs
 
@@ -225,6 +226,14 @@ class Trigger(BuiltinTask):
 
     inputs = {"in": ANY("trigger"), "reset": ANY("reset")}
     outputs = {"out": ANY("output")}
+
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        if "frame" in (config.send_first, config.send_second):
+            return declared.metadata()
+        sent = [v for source, v in ((config.send_first, config.first), (config.send_second, config.second))
+                if source == "value"]
+        return content_of(*sent)
 
     async def run(self) -> None:
         config: Trigger.Config = self.config

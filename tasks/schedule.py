@@ -12,7 +12,7 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import ClassVar, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 try:
@@ -23,8 +23,8 @@ except ModuleNotFoundError:
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from edge.task import Task
-from tasks.base import ANY, BuiltinTask
+from edge.task import Port, Task
+from tasks.base import ANY, BuiltinTask, content_of
 
 __all__ = ["TYPES", "Clock", "Schedule", "WallClock", "next_moment"]
 
@@ -154,6 +154,10 @@ class Schedule(BuiltinTask):
             return self
 
     outputs = {"out": ANY("value")}
+
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return content_of(config.value)
 
     async def run(self) -> None:
         config: Schedule.Config = self.config

@@ -196,3 +196,14 @@ async def test_trigger_send_nothing_first():
         await run.feed("in", 7, ts=1)
         frame = await run.next("out")
         assert frame.value == 0 and frame.ts != 1
+
+
+def test_trigger_output_metadata_follows_what_it_sends():
+    def meta(config: dict[str, object]) -> dict[str, object]:
+        return Trigger.ports(Trigger.validate_config(config)).outputs["out"].metadata()
+
+    assert meta({}) == {"content": "number"}  # 1 then 0
+    assert meta({"first": "ON", "second": "OFF"}) == {"content": "text"}
+    assert meta({"first": "ON", "send_second": "nothing"}) == {"content": "text"}
+    assert meta({"first": "ON", "second": 0}) == {"any": True}
+    assert meta({"send_first": "frame"}) == {"any": True}

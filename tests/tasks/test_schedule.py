@@ -123,3 +123,11 @@ def test_an_agent_without_croniter_lists_schedule_as_unavailable_with_the_hint()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert "the schedule task type needs croniter: pip install 'edgetasks[flow]'" in out.stdout
+
+
+def test_output_metadata_follows_the_value():
+    def meta(value: object) -> dict[str, object]:
+        return Schedule.ports(Schedule.validate_config({"value": value})).outputs["out"].metadata()
+
+    assert (meta(21.5), meta(True), meta("ON"), meta({"a": 1})) == (
+        {"content": "number"}, {"content": "number"}, {"content": "text"}, {"any": True})
