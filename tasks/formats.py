@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import math
@@ -15,12 +17,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.base import ANY, TEXT, BuiltinTask, is_pause
-from tasks.parts import part_field
+from tasks.parts import part_field, size_of
 
 __all__ = ["Format", "Parse", "TextFormatError", "format_text", "parse_text"]
 
 #: the most values a parsed YAML document may expand to (aliases repeat a node without copying it)
 MAX_NODES: Final = 1_000_000
+#: texts (and values, by their frame's size) larger than this are parsed and written in a worker
+#: thread, so a big document does not hold up the agent's other tasks
+IN_THREAD: Final = 64 * 1024
 _INT = re.compile(r"[+-]?\d{1,300}")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -135,9 +140,10 @@ class Parse(BuiltinTask):
             if len(text) > config.max_chars:
                 self.reject("in", f"a text of {len(text)} characters is longer than max_chars ({config.max_chars})")
                 continue
+            parse = functools.partial(parse_text, text, fmt=config.format, header=config.header,
+                                      delimiter=config.delimiter, numbers=config.numbers)
             try:
-                value = parse_text(text, fmt=config.format, header=config.header, delimiter=config.delimiter,
-                                   numbers=config.numbers)
+                value = await asyncio.to_thread(parse) if len(text) > IN_THREAD else parse()
             except TextFormatError as exc:
                 self.reject("in", str(exc))
                 continue
@@ -205,6 +211,10 @@ def format_text(value: Any, *, fmt: DocFormat, indent: int = 0, header: bool = T
         raise TextFormatError(f"no {fmt.upper()} form: {exc}") from None
 
 
+def _large(value: Any) -> bool:
+    return not isinstance(value, int | float | bool) and value is not None and size_of(value) > IN_THREAD
+
+
 class Format(BuiltinTask):
     """Write a value as text: JSON, CSV or YAML.
 
@@ -231,9 +241,10 @@ class Format(BuiltinTask):
         async for frame in self.receive("in"):
             if is_pause(frame):
                 continue
+            write = functools.partial(format_text, frame.value, fmt=config.format, indent=config.indent,
+                                      header=config.header, delimiter=config.delimiter, columns=config.columns)
             try:
-                text = format_text(frame.value, fmt=config.format, indent=config.indent, header=config.header,
-                                   delimiter=config.delimiter, columns=config.columns)
+                text = await asyncio.to_thread(write) if _large(frame.value) else write()
             except TextFormatError as exc:
                 self.reject("in", str(exc))
                 continue

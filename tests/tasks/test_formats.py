@@ -114,3 +114,29 @@ def test_csv_round_trip():
     assert parse_text(format_text(rows, fmt="csv"), fmt="csv") == rows
     with pytest.raises(TextFormatError):
         format_text([1, 2], fmt="csv")
+
+
+async def test_big_documents_are_parsed_and_written_in_a_worker_thread(monkeypatch):
+    import asyncio
+
+    import tasks.formats
+
+    threads = []
+    real = asyncio.to_thread
+
+    async def counting(func, *args, **kwargs):
+        threads.append(func)
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(tasks.formats.asyncio, "to_thread", counting)
+    rows = [{"n": str(k), "name": f"row {k}"} for k in range(20_000)]
+    async with run_task(Format, {"format": "csv"}) as fmt, run_task(Parse, {"format": "csv"}) as parse:
+        await fmt.feed("in", rows[:2])  # small: on the event loop
+        await parse.feed("in", (await fmt.next("out")).value)
+        assert (await parse.next("out")).value == rows[:2] and threads == []
+        await fmt.feed("in", rows)
+        text = (await fmt.next("out")).value
+        assert len(text) > tasks.formats.IN_THREAD
+        await parse.feed("in", text)
+        assert (await parse.next("out")).value == rows
+        assert len(threads) == 2
