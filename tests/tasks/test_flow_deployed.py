@@ -99,7 +99,7 @@ class Client:
 
 TASKS: dict[str, tuple[str, dict[str, Any]]] = {
     "filter": ("filter", {"mode": "deadband", "band": 1}),
-    "throttle": ("throttle", {"count": 1, "interval_ms": 300, "keep": "latest"}),
+    "throttle": ("throttle", {"count": 1, "interval_ms": 1000, "keep": "latest"}),
     "trigger": ("trigger", {"delay_ms": 100, "first": "on", "second": "off"}),
     "schedule": ("schedule", {"cron": ["* * * * * *"], "value": "tick", "timezone": "UTC"}),
     "change": ("change", {"rules": [{"action": "set", "path": "unit", "value": "°C"},
