@@ -22,6 +22,7 @@ import logging
 import math
 from typing import Any, Final
 
+from edge.errors import FrameError
 from edge.frames import Frame
 from edge.task import Port, Task
 
@@ -32,6 +33,7 @@ __all__ = [
     "VARIABLES",
     "BuiltinTask",
     "as_number",
+    "content_of",
     "is_pause",
 ]
 
@@ -60,6 +62,16 @@ def NUMBER(label: str) -> Port:
 
 def TEXT(label: str) -> Port:
     return Port(content="text", label=label)
+
+
+def content_of(*values: Any) -> dict[str, Any]:
+    """The IO metadata of an output that sends only ``values`` (from a config): ``content: number`` if
+    all are numbers, ``content: text`` if all are text, else ``any``."""
+    if values and all(as_number(v) is not None for v in values):
+        return {"content": "number"}
+    if values and all(isinstance(v, str) for v in values):
+        return {"content": "text"}
+    return {"any": True}
 
 
 def is_pause(frame: Frame) -> bool:
@@ -111,6 +123,17 @@ class BuiltinTask(Task):
         """A control value: on above 0.5; None (counted as an input error) if it is not a number."""
         number = self.number(port, frame)
         return None if number is None else number > 0.5
+
+    async def send_or_count(self, port: str, output: str, value: Any, *, ts: int | None = None,
+                            extra: dict[str, Any] | None = None) -> bool:
+        """Send ``value`` on ``output``; a value no frame can carry (larger than the payload limit, text
+        CBOR cannot encode) is an input error on ``port``, the input it came from. Whether it went out."""
+        try:
+            await self.send(output, value, ts=ts, extra=extra)
+        except FrameError as exc:
+            self.reject(port, f"the result cannot be sent: {exc}")
+            return False
+        return True
 
     def connected(self, port: str) -> bool:
         return self.context is not None and port in self.context.sources

@@ -9,9 +9,13 @@ from __future__ import annotations
 from edge.task import Task
 from tasks.bridges import MqttIn, MqttOut
 from tasks.calculator import Calculator
+from tasks.change import Change
 from tasks.controls import RadioButtons, Slider, TextInput, Toggle
 from tasks.displays import Plot, StatusDisplay, TextDisplay, ValueBar
+from tasks.flow import Filter, Throttle, Trigger
+from tasks.formats import Format, Parse
 from tasks.function import PythonFunction
+from tasks.grouping import Batch, Join, Split
 from tasks.logic import Gate, SrLatch, Switch
 from tasks.named import NamedInput, NamedOutput
 from tasks.replay import ReplayBuffer
@@ -26,6 +30,10 @@ TYPES: list[type[Task]] = [
     Calculator, Gate, Switch, SrLatch, PythonFunction,
     # timing
     PulseGenerator, Repeater, MessageDetector, Synchronizer, TimeBuffer, TimestampUpdater, ReplayBuffer,
+    # flow control
+    Filter, Throttle, Trigger,
+    # data shaping
+    Change, Split, Join, Batch, Parse, Format,
     # text
     NumberToText, TimeToText, TextFormatter, StringMatcher, StringConcatenator,
     # between deployments and to other systems

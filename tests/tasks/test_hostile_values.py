@@ -38,6 +38,7 @@ try:
     from tasks.media import TYPES as MEDIA_TYPES
 except ModuleNotFoundError:  # no PyAV: the media entry point is unavailable, and so are its types
     MEDIA_TYPES = []
+from tasks.schedule import TYPES as SCHEDULE_TYPES  # croniter is in the test extra: never left out
 
 TIMEOUT = 10.0
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "12"))  # per type; more for a longer hunt
@@ -47,7 +48,7 @@ GOOD_TEXT = "good"
 NEEDS_DEVICE = {"camera", "microphone", "input_container", "output_container"}
 #: types with no input port: mqtt_in and named_input read a topic of their own (driven by the
 #: payload tests at the end), the others read nothing
-NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern"}
+NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern", "schedule"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def good_value(task_type: type[Task], port: str, value: Any) -> tuple[Any, dict[
 
 _ALL_VARIABLES = {"formula": " + ".join(VARIABLES), "defaults": dict.fromkeys(VARIABLES, 0.0)}
 _FAST_VIEW = {"refresh_ms": 10}
-_BY_NAME = {t.type_name: t for t in (*TYPES, *MEDIA_TYPES)}
+_BY_NAME = {t.type_name: t for t in (*TYPES, *MEDIA_TYPES, *SCHEDULE_TYPES)}
 
 
 def _case(name: str, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Case:
@@ -123,6 +124,31 @@ CASES: list[Case] = [
     _case("timestamp_updater", {"reference": "message"}, id="timestamp_updater-message"),
     _case("replay_buffer", {"persist": False},
           good={key: [("play", 0), ("in", None), ("play", 1)] for key in ["in", "play"]}),
+    # flow control and data shaping: a good value must come out again whatever came before it
+    _case("filter", good={"in": [("in", "good-a"), ("in", "good-b")]}),
+    _case("filter", {"mode": "deadband", "band_percent": 5, "compare": "received"}, id="filter-deadband",
+          good={"in": [("in", "good-a"), ("in", "good-b")]}),
+    _case("throttle", {"count": 10_000, "interval_ms": 1}),
+    _case("throttle", {"count": 1, "interval_ms": 1, "keep": "latest"}, id="throttle-latest"),
+    _case("trigger", {"delay_ms": 1, "retrigger": "restart", "send_first": "frame", "send_second": "frame"},
+          produces={"reset": None}),
+    _case("trigger", {"mode": "watchdog", "delay_ms": 5}, id="trigger-watchdog", produces={"reset": None}),
+    _case("change", {"rules": [{"action": "set", "path": "a.b", "value": [1]}, {"action": "move", "path": "a",
+                                                                                "to": "c.0"},
+                               {"action": "delete", "path": "x[0]"}, {"action": "set", "path": "c.0.b.1",
+                                                                       "value": None}]},
+          good={"in": [("in", {"x": [1, 2]})]}),
+    _case("split", good={"in": [("in", ["x"])]}),
+    _case("join", produces={"in": None}),  # parts: only frames of split (with their part field) make a value
+    _case("join", {"mode": "count", "count": 1}, id="join-count"),
+    _case("join", {"mode": "time", "interval_ms": 1}, id="join-time"),
+    _case("join", {"mode": "key", "value_field": ""}, id="join-key", good={"in": [("in", {"key": "k", "v": 1})]}),
+    _case("batch", {"count": 1}),
+    _case("batch", {"mode": "time", "interval_ms": 2, "count": 2, "overlap": 1}, id="batch-time"),
+    *(_case("parse", {"format": fmt, "numbers": True}, good={"in": [("in", "[1]")]}, id=f"parse-{fmt}")
+      for fmt in ("json", "yaml", "csv")),
+    *(_case("format", {"format": fmt, "indent": 1}, good={"in": [("in", [{"a": 1}])]}, id=f"format-{fmt}")
+      for fmt in ("json", "yaml", "csv")),
     _case("number_to_text"),
     _case("number_to_text", {"template": "{value:.2f} {value:>10,}"}, id="number_to_text-formats"),
     _case("time_to_text"),
@@ -346,7 +372,7 @@ async def test_no_frame_value_crashes_a_task(case: Case) -> None:
 
 def test_every_type_of_the_catalog_is_driven():
     driven = {case.type.type_name for case in CASES}
-    catalog = {t.type_name for t in (*TYPES, *MEDIA_TYPES)}
+    catalog = {t.type_name for t in (*TYPES, *MEDIA_TYPES, *SCHEDULE_TYPES)}
     assert catalog - driven == NO_INPUTS & catalog | NEEDS_DEVICE & catalog
 
 

@@ -5,6 +5,10 @@ config fields from the JSON Schema) between ``<!-- generated: NAME -->`` and
 ``<!-- end generated -->``; this test fails when a block differs from what the code says now.
 Regenerate them with ``python tests/tasks/test_library_doc.py --write``. Every ``yaml`` spec
 in the page must also pass the catalog check against the built-in types, with valid configs.
+
+The page is grouped by category: the group table (``<!-- generated: groups -->``) is made from the
+types' ``category`` values and :data:`CATEGORIES`, and each type's section must stand under a
+heading of its category.
 """
 
 from __future__ import annotations
@@ -20,11 +24,24 @@ import yaml
 
 from edge.graph import check_against_catalog, load_spec
 from tasks.builtin import TYPES
+from tasks.schedule import TYPES as SCHEDULE_TYPES
 
 DOC = Path(__file__).parents[2] / "docs" / "task-library.md"
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 YAML = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
-BY_NAME = {t.type_name: t for t in TYPES}
+BY_NAME = {t.type_name: t for t in (*TYPES, *SCHEDULE_TYPES)}
+#: each category on this page, in order, with the sections (``## `` headings) its types stand under
+CATEGORIES: dict[str, list[str]] = {
+    "logic": ["Logic"],
+    "timing": ["Timing"],
+    "flow": ["Flow control"],
+    "data": ["Data shaping"],
+    "text": ["Text"],
+    "connections": ["Named streams", "Bridges to MQTT"],
+    "dashboard": ["Dashboard"],
+    "integration": ["Integration"],
+    "hardware": ["Hardware"],
+}
 
 
 def _meta(meta: dict[str, Any]) -> str:
@@ -40,6 +57,8 @@ def _type(spec: dict[str, Any], defs: dict[str, Any]) -> str:
         return " or ".join(_type(s, defs) for s in spec["anyOf"])
     if "$ref" in spec:
         name = spec["$ref"].rsplit("/", 1)[-1]
+        if "properties" not in defs[name]:
+            return "any"  # pydantic's JsonValue: any JSON value
         fields = ", ".join(defs[name]["properties"])
         return f"{{{fields}}}"
     kind = spec.get("type", "any")
@@ -102,17 +121,54 @@ def generated(task_type: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _anchor(heading: str) -> str:
+    return "#" + re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
+
+
+def groups(text: str) -> str:
+    """The group table: a row per category with types, their types in the order of their sections."""
+    order = {name: text.find(f"\n### `{name}`") for name in BY_NAME}
+    lines = ["| group | category | types |", "|---|---|---|"]
+    for category, headings in CATEGORIES.items():
+        names = sorted((n for n, t in BY_NAME.items() if t.category == category), key=lambda n: order[n])
+        if names:
+            titles = [headings[0], *(h[0].lower() + h[1:] for h in headings[1:])]
+            group = ", ".join(f"[{title}]({_anchor(h)})" for title, h in zip(titles, headings, strict=True))
+            lines.append(f"| {group} | `{category}` | {', '.join(f'[`{n}`](#{n})' for n in names)} |")
+    return "\n".join(lines) + "\n"
+
+
 def render(text: str) -> str:
-    return BLOCK.sub(lambda m: m.group(1) + generated(BY_NAME[m.group(2)]) + m.group(4), text)
+    return BLOCK.sub(lambda m: m.group(1) + (groups(text) if m.group(2) == "groups" else generated(BY_NAME[m.group(2)]))
+                     + m.group(4), text)
 
 
 def test_every_type_has_a_section_with_an_up_to_date_block():
     text = DOC.read_text()
-    documented = [m.group(2) for m in BLOCK.finditer(text)]
+    documented = [m.group(2) for m in BLOCK.finditer(text) if m.group(2) != "groups"]
     assert sorted(documented) == sorted(BY_NAME), "one generated block per built-in type"
     for name in BY_NAME:
         assert re.search(rf"^### `{name}`", text, re.M), f"no section for {name}"
     assert render(text) == text, "generated blocks are stale: python tests/tasks/test_library_doc.py --write"
+
+
+def test_every_type_stands_under_its_category():
+    text = DOC.read_text()
+    assert {t.category for t in BY_NAME.values()} <= set(CATEGORIES), "a category without a group: add it to CATEGORIES"
+    section = ""
+    placed: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line[3:]
+        elif (m := re.match(r"### `(\w+)`", line)) and m.group(1) in BY_NAME:
+            placed[m.group(1)] = section
+    assert {name: section for name, section in placed.items() if section not in CATEGORIES[BY_NAME[name].category]} \
+        == {}
+    table = BLOCK.search(text)
+    assert table is not None and table.group(2) == "groups", "the group table comes first"
+    for name, task_type in BY_NAME.items():  # and lists each type in its category's row
+        row = next(line for line in table.group(3).splitlines() if f"[`{name}`]" in line)
+        assert f"| `{task_type.category}` |" in row
 
 
 def spec_blocks() -> list[str]:
@@ -122,7 +178,7 @@ def spec_blocks() -> list[str]:
 @pytest.mark.parametrize("text", spec_blocks())
 def test_spec_examples_check_against_the_catalog(text):
     spec = load_spec(text)
-    catalog = {t.type_name: t.describe() for t in TYPES}
+    catalog = {t.type_name: t.describe() for t in BY_NAME.values()}
     assert check_against_catalog(spec, catalog) == []
     for task in spec.tasks:
         BY_NAME[task.type].validate_config(task.config)
