@@ -58,7 +58,7 @@ async def test_edge_health_reads_what_the_agent_writes(tmp_path, capsys):
     (json.dumps(health(tasks={"d/t": "dancing"})), "tasks.d/t: Input should be 'pending', 'starting'"),
     (json.dumps(health(tasks={f"d/t{i}": "running" for i in range(MAX_HEALTH_TASKS + 1)})),
      f"tasks: Dictionary should have at most {MAX_HEALTH_TASKS} items"),
-])
+], ids=["not-json", "a-list", "ts-text", "ts-huge", "connected-text", "agent-id", "task-state", "too-many-tasks"])
 async def test_edge_health_refuses_a_file_that_breaks_the_model_in_one_line(tmp_path, capsys, text, why):
     assert await run_health(tmp_path, text) == 1
     err = capsys.readouterr().err
