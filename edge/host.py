@@ -427,6 +427,8 @@ class Host:
     def _start_instance(self, assignment: Assignment) -> None:
         task_type = self.types.get(assignment.type)
         reason = self.unavailable.get(assignment.type)
+        if task_type is not None and (why := task_type.unavailable_reason()) is not None:
+            task_type, reason = None, why  # its device is missing: refused like an unknown type, with why
         if task_type is None and reason is None:
             offered = ", ".join(sorted(self.types)) or "none"
             reason = f"unknown task type {assignment.type!r} on agent {self.agent_id} (it offers: {offered})"

@@ -218,6 +218,8 @@ class Settings(BaseSettings):
                                       "default {data_dir}/secrets.yaml")
     files_dir: Path | None = Field(default=None, description="the only folder tasks may read and write files "
                                    "in; default {data_dir}/files")
+    w1_root: Path = Field(default=Path("/sys/bus/w1/devices"), description="the Linux 1-Wire devices folder "
+                          "one_wire_temperature reads (tests point it at a fake tree)")
 
     @model_validator(mode="before")
     @classmethod

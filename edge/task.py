@@ -223,6 +223,9 @@ class Task:
     Config: ClassVar[type[BaseModel]] = EmptyConfig
     #: Where :meth:`warn` logs.
     logger: ClassVar[logging.Logger] = log
+    #: a line the agent shows as the running instance's ``error`` in its status while it holds
+    #: (a device it waits for); None: nothing to report
+    problem: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -295,6 +298,14 @@ class Task:
         return []
 
     @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this type cannot run on this machine now (its device is missing), or None if it can.
+
+        The catalog lists a type with a reason as unavailable, with the reason, and the agent refuses
+        to start it (its status says why). Override it for types that need a device or a permission."""
+        return None
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """This type's catalog entry as published (:meth:`catalog_entry`)."""
         return cls.catalog_entry().dump()
@@ -307,6 +318,8 @@ class Task:
         from edge.protocol import CatalogEntry  # not at import: it loads the spec model, which a task needs not
 
         rules: dict[str, Any] = {"ports_from": [rule.to_dict() for rule in cls.ports_from]} if cls.ports_from else {}
+        if (reason := cls.unavailable_reason()) is not None:
+            rules["reason"] = reason
         return CatalogEntry(
             name=cls.type_name,
             label=cls.label,
@@ -316,7 +329,7 @@ class Task:
             outputs={name: port.metadata() for name, port in cls.outputs.items()},
             config_schema=cls.Config.model_json_schema(),
             config_default=cls.Config().model_dump(mode="json") if _has_defaults(cls.Config) else None,
-            available=True,
+            available=reason is None,
             **rules,
         )
 

@@ -11,6 +11,7 @@ from tasks.bridges import MqttIn, MqttOut
 from tasks.calculator import Calculator
 from tasks.controls import RadioButtons, Slider, TextInput, Toggle
 from tasks.displays import Plot, StatusDisplay, TextDisplay, ValueBar
+from tasks.hardware.one_wire import OneWireTemperature
 from tasks.logic import Gate, SrLatch, Switch
 from tasks.named import NamedInput, NamedOutput
 from tasks.replay import ReplayBuffer
@@ -31,4 +32,6 @@ TYPES: list[type[Task]] = [
     NamedInput, NamedOutput, MqttIn, MqttOut,
     # dashboard
     Slider, Toggle, RadioButtons, TextInput, StatusDisplay, TextDisplay, ValueBar, Plot,
+    # hardware (the others, with their libraries, are the gpio, i2c and serial entry points)
+    OneWireTemperature,
 ]  # fmt: skip

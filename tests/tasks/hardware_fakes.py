@@ -1,0 +1,181 @@
+"""Stand-ins for the hardware the hardware task types use, so their tests run on any machine.
+
+* GPIO: gpiozero's own ``MockFactory`` with ``MockPWMPin`` pins (input, output and PWM), set as
+  ``gpiozero.Device.pin_factory`` for the block (:func:`mock_pins`);
+* I2C: :class:`FakeBuses` in place of ``tasks.hardware.i2c.buses``, with chips whose registers
+  a test sets and reads (:class:`FakeChip`);
+* serial: a pty pair (:class:`FakeSerialDevice`): the task opens a symlink to the slave, the test
+  talks through the master; ``unplug``/``plug`` make the device vanish and come back under the
+  same name, like a USB adapter behind ``/dev/serial/by-id``;
+* 1-Wire: a folder laid out like ``/sys/bus/w1/devices`` (:func:`w1_sensor`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TIMEOUT = 10.0
+
+
+# -- GPIO ------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def mock_pins() -> Iterator[Any]:
+    """gpiozero's MockFactory (PWM-capable pins) as the pin factory for the block."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    previous = Device.pin_factory
+    factory = MockFactory(pin_class=MockPWMPin)
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = previous
+
+
+# -- I2C -------------------------------------------------------------------------------------------
+@dataclass
+class FakeChip:
+    """A device on a fake bus: 256 registers, the bytes a plain read returns, every write seen."""
+
+    registers: bytearray = field(default_factory=lambda: bytearray(256))
+    raw: bytes = b"\x00"
+    writes: list[tuple[int | None, bytes]] = field(default_factory=list)
+    fail: bool = False  # no answer (a NACK): OSError 121
+
+    def check(self) -> None:
+        if self.fail:
+            raise OSError(121, "Remote I/O error")
+
+
+class FakeBus:
+    def __init__(self, buses: FakeBuses, number: int) -> None:
+        self.buses, self.number, self.closed = buses, number, False
+
+    def chip(self, address: int) -> FakeChip:
+        chip = self.buses.chips.get((self.number, address))
+        if chip is None:
+            raise OSError(121, "Remote I/O error")
+        chip.check()
+        return chip
+
+    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> list[int]:
+        return list(self.chip(i2c_addr).registers[register:register + length])
+
+    def write_i2c_block_data(self, i2c_addr: int, register: int, data: Sequence[int]) -> None:
+        chip = self.chip(i2c_addr)
+        chip.registers[register:register + len(data)] = bytes(data)
+        chip.writes.append((register, bytes(data)))
+
+    def i2c_rdwr(self, *messages: Any) -> None:
+        import ctypes
+
+        from smbus2 import I2C_M_RD
+
+        for message in messages:
+            chip = self.chip(message.addr)
+            if message.flags & I2C_M_RD:
+                data = chip.raw[:message.len].ljust(message.len, b"\x00")
+                ctypes.memmove(message.buf, data, message.len)
+            else:
+                chip.writes.append((None, bytes(message)))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeBuses:
+    """In place of ``tasks.hardware.i2c.buses``: chips by (bus, address); ``missing`` buses do not open."""
+
+    def __init__(self) -> None:
+        self.chips: dict[tuple[int, int], FakeChip] = {}
+        self.missing: set[int] = set()
+        self.opened: list[FakeBus] = []
+
+    def problem(self) -> str | None:
+        return None
+
+    def open(self, bus: int) -> FakeBus:
+        if bus in self.missing:
+            raise FileNotFoundError(2, "No such file or directory", f"/dev/i2c-{bus}")
+        opened = FakeBus(self, bus)
+        self.opened.append(opened)
+        return opened
+
+    def add(self, address: int, *, bus: int = 1) -> FakeChip:
+        chip = self.chips[(bus, address)] = FakeChip()
+        return chip
+
+
+# -- serial ----------------------------------------------------------------------------------------
+class FakeSerialDevice:
+    """A serial device on a pty pair; ``path`` is a symlink to the current slave (what the task opens)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "ttyFAKE0"
+        self.master = -1
+        self.slave = -1
+        self.plug()
+
+    def plug(self) -> None:
+        self.master, self.slave = os.openpty()
+        os.set_blocking(self.master, False)
+        link = self.path.with_suffix(".new")
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.ttyname(self.slave))
+        link.replace(self.path)
+
+    def unplug(self) -> None:
+        """The device goes away: the task's reads fail, and the name leads nowhere."""
+        self.path.unlink(missing_ok=True)
+        os.close(self.master)
+        os.close(self.slave)
+        self.master = self.slave = -1
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    async def read(self, until: Callable[[bytes], bool], timeout: float = TIMEOUT) -> bytes:
+        """What the task wrote, read until ``until(data)`` holds."""
+        data = b""
+        deadline = time.monotonic() + timeout
+        while not until(data):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the task wrote only {data!r}")
+            try:
+                data += os.read(self.master, 4096)
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        return data
+
+    def close(self) -> None:
+        if self.master >= 0:
+            self.unplug()
+
+
+# -- 1-Wire ----------------------------------------------------------------------------------------
+def w1_slave(millis: int, *, crc_ok: bool = True) -> str:
+    """A ``w1_slave`` file's text as the kernel writes it."""
+    return (f"72 01 4b 46 7f ff 0e 10 57 : crc=57 {'YES' if crc_ok else 'NO'}\n"
+            f"72 01 4b 46 7f ff 0e 10 57 t={millis}\n")
+
+
+def w1_sensor(root: Path, sensor: str, millis: int | None = None, *, crc_ok: bool = True,
+              temperature_file: bool = False) -> Path:
+    """A sensor folder under ``root``, reading ``millis`` m°C (through ``temperature`` or ``w1_slave``)."""
+    folder = root / sensor
+    folder.mkdir(parents=True, exist_ok=True)
+    if millis is not None:
+        if temperature_file:
+            (folder / "temperature").write_text(f"{millis}\n")
+        else:
+            (folder / "w1_slave").write_text(w1_slave(millis, crc_ok=crc_ok))
+    return folder
