@@ -92,8 +92,8 @@ class _Device(BaseModel):
 
     bus: int = Field(default=1, ge=0, le=255, description="the bus: /dev/i2c-<bus> (1 on a Raspberry Pi)")
     address: int = Field(default=0x48, ge=0x03, le=0x77, description="the device's 7-bit address (0x48 is 72)")
-    register: int | None = Field(default=None, ge=0, le=255,
-                                 description="the register to read or write (null: plain bytes, no register)")
+    reg: int | None = Field(default=None, ge=0, le=255,
+                            description="the register to read or write (null: plain bytes, no register)")
     length: int = Field(default=1, ge=1, le=MAX_BYTES, description="bytes per read, or per encoded number written")
     byte_order: Literal["big", "little"] = Field(default="big", description="the order of a number's bytes")
 
@@ -124,7 +124,7 @@ class _I2cTask(BuiltinTask):
 class I2cRead(_I2cTask):
     """Read bytes from an I2C device every `interval_ms`, and whenever a frame comes on `trigger`.
 
-    With a `register`, `length` bytes from it (an SMBus block read); without, `length` bytes as
+    With a register `reg`, `length` bytes from it (an SMBus block read); without, `length` bytes as
     the device sends them. `decode` makes a number of them (unsigned or signed, in `byte_order`),
     times `scale` plus `offset` (a TMP102's 12 bits: `length: 2`, `scale: 0.00390625` gives °C in
     steps of 1/16); `bytes` sends the bytes. A read that fails (the device does not answer) is
@@ -170,7 +170,7 @@ class I2cRead(_I2cTask):
 
     async def _read(self, bus: BusLike) -> None:
         config: I2cRead.Config = self.config
-        address, register, length = config.address, config.register, config.length
+        address, register, length = config.address, config.reg, config.length
 
         def read(bus: BusLike) -> bytes:
             if register is not None:
@@ -192,7 +192,7 @@ class I2cRead(_I2cTask):
 
 
 class I2cWrite(_I2cTask):
-    """Write each frame on `in` to an I2C device: to its `register`, or as plain bytes.
+    """Write each frame on `in` to an I2C device: to its register `reg`, or as plain bytes.
 
     A frame's value is bytes (sent as they are), a list of byte values 0..255, or an integer,
     encoded in `length` bytes (`signed` or not, in `byte_order`). Anything else, and an integer
@@ -230,7 +230,7 @@ class I2cWrite(_I2cTask):
 
     async def run(self) -> None:
         config: I2cWrite.Config = self.config
-        address, register = config.address, config.register
+        address, register = config.address, config.reg
         bus = await self.open_bus()
         try:
             async for frame in self.receive("in"):

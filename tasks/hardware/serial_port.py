@@ -138,6 +138,11 @@ class SerialIn(_SerialTask):
 
     outputs = {"out": ANY("received")}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: how many times the port was opened and is being read (1 at first, +1 after each reconnect)
+        self.connects = 0
+
     @classmethod
     def metadata_for(cls, config: Any, port: str, declared: Any) -> dict[str, Any]:
         return {"content": "text" if config.decode == "text" else "bytes"}
@@ -165,6 +170,7 @@ class SerialIn(_SerialTask):
         ready = asyncio.Event()
         fd = port.fileno()
         loop.add_reader(fd, ready.set)
+        self.connects += 1
         framer = self.framer()
         try:
             while True:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import time
+import tty
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,7 @@ class FakeBus:
     def i2c_rdwr(self, *messages: Any) -> None:
         import ctypes
 
-        from smbus2 import I2C_M_RD
+        from smbus2.smbus2 import I2C_M_RD
 
         for message in messages:
             chip = self.chip(message.addr)
@@ -127,6 +128,7 @@ class FakeSerialDevice:
 
     def plug(self) -> None:
         self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)  # raw from the start: what the test writes before the task opens it stays as it is
         os.set_blocking(self.master, False)
         link = self.path.with_suffix(".new")
         link.unlink(missing_ok=True)
