@@ -158,6 +158,30 @@ class FakeSerialDevice:
                 await asyncio.sleep(0.01)
         return data
 
+    @contextlib.contextmanager
+    def draining(self) -> Iterator[None]:
+        """Read and drop what the task writes, in a thread, for the block (a device that keeps up)."""
+        import select
+        import threading
+
+        stop = threading.Event()
+        master = self.master
+
+        def drain() -> None:
+            while not stop.is_set():
+                ready, _, _ = select.select([master], [], [], 0.05)
+                if ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(master, 1 << 16)
+
+        thread = threading.Thread(target=drain, name="fake-serial-drain", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def close(self) -> None:
         if self.master >= 0:
             self.unplug()
@@ -181,3 +205,45 @@ def w1_sensor(root: Path, sensor: str, millis: int | None = None, *, crc_ok: boo
         else:
             (folder / "w1_slave").write_text(w1_slave(millis, crc_ok=crc_ok))
     return folder
+
+
+# -- the types ---------------------------------------------------------------------------------------
+def hardware_types() -> list[Any]:
+    """The types of the gpio, i2c and serial entry points whose library is installed (one_wire is a builtin)."""
+    import importlib
+
+    found: list[Any] = []
+    for module in ("tasks.hardware.gpio", "tasks.hardware.i2c", "tasks.hardware.serial_port"):
+        try:
+            found += importlib.import_module(module).TYPES
+        except ModuleNotFoundError:
+            continue
+    return found
+
+
+@contextlib.contextmanager
+def hardware_for(type_name: str, config: dict[str, Any], folder: Path) -> Iterator[dict[str, Any]]:
+    """The fakes a hardware type needs, set up for the block; yields ``config`` with the fake's port or
+    address filled in (an unknown type: nothing set up, ``config`` as it is)."""
+    if type_name in ("gpio_in", "gpio_out", "pwm_out"):
+        with mock_pins():
+            yield config
+    elif type_name in ("i2c_read", "i2c_write"):
+        from tasks.hardware import i2c
+
+        buses = FakeBuses()
+        buses.add(0x48).raw = b"\x12"
+        previous, i2c.buses = i2c.buses, buses  # type: ignore[assignment]
+        try:
+            yield {"address": 0x48, **config}
+        finally:
+            i2c.buses = previous
+    elif type_name in ("serial_in", "serial_out"):
+        device = FakeSerialDevice(folder)
+        try:
+            with device.draining():
+                yield {**config, "port": str(device.path)}
+        finally:
+            device.close()
+    else:
+        yield config

@@ -52,7 +52,8 @@ async def test_one_sensor_on_an_interval(w1):
         w1_sensor(w1, A, 22000)
         while (await run.next("out")).value != 22.0:
             pass
-    assert OneWireTemperature.ports(OneWireTemperature.validate_config({"device": A})).outputs["out"].content == "number"
+    ports = OneWireTemperature.ports(OneWireTemperature.validate_config({"device": A}))
+    assert ports.outputs["out"].metadata() == {"content": "number", "unit": "°C"}
 
 
 async def test_every_sensor_as_a_map_and_crc_errors_counted(w1):

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hardware_fakes import hardware_for, hardware_types
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -38,6 +39,8 @@ try:
     from tasks.media import TYPES as MEDIA_TYPES
 except ModuleNotFoundError:  # no PyAV: the media entry point is unavailable, and so are its types
     MEDIA_TYPES = []
+#: the gpio, i2c and serial entry points' types (each run with its fake: mock pins, a fake bus, a pty)
+HARDWARE_TYPES = hardware_types()
 
 TIMEOUT = 10.0
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "12"))  # per type; more for a longer hunt
@@ -47,7 +50,8 @@ GOOD_TEXT = "good"
 NEEDS_DEVICE = {"camera", "microphone", "input_container", "output_container"}
 #: types with no input port: mqtt_in and named_input read a topic of their own (driven by the
 #: payload tests at the end), the others read nothing
-NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern"}
+NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern", "gpio_in", "serial_in",
+             "one_wire_temperature"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ def good_value(task_type: type[Task], port: str, value: Any) -> tuple[Any, dict[
 
 _ALL_VARIABLES = {"formula": " + ".join(VARIABLES), "defaults": dict.fromkeys(VARIABLES, 0.0)}
 _FAST_VIEW = {"refresh_ms": 10}
-_BY_NAME = {t.type_name: t for t in (*TYPES, *MEDIA_TYPES)}
+_BY_NAME = {t.type_name: t for t in (*TYPES, *MEDIA_TYPES, *HARDWARE_TYPES)}
 
 
 def _case(name: str, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Case:
@@ -165,6 +169,19 @@ if MEDIA_TYPES:
               good={f"in{k}": [("select", k), (f"in{k}", None)] for k in range(4)}),
         # at most max_fps images: a good frame right after a valid hostile one is rightly left out
         _case("video_viewer", {"max_fps": 60}, produces={"in": None}),
+    ]
+
+if HARDWARE_TYPES:
+    CASES += [
+        _case("gpio_out"),
+        _case("pwm_out"),
+        _case("i2c_read", {"interval_ms": 0}),
+        _case("i2c_read", {"interval_ms": 0, "reg": 3, "length": 2, "decode": "signed", "scale": 0.5},
+              id="i2c_read-register"),
+        _case("i2c_write", {"length": 2}, good={"in": [("in", 5)]}),
+        _case("i2c_write", {"reg": 1, "signed": True}, good={"in": [("in", -5)]}, id="i2c_write-register"),
+        _case("serial_out", {"line_ending": "crlf"}),
+        _case("serial_out", {"format": "bytes"}, good={"in": [("in", b"ok")]}, id="serial_out-bytes"),
     ]
 
 
@@ -324,8 +341,13 @@ async def drive(h: Harness, case: Case, port: str, hostile: list[Hostile], take:
 
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")  # hypothesis, about a drawn bignum or text
 @pytest.mark.parametrize("case", CASES, ids=str)
-async def test_no_frame_value_crashes_a_task(case: Case) -> None:
-    async with running(case.type, MEMORY, case.config) as h:
+async def test_no_frame_value_crashes_a_task(case: Case, tmp_path: Any) -> None:
+    with hardware_for(case.type.type_name, dict(case.config), tmp_path) as config:
+        await _no_frame_value_crashes(case, config)
+
+
+async def _no_frame_value_crashes(case: Case, config: Mapping[str, Any]) -> None:
+    async with running(case.type, MEMORY, config) as h:
         runner = h.runner
         takes = {port: await watch(h, out) if (out := case.output_for(port)) else None for port in case.type.inputs}
         loop = asyncio.get_running_loop()
@@ -343,7 +365,7 @@ async def test_no_frame_value_crashes_a_task(case: Case) -> None:
 
 def test_every_type_of_the_catalog_is_driven():
     driven = {case.type.type_name for case in CASES}
-    catalog = {t.type_name for t in (*TYPES, *MEDIA_TYPES)}
+    catalog = {t.type_name for t in (*TYPES, *MEDIA_TYPES, *HARDWARE_TYPES)}
     assert catalog - driven == NO_INPUTS & catalog | NEEDS_DEVICE & catalog
 
 
