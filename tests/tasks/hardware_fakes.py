@@ -121,6 +121,7 @@ class FakeSerialDevice:
     """A serial device on a pty pair; ``path`` is a symlink to the current slave (what the task opens)."""
 
     def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / "ttyFAKE0"
         self.master = -1
         self.slave = -1
