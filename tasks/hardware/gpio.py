@@ -124,6 +124,8 @@ class GpioIn(_GpioTask):
     and sends the running count on `count` at each one.
     """
 
+    label = "GPIO in"
+
     class Config(_PinConfig):
         pull: Literal["up", "down", "none"] = Field(default="up", description="the pin's pull resistor")
         invert: bool = Field(default=False, description="send 1 when the pin is low and 0 when it is high")
@@ -194,6 +196,8 @@ class GpioOut(_GpioTask):
     0 off). Pause frames are skipped: the pin keeps its state.
     """
 
+    label = "GPIO out"
+
     class Config(_PinConfig):
         initial: bool = Field(default=False, description="on when the task starts")
         active_high: bool = Field(default=True, description="on is the pin high (false: on is low)")
@@ -227,6 +231,8 @@ class PwmOut(_GpioTask):
     Pause frames are skipped. On a Raspberry Pi the PWM is timed in software by lgpio, which is
     fine for LEDs and motors, not for servos.
     """
+
+    label = "PWM out"
 
     class Config(_PinConfig):
         frequency_hz: float = Field(default=100.0, gt=0, le=100_000, description="the PWM frequency")

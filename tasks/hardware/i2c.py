@@ -133,6 +133,8 @@ class I2cRead(_I2cTask):
     again (after 0.5 s, then twice as long each time up to 30 s).
     """
 
+    label = "I2C read"
+
     class Config(_Device):
         decode: Literal["unsigned", "signed", "bytes"] = Field(default="unsigned", description="what to send")
         scale: float = Field(default=1.0, allow_inf_nan=False, description="multiply the number by this")
@@ -199,6 +201,8 @@ class I2cWrite(_I2cTask):
     that does not fit, is an input error. A write that fails is counted as an error on `in` too.
     Pause frames are skipped.
     """
+
+    label = "I2C write"
 
     class Config(_Device):
         signed: bool = Field(default=False, description="encode integers as signed (two's complement)")

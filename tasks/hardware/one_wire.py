@@ -95,6 +95,8 @@ class OneWireTemperature(BuiltinTask):
     succeeds; the next round tries again.
     """
 
+    label = "1-Wire temperature"
+
     category = "hardware"
 
     class Config(BaseModel):
