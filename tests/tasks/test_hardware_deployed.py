@@ -12,6 +12,9 @@ import asyncio
 import collections
 import contextlib
 import queue
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -267,3 +270,88 @@ async def test_a_type_whose_device_is_missing_is_listed_and_refused_with_the_rea
         assert catalog["pwm_out"]["available"] is False and "no_such_factory" in catalog["pwm_out"]["reason"]
         assert catalog["serial_in"]["available"] is True  # a serial port is looked for when the task runs
         assert Device.pin_factory is None
+
+
+# -- a real agent process ---------------------------------------------------------------------------
+def _agent_env(broker: Any, ns: str, data: Any, **extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "GPIOZERO_"))}
+    env.update(EDGE_BROKER=str(broker.url), EDGE_NAMESPACE=ns, EDGE_DATA_DIR=str(data), **extra)
+    return env
+
+
+# the hardware modules named too: an install whose entry points predate them still offers their types
+_AGENT = [sys.executable, "-m", "edge", "agent", "--tasks", "tasks.hardware.gpio", "--tasks",
+          "tasks.hardware.serial_port"]
+
+
+async def test_an_agent_process_with_gpiozero_s_mock_factory_from_its_environment(broker, tmp_path):
+    """`edge agent` with GPIOZERO_PIN_FACTORY=mock (PWM pins) and EDGE_W1_ROOT set: the controller sees the
+    types available, deploys them, and frames fed by paho come back out; another agent without a pin
+    factory offers them as unavailable, and the controller refuses to place them there."""
+    from edge.controller import Controller
+    from edge.errors import SpecError
+
+    root = tmp_path / "w1"
+    w1_sensor(root, "28-0316a2796bff", 4500, temperature_file=True)
+    modem = FakeSerialDevice(tmp_path / "tty")
+    topics = namespace()
+    pi = subprocess.Popen([*_AGENT], env=_agent_env(
+        broker, topics.namespace, tmp_path / "pi", EDGE_AGENT_ID="pi", GPIOZERO_PIN_FACTORY="mock",
+        GPIOZERO_MOCK_PIN_CLASS="mockpwmpin", EDGE_W1_ROOT=str(root)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bare = subprocess.Popen([*_AGENT], env=_agent_env(
+        broker, topics.namespace, tmp_path / "bare", EDGE_AGENT_ID="bare", GPIOZERO_PIN_FACTORY="no_such_factory",
+        EDGE_W1_ROOT=str(tmp_path / "none")), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    paho = Paho(broker.url)
+    settings = load_settings(broker=str(broker.url), namespace=topics.namespace, data_dir=tmp_path / "ctl")
+    try:
+        paho.subscribe(topic(topics, "#"))
+        async with Controller(settings) as controller:
+            await controller.fleet.wait_for(
+                lambda f: all(a in f.agents and f.agents[a].online and f.agents[a].types for a in ("pi", "bare")),
+                timeout=TIMEOUT)
+            offered = {t["name"]: t for t in controller.fleet.agents["bare"].types}
+            assert offered["gpio_out"]["available"] is False and "no_such_factory" in offered["gpio_out"]["reason"]
+            assert offered["one_wire_temperature"]["available"] is False
+            assert all(controller.fleet.agents["pi"].offers(name)
+                       for name in ("gpio_in", "gpio_out", "pwm_out", "serial_out", "one_wire_temperature"))
+            with pytest.raises(SpecError) as refused:
+                await controller.deploy(parse_spec({"id": "nowhere", "tasks": [
+                    {"id": "led", "type": "gpio_out", "agent": "bare"}]}))
+            assert any("unavailable" in line and "no_such_factory" in line for line in refused.value.errors), \
+                refused.value.errors
+            await controller.deploy(parse_spec({"id": "hw", "tasks": [
+                {"id": "led", "type": "gpio_out", "agent": "pi", "config": {"pin": "GPIO27"}},
+                {"id": "fan", "type": "pwm_out", "agent": "pi", "config": {"pin": "GPIO18"}},
+                {"id": "modem", "type": "serial_out", "agent": "pi", "config": {"port": str(modem.path)}},
+                {"id": "water", "type": "one_wire_temperature", "agent": "pi", "config": {"interval_ms": 100}}],
+                "edges": [
+                    {"from": f"topic:{topic(topics, 'switch')}", "to": "led.in"},
+                    {"from": "led.state", "to": f"topic:{topic(topics, 'led')}"},
+                    {"from": f"topic:{topic(topics, 'speed')}", "to": "fan.in"},
+                    {"from": "fan.duty", "to": f"topic:{topic(topics, 'fan')}"},
+                    {"from": f"topic:{topic(topics, 'say')}", "to": "modem.in"},
+                    {"from": "water.out", "to": f"topic:{topic(topics, 'water')}"}]}))
+            await controller.fleet.wait_for(
+                lambda f: all((s := f.statuses.get(("hw", t))) is not None and s.state == "running"
+                              for t in ("led", "fan", "modem", "water")), timeout=TIMEOUT)
+            assert await paho.value(topic(topics, "water")) == {"28-0316a2796bff": 4.5}
+            paho.send(topic(topics, "switch"), 1)
+            assert await paho.value(topic(topics, "led"), lambda v: v == 1) == 1
+            paho.send(topic(topics, "speed"), 0.7)
+            assert await paho.value(topic(topics, "fan"), lambda v: v == 0.7) == 0.7
+            paho.send(topic(topics, "say"), "hello")
+            assert await modem.read(lambda d: d.endswith(b"\n")) == b"hello\n"
+    finally:
+        paho.close()
+        for proc in (pi, bare):
+            proc.send_signal(signal.SIGINT)
+        for proc in (pi, bare):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        modem.close()
