@@ -92,7 +92,7 @@ class _GpioTask(BuiltinTask):
     def unavailable_reason(cls) -> str | None:
         return factory_problem()
 
-    def open_device(self, make: Any) -> Any:
+    def claim_pin(self, make: Any) -> Any:
         pin = f"GPIO{bcm_number(self.config.pin)}"
         try:
             return make(pin)
@@ -146,6 +146,8 @@ class GpioIn(_GpioTask):
         flip = int(config.invert)
 
         def arrived(level: int, ts: int) -> None:  # on the loop
+            if len(levels) == QUEUE:  # the oldest change goes: counted
+                self.count_error(self.out_metrics["out"], "queue", "dropped a level change: %d waiting", QUEUE)
             levels.append((level ^ flip, ts))
             changed.set()
 
@@ -155,7 +157,7 @@ class GpioIn(_GpioTask):
                     loop.call_soon_threadsafe(arrived, level, now_ms())
             return on_change
 
-        device = self.open_device(lambda pin: DigitalInputDevice(
+        device = self.claim_pin(lambda pin: DigitalInputDevice(
             pin, pull_up=pull_up, active_state=True if pull_up is None else None))
         bounce = config.bounce_ms / 1000
         try:
@@ -207,7 +209,7 @@ class GpioOut(_GpioTask):
 
     async def run(self) -> None:
         config: GpioOut.Config = self.config
-        device = self.open_device(lambda pin: OutputDevice(pin, active_high=config.active_high,
+        device = self.claim_pin(lambda pin: OutputDevice(pin, active_high=config.active_high,
                                                            initial_value=config.initial))
         try:
             await self.send("state", int(config.initial))
@@ -244,7 +246,7 @@ class PwmOut(_GpioTask):
 
     async def run(self) -> None:
         config: PwmOut.Config = self.config
-        device = self.open_device(lambda pin: PWMOutputDevice(pin, active_high=config.active_high,
+        device = self.claim_pin(lambda pin: PWMOutputDevice(pin, active_high=config.active_high,
                                                               initial_value=config.initial,
                                                               frequency=config.frequency_hz))
         try:
