@@ -53,7 +53,7 @@ from edge.retained import Prober
 from edge.secrets import Secrets
 from edge.settings import Settings
 from edge.storage import write_atomic
-from edge.task import Ports, Task, TaskContext
+from edge.task import Ports, Task, TaskContext, why_unavailable
 from edge.topics import TopicKind, Topics, is_valid_id, validate_id
 from edge.validation import answer_request, decode_request
 
@@ -77,14 +77,8 @@ class Host:
         self.settings = settings
         self.agent_id = agent_id or settings.agent_id
         self.topics = Topics(settings.namespace)
+        self.types = {t.type_name: t for t in types}
         self.unavailable = dict(unavailable or {})
-        self.types: dict[str, type[Task]] = {}
-        for task_type in types:  # a type this agent lacks something for is offered as unavailable, with why
-            reason = _unavailable_reason(task_type, settings)
-            if reason is None:
-                self.types[task_type.type_name] = task_type
-            else:
-                self.unavailable[task_type.type_name] = reason
         self.state_dir = settings.data_dir / "agents" / self.agent_id if persist else None
         self.secrets = Secrets(settings.secrets_path, agent_id=self.agent_id)
         #: the only folder its tasks may read and write files in (edge.files)
@@ -149,7 +143,10 @@ class Host:
 
     def _entry(self, task_type: type[Task]) -> dict[str, Any]:
         try:
-            return CatalogEntry.model_validate(task_type.describe()).dump()
+            entry = CatalogEntry.model_validate(task_type.describe())
+            # what this agent lacks for it (its settings, its devices), whatever describe() found
+            reason = why_unavailable(task_type, self.settings)
+            return entry.model_copy(update={"available": reason is None, "reason": reason}).dump()
         except ValidationError as exc:
             why = f"its catalog entry breaks the protocol: {problem(exc)}"
             log.warning("agent %s: task type %s is not offered: %s", self.agent_id, task_type.type_name, why)
@@ -433,6 +430,8 @@ class Host:
     def _start_instance(self, assignment: Assignment) -> None:
         task_type = self.types.get(assignment.type)
         reason = self.unavailable.get(assignment.type)
+        if task_type is not None and (why := why_unavailable(task_type, self.settings)) is not None:
+            task_type, reason = None, why  # a device, a permission it lacks: refused like an unknown type, with why
         if task_type is None and reason is None:
             offered = ", ".join(sorted(self.types)) or "none"
             reason = f"unknown task type {assignment.type!r} on agent {self.agent_id} (it offers: {offered})"
@@ -552,14 +551,6 @@ async def run_agent(settings: Settings, *, types: Sequence[type[Task]], agent_id
     """Announce an agent offering ``types`` and run what deployments assign to it, until cancelled."""
     async with Host(settings, types=types, agent_id=agent_id, unavailable=unavailable) as host:
         await host.run()
-
-
-def _unavailable_reason(task_type: type[Task], settings: Settings) -> str | None:
-    try:
-        return task_type.unavailable_reason(settings)
-    except Exception as exc:  # a third party's check that breaks: the type is not offered, the agent runs
-        log.warning("task type %s is not offered: its availability check failed: %s", task_type.type_name, exc)
-        return f"its availability check failed: {type(exc).__name__}: {exc}"[:500]
 
 
 async def run_wired(settings: Settings, task_type: type[Task], *, config: Mapping[str, Any],

@@ -194,7 +194,9 @@ class Instance:
         self._expire_notice(now)
         running = self.state in ("running", "failed", "starting")
         status: dict[str, Any] = {"v": PROTOCOL_REVISION, "state": self.state, "type": a.type, "version": a.version,
-                                  "ts": now, "restarts": self.restarts, "error": self.error,
+                                  "ts": now, "restarts": self.restarts,
+                                  "error": self.error if self.error is not None or self.task is None
+                                  else self.task.problem,
                                   "last_error": self.last_error, "crashed_at": self.crashed_at,
                                   "errors": list(self.errors)}
         if agent is not None:

@@ -220,6 +220,8 @@ class Settings(BaseSettings):
                              "child process with limits (docs/security.md); off: the type is unavailable")
     files_dir: Path | None = Field(default=None, description="the only folder tasks may read and write files "
                                    "in; default {data_dir}/files")
+    w1_root: Path = Field(default=Path("/sys/bus/w1/devices"), description="the Linux 1-Wire devices folder "
+                          "one_wire_temperature reads (tests point it at a fake tree)")
 
     @model_validator(mode="before")
     @classmethod

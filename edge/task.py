@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from edge.settings import Settings
 
 __all__ = ["IO_KEYS", "EmptyConfig", "Port", "PortMetrics", "PortRule", "Ports", "Task", "TaskContext",
-           "type_name_of"]
+           "type_name_of", "why_unavailable"]
 
 log = logging.getLogger("edge.task")
 _bad_frames = LogLimiter(log)  # a flood of bad frames on one input logs once a minute, all counted
@@ -224,6 +224,9 @@ class Task:
     Config: ClassVar[type[BaseModel]] = EmptyConfig
     #: Where :meth:`warn` logs.
     logger: ClassVar[logging.Logger] = log
+    #: a line the agent shows as the running instance's ``error`` in its status while it holds
+    #: (a device it waits for); None: nothing to report
+    problem: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -296,10 +299,14 @@ class Task:
         return []
 
     @classmethod
-    def unavailable_reason(cls, settings: Settings) -> str | None:
-        """Why an agent with ``settings`` cannot offer this type (a library, a device or a permission it
-        lacks), or None. The agent lists such a type as unavailable with the reason and refuses its
-        instances, as it does a type whose module fails to import. Runs no I/O beyond a quick look."""
+    def unavailable_reason(cls, settings: Settings | None = None) -> str | None:
+        """Why an agent with ``settings`` (None: what this process's environment says) cannot offer
+        this type now (a device, a library or a permission it lacks), or None if it can.
+
+        The agent lists a type with a reason as unavailable, with the reason (its catalog entry
+        otherwise whole, so the panel still shows its ports and config), and refuses its instances:
+        their status is ``invalid`` and says why. Override it for types that need a device or a
+        permission; keep it quick (a look at a file, a setting), it runs when the catalog is built."""
         return None
 
     @classmethod
@@ -315,6 +322,8 @@ class Task:
         from edge.protocol import CatalogEntry  # not at import: it loads the spec model, which a task needs not
 
         rules: dict[str, Any] = {"ports_from": [rule.to_dict() for rule in cls.ports_from]} if cls.ports_from else {}
+        if (reason := why_unavailable(cls, None)) is not None:
+            rules["reason"] = reason
         return CatalogEntry(
             name=cls.type_name,
             label=cls.label,
@@ -324,7 +333,7 @@ class Task:
             outputs={name: port.metadata() for name, port in cls.outputs.items()},
             config_schema=cls.Config.model_json_schema(),
             config_default=cls.Config().model_dump(mode="json") if _has_defaults(cls.Config) else None,
-            available=True,
+            available=reason is None,
             **rules,
         )
 
@@ -558,3 +567,12 @@ def _with_default(cls: type[Task], rule: PortRule) -> PortRule:
 
 def _has_defaults(model: type[BaseModel]) -> bool:
     return all(not f.is_required() for f in model.model_fields.values())
+
+
+def why_unavailable(task_type: type[Task], settings: Settings | None) -> str | None:
+    """``task_type.unavailable_reason(settings)``; a check that breaks (a third party's) is a reason too."""
+    try:
+        return task_type.unavailable_reason(settings)
+    except Exception as exc:
+        log.warning("task type %s is not offered: its availability check failed: %s", task_type.type_name, exc)
+        return f"its availability check failed: {type(exc).__name__}: {exc}"[:500]

@@ -1,4 +1,5 @@
-"""Write docs/tasks/<type>.md for every built-in task type, from its catalog entry and docstring.
+"""Write docs/tasks/<type>.md for every built-in task type (and the hardware types of the gpio, i2c and
+serial entry points), from its catalog entry and docstring.
 
 The built-in types are those of the ``builtin`` entry point and of the entry points of ours that need
 an optional library light enough to be in ``all`` (``schedule``: croniter).
@@ -75,12 +76,22 @@ def page(task_type: type) -> str:
     return "\n".join(lines)
 
 
-def builtin_types() -> list[type]:
-    """The types that get a page: ``builtin``'s and ``schedule``'s."""
-    from tasks.builtin import TYPES
-    from tasks.schedule import TYPES as SCHEDULE_TYPES
+def builtin_types() -> list[Any]:
+    """The types that get a page: the built-ins, and the types of edgetasks' other entry points but
+    media (``schedule``, the hardware ones, ``web``), found as an agent finds them."""
+    from importlib.metadata import entry_points
 
-    return [*TYPES, *SCHEDULE_TYPES]
+    from tasks.builtin import TYPES
+
+    found: list[Any] = list(TYPES)
+    for ep in sorted(entry_points(group="edgetasks.tasks"), key=lambda e: e.name):
+        if ep.name in ("builtin", "media") or not ep.value.startswith("tasks."):
+            continue
+        try:
+            found += ep.load()
+        except ModuleNotFoundError as exc:
+            raise SystemExit(f"{exc}: the pages of its types need it (pip install 'edgetasks[all]')") from None
+    return found
 
 
 def pages() -> dict[Path, str]:

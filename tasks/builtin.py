@@ -16,6 +16,7 @@ from tasks.flow import Filter, Throttle, Trigger
 from tasks.formats import Format, Parse
 from tasks.function import PythonFunction
 from tasks.grouping import Batch, Join, Split
+from tasks.hardware.one_wire import OneWireTemperature
 from tasks.logic import Gate, SrLatch, Switch
 from tasks.named import NamedInput, NamedOutput
 from tasks.replay import ReplayBuffer
@@ -40,4 +41,6 @@ TYPES: list[type[Task]] = [
     NamedInput, NamedOutput, MqttIn, MqttOut,
     # dashboard
     Slider, Toggle, RadioButtons, TextInput, StatusDisplay, TextDisplay, ValueBar, Plot,
+    # hardware (the others, with their libraries, are the gpio, i2c and serial entry points)
+    OneWireTemperature,
 ]  # fmt: skip

@@ -135,7 +135,11 @@ class PythonFunction(BuiltinTask):
                   PortRule(side="outputs", field="outputs", kind="names", metadata={"any": True}))
 
     @classmethod
-    def unavailable_reason(cls, settings: Settings) -> str | None:
+    def unavailable_reason(cls, settings: Settings | None = None) -> str | None:
+        if settings is None:
+            from edge.settings import load_settings
+
+            settings = load_settings()
         if settings.allow_code:
             return None
         return "it runs code sent in deployment specs, which this agent does not allow: set EDGE_ALLOW_CODE=true"

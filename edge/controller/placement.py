@@ -32,7 +32,10 @@ def place(spec: DeploymentSpec, fleet: Fleet) -> tuple[DeploymentSpec, list[str]
         if task.agent is not None:
             agent = fleet.agents.get(task.agent)
             if agent is not None and agent.online and not agent.offers(task.type):
-                problems.append(f"task {task.id!r}: agent {task.agent!r} does not offer type {task.type!r}")
+                why = next((t.get("reason") for t in agent.types
+                            if t.get("name") == task.type and t.get("available") is False), None)  # its device
+                problems.append(f"task {task.id!r}: agent {task.agent!r} does not offer type {task.type!r}"
+                                + (f" (unavailable there: {why})" if why else ""))
             tasks.append(task)
             continue
         eligible = sorted((a for a in fleet.online if a.offers(task.type)), key=lambda a: (load.get(a.id, 0), a.id))

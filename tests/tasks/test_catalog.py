@@ -8,28 +8,28 @@ import subprocess
 import sys
 
 import pytest
+from _types import extra_types
 
 import tasks
 from agent.registry import discover
 from edge.frames import decode_value, encode_value
 from edge.task import Task
 from tasks.builtin import TYPES
-from tasks.schedule import TYPES as SCHEDULE_TYPES
 
 IDS = [t.type_name for t in TYPES]
 
 
 def test_names_are_unique_and_the_list_is_complete():
-    assert len(set(IDS)) == len(IDS) == 38
+    assert len(set(IDS)) == len(IDS) == 39
     assert {"calculator", "gate", "switch", "sr_latch", "pulse_generator", "repeater", "message_detector",
             "synchronizer", "time_buffer", "timestamp_updater", "replay_buffer", "number_to_text", "time_to_text",
             "text_formatter", "string_matcher", "string_concatenator", "named_input", "named_output", "mqtt_in",
             "mqtt_out", "slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display",
             "value_bar", "plot", "filter", "throttle", "trigger", "change", "split", "join", "batch", "parse",
-            "format", "python"} == set(IDS)
+            "format", "python", "one_wire_temperature"} == set(IDS)
 
 
-@pytest.mark.parametrize("task_type", [*TYPES, *SCHEDULE_TYPES], ids=[*IDS, *(t.type_name for t in SCHEDULE_TYPES)])
+@pytest.mark.parametrize("task_type", [*TYPES, *extra_types()], ids=lambda t: t.type_name)
 def test_each_type_is_described(task_type: type[Task]):
     entry = task_type.describe()
     assert len(entry["description"]) > 40 and entry["description"].endswith(".")
@@ -53,7 +53,7 @@ def test_each_type_is_described(task_type: type[Task]):
 
 def test_agents_discover_every_builtin():
     registry = discover()
-    for task_type in (*TYPES, *SCHEDULE_TYPES):  # schedule: its own entry point (pip install -e . registers it)
+    for task_type in (*TYPES, *extra_types()):  # the others: their own entry points
         assert registry.types[task_type.type_name] is task_type
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _types import extra_types
+from hardware_fakes import hardware_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -38,7 +40,9 @@ try:
     from tasks.media import TYPES as MEDIA_TYPES
 except ModuleNotFoundError:  # no PyAV: the media entry point is unavailable, and so are its types
     MEDIA_TYPES = []
-from tasks.schedule import TYPES as SCHEDULE_TYPES  # croniter is in the test extra: never left out
+#: the other entry points' types: schedule, web, and the hardware ones (each run with its fake:
+#: mock pins, a fake bus, a pty)
+EXTRA_TYPES = extra_types()
 
 TIMEOUT = 10.0
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "12"))  # per type; more for a longer hunt
@@ -48,7 +52,8 @@ GOOD_TEXT = "good"
 NEEDS_DEVICE = {"camera", "microphone", "input_container", "output_container"}
 #: types with no input port: mqtt_in and named_input read a topic of their own (driven by the
 #: payload tests at the end), the others read nothing
-NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern", "schedule"}
+NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern", "schedule", "gpio_in", "serial_in",
+             "one_wire_temperature"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ def good_value(task_type: type[Task], port: str, value: Any) -> tuple[Any, dict[
 
 _ALL_VARIABLES = {"formula": " + ".join(VARIABLES), "defaults": dict.fromkeys(VARIABLES, 0.0)}
 _FAST_VIEW = {"refresh_ms": 10}
-_BY_NAME = {t.type_name: t for t in (*TYPES, *MEDIA_TYPES, *SCHEDULE_TYPES)}
+_BY_NAME = {t.type_name: t for t in (*TYPES, *MEDIA_TYPES, *EXTRA_TYPES)}
 
 
 def _case(name: str, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Case:
@@ -195,6 +200,18 @@ if MEDIA_TYPES:
         # at most max_fps images: a good frame right after a valid hostile one is rightly left out
         _case("video_viewer", {"max_fps": 60}, produces={"in": None}),
     ]
+
+CASES += [
+    _case("gpio_out"),
+    _case("pwm_out"),
+    _case("i2c_read", {"interval_ms": 0}),
+    _case("i2c_read", {"interval_ms": 0, "reg": 3, "length": 2, "decode": "signed", "scale": 0.5},
+          id="i2c_read-register"),
+    _case("i2c_write", {"length": 2}, good={"in": [("in", 5)]}),
+    _case("i2c_write", {"reg": 1, "signed": True}, good={"in": [("in", -5)]}, id="i2c_write-register"),
+    _case("serial_out", {"line_ending": "crlf"}),
+    _case("serial_out", {"format": "bytes"}, good={"in": [("in", b"ok")]}, id="serial_out-bytes"),
+]
 
 
 # -- the hostile corpus ---------------------------------------------------------------------------
@@ -353,8 +370,13 @@ async def drive(h: Harness, case: Case, port: str, hostile: list[Hostile], take:
 
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")  # hypothesis, about a drawn bignum or text
 @pytest.mark.parametrize("case", CASES, ids=str)
-async def test_no_frame_value_crashes_a_task(case: Case) -> None:
-    async with running(case.type, MEMORY, case.config) as h:
+async def test_no_frame_value_crashes_a_task(case: Case, tmp_path: Any) -> None:
+    with hardware_for(case.type.type_name, dict(case.config), tmp_path) as config:
+        await _no_frame_value_crashes(case, config)
+
+
+async def _no_frame_value_crashes(case: Case, config: Mapping[str, Any]) -> None:
+    async with running(case.type, MEMORY, config) as h:
         runner = h.runner
         takes = {port: await watch(h, out) if (out := case.output_for(port)) else None for port in case.type.inputs}
         loop = asyncio.get_running_loop()
@@ -372,7 +394,7 @@ async def test_no_frame_value_crashes_a_task(case: Case) -> None:
 
 def test_every_type_of_the_catalog_is_driven():
     driven = {case.type.type_name for case in CASES}
-    catalog = {t.type_name for t in (*TYPES, *MEDIA_TYPES, *SCHEDULE_TYPES)}
+    catalog = {t.type_name for t in (*TYPES, *MEDIA_TYPES, *EXTRA_TYPES)}
     assert catalog - driven == NO_INPUTS & catalog | NEEDS_DEVICE & catalog
 
 
