@@ -77,8 +77,15 @@ class Host:
         self.settings = settings
         self.agent_id = agent_id or settings.agent_id
         self.topics = Topics(settings.namespace)
-        self.types = {t.type_name: t for t in types}
         self.unavailable = dict(unavailable or {})
+        # a type that says it cannot run here (Task.unavailable_reason: a setting off, a device missing)
+        # is offered as unavailable, with why, and its instances are refused
+        self.types: dict[str, type[Task]] = {}
+        for t in types:
+            if (reason := t.unavailable_reason()) is None:
+                self.types[t.type_name] = t
+            else:
+                self.unavailable[t.type_name] = reason
         self.state_dir = settings.data_dir / "agents" / self.agent_id if persist else None
         self.secrets = Secrets(settings.secrets_path, agent_id=self.agent_id)
         #: the only folder its tasks may read and write files in (edge.files)

@@ -218,6 +218,11 @@ class Settings(BaseSettings):
                                       "default {data_dir}/secrets.yaml")
     files_dir: Path | None = Field(default=None, description="the only folder tasks may read and write files "
                                    "in; default {data_dir}/files")
+    allow_exec: bool = Field(default=False, description="let exec tasks run commands on this agent (off: the "
+                             "exec type is listed as unavailable)")
+    webhook_port: int | None = Field(default=None, ge=1, le=65535, description="port of the agent's webhook "
+                                     "server for webhook_in tasks; unset: webhook_in is unavailable")
+    webhook_host: str = Field(default="127.0.0.1", description="address the webhook server binds to")
 
     @model_validator(mode="before")
     @classmethod

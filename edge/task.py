@@ -272,6 +272,13 @@ class Task:
             raise ConfigError(f"invalid config for {cls.type_name}: {exc}", field="config") from None
 
     @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this type cannot run on this machine (a setting that is off, a device that is missing), one
+        line; None (the default) when it can. The runtime lists a type with a reason as unavailable, with
+        the reason, and refuses to start instances of it."""
+        return None
+
+    @classmethod
     def check(cls, config: Mapping[str, Any]) -> list[str]:
         """Every problem of ``config`` for this type, one line each naming its field
         (``config.formula: ...``); empty when it is valid.

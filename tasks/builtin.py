@@ -11,6 +11,8 @@ from tasks.bridges import MqttIn, MqttOut
 from tasks.calculator import Calculator
 from tasks.controls import RadioButtons, Slider, TextInput, Toggle
 from tasks.displays import Plot, StatusDisplay, TextDisplay, ValueBar
+from tasks.exec import Exec
+from tasks.files import FileRead, FileWrite
 from tasks.logic import Gate, SrLatch, Switch
 from tasks.named import NamedInput, NamedOutput
 from tasks.replay import ReplayBuffer
@@ -29,6 +31,8 @@ TYPES: list[type[Task]] = [
     NumberToText, TimeToText, TextFormatter, StringMatcher, StringConcatenator,
     # between deployments and to other systems
     NamedInput, NamedOutput, MqttIn, MqttOut,
+    # integration: files and commands on the agent (the web types are the web entry point's)
+    FileWrite, FileRead, Exec,
     # dashboard
     Slider, Toggle, RadioButtons, TextInput, StatusDisplay, TextDisplay, ValueBar, Plot,
 ]  # fmt: skip
