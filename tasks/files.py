@@ -40,7 +40,7 @@ __all__ = ["FileRead", "FileWrite"]
 FLUSH_BYTES = 64 * 1024
 DAY_S = 86_400
 _CHUNK = 64 * 1024
-_STAMP = re.compile(r"\.\d{8}T\d{6}(?:\.\d{3})?Z(?:-\d+)?$")
+_STAMP = re.compile(r"\.(\d{8}T\d{6}\.\d{3})Z(?:-(\d+))?")  # what a rotation puts before the extension
 
 
 def _json_line(value: Any) -> str:
@@ -188,12 +188,17 @@ class FileWrite(BuiltinTask):
         await self.send("rotated", target.name)
 
     def _prune(self, path: Path) -> None:
+        """Delete the oldest rotated files of ``path`` beyond ``keep`` (by the stamp in their names)."""
         if not self.config.keep:
             return
-        old = sorted(p for p in path.parent.iterdir()
-                     if p.name.startswith(path.stem + ".") and p.name.endswith(path.suffix)
-                     and _STAMP.search(p.name[:len(p.name) - len(path.suffix)] if path.suffix else p.name))
-        for stale in old[:-self.config.keep]:
+        old: list[tuple[str, int, Path]] = []
+        for p in path.parent.iterdir():
+            middle = p.name[len(path.stem):len(p.name) - len(path.suffix)]
+            match = _STAMP.fullmatch(middle) if p.name.startswith(path.stem) and p.name.endswith(path.suffix) \
+                else None
+            if match is not None:
+                old.append((match[1], int(match[2] or 0), p))
+        for *_, stale in sorted(old)[:-self.config.keep]:
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
 
@@ -264,7 +269,8 @@ class FileRead(BuiltinTask):
     """Read a file under the agent's files folder as frames: its lines, JSON lines, CSV rows, or all of it.
 
     The file is read when the task starts (unless `on_start` is off) and again for each frame on
-    `trigger`; `done` then carries how many frames were sent. `text` and `bytes` send the whole file
+    `trigger`; `done` then carries how many frames were sent (with `follow`: once, when the task has
+    caught up with the end of the file). `text` and `bytes` send the whole file
     as one frame (at most `max_bytes`). With `follow` the task tails the file instead: it sends what
     is appended, starts again from the top when the file is truncated, and follows a rotation (a new
     file under the name). A line longer than `max_line` bytes, a line that is not UTF-8, and a JSON
@@ -398,6 +404,7 @@ class FileRead(BuiltinTask):
         lines = _Lines(config.max_line)
         header: list[str] | None = None
         first = True
+        caught_up = False
         sent = 0
         try:
             while True:
@@ -431,6 +438,9 @@ class FileRead(BuiltinTask):
                     while chunk := f.read(_CHUNK):
                         for line in lines.feed(chunk, self):
                             sent, header = await self._emit(line, sent, header)
+                    if not caught_up:
+                        caught_up = True
+                        await self.send("done", sent)
                 await asyncio.sleep(config.poll_ms / 1000)
         finally:
             if f is not None:
