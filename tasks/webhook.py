@@ -51,6 +51,8 @@ REQUEST_TIMEOUT = 10.0
 MAX_HEAD = 16 * 1024
 MAX_CONNECTIONS = 64
 QUEUE = 100
+LINGER_TIMEOUT = 1.0  # after an answer, s and bytes read of what the client still sends, before closing
+LINGER_BYTES = 1024 * 1024
 _PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+/?$")
 _TOKEN_HEADERS = (b"authorization", b"x-webhook-token")
 _OFF = ("webhook_in is off on this agent: start it with EDGE_WEBHOOK_PORT (and EDGE_WEBHOOK_HOST to listen "
@@ -77,7 +79,8 @@ class _Server:
         self.routes: dict[str, _Route] = {}
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.server: asyncio.Server | None = None
-        self.connections: set[asyncio.Task[Any]] = set()
+        #: the connections being served, each with its writer (closing the server aborts them)
+        self.connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         try:
@@ -95,8 +98,10 @@ class _Server:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
-            for task in list(self.connections):
-                task.cancel()
+            # aborted, not cancelled: a handler of asyncio's server must not end cancelled (its callback
+            # would log the CancelledError); an aborted socket ends its reads at once
+            for writer in list(self.connections.values()):
+                writer.transport.abort()
             await asyncio.gather(*self.connections, return_exceptions=True)
             await self.server.wait_closed()
             log.info("webhook server on %s:%d stopped", self.host, self.port)
@@ -107,13 +112,14 @@ class _Server:
         if len(self.connections) >= MAX_CONNECTIONS:
             writer.close()
             return
-        self.connections.add(task)
+        self.connections[task] = writer
         try:
             await _Exchange(self, reader, writer).serve()
+            await _linger(reader, writer)
         except (OSError, asyncio.IncompleteReadError):
             pass  # the client went away
         finally:
-            self.connections.discard(task)
+            self.connections.pop(task, None)
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -217,6 +223,18 @@ class _Exchange:
         self.writer.write(f"HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode())
         with contextlib.suppress(OSError):
             await self.writer.drain()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read what the client still sends (a body refused before it was read), a little and briefly, before
+    closing: a socket closed with unread data is reset, and the client may lose the answer with it."""
+    with contextlib.suppress(OSError, TimeoutError):
+        if writer.can_write_eof():
+            writer.write_eof()
+        budget = LINGER_BYTES
+        async with asyncio.timeout(LINGER_TIMEOUT):
+            while budget > 0 and (chunk := await reader.read(65_536)):
+                budget -= len(chunk)
 
 
 def _authorized(headers: Iterable[tuple[bytes, bytes]], token: bytes) -> bool:

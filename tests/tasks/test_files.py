@@ -100,7 +100,7 @@ async def test_rotates_by_size_and_keeps_the_newest_old_files(tmp_path: Path) ->
             await run.feed("in", f"value-{k:04d}")  # 13 bytes a line: one per file
         rotated = [(await run.next("rotated")).value for _ in range(7)]
         await until(lambda: lines(target) == ['"value-0007"'])
-    old = {p.name for p in tmp_path.iterdir() if p.name != "r.jsonl"}
+    old = {p.name for p in tmp_path.iterdir() if p.name != "r.jsonl"}  # noqa: ASYNC240
     assert old == set(rotated[-2:]) and len(set(rotated)) == 7
     assert all(re.fullmatch(r"r\.\d{8}T\d{6}\.\d{3}Z(-\d+)?\.jsonl", name) for name in old), old
     assert [lines(tmp_path / name) for name in rotated[-2:]] == [['"value-0005"'], ['"value-0006"']]
