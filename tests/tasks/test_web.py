@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from edge.errors import ConfigError
 from edge.host import Host
@@ -318,3 +320,56 @@ def test_the_token_is_required_and_the_path_checked() -> None:
     assert WebhookIn.check({"path": "/x"})[0].startswith("config.token:")
     assert WebhookIn.check({"path": "x y", "token": "t"}) == [
         "config.path: 'x y' is no URL path: /name/... with letters, digits, . _ ~ -"]
+
+
+_heads = st.sampled_from([b"POST /door HTTP/1.1\r\nHost: x\r\n", b"POST /door HTTP/1.0\r\n", b"GET / HTTP/1.1\r\n",
+                          b"POST /door?" + b"a=1&" * 50 + b" HTTP/1.1\r\nHost: x\r\n", b""])
+_lines = st.one_of(st.binary(max_size=80), st.sampled_from([
+    b"Content-Length: -1\r\n", b"Content-Length: 99999999999999999999\r\n", b"Transfer-Encoding: chunked\r\n",
+    b"Content-Length: 3\r\nContent-Length: 4\r\n", b"X-Webhook-Token: " + TOKEN.encode() + b"\r\n",
+    b"Authorization: Bearer \xff\xfe\r\n", b"Content-Type: application/json\r\n", b"Content-Type: text/plain\r\n",
+    b"Content-Type: application/x-www-form-urlencoded\r\n", b"Expect: 100-continue\r\n", b"\r\n", b"\r\n\r\n",
+    b"zz\r\n{\"a\": [\r\n0\r\n\r\n", b"[" * 5000, b"\xff\xfe\xfd", b"\x00" * 64]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+          phases=[Phase.explicit, Phase.generate])
+@given(st.lists(st.tuples(_heads, st.lists(_lines, max_size=6)), min_size=1, max_size=3))
+def test_no_request_bytes_crash_the_webhook_server(monkeypatch_module: None, hostile: list) -> None:
+    async def main() -> None:
+        async with run_task(WebhookIn, {"path": "/door", "token": TOKEN, "max_body": 1000}) as run:
+            await _wait_listening(HOSTILE_PORT)
+            for head, lines in hostile:
+                reader, writer = await asyncio.open_connection("127.0.0.1", HOSTILE_PORT)
+                writer.write(head + b"".join(lines))
+                if writer.can_write_eof():
+                    writer.write_eof()
+                answer = await asyncio.wait_for(reader.read(), 5)
+                assert answer == b"" or answer.startswith(b"HTTP/1.1 "), answer[:60]
+                writer.close()
+            async with httpx.AsyncClient(trust_env=False) as client:  # still serving, and well
+                good = await client.post(f"http://127.0.0.1:{HOSTILE_PORT}/door", json={"ok": 1},
+                                         headers={"X-Webhook-Token": TOKEN})
+            assert good.status_code == 202
+            frames = [await run.next("out")]
+            frames += run.frames("out")
+            assert frames[-1].value == {"ok": 1}
+
+    asyncio.run(main())
+
+
+HOSTILE_PORT = 0
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[None]:
+    """The webhook server's port for the property test (hypothesis runs it many times on one fixture)."""
+    global HOSTILE_PORT
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        HOSTILE_PORT = s.getsockname()[1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGE_WEBHOOK_PORT", str(HOSTILE_PORT))
+        patch.setattr(webhook, "REQUEST_TIMEOUT", 0.3)
+        patch.setattr(webhook, "LINGER_TIMEOUT", 0.1)
+        yield
