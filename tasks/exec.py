@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.errors import ConfigError, FrameError
 from edge.frames import Frame
-from edge.settings import Settings
 from tasks.base import ANY, BuiltinTask, is_pause
 
 __all__ = ["Exec"]
@@ -100,6 +99,8 @@ class Exec(BuiltinTask):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
+        from edge.settings import Settings  # on first use: a module of task types loads no settings
+
         try:
             allowed = Settings().allow_exec
         except ValueError:  # invalid settings: the agent itself refuses them

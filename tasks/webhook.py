@@ -40,7 +40,6 @@ import h11
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.errors import ConfigError, FrameError
-from edge.settings import Settings
 from tasks.base import ANY, BuiltinTask
 
 __all__ = ["MAX_CONNECTIONS", "MAX_HEAD", "REQUEST_TIMEOUT", "WebhookIn"]
@@ -344,6 +343,8 @@ class WebhookIn(BuiltinTask):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
+        from edge.settings import Settings  # on first use: a module of task types loads no settings
+
         try:
             port = Settings().webhook_port
         except ValueError:
@@ -354,6 +355,8 @@ class WebhookIn(BuiltinTask):
         self.reject("out", reason)
 
     async def run(self) -> None:
+        from edge.settings import Settings
+
         config: WebhookIn.Config = self.config
         settings = Settings()
         if settings.webhook_port is None:
