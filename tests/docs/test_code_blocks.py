@@ -89,8 +89,9 @@ def test_task_pages_are_up_to_date():
 def test_task_page_examples_fit_the_catalog():
     from edge.graph import check_against_catalog, load_spec
     from tasks.builtin import TYPES
+    from tasks.web import TYPES as WEB_TYPES  # the web entry point's pages are there too
 
-    catalog = {t.type_name: t.describe() for t in TYPES}
+    catalog = {t.type_name: t.describe() for t in (*TYPES, *WEB_TYPES)}
     for path in sorted((ROOT / "docs" / "tasks").glob("*.md")):
         for match in YAML_BLOCK.finditer(path.read_text()):
             assert check_against_catalog(load_spec(match.group(1)), catalog) == [], path.name
