@@ -19,6 +19,7 @@ from edge.graph import encode_spec, parse_spec
 from edge.settings import load_settings
 from edge.task import Task, TaskContext
 from edge.topics import Topics
+from tasks.files import FileRead, FileWrite
 from tasks.media import InputContainer, OutputContainer
 from tasks.replay import ReplayBuffer
 
@@ -29,6 +30,8 @@ FILE_TASKS: list[tuple[type[Task], str, dict[str, Any]]] = [
     (ReplayBuffer, "file", {}),
     (InputContainer, "url", {}),
     (OutputContainer, "url", {}),
+    (FileWrite, "path", {}),
+    (FileRead, "path", {}),
 ]
 
 

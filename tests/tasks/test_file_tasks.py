@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.testing import run_task
 from tasks.files import FileRead, FileWrite
@@ -131,6 +132,21 @@ async def test_a_failed_write_is_the_tasks_error_not_a_crash_of_the_runtime(tmp_
     with pytest.raises(IsADirectoryError):
         async with run_task(FileWrite, {"path": "dir.jsonl"}, files_dir=tmp_path) as run:
             await until(run.runner.done, "the task to end")
+
+
+async def test_a_symlink_out_of_the_folder_made_after_the_check_is_refused_at_open(tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("key: value\n")
+    with files_folder(files):
+        assert FileWrite.check({"path": "log.jsonl"}) == []
+    (files / "log.jsonl").symlink_to(secrets)  # made after the check
+    for task_type in (FileWrite, FileRead):
+        with pytest.raises(ConfigError, match="through a symlink"):
+            async with run_task(task_type, {"path": "log.jsonl"}, files_dir=files) as run:
+                await until(run.runner.done, "the task to end")
+    assert secrets.read_text() == "key: value\n"
 
 
 # -- file_read -------------------------------------------------------------------------------------
