@@ -373,3 +373,19 @@ def monkeypatch_module() -> Iterator[None]:
         patch.setattr(webhook, "REQUEST_TIMEOUT", 0.3)
         patch.setattr(webhook, "LINGER_TIMEOUT", 0.1)
         yield
+
+
+def test_a_token_or_key_in_clear_is_refused_in_a_spec() -> None:
+    from edge.errors import SpecError
+    from edge.graph import parse_spec
+
+    def spec(task_type: str, config: dict) -> dict:
+        return {"id": "d", "tasks": [{"id": "t", "type": task_type, "config": config}], "edges": []}
+
+    with pytest.raises(SpecError, match=r"config.token holds a secret in clear"):
+        parse_spec(spec("webhook_in", {"token": "hunter2"}))
+    with pytest.raises(SpecError, match=r"config.headers.X-Api-Key holds a secret in clear"):
+        parse_spec(spec("http_request", {"url": "http://127.0.0.1/", "headers": {"X-Api-Key": "k"}}))
+    with pytest.raises(SpecError, match=r"config.headers.Authorization holds a secret in clear"):
+        parse_spec(spec("http_request", {"url": "http://127.0.0.1/", "headers": {"Authorization": "Bearer k"}}))
+    parse_spec(spec("webhook_in", {"token": {"$secret": "hook"}}))  # a reference is fine
