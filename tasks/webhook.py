@@ -18,7 +18,8 @@ on a Pi need not install NiceGUI. What the server guards against:
 * many clients: at most :data:`MAX_CONNECTIONS` at once, one request per connection;
 * a guessed token: compared in constant time (``hmac.compare_digest``); 401 without the right one,
   checked before the body is read; the token is never part of a frame;
-* a task that cannot keep up: each path has a bounded queue; a full one answers 503.
+* a task that cannot keep up: each path queues at most :data:`QUEUE` requests and :data:`QUEUE_BYTES`
+  bytes of bodies; beyond, a request is answered 503.
 
 Unknown paths answer 404, wrong methods 405, a JSON body that does not parse 400.
 """
@@ -50,6 +51,7 @@ REQUEST_TIMEOUT = 10.0
 MAX_HEAD = 16 * 1024
 MAX_CONNECTIONS = 64
 QUEUE = 100
+QUEUE_BYTES = 16 * 1024 * 1024  # of bodies queued per path (one larger body is queued alone)
 LINGER_TIMEOUT = 1.0  # after an answer, s and bytes read of what the client still sends, before closing
 LINGER_BYTES = 1024 * 1024
 _PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+/?$")
@@ -67,7 +69,8 @@ class _Route:
     status: int
     max_body: int
     output: str
-    queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+    queue: asyncio.Queue[tuple[Any, int]] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+    queued_bytes: int = 0
 
 
 class _Server:
@@ -196,7 +199,10 @@ class _Exchange:
                      "headers": {k: v for k, v in headers.items() if k.encode() not in _TOKEN_HEADERS},
                      "body": value}
         try:
-            route.queue.put_nowait(value)
+            if route.queued_bytes and route.queued_bytes + len(body) > QUEUE_BYTES:
+                raise asyncio.QueueFull
+            route.queue.put_nowait((value, len(body)))
+            route.queued_bytes += len(body)
         except asyncio.QueueFull:
             route.task.reject_request("a request while the task's queue is full (503)")
             await self._respond(503, {"error": "busy"})
@@ -312,7 +318,8 @@ class WebhookIn(BuiltinTask):
     a map of `method`, `path`, `query`, `headers` (without the token) and `body`). The answer is
     `status` (default 202) with no body; 404 for other paths, 405 for other methods, 413 for a body
     larger than `max_body`, 400 for JSON that does not parse, 408 when a request takes longer than
-    10 s to arrive, 503 while the task is 100 frames behind. Refused requests are counted as errors
+    10 s to arrive, 503 while the task is 100 requests (or 16 MiB of bodies) behind. Refused requests are
+    counted as errors
     on `out`.
     """
 
@@ -366,7 +373,8 @@ class WebhookIn(BuiltinTask):
         server = await _serve(settings.webhook_host, settings.webhook_port, config.path, route)
         try:
             while True:
-                value = await route.queue.get()
+                value, size = await route.queue.get()
+                route.queued_bytes -= size
                 try:
                     await self.send("out", value)
                 except FrameError as exc:  # a JSON body beyond a frame's bounds

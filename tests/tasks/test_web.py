@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -291,6 +292,45 @@ async def test_a_slow_or_broken_client_is_cut_off(hook_port: int) -> None:
         assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 4")
         writer.close()
         assert run.frames("out") == []
+
+
+@pytest.mark.parametrize(("limit", "bodies", "refused"), [
+    ("QUEUE", ["first", "second"], "third"),  # one request queued at most
+    ("QUEUE_BYTES", ["first", "8 bytes!"], "xyz"),  # 10 bytes of bodies queued at most: 8 + 3 is over
+])
+async def test_a_task_that_falls_behind_answers_503(hook_port: int, monkeypatch: pytest.MonkeyPatch, limit: str,
+                                                    bodies: list[str], refused: str) -> None:
+    monkeypatch.setattr(webhook, limit, 1 if limit == "QUEUE" else 10)
+    release = asyncio.Event()
+    taken: list[object] = []
+    async with run_task(WebhookIn, {"path": "/door", "token": TOKEN}) as run, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{hook_port}", trust_env=False) as client:
+        send = run.task.send
+
+        async def slow_send(*args: Any, **kwargs: Any) -> None:
+            taken.append(args)
+            await release.wait()
+            await send(*args, **kwargs)
+
+        run.task.send = slow_send  # the task hangs on to the first request's frame
+        await _wait_listening(hook_port)
+        auth = {"X-Webhook-Token": TOKEN, "content-type": "text/plain"}
+        assert (await client.post("/door", content=bodies[0], headers=auth)).status_code == 202
+        await until_true(lambda: len(taken) == 1)  # taken by the task, which waits
+        assert (await client.post("/door", content=bodies[1], headers=auth)).status_code == 202  # queued
+        assert (await client.post("/door", content=refused, headers=auth)).status_code == 503
+        assert run.task.out_metrics["out"].errors == 1
+        release.set()
+        assert [(await run.next("out")).value for _ in range(2)] == bodies
+        assert (await client.post("/door", content=refused, headers=auth)).status_code == 202  # caught up
+        assert (await run.next("out")).value == refused
+
+
+async def until_true(predicate: Any) -> None:
+    deadline = time.monotonic() + 5
+    while not predicate():
+        assert time.monotonic() < deadline, "the condition did not happen within 5 s"
+        await asyncio.sleep(0.005)
 
 
 async def test_off_unless_the_agent_has_a_webhook_port(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
