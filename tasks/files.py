@@ -274,8 +274,9 @@ class FileRead(BuiltinTask):
     caught up with the end of the file). `text` and `bytes` send the whole file
     as one frame (at most `max_bytes`). With `follow` the task tails the file instead: it sends what
     is appended, starts again from the top when the file is truncated, and follows a rotation (a new
-    file under the name; `trigger` is not read then). A line longer than `max_line` bytes, a line that is not UTF-8, and a JSON
-    line that does not parse are counted as errors on `out` and skipped; so is a missing file.
+    file under the name; `trigger` is not read then). A line longer than `max_line` bytes, a line
+    that is not UTF-8, and a JSON line that does not parse are counted as errors on `out` and
+    skipped; so is a missing file.
     CSV rows are maps by the header row (`header`), or lists.
     """
 
