@@ -429,3 +429,14 @@ def test_a_token_or_key_in_clear_is_refused_in_a_spec() -> None:
     with pytest.raises(SpecError, match=r"config.headers.Authorization holds a secret in clear"):
         parse_spec(spec("http_request", {"url": "http://127.0.0.1/", "headers": {"Authorization": "Bearer k"}}))
     parse_spec(spec("webhook_in", {"token": {"$secret": "hook"}}))  # a reference is fine
+
+
+def test_without_httpx_the_web_entry_point_fails_with_the_install_hint() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['httpx'] = None\n"
+            "try:\n    import tasks.web\nexcept ModuleNotFoundError as exc:\n    print(exc.name, '|', exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == ("httpx | No module named 'httpx': the web task types need httpx: pip install "
+                           "'edgetasks[web]' (or: pip install httpx)")
