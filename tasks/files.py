@@ -119,6 +119,7 @@ class FileWrite(BuiltinTask):
         self._buffered = 0
         self._size = 0
         self._opened = 0.0
+        self._records = 0  # written to the file open now (a header is none)
         self._columns: list[str] = []
         self._path: Path | None = None
 
@@ -131,6 +132,7 @@ class FileWrite(BuiltinTask):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a", encoding="utf-8", newline="")
         self._size = self._file.tell()
+        self._records = 1 if self._size else 0
         self._opened = time.monotonic()
         config: FileWrite.Config = self.config
         if config.format == "csv":
@@ -177,7 +179,8 @@ class FileWrite(BuiltinTask):
         assert path is not None
         columns = self._columns
         self._close()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
         target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
         n = 1
         while target.exists():
@@ -222,14 +225,16 @@ class FileWrite(BuiltinTask):
     def _row(self, value: Any, ts: int) -> str:
         prefix = [ts] if self.config.include_ts else []
         if isinstance(value, dict):
-            if not self._columns:
+            columns = self._columns
+            if not columns:
                 if not all(isinstance(k, str) for k in value) or not value:
                     raise ValueError("the first map names the columns: it needs text keys")
-                self._columns = list(value)[:256]
-                header = _csv_line(self._header_row()) if self._size == 0 else ""
-            else:
-                header = ""
-            return header + _csv_line(prefix + [_cell(value.get(c)) for c in self._columns])
+                columns = list(value)[:256]
+            row = _csv_line(prefix + [_cell(value.get(c)) for c in columns])
+            if columns is self._columns:
+                return row
+            self._columns = columns  # the first map that makes a row names the columns
+            return (_csv_line(self._header_row()) if self._size == 0 else "") + row
         if isinstance(value, list):
             return _csv_line(prefix + [_cell(v) for v in value])
         raise ValueError(f"a CSV row is a map or a list, not {type(value).__name__}")
@@ -249,7 +254,7 @@ class FileWrite(BuiltinTask):
                 except TimeoutError:
                     self._flush()
                     next_flush = loop.time() + interval
-                    if config.rotate_s and time.monotonic() - self._opened >= config.rotate_s and self._size:
+                    if config.rotate_s and time.monotonic() - self._opened >= config.rotate_s and self._records:
                         await self._rotate()
                     continue
                 if is_pause(frame):
@@ -257,11 +262,12 @@ class FileWrite(BuiltinTask):
                 line = self._record(frame.value, frame.ts)
                 if line is None:
                     continue
-                if self._size and (
+                if self._records and (
                         (config.rotate_bytes and self._size + len(line.encode()) > config.rotate_bytes)
                         or (config.rotate_s and time.monotonic() - self._opened >= config.rotate_s)):
                     await self._rotate()
                 self._queue(line)
+                self._records += 1
         finally:
             self._close()
 
@@ -271,13 +277,12 @@ class FileRead(BuiltinTask):
 
     The file is read when the task starts (unless `on_start` is off) and again for each frame on
     `trigger`; `done` then carries how many frames were sent (with `follow`: once, when the task has
-    caught up with the end of the file). `text` and `bytes` send the whole file
-    as one frame (at most `max_bytes`). With `follow` the task tails the file instead: it sends what
-    is appended, starts again from the top when the file is truncated, and follows a rotation (a new
-    file under the name; `trigger` is not read then). A line longer than `max_line` bytes, a line
-    that is not UTF-8, and a JSON line that does not parse are counted as errors on `out` and
-    skipped; so is a missing file.
-    CSV rows are maps by the header row (`header`), or lists.
+    caught up with the end of the file). `text` and `bytes` send the whole file as one frame (at
+    most `max_bytes`). With `follow` the task tails the file instead: it sends what is appended,
+    starts again from the top when the file is truncated, and follows a rotation (a new file under
+    the name; `trigger` is not read then). A line longer than `max_line` bytes, a line that is not
+    UTF-8, and a JSON line that does not parse are counted as errors on `out` and skipped; so is a
+    missing file. CSV rows are maps by the header row (`header`), or lists.
     """
 
     category = "integration"

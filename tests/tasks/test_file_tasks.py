@@ -67,6 +67,32 @@ async def test_csv_takes_its_columns_from_the_first_map_and_from_an_existing_hea
     assert lines(target)[-1] == "15,attic" and lines(target).count("temp,room") == 1
 
 
+async def test_a_first_map_that_cannot_be_a_row_names_no_columns(tmp_path: Path) -> None:
+    target = tmp_path / "f.csv"
+    async with run_task(FileWrite, {"path": "f.csv", "format": "csv", "flush_ms": 10}, files_dir=tmp_path) as run:
+        await run.feed("in", {"x": b"bytes"})  # refused: its keys name no columns
+        await run.feed("in", {"a": 1, "b": 2})
+        await until(lambda: len(lines(target)) == 2)
+        assert run.task.in_metrics["in"].errors == 1
+    assert lines(target) == ["a,b", "1,2"]
+
+
+async def test_a_file_holding_only_a_header_is_not_rotated(tmp_path: Path) -> None:
+    config = {"path": "h.csv", "format": "csv", "columns": ["a"], "rotate_s": 1, "rotate_bytes": 8, "flush_ms": 10}
+    async with run_task(FileWrite, config, files_dir=tmp_path) as run:
+        await run.feed("in", {"a": "longer than eight bytes"})  # into the new file, after its header
+        await until(lambda: lines(tmp_path / "h.csv") == ["a", "longer than eight bytes"])
+        await run.feed("in", {"a": 2})  # over rotate_bytes: a new file, with its header
+        rotated = (await run.next("rotated")).value
+        await until(lambda: lines(tmp_path / "h.csv") == ["a", "2"])
+        assert lines(tmp_path / rotated) == ["a", "longer than eight bytes"]
+        old = (await run.next("rotated", timeout=3)).value  # a second later: the file with a record goes
+        await until(lambda: lines(tmp_path / "h.csv") == ["a"])
+        assert lines(tmp_path / old) == ["a", "2"]
+        with pytest.raises(TimeoutError):  # the new file holds only its header: it stays
+            await run.next("rotated", timeout=1.5)
+
+
 async def test_csv_columns_from_the_config_with_the_timestamp(tmp_path: Path) -> None:
     target = tmp_path / "c.csv"
     async with run_task(FileWrite, {"path": "c.csv", "format": "csv", "columns": ["a", "b"], "include_ts": True,
