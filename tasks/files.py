@@ -282,7 +282,8 @@ class FileRead(BuiltinTask):
     starts again from the top when the file is truncated, and follows a rotation (a new file under
     the name; `trigger` is not read then). A line longer than `max_line` bytes, a line that is not
     UTF-8, and a JSON line that does not parse are counted as errors on `out` and skipped; so is a
-    missing file. CSV rows are maps by the header row (`header`), or lists.
+    missing file; so is a value larger than a frame may be (`EDGE_MAX_PAYLOAD`). CSV rows are maps by
+    the header row (`header`), or lists, one a line (a quoted field cannot hold a line break).
     """
 
     category = "integration"
@@ -346,14 +347,15 @@ class FileRead(BuiltinTask):
                     self.reject("out", f"{config.path} is larger than max_bytes ({config.max_bytes})")
                     return
                 if config.format == "bytes":
-                    await self.send("out", data)
+                    sent = await self._send_value(data)
                 else:
                     try:
-                        await self.send("out", data.decode("utf-8"))
+                        text = data.decode("utf-8")
                     except UnicodeDecodeError:
                         self.reject("out", f"{config.path} is not UTF-8 text")
                         return
-                await self.send("done", 1)
+                    sent = await self._send_value(text)
+                await self.send("done", int(sent))
                 return
             lines = _Lines(config.max_line)
             sent = 0
@@ -375,8 +377,7 @@ class FileRead(BuiltinTask):
             self.reject("out", "a line is not UTF-8 text")
             return sent, header
         if config.format == "lines":
-            await self.send("out", text)
-            return sent + 1, header
+            return sent + await self._send_value(text), header
         if config.format == "jsonl":
             if not text.strip():
                 return sent, header
@@ -385,22 +386,22 @@ class FileRead(BuiltinTask):
             except (ValueError, RecursionError) as exc:
                 self.reject("out", f"a line is not JSON: {str(exc)[:80]}")
                 return sent, header
-            await self._send_value(value)
-            return sent + 1, header
+            return sent + await self._send_value(value), header
         row = next(csv.reader([text]), [])
         if config.header and header is None:
             return sent, row
-        if config.header and header is not None:
-            await self._send_value(dict(zip(header, row, strict=False)))
-        else:
-            await self._send_value(row)
-        return sent + 1, header
+        value = dict(zip(header, row, strict=False)) if config.header and header is not None else row
+        return sent + await self._send_value(value), header
 
-    async def _send_value(self, value: Any) -> None:
+    async def _send_value(self, value: Any) -> int:
+        """Send ``value`` on ``out``: 1, or 0 (counted) when it cannot be a frame (beyond the payload limit,
+        a JSON number beyond a frame's bignum bound)."""
         try:
             await self.send("out", value)
-        except FrameError as exc:  # a JSON number beyond a frame's bignum bound, say
-            self.reject("out", str(exc)[:100])
+        except FrameError as exc:
+            self.reject("out", str(exc)[:160])
+            return 0
+        return 1
 
     # -- tailing ----------------------------------------------------------------------------------
     async def _tail(self) -> None:

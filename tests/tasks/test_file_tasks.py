@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from task_harness import MEMORY, running
 
 from edge.errors import ConfigError
 from edge.files import files_folder
@@ -213,6 +214,14 @@ async def test_whole_file_as_text_or_bytes_within_max_bytes(tmp_path: Path) -> N
     async with run_task(FileRead, {"path": "w.txt", "format": "text", "max_bytes": 4}, files_dir=tmp_path) as run:
         await until(lambda: run.task.out_metrics["out"].errors == 1)
         assert run.frames("out") == []
+
+
+async def test_a_file_larger_than_a_frame_is_counted_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(b"x" * 4096)
+    async with running(FileRead, MEMORY, {"path": "big.bin", "format": "bytes"},
+                       context_attrs={"files_dir": tmp_path, "max_payload": 2048}) as h:
+        assert (await h.next("done")).value == 0
+        assert h.task.out_metrics["out"].errors == 1 and h.drain("out") == []
 
 
 async def test_a_missing_file_is_counted_not_a_crash(tmp_path: Path) -> None:
