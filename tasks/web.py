@@ -24,7 +24,7 @@ except ModuleNotFoundError as _missing:
 
 import asyncio
 import json
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -193,8 +193,8 @@ class HttpRequest(BuiltinTask):
                     raise _Failed("value", "the frame's url is not text")
                 url = _check_url(value["url"])
             if "method" in value:
-                if value["method"] not in Method.__args__:  # type: ignore[attr-defined]
-                    raise _Failed("value", f"the frame's method is none of {', '.join(Method.__args__)}")  # type: ignore[attr-defined]
+                if value["method"] not in get_args(Method):
+                    raise _Failed("value", f"the frame's method is none of {', '.join(get_args(Method))}")
                 method = value["method"]
             for key, into in (("headers", headers), ("query", query)):
                 extra = value.get(key, {})
