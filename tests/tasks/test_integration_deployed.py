@@ -147,6 +147,20 @@ async def _statuses(url: Any, topics: Topics, tasks: list[str], want: str) -> di
     return found
 
 
+async def _listening(port: int) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on port {port}"
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+
+
 async def test_every_integration_type_deployed_to_an_agent_process(broker, tmp_path: Path, free_port: int,
                                                                    echo_server: str) -> None:
     ns = f"t{uuid.uuid4().hex[:10]}"
@@ -185,6 +199,7 @@ async def test_every_integration_type_deployed_to_an_agent_process(broker, tmp_p
         posted = await client.next(f"e2e/{ns}/posted")
         assert posted["status"] == 201 and posted["body"] == {"got": {"reading": 3}, "auth": "Bearer api-key-1"}
 
+        await _listening(free_port)  # the task is running; its server listens a moment later
         async with httpx.AsyncClient(trust_env=False) as http:
             url = f"http://127.0.0.1:{free_port}/door"
             assert (await http.post(url, json={"open": 1})).status_code == 401
