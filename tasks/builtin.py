@@ -12,7 +12,8 @@ from tasks.calculator import Calculator
 from tasks.controls import RadioButtons, Slider, TextInput, Toggle
 from tasks.displays import Plot, StatusDisplay, TextDisplay, ValueBar
 from tasks.exec import Exec
-from tasks.files import FileRead, FileWrite
+from tasks.file_read import FileRead
+from tasks.files import FileWrite
 from tasks.logic import Gate, SrLatch, Switch
 from tasks.named import NamedInput, NamedOutput
 from tasks.replay import ReplayBuffer

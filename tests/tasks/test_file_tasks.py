@@ -17,7 +17,8 @@ from task_harness import MEMORY, running
 from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.testing import run_task
-from tasks.files import FileRead, FileWrite
+from tasks.file_read import FileRead
+from tasks.files import FileWrite
 
 TIMEOUT = 5.0
 
