@@ -73,6 +73,22 @@ async def test_a_timeout_kills_the_whole_process_group(allowed: None, tmp_path: 
         await asyncio.sleep(0.02)
 
 
+async def test_stopping_the_task_kills_a_running_command(allowed: None, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    async with run_task(Exec, {"command": [PY, "-c", script], "timeout_s": 120}, files_dir=tmp_path) as run:
+        await run.feed("in", 1)
+        deadline = time.monotonic() + 5
+        while not pidfile.exists() or not pidfile.read_text():
+            assert time.monotonic() < deadline, "the command did not start"
+            await asyncio.sleep(0.01)
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the command outlived its task"
+        await asyncio.sleep(0.02)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
