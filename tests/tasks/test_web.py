@@ -172,7 +172,8 @@ async def test_at_most_max_in_flight_requests(server: str) -> None:
     async with run_task(HttpRequest, {"url": f"{server}/slow", "max_in_flight": 2, "timeout_s": 10}) as run:
         for _ in range(5):
             await run.feed("in", 1)
-        await asyncio.sleep(0.3)  # time for more than two to start, if the bound did not hold
+        await until_true(lambda: run.task.in_metrics["in"].frames >= 3)
+        await asyncio.sleep(0.3)  # time for more to start, if the bound did not hold
         assert run.task.in_metrics["in"].frames == 3  # two under way, the third waits for a slot
         RELEASE.set()
         assert [(await run.next("out")).value["status"] for _ in range(5)] == [200] * 5
