@@ -94,7 +94,8 @@ class FileRead(BuiltinTask):
             return
         with f:
             if config.format in ("text", "bytes"):
-                data = f.read(config.max_bytes + 1)
+                # up to 256 MiB at once: in a thread, so the event loop is not held while the disk reads
+                data = await asyncio.to_thread(f.read, config.max_bytes + 1)
                 if len(data) > config.max_bytes:
                     self.reject("out", f"{config.path} is larger than max_bytes ({config.max_bytes})")
                     return
