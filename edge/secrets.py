@@ -9,7 +9,7 @@ readable by the agent's user only). Only the agent's memory and the task ever ho
 statuses and logs show the reference.
 
 Specs are checked too: a config field whose name says it holds a secret (password, pwd, secret,
-token, api_key, secret_key, aws_secret_access_key, stream_key, …) with a plain value (text, a
+token, api_key, secret_key, aws_secret_access_key, stream_key, authorization, …) with a plain value (text, a
 number, a list of them) is refused, and so is a URL with a password in it (``user:pw@host``) in
 any field, so a secret cannot be published in clear by mistake.
 """
@@ -33,8 +33,9 @@ log = logging.getLogger("edge.secrets")
 
 SECRET_KEY = "$secret"
 _PREFIX = "$secret:"
-# A field name that ends like a secret's: password, db_pwd, secret_key, aws_secret_access_key, api_tokens...
-_SECRET_NAME = re.compile(r"(?i)(pass(word|wd|phrase)?|pwd|secret|token|credential|"
+# A field name that ends like a secret's: password, db_pwd, secret_key, aws_secret_access_key, api_tokens,
+# an HTTP Authorization header...
+_SECRET_NAME = re.compile(r"(?i)(pass(word|wd|phrase)?|pwd|secret|token|credential|authorization|"
                           r"(api|stream|private|secret|access|auth|signing|encryption)[_-]?key)s?$")
 # user:password@ in a URL (mqtt://user:hunter2@host, https://u:p@h/...): a secret in clear in any field
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]*:[^/?#@\s]+@")

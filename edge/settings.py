@@ -222,6 +222,11 @@ class Settings(BaseSettings):
                                    "in; default {data_dir}/files")
     w1_root: Path = Field(default=Path("/sys/bus/w1/devices"), description="the Linux 1-Wire devices folder "
                           "one_wire_temperature reads (tests point it at a fake tree)")
+    allow_exec: bool = Field(default=False, description="let exec tasks run commands on this agent (off: the "
+                             "exec type is listed as unavailable)")
+    webhook_port: int | None = Field(default=None, ge=1, le=65535, description="port of the agent's webhook "
+                                     "server for webhook_in tasks; unset: webhook_in is unavailable")
+    webhook_host: str = Field(default="127.0.0.1", description="address the webhook server binds to")
 
     @model_validator(mode="before")
     @classmethod

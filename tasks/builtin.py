@@ -12,6 +12,9 @@ from tasks.calculator import Calculator
 from tasks.change import Change
 from tasks.controls import RadioButtons, Slider, TextInput, Toggle
 from tasks.displays import Plot, StatusDisplay, TextDisplay, ValueBar
+from tasks.exec import Exec
+from tasks.file_read import FileRead
+from tasks.files import FileWrite
 from tasks.flow import Filter, Throttle, Trigger
 from tasks.formats import Format, Parse
 from tasks.function import PythonFunction
@@ -39,6 +42,8 @@ TYPES: list[type[Task]] = [
     NumberToText, TimeToText, TextFormatter, StringMatcher, StringConcatenator,
     # between deployments and to other systems
     NamedInput, NamedOutput, MqttIn, MqttOut,
+    # integration: files and commands on the agent (the web types are the web entry point's)
+    FileWrite, FileRead, Exec,
     # dashboard
     Slider, Toggle, RadioButtons, TextInput, StatusDisplay, TextDisplay, ValueBar, Plot,
     # hardware (the others, with their libraries, are the gpio, i2c and serial entry points)

@@ -19,6 +19,8 @@ from edge.graph import encode_spec, parse_spec
 from edge.settings import load_settings
 from edge.task import Task, TaskContext
 from edge.topics import Topics
+from tasks.file_read import FileRead
+from tasks.files import FileWrite
 from tasks.media import InputContainer, OutputContainer
 from tasks.replay import ReplayBuffer
 
@@ -29,6 +31,8 @@ FILE_TASKS: list[tuple[type[Task], str, dict[str, Any]]] = [
     (ReplayBuffer, "file", {}),
     (InputContainer, "url", {}),
     (OutputContainer, "url", {}),
+    (FileWrite, "path", {}),
+    (FileRead, "path", {}),
 ]
 
 

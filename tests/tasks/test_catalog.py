@@ -20,13 +20,13 @@ IDS = [t.type_name for t in TYPES]
 
 
 def test_names_are_unique_and_the_list_is_complete():
-    assert len(set(IDS)) == len(IDS) == 39
+    assert len(set(IDS)) == len(IDS) == 42
     assert {"calculator", "gate", "switch", "sr_latch", "pulse_generator", "repeater", "message_detector",
             "synchronizer", "time_buffer", "timestamp_updater", "replay_buffer", "number_to_text", "time_to_text",
             "text_formatter", "string_matcher", "string_concatenator", "named_input", "named_output", "mqtt_in",
             "mqtt_out", "slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display",
             "value_bar", "plot", "filter", "throttle", "trigger", "change", "split", "join", "batch", "parse",
-            "format", "python", "one_wire_temperature"} == set(IDS)
+            "format", "python", "one_wire_temperature", "file_write", "file_read", "exec"} == set(IDS)
 
 
 @pytest.mark.parametrize("task_type", [*TYPES, *extra_types()], ids=lambda t: t.type_name)

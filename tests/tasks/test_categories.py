@@ -6,7 +6,8 @@ from edge import fn_task
 from edge.task import Task
 from tasks.builtin import TYPES
 
-KNOWN = {"logic", "timing", "text", "connections", "dashboard", "media", "flow", "data", "hardware"}
+KNOWN = {"logic", "timing", "text", "connections", "dashboard", "media", "flow", "data", "integration",
+         "hardware"}
 
 
 def test_every_builtin_type_has_a_known_category():

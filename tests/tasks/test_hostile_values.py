@@ -19,6 +19,7 @@ import os
 import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,9 @@ NEEDS_DEVICE = {"camera", "microphone", "input_container", "output_container"}
 #: types with no input port: mqtt_in and named_input read a topic of their own (driven by the
 #: payload tests at the end), the others read nothing
 NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern", "schedule", "gpio_in", "serial_in",
-             "one_wire_temperature"}
+             "one_wire_temperature", "webhook_in"}
+#: nothing listens there: every request is refused at once, an error frame (loopback only)
+REFUSED_URL = "http://127.0.0.1:1/"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Case:
     #: frame of the input's kind on the input itself (a switch needs its control on first, say)
     good: Mapping[str, list[tuple[str, Any]]] = field(default_factory=dict)
     id: str = ""
+    #: files written into the agent's files folder before the task starts (name: text)
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def output_for(self, port: str) -> str | None:
         if port in self.produces:
@@ -99,6 +104,7 @@ def good_value(task_type: type[Task], port: str, value: Any) -> tuple[Any, dict[
 _ALL_VARIABLES = {"formula": " + ".join(VARIABLES), "defaults": dict.fromkeys(VARIABLES, 0.0)}
 _FAST_VIEW = {"refresh_ms": 10}
 _BY_NAME = {t.type_name: t for t in (*TYPES, *MEDIA_TYPES, *EXTRA_TYPES)}
+_TWO_MAPS = {"in": [("in", {"a": 1}), ("in", {"a": 2})]}  # the second is written after a rotation at least
 
 
 def _case(name: str, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Case:
@@ -180,6 +186,21 @@ CASES: list[Case] = [
     _case("text_display", _FAST_VIEW),
     _case("value_bar", _FAST_VIEW),
     _case("plot", _FAST_VIEW),
+    # rotating at every record: each good value shows up as a rotated file's name
+    _case("file_write", {"path": "h.jsonl", "rotate_bytes": 1, "keep": 2, "flush_ms": 10}, produces={"in": "rotated"},
+          good={"in": [("in", 1), ("in", 2)]}),
+    _case("file_write", {"path": "h.csv", "format": "csv", "rotate_bytes": 1, "keep": 2, "include_ts": True},
+          produces={"in": "rotated"}, good=_TWO_MAPS, id="file_write-csv"),
+    _case("file_write", {"path": "h.txt", "format": "text", "rotate_bytes": 1, "keep": 2},
+          produces={"in": "rotated"}, good={"in": [("in", "a"), ("in", "b")]}, id="file_write-text"),
+    _case("file_read", {"path": "r.csv", "format": "csv"}, produces={"trigger": "done"}, files={"r.csv": "a,b\n1,2\n"}),
+    _case("exec", {"command": ["echo", "{value}"]}),
+    _case("exec", {"command": ["cat"], "stdin": True, "max_in_flight": 2}, id="exec-stdin"),
+]
+CASES += [
+    _case("http_request", {"url": REFUSED_URL, "max_in_flight": 1}, produces={"in": "error"}),
+    _case("http_request", {"url": REFUSED_URL, "from_frame": "request", "max_in_flight": 1},
+          produces={"in": "error"}, id="http_request-request"),
 ]
 if MEDIA_TYPES:
     CASES += [
@@ -370,13 +391,16 @@ async def drive(h: Harness, case: Case, port: str, hostile: list[Hostile], take:
 
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")  # hypothesis, about a drawn bignum or text
 @pytest.mark.parametrize("case", CASES, ids=str)
-async def test_no_frame_value_crashes_a_task(case: Case, tmp_path: Any) -> None:
+async def test_no_frame_value_crashes_a_task(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_ALLOW_EXEC", "1")  # exec runs only where the agent allows it
+    for name, text in case.files.items():
+        (tmp_path / name).write_text(text)
     with hardware_for(case.type.type_name, dict(case.config), tmp_path) as config:
-        await _no_frame_value_crashes(case, config)
+        await _no_frame_value_crashes(case, config, tmp_path)
 
 
-async def _no_frame_value_crashes(case: Case, config: Mapping[str, Any]) -> None:
-    async with running(case.type, MEMORY, config) as h:
+async def _no_frame_value_crashes(case: Case, config: Mapping[str, Any], files_dir: Path) -> None:
+    async with running(case.type, MEMORY, config, context_attrs={"files_dir": files_dir}) as h:
         runner = h.runner
         takes = {port: await watch(h, out) if (out := case.output_for(port)) else None for port in case.type.inputs}
         loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 
 from edge.graph import check_against_catalog, load_spec
 from tasks.builtin import TYPES
@@ -119,7 +120,12 @@ def generated(task_type: Any) -> str:
     defs = schema.get("$defs", {})
     lines += ["", "| config | type | default | limits | meaning |", "|---|---|---|---|---|"]
     for field, spec in schema.get("properties", {}).items():
-        default = json.dumps(entry["config_default"][field], ensure_ascii=False).replace("|", "\\|")
+        defaults = entry["config_default"] or {}  # None when a field has none (a URL, a token): "required"
+        model_field = task_type.Config.model_fields[field]
+        default = "required" if field not in defaults and model_field.is_required() else json.dumps(
+            defaults[field] if field in defaults else TypeAdapter(Any).dump_python(
+                model_field.get_default(call_default_factory=True), mode="json"),
+            ensure_ascii=False).replace("|", "\\|")
         description = spec.get("description", "").replace("|", "\\|")
         lines.append(f"| `{field}` | {_type(spec, defs)} | `{default}` | {_bounds(spec)} | {description} |")
     return "\n".join(lines) + "\n"
