@@ -29,6 +29,11 @@ def test_names_are_unique_and_the_list_is_complete():
             "format", "python", "one_wire_temperature", "file_write", "file_read", "exec"} == set(IDS)
 
 
+#: types with a field that has no sensible default (where to send a request, a webhook's token)
+NEEDS_CONFIG = {"http_request": "url", "webhook_in": "token"}
+SAMPLE = {"url": "http://127.0.0.1:8080/", "token": "t"}
+
+
 @pytest.mark.parametrize("task_type", [*TYPES, *extra_types()], ids=lambda t: t.type_name)
 def test_each_type_is_described(task_type: type[Task]):
     entry = task_type.describe()
@@ -39,6 +44,12 @@ def test_each_type_is_described(task_type: type[Task]):
         assert port.metadata(), f"port {name} has no IO metadata"
         assert port.label, f"port {name} has no label"
     default = entry["config_default"]
+    if task_type.type_name in NEEDS_CONFIG:  # no sensible default: a config without it says what is missing
+        field = NEEDS_CONFIG[task_type.type_name]
+        assert default is None and any(line.startswith(f"config.{field}:") for line in task_type.check({}))
+        default = {field: SAMPLE[field]}
+        entry["config_default"] = task_type.validate_config(default).model_dump(mode="json")
+        default = entry["config_default"]
     assert default is not None, "every field has a default: deployable without a config"
     assert task_type.validate_config(default).model_dump(mode="json") == default
     schema = entry["config_schema"]
