@@ -30,6 +30,7 @@ view, removed when it stops; a control takes Home Assistant's commands as it tak
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -103,15 +104,20 @@ class DashboardTask(BuiltinTask):
         """The entity Home Assistant is told of (a type with more to say overrides it)."""
         return entity_fields(self.view(), option)
 
-    def announce(self) -> None:
-        """With ``home_assistant`` set: publish the entity's discovery config (:mod:`edge.hass`)."""
-        option = option_of(self.config)
-        if option is None or self.context is None:
-            return
-        slot = self.context.hass
-        if slot is None:
+    def entity_slot(self) -> HassSlot | None:
+        """Where the entity goes, with ``home_assistant`` set on an agent that has the link; else None."""
+        if option_of(self.config) is None or self.context is None:
+            return None
+        if self.context.hass is None:
             self.warn("hass", "home_assistant is set, but this agent runs without EDGE_HASS_DISCOVERY=true: "
                       "it is not shown in Home Assistant")
+        return self.context.hass
+
+    async def announce(self, stack: contextlib.AsyncExitStack) -> None:
+        """Publish the entity's discovery config (:mod:`edge.hass`); what it needs while it runs
+        (a control's command subscription) goes on ``stack``."""
+        option, slot = option_of(self.config), self.entity_slot()
+        if option is None or slot is None:
             return
         entity = self.home_assistant_entity(option)
         name = option.name or getattr(self.config, "label", "") or slot.task
@@ -132,14 +138,15 @@ class DashboardTask(BuiltinTask):
         raise NotImplementedError
 
     async def run(self) -> None:
-        try:
-            self.announce()
-            await self.serve()
-        finally:  # cancelled or crashed: the panel must not show a stale state, nor Home Assistant
-            self.clear_view()
-            if self.hass is not None:
-                self.hass.remove()
-                self.hass = None
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await self.announce(stack)
+                await self.serve()
+            finally:  # cancelled or crashed: the panel must not show a stale state, nor Home Assistant
+                self.clear_view()
+                if self.hass is not None:
+                    self.hass.remove()
+                    self.hass = None
 
 
 class ControlConfig(BaseModel):
@@ -173,13 +180,40 @@ class ControlTask(DashboardTask):
         """Send the current value on the data outputs."""
         raise NotImplementedError
 
+    #: Home Assistant's commands, parsed, waiting to be taken (while it is an entity)
+    _commands: asyncio.Queue[Frame] | None = None
+
+    async def announce(self, stack: contextlib.AsyncExitStack) -> None:
+        # subscribed before the config goes out: Home Assistant may send a command as soon as it sees it
+        slot = self.entity_slot()
+        if slot is not None:
+            self._commands = asyncio.Queue(maxsize=COMMANDS_QUEUED)
+            stack.push_async_callback((await slot.commands(self._take_command)).aclose)
+        await super().announce(stack)
+
+    def _take_command(self, message: Message) -> None:
+        """A command from Home Assistant, parsed (:func:`tasks.hass.parse_command`) and queued as a frame
+        on ``set`` would be; one that cannot be is counted as a ``set`` error."""
+        waiting = self._commands
+        if waiting is None:
+            return
+        try:
+            value = parse_command(self.view(), message.payload)
+        except Rejected as exc:
+            self.reject("set", f"Home Assistant's command on {message.topic}: {exc}")
+            return
+        if waiting.full():
+            waiting.get_nowait()
+            self.reject("set", f"more than {COMMANDS_QUEUED} commands from Home Assistant waiting: dropped the oldest")
+        waiting.put_nowait(Frame(value=value, ts=now_ms()))
+
     async def serve(self) -> None:
-        self._changing = asyncio.Lock()  # a panel's and Home Assistant's changes, one at a time
+        self._changing = asyncio.Lock()  # the panel's and Home Assistant's changes, one at a time
         await self.emit()
         await self.publish_view()
         async with asyncio.TaskGroup() as group:
-            if self.hass is not None:
-                group.create_task(self._take_commands(self.hass))
+            if self._commands is not None:
+                group.create_task(self._take_commands(self._commands))
             await self._take_set()
 
     async def _take_set(self) -> None:
@@ -200,26 +234,6 @@ class ControlTask(DashboardTask):
                 await self.emit()
                 await self.publish_view()
 
-    async def _take_commands(self, slot: HassSlot) -> None:
-        """Home Assistant's commands, each parsed (:func:`tasks.hass.parse_command`) and then taken as a
-        frame on ``set``; one that cannot be is counted as a ``set`` error."""
-        waiting: asyncio.Queue[Frame] = asyncio.Queue(maxsize=COMMANDS_QUEUED)
-
-        def take(message: Message) -> None:
-            try:
-                value = parse_command(self.view(), message.payload)
-            except Rejected as exc:
-                self.reject("set", f"Home Assistant's command on {message.topic}: {exc}")
-                return
-            if waiting.full():
-                waiting.get_nowait()
-                self.reject("set", f"more than {COMMANDS_QUEUED} commands from Home Assistant waiting: "
-                                   "dropped the oldest")
-            waiting.put_nowait(Frame(value=value, ts=now_ms()))
-
-        subscription = await slot.commands(take)
-        try:
-            while True:
-                await self._change(await waiting.get())
-        finally:
-            await subscription.aclose()
+    async def _take_commands(self, waiting: asyncio.Queue[Frame]) -> None:
+        while True:
+            await self._change(await waiting.get())

@@ -27,6 +27,7 @@ sensor; feed a ``value_bar`` or a sensor for that).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
@@ -54,6 +55,7 @@ MIN_STEP: Final = 0.001  # a number entity's smallest step
 #: the Home Assistant component of each dashboard kind that has one
 COMPONENTS: Final = {"slider": "number", "toggle": "switch", "radio_buttons": "select", "text_input": "text",
                      "status_display": "sensor", "text_display": "sensor", "value_bar": "sensor"}
+_NUMBER: Final = re.compile(r"\A\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*\Z")
 CONTROLS: Final = frozenset({"slider", "toggle", "radio_buttons", "text_input"})
 
 
@@ -159,10 +161,9 @@ def parse_command(view: DashboardView, payload: bytes) -> Any:
     shown = text if len(text) <= 40 else text[:40] + "…"
     match view:
         case SliderView():
-            try:
-                number = float(text.strip())
-            except ValueError:
-                raise Rejected(f"{shown!r} is not a number") from None
+            if _NUMBER.match(text) is None:  # float() also takes "nan", "infinity", "1_0" and other scripts' digits
+                raise Rejected(f"{shown!r} is not a number")
+            number = float(text)
             if not math.isfinite(number):
                 raise Rejected(f"{shown!r} is not a finite number")
             return number
