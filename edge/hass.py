@@ -219,7 +219,6 @@ class HassLink:
             self.bus.publish_nowait(self.availability, NOT_AVAILABLE.encode(), qos=1, retain=True)
 
     async def _on_connect(self, bus: Bus) -> None:
-        await bus.publish(self.availability, AVAILABLE.encode(), qos=1, retain=True)
         self.republish()
         log.info("agent %s: %d entities announced to Home Assistant under %s/", self.agent_id,
                  len(self._entities), self.prefix)

@@ -197,6 +197,7 @@ class ControlTask(DashboardTask):
         waiting = self._commands
         if waiting is None:
             return
+        self.in_metrics["set"].frames += 1  # counted as the panel's frames are, good or bad
         try:
             value = parse_command(self.view(), message.payload)
         except Rejected as exc:

@@ -145,7 +145,9 @@ def entity_fields(view: DashboardView, option: HomeAssistant, *, levels: list[st
         case TextInputView():
             fields |= {"min": 0, "max": min(max_length, MAX_STATE), "mode": "text"}
         case StatusDisplayView():
-            fields |= {"device_class": "enum", "options": list(dict.fromkeys(levels or []))}
+            texts = [text for text in dict.fromkeys(levels or []) if text]  # a blank text is no state (None)
+            if texts:  # an enum sensor's states are its options
+                fields |= {"device_class": "enum", "options": texts}
         case ValueBarView():
             fields |= {"state_class": "measurement", **measured}
     return Entity(component=COMPONENTS[kind], fields=fields)

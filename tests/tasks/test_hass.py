@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.bus import Bus
 from edge.desired import Removal, encode_record
 from edge.errors import ConfigError
-from edge.frames import decode_frame, encode_frame
+from edge.frames import decode_frame, decode_value, encode_frame
 from edge.graph import encode_spec, parse_spec
 from edge.hass import HassLink, availability_will
 from edge.host import Host
@@ -140,6 +140,9 @@ def test_the_entity_fields_follow_the_config():
                             "home_assistant": {}})
     fields = status.home_assistant_entity(status.config.home_assistant).fields
     assert fields == {"device_class": "enum", "options": ["ok", "low"]}
+    blank = StatusDisplay({"levels": [{"min": 1, "text": "", "color": "green"}], "below_text": "",
+                           "home_assistant": {}})
+    assert blank.home_assistant_entity(blank.config.home_assistant).fields == {}  # a plain sensor
     text = TextInput({"max_length": 10, "home_assistant": {}})
     assert text.home_assistant_entity(text.config.home_assistant).fields["max"] == 10
 
@@ -187,6 +190,7 @@ async def test_commands_act_as_panel_changes_and_hostile_ones_are_counted():
             await bus.publish(command, payload)
         await until(lambda: slider.in_metrics["set"].errors == len(hostile), "every hostile command counted")
         assert slider.value == 30 and bus.retained(state) == b"30.0"
+        assert slider.in_metrics["set"].frames == 2 + len(hostile)  # as the panel's frames are counted
         assert await value_after(b"1") == 1  # still alive
 
 
@@ -349,10 +353,14 @@ async def test_home_assistant_reads_and_drives_a_deployed_slider_and_toggle(brok
             while decode_frame((await asyncio.wait_for(heater_out.get(), TIMEOUT)).payload).value != 1:
                 pass
 
-            for payload in (b"warm", b"\xff", b"nan"):  # hostile commands: counted in the task's metrics
-                ha.publish(number["command_topic"], payload)
-            slider = host.instances[("home", "target")].task
-            await until(lambda: slider is not None and slider.in_metrics["set"].errors == 3, "3 errors counted")
+            async with bus.subscribe(topics.agent_metrics("pi")) as batches, asyncio.timeout(TIMEOUT):
+                for payload in (b"warm", b"\xff", b"nan"):  # hostile commands: counted in the agent's metrics
+                    ha.publish(number["command_topic"], payload)
+                while not any(entry["task"] == "target" and entry["deployment"] == "home"
+                              and entry["metrics"].get("inputs", {}).get("set", {}).get("errors") == 3
+                              for entry in decode_value((await batches.get()).payload)["tasks"]):
+                    pass
+            assert host.instances[("home", "target")].state == "running"
 
             # the panel's changes reach Home Assistant too
             await bus.publish(topics.stream("home", "heater", "set"), encode_frame(0))
@@ -371,6 +379,10 @@ async def test_home_assistant_reads_and_drives_a_deployed_slider_and_toggle(brok
             while (message := await late.until(lambda m: True, "the marker")).topic != f"{prefix}/marker":
                 seen.append(message.topic)
             assert sorted(t.split("/")[1] for t in seen) == ["binary_sensor", "sensor", "sensor", "sensor"]
+    with HomeAssistantClient(broker.url) as after:  # the agent stopped cleanly: it said so itself
+        after.subscribe(topics.hass_availability("pi"))
+        message = await after.until(lambda m: True, "the availability")
+        assert (message.payload, message.retain) == (b"offline", True)
 
 
 AGENT_CMD = [sys.executable, "-m", "edge", "agent"]
