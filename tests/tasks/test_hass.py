@@ -412,3 +412,49 @@ async def test_a_killed_agent_goes_unavailable_by_its_link_will(broker, tmp_path
         later.subscribe(availability)
         message = await later.until(lambda m: m.topic == availability, "the retained availability")
         assert message.payload == b"offline" and message.retain
+
+
+async def retained_under(url: Any, pattern: str, marker: str) -> dict[str, bytes]:
+    """What a client subscribing now gets retained under ``pattern`` (until ``marker``, which it publishes)."""
+    with HomeAssistantClient(url) as client:
+        client.subscribe(pattern)
+        client.publish(marker, b"end")
+        seen: dict[str, bytes] = {}
+        while (message := await client.until(lambda m: True, "the marker")).topic != marker:
+            seen[message.topic] = message.payload
+        return seen
+
+
+async def test_a_broker_that_lost_its_retained_messages_gets_them_again(tmp_path):
+    from edge.broker import MosquittoBroker, free_port
+
+    port = free_port()
+    settings = load_settings(broker=f"mqtt://127.0.0.1:{port}", namespace="hass", agent_id="pi", data_dir=tmp_path,
+                             hass_discovery=True)
+    spec = {"id": "home", "tasks": [{"id": "heater", "type": "toggle", "agent": "pi",
+                                     "config": {"default": True, "home_assistant": True}}]}
+    state = Topics("hass").hass_state("home", "heater")
+
+    async def announced(url: Any) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT
+        while True:  # the agent reconnects at its own pace: look again until it has published
+            seen = await retained_under(url, "#", f"{PREFIX}/marker")
+            if seen.get(state) == b"ON" and sum(t.startswith(f"{PREFIX}/switch/") for t in seen) == 1:
+                return
+            assert loop.time() < deadline, f"not announced again: {sorted(seen)}"
+
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(MosquittoBroker(port=port, data_dir=tmp_path / "first"))
+        host = await stack.enter_async_context(Host(settings, types=TYPES, persist=False, status_interval=0.1))
+        async with Bus(str(first.url)) as bus:
+            await bus.publish(Topics("hass").deployment("home"), encode_spec(parse_spec(spec)), qos=1, retain=True)
+        await announced(first.url)
+        await first.__aexit__(None, None, None)  # the broker goes away, and one that holds nothing comes
+        fresh = await stack.enter_async_context(MosquittoBroker(port=port, data_dir=tmp_path / "second"))
+        await announced(fresh.url)  # the agent reconnected to it and said it all again
+        await host.__aexit__(None, None, None)  # a clean stop: the task's entity goes, the agent is offline
+        seen = await retained_under(fresh.url, "#", f"{PREFIX}/marker")
+        assert not any(t.startswith(f"{PREFIX}/switch/") for t in seen) and state not in seen
+        assert seen[Topics("hass").hass_availability("pi")] == b"offline"
+        assert any(t.startswith(f"{PREFIX}/binary_sensor/") for t in seen)  # the agent's device stays
