@@ -56,8 +56,7 @@ log = logging.getLogger("edge.hass")
 AVAILABLE: Final = "online"
 NOT_AVAILABLE: Final = "offline"
 #: who made the discovery configs (Home Assistant logs it with each one)
-ORIGIN: Final = {"name": "edgetasks", "sw_version": __version__,
-                 "support_url": "https://github.com/edgetasks/edgetasks"}
+ORIGIN: Final = {"name": "edgetasks", "sw_version": __version__}
 #: the agent's health sensors: key in the health JSON -> (name, more of the sensor's config)
 HEALTH_SENSORS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
     "tasks_running": ("running tasks", {"state_class": "measurement", "icon": "mdi:play-circle-outline"}),
@@ -91,7 +90,6 @@ class _Entity:
     config: bytes
     state_topic: str | None = None
     state: bytes | None = None
-    retain_state: bool = True
 
 
 @dataclass
@@ -135,8 +133,11 @@ class HassSlot:
     def publish(self, component: str, config: Mapping[str, Any]) -> None:
         """Publish the config (retained); the link publishes it again after reconnects and Home
         Assistant's births, until :meth:`remove`."""
-        if self._entity is not None and self._entity.config_topic != self.config_topic(component):
-            self.remove()
+        old = self._entity
+        if old is not None and old.config_topic != self.config_topic(component):
+            self.remove()  # another component: that entity goes
+        elif old is not None:
+            self.link.forget(old)  # the same one, announced again
         self._entity = _Entity(config_topic=self.config_topic(component),
                                config=json.dumps(config, separators=(",", ":")).encode(),
                                state_topic=self.state_topic)
@@ -239,7 +240,7 @@ class HassLink:
                 self.bus.publish_nowait(entity.config_topic, entity.config, qos=1, retain=True)
             for entity in list(self._entities):
                 if entity.state_topic is not None and entity.state is not None:
-                    self.bus.publish_nowait(entity.state_topic, entity.state, qos=1, retain=entity.retain_state)
+                    self.bus.publish_nowait(entity.state_topic, entity.state, qos=1, retain=True)
         except EdgeError as exc:
             log.warning("agent %s could not announce its entities to Home Assistant: %s", self.agent_id, exc)
         self.publish_health()
@@ -253,13 +254,18 @@ class HassLink:
         if entity.state == state or entity.state_topic is None:
             return
         entity.state = state
-        self._send(entity.state_topic, state, retain=entity.retain_state)
+        self._send(entity.state_topic, state)
 
-    def discard(self, entity: _Entity) -> None:
+    def forget(self, entity: _Entity) -> None:
+        """Stop publishing ``entity`` again (without removing it from Home Assistant)."""
         if entity in self._entities:
             self._entities.remove(entity)
+
+    def discard(self, entity: _Entity) -> None:
+        """Remove ``entity`` from Home Assistant: empty retained config and state."""
+        self.forget(entity)
         self._send(entity.config_topic, b"")
-        if entity.state_topic is not None and entity.retain_state:
+        if entity.state_topic is not None:
             self._send(entity.state_topic, b"")
 
     def _send(self, topic: str, payload: bytes, *, retain: bool = True) -> None:

@@ -238,6 +238,19 @@ async def test_home_assistant_birth_and_reconnect_publish_everything_again():
         assert link.births == 1
 
 
+async def test_a_slot_announced_again_or_as_another_component_keeps_one_entity():
+    async with memory_link() as (bus, link):
+        slot = link.slot("dep", "knob")
+        slot.publish("switch", slot.config("switch", name="a", command=True, fields={}))
+        slot.publish("switch", slot.config("switch", name="b", command=True, fields={}))  # the same entity, renamed
+        assert [c["name"] for t, c in configs(bus).items() if "/switch/" in t] == ["b"]
+        slot.publish("number", slot.config("number", name="c", command=True, fields={}))  # it became a number
+        assert [t.split("/")[1] for t in configs(bus) if "-dep-knob-" in t] == ["number"]
+        slot.remove()
+        await bus.publish(hass_status(PREFIX), b"online")
+        assert [t for t in configs(bus) if "-dep-knob-" in t] == []  # removed for good: not announced again
+
+
 async def test_the_agent_health_entities():
     health = {"tasks_running": 2, "tasks_failed": 0, "errors": 1, "cpu_percent": 3.5, "rss_mb": 50.0}
     async with memory_link(health=lambda: health, health_keys=list(health)) as (bus, link), \
