@@ -24,12 +24,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from hass_schema import problems
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.bus import Bus
 from edge.desired import Removal, encode_record
 from edge.errors import ConfigError
-from edge.frames import decode_frame, decode_value, encode_frame
+from edge.frames import Frame, decode_frame, decode_value, encode_frame
 from edge.graph import encode_spec, parse_spec
 from edge.hass import HassLink, availability_will
 from edge.host import Host
@@ -41,6 +43,7 @@ from tasks.builtin import TYPES
 from tasks.controls import RadioButtons, Slider, TextInput, Toggle
 from tasks.dashboard import DashboardTask
 from tasks.displays import Plot, StatusDisplay, TextDisplay, ValueBar
+from tasks.hass import Rejected, parse_command
 
 TIMEOUT = 10.0
 PREFIX = "homeassistant"
@@ -192,6 +195,20 @@ async def test_commands_act_as_panel_changes_and_hostile_ones_are_counted():
         assert slider.value == 30 and bus.retained(state) == b"30.0"
         assert slider.in_metrics["set"].frames == 2 + len(hostile)  # as the panel's frames are counted
         assert await value_after(b"1") == 1  # still alive
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+def test_any_command_payload_is_a_value_the_control_takes_or_refused(payload):
+    for task in (Slider({"min_value": -5, "max_value": 5}), Toggle({}), RadioButtons({"options": ["a", "1"]}),
+                 TextInput({})):
+        try:
+            value = parse_command(task.view(), payload)
+        except Rejected as exc:
+            assert str(exc)  # says why
+            continue
+        assert task.apply(Frame(value=value, ts=0))  # what is not refused here, the control takes
+        assert task.in_metrics["set"].errors == 0
 
 
 async def test_toggle_select_and_text_commands():
