@@ -180,6 +180,8 @@ class HassLink:
         self._health_keys = [key for key in HEALTH_SENSORS if key in set(health_keys)]
         self._entities: list[_Entity] = []
         self._birth: Subscription | None = None
+        #: what the availability says while this link is connected (:meth:`set_available`)
+        self.available = True
         #: Home Assistant births seen (each made us publish everything again)
         self.births = 0
 
@@ -232,10 +234,17 @@ class HassLink:
         log.info("agent %s: Home Assistant came online: announcing its entities again", self.agent_id)
         self.republish()
 
+    def set_available(self, available: bool) -> None:
+        """Say the agent is available or not (its own connection is up or down), if that changed."""
+        if available != self.available:
+            self.available = available
+            self._send(self.availability, (AVAILABLE if available else NOT_AVAILABLE).encode())
+
     def republish(self) -> None:
         """Availability, configs, then states: the order Home Assistant needs them in."""
         try:
-            self.bus.publish_nowait(self.availability, AVAILABLE.encode(), qos=1, retain=True)
+            self.bus.publish_nowait(self.availability, (AVAILABLE if self.available else NOT_AVAILABLE).encode(),
+                                    qos=1, retain=True)
             for entity in list(self._entities):
                 self.bus.publish_nowait(entity.config_topic, entity.config, qos=1, retain=True)
             for entity in list(self._entities):

@@ -555,6 +555,8 @@ class Host:
         next_report = loop.time() + self._status_interval
         while True:
             self._write_health()
+            if self.hass is not None:  # Home Assistant sees the agent as its tasks' connection is
+                self.hass.set_available(self.bus.is_connected)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(next_report):
                     await self._report_now.wait()  # a request for all metrics

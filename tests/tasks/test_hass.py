@@ -286,6 +286,17 @@ async def test_the_agent_health_entities():
     assert bus.retained(link.availability) == b"offline"  # a clean stop says so
 
 
+async def test_availability_follows_the_agents_own_connection():
+    async with memory_link() as (bus, link):
+        assert bus.retained(link.availability) == b"online"
+        link.set_available(False)  # the agent's main connection is down, this one is up
+        assert bus.retained(link.availability) == b"offline"
+        await bus.publish(hass_status(PREFIX), b"online")  # a birth meanwhile does not make it available
+        assert bus.retained(link.availability) == b"offline"
+        link.set_available(True)
+        assert bus.retained(link.availability) == b"online"
+
+
 def test_prefix_setting_is_checked():
     assert load_settings(hass_prefix="ha/discovery").hass_prefix == "ha/discovery"
     for bad in ("", "home#", "a//b", "/ha"):
