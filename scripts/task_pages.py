@@ -39,8 +39,7 @@ def _config(schema: dict[str, Any]) -> list[str]:
         return ["no configuration", ""]
     rows = ["| field | type | default | description |", "|---|---|---|---|"]
     for name, field in props.items():
-        kind = field.get("type") or " or ".join(a.get("type", "object" if "$ref" in a else "?")
-                                               for a in field.get("anyOf", [])) or "object"
+        kind = field.get("type") or " or ".join(a.get("type", "?") for a in field.get("anyOf", [])) or "object"
         bounds = [f"{k} {field[k]}" for k in ("minimum", "maximum", "exclusiveMinimum", "maxLength") if k in field]
         if "enum" in field:
             bounds.append("one of " + ", ".join(map(str, field["enum"])))

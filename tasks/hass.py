@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from edge.protocol import (
     DashboardView,
@@ -60,16 +60,14 @@ CONTROLS: Final = frozenset({"slider", "toggle", "radio_buttons", "text_input"})
 
 
 class HomeAssistant(BaseModel):
-    """How the task shows in Home Assistant; every field may be left out."""
+    """How the task shows in Home Assistant (docs/home-assistant.md); every field may be left out."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="", max_length=200,
-                      description="the entity's name (default: the label, else the task's id)")
-    icon: str = Field(default="", pattern=r"^(mdi:[a-z0-9-]{1,80})?$", description="an icon, e.g. mdi:thermometer")
-    device_class: str = Field(default="", pattern=r"^[a-z_]{0,40}$",
-                              description="Home Assistant's device class (slider, value_bar: e.g. temperature)")
-    unit: str = Field(default="", max_length=40, description="unit of measurement (slider, value_bar)")
+    name: str = Field(default="", max_length=200)  # default: the label, else the task's id
+    icon: str = Field(default="", pattern=r"^(mdi:[a-z0-9-]{1,80})?$")  # e.g. mdi:thermometer
+    device_class: str = Field(default="", pattern=r"^[a-z_]{0,40}$")  # slider, value_bar: e.g. temperature
+    unit: str = Field(default="", max_length=40)  # slider, value_bar: the unit of measurement
 
 
 def _enable(value: Any) -> Any:
@@ -83,12 +81,14 @@ def _enable(value: Any) -> Any:
 
 def home_assistant_field() -> Any:
     """The ``home_assistant`` field of a dashboard task's config."""
-    return Field(default=None, description="show this task in Home Assistant (MQTT discovery; the agent needs "
-                 "EDGE_HASS_DISCOVERY=true): {} or true for the defaults, or {name, icon, device_class, unit}")
+    return Field(default=None, description="Home Assistant entity: true or {name, icon, device_class, unit}")
 
 
-#: the type of the ``home_assistant`` field: ``true`` and ``false`` are taken too
-HomeAssistantSetting = Annotated[HomeAssistant | None, BeforeValidator(_enable)]
+#: the type of the ``home_assistant`` field: ``true`` and ``false`` are taken too. Its JSON Schema says
+#: only that: the field is in the catalog entry of every dashboard type, and a catalog is one MQTT
+#: message (EDGE_MAX_PAYLOAD), so the model's fields are checked by the agent (Task.check), not the schema
+HomeAssistantSetting = Annotated[HomeAssistant | None, BeforeValidator(_enable),
+                                 WithJsonSchema({"anyOf": [{"type": "object"}, {"type": "boolean"}, {"type": "null"}]})]
 
 
 class Rejected(ValueError):

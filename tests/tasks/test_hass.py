@@ -156,6 +156,11 @@ def test_the_option_is_validated_and_the_plot_has_none():
     for bad in ({"icon": "thermometer"}, {"colour": "red"}, {"device_class": "Temperature!"}):
         with pytest.raises(ConfigError, match="home_assistant"):
             Slider.validate_config({"home_assistant": bad})
+    # the catalog's schema only says "object, boolean or null" (small: it is in every dashboard type's entry);
+    # the agent's check names the field
+    assert Slider.describe()["config_schema"]["properties"]["home_assistant"]["anyOf"][0] == {"type": "object"}
+    problems_found = Slider.check({"home_assistant": {"icon": "x"}})
+    assert any(line.startswith("config.home_assistant.icon:") for line in problems_found)
     with pytest.raises(ConfigError, match="home_assistant"):  # Home Assistant has no chart entity
         Plot.validate_config({"home_assistant": {}})
 
