@@ -34,6 +34,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from edge.errors import EdgeError
 from edge.protocol import (
     DashboardView,
     RadioButtonsView,
@@ -91,7 +92,7 @@ HomeAssistantSetting = Annotated[HomeAssistant | None, BeforeValidator(_enable),
                                  WithJsonSchema({"anyOf": [{"type": "object"}, {"type": "boolean"}, {"type": "null"}]})]
 
 
-class Rejected(ValueError):
+class Rejected(EdgeError, ValueError):
     """A command Home Assistant sent that the control cannot take; the message says why."""
 
 
