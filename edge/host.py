@@ -45,6 +45,7 @@ from edge.errors import ConfigError, EdgeError, FrameError, IdError, SpecError, 
 from edge.files import files_folder
 from edge.frames import decode_value, now_ms
 from edge.graph import DeploymentSpec
+from edge.hass import HassLink, availability_will
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
 from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, TaskState, ValidationError, problem
@@ -88,8 +89,11 @@ class Host:
                 raise ConfigError(f"EDGE_FILES_DIR {self.files_dir} holds the agent's {what} ({path}): tasks could "
                                   "read or overwrite it; choose a folder of its own (default {data_dir}/files)",
                                   field="EDGE_FILES_DIR")
+        self._metrics = metrics
+        self._last_metrics: dict[str, Any] = {}
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
-                                 catalog=self.catalog, metrics=metrics, errors=lambda: self.errors,
+                                 catalog=self.catalog, metrics=self._measure if metrics else None,
+                                 errors=lambda: self.errors,
                                  report_interval=status_interval)
         # a persistent session: the broker keeps the inputs' subscriptions, and queues the QoS 1
         # frames they take, while this agent or the broker restarts (edge.bus, docs/reliability.md)
@@ -97,6 +101,18 @@ class Host:
                                      will=self.presence.will, wait_connected=False, clean_start=False,
                                      session_expiry=settings.session_expiry)
         self.bus.on_connect(self._on_connect)
+        #: the link to Home Assistant (EDGE_HASS_DISCOVERY), on a connection of its own: its will is
+        #: the plain "offline" Home Assistant reads, where this bus's is our CBOR state (edge.hass)
+        self.hass: HassLink | None = None
+        self._hass_bus: Bus | None = None
+        if settings.hass_discovery:
+            self._hass_bus = Bus.from_settings(settings, client_id=self.topics.client_id("hass", self.agent_id),
+                                               will=availability_will(self.topics, self.agent_id),
+                                               wait_connected=False)
+            self.hass = HassLink(bus=self._hass_bus, topics=self.topics, agent_id=self.agent_id,
+                                 prefix=settings.hass_prefix, health=self._hass_health,
+                                 health_keys=["tasks_running", "tasks_failed", "errors",
+                                              *(["cpu_percent", "rss_mb"] if metrics else [])])
         #: the specs being applied, by deployment id
         self.specs: dict[str, DeploymentSpec] = {}
         #: deployments removed by a removal record, by id (kept, to publish again if the broker loses it)
@@ -162,6 +178,9 @@ class Host:
         # what is entered is left in reverse order, also when a later step fails: bus last
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.bus)
+            if self.hass is not None and self._hass_bus is not None:  # left after the tasks removed their entities
+                await stack.enter_async_context(self._hass_bus)
+                await stack.enter_async_context(self.hass)
             self._group = group = asyncio.TaskGroup()
             await group.__aenter__()
             stack.push_async_callback(group.__aexit__, None, None, None)
@@ -445,7 +464,7 @@ class Host:
         instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
                             resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
                             queue_size=self.settings.queue_size, queue_bytes=self.settings.queue_bytes,
-                            queue_age=self.settings.queue_age, files_dir=self.files_dir)
+                            queue_age=self.settings.queue_age, files_dir=self.files_dir, hass=self.hass)
         self.instances[assignment.key] = instance
         assert self._group is not None
         self._runners[assignment.key] = self._group.create_task(instance.supervise(),
@@ -470,6 +489,19 @@ class Host:
         self._statuses.publish(instance)  # at once, not coalesced: the final state, also when the agent stops
 
     # -- reporting -------------------------------------------------------------------------------
+    def _measure(self) -> dict[str, Any]:
+        """The metrics callable's map, kept for Home Assistant's sensors (one call per state: CPU % is
+        over the interval since the last call)."""
+        assert self._metrics is not None
+        self._last_metrics = self._metrics()
+        return self._last_metrics
+
+    def _hass_health(self) -> dict[str, Any]:
+        """The agent's health for Home Assistant's sensors (``edge.hass.HEALTH_SENSORS``)."""
+        states = [instance.state for instance in self.instances.values()]
+        return {"tasks_running": states.count("running"), "tasks_failed": states.count("failed"),
+                "errors": self.errors, **self._last_metrics}
+
     def _publish_status(self, instance: Instance) -> None:
         """``instance`` changed state: its retained status goes within ``edge.reporting.COALESCE`` s.
 
@@ -528,6 +560,8 @@ class Host:
         next_report = loop.time() + self._status_interval
         while True:
             self._write_health()
+            if self.hass is not None:  # Home Assistant sees the agent as its tasks' connection is
+                self.hass.set_available(self.bus.is_connected)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(next_report):
                     await self._report_now.wait()  # a request for all metrics
@@ -544,6 +578,8 @@ class Host:
                 next_state = loop.time() + self._state_interval
                 with contextlib.suppress(EdgeError):
                     await self.presence.publish_state(self.bus)
+                if self.hass is not None:
+                    self.hass.publish_health()
 
 
 async def run_agent(settings: Settings, *, types: Sequence[type[Task]], agent_id: str | None = None,

@@ -38,6 +38,7 @@ from edge.bus import Bus
 from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.frames import now_ms
+from edge.hass import HassLink
 from edge.protocol import PROTOCOL_REVISION, Crash, TaskMetrics, TaskStatusMsg, ValidationError, problem
 from edge.task import Task, TaskContext
 
@@ -84,8 +85,9 @@ class Instance:
                  resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  max_payload: int = 16 * 1024 * 1024, queue_size: int = QUEUE_FRAMES,
                  queue_bytes: int | None = QUEUE_BYTES, queue_age: float | None = None,
-                 files_dir: Path | None = None) -> None:
+                 files_dir: Path | None = None, hass: HassLink | None = None) -> None:
         self.assignment = assignment
+        self._hass = hass
         self._files_dir = files_dir
         self.task_type = task_type
         self.bus = bus
@@ -138,7 +140,8 @@ class Instance:
             self._set("starting", self.error)
             context = TaskContext(bus=self.bus, instance_id=self.instance_id, sources=a.sources, targets=a.targets,
                                   max_payload=self._max_payload, queue_size=self._queue_size,
-                                  queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir)
+                                  queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
+                                  hass=self._hass.slot(a.deployment, a.task) if self._hass is not None else None)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()

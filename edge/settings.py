@@ -20,8 +20,8 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES
-from edge.errors import ConfigError
-from edge.topics import is_valid_id, validate_id
+from edge.errors import ConfigError, TopicError
+from edge.topics import is_valid_id, validate_hass_prefix, validate_id
 
 __all__ = ["BrokerKind", "BrokerURL", "Settings", "load_settings", "parse_broker_url", "sanitize_id"]
 
@@ -227,6 +227,10 @@ class Settings(BaseSettings):
     webhook_port: int | None = Field(default=None, ge=1, le=65535, description="port of the agent's webhook "
                                      "server for webhook_in tasks; unset: webhook_in is unavailable")
     webhook_host: str = Field(default="127.0.0.1", description="address the webhook server binds to")
+    hass_discovery: bool = Field(default=False, description="announce this agent (its health) and its dashboard "
+                                 "tasks with home_assistant set to Home Assistant by MQTT discovery (a second "
+                                 "connection, whose will marks them unavailable)")
+    hass_prefix: str = Field(default="homeassistant", description="Home Assistant's MQTT discovery prefix")
 
     @model_validator(mode="before")
     @classmethod
@@ -265,6 +269,14 @@ class Settings(BaseSettings):
     @classmethod
     def _namespace(cls, value: str) -> str:
         return validate_id(value, "namespace")
+
+    @field_validator("hass_prefix")
+    @classmethod
+    def _hass_prefix(cls, value: str) -> str:
+        try:
+            return validate_hass_prefix(value.strip())
+        except TopicError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("agent_id")
     @classmethod

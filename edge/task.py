@@ -55,6 +55,7 @@ from edge.topics import is_stream_topic, validate_id
 
 if TYPE_CHECKING:
     from edge.bus import Bus  # loaded on first use (edge.bus): a task module needs no transport
+    from edge.hass import HassSlot
     from edge.protocol import CatalogEntry
     from edge.settings import Settings
 
@@ -182,8 +183,11 @@ class TaskContext:
     def __init__(self, *, bus: Bus, instance_id: str, sources: Mapping[str, str],
                  targets: Mapping[str, list[str]], max_payload: int = 16 * 1024 * 1024,
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
-                 queue_age: float | None = None, files_dir: Path | None = None) -> None:
+                 queue_age: float | None = None, files_dir: Path | None = None,
+                 hass: HassSlot | None = None) -> None:
         self.bus = bus
+        #: where the task's Home Assistant entity goes (:mod:`edge.hass`); None: the agent has no link
+        self.hass = hass
         #: the only folder the task may read and write files in (:mod:`edge.files`); None: no files
         self.files_dir = files_dir
         self.instance_id = instance_id

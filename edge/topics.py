@@ -16,6 +16,15 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/named/{name}                                 a named stream's frames
     edge/v1/{namespace}/agents/{agent_id}/sync                       an agent's own round trips
     edge/v1/{namespace}/controllers/{client}/sync                    a controller's own round trips
+    edge/v1/{namespace}/agents/{agent_id}/hass/availability          retained "online" / "offline" (plain text)
+    edge/v1/{namespace}/agents/{agent_id}/hass/health                the agent's health for Home Assistant (JSON)
+    edge/v1/{namespace}/hass/{deployment_id}/{task_id}/state         a dashboard task's state (plain text, retained)
+    edge/v1/{namespace}/hass/{deployment_id}/{task_id}/set           Home Assistant's commands to it (plain text)
+
+Home Assistant's own topics (``edge.hass``) live under its discovery prefix, outside the namespace::
+
+    {prefix}/{component}/{node_id}/{object_id}/config                retained discovery config (JSON)
+    {prefix}/status                                                  Home Assistant's birth / will
 
 Ids are ``[A-Za-z0-9_-]{1,64}``: they can never contain the MQTT wildcards ``+`` and
 ``#`` nor the level separator ``/``, so a topic always parses back into the ids it was
@@ -35,15 +44,19 @@ __all__ = [
     "ANY_NAMESPACE_AGENT_STATES",
     "ID_PATTERN",
     "MAX_TOPIC_BYTES",
+    "HASS_PREFIX",
     "ParsedTopic",
     "TopicKind",
     "Topics",
     "is_stream_topic",
     "is_valid_id",
+    "hass_config",
+    "hass_status",
     "matches",
     "namespace_of",
     "sibling_topic",
     "validate_filter",
+    "validate_hass_prefix",
     "validate_id",
     "validate_topic",
 ]
@@ -155,6 +168,30 @@ def sibling_topic(topic: str, level: str) -> str | None:
     return f"{topic.rsplit('/', 1)[0]}/{validate_id(level, 'port')}"
 
 
+HASS_PREFIX: Final = "homeassistant"
+"""Home Assistant's default MQTT discovery prefix."""
+
+
+def validate_hass_prefix(prefix: object) -> str:
+    """A Home Assistant discovery prefix: levels of letters, digits, ``_`` and ``-``, split by ``/``."""
+    if isinstance(prefix, str) and prefix and all(_ID_RE.match(level) for level in prefix.split("/")):
+        return prefix
+    raise TopicError(f"invalid Home Assistant discovery prefix {prefix!r}: use levels of 1 to 64 of the "
+                     "characters A-Z a-z 0-9 _ - split by '/' (default 'homeassistant')", topic=repr(prefix))
+
+
+def hass_config(prefix: str, component: str, node_id: str, object_id: str) -> str:
+    """Where Home Assistant reads an entity's discovery config: ``{prefix}/{component}/{node_id}/{object_id}/config``
+    (its documented layout; the ids are ``[a-zA-Z0-9_-]``, which our ids are)."""
+    return (f"{validate_hass_prefix(prefix)}/{validate_id(component, 'component')}/"
+            f"{validate_id(node_id, 'node id')}/{validate_id(object_id, 'object id')}/config")
+
+
+def hass_status(prefix: str) -> str:
+    """Where Home Assistant publishes its birth (``online``) and will (``offline``)."""
+    return f"{validate_hass_prefix(prefix)}/status"
+
+
 class TopicKind(Enum):
     AGENT_STATE = "agent_state"
     AGENT_CATALOG = "agent_catalog"
@@ -245,6 +282,24 @@ class Topics:
             f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/"
             f"{validate_id(task_id, 'task id')}/{validate_id(port, 'port')}"
         )
+
+    def hass_availability(self, agent_id: str) -> str:
+        """An agent's availability for Home Assistant: retained plain ``online`` / ``offline`` (``edge.hass``)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/hass/availability"
+
+    def hass_health(self, agent_id: str) -> str:
+        """An agent's health for Home Assistant's sensors: a JSON map (``edge.hass``)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/hass/health"
+
+    def hass_state(self, deployment_id: str, task_id: str) -> str:
+        """A dashboard task's state as Home Assistant reads it: plain text, retained."""
+        return (f"{self.root}/hass/{validate_id(deployment_id, 'deployment id')}/"
+                f"{validate_id(task_id, 'task id')}/state")
+
+    def hass_command(self, deployment_id: str, task_id: str) -> str:
+        """Where Home Assistant sets a dashboard control: plain text."""
+        return (f"{self.root}/hass/{validate_id(deployment_id, 'deployment id')}/"
+                f"{validate_id(task_id, 'task id')}/set")
 
     def named(self, name: str) -> str:
         """The named stream ``name`` (``tasks.named``): frames any deployment of the namespace may read."""

@@ -16,6 +16,7 @@ from edge.ports import PortRule
 from edge.protocol import RadioButtonsView, SliderView, TextInputView, ToggleView
 from tasks.base import ANY, NUMBER, TEXT, as_number
 from tasks.dashboard import VIEW, ControlConfig, ControlTask
+from tasks.hass import Entity, HomeAssistant, entity_fields
 
 __all__ = ["RadioButtons", "Slider", "TextInput", "Toggle"]
 
@@ -208,3 +209,6 @@ class TextInput(ControlTask):
 
     def view(self) -> TextInputView:
         return TextInputView(kind="text_input", label=self.config.label, value=self.value)
+
+    def home_assistant_entity(self, option: HomeAssistant) -> Entity:
+        return entity_fields(self.view(), option, max_length=self.config.max_length)

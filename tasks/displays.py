@@ -20,6 +20,7 @@ from edge.protocol import PlotSeries, PlotView, StatusDisplayView, TextDisplayVi
 from edge.topics import is_valid_id
 from tasks.base import NUMBER, TEXT, is_pause
 from tasks.dashboard import COLOR_PATTERN, VIEW, DashboardTask
+from tasks.hass import Entity, HomeAssistant, HomeAssistantSetting, entity_fields, home_assistant_field
 from tasks.ordering import handle_inputs
 
 __all__ = ["Plot", "StatusDisplay", "TextDisplay", "ValueBar"]
@@ -33,6 +34,12 @@ class DisplayConfig(BaseModel):
 
     label: str = Field(default="", max_length=200, description="the caption the panel shows")
     refresh_ms: int = Field(default=100, ge=10, le=60_000, description="publish the view at most this often")
+
+
+class EntityConfig(DisplayConfig):
+    """A display that can be a Home Assistant sensor (every one but the plot)."""
+
+    home_assistant: HomeAssistantSetting = home_assistant_field()
 
 
 class DisplayTask(DashboardTask):
@@ -83,7 +90,7 @@ class StatusDisplay(DisplayTask):
 
     kind = "status_display"
 
-    class Config(DisplayConfig):
+    class Config(EntityConfig):
         levels: list[Level] = Field(default_factory=lambda: [Level(min=0.5, text="good", color="#4caf50")],
                                     max_length=20, description="the levels, each from its min up")
         below_text: str = Field(default="bad", max_length=200, description="the text below every level")
@@ -113,6 +120,10 @@ class StatusDisplay(DisplayTask):
             text, color = (level.text, level.color) if level else (config.below_text, config.below_color)
         return StatusDisplayView(kind="status_display", label=config.label, value=self.value, text=text, color=color)
 
+    def home_assistant_entity(self, option: HomeAssistant) -> Entity:
+        config: StatusDisplay.Config = self.config
+        return entity_fields(self.view(), option, levels=[*(level.text for level in config.levels), config.below_text])
+
 
 class TextDisplay(DisplayTask):
     """A text box: shows the texts that arrive, appended (with a separator) or the latest only.
@@ -123,7 +134,7 @@ class TextDisplay(DisplayTask):
 
     kind = "text_display"
 
-    class Config(DisplayConfig):
+    class Config(EntityConfig):
         append: bool = Field(default=True, description="append each text (else show the latest only)")
         separator: str = Field(default="\n", max_length=100, description="put between appended texts")
         max_length: int = Field(default=2000, ge=1, le=100_000, description="most characters shown (the last ones)")
@@ -158,7 +169,7 @@ class ValueBar(DisplayTask):
 
     kind = "value_bar"
 
-    class Config(DisplayConfig):
+    class Config(EntityConfig):
         min_value: float = Field(default=0.0, description="the empty end")
         max_value: float = Field(default=1.0, description="the full end")
         default: float = Field(default=0.0, description="the value shown before the first frame")

@@ -252,9 +252,13 @@ class Bus(Hooks["Bus"]):
         self._conn = conn
         self.session += 1  # before resubscribing: retained messages of this session carry it
         try:
-            filters = sorted(self._filters.broker.items())
-            for i in range(0, len(filters), _SUBSCRIBE_BATCH):
-                await conn.subscribe(filters[i : i + _SUBSCRIBE_BATCH])
+            # until connected, a new subscription only joins the filter set (_apply): those added while
+            # these SUBSCRIBEs wait for their acks are sent in the next round, not left for the next connect
+            sent: set[tuple[str, int]] = set()
+            while filters := sorted(set(self._filters.broker.items()) - sent):
+                for i in range(0, len(filters), _SUBSCRIBE_BATCH):
+                    await conn.subscribe(filters[i : i + _SUBSCRIBE_BATCH])
+                sent.update(filters)
             offline, self._offline = self._offline, {}
             for topic, queue in offline.items():
                 for payload, qos, retain in queue:

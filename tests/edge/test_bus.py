@@ -240,6 +240,25 @@ async def test_bus_can_start_before_its_broker(tmp_path, transport):
         await sub.aclose()
 
 
+async def test_a_subscription_made_while_the_bus_resubscribes_is_sent_too(broker, transport):
+    """A subscription added after the connect began restoring the others, before it ended (an agent's
+    task starting while its bus connects), reaches the broker on that same connection."""
+    topic, others = unique(), [unique() for _ in range(200)]  # several SUBSCRIBE batches: a window to add in
+    async with Bus(broker.url, transport=transport, wait_connected=False) as bus:
+        for other in others:
+            await bus.subscribe(other)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while bus.session == 0:  # the connection is up and the bus is resubscribing (session counts it)
+            assert loop.time() < deadline, "the bus did not connect"
+            await asyncio.sleep(0)
+        assert not bus.is_connected
+        sub = await bus.subscribe(topic)
+        await bus.wait_connected(timeout=10)
+        await bus.publish(topic, b"late")
+        assert (await next_message(sub)).payload == b"late"
+
+
 WILL_SCRIPT = """
 import asyncio, sys
 from edge.bus import Bus, Will
