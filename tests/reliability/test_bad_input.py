@@ -41,7 +41,7 @@ def is_frame(payload: bytes) -> bool:
 async def test_garbage_on_inputs_is_counted_and_the_task_goes_on(broker, tmp_path):
     ns = f"b{uuid.uuid4().hex[:8]}"
     agent_settings = load_settings(broker=broker.url.geturl(), namespace=ns, agent_id="a1", data_dir=tmp_path / "a1",
-                                   max_payload=65536)
+                                   max_payload=262144)  # the catalog of every built-in type is ~80 KB
     async with Agent(agent_settings, task_sources=[SAMPLES]) as agent, \
             Controller(load_settings(broker=broker.url.geturl(), namespace=ns, data_dir=tmp_path / "c")) as ctl, \
             Bus(broker.url) as bus:
@@ -70,8 +70,8 @@ async def test_garbage_on_inputs_is_counted_and_the_task_goes_on(broker, tmp_pat
 
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(round_trip)
-        # oversize frames are dropped by the agent's bus (max_payload 64 KiB), counted, never decoded
-        await bus.publish("bad/in", encode_frame(b"x" * 100_000))
+        # oversize frames are dropped by the agent's bus (max_payload 256 KiB), counted, never decoded
+        await bus.publish("bad/in", encode_frame(b"x" * 300_000))
         assert await _feed_ok(bus)
         instance = agent.instances[("d", "s")]
         assert instance.state == "running" and instance.restarts == 0
