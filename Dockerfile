@@ -6,8 +6,9 @@
 ARG PYTHON=3.11
 
 FROM python:${PYTHON}-slim AS build
-# the extras baked in: the control panel; PyAV for media tasks adds ~60 MB (EXTRAS=ui,media)
-ARG EXTRAS=ui
+# the extras baked in: the control panel, schedule (croniter) and the web types (httpx, which the panel
+# brings anyway); PyAV for media tasks adds ~60 MB (EXTRAS=ui,flow,web,media)
+ARG EXTRAS=ui,flow,web
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY edge edge
@@ -18,7 +19,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${EXTRAS}]"
 
 FROM python:${PYTHON}-slim
 # the same extras as the build stage: without them `edge ui` in the image has no NiceGUI
-ARG EXTRAS=ui
+ARG EXTRAS=ui,flow,web
 # Mosquitto is the broker of `edge up` / `edge broker` in a container (the embedded broker's
 # wheel does not exist for every architecture); no compilers or build tools in this stage.
 RUN apt-get update \
