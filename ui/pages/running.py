@@ -17,11 +17,14 @@ from edge.controller import Fleet, TaskView, deployment_views
 from edge.controller.views import AGENT_OFFLINE
 from edge.errors import ConfigError
 from edge.graph import DeploymentSpec
+from edge.ports import catalog_ports
 from ui.app import Panel, current
+from ui.debug_sidebar import DebugSidebar
 from ui.frame import deployment_nav, frame
 from ui.graph_view import GraphView, graph_props, placed_agents
 from ui.inspector import inspector_dialog
 from ui.live_table import Column, LiveTable
+from ui.node_status import NodeStatuses
 from ui.pages.deployments import confirm_stop
 from ui.status import graph_states, summarize, view_color
 from ui.topic_nodes import open_topic_inspector
@@ -123,8 +126,13 @@ class RunningView:
             self.stop = ui.button("stop", icon="stop", on_click=self._stop).props("color=warning").mark("stop")
         self.missing = ui.label(f"{dep} is not deployed. Open the editor to build and deploy it.").classes(
             "text-grey-7")
-        self.graph = GraphView(editable=False).classes("w-full").style("height: 42vh").mark("graph")
+        with ui.row().classes("w-full no-wrap items-start gap-3") as self.main:
+            self.graph = GraphView(editable=False).classes("grow").style("height: 60vh").mark("graph")
+            with ui.column().classes("w-96 shrink-0"):
+                self.debug = DebugSidebar(panel, dep, outputs=self._outputs, on_watch=self.graph.set_debug)
         self.graph.on_port(lambda task, port, side: open_inspector(panel, dep, task, port, side))
+        self.graph.on_debug(self.debug.toggle)
+        self.statuses = NodeStatuses(panel, dep, self.graph)
         self.notices = ui.column().classes("w-full gap-1").mark("notices")
         self._notice_shape: list[tuple[str, bool]] = []
         self._notice_labels: dict[str, ui.label] = {}
@@ -188,7 +196,7 @@ class RunningView:
         self._ageing = any(v.offline_for is not None or v.notice is not None for v in views)
         self.missing.visible = spec is None
         self.stop.visible = spec is not None
-        self.graph.visible = spec is not None
+        self.main.visible = spec is not None
         if spec is None:
             self.summary.text = "not deployed"
             self.table.set_rows([])
@@ -208,6 +216,16 @@ class RunningView:
             self.graph.set_states(states)
         self.table.set_rows(task_rows(fleet, spec, types, views))
         self._show_notices(views)
+        self.debug.refresh_ports()
+
+    def _outputs(self) -> list[str]:
+        """Every output of the deployed spec, as ``task.port`` (what the debug sidebar can show)."""
+        spec = self.panel.fleet.deployments.get(self.dep)
+        if spec is None:
+            return []
+        types = self.panel.fleet.types(online_only=False)
+        return [f"{task.id}.{port}" for task in spec.tasks
+                for port in catalog_ports(types.get(task.type, {}), task.config)[1]]
 
     def _positions(self) -> dict[str, tuple[int, int]]:
         draft = self.panel.drafts.get(self.dep)
