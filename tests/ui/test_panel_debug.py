@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import struct
 import time
 
@@ -13,11 +14,13 @@ from conftest import agents, panel, until
 from nicegui import ElementFilter
 
 from edge.bus import Bus
-from edge.frames import encode_frame
+from edge.controller.fleet import TaskStatus
+from edge.controller.views import AGENT_OFFLINE, TaskView
+from edge.frames import encode_frame, now_ms
 from edge.graph import parse_spec
 from ui import debug_sidebar
 from ui.debug_sidebar import DebugSidebar
-from ui.node_status import NodeStatuses
+from ui.node_status import LastValue, NodeStatus, NodeStatuses, node_status
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
@@ -162,3 +165,72 @@ async def test_a_thousand_frames_a_second_are_drawn_at_a_bounded_rate(user, pane
         assert "not drawn" in stats, stats
         assert len(listed.rows) <= debug_sidebar.VIEW
         print(f"1 kHz for {elapsed:.2f} s: {frames} frames counted, {drawn} lines drawn, stats: {stats}")
+
+
+def view(state, *, agent_online=True, error=None, last_error=None, crashed_at=None, restarts=0, metrics=None):
+    status = TaskStatus(deployment="dbg", task="t", state=state, agent="a1", error=error, last_error=last_error,
+                        crashed_at=crashed_at, restarts=restarts, metrics=metrics or {})
+    return TaskView(deployment="dbg", task="t", type="numbers", agent="a1",
+                    state=state if agent_online else AGENT_OFFLINE, status=status, agent_known=True,
+                    last_heard=now_ms() - 25_000 if not agent_online else None, now=now_ms())
+
+
+def test_a_status_line_shows_as_current_only_what_is_current():
+    fresh, old = LastValue("42", 1.0), LastValue("42", 12.0)
+    assert node_status(view("running"), fresh) == NodeStatus("running · 42", "ok")
+    assert node_status(view("running"), old) == NodeStatus("running · 42 (12 s ago)", "ok")
+    assert node_status(view("running"), None) == NodeStatus("running", "ok")
+    # an offline agent: its state and how long, never the value it sent last
+    assert node_status(view("running", agent_online=False), fresh) == NodeStatus("agent offline 25 s", "off")
+    # errors stay: a failed task's error, a crash notice's last error, refused input frames
+    assert node_status(view("failed", error="boom"), fresh) == NodeStatus("failed: boom", "error")
+    crashed = view("running", last_error="ValueError: x", crashed_at=now_ms() - 1000, restarts=2)
+    assert node_status(crashed, fresh) == NodeStatus("restarted 2 times: ValueError: x", "warn")
+    refused = view("running", metrics={"inputs": {"in": {"frames": 9, "errors": 3}}})
+    assert node_status(refused, fresh) == NodeStatus("running · 42 · 3 input errors", "error")
+    # media outputs: their rate, from the metrics
+    video = view("running", metrics={"outputs": {"out": {"frames": 90, "rate": 30.0}}})
+    assert node_status(video, None, media_port="out") == NodeStatus("running · out 30.0/s", "ok")
+    assert node_status(view("stopped"), fresh) == NodeStatus("stopped", "idle")
+
+
+def status(graph, task):
+    return graph.statuses.get(task, {"text": "", "tone": ""})
+
+
+@pytest.mark.expect_errors(r"task st/b \(broken\) crashed")
+async def test_status_lines_under_the_running_nodes(user, panel_settings, tmp_path, caplog):
+    spec = {"id": "st", "tasks": [
+        {"id": "n", "type": "numbers", "agent": "a2", "config": {"interval_ms": 50}},
+        {"id": "d", "type": "double", "agent": "a1"},
+        {"id": "p", "type": "pictures", "agent": "a1", "config": {"interval_ms": 100}},
+        {"id": "b", "type": "broken", "agent": "a1"}],
+        "edges": [{"from": "n.out", "to": "d.in"}]}
+    async with agents(panel_settings, tmp_path, "a1"):
+        async with agents(panel_settings, tmp_path, "a2"):
+            await until(lambda: "numbers" in panel().fleet.types(), "types")
+            await panel().controller.deploy(parse_spec(spec))
+            await user.open("/deployments/st")
+            await user.should_see("version 1", retries=50)
+            graph = element(user, "graph")
+            # a live value, moving on
+            await until(lambda: re.fullmatch(r"running · \d+", status(graph, "n")["text"]), "n's value", 30)
+            first = int(status(graph, "n")["text"].split("· ")[1])
+            await until(lambda: int(status(graph, "n")["text"].split("· ")[1]) > first + 5, "n's value moving on")
+            await until(lambda: re.fullmatch(r"running · \d+\.0", status(graph, "d")["text"]), "d's value")
+            assert status(graph, "d")["tone"] == "ok"
+            # media: the rate, not the pictures
+            await until(lambda: re.fullmatch(r"running · out \d+\.\d/s", status(graph, "p")["text"]), "p's rate", 30)
+            # the error stays under the node
+            await until(lambda: "broken on purpose" in status(graph, "b")["text"], "b's error", 30)
+            assert status(graph, "b")["tone"] in ("error", "warn")
+            await user.should_see("broken on purpose")
+        # a2 went offline: n shows so, and no value any more
+        await until(lambda: status(graph, "n")["text"].startswith("agent offline"), "n's agent offline", 30)
+        assert re.fullmatch(r"agent offline \d+ s", status(graph, "n")["text"]), status(graph, "n")
+        assert status(graph, "n")["tone"] == "off"
+        # d keeps running, and the value it shows ages instead of passing as current
+        await until(lambda: "s ago)" in status(graph, "d")["text"], "d's value ageing", 30)
+    # b's crashes are logged at ERROR, as they should be (NiceGUI's user fixture fails on any other)
+    records = caplog.get_records("call")
+    records[:] = [r for r in records if not (r.name == "edge.instance" and "crashed" in r.getMessage())]
