@@ -76,9 +76,9 @@ class DeployPlan:
         return marks
 
     def summary(self) -> str:
-        """``1 added, 1 removed, 2 restarted, 3 unchanged`` (``nothing changes`` when so)."""
+        """``1 added, 1 removed, 2 restarted, 3 unchanged`` (``none: the draft is what runs`` when so)."""
         if not self.changes_anything:
-            return "nothing changes: the draft runs as deployed"
+            return "none: the draft is what runs"
         parts = [f"{len(items)} {name}" for name, items in (
             ("added", self.added), ("removed", self.removed), ("restarted", self.restarted), ("moved", self.moved),
             ("changed without a restart", self.no_restart), ("unchanged", self.unchanged)) if items]

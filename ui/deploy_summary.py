@@ -1,6 +1,6 @@
 """Beside the editor's Deploy button: what deploying the draft will change, always up to date.
 
-A button reads the summary (``Deploy: 1 added, 2 restarted, 3 unchanged``); its menu lists the
+A button reads the summary (``Changes: 1 added, 2 restarted, 3 unchanged``); its menu lists the
 tasks deploying starts, stops, restarts (and why), moves or keeps running, then the changes line
 by line. :func:`mark_modified` puts the marker on the editor's nodes changed since the last deploy.
 The comparison is :func:`ui.deploy_plan.plan_deploy`'s, with what is deployed *now*.
@@ -41,12 +41,13 @@ class DeploySummary:
         if plan == self.plan:
             return plan
         self.plan = plan
-        prefix = "Deploy: " if deployed is not None else "Deploy (first time): "
+        # (no "deploy" in its text: the Deploy button stays the one button of that name)
+        prefix = "Changes: " if deployed is not None else "New, to start: "
         self.button.text = prefix + plan.summary()
         self.body.clear()
         with self.body:
             if not plan.changes_anything:
-                ui.label("Nothing to deploy: the draft runs as deployed.").classes("text-caption")
+                ui.label("No changes: the draft is what runs now.").classes("text-caption")
                 return plan
             ui.label("What Deploy will do to the running tasks").classes("text-subtitle2")
             diff_lines(plan.task_lines(), marker="deploy-tasks")

@@ -25,7 +25,7 @@ def spec(**changes):
 
 def test_the_plan_says_what_each_task_will_do():
     deployed = parse_spec(DEPLOYED)
-    assert plan_deploy(deployed, deployed).summary() == "nothing changes: the draft runs as deployed"
+    assert plan_deploy(deployed, deployed).summary() == "none: the draft is what runs"
     assert plan_deploy(deployed, deployed).modified == {}
     changed = spec(tasks=[
         {"id": "n", "type": "numbers", "agent": "a1", "config": {"interval_ms": 200}, "label": "source"},
@@ -75,7 +75,7 @@ async def test_markers_and_the_deploy_summary_in_the_editor(user, panel_settings
         await panel().controller.deploy(parse_spec(DEPLOYED))
         await user.open("/deployments/m/edit")
         await user.should_see("deployed: version 1", retries=50)
-        await user.should_see("Deploy: nothing changes: the draft runs as deployed")
+        await user.should_see("Changes: none: the draft is what runs")
         assert "modified" not in graph_node(user, "n")
 
         # change a config in the form, move a task, add one: each node is marked with what changed
@@ -91,7 +91,7 @@ async def test_markers_and_the_deploy_summary_in_the_editor(user, panel_settings
         await until(lambda: graph_node(user, "e").get("modified") == "a1 → a2; its inputs' wires (moves)",
                     "e's wire")
         assert "modified" not in graph_node(user, "d") and "modified" not in graph_node(user, "w")
-        await user.should_see("Deploy: 1 restarted, 1 moved, 2 unchanged")
+        await user.should_see("Changes: 1 restarted, 1 moved, 2 unchanged")
         assert texts(user, "deploy-tasks") == ["↻ restart n: config interval_ms",
                                                "→ move e: a1 → a2; its inputs' wires"]
         assert "task n: config interval_ms: 100 → 250" in texts(user, "deploy-lines")
@@ -108,7 +108,7 @@ async def test_markers_and_the_deploy_summary_in_the_editor(user, panel_settings
         user.find(marker="deploy").click()
         await user.should_see("deployed m version 2", retries=50)
         await until(lambda: not any("modified" in graph_node(user, t) for t in ("n", "d", "e", "w")), "no markers")
-        await user.should_see("Deploy: nothing changes: the draft runs as deployed")
+        await user.should_see("Changes: none: the draft is what runs")
         await until(lambda: frames("n", "outputs", "out")[0] == 2 and frames("d", "inputs", "in")[0] == 2,
                     "version 2 running", 30)
         assert frames("n", "outputs", "out")[1] < n_before  # restarted: counting again
