@@ -33,7 +33,7 @@ import numpy as np
 from nicegui import ui
 
 from edge.bus import Overflow, Subscription
-from edge.errors import ConfigError, FrameError
+from edge.errors import ConfigError, EdgeError, FrameError
 from edge.frames import decode_frame
 from ui.app import Panel
 from ui.preview import classify, describe, encoded_image_mime, image_data_url, is_image, png_data_url
@@ -277,7 +277,14 @@ class DebugSidebar:
 
     # -- the subscriptions and the tick ---------------------------------------------------------
     async def _open(self, watch: _Watch) -> None:
-        sub = await self.panel.bus.subscribe(watch.topic, maxsize=QUEUE, overflow=Overflow.DROP_OLDEST)
+        try:
+            sub = await self.panel.bus.subscribe(watch.topic, maxsize=QUEUE, overflow=Overflow.DROP_OLDEST)
+        except EdgeError as exc:  # refused by the broker (its ACL): say so once, and stop trying
+            ui.notify(f"cannot show {watch.ref}: {exc}", type="warning")
+            if self.watches.get(watch.ref) is watch:
+                del self.watches[watch.ref]
+                self._watch_changed()
+            return
         if self._closed or self.watches.get(watch.ref) is not watch:  # closed or toggled off meanwhile
             await sub.aclose()
             return

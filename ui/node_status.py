@@ -29,7 +29,7 @@ from nicegui import ui
 
 from edge.bus import Message, Subscription
 from edge.controller.views import AGENT_OFFLINE, PENDING, TaskView, deployment_views
-from edge.errors import FrameError
+from edge.errors import EdgeError, FrameError
 from edge.frames import decode_frame
 from edge.graph import DeploymentSpec
 from edge.ports import catalog_ports
@@ -189,7 +189,11 @@ class NodeStatuses:
                 continue
             follow = _Follow(topic)
             self.follows[task] = follow
-            sub = await self.panel.bus.subscribe(topic, callback=follow.keep)
+            try:
+                sub = await self.panel.bus.subscribe(topic, callback=follow.keep)
+            except EdgeError as exc:  # refused (the broker's ACL): that node shows no value, not an error
+                log.warning("status line of %s/%s: cannot follow %s: %s", spec.id, task, topic, exc)
+                continue
             if self._closed or self.follows.get(task) is not follow:
                 await sub.aclose()
                 continue

@@ -16,6 +16,7 @@ from nicegui import ElementFilter
 from edge.bus import Bus
 from edge.controller.fleet import TaskStatus
 from edge.controller.views import AGENT_OFFLINE, TaskView
+from edge.errors import BusError
 from edge.frames import encode_frame, now_ms
 from edge.graph import parse_spec
 from ui import debug_sidebar
@@ -234,3 +235,46 @@ async def test_status_lines_under_the_running_nodes(user, panel_settings, tmp_pa
     # b's crashes are logged at ERROR, as they should be (NiceGUI's user fixture fails on any other)
     records = caplog.get_records("call")
     records[:] = [r for r in records if not (r.name == "edge.instance" and "crashed" in r.getMessage())]
+
+
+async def test_hostile_input_and_a_refused_port(user, panel_settings, tmp_path, monkeypatch):
+    spec = {"id": "hx", "tasks": [
+        {"id": "src", "type": "numbers", "agent": "a1", "config": {"interval_ms": 60_000}},
+        {"id": "w", "type": "words", "agent": "a1", "config": {"interval_ms": 50}}]}
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: "numbers" in panel().fleet.types(), "types")
+        await panel().controller.deploy(parse_spec(spec))
+        await user.open("/deployments/hx")
+        await user.should_see("version 1", retries=50)
+        graph = element(user, "graph")
+        # what the browser sends is checked: junk is ignored, a port that is not an output is refused
+        for args in ({}, {"task": None, "port": "out"}, {"task": "src", "port": ["out"]}, "src.out"):
+            user.find(marker="graph").trigger("debug", args)
+        toggle(user, "src.#")
+        assert user.notify.contains("src.# is not an output of hx")
+        assert graph.props["debug"] == [] and DebugSidebar.open_count == 0
+
+        # what is not a frame on a port is listed as such, and counted
+        toggle(user, "src.out")
+        await until(lambda: DebugSidebar.open_count == 1, "subscribed")
+        async with Bus.from_settings(panel_settings, client_id="junk-source") as bus:
+            await bus.publish(panel().controller.topics.stream("hx", "src", "out"), b"\xff\x00<b>junk</b>")
+            await until(lambda: rows(user) and rows(user)[0]["text"].startswith("not a frame (13 bytes)"),
+                        "the junk listed")
+        assert "1 not frames" in element(user, "debug-stats").text
+
+        # a subscription the broker refuses (its ACL): said once, and the port is not shown as watched
+        real = panel().bus.subscribe
+
+        def refusing(pattern, **kwargs):
+            if pattern.endswith("/w/out"):
+                raise BusError(f"the broker refused the subscription to {pattern!r}")
+            return real(pattern, **kwargs)
+
+        monkeypatch.setattr(panel().bus, "subscribe", refusing)
+        toggle(user, "w.out")
+        await until(lambda: user.notify.contains("cannot show w.out: the broker refused"), "the refusal")
+        assert graph.props["debug"] == ["src.out"]
+        monkeypatch.undo()
+        toggle(user, "w.out")
+        await until(lambda: "w.out" in sources(user), "w.out shown once allowed")
