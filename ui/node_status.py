@@ -46,6 +46,7 @@ FRESH = 5.0  # seconds a value is shown without its age
 VALUE = 24  # characters of a value shown
 ERROR = 60  # characters of an error shown (the whole text is the tooltip)
 MAX_LIVE = 100  # tasks of one deployment whose first output is followed
+PER_TICK = 10  # subscriptions opened per tick at most
 MEDIA = frozenset({"video", "audio", "image"})
 
 Tone = Literal["ok", "warn", "error", "off", "idle"]
@@ -157,6 +158,7 @@ class NodeStatuses:
         self.follows: dict[str, _Follow] = {}  # task id -> its first output's newest message
         self.media: dict[str, str] = {}  # task id -> its first output, when it carries media
         self._spec: DeploymentSpec | None = None
+        self._wanted: dict[str, str] = {}  # task id -> the topic to follow
         self._closed = False
         self.timer = ui.timer(TICK, self.update)
         ui.context.client.on_delete(self.close)
@@ -184,16 +186,25 @@ class NodeStatuses:
             if wanted.get(task) != follow.topic:
                 del self.follows[task]
                 await self._release(follow)
-        for task, topic in wanted.items():
-            if task in self.follows:
-                continue
+        self._wanted = wanted
+        await self._subscribe_some()
+
+    async def _subscribe_some(self) -> None:
+        """Subscribe to at most :data:`PER_TICK` of the wanted outputs not followed yet (the rest at the
+        next ticks: a page of 100 tasks does not hold its timer for 100 round trips to the broker)."""
+        if not self.panel.bus.is_connected:
+            return  # the next tick tries again
+        todo = [(task, topic) for task, topic in self._wanted.items() if task not in self.follows]
+        for task, topic in todo[:PER_TICK]:
             follow = _Follow(topic)
             self.follows[task] = follow
             try:
                 sub = await self.panel.bus.subscribe(topic, callback=follow.keep)
-            except EdgeError as exc:  # refused (the broker's ACL): that node shows no value, not an error
-                log.warning("status line of %s/%s: cannot follow %s: %s", spec.id, task, topic, exc)
-                continue
+            except EdgeError as exc:  # refused (the broker's ACL), or the connection went
+                log.warning("status line of %s/%s: cannot follow %s: %s", self.dep, task, topic, exc)
+                if not self.panel.bus.is_connected:
+                    del self.follows[task]  # tried again once connected
+                return
             if self._closed or self.follows.get(task) is not follow:
                 await sub.aclose()
                 continue
@@ -225,6 +236,8 @@ class NodeStatuses:
             return
         if spec is not self._spec:
             await self._follow(spec)
+        elif len(self.follows) < len(self._wanted):
+            await self._subscribe_some()
         now = time.monotonic()
         lines: dict[str, dict[str, str]] = {}
         for view in deployment_views(self.panel.fleet, self.dep):
@@ -236,5 +249,6 @@ class NodeStatuses:
     async def close_follows(self) -> None:
         follows, self.follows = list(self.follows.values()), {}
         self._spec = None
+        self._wanted = {}
         for follow in follows:
             await self._release(follow)
