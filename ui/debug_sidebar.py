@@ -1,6 +1,6 @@
 """The debug sidebar: the frames of any number of output ports in one list, live or paused.
 
-Beside the running view's graph: a toggle on each output (the small dot right of it) adds or
+Beside the running view's graph: a toggle on each output (the small square right of it) adds or
 removes that port, and the list shows one line per frame, newest first: its time (the frame's
 ``ts``), its source (``task.port``) and its value, shortened (images as thumbnails). A filter
 keeps the lines whose source or value contains its text. The live inspector
@@ -175,8 +175,8 @@ class DebugSidebar:
             self.filter = ui.input("filter (source or value)", on_change=lambda e: self.set_filter(e.value)).props(
                 "dense clearable").classes("w-full").mark("debug-filter")
             self.stats = ui.label("").classes("text-caption text-grey-7").mark("debug-stats")
-            self.list = DebugList(empty="Toggle the dot right of an output (or pick ports above) to list its "
-                                        "frames here.").classes("w-full").mark("debug-list")
+            self.list = DebugList(empty="Click the small square right of an output on the graph (or pick ports "
+                                        "above) to list its frames here.").classes("w-full").mark("debug-list")
         self.refresh_ports()
         self.timer = ui.timer(TICK, self._tick)
         ui.context.client.on_delete(self.close)  # the page went away: unsubscribe

@@ -1,6 +1,8 @@
 """The running view of a deployment: its graph coloured by task state, and a table of its tasks
 with their agent, state, restarts, error text, frames and rates per port. Clicking a port opens
-the live inspector of its frames.
+the live inspector of its frames; the square beside an output shows its frames in the debug
+sidebar (:mod:`ui.debug_sidebar`), and a status line under each node says how it is doing
+(:mod:`ui.node_status`).
 
 States are those of :mod:`edge.controller.views`: a task whose agent is offline shows ``agent
 offline`` with how long, its frame counts as last known and no rates. A crash notice (restarted
