@@ -1,13 +1,14 @@
 """The running view of a deployment: its graph coloured by task state, and a table of its tasks
 with their agent, state, restarts, error text, frames and rates per port. Clicking a port opens
-the live inspector of its frames; the square beside an output shows its frames in the debug
-sidebar (:mod:`ui.debug_sidebar`), and a status line under each node says how it is doing
-(:mod:`ui.node_status`).
+the live inspector of its frames.
 
 States are those of :mod:`edge.controller.views`: a task whose agent is offline shows ``agent
 offline`` with how long, its frame counts as last known and no rates. A crash notice (restarted
 N times, the last error and when) stays in the table and in a list with a dismiss button until
-dismissed or ten minutes without a crash."""
+dismissed or ten minutes without a crash.
+
+Beside the graph, the debug sidebar (:mod:`ui.debug_sidebar`) lists the frames of the outputs whose
+square is toggled on; under each node a status line (:mod:`ui.node_status`) says how it is doing."""
 
 from __future__ import annotations
 
@@ -128,17 +129,13 @@ class RunningView:
             self.stop = ui.button("stop", icon="stop", on_click=self._stop).props("color=warning").mark("stop")
         self.missing = ui.label(f"{dep} is not deployed. Open the editor to build and deploy it.").classes(
             "text-grey-7")
-        with ui.row().classes("w-full no-wrap items-start gap-3") as self.main:
-            self.graph = GraphView(editable=False).classes("grow").style("height: 60vh").mark("graph")
-            with ui.column().classes("w-96 shrink-0"):
-                self.debug = DebugSidebar(panel, dep, outputs=self._outputs, on_watch=self.graph.set_debug)
+        self.graph = GraphView(editable=False).classes("w-full").style("height: 42vh").mark("graph")
         self.graph.on_port(lambda task, port, side: open_inspector(panel, dep, task, port, side))
-        self.graph.on_debug(self.debug.toggle)
-        self.statuses = NodeStatuses(panel, dep, self.graph)
         self.notices = ui.column().classes("w-full gap-1").mark("notices")
         self._notice_shape: list[tuple[str, bool]] = []
         self._notice_labels: dict[str, ui.label] = {}
         self.graph.on_topic(lambda topic: open_topic_inspector(panel, topic))
+        self._beside_the_graph()
         self.table = LiveTable(columns=COLUMNS, empty="no tasks").mark("tasks")
         self.table.on_cell(self._cell)
         self.refresh()
@@ -194,11 +191,12 @@ class RunningView:
         spec = fleet.deployments.get(self.dep)
         summary = summarize(fleet, self.dep)
         views = list(summary.views)
+        self.debug.root.visible = spec is not None
         # ages ("agent offline 25 s", "3 min ago") move on by themselves: redraw each second while shown
         self._ageing = any(v.offline_for is not None or v.notice is not None for v in views)
         self.missing.visible = spec is None
         self.stop.visible = spec is not None
-        self.main.visible = spec is not None
+        self.graph.visible = spec is not None
         if spec is None:
             self.summary.text = "not deployed"
             self.table.set_rows([])
@@ -219,6 +217,21 @@ class RunningView:
         self.table.set_rows(task_rows(fleet, spec, types, views))
         self._show_notices(views)
         self.debug.refresh_ports()
+
+    def _beside_the_graph(self) -> None:
+        """The debug sidebar beside the graph (in a row where the graph was), its toggles on the graph's
+        outputs, and the status lines under the graph's nodes."""
+        slot = self.graph.parent_slot
+        assert slot is not None
+        index = slot.children.index(self.graph)
+        with ui.row().classes("w-full no-wrap items-start gap-3") as row:
+            self.graph.move(row)
+            self.graph.style("height: 60vh")
+            with ui.column().classes("w-96 shrink-0"):
+                self.debug = DebugSidebar(self.panel, self.dep, outputs=self._outputs, on_watch=self.graph.set_debug)
+        row.move(target_index=index)
+        self.graph.on_debug(self.debug.toggle)
+        self.statuses = NodeStatuses(self.panel, self.dep, self.graph)
 
     def _outputs(self) -> list[str]:
         """Every output of the deployed spec, as ``task.port`` (what the debug sidebar can show)."""
