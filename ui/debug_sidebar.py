@@ -192,6 +192,13 @@ class DebugSidebar:
         if options != self.picker.options:
             self.picker.set_options(options, value=self.watched)
 
+    def set_deployed(self, deployed: bool) -> None:
+        """Shown while the deployment is deployed; once it is not, every port is unwatched (nothing flows)."""
+        self.root.visible = deployed
+        if not deployed:
+            for ref in list(self.watches):
+                self.unwatch(ref)
+
     def toggle(self, ref: str) -> None:
         if ref in self.watches:
             self.unwatch(ref)

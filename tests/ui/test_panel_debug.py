@@ -282,3 +282,9 @@ async def test_hostile_input_and_a_refused_port(user, panel_settings, tmp_path, 
         monkeypatch.undo()
         toggle(user, "w.out")
         await until(lambda: "w.out" in sources(user), "w.out shown once allowed")
+
+        # the deployment removed: nothing flows any more, every port is unwatched and unsubscribed
+        await panel().controller.remove("hx")
+        await user.should_see("not deployed", retries=50)
+        await until(lambda: DebugSidebar.open_count == base, "the sidebar unsubscribed")
+        assert graph.props["debug"] == [] and element(user, "debug-ports").value == []

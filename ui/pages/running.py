@@ -191,7 +191,7 @@ class RunningView:
         spec = fleet.deployments.get(self.dep)
         summary = summarize(fleet, self.dep)
         views = list(summary.views)
-        self.debug.root.visible = spec is not None
+        self.debug.set_deployed(spec is not None)
         # ages ("agent offline 25 s", "3 min ago") move on by themselves: redraw each second while shown
         self._ageing = any(v.offline_for is not None or v.notice is not None for v in views)
         self.missing.visible = spec is None
