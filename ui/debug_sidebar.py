@@ -172,7 +172,8 @@ class DebugSidebar:
             self.picker = ui.select([], multiple=True, label="ports shown", value=[],
                                     on_change=lambda e: self._picked(e.value)).props(
                 "dense use-chips clearable").classes("w-full").mark("debug-ports")
-            self.filter = ui.input("filter (source or value)", on_change=lambda e: self.set_filter(e.value)).props(
+            self.filter = ui.input("filter lines", placeholder="a port or text in the value",
+                                   on_change=lambda e: self.set_filter(e.value)).props(
                 "dense clearable").classes("w-full").mark("debug-filter")
             self.stats = ui.label("").classes("text-caption text-grey-7").mark("debug-stats")
             self.list = DebugList(empty="Click the small square right of an output on the graph (or pick ports "

@@ -70,10 +70,10 @@ async def test_the_debug_sidebar_status_lines_and_modified_markers(page, panel_u
         await shot(page, tmp_path, "debug")
 
         # the filter, in the browser
-        await page.get_by_label("filter (source or value)").fill("onerror")
+        await page.get_by_label("filter lines").fill("onerror")
         await page.wait_for_function("() => { const r = [...document.querySelectorAll('.edge-debug-row')];"
                                      " return r.length > 0 && r.every(e => e.dataset.source === 'w.out'); }")
-        await page.get_by_label("filter (source or value)").fill("")
+        await page.get_by_label("filter lines").fill("")
         await page.locator('.edge-debug-row[data-source="d.out"]').first.wait_for()
 
         # paused: the list holds still; live again: it moves on
