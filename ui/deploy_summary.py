@@ -36,6 +36,15 @@ class DeploySummary:
         with self.button, ui.menu().classes("p-3") as self.menu:
             self.body = ui.column().classes("gap-1").mark("deploy-changes")
 
+    def not_valid(self) -> None:
+        """The draft is no valid spec (Deploy refuses it): no summary of what it would change."""
+        self.plan = None
+        self.button.text = "Changes: unknown until the draft is a valid spec"
+        self.body.clear()
+        with self.body:
+            ui.label("The draft is not a valid spec: the problems are listed under the graph.").classes(
+                "text-caption")
+
     def update(self, deployed: DeploymentSpec | None, draft: DeploymentSpec) -> DeployPlan:
         plan = plan_deploy(deployed, draft)
         if plan == self.plan:

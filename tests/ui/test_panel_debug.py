@@ -9,6 +9,7 @@ import re
 import struct
 import time
 
+import numpy as np
 import pytest
 from conftest import agents, panel, until
 from nicegui import ElementFilter
@@ -20,7 +21,7 @@ from edge.errors import BusError
 from edge.frames import encode_frame, now_ms
 from edge.graph import parse_spec
 from ui import debug_sidebar
-from ui.debug_sidebar import DebugSidebar
+from ui.debug_sidebar import DebugSidebar, thumbnail
 from ui.node_status import LastValue, NodeStatus, NodeStatuses, node_status
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
@@ -288,3 +289,18 @@ async def test_hostile_input_and_a_refused_port(user, panel_settings, tmp_path, 
         await user.should_see("not deployed", retries=50)
         await until(lambda: DebugSidebar.open_count == base, "the sidebar unsubscribed")
         assert graph.props["debug"] == [] and element(user, "debug-ports").value == []
+
+
+def test_thumbnails_are_small_whatever_the_image():
+    big = np.zeros((1080, 1920, 3), dtype=np.uint8)
+    data = base64.b64decode(thumbnail(big).split(",", 1)[1])
+    width, height = struct.unpack(">II", data[16:24])
+    assert max(width, height) <= debug_sidebar.THUMB and (width, height) == (96, 54)
+    grey = np.full((10, 10), 7, dtype=np.uint8)
+    assert thumbnail(grey).startswith("data:image/png;base64,")
+    jpeg = b"\xff\xd8\xff" + b"\x00" * 100 + b"\xff\xd9"  # a JPEG file's bytes are shown as they are
+    assert thumbnail(jpeg).startswith("data:image/jpeg;base64,")
+    too_big = b"\xff\xd8\xff" + b"\x00" * debug_sidebar.MAX_ENCODED + b"\xff\xd9"
+    assert thumbnail(too_big) is None
+    for not_an_image in (np.zeros((4, 4), dtype=np.float32), np.zeros((0, 3), dtype=np.uint8), b"\x00", "text", 3):
+        assert thumbnail(not_an_image) is None

@@ -7,7 +7,7 @@ import pytest
 from conftest import agents, panel, until
 from nicegui import ElementFilter
 
-from edge.graph import parse_spec
+from edge.graph import EdgeSpec, parse_spec
 from ui.deploy_plan import plan_deploy
 
 DEPLOYED = {"id": "m", "tasks": [
@@ -115,4 +115,11 @@ async def test_markers_and_the_deploy_summary_in_the_editor(user, panel_settings
         assert frames("d", "inputs", "in")[1] >= d_before  # untouched: still counting on
         await until(lambda: panel().fleet.statuses.get(("m", "e")) is not None
                     and panel().fleet.statuses[("m", "e")].agent == "a2", "e moved to a2", 30)
+
+        # a draft that is no valid spec (here: a wire to a task that is not there) has no summary
+        panel().drafts["m"].edges.append(EdgeSpec.model_validate({"from": "n.out", "to": "ghost.in"}))
+        user.find(marker="graph").trigger("select", {"kind": "node", "id": "w"})
+        await user.should_see("task w")
+        next(iter(user.find(marker="task-label").elements)).set_value("words")
+        await user.should_see("Changes: unknown until the draft is a valid spec")
         await panel().controller.remove("m")

@@ -82,6 +82,7 @@ class Editor:
             spec = self.draft.to_spec()
         except SpecError as exc:
             self.show_problems("the draft is not a valid spec", exc.errors or [str(exc)])
+            self.deploy_summary.not_valid()
             return
         deployed = self.panel.fleet.deployments.get(self.draft.id)
         nodes, edges = graph_props(spec, self.types, positions=self.draft.positions, topics=self.draft.topics,
