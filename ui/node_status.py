@@ -97,12 +97,13 @@ def node_status(view: TaskView, value: LastValue | None, *, media_port: str | No
         return NodeStatus(_cut(f"pending: {view.detail}" if view.detail else "pending", ERROR), "idle")
     if state in ("failed", "invalid"):
         return NodeStatus(_cut(f"{state}: {view.error}" if view.error else state, ERROR), "error")
+    last_error = view.status.last_error if view.status is not None else None
+    if view.notice is not None:  # crashed lately: the error stays until dismissed, restarting or running
+        times = "once" if view.restarts == 1 else f"{view.restarts} times"
+        head = "" if state == "running" else f"{state} · "
+        return NodeStatus(_cut(f"{head}restarted {times}: {last_error or 'crashed'}", ERROR), "warn")
     if state != "running":
         return NodeStatus(state, "warn" if state == "starting" else "idle")
-    last_error = view.status.last_error if view.status is not None else None
-    if view.notice is not None:  # crashed lately: the error stays until dismissed
-        times = "once" if view.restarts == 1 else f"{view.restarts} times"
-        return NodeStatus(_cut(f"restarted {times}: {last_error or 'crashed'}", ERROR), "warn")
     parts = ["running"]
     if value is not None:
         parts.append(value.text if value.age < FRESH else f"{value.text} ({int(value.age)} s ago)")

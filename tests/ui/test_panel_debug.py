@@ -191,6 +191,8 @@ def test_a_status_line_shows_as_current_only_what_is_current():
     assert node_status(view("failed", error="boom"), fresh) == NodeStatus("failed: boom", "error")
     crashed = view("running", last_error="ValueError: x", crashed_at=now_ms() - 1000, restarts=2)
     assert node_status(crashed, fresh) == NodeStatus("restarted 2 times: ValueError: x", "warn")
+    restarting = view("starting", last_error="ValueError: x", crashed_at=now_ms() - 1000, restarts=2)
+    assert node_status(restarting, None) == NodeStatus("starting · restarted 2 times: ValueError: x", "warn")
     refused = view("running", metrics={"inputs": {"in": {"frames": 9, "errors": 3}}})
     assert node_status(refused, fresh) == NodeStatus("running · 42 · 3 input errors", "error")
     # media outputs: their rate, from the metrics
