@@ -189,6 +189,8 @@ class GraphView(ui.element, component="static/graph_view.js"):
         self._props["edges"] = []
         self._props["editable"] = editable
         self._props["selected"] = None
+        self._props["debug"] = []
+        self._props["statuses"] = {}
         self._states: dict[str, str] = {}
 
     @property
@@ -223,6 +225,40 @@ class GraphView(ui.element, component="static/graph_view.js"):
                     node["state"] = changed[node["id"]]
             self.run_method("setStates", changed)
         return len(changed)
+
+    @property
+    def statuses(self) -> dict[str, dict[str, str]]:
+        """Task id -> the status line under its node (``{"text", "tone"}``), as the browser has it."""
+        statuses: dict[str, dict[str, str]] = self._props["statuses"]
+        return statuses
+
+    def set_statuses(self, statuses: Mapping[str, Mapping[str, str]]) -> int:
+        """Change the status lines under the nodes that changed (:mod:`ui.node_status`); returns how many."""
+        changed = {k: dict(v) for k, v in statuses.items() if self.statuses.get(k) != v}
+        gone = {k: {"text": "", "tone": "idle"} for k in self.statuses if k not in statuses}
+        changed.update(gone)
+        if changed:
+            self._props["statuses"] = {k: dict(v) for k, v in statuses.items()}
+            self.run_method("setStatus", changed)
+        return len(changed)
+
+    def set_debug(self, refs: list[str]) -> None:
+        """Mark the debug toggles of these outputs (``task.port``) as on."""
+        if refs != self._props["debug"]:
+            self._props["debug"] = list(refs)
+            self.run_method("setDebug", list(refs))
+
+    def on_debug(self, handler: Callable[[str], Any]) -> GraphView:
+        """An output's debug toggle was clicked (views that are not editable): its ``task.port``."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            args = e.args if isinstance(e.args, dict) else {}
+            task, port = args.get("task"), args.get("port")
+            if isinstance(task, str) and isinstance(port, str) and task and port:
+                return handler(f"{task}.{port}")
+            return None
+
+        self.on("debug", forward)
+        return self
 
     def on_select(self, handler: Callable[[str | None, str | None], Any]) -> GraphView:
         self.on("select", lambda e: handler(e.args.get("kind"), e.args.get("id")))
@@ -273,4 +309,5 @@ class GraphView(ui.element, component="static/graph_view.js"):
 
     def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
         texts = [f"{n['title']} {n['subtitle']}" for n in self._props["nodes"]]
+        texts += [s["text"] for s in self.statuses.values() if s.get("text")]
         return [*super()._displayed_contents(only_visible=only_visible), *texts]

@@ -14,6 +14,7 @@ from edge.ports import catalog_ports
 from ui.app import Panel, current
 from ui.config_form import ConfigForm
 from ui.conflict import ConflictBanner, confirm_overwrite
+from ui.deploy_summary import DeploySummary, mark_modified
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import deployment_nav, frame, transient_dialog
 from ui.graph_view import TOPIC_HEIGHT, GraphView, graph_props, node_box, node_height, placed_agents
@@ -45,6 +46,7 @@ class Editor:
                                   on_change=lambda e: setattr(self.draft, "label", (e.value or "").strip() or None))
             self.label.props("dense").classes("w-64").mark("deployment-label")
             self.deployed = ui.label().classes("text-caption")
+            self.deploy_summary = DeploySummary()
             ui.space()
             ui.button("deploy", icon="rocket_launch", on_click=self.deploy).props("color=positive").mark("deploy")
             ui.button("check", on_click=self.check).props("flat").mark("check")
@@ -80,10 +82,12 @@ class Editor:
             spec = self.draft.to_spec()
         except SpecError as exc:
             self.show_problems("the draft is not a valid spec", exc.errors or [str(exc)])
+            self.deploy_summary.not_valid()
             return
         deployed = self.panel.fleet.deployments.get(self.draft.id)
         nodes, edges = graph_props(spec, self.types, positions=self.draft.positions, topics=self.draft.topics,
                                    placed=placed_agents(self.draft.tasks, deployed))
+        mark_modified(nodes, self.deploy_summary.update(deployed, spec))  # changed since the last deploy
         self.graph.set_graph(nodes, edges, self.selected)
         self.show_dangling()
         self.deployed.text = f"deployed: version {deployed.version}" if deployed else "not deployed"

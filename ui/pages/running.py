@@ -5,7 +5,10 @@ the live inspector of its frames.
 States are those of :mod:`edge.controller.views`: a task whose agent is offline shows ``agent
 offline`` with how long, its frame counts as last known and no rates. A crash notice (restarted
 N times, the last error and when) stays in the table and in a list with a dismiss button until
-dismissed or ten minutes without a crash."""
+dismissed or ten minutes without a crash.
+
+Beside the graph, the debug sidebar (:mod:`ui.debug_sidebar`) lists the frames of the outputs whose
+square is toggled on; under each node a status line (:mod:`ui.node_status`) says how it is doing."""
 
 from __future__ import annotations
 
@@ -17,11 +20,14 @@ from edge.controller import Fleet, TaskView, deployment_views
 from edge.controller.views import AGENT_OFFLINE
 from edge.errors import ConfigError
 from edge.graph import DeploymentSpec
+from edge.ports import catalog_ports
 from ui.app import Panel, current
+from ui.debug_sidebar import DebugSidebar
 from ui.frame import deployment_nav, frame
 from ui.graph_view import GraphView, graph_props, placed_agents
 from ui.inspector import inspector_dialog
 from ui.live_table import Column, LiveTable
+from ui.node_status import NodeStatuses
 from ui.pages.deployments import confirm_stop
 from ui.status import graph_states, summarize, view_color
 from ui.topic_nodes import open_topic_inspector
@@ -129,6 +135,7 @@ class RunningView:
         self._notice_shape: list[tuple[str, bool]] = []
         self._notice_labels: dict[str, ui.label] = {}
         self.graph.on_topic(lambda topic: open_topic_inspector(panel, topic))
+        self._beside_the_graph()
         self.table = LiveTable(columns=COLUMNS, empty="no tasks").mark("tasks")
         self.table.on_cell(self._cell)
         self.refresh()
@@ -184,6 +191,7 @@ class RunningView:
         spec = fleet.deployments.get(self.dep)
         summary = summarize(fleet, self.dep)
         views = list(summary.views)
+        self.debug.set_deployed(spec is not None)
         # ages ("agent offline 25 s", "3 min ago") move on by themselves: redraw each second while shown
         self._ageing = any(v.offline_for is not None or v.notice is not None for v in views)
         self.missing.visible = spec is None
@@ -208,6 +216,31 @@ class RunningView:
             self.graph.set_states(states)
         self.table.set_rows(task_rows(fleet, spec, types, views))
         self._show_notices(views)
+        self.debug.refresh_ports()
+
+    def _beside_the_graph(self) -> None:
+        """The debug sidebar beside the graph (in a row where the graph was), its toggles on the graph's
+        outputs, and the status lines under the graph's nodes."""
+        slot = self.graph.parent_slot
+        assert slot is not None
+        index = slot.children.index(self.graph)
+        with ui.row().classes("w-full no-wrap items-start gap-3") as row:
+            self.graph.move(row)
+            self.graph.style("height: 60vh")
+            with ui.column().classes("w-96 shrink-0"):
+                self.debug = DebugSidebar(self.panel, self.dep, outputs=self._outputs, on_watch=self.graph.set_debug)
+        row.move(target_index=index)
+        self.graph.on_debug(self.debug.toggle)
+        self.statuses = NodeStatuses(self.panel, self.dep, self.graph)
+
+    def _outputs(self) -> list[str]:
+        """Every output of the deployed spec, as ``task.port`` (what the debug sidebar can show)."""
+        spec = self.panel.fleet.deployments.get(self.dep)
+        if spec is None:
+            return []
+        types = self.panel.fleet.types(online_only=False)
+        return [f"{task.id}.{port}" for task in spec.tasks
+                for port in catalog_ports(types.get(task.type, {}), task.config)[1]]
 
     def _positions(self) -> dict[str, tuple[int, int]]:
         draft = self.panel.drafts.get(self.dep)

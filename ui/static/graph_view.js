@@ -23,7 +23,7 @@ export default {
           </g>
           <path v-if="pending && cursor" :d="pendingPath()" class="edge-wire-pending" />
           <g v-for="n in nodes" :key="n.id" :transform="'translate(' + pos(n).x + ',' + pos(n).y + ')'"
-             class="edge-node" :class="[n.kind === 'topic' ? 'edge-topic' : 'edge-state-' + (states[n.id] || n.state || 'none'), { 'edge-selected': isSelected('node', n.id) }]"
+             class="edge-node" :class="[n.kind === 'topic' ? 'edge-topic' : 'edge-state-' + (states[n.id] || n.state || 'none'), { 'edge-selected': isSelected('node', n.id), 'edge-modified': !!n.modified }]"
              :data-node="n.id" :data-kind="n.kind || 'task'">
             <template v-if="n.kind === 'topic'">
               <rect :width="W" :height="TOPIC_H" :rx="TOPIC_H / 2" class="edge-topic-body" @pointerdown.stop="onNodeDown($event, n)">
@@ -37,6 +37,12 @@ export default {
               <rect :width="W" :height="HEAD" rx="6" class="edge-node-head" @pointerdown.stop="onNodeDown($event, n)" />
               <text x="10" y="15" class="edge-node-title" pointer-events="none">{{ clip(n.title, 24) }}</text>
               <text x="10" y="30" class="edge-node-sub" pointer-events="none">{{ clip(n.subtitle, 30) }}</text>
+              <circle v-if="n.modified" :cx="W - 10" cy="10" r="5" class="edge-modified-dot"><title>changed since the last deploy: {{ n.modified }}</title></circle>
+              <g v-if="statusOf(n)" class="edge-node-status-line" :data-status="n.id">
+                <title>{{ statusOf(n).text }}</title>
+                <rect x="2" :y="height(n) + 5" width="9" height="9" rx="2" class="edge-status-dot" :class="'edge-tone-' + statusOf(n).tone" />
+                <text x="16" :y="height(n) + 13" class="edge-node-status" :class="'edge-status-' + statusOf(n).tone">{{ clip(statusOf(n).text, 32) }}</text>
+              </g>
             </template>
             <g v-for="(p, i) in n.inputs" :key="'in-' + p.name" class="edge-port edge-port-in"
                :class="{ 'edge-port-armed': pending !== null, 'edge-port-missing': p.missing }" :data-port="n.id + '.' + p.name" data-side="in"
@@ -52,6 +58,14 @@ export default {
               <circle :cx="W" :cy="portYOf(n, i)" r="7" />
               <text v-if="n.kind !== 'topic'" :x="W - 12" :y="portY(i) + 4" text-anchor="end">{{ clip(p.name, 14) }}</text>
             </g>
+            <template v-if="!editable && n.kind !== 'topic'">
+            <g v-for="(p, i) in n.outputs" :key="'debug-' + p.name"
+               class="edge-debug" :class="{ 'edge-debug-on': debugOn(n.id + '.' + p.name) }" :data-debug="n.id + '.' + p.name"
+               @pointerdown.stop @click.stop="$emit('debug', { task: n.id, port: p.name })">
+              <title>{{ debugOn(n.id + '.' + p.name) ? 'hide' : 'show' }} {{ n.id }}.{{ p.name }} in the debug sidebar</title>
+              <rect :x="W + 9" :y="portYOf(n, i) - 15" width="10" height="10" rx="2" class="edge-debug-toggle" />
+            </g>
+            </template>
           </g>
         </g>
       </svg>
@@ -68,6 +82,8 @@ export default {
     edges: Array,
     editable: Boolean,
     selected: Object,
+    debug: Array,
+    statuses: Object,
   },
   data() {
     return {
@@ -78,6 +94,8 @@ export default {
       pan: { x: 20, y: 44, k: 1 },
       moved: {},
       states: {},
+      status: {},
+      watched: this.debug || [],
       drag: null,
       pending: null,
       cursor: null,
@@ -89,12 +107,16 @@ export default {
     selected(value) {
       this.sel = value || null;
     },
+    debug(value) {
+      this.watched = value || [];
+    },
     pan() {
       this.reportView();
     },
     nodes() {
       this.moved = {};
       this.states = {};
+      this.status = {};
       if (!this.fitted && this.nodes.length) this.$nextTick(() => this.fit());
     },
   },
@@ -270,6 +292,19 @@ export default {
     },
     setStates(states) {
       this.states = { ...this.states, ...states };
+    },
+    setStatus(status) {
+      this.status = { ...this.status, ...status };
+    },
+    setDebug(refs) {
+      this.watched = refs || [];
+    },
+    debugOn(ref) {
+      return this.watched.includes(ref);
+    },
+    statusOf(n) {
+      const s = n.id in this.status ? this.status[n.id] : (this.statuses || {})[n.id];
+      return s && s.text ? s : null;
     },
   },
 };
