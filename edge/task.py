@@ -34,6 +34,7 @@ a test with an in-memory context (:mod:`edge.testing`: no broker, milliseconds):
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -126,6 +127,21 @@ class EmptyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_HELP = 2000
+"""Characters of a type's documentation after its description that its catalog entry carries (``help``)."""
+
+
+def _help_text(doc: str | None) -> str | None:
+    """A docstring's paragraphs after the first (the description), dedented; cut at a paragraph within
+    :data:`MAX_HELP` characters (or at :data:`MAX_HELP`, marked with an ellipsis); None when there are none."""
+    _, _, rest = inspect.cleandoc(doc or "").partition("\n\n")
+    rest = rest.strip()
+    if len(rest) <= MAX_HELP:
+        return rest or None
+    cut = rest.rfind("\n\n", 0, MAX_HELP - 1)
+    return (rest[:cut] if cut > MAX_HELP // 2 else rest[:MAX_HELP - 1]).rstrip() + "…"
+
+
 def type_name_of(cls: type) -> str:
     """``VideoEncoder`` -> ``video_encoder``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
@@ -182,8 +198,12 @@ class TaskContext:
     def __init__(self, *, bus: Bus, instance_id: str, sources: Mapping[str, str],
                  targets: Mapping[str, list[str]], max_payload: int = 16 * 1024 * 1024,
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
-                 queue_age: float | None = None, files_dir: Path | None = None) -> None:
+                 queue_age: float | None = None, files_dir: Path | None = None,
+                 inject: str | None = None) -> None:
         self.bus = bus
+        #: the filter of this instance's inject topics (``Topics.task_injects``), whose last level names
+        #: the input a controller's frame goes into; None: nothing can be injected (a run without an agent)
+        self.inject = inject
         #: the only folder the task may read and write files in (:mod:`edge.files`); None: no files
         self.files_dir = files_dir
         self.instance_id = instance_id
@@ -319,6 +339,7 @@ class Task:
             name=cls.type_name,
             label=cls.label,
             description=(cls.__doc__ or "").strip().split("\n\n")[0],
+            help=_help_text(cls.__doc__),
             category=cls.category,
             inputs={name: port.metadata() for name, port in cls.inputs.items()},
             outputs={name: port.metadata() for name, port in cls.outputs.items()},
@@ -408,7 +429,23 @@ class Task:
                 # so QoS 1 outputs arrive acknowledged (and wait in an agent's persistent session
                 # while it is away) and live QoS 0 streams cost nothing more
                 self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port)))
+            if ctx.inject is not None and self.inputs:
+                self._subs.append(await ctx.bus.subscribe(ctx.inject, qos=1, callback=self._injector(inbox)))
         return self._inbox
+
+    def _injector(self, inbox: Inbox[Any]) -> Callable[[Message], object]:
+        """What the inject subscription does with a message: queue it in the input its topic's last level
+        names, as that input's own source would (a frame for no input of this instance is dropped)."""
+        takers = {port: self.taker(inbox, port) for port in self.inputs}
+
+        def take(message: Message) -> object:
+            taker = takers.get(message.topic.rpartition("/")[2])
+            if taker is None:
+                self.warn("inject", "dropped an injected frame for no input of this task (%s)", message.topic)
+                return None
+            return taker(message)
+
+        return take
 
     def input_lane(self, port: str) -> Lane[Any]:
         """The queue of input ``port``: the context's bounds, the oldest frame dropped when full."""
@@ -430,7 +467,7 @@ class Task:
                                 self._ctx().instance_id, port, message.topic, exc)
             return None
         order = self._order.get(port)
-        if order is not None:
+        if order is not None and message.topic == self._ctx().sources.get(port):  # not an injected frame
             seq = frame.seq
             if seq == order.last + 1:
                 order.last = seq
