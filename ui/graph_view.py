@@ -269,7 +269,7 @@ class GraphView(ui.element, component="static/graph_view.js"):
                 return None
             return handler(name, *(max(-FAR, min(FAR, int(v))) for v in (x, y)))  # type: ignore[arg-type]
 
-        self.on("drop", forward)
+        self.on("typedrop", forward)
         return self
 
     def on_port(self, handler: Callable[[str, str, str], Any]) -> GraphView:

@@ -40,7 +40,7 @@ class HelpPanel:
     """``HelpPanel()``; :meth:`show_type` for a palette type, :meth:`show_task` for a node, :meth:`clear`."""
 
     def __init__(self) -> None:
-        self.card = ui.column().classes("w-full gap-1 border rounded p-2").mark("help")
+        self.card = ui.column().classes("w-full gap-1 border rounded p-2 max-h-96 overflow-auto no-wrap").mark("help")
         self.subject: str | None = None
         self.clear()
 

@@ -3,7 +3,7 @@
 It is the type picker (:mod:`ui.type_picker`: groups by category, filter as you type, click to
 select, double-click or ``add`` to add) whose rows can also be dragged onto the graph: a row's
 ``dragstart`` puts the type's name in the drag data under :data:`DRAG_TYPE`, and the graph
-(``static/graph_view.js``) emits ``drop`` with it and the point under the mouse in graph
+(``static/graph_view.js``) emits ``typedrop`` with it and the point under the mouse in graph
 coordinates (:meth:`ui.graph_view.GraphView.on_drop`). For keyboard users each row is focusable:
 Tab to it, Enter adds it (where the canvas is looking), Space selects it (its help shows).
 

@@ -50,7 +50,7 @@ async def test_palette_drop_keyboard_and_help(user, panel_settings, tmp_path):
                    for listener in row._event_listeners.values())
 
         # dropped on the canvas: a node whose head is centred where the mouse let go
-        user.find(marker="graph").trigger("drop", {"type": "calculator", "x": 400, "y": 300})
+        user.find(marker="graph").trigger("typedrop", {"type": "calculator", "x": 400, "y": 300})
         await until(lambda: "calculator1" in graph_nodes(user), "the dropped node")
         assert panel().drafts["pal"].positions["calculator1"] == (400 - 95, 300 - 18)
         node = graph_nodes(user)["calculator1"]
@@ -59,10 +59,10 @@ async def test_palette_drop_keyboard_and_help(user, panel_settings, tmp_path):
         for hostile in ({"type": "nope", "x": 1, "y": 1}, {"type": "../x", "x": 1, "y": 1},
                         {"type": "double", "x": "NaN", "y": 1}, {"type": "double", "x": True, "y": 1},
                         {"type": ["double"], "x": 1, "y": 1}, "double", None):
-            user.find(marker="graph").trigger("drop", hostile)
+            user.find(marker="graph").trigger("typedrop", hostile)
         assert user.notify.contains("no agent offers the task type 'nope'")
         assert set(graph_nodes(user)) == {"calculator1"}
-        user.find(marker="graph").trigger("drop", {"type": "double", "x": 1e300, "y": -1e300})
+        user.find(marker="graph").trigger("typedrop", {"type": "double", "x": 1e300, "y": -1e300})
         await until(lambda: "double1" in graph_nodes(user), "a node dropped far away")
         assert panel().drafts["pal"].positions["double1"] == (1_000_000 - 95, -1_000_000 - 18)
 

@@ -59,11 +59,11 @@ class Editor:
                 ui.label("Drag a type onto the canvas, or select it and press Enter").classes(
                     "text-caption text-grey-7")
                 self.picker = Palette(on_add=self.add_task, on_select=self.type_help)
+                self.help = HelpPanel()
                 ui.label("Add an MQTT topic").classes("text-subtitle2")
                 topic_adder(self.draft, self.topic_added)
                 ui.separator()
                 self.side = ui.column().classes("w-full gap-1")
-                self.help = HelpPanel()
             with ui.column().classes("grow gap-1"):
                 self.graph = GraphView(editable=True).classes("w-full").style("height: 68vh").mark("graph")
                 self.graph.on_connect(self.connect).on_select(self.select).on_move(self.moved)

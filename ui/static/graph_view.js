@@ -5,7 +5,7 @@
 // publish there) and one output (tasks subscribe there); its wires are named by the node id alone.
 // When editable, the visible centre (in graph coordinates) is reported as a "view" event, so the
 // server can put new nodes where the user is looking. A task type dropped from the palette is a
-// "drop" event with the type and the point under the mouse in graph coordinates.
+// "typedrop" event with the type and the point under the mouse in graph coordinates.
 const W = 190;
 const HEAD = 36;
 const ROW = 20;
@@ -248,8 +248,9 @@ export default {
       const type = this.editable && event.dataTransfer ? event.dataTransfer.getData(DRAG_TYPE) : "";
       if (!type) return;
       event.preventDefault();
+      this.fitted = true; // the user places nodes: the view stays where it is (no fit when the node arrives)
       const at = this.point(event);
-      this.$emit("drop", { type: type, x: Math.round(at.x), y: Math.round(at.y) });
+      this.$emit("typedrop", { type: type, x: Math.round(at.x), y: Math.round(at.y) });
     },
     onWheel(event) {
       const rect = this.$refs.svg.getBoundingClientRect();
