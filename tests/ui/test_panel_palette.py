@@ -80,6 +80,9 @@ async def test_palette_drop_keyboard_and_help(user, panel_settings, tmp_path):
         assert newest(user, "help-outputs-out").text == "out: number"
         assert "the formula; each of its variables is an input of that name" in help_texts
         assert "inputs (of the default config)" in help_texts
+        user.find(marker="type-gate").trigger("keydown.space.prevent")  # Space selects, without adding
+        await until(lambda: newest(user, "help-title").text == "Help: Gate", "the help of the type selected")
+        assert "gate1" not in graph_nodes(user)
 
         # a node's help: its own ports, from its config, and the values it has
         user.find(marker="graph").trigger("select", {"kind": "node", "id": "calculator1"})
@@ -155,7 +158,7 @@ async def test_inject_from_the_running_view_goes_through_the_task(user, panel_se
             assert marked(user, "inject-inspect")
             newest(user, "inject-kind").set_value("JSON")
             newest(user, "inject-value").set_value("100")
-            user.find(marker="inject-send").click()
+            user.find(marker="inject-value").trigger("keydown.ctrl.enter")  # Ctrl+Enter sends too
             await user.should_see("sent 100 into calc.a")
             async with asyncio.timeout(10):
                 assert decode_frame((await calc_out.get()).payload).value == 101
