@@ -169,3 +169,37 @@ async def test_inject_from_the_running_view_goes_through_the_task(user, panel_se
             await until(lambda: "inj" not in panel().fleet.deployments, "removed")
             user.find(marker="inject-send").click()
             await user.should_see("not sent: inj is not deployed: there is nothing to inject into")
+
+
+async def test_help_of_a_hostile_catalog_entry_is_text_and_never_breaks(user, panel_settings):
+    from edge.frames import encode_value
+
+    await user.open("/deployments")
+    topics = panel().controller.topics
+    entry = {"name": "weird", "label": "<b>Weird</b>", "category": "acme", "available": True,
+             "description": "<img src=x onerror=alert(1)>", "help": "<script>alert(2)</script>\n\nmore",
+             "inputs": {"in": {"content": {"nested": [1, 2]}}}, "config_default": [1, 2],
+             "config_schema": {"properties": {"x": {"type": ["string", 5], "description": 7},
+                                              "y": "not a schema"}, "required": "x"},
+             "ports_from": [{"side": "inputs", "bad": True}]}
+    async with Bus(panel_settings.broker_url) as bus:
+        await bus.publish(topics.agent_state("acme1"), encode_value({"online": True, "epoch": 1}), qos=1, retain=True)
+        await bus.publish(topics.agent_catalog("acme1"), encode_value({"agent": "acme1", "epoch": 1,
+                                                                       "types": [entry]}), qos=1, retain=True)
+        try:
+            await until(lambda: "weird" in panel().fleet.types(), "the catalog")
+            await new_deployment(user, "odd")
+            await user.should_see(marker="type-weird", retries=50)
+            assert newest(user, "type-group-acme").visible  # a package's own category is its group
+            user.find(marker="type-weird").click()
+            await until(lambda: newest(user, "help-title").text == "Help: <b>Weird</b>", "its help, as text")
+            help_texts = texts(user, "help")
+            assert "<img src=x onerror=alert(1)>" in help_texts and "<script>alert(2)</script>\n\nmore" in help_texts
+            assert newest(user, "help-inputs-in").text.startswith("in: ")
+            user.find(marker="graph").trigger("typedrop", {"type": "weird", "x": 0, "y": 0})
+            await until(lambda: "weird1" in graph_nodes(user), "the node")
+            user.find(marker="graph").trigger("select", {"kind": "node", "id": "weird1"})
+            await until(lambda: "node weird1" in " ".join(texts(user, "help")), "the node's help")
+        finally:
+            for topic in (topics.agent_state("acme1"), topics.agent_catalog("acme1")):
+                await bus.publish(topic, b"", qos=1, retain=True)
