@@ -22,7 +22,7 @@ from ui.app import Panel
 from ui.frame import transient_dialog
 from ui.io_text import io_text
 
-__all__ = ["KINDS", "MAX_TEXT", "default_kind", "parse_value", "port_dialog"]
+__all__ = ["KINDS", "MAX_TEXT", "default_kind", "inject_buttons", "parse_value", "port_dialog"]
 
 KINDS: Final = ("number", "text", "JSON")
 #: characters of a typed value (a frame for testing, not a file upload)
@@ -117,3 +117,24 @@ def port_dialog(panel: Panel, dep: str, task: str, port: str) -> None:
                     "inject-inspect")
             ui.button("close", on_click=dialog.close).props("flat").mark("inject-close")
     dialog.open()
+
+
+def inject_buttons(panel: Panel, dep: str, task: str) -> None:
+    """In the editor's side panel of a node: one inject button per input the task has as deployed, while it
+    runs (a draft's changes are not deployed: what is injected goes into what runs)."""
+    spec = panel.fleet.deployments.get(dep)
+    status = panel.fleet.statuses.get((dep, task))
+    if spec is None or status is None or status.state != "running":
+        return
+    try:
+        task_spec = spec.task(task)
+    except KeyError:
+        return
+    inputs, _ = catalog_ports(panel.fleet.types(online_only=False).get(task_spec.type, {}), task_spec.config)
+    if not inputs:
+        return
+    with ui.row().classes("items-center gap-1").mark("inject-buttons"):
+        ui.label("inject into the running task:").classes("text-caption")
+        for port in inputs:
+            ui.button(port, icon="input", on_click=lambda p=port: port_dialog(panel, dep, task, p)).props(
+                "flat dense no-caps").mark(f"inject-{port}")

@@ -164,6 +164,19 @@ async def test_inject_from_the_running_view_goes_through_the_task(user, panel_se
                 assert decode_frame((await calc_out.get()).payload).value == 101
             assert dbl_out.queued == 0  # not published on the source's stream: its other readers see nothing
 
+            # the editor of the deployed graph: a node's side panel has a button per input of the running task
+            await user.open("/deployments/inj/edit")
+            await user.should_see("Add a task", retries=50)
+            user.find(marker="graph").trigger("select", {"kind": "node", "id": "dbl"})
+            await user.should_see("inject into the running task:")
+            user.find(marker="inject-in").click()
+            await until(lambda: any("Inject into dbl.in" in t for t in texts(user, "inject-dialog")), "its dialog")
+            newest(user, "inject-value").set_value("5")
+            user.find(marker="inject-send").click()
+            await user.should_see("sent 5 into dbl.in")
+            async with asyncio.timeout(10):
+                assert decode_frame((await dbl_out.get()).payload).value == 15
+
             # a task that stopped running cannot be injected into: one line, nothing sent
             await panel().controller.remove("inj")
             await until(lambda: "inj" not in panel().fleet.deployments, "removed")

@@ -18,6 +18,7 @@ from ui.draft import Draft, valid_deployment_id
 from ui.frame import deployment_nav, frame, transient_dialog
 from ui.graph_view import HEAD, NODE_WIDTH, TOPIC_HEIGHT, GraphView, graph_props, node_box, node_height, placed_agents
 from ui.help_panel import HelpPanel
+from ui.inject import inject_buttons
 from ui.pages.deployments import deploy_draft
 from ui.palette import Palette
 from ui.refusal import notify_refused
@@ -177,6 +178,7 @@ class Editor:
                 self.form = ConfigForm(entry.get("config_schema"), task.config,
                                        on_change=lambda config: self.set_config(task.id, config))
             self.help.show_task(task.id, task.type, entry, task.config)
+            inject_buttons(self.panel, self.draft.id, task.id)
             ui.button("remove task", icon="delete", on_click=lambda: self.remove(task.id)).props(
                 "flat color=negative").mark("remove-task")
 
