@@ -13,11 +13,13 @@ import uuid
 import pytest
 
 from agent import Agent
+from edge import fn_task
 from edge.bus import Bus
 from edge.controller import Controller
 from edge.errors import ConfigError
-from edge.frames import decode_frame
-from edge.graph import parse_spec
+from edge.frames import decode_frame, decode_value, encode_frame
+from edge.graph import encode_spec, parse_spec
+from edge.host import Host
 from edge.settings import load_settings
 from edge.topics import TopicKind, Topics
 
@@ -83,3 +85,28 @@ async def test_a_frame_injected_into_an_input_comes_out_of_the_task(broker, tmp_
             await controller.inject("inj", "nope", "a", 1)
         with pytest.raises(ConfigError, match="cannot send that value as a frame"):
             await controller.inject("inj", "dbl", "a", object())
+
+
+@fn_task()
+def plus_one(x: float) -> float:
+    """Add one."""
+    return x + 1
+
+
+async def test_a_function_task_with_no_wired_input_is_fed_by_inject(broker, tmp_path):
+    ns = f"i{uuid.uuid4().hex[:10]}"
+    topics = Topics(ns)
+    settings = load_settings(broker=broker.url.geturl(), namespace=ns, agent_id="pi", data_dir=tmp_path)
+    spec = parse_spec({"id": "fn", "tasks": [{"id": "p", "type": "plus_one", "agent": "pi"}]})
+    async with Host(settings, types=[plus_one.task_type], persist=False, status_interval=0.1), \
+            Bus(broker.url.geturl()) as bus, bus.subscribe(topics.task_status("fn", "p")) as statuses, \
+            bus.subscribe(topics.stream("fn", "p", "out")) as out:
+        await bus.publish(topics.deployment("fn"), encode_spec(spec), qos=1, retain=True)
+        async with asyncio.timeout(TIMEOUT):
+            while decode_value((await statuses.get()).payload)["state"] != "running":
+                pass
+        await bus.publish(topics.inject("fn", "p", "x"), encode_frame(41), qos=1)
+        assert await _next_value(out) == 42
+        await bus.publish(topics.inject("fn", "p", "nope"), encode_frame(1), qos=1)  # no such input: dropped
+        await bus.publish(topics.inject("fn", "p", "x"), encode_frame(1.5), qos=1)
+        assert await _next_value(out) == 2.5
