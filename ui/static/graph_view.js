@@ -43,7 +43,7 @@ export default {
             <g v-for="(p, i) in n.inputs" :key="'in-' + p.name" class="edge-port edge-port-in"
                :class="{ 'edge-port-armed': pending !== null, 'edge-port-missing': p.missing }" :data-port="n.id + '.' + p.name" data-side="in"
                @pointerdown.stop="onInputDown($event, n, p)" @pointerup.stop="onInputUp(n, p)">
-              <title>{{ p.title || p.name }}</title>
+              <title>{{ p.title || p.name }}{{ editable || n.kind === 'topic' ? '' : ' · click: inject a value' }}</title>
               <circle cx="0" :cy="portYOf(n, i)" r="7" />
               <text v-if="n.kind !== 'topic'" x="12" :y="portY(i) + 4">{{ clip(p.name, 14) }}</text>
             </g>
