@@ -29,6 +29,8 @@ async def centre(locator) -> tuple[float, float]:
 
 async def test_drag_from_the_palette_then_inject_into_the_running_task(page, panel_url, panel_settings,  # noqa: F811
                                                                         tmp_path):
+    from playwright.async_api import expect
+
     async with agents(panel_settings, tmp_path, "a1"):
         await page.goto(panel_url + "/deployments")
         await page.get_by_role("button", name="new deployment").click()
@@ -59,7 +61,10 @@ async def test_drag_from_the_palette_then_inject_into_the_running_task(page, pan
         assert await page.get_by_text("no agent offers").count() == 0  # the drops were the types', nothing else
         # the keyboard: Tab to a row, Enter adds it
         await search.fill("")
-        await page.locator('[data-type="words"]').focus()
+        words = page.locator('[data-type="words"]')
+        await words.wait_for()  # shown again once the search is cleared
+        await words.focus()
+        await expect(words).to_be_focused()
         await page.keyboard.press("Enter")
         await page.locator('[data-node="words1"]').wait_for()
 
