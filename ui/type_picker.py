@@ -17,7 +17,7 @@ from nicegui import ui
 __all__ = ["ORDER", "TypePicker", "category_of", "grouped", "matches"]
 
 #: the built-in categories, in the order a graph is usually built; others follow by name, "other" last
-ORDER = ("logic", "timing", "text", "connections", "dashboard", "media")
+ORDER = ("logic", "timing", "text", "connections", "integration", "dashboard", "media", "hardware")
 OTHER = "other"
 
 

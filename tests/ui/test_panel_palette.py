@@ -216,3 +216,15 @@ async def test_help_of_a_hostile_catalog_entry_is_text_and_never_breaks(user, pa
         finally:
             for topic in (topics.agent_state("acme1"), topics.agent_catalog("acme1")):
                 await bus.publish(topic, b"", qos=1, retain=True)
+
+
+def test_palette_groups_come_in_the_order_a_graph_is_built():
+    from ui.type_picker import grouped
+
+    types = {name: {"category": category} for name, category in [
+        ("gpio_in", "hardware"), ("acme_x", "acme"), ("plain", ""), ("http_request", "integration"),
+        ("slider", "dashboard"), ("gate", "logic"), ("delay", "timing"), ("zed", "Acme"), ("off", "logic")]}
+    types["off"]["available"] = False
+    assert grouped(types) == [("logic", ["gate"]), ("timing", ["delay"]), ("integration", ["http_request"]),
+                              ("dashboard", ["slider"]), ("hardware", ["gpio_in"]), ("acme", ["acme_x", "zed"]),
+                              ("other", ["plain"])]
