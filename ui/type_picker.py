@@ -17,7 +17,7 @@ from nicegui import ui
 __all__ = ["ORDER", "TypePicker", "category_of", "grouped", "matches"]
 
 #: the built-in categories, in the order a graph is usually built; others follow by name, "other" last
-ORDER = ("logic", "timing", "text", "connections", "integration", "dashboard", "media", "hardware")
+ORDER = ("logic", "timing", "flow", "data", "text", "connections", "dashboard", "integration", "hardware", "media")
 OTHER = "other"
 
 

@@ -225,6 +225,6 @@ def test_palette_groups_come_in_the_order_a_graph_is_built():
         ("gpio_in", "hardware"), ("acme_x", "acme"), ("plain", ""), ("http_request", "integration"),
         ("slider", "dashboard"), ("gate", "logic"), ("delay", "timing"), ("zed", "Acme"), ("off", "logic")]}
     types["off"]["available"] = False
-    assert grouped(types) == [("logic", ["gate"]), ("timing", ["delay"]), ("integration", ["http_request"]),
-                              ("dashboard", ["slider"]), ("hardware", ["gpio_in"]), ("acme", ["acme_x", "zed"]),
-                              ("other", ["plain"])]
+    assert grouped(types) == [("logic", ["gate"]), ("timing", ["delay"]), ("dashboard", ["slider"]),
+                              ("integration", ["http_request"]), ("hardware", ["gpio_in"]),
+                              ("acme", ["acme_x", "zed"]), ("other", ["plain"])]
