@@ -139,9 +139,9 @@ class Instance:
         while True:
             self._set("starting", self.error)
             context = TaskContext(bus=self.bus, instance_id=self.instance_id, sources=a.sources, targets=a.targets,
+                                  inject=a.inject,
                                   max_payload=self._max_payload, queue_size=self._queue_size,
-                                  queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
-                                  inject=a.inject)
+                                  queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()

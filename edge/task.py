@@ -196,19 +196,19 @@ class TaskContext:
     """What the runtime gives one task instance: its bus, input sources and output targets."""
 
     def __init__(self, *, bus: Bus, instance_id: str, sources: Mapping[str, str],
-                 targets: Mapping[str, list[str]], max_payload: int = 16 * 1024 * 1024,
+                 targets: Mapping[str, list[str]], inject: str | None = None,
+                 max_payload: int = 16 * 1024 * 1024,
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
-                 queue_age: float | None = None, files_dir: Path | None = None,
-                 inject: str | None = None) -> None:
+                 queue_age: float | None = None, files_dir: Path | None = None) -> None:
         self.bus = bus
-        #: the filter of this instance's inject topics (``Topics.task_injects``), whose last level names
-        #: the input a controller's frame goes into; None: nothing can be injected (a run without an agent)
-        self.inject = inject
         #: the only folder the task may read and write files in (:mod:`edge.files`); None: no files
         self.files_dir = files_dir
         self.instance_id = instance_id
         self.sources = dict(sources)
         self.targets = {port: list(topics) for port, topics in targets.items()}
+        #: the filter of this instance's inject topics (``Topics.task_injects``), whose last level names
+        #: the input a controller's frame goes into; None: nothing can be injected (a run without an agent)
+        self.inject = inject
         self.max_payload = max_payload
         #: the bounds of each input's queue: frames, bytes (None: no byte bound), age in seconds
         #: after which a queued frame is stale (None: never); see :mod:`edge._inbox`

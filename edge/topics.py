@@ -242,12 +242,6 @@ class Topics:
         """An agent's own topic for round trips (:meth:`sync` for a controller)."""
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/sync"
 
-    def stream(self, deployment_id: str, task_id: str, port: str) -> str:
-        return (
-            f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/"
-            f"{validate_id(task_id, 'task id')}/{validate_id(port, 'port')}"
-        )
-
     def inject(self, deployment_id: str, task_id: str, port: str) -> str:
         """Where a controller sends a frame into input ``port`` of a task (the panel's inject): the
         task reads it as it reads the input's source, whether the input is wired or not."""
@@ -260,6 +254,12 @@ class Topics:
         """The inject topics of every input of one task: what its instance subscribes to (one filter)."""
         return (f"{self.root}/inject/{validate_id(deployment_id, 'deployment id')}/"
                 f"{validate_id(task_id, 'task id')}/+")
+
+    def stream(self, deployment_id: str, task_id: str, port: str) -> str:
+        return (
+            f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/"
+            f"{validate_id(task_id, 'task id')}/{validate_id(port, 'port')}"
+        )
 
     def named(self, name: str) -> str:
         """The named stream ``name`` (``tasks.named``): frames any deployment of the namespace may read."""
