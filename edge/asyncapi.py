@@ -51,7 +51,7 @@ PARAMETERS: Final = {
     "agent_id": f"The agent's id; {_ID}.",
     "deployment_id": f"The deployment's id; {_ID}.",
     "task_id": f"The task's id in its deployment; {_ID}.",
-    "port": f"The output port's name; {_ID}.",
+    "port": f"The port's name: an output's (a stream), an input's (inject); {_ID}.",
     "token": f"A requester's own token (32 hex digits); {_ID}.",
     "client_id": f"A controller's client id; {_ID}.",
 }

@@ -201,9 +201,6 @@ class CatalogEntry(_Open):
     name: Id
     label: Name | None = None
     description: Text | None = None
-    help: Text | None = Field(default=None, description="the rest of the type's documentation, after the first "
-                              "paragraph that is its description (edge.task.MAX_HELP characters at most; the "
-                              "panel's help panel shows it)")
     category: Name | None = None
     inputs: Annotated[dict[Id, JsonMap], Field(max_length=MAX_KEYS)] = Field(default_factory=dict)
     outputs: Annotated[dict[Id, JsonMap], Field(max_length=MAX_KEYS)] = Field(default_factory=dict)

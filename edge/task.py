@@ -34,7 +34,6 @@ a test with an in-memory context (:mod:`edge.testing`: no broker, milliseconds):
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -125,21 +124,6 @@ class EmptyConfig(BaseModel):
     """The config of a task that has none."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-MAX_HELP = 2000
-"""Characters of a type's documentation after its description that its catalog entry carries (``help``)."""
-
-
-def _help_text(doc: str | None) -> str | None:
-    """A docstring's paragraphs after the first (the description), dedented; cut at a paragraph within
-    :data:`MAX_HELP` characters (or at :data:`MAX_HELP`, marked with an ellipsis); None when there are none."""
-    _, _, rest = inspect.cleandoc(doc or "").partition("\n\n")
-    rest = rest.strip()
-    if len(rest) <= MAX_HELP:
-        return rest or None
-    cut = rest.rfind("\n\n", 0, MAX_HELP - 1)
-    return (rest[:cut] if cut > MAX_HELP // 2 else rest[:MAX_HELP - 1]).rstrip() + "…"
 
 
 def type_name_of(cls: type) -> str:
@@ -339,7 +323,6 @@ class Task:
             name=cls.type_name,
             label=cls.label,
             description=(cls.__doc__ or "").strip().split("\n\n")[0],
-            help=_help_text(cls.__doc__),
             category=cls.category,
             inputs={name: port.metadata() for name, port in cls.inputs.items()},
             outputs={name: port.metadata() for name, port in cls.outputs.items()},

@@ -1,9 +1,10 @@
 """The editor's help panel: what a task type does, for the type selected in the palette or the node
 selected on the canvas.
 
-It shows the catalog entry's label, name and category, its description and ``help`` (the rest of
-the type's docstring, :data:`edge.task.MAX_HELP` characters at most), its ports with their IO
-metadata and its config fields with their descriptions. For a node the ports are the instance's
+It shows the catalog entry's label, name and category, its description (the first paragraph of
+the type's docstring: the rest is not in the catalog, which an agent with a small
+``EDGE_MAX_PAYLOAD`` must still be able to publish), its ports with their IO metadata and its
+config fields with their descriptions. For a node the ports are the instance's
 own, from its config (:func:`edge.ports.catalog_ports`: a calculator's inputs are its formula's
 variables), and each config field says the value the node has. Catalog text comes from agents:
 it is shown as text (never as HTML or Markdown), so a hostile entry cannot inject markup.
@@ -78,9 +79,6 @@ class HelpPanel:
             description = entry.get("description")
             if isinstance(description, str) and description:
                 ui.label(description).classes("text-body2").mark("help-description")
-            more = entry.get("help")
-            if isinstance(more, str) and more:
-                ui.label(more).classes("text-caption whitespace-pre-line text-grey-9").mark("help-text")
             self._ports(entry, config, task)
             self._config(entry, config)
 

@@ -75,7 +75,6 @@ async def test_palette_drop_keyboard_and_help(user, panel_settings, tmp_path):
         help_texts = texts(user, "help")
         assert "Compute a formula over number inputs, e.g. `a > 0 ? 5 : a * 2`: its inputs are its variables." \
             in help_texts
-        assert any(t.startswith("Each name in the formula that is not a constant") for t in help_texts)  # help
         assert newest(user, "help-inputs-a").text == "a: number"
         assert newest(user, "help-outputs-out").text == "out: number"
         assert "the formula; each of its variables is an input of that name" in help_texts
@@ -190,7 +189,7 @@ async def test_help_of_a_hostile_catalog_entry_is_text_and_never_breaks(user, pa
     await user.open("/deployments")
     topics = panel().controller.topics
     entry = {"name": "weird", "label": "<b>Weird</b>", "category": "acme", "available": True,
-             "description": "<img src=x onerror=alert(1)>", "help": "<script>alert(2)</script>\n\nmore",
+             "description": "<img src=x onerror=alert(1)>",
              "inputs": {"in": {"content": {"nested": [1, 2]}}}, "config_default": [1, 2],
              "config_schema": {"properties": {"x": {"type": ["string", 5], "description": 7},
                                               "y": "not a schema"}, "required": "x"},
@@ -207,7 +206,7 @@ async def test_help_of_a_hostile_catalog_entry_is_text_and_never_breaks(user, pa
             user.find(marker="type-weird").click()
             await until(lambda: newest(user, "help-title").text == "Help: <b>Weird</b>", "its help, as text")
             help_texts = texts(user, "help")
-            assert "<img src=x onerror=alert(1)>" in help_texts and "<script>alert(2)</script>\n\nmore" in help_texts
+            assert "<img src=x onerror=alert(1)>" in help_texts
             assert newest(user, "help-inputs-in").text.startswith("in: ")
             user.find(marker="graph").trigger("typedrop", {"type": "weird", "x": 0, "y": 0})
             await until(lambda: "weird1" in graph_nodes(user), "the node")
