@@ -118,9 +118,10 @@ class FnTaskBase(Task):
         wired = [i.name for i in sig.inputs if i.name in ctx.sources]
         unfed = [i.name for i in sig.inputs if i.name not in ctx.sources and i.name not in self._values]
         if unfed:
-            log.warning("%s: input(s) %s not connected and without a default: %s will not be called",
-                        ctx.instance_id, ", ".join(unfed), sig.name)
-        if not wired:
+            log.warning("%s: input(s) %s not connected and without a default: %s will not be called%s",
+                        ctx.instance_id, ", ".join(unfed), sig.name,
+                        "" if ctx.inject is None else " until each gets a frame injected")
+        if not wired and ctx.inject is None:  # nothing can feed it (an agent's instance can be injected into)
             await asyncio.Event().wait()
         if getattr(self.config, "synchronized", False) and len(wired) >= 2:
             merger: Merger[Any] = Merger(wired, timeout=self.config.sync_timeout_ms / 1000, maxlen=ctx.queue_size)

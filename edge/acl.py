@@ -8,7 +8,9 @@ Each agent logs in with its agent id as user name and may
   its own subtree);
 * write the statuses and output streams of the tasks placed on it, and the ``topic:`` targets of
   their outputs;
-* read the sources of its tasks' inputs (other tasks' streams, ``topic:`` sources).
+* read the sources of its tasks' inputs (other tasks' streams, ``topic:`` sources) and their inject
+  topics (``{root}/inject/{deployment}/{task}/+``: only a controller may write there, so only a
+  controller can inject a frame into an input).
 
 It cannot publish another agent's state or a deployment spec. A controller may read and write
 the whole namespace. The task rules follow the deployments: regenerate the ACL after deploying
@@ -51,6 +53,7 @@ def _agent_rules(agent: str, topics: Topics, specs: Iterable[DeploymentSpec]) ->
                 if edge.source.task == task.id and edge.target.topic is not None:
                     rules.append(f"topic write {edge.target.topic}")
             rules += [f"topic read {source}" for source in spec.sources(task.id, topics).values()]
+            rules.append(f"topic read {topics.task_injects(spec.id, task.id)}")  # only controllers write there
     return list(dict.fromkeys(rules))
 
 

@@ -51,7 +51,7 @@ PARAMETERS: Final = {
     "agent_id": f"The agent's id; {_ID}.",
     "deployment_id": f"The deployment's id; {_ID}.",
     "task_id": f"The task's id in its deployment; {_ID}.",
-    "port": f"The output port's name; {_ID}.",
+    "port": f"The port's name: an output's (a stream), an input's (inject); {_ID}.",
     "token": f"A requester's own token (32 hex digits); {_ID}.",
     "client_id": f"A controller's client id; {_ID}.",
 }
@@ -161,6 +161,10 @@ def _channels() -> tuple[Channel, ...]:
                 "The frames of one task output; never retained (QoS 0 for live streams, 1 for outputs that must "
                 "survive an outage); inputs subscribe at QoS 1, in the agent's persistent session.", (FRAME,), False,
                 0, ("task",), ("task",), receive_qos=1),
+        Channel("inject", address(topics.inject, "deployment_id", "task_id", "port"),
+                "A frame a controller sends into input `port` of a running task (the panel's inject), wired or "
+                "not; the task's instance subscribes to its inject topics beside its inputs' sources. Only "
+                "controllers may publish here (edge acl).", (FRAME,), False, 1, ("controller",), ("task",)),
         Channel("dashboardView", address(topics.stream, "deployment_id", "task_id", "port").rsplit("/", 1)[0]
                 + "/view",
                 "A dashboard task's view output (a stream whose port is `view`), the one retained stream: published "

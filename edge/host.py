@@ -396,7 +396,7 @@ class Host:
                 wanted[(spec.id, task.id)] = Assignment(
                     deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
                     sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
-                    version=spec.version)
+                    version=spec.version, inject=self.topics.task_injects(spec.id, task.id))
         return wanted
 
     def _outputs(self, task_type: type[Task], config: dict[str, Any]) -> list[str]:

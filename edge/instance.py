@@ -66,6 +66,8 @@ class Assignment:
     sources: dict[str, str]
     targets: dict[str, list[str]]
     version: int = 1
+    #: the filter of the task's inject topics (``Topics.task_injects``); None: none
+    inject: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -139,6 +141,7 @@ class Instance:
         while True:
             self._set("starting", self.error)
             context = TaskContext(bus=self.bus, instance_id=self.instance_id, sources=a.sources, targets=a.targets,
+                                  inject=a.inject,
                                   max_payload=self._max_payload, queue_size=self._queue_size,
                                   queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
                                   hass=self._hass.slot(a.deployment, a.task) if self._hass is not None else None)

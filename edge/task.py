@@ -181,7 +181,8 @@ class TaskContext:
     """What the runtime gives one task instance: its bus, input sources and output targets."""
 
     def __init__(self, *, bus: Bus, instance_id: str, sources: Mapping[str, str],
-                 targets: Mapping[str, list[str]], max_payload: int = 16 * 1024 * 1024,
+                 targets: Mapping[str, list[str]], inject: str | None = None,
+                 max_payload: int = 16 * 1024 * 1024,
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
                  queue_age: float | None = None, files_dir: Path | None = None,
                  hass: HassSlot | None = None) -> None:
@@ -193,6 +194,9 @@ class TaskContext:
         self.instance_id = instance_id
         self.sources = dict(sources)
         self.targets = {port: list(topics) for port, topics in targets.items()}
+        #: the filter of this instance's inject topics (``Topics.task_injects``), whose last level names
+        #: the input a controller's frame goes into; None: nothing can be injected (a run without an agent)
+        self.inject = inject
         self.max_payload = max_payload
         #: the bounds of each input's queue: frames, bytes (None: no byte bound), age in seconds
         #: after which a queued frame is stale (None: never); see :mod:`edge._inbox`
@@ -421,7 +425,23 @@ class Task:
                 # so QoS 1 outputs arrive acknowledged (and wait in an agent's persistent session
                 # while it is away) and live QoS 0 streams cost nothing more
                 self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port)))
+            if ctx.inject is not None and self.inputs:
+                self._subs.append(await ctx.bus.subscribe(ctx.inject, qos=1, callback=self._injector(inbox)))
         return self._inbox
+
+    def _injector(self, inbox: Inbox[Any]) -> Callable[[Message], object]:
+        """What the inject subscription does with a message: queue it in the input its topic's last level
+        names, as that input's own source would (a frame for no input of this instance is dropped)."""
+        takers = {port: self.taker(inbox, port) for port in self.inputs}
+
+        def take(message: Message) -> object:
+            taker = takers.get(message.topic.rpartition("/")[2])
+            if taker is None:
+                self.warn("inject", "dropped an injected frame for no input of this task (%s)", message.topic)
+                return None
+            return taker(message)
+
+        return take
 
     def input_lane(self, port: str) -> Lane[Any]:
         """The queue of input ``port``: the context's bounds, the oldest frame dropped when full."""
@@ -443,7 +463,7 @@ class Task:
                                 self._ctx().instance_id, port, message.topic, exc)
             return None
         order = self._order.get(port)
-        if order is not None:
+        if order is not None and message.topic == self._ctx().sources.get(port):  # not an injected frame
             seq = frame.seq
             if seq == order.last + 1:
                 order.last = seq

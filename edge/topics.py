@@ -13,6 +13,7 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec or removal record
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
+    edge/v1/{namespace}/inject/{deployment_id}/{task_id}/{port}      frames a controller injects into an input
     edge/v1/{namespace}/named/{name}                                 a named stream's frames
     edge/v1/{namespace}/agents/{agent_id}/sync                       an agent's own round trips
     edge/v1/{namespace}/controllers/{client}/sync                    a controller's own round trips
@@ -201,6 +202,7 @@ class TopicKind(Enum):
     DEPLOYMENT = "deployment"
     TASK_STATUS = "task_status"
     STREAM = "stream"
+    INJECT = "inject"
     AGENT_VALIDATE = "agent_validate"
     REPLY = "reply"
 
@@ -276,6 +278,19 @@ class Topics:
     def agent_sync(self, agent_id: str) -> str:
         """An agent's own topic for round trips (:meth:`sync` for a controller)."""
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/sync"
+
+    def inject(self, deployment_id: str, task_id: str, port: str) -> str:
+        """Where a controller sends a frame into input ``port`` of a task (the panel's inject): the
+        task reads it as it reads the input's source, whether the input is wired or not."""
+        return (
+            f"{self.root}/inject/{validate_id(deployment_id, 'deployment id')}/"
+            f"{validate_id(task_id, 'task id')}/{validate_id(port, 'port')}"
+        )
+
+    def task_injects(self, deployment_id: str, task_id: str) -> str:
+        """The inject topics of every input of one task: what its instance subscribes to (one filter)."""
+        return (f"{self.root}/inject/{validate_id(deployment_id, 'deployment id')}/"
+                f"{validate_id(task_id, 'task id')}/+")
 
     def stream(self, deployment_id: str, task_id: str, port: str) -> str:
         return (
@@ -384,4 +399,6 @@ class Topics:
                 return ParsedTopic(TopicKind.TASK_STATUS, ns, deployment_id=dep, task_id=task)
             case ["streams", dep, task, port]:
                 return ParsedTopic(TopicKind.STREAM, ns, deployment_id=dep, task_id=task, port=port)
+            case ["inject", dep, task, port]:
+                return ParsedTopic(TopicKind.INJECT, ns, deployment_id=dep, task_id=task, port=port)
         raise TopicError(f"topic {topic!r} is not an edgetasks topic", topic=topic)

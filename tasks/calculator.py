@@ -76,8 +76,8 @@ class Calculator(BuiltinTask):
         stamps: dict[str, int] = {}
         unfed = sorted(v for v in needed if not self.connected(v) and v not in values)
         if unfed:
-            log.warning("%s: variable(s) %s of %r are not connected and have no default: no result will be computed",
-                        self.instance_id, ", ".join(unfed), config.formula)
+            log.warning("%s: variable(s) %s of %r are not connected and have no default: no result will be computed "
+                        "until each gets a frame (injected)", self.instance_id, ", ".join(unfed), config.formula)
         if not needed:  # a constant: one result, now
             await self._compute(formula, values, stamps, None)
 

@@ -18,6 +18,7 @@ from nicegui import events, ui
 
 from edge.graph import DeploymentSpec, Endpoint, TaskSpec
 from edge.ports import catalog_ports
+from edge.topics import is_valid_id
 from ui.io_text import io_text
 
 __all__ = ["TOPIC", "TOPIC_HEIGHT", "GraphView", "graph_props", "layout", "meta_text", "node_box", "node_height",
@@ -30,6 +31,7 @@ ROW = 20
 NODE_WIDTH = 190  # as static/graph_view.js draws them
 TOPIC_HEIGHT = 44  # a topic node: one pill with its input on the left, its output on the right
 TOPIC = "topic:"
+FAR = 1_000_000  # a dropped node's coordinates are kept within this
 #: the metadata of a port a wire uses but the task does not have
 MISSING: Any = object()
 
@@ -289,6 +291,21 @@ class GraphView(ui.element, component="static/graph_view.js"):
             return handler(x, y, width, height)
 
         self.on("view", forward)
+        return self
+
+    def on_drop(self, handler: Callable[[str, int, int], Any]) -> GraphView:
+        """A task type dropped from the palette (editable views): its name and the point under the mouse,
+        in graph coordinates; anything else the browser sends is ignored."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            args = e.args if isinstance(e.args, dict) else {}
+            name, x, y = args.get("type"), args.get("x"), args.get("y")
+            if not isinstance(name, str) or not is_valid_id(name):
+                return None
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y)):
+                return None
+            return handler(name, *(max(-FAR, min(FAR, int(v))) for v in (x, y)))  # type: ignore[arg-type]
+
+        self.on("typedrop", forward)
         return self
 
     def on_port(self, handler: Callable[[str, str, str], Any]) -> GraphView:

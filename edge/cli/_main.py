@@ -15,6 +15,7 @@ from edge import __version__
 from edge._signals import run_until_signal
 from edge.cli._deploy import cmd_deploy, cmd_rm, cmd_rollback
 from edge.cli._describe import cmd_describe
+from edge.cli._inject import cmd_inject
 from edge.cli._ls import cmd_ls
 from edge.cli._pubsub import PAYLOAD_FORMATS, cmd_pub, cmd_tail
 from edge.cli._serve import cmd_acl, cmd_agent, cmd_broker, cmd_health, cmd_ui, cmd_up
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 
-_QUIET_COMMANDS = {"acl", "health", "pub", "tail", "ls", "describe", "deploy", "rm", "rollback"}
+_QUIET_COMMANDS = {"acl", "health", "pub", "tail", "ls", "describe", "deploy", "rm", "rollback", "inject"}
 
 
 _EXIT_BROKEN_PIPE = 128 + 13  # as a Unix tool killed by SIGPIPE: `edge tail X | head -1`
@@ -127,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "any CBOR value), json, raw (text, else hex); default auto")
     p.add_argument("--utc", action="store_true", help="times in UTC (…Z) rather than local time")
     p.add_argument("--qos", type=int, choices=[0, 1, 2], default=0)
+    p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")
+    p = add("inject", cmd_inject, "send a value as one frame into an input of a running task")
+    p.add_argument("input", help="DEPLOYMENT/TASK.PORT, an input (demo/double.in)")
+    p.add_argument("value", help="JSON (42, 1.5, true, [1,2], {\"a\":1}) or else text")
+    p.add_argument("--text", action="store_true", help="send VALUE as text even if it parses as JSON")
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")
     p = add("pub", cmd_pub, "publish a value as a frame")
     p.add_argument("topic")

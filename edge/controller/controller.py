@@ -28,8 +28,9 @@ from edge.controller.history import SpecHistory
 from edge.controller.placement import place
 from edge.desired import encode_record, removal
 from edge.errors import ConfigError, EdgeError, SpecError
-from edge.frames import encode_value
+from edge.frames import encode_frame, encode_value
 from edge.graph import DeploymentSpec, Origin, TaskSpec, check_against_catalog, encode_spec
+from edge.ports import catalog_ports
 from edge.protocol import PROTOCOL_REVISION, DismissRequest
 from edge.settings import Settings
 from edge.topics import Topics, validate_id
@@ -281,6 +282,39 @@ class Controller:
         request = DismissRequest(v=PROTOCOL_REVISION, deployment=deployment, task=task, before=status.crashed_at)
         await self.bus.publish(self.topics.agent_dismiss(status.agent), encode_value(request.model_dump()), qos=1)
         return True
+
+    async def inject(self, deployment: str, task: str, port: str, value: Any) -> str:
+        """Send ``value`` as one frame into input ``port`` of a running task; returns the topic it went on.
+
+        The frame goes on the task's inject topic (``Topics.inject``), which its instance reads as it
+        reads the input's source, wired or not; only a controller may publish there (``edge acl``).
+        :class:`ConfigError` (one line) for a deployment, task or input that is not there, a task that
+        is not running, or a value a frame cannot carry."""
+        spec = self.fleet.deployments.get(validate_id(deployment, "deployment id"))
+        if spec is None:
+            raise ConfigError(f"{deployment} is not deployed: there is nothing to inject into", field="deployment")
+        try:
+            task_spec = spec.task(validate_id(task, "task id"))
+        except KeyError:
+            raise ConfigError(f"deployment {deployment} has no task {task!r}", field="task") from None
+        entry = self.fleet.types(online_only=False).get(task_spec.type, {})
+        inputs, _ = catalog_ports(entry, task_spec.config)
+        if port not in inputs:
+            have = ", ".join(inputs) or "none"
+            raise ConfigError(f"{deployment}/{task} has no input {port!r} (its inputs: {have})", field="port")
+        status = self.fleet.statuses.get((deployment, task))
+        state = status.state if status is not None else "no status yet"
+        if state != "running":
+            raise ConfigError(f"{deployment}/{task} is not running ({state}): nothing would read the frame",
+                              field="task")
+        try:
+            payload = encode_frame(value)
+        except EdgeError as exc:
+            raise ConfigError(f"cannot send that value as a frame: {exc}", field="value") from None
+        topic = self.topics.inject(deployment, task, port)
+        await self.bus.publish(topic, payload, qos=1)
+        log.info("injected a frame into %s/%s.%s", deployment, task, port)
+        return topic
 
     def port_topic(self, reference: str) -> str:
         """``demo/add.out`` -> the stream topic of that output (checked against the live spec)."""

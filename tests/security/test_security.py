@@ -82,8 +82,9 @@ def test_acl_text_names_exactly_what_each_user_may_do():
         "topic readwrite edge/v1/ns/agents/a2/#", "topic read edge/v1/ns/deployments/+",
         "topic write edge/v1/ns/replies/+",
         "topic write edge/v1/ns/deployments/d/status/s", "topic write edge/v1/ns/streams/d/s/#",
-        "topic write out/x", "topic read edge/v1/ns/streams/d/c/out"]
+        "topic write out/x", "topic read edge/v1/ns/streams/d/c/out", "topic read edge/v1/ns/inject/d/s/+"]
     assert "topic read sensor/t" in blocks["user a1"]
+    assert "topic read edge/v1/ns/inject/d/c/+" in blocks["user a1"]
 
 
 @contextlib.asynccontextmanager
@@ -138,6 +139,7 @@ async def test_acl_is_enforced_by_mosquitto(tmp_path):
             # a1 may announce itself, but not speak for a2 nor publish a deployment spec
             await a1.publish(topics.agent_state("a2"), encode_value({"online": True, "epoch": 99}), qos=1)
             await a1.publish(topics.deployment("evil"), encode_spec(spec), qos=1)
+            await a1.publish(topics.inject("d", "c", "in"), encode_frame(1), qos=1)  # only controllers inject
             await a1.publish(topics.agent_state("a1"), encode_value({"online": True, "epoch": 1}), qos=1)
             async with asyncio.timeout(TIMEOUT):
                 first = await everything.get()

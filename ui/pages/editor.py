@@ -17,11 +17,13 @@ from ui.conflict import ConflictBanner, confirm_overwrite
 from ui.deploy_summary import DeploySummary, mark_modified
 from ui.draft import Draft, valid_deployment_id
 from ui.frame import deployment_nav, frame, transient_dialog
-from ui.graph_view import TOPIC_HEIGHT, GraphView, graph_props, node_box, node_height, placed_agents
+from ui.graph_view import HEAD, NODE_WIDTH, TOPIC_HEIGHT, GraphView, graph_props, node_box, node_height, placed_agents
+from ui.help_panel import HelpPanel
+from ui.inject import inject_buttons
 from ui.pages.deployments import deploy_draft
+from ui.palette import Palette
 from ui.refusal import notify_refused
 from ui.topic_nodes import is_topic_node, topic_adder, topic_of, topic_panel
-from ui.type_picker import TypePicker
 from ui.viewport import Viewport
 
 __all__ = ["Editor", "create"]
@@ -57,7 +59,10 @@ class Editor:
         with ui.row().classes("w-full no-wrap items-stretch gap-3"):
             with ui.column().classes("w-96 shrink-0 gap-2"):
                 ui.label("Add a task").classes("text-subtitle2")
-                self.picker = TypePicker(on_add=self.add_task)
+                ui.label("Drag a type onto the canvas, or select it and press Enter").classes(
+                    "text-caption text-grey-7")
+                self.picker = Palette(on_add=self.add_task, on_select=self.type_help)
+                self.help = HelpPanel()
                 ui.label("Add an MQTT topic").classes("text-subtitle2")
                 topic_adder(self.draft, self.topic_added)
                 ui.separator()
@@ -66,6 +71,7 @@ class Editor:
                 self.graph = GraphView(editable=True).classes("w-full").style("height: 68vh").mark("graph")
                 self.graph.on_connect(self.connect).on_select(self.select).on_move(self.moved)
                 self.graph.on_view(self.viewport.update)
+                self.graph.on_drop(lambda name, x, y: self.add_task(name, at=(x, y)))
         self.conflict = ConflictBanner(panel, draft, reload=self.revert, deploy_over=self.deploy)
         self.conflict.card.move(target_index=2)  # under the header: seen before the graph
         self.problems = ui.column().classes("w-full gap-0").mark("problems")
@@ -136,6 +142,10 @@ class Editor:
                 ui.label("Click a node to configure it, a wire to delete it. Connect an output to an input by "
                          "clicking one then the other. Drag the background to pan, the wheel zooms.").classes(
                     "text-caption text-grey-7")
+                if self.picker.value:  # back to the palette's type
+                    self.type_help(self.picker.value)
+                else:
+                    self.help.clear()
                 return
             if self.selected["kind"] == "edge":
                 key = str(self.selected["id"])
@@ -171,15 +181,28 @@ class Editor:
             else:
                 self.form = ConfigForm(entry.get("config_schema"), task.config,
                                        on_change=lambda config: self.set_config(task.id, config))
+            self.help.show_task(task.id, task.type, entry, task.config)
+            inject_buttons(self.panel, self.draft.id, task.id)
             ui.button("remove task", icon="delete", on_click=lambda: self.remove(task.id)).props(
                 "flat color=negative").mark("remove-task")
 
     # -- edits ------------------------------------------------------------------------------------------
-    def add_task(self, type_name: str) -> None:
+    def type_help(self, type_name: str) -> None:
+        self.help.show_type(type_name, self.types.get(type_name))
+
+    def add_task(self, type_name: str, *, at: tuple[int, int] | None = None) -> None:
+        """Add a task of ``type_name``: ``at`` a point of the graph (dropped there), else where the user looks."""
+        entry = self.types.get(type_name)
+        if entry is None or not entry.get("available", True):  # a drop can name anything: only what is offered
+            ui.notify(f"no agent offers the task type {type_name!r}", type="warning")
+            return
         task = self.draft.add_task(type_name)
         inputs, outputs = catalog_ports(self.types.get(type_name, {}), task.config)
         height = node_height(len(inputs), len(outputs))
-        spot = self.viewport.spot([node_box(n) for n in self.graph.nodes], height=height)
+        if at is not None:  # the node's head centred under the mouse, as it was dropped
+            spot: tuple[int, int] | None = (at[0] - NODE_WIDTH // 2, at[1] - HEAD // 2)
+        else:
+            spot = self.viewport.spot([node_box(n) for n in self.graph.nodes], height=height)
         if spot is not None:  # where the user is looking (else the layout's next free place)
             self.draft.positions[task.id] = spot
         self.selected = {"kind": "node", "id": task.id}
@@ -236,6 +259,8 @@ class Editor:
     def set_config(self, task_id: str, config: dict[str, Any]) -> None:
         self.draft.set_config(task_id, config)
         self.redraw()  # its ports may follow its config
+        task = self.draft.task(task_id)  # and so does its help
+        self.help.show_task(task_id, task.type, self.types.get(task.type), task.config)
 
     def raw_config(self, task_id: str, text: str) -> None:
         try:

@@ -1,6 +1,7 @@
 """The running view of a deployment: its graph coloured by task state, and a table of its tasks
-with their agent, state, restarts, error text, frames and rates per port. Clicking a port opens
-the live inspector of its frames.
+with their agent, state, restarts, error text, frames and rates per port. Clicking an output
+opens the live inspector of its frames; clicking an input on the graph opens its inject dialog
+(:mod:`ui.inject`: type a value, send it into that input).
 
 States are those of :mod:`edge.controller.views`: a task whose agent is offline shows ``agent
 offline`` with how long, its frame counts as last known and no rates. A crash notice (restarted
@@ -25,6 +26,7 @@ from ui.app import Panel, current
 from ui.debug_sidebar import DebugSidebar
 from ui.frame import deployment_nav, frame
 from ui.graph_view import GraphView, graph_props, placed_agents
+from ui.inject import port_dialog
 from ui.inspector import inspector_dialog
 from ui.live_table import Column, LiveTable
 from ui.node_status import NodeStatuses
@@ -129,8 +131,10 @@ class RunningView:
             self.stop = ui.button("stop", icon="stop", on_click=self._stop).props("color=warning").mark("stop")
         self.missing = ui.label(f"{dep} is not deployed. Open the editor to build and deploy it.").classes(
             "text-grey-7")
+        self.hint = ui.label("Click an input to inject a value into it, an output to inspect its frames.").classes(
+            "text-caption text-grey-7")
         self.graph = GraphView(editable=False).classes("w-full").style("height: 42vh").mark("graph")
-        self.graph.on_port(lambda task, port, side: open_inspector(panel, dep, task, port, side))
+        self.graph.on_port(self._port)
         self.notices = ui.column().classes("w-full gap-1").mark("notices")
         self._notice_shape: list[tuple[str, bool]] = []
         self._notice_labels: dict[str, ui.label] = {}
@@ -140,6 +144,13 @@ class RunningView:
         self.table.on_cell(self._cell)
         self.refresh()
         ui.timer(1.0, self.refresh)
+
+    def _port(self, task: str, port: str, side: str) -> None:
+        """An input clicked on the graph: inject into it (its dialog also inspects a wired one's source)."""
+        if side == "in":
+            port_dialog(self.panel, self.dep, task, port)
+        else:
+            open_inspector(self.panel, self.dep, task, port, side)
 
     def _cell(self, _key: str, _column: str, value: Any) -> None:
         ref, _, side = str(value).rpartition(":")
@@ -196,7 +207,7 @@ class RunningView:
         self._ageing = any(v.offline_for is not None or v.notice is not None for v in views)
         self.missing.visible = spec is None
         self.stop.visible = spec is not None
-        self.graph.visible = spec is not None
+        self.graph.visible = self.hint.visible = spec is not None
         if spec is None:
             self.summary.text = "not deployed"
             self.table.set_rows([])

@@ -4,17 +4,19 @@
 // A node of kind "topic" (id "topic:some/topic") is an MQTT topic: a pill with one input (tasks
 // publish there) and one output (tasks subscribe there); its wires are named by the node id alone.
 // When editable, the visible centre (in graph coordinates) is reported as a "view" event, so the
-// server can put new nodes where the user is looking.
+// server can put new nodes where the user is looking. A task type dropped from the palette is a
+// "typedrop" event with the type and the point under the mouse in graph coordinates.
 const W = 190;
 const HEAD = 36;
 const ROW = 20;
 const TOPIC_H = 44;
+const DRAG_TYPE = "application/x-edgetasks-type"; // ui/palette.py's DRAG_TYPE
 
 export default {
   template: `
     <div class="edge-graph" tabindex="0" @keydown.esc="pending = null">
       <svg ref="svg" class="edge-graph-svg" @pointerdown="onBackgroundDown" @pointermove="onMove"
-           @pointerup="onUp" @pointerleave="onUp" @wheel.prevent="onWheel">
+           @pointerup="onUp" @pointerleave="onUp" @wheel.prevent="onWheel" @dragover="onDragOver" @drop="onDrop">
         <g :transform="'translate(' + pan.x + ',' + pan.y + ') scale(' + pan.k + ')'">
           <g v-for="e in edges" :key="e.key" class="edge-wire" :class="{ 'edge-selected': isSelected('edge', e.key) }"
              :data-edge="e.key" @pointerdown.stop @click.stop="choose('edge', e.key)">
@@ -47,7 +49,7 @@ export default {
             <g v-for="(p, i) in n.inputs" :key="'in-' + p.name" class="edge-port edge-port-in"
                :class="{ 'edge-port-armed': pending !== null, 'edge-port-missing': p.missing }" :data-port="n.id + '.' + p.name" data-side="in"
                @pointerdown.stop="onInputDown($event, n, p)" @pointerup.stop="onInputUp(n, p)">
-              <title>{{ p.title || p.name }}</title>
+              <title>{{ p.title || p.name }}{{ editable || n.kind === 'topic' ? '' : ' · click: inject a value' }}</title>
               <circle cx="0" :cy="portYOf(n, i)" r="7" />
               <text v-if="n.kind !== 'topic'" x="12" :y="portY(i) + 4">{{ clip(p.name, 14) }}</text>
             </g>
@@ -256,6 +258,21 @@ export default {
       } else if (d.kind === "pan" && !d.moved && event.type === "pointerup") {
         this.choose(null, null);
       }
+    },
+    onDragOver(event) {
+      // a task type dragged from the palette (ui/palette.py): accept it where the graph is editable
+      if (this.editable && event.dataTransfer && event.dataTransfer.types.includes(DRAG_TYPE)) {
+        event.preventDefault();
+        event.dataTransfer.dropEffect = "copy";
+      }
+    },
+    onDrop(event) {
+      const type = this.editable && event.dataTransfer ? event.dataTransfer.getData(DRAG_TYPE) : "";
+      if (!type) return;
+      event.preventDefault();
+      this.fitted = true; // the user places nodes: the view stays where it is (no fit when the node arrives)
+      const at = this.point(event);
+      this.$emit("typedrop", { type: type, x: Math.round(at.x), y: Math.round(at.y) });
     },
     onWheel(event) {
       const rect = this.$refs.svg.getBoundingClientRect();
