@@ -486,9 +486,11 @@ async def wait_agent(bus: Bus, agent_id: str) -> list[str]:
     """Wait until ``agent_id`` is online with its catalog; the names of the types it offers."""
     async with bus.subscribe(TOPICS.agent_state(agent_id)) as states, \
             bus.subscribe(TOPICS.agent_catalog(agent_id)) as catalogs, asyncio.timeout(WAIT):
-        while not decode_value((await states.get()).payload).get("online"):
+        while not (state := decode_value((await states.get()).payload)).get("online"):
             pass
-        catalog = decode_value((await catalogs.get()).payload)
+        # the catalog of this life: an agent of that id earlier on the page left its own retained
+        while (catalog := decode_value((await catalogs.get()).payload)).get("epoch") != state.get("epoch"):
+            pass
     return [t["name"] for t in catalog["types"]]
 
 
