@@ -20,6 +20,7 @@ from edge.errors import ConfigError
 from edge.ports import catalog_ports
 from ui.app import Panel
 from ui.frame import transient_dialog
+from ui.inspector import open_inspector
 from ui.io_text import io_text
 
 __all__ = ["KINDS", "MAX_TEXT", "default_kind", "inject_buttons", "parse_value", "port_dialog"]
@@ -69,8 +70,6 @@ def default_kind(meta: Mapping[str, Any] | None) -> str:
 
 def port_dialog(panel: Panel, dep: str, task: str, port: str) -> None:
     """The dialog of input ``task.port`` of deployment ``dep``: inject a value; inspect its source if wired."""
-    from ui.pages.running import open_inspector  # the running page imports this module
-
     spec = panel.fleet.deployments.get(dep)
     meta: Mapping[str, Any] | None = None
     wired = False

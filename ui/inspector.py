@@ -18,7 +18,7 @@ from typing import Any
 from nicegui import ui
 
 from edge.bus import Overflow, Subscription
-from edge.errors import FrameError
+from edge.errors import ConfigError, FrameError
 from edge.frames import decode_frame
 from ui.app import Panel
 from ui.charts import RENDERER, time_axis
@@ -193,3 +193,25 @@ def inspector_dialog(panel: Panel, *, title: str, topic: str, page: str | None =
 
     dialog.on_value_change(closed)
     dialog.open()
+
+
+def port_topic(panel: Panel, dep: str, task: str, port: str, side: str) -> str:
+    """The topic to inspect for a port: an output's stream, or the source an input reads."""
+    if side == "out":
+        return panel.controller.port_topic(f"{dep}/{task}.{port}")
+    spec = panel.fleet.deployments.get(dep)
+    source = spec.sources(task, panel.controller.topics).get(port) if spec else None
+    if source is None:
+        raise ConfigError(f"input {task}.{port} of {dep} is not connected: nothing to inspect", field="port")
+    return source
+
+
+def open_inspector(panel: Panel, dep: str, task: str, port: str, side: str) -> None:
+    """The inspector of a port in a dialog; closing it unsubscribes."""
+    try:
+        topic = port_topic(panel, dep, task, port, side)
+    except ConfigError as exc:
+        ui.notify(str(exc), type="warning")
+        return
+    inspector_dialog(panel, title=f"{dep}/{task}.{port}", topic=topic,
+                     page=f"/deployments/{dep}/inspect/{task}/{port}?side={side}")

@@ -8,8 +8,7 @@ from edge.errors import ConfigError
 from edge.topics import is_valid_id
 from ui.app import current
 from ui.frame import deployment_nav, frame
-from ui.inspector import Inspector
-from ui.pages.running import port_topic
+from ui.inspector import Inspector, port_topic
 
 __all__ = ["create"]
 

@@ -27,14 +27,14 @@ from ui.debug_sidebar import DebugSidebar
 from ui.frame import deployment_nav, frame
 from ui.graph_view import GraphView, graph_props, placed_agents
 from ui.inject import port_dialog
-from ui.inspector import inspector_dialog
+from ui.inspector import open_inspector
 from ui.live_table import Column, LiveTable
 from ui.node_status import NodeStatuses
 from ui.pages.deployments import confirm_stop
 from ui.status import graph_states, summarize, view_color
 from ui.topic_nodes import open_topic_inspector
 
-__all__ = ["COLUMNS", "create", "open_inspector", "port_topic", "task_rows"]
+__all__ = ["COLUMNS", "create", "task_rows"]
 
 COLUMNS = (
     Column(name="id", label="Task"),
@@ -93,28 +93,6 @@ def task_rows(fleet: Fleet, spec: DeploymentSpec, types: dict[str, dict[str, Any
             "error": " · ".join(filter(None, [view.error, view.detail, notice])),
         })
     return rows
-
-
-def port_topic(panel: Panel, dep: str, task: str, port: str, side: str) -> str:
-    """The topic to inspect for a port: an output's stream, or the source an input reads."""
-    if side == "out":
-        return panel.controller.port_topic(f"{dep}/{task}.{port}")
-    spec = panel.fleet.deployments.get(dep)
-    source = spec.sources(task, panel.controller.topics).get(port) if spec else None
-    if source is None:
-        raise ConfigError(f"input {task}.{port} of {dep} is not connected: nothing to inspect", field="port")
-    return source
-
-
-def open_inspector(panel: Panel, dep: str, task: str, port: str, side: str) -> None:
-    """The inspector of a port in a dialog; closing it unsubscribes."""
-    try:
-        topic = port_topic(panel, dep, task, port, side)
-    except ConfigError as exc:
-        ui.notify(str(exc), type="warning")
-        return
-    inspector_dialog(panel, title=f"{dep}/{task}.{port}", topic=topic,
-                     page=f"/deployments/{dep}/inspect/{task}/{port}?side={side}")
 
 
 class RunningView:
