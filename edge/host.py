@@ -440,7 +440,8 @@ class Host:
         instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
                             resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
                             queue_size=self.settings.queue_size, queue_bytes=self.settings.queue_bytes,
-                            queue_age=self.settings.queue_age, files_dir=self.files_dir)
+                            queue_age=self.settings.queue_age, files_dir=self.files_dir,
+                            queue_stall=self.settings.queue_stall)
         self.instances[assignment.key] = instance
         assert self._group is not None
         self._runners[assignment.key] = self._group.create_task(instance.supervise(),
@@ -557,7 +558,7 @@ async def run_wired(settings: Settings, task_type: type[Task], *, config: Mappin
         context = TaskContext(bus=bus, instance_id=instance_id, sources=sources, targets=targets,
                               max_payload=settings.max_payload, queue_size=settings.queue_size,
                               queue_bytes=settings.queue_bytes, queue_age=settings.queue_age,
-                              files_dir=settings.files_path)
+                              files_dir=settings.files_path, queue_stall=settings.queue_stall)
         task = task_type(validated, context=context)
         try:
             await task.open_inputs()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES
+from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES, WAIT_STALL
 from edge._lograte import LogLimiter
 from edge.bus import Bus
 from edge.errors import ConfigError
@@ -84,7 +84,7 @@ class Instance:
                  resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  max_payload: int = 16 * 1024 * 1024, queue_size: int = QUEUE_FRAMES,
                  queue_bytes: int | None = QUEUE_BYTES, queue_age: float | None = None,
-                 files_dir: Path | None = None) -> None:
+                 files_dir: Path | None = None, queue_stall: float = WAIT_STALL) -> None:
         self.assignment = assignment
         self._files_dir = files_dir
         self.task_type = task_type
@@ -103,6 +103,7 @@ class Instance:
         self._unavailable = unavailable
         self._max_payload = max_payload
         self._queue_size, self._queue_bytes, self._queue_age = queue_size, queue_bytes, queue_age
+        self._queue_stall = queue_stall
         self._last: tuple[float, dict[str, int]] | None = None
         self._carried: dict[str, int] = {}  # counters of the runs before this one (a crash does not zero them)
 
@@ -138,7 +139,8 @@ class Instance:
             self._set("starting", self.error)
             context = TaskContext(bus=self.bus, instance_id=self.instance_id, sources=a.sources, targets=a.targets,
                                   max_payload=self._max_payload, queue_size=self._queue_size,
-                                  queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir)
+                                  queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
+                                  queue_stall=self._queue_stall)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()
