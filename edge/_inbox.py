@@ -310,7 +310,7 @@ class Inbox(Generic[T]):
         only = next(iter(self.lanes.items())) if len(self.lanes) == 1 else None
         # the one-lane shortcut of pop_any skips Lane.pop, which a wait lane needs to let held messages in
         self._only = only if only is not None and only[1].policy is not Policy.WAIT else None
-        self._waiting = [lane for lane in self.lanes.values() if lane.policy is Policy.WAIT]
+        self._wait_lanes = [lane for lane in self.lanes.values() if lane.policy is Policy.WAIT]
         self._stall_timer: asyncio.TimerHandle | None = None
         self._stall_taken: list[int] = []
         #: times a wait lane was found stuck and let go of what it held
@@ -335,7 +335,7 @@ class Inbox(Generic[T]):
     @property
     def held(self) -> int:
         """Messages the wait lanes hold unacknowledged now."""
-        return sum(lane.held for lane in self._waiting)
+        return sum(lane.held for lane in self._wait_lanes)
 
     def push(self, port: str, item: T, *, size: int = 0, seq: int | None = None, keyframe: bool = True,
              ack: Callable[[], None] | None = None) -> bool:
@@ -360,18 +360,18 @@ class Inbox(Generic[T]):
             loop = asyncio.get_running_loop()
         except RuntimeError:  # pushed from outside a loop (a unit test): nobody to look later
             return
-        self._stall_taken = [lane.taken for lane in self._waiting]
-        self._stall_timer = loop.call_later(min(lane.stall for lane in self._waiting), self._check_stalls)
+        self._stall_taken = [lane.taken for lane in self._wait_lanes]
+        self._stall_timer = loop.call_later(min(lane.stall for lane in self._wait_lanes), self._check_stalls)
 
     def _check_stalls(self) -> None:
         self._stall_timer = None
-        for lane, taken in zip(self._waiting, self._stall_taken, strict=True):
+        for lane, taken in zip(self._wait_lanes, self._stall_taken, strict=True):
             if lane._held and lane.taken == taken:  # held the whole interval, took nothing
                 self.stalls += 1
                 lane.release()
                 if self._waiters:
                     self._wake()
-        if any(lane._held for lane in self._waiting):
+        if any(lane._held for lane in self._wait_lanes):
             self._watch()
 
     def close(self) -> None:
@@ -380,7 +380,7 @@ class Inbox(Generic[T]):
         if self._stall_timer is not None:
             self._stall_timer.cancel()
             self._stall_timer = None
-        for lane in self._waiting:
+        for lane in self._wait_lanes:
             lane.release()
             lane.stuck = False
 

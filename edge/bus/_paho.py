@@ -208,7 +208,17 @@ def _remaining_length(n: int) -> bytes:
 
 
 class _Client(paho.Client):
-    """paho's client with our buffered socket in place of its own."""
+    """paho's client with our buffered socket in place of its own, and manual acknowledgements for
+    QoS 1 only (``manual_ack``): QoS 2 messages are never held, and paho's own PUBREL handling
+    also answers a PUBREL it has no message for (a kept session's, after a restart) only when it
+    acknowledges by itself."""
+
+    def _handle_pubrel(self) -> MQTTErrorCode:
+        self._manual_ack = False
+        try:
+            return super()._handle_pubrel()
+        finally:
+            self._manual_ack = True
 
     def _create_socket(self) -> Any:
         return _BufferedSocket(super()._create_socket())
@@ -250,12 +260,11 @@ class _PahoConnection(Connection):
         client = self._client
 
         def on_msg(_c: Any, _u: Any, msg: Any) -> None:
-            qos = msg.qos
-            held = on_message(msg.topic, msg.payload, qos, msg.retain)
-            # the client runs with manual_ack: we acknowledge (PUBACK, or PUBCOMP for QoS 2, whose
-            # on_message comes with PUBREL) unless the handler holds a QoS 1 message for later
-            if qos and (held is None or qos != 1 or not held.defer(functools.partial(self._ack, msg.mid))):
-                client.ack(msg.mid, qos)
+            held = on_message(msg.topic, msg.payload, msg.qos, msg.retain)
+            # the client runs with manual_ack for QoS 1: we send the PUBACK, now or, for a message
+            # a holding subscription keeps, when it lets go (QoS 2 stays paho's: _Client._handle_pubrel)
+            if msg.qos == 1 and (held is None or not held.defer(functools.partial(self._ack, msg.mid))):
+                client.ack(msg.mid, 1)
 
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -9,7 +9,8 @@ every other holding one the message reached) called ``ack()``. A callback acks w
 with the message (at once, or later: a task input's lane acks when the task takes it); a queue
 acks when the reader takes the message, and a full queue keeps held messages instead of
 dropping them (it grows by at most the connection's in-flight window, the broker sending no
-more meanwhile) while QoS 0 ones follow ``overflow`` as usual.
+more meanwhile) while QoS 0 ones follow ``overflow``, or are dropped themselves when the oldest
+queued message is a held one.
 """
 
 from __future__ import annotations
@@ -122,13 +123,12 @@ class Subscription:
         queue = self._queue
         if len(queue) >= self.maxsize:
             hold = self.hold
-            if not (hold and message.held):
+            if not (hold and message.held):  # a held message waits past maxsize: the broker is stopped
                 self.dropped += 1
-                if self.overflow is Overflow.DROP_NEWEST:
+                # a QoS 0 one behind held ones goes itself: they are older and must not be lost
+                if self.overflow is Overflow.DROP_NEWEST or (hold and queue[0].held):
                     return
-                oldest = queue.popleft()
-                if hold:
-                    oldest.ack()  # if it was held, letting go of it is what dropping means
+                queue.popleft()
         queue.append(message)
         if self._waiter is not None:
             self._wake()
