@@ -260,10 +260,11 @@ class _PahoConnection(Connection):
         client = self._client
 
         def on_msg(_c: Any, _u: Any, msg: Any) -> None:
-            held = on_message(msg.topic, msg.payload, msg.qos, msg.retain)
+            qos = msg.qos
+            held = on_message(msg.topic, msg.payload, qos, msg.retain)
             # the client runs with manual_ack for QoS 1: we send the PUBACK, now or, for a message
             # a holding subscription keeps, when it lets go (QoS 2 stays paho's: _Client._handle_pubrel)
-            if msg.qos == 1 and (held is None or not held.defer(functools.partial(self._ack, msg.mid))):
+            if qos == 1 and (held is None or not held.defer(functools.partial(self._ack, msg.mid))):
                 client.ack(msg.mid, 1)
 
         client.on_connect = self._on_connect
