@@ -292,11 +292,13 @@ class Inbox(Generic[T]):
     """The lanes of one task: filled as messages arrive, read by one consumer per port or in arrival order.
 
     ``Inbox(lanes)`` with a lane per port, or ``Inbox(ports, limits=Limits(...))`` for lanes that
-    all drop the oldest item. ``clock`` (seconds, monotonic) dates items for the age limit.
+    all drop the oldest item. ``clock`` (seconds, monotonic) dates items for the age limit;
+    ``on_stall(port, count)`` hears of a wait lane found stuck (it let ``count`` messages go).
     """
 
     def __init__(self, lanes: Mapping[str, Lane[T]] | Iterable[str], *, limits: Limits | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_stall: Callable[[str, int], object] | None = None) -> None:
         if isinstance(lanes, Mapping):
             self.lanes: dict[str, Lane[T]] = dict(lanes)
         else:
@@ -311,6 +313,8 @@ class Inbox(Generic[T]):
         # the one-lane shortcut of pop_any skips Lane.pop, which a wait lane needs to let held messages in
         self._only = only if only is not None and only[1].policy is not Policy.WAIT else None
         self._wait_lanes = [lane for lane in self.lanes.values() if lane.policy is Policy.WAIT]
+        #: told (port, messages let go) when a wait lane is found stuck
+        self._on_stall = on_stall
         self._stall_timer: asyncio.TimerHandle | None = None
         self._stall_taken: list[int] = []
         #: times a wait lane was found stuck and let go of what it held
@@ -368,7 +372,9 @@ class Inbox(Generic[T]):
         for lane, taken in zip(self._wait_lanes, self._stall_taken, strict=True):
             if lane._held and lane.taken == taken:  # held the whole interval, took nothing
                 self.stalls += 1
-                lane.release()
+                count = lane.release()
+                if self._on_stall is not None:
+                    self._on_stall(next(port for port, each in self.lanes.items() if each is lane), count)
                 if self._waiters:
                     self._wake()
         if any(lane._held for lane in self._wait_lanes):

@@ -399,7 +399,7 @@ class Task:
         """Subscribe every connected input (the runtime does this before ``run()``; idempotent)."""
         if self._inbox is None:
             ctx = self._ctx()
-            inbox: Inbox[Any] = Inbox({port: self.input_lane(port) for port in self.inputs})
+            inbox: Inbox[Any] = Inbox({port: self.input_lane(port) for port in self.inputs}, on_stall=self._stalled)
             self._inbox = inbox
             for port in self.inputs:
                 source = ctx.sources.get(port)
@@ -414,6 +414,11 @@ class Task:
                 hold = inbox[port].policy is Policy.WAIT
                 self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port), hold=hold))
         return self._inbox
+
+    def _stalled(self, port: str, count: int) -> None:
+        self.warn(f"stall.{port}", "input %r held %d frame(s) for %g s while the task took none: it lets them "
+                  "in and drops the oldest from now on (counted), so the agent's other QoS 1 inputs flow again, "
+                  "until the task takes a frame", port, count, self._ctx().queue_stall)
 
     def input_lane(self, port: str) -> Lane[Any]:
         """The queue of input ``port``: the context's bounds; when full, the oldest frame is dropped,

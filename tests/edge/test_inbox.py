@@ -240,7 +240,9 @@ def test_a_wait_lane_keeps_arrival_order_with_other_lanes():
 
 
 async def test_a_stuck_wait_lane_lets_go_and_drops_the_oldest_counted_until_its_task_takes_again():
-    inbox, acks = wait_inbox(2, stall=0.05), Acks()
+    stalls: list[tuple[str, int]] = []
+    inbox = Inbox({"in": Lane(maxlen=2, policy=Policy.WAIT, stall=0.05)}, on_stall=lambda *s: stalls.append(s))
+    acks = Acks()
     for n in range(4):
         inbox.push("in", msg(n), ack=acks.of(n))
     assert acks.done == [0, 1]
@@ -249,6 +251,7 @@ async def test_a_stuck_wait_lane_lets_go_and_drops_the_oldest_counted_until_its_
         await acks.event.wait()  # nothing taken for a stall interval: the held ones are let go
     lane = inbox["in"]
     assert acks.done == [0, 1, 2, 3] and lane.stuck and inbox.stalls == 1 and lane.held == 0
+    assert stalls == [("in", 2)]
     inbox.push("in", msg(4), ack=acks.of(4))  # stuck: acknowledged at once, the oldest dropped
     assert acks.done[-1] == 4 and lane.overflow == 3 and lane.dropped == 3 and len(lane) == 2
     assert int(inbox.get_nowait("in").payload) == 3 and not lane.stuck  # its task took one: it waits again

@@ -190,7 +190,7 @@ async def test_a_message_two_holders_share_is_acknowledged_once_both_took_it(bro
             await stop(runner, sink)
 
 
-async def test_a_stuck_wait_input_stalls_the_other_qos1_inputs_until_it_counts_as_stuck(broker, transport):
+async def test_a_stuck_wait_input_stalls_the_other_qos1_inputs_until_it_counts_as_stuck(broker, transport, caplog):
     """The head-of-line cost: one connection's window is shared by every QoS 1 input of the agent.
     Once a wait input that takes nothing holds the whole window, another QoS 1 input gets nothing,
     until ``queue_stall`` s pass without the stuck task taking a frame: then it lets its frames go
@@ -219,6 +219,8 @@ async def test_a_stuck_wait_input_stalls_the_other_qos1_inputs_until_it_counts_a
             waited = loop.time() - blocked_at
             assert live.values == list(range(5))
             assert inbox.stalls >= 1 and waited < 2 * stall + 1.5, f"released after {waited:.2f} s"
+            assert any("input 'in' held" in r.getMessage() and "the task took none" in r.getMessage()
+                       for r in caplog.records if r.levelname == "WARNING")
             lane = inbox["in"]
             # the rest of the stuck input's frames came, and each pushed the oldest out, counted: the
             # lane kept the newest LANE frames
