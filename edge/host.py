@@ -374,7 +374,7 @@ class Host:
                 wanted[(spec.id, task.id)] = Assignment(
                     deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
                     sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
-                    version=spec.version)
+                    version=spec.version, wait=task.wait)
         return wanted
 
     def _outputs(self, task_type: type[Task], config: dict[str, Any]) -> list[str]:
@@ -437,6 +437,10 @@ class Host:
             if unknown:
                 log.warning("%s/%s: input(s) %s wired in the spec are not ports of this %s with its config: "
                             "nothing is read from them", *assignment.key, ", ".join(unknown), assignment.type)
+            not_inputs = sorted(set(assignment.wait) - set(self._ports(task_type, assignment.config).inputs))
+            if not_inputs:
+                log.warning("%s/%s: wait names %s, not input(s) of this %s with its config: ignored",
+                            *assignment.key, ", ".join(not_inputs), assignment.type)
         instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
                             resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
                             queue_size=self.settings.queue_size, queue_bytes=self.settings.queue_bytes,

@@ -65,6 +65,8 @@ class Assignment:
     sources: dict[str, str]
     targets: dict[str, list[str]]
     version: int = 1
+    #: inputs the spec makes wait (TaskSpec.wait)
+    wait: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -72,8 +74,8 @@ class Assignment:
 
     def same_as(self, other: Assignment) -> bool:
         """Equal in all that matters to the running instance (the spec version alone is not)."""
-        return (self.type, self.config, self.sources, self.targets) == (
-            other.type, other.config, other.sources, other.targets)
+        return (self.type, self.config, self.sources, self.targets, self.wait) == (
+            other.type, other.config, other.sources, other.targets, other.wait)
 
 
 class Instance:
@@ -140,7 +142,7 @@ class Instance:
             context = TaskContext(bus=self.bus, instance_id=self.instance_id, sources=a.sources, targets=a.targets,
                                   max_payload=self._max_payload, queue_size=self._queue_size,
                                   queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
-                                  queue_stall=self._queue_stall)
+                                  queue_stall=self._queue_stall, wait=a.wait)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -190,7 +190,7 @@ class TaskContext:
                  targets: Mapping[str, list[str]], max_payload: int = 16 * 1024 * 1024,
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
                  queue_age: float | None = None, files_dir: Path | None = None,
-                 queue_stall: float = WAIT_STALL) -> None:
+                 queue_stall: float = WAIT_STALL, wait: Iterable[str] = ()) -> None:
         self.bus = bus
         #: the only folder the task may read and write files in (:mod:`edge.files`); None: no files
         self.files_dir = files_dir
@@ -205,6 +205,8 @@ class TaskContext:
         self.queue_age = queue_age
         #: s an input that waits may hold frames while its task takes none before it drops instead
         self.queue_stall = queue_stall
+        #: inputs that wait whatever their port says (a deployment spec's ``wait``)
+        self.wait = frozenset(wait)
 
     @property
     def limits(self) -> Limits:
@@ -423,8 +425,9 @@ class Task:
     def input_lane(self, port: str) -> Lane[Any]:
         """The queue of input ``port``: the context's bounds; when full, the oldest frame is dropped,
         or, for a port declared with ``overflow="wait"``, QoS 1 frames wait (:mod:`edge._inbox`)."""
-        wait = self.inputs[port].overflow == "wait"
-        return self._ctx().limits.lane(Policy.WAIT if wait else Policy.OLDEST)
+        ctx = self._ctx()
+        wait = self.inputs[port].overflow == "wait" or port in ctx.wait
+        return ctx.limits.lane(Policy.WAIT if wait else Policy.OLDEST)
 
     def taker(self, inbox: Inbox[Any], port: str) -> Callable[[Message], object]:
         """What input ``port``'s subscription does with each message, at once and without waiting:

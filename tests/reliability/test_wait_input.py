@@ -234,3 +234,35 @@ async def test_a_stuck_wait_input_stalls_the_other_qos1_inputs_until_it_counts_a
             await asyncio.gather(*runners, publishing, return_exceptions=True)
             await stuck.close()
             await live.close()
+
+
+async def test_a_deployment_spec_makes_an_input_wait(tmp_path, mosquitto_broker):
+    """``wait: [in]`` in a spec makes an input of a type that does not declare it wait, on an agent,
+    and changing it restarts the instance with the new policy."""
+    from edge.desired import encode_record
+    from edge.graph import parse_spec
+    from edge.host import Host
+    from edge.settings import load_settings
+    from edge.topics import Topics
+
+    ns = f"w{uuid.uuid4().hex[:8]}"
+    url = mosquitto_broker.url.geturl()
+    settings = load_settings(broker=url, namespace=ns, agent_id="a1", data_dir=tmp_path / "a1", queue_size=LANE)
+
+    def spec(version: int, wait: list[str]) -> Any:
+        return parse_spec({"id": "d", "version": version, "tasks": [
+            {"id": "sink", "type": "dropping_sink", "agent": "a1", "wait": wait}],
+            "edges": [{"from": f"topic:{ns}/in", "to": "sink.in"}]})
+
+    async with Host(settings, types=[DroppingSink], status_interval=0.2) as host, \
+            Bus(url, client_id=f"deployer-{ns}") as bus:
+        def policy() -> str | None:
+            instance = host.instances.get(("d", "sink"))
+            task = instance.task if instance is not None and instance.state == "running" else None
+            inbox = task._inbox if task is not None else None
+            return inbox["in"].policy.value if inbox is not None else None
+
+        await bus.publish(Topics(ns).deployment("d"), encode_record(spec(1, ["in", "nope"])), qos=1, retain=True)
+        await until(lambda: policy() == "wait", "a waiting input", policy)
+        await bus.publish(Topics(ns).deployment("d"), encode_record(spec(2, [])), qos=1, retain=True)
+        await until(lambda: policy() == "oldest", "the default again", policy)
