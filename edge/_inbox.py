@@ -123,6 +123,8 @@ class Lane(Generic[T]):
         #: WAIT: items taken so far (the stall check's sign of life), and whether it is stuck now
         self.taken = 0
         self.stuck = False
+        #: WAIT: False once its inbox is closed: nothing is held any more, every message acknowledged
+        self.holding = True
 
     def __len__(self) -> int:
         return len(self._items) + len(self._held)
@@ -184,7 +186,7 @@ class Lane(Generic[T]):
             if ack is not None:
                 ack()
             return True
-        if ack is not None and not self.stuck:
+        if ack is not None and not self.stuck and self.holding:
             held.append((order, item, size, now, ack))
             self.held_high_water = max(self.held_high_water, len(held))
             return True
@@ -382,13 +384,14 @@ class Inbox(Generic[T]):
 
     def close(self) -> None:
         """Stop watching for stuck lanes and let go of every held message (acknowledged: nobody will
-        take it now); the queued items stay for :meth:`drain`."""
+        take it now), as of any that still comes; the queued items stay for :meth:`drain`."""
         if self._stall_timer is not None:
             self._stall_timer.cancel()
             self._stall_timer = None
         for lane in self._wait_lanes:
             lane.release()
             lane.stuck = False
+            lane.holding = False
 
     def _wake(self) -> None:
         for waiter in self._waiters:

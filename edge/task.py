@@ -539,11 +539,11 @@ class Task:
 
     async def close(self) -> None:
         """Release the inputs' subscriptions (the runtime calls this after ``run()`` ends)."""
+        if self._inbox is not None:  # first, and at once: held frames must not outlive the task
+            self._inbox.close()  # (acknowledged, as is whatever still comes before the unsubscribe)
         for sub in self._subs:
             await sub.aclose()
         self._subs.clear()
-        if self._inbox is not None:
-            self._inbox.close()  # held frames are acknowledged: nobody will take them now
         self._inbox = None
 
     def dropped_offline(self, port: str) -> int:

@@ -228,6 +228,9 @@ def test_drain_and_close_let_go_of_held_messages():
     inbox.close()
     assert acks.done == [0, 1, 2, 3, 4, 5] and inbox.held == 0
     assert payloads(inbox) == [3, 4, 5] and inbox.dropped == 0
+    inbox.push("in", msg(6), ack=acks.of(6))
+    inbox.push("in", msg(7), ack=acks.of(7))  # closed: never held again, even after a take
+    assert acks.done[-2:] == [6, 7] and inbox.held == 0
 
 
 def test_a_wait_lane_keeps_arrival_order_with_other_lanes():
