@@ -135,6 +135,17 @@ class TaskSpec(BaseModel):
     agent: str | None = Field(default=None, json_schema_extra=_ID_SCHEMA)
     label: str | None = Field(default=None, max_length=MAX_LABEL)
     config: dict[str, Any] = Field(default_factory=dict)
+    #: inputs that wait for QoS 1 frames instead of dropping the oldest when full, as if their port
+    #: were declared ``Port(overflow="wait")`` (docs/reliability.md#inputs-that-wait-for-qos-1)
+    wait: tuple[str, ...] = Field(default=(), max_length=256,
+                                  json_schema_extra={"items": {"type": "string", **_ID_SCHEMA}},
+                                  description="inputs that wait for QoS 1 frames instead of dropping the oldest when "
+                                  "full")
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted({validate_id(port, "input port in wait") for port in value}))
 
     @field_validator("id")
     @classmethod

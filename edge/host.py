@@ -396,7 +396,7 @@ class Host:
                 wanted[(spec.id, task.id)] = Assignment(
                     deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
                     sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
-                    version=spec.version, inject=self.topics.task_injects(spec.id, task.id))
+                    version=spec.version, inject=self.topics.task_injects(spec.id, task.id), wait=task.wait)
         return wanted
 
     def _outputs(self, task_type: type[Task], config: dict[str, Any]) -> list[str]:
@@ -461,10 +461,15 @@ class Host:
             if unknown:
                 log.warning("%s/%s: input(s) %s wired in the spec are not ports of this %s with its config: "
                             "nothing is read from them", *assignment.key, ", ".join(unknown), assignment.type)
+            not_inputs = sorted(set(assignment.wait) - set(self._ports(task_type, assignment.config).inputs))
+            if not_inputs:
+                log.warning("%s/%s: wait names %s, not input(s) of this %s with its config: ignored",
+                            *assignment.key, ", ".join(not_inputs), assignment.type)
         instance = Instance(assignment, task_type, bus=self.bus, on_status=self._publish_status, unavailable=reason,
                             resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
                             queue_size=self.settings.queue_size, queue_bytes=self.settings.queue_bytes,
-                            queue_age=self.settings.queue_age, files_dir=self.files_dir, hass=self.hass)
+                            queue_age=self.settings.queue_age, files_dir=self.files_dir, hass=self.hass,
+                            queue_stall=self.settings.queue_stall)
         self.instances[assignment.key] = instance
         assert self._group is not None
         self._runners[assignment.key] = self._group.create_task(instance.supervise(),
@@ -598,7 +603,7 @@ async def run_wired(settings: Settings, task_type: type[Task], *, config: Mappin
         context = TaskContext(bus=bus, instance_id=instance_id, sources=sources, targets=targets,
                               max_payload=settings.max_payload, queue_size=settings.queue_size,
                               queue_bytes=settings.queue_bytes, queue_age=settings.queue_age,
-                              files_dir=settings.files_path)
+                              files_dir=settings.files_path, queue_stall=settings.queue_stall)
         task = task_type(validated, context=context)
         try:
             await task.open_inputs()

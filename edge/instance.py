@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES
+from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES, WAIT_STALL
 from edge._lograte import LogLimiter
 from edge.bus import Bus
 from edge.errors import ConfigError
@@ -68,6 +68,8 @@ class Assignment:
     version: int = 1
     #: the filter of the task's inject topics (``Topics.task_injects``); None: none
     inject: str | None = None
+    #: inputs the spec makes wait (TaskSpec.wait)
+    wait: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -75,8 +77,8 @@ class Assignment:
 
     def same_as(self, other: Assignment) -> bool:
         """Equal in all that matters to the running instance (the spec version alone is not)."""
-        return (self.type, self.config, self.sources, self.targets) == (
-            other.type, other.config, other.sources, other.targets)
+        return (self.type, self.config, self.sources, self.targets, self.wait) == (
+            other.type, other.config, other.sources, other.targets, other.wait)
 
 
 class Instance:
@@ -87,7 +89,8 @@ class Instance:
                  resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  max_payload: int = 16 * 1024 * 1024, queue_size: int = QUEUE_FRAMES,
                  queue_bytes: int | None = QUEUE_BYTES, queue_age: float | None = None,
-                 files_dir: Path | None = None, hass: HassLink | None = None) -> None:
+                 files_dir: Path | None = None, hass: HassLink | None = None,
+                 queue_stall: float = WAIT_STALL) -> None:
         self.assignment = assignment
         self._hass = hass
         self._files_dir = files_dir
@@ -107,6 +110,7 @@ class Instance:
         self._unavailable = unavailable
         self._max_payload = max_payload
         self._queue_size, self._queue_bytes, self._queue_age = queue_size, queue_bytes, queue_age
+        self._queue_stall = queue_stall
         self._last: tuple[float, dict[str, int]] | None = None
         self._carried: dict[str, int] = {}  # counters of the runs before this one (a crash does not zero them)
 
@@ -144,7 +148,8 @@ class Instance:
                                   inject=a.inject,
                                   max_payload=self._max_payload, queue_size=self._queue_size,
                                   queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
-                                  hass=self._hass.slot(a.deployment, a.task) if self._hass is not None else None)
+                                  hass=self._hass.slot(a.deployment, a.task) if self._hass is not None else None,
+                                  queue_stall=self._queue_stall, wait=a.wait)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()

@@ -19,7 +19,7 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES
+from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES, WAIT_STALL
 from edge.errors import ConfigError, TopicError
 from edge.topics import is_valid_id, validate_hass_prefix, validate_id
 
@@ -210,6 +210,12 @@ class Settings(BaseSettings):
                                     "input is stale and dropped; unset or 0: never")
     offline_buffer: int = Field(default=1000, ge=1, description="QoS 1 messages kept per topic while the broker "
                                 "is unreachable")
+    queue_stall: float = Field(default=WAIT_STALL, gt=0, description="seconds a task input that waits (overflow "
+                               "\"wait\") may hold messages without its task taking one before it is stuck and "
+                               "drops the oldest instead")
+    receive_maximum: int = Field(default=64, ge=1, le=65535, description="QoS 1 messages the broker may send "
+                                 "before we acknowledge them (MQTT 5 receive maximum): the window held messages "
+                                 "of inputs that wait take slots of")
     session_expiry: int = Field(default=86400, ge=0, le=0xFFFFFFFF,
                                 description="s the broker keeps an agent's session (its subscriptions and the "
                                 "QoS 1 frames they take) while the agent is away; MQTT 5")

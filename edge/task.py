@@ -36,15 +36,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES, Inbox, Lane, Limits
+from edge._inbox import QUEUE_BYTES, QUEUE_FRAMES, WAIT_STALL, Inbox, Lane, Limits, Policy
 from edge._lograte import LogLimiter
 from edge.bus import Message, Subscription
 from edge.errors import ConfigError, FrameError
@@ -89,6 +89,14 @@ class Port:
     #: QoS of an output's frames: 1 for data that must survive a broker outage (kept in the bus's
     #: bounded offline buffer, sent after the reconnect); 0, the default, for live streams
     qos: int = 0
+    #: what an input's full queue does: ``"oldest"`` (the default) drops the oldest frame, for live
+    #: streams; ``"wait"`` holds QoS 1 frames unacknowledged so the broker slows down and keeps the
+    #: rest queued, for a sink whose frames must not be lost (docs/reliability.md)
+    overflow: Literal["oldest", "wait"] = "oldest"
+
+    def __post_init__(self) -> None:
+        if self.overflow not in ("oldest", "wait"):
+            raise ConfigError(f"a port's overflow is 'oldest' or 'wait', not {self.overflow!r}", field="overflow")
 
     def metadata(self) -> dict[str, Any]:
         """The metadata that is set, as published in the catalog."""
@@ -103,7 +111,7 @@ class Port:
         return cls(**known, label=label, extra=extra)
 
     def with_metadata(self, metadata: Mapping[str, Any]) -> Port:
-        """This port (label, QoS) with ``metadata`` instead of its own."""
+        """This port (label, QoS, overflow) with ``metadata`` instead of its own."""
         fields: dict[str, Any] = {k: metadata.get(k) for k in IO_KEYS}
         return replace(self, **fields, extra={k: v for k, v in metadata.items() if k not in IO_KEYS})
 
@@ -185,7 +193,8 @@ class TaskContext:
                  max_payload: int = 16 * 1024 * 1024,
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
                  queue_age: float | None = None, files_dir: Path | None = None,
-                 hass: HassSlot | None = None) -> None:
+                 hass: HassSlot | None = None, queue_stall: float = WAIT_STALL,
+                 wait: Iterable[str] = ()) -> None:
         self.bus = bus
         #: where the task's Home Assistant entity goes (:mod:`edge.hass`); None: the agent has no link
         self.hass = hass
@@ -203,11 +212,15 @@ class TaskContext:
         self.queue_size = queue_size
         self.queue_bytes = queue_bytes
         self.queue_age = queue_age
+        #: s an input that waits may hold frames while its task takes none before it drops instead
+        self.queue_stall = queue_stall
+        #: inputs that wait whatever their port says (a deployment spec's ``wait``)
+        self.wait = frozenset(wait)
 
     @property
     def limits(self) -> Limits:
         """The bounds of one input's queue."""
-        return Limits(frames=self.queue_size, bytes=self.queue_bytes, age=self.queue_age)
+        return Limits(frames=self.queue_size, bytes=self.queue_bytes, age=self.queue_age, stall=self.queue_stall)
 
 
 class Task:
@@ -413,7 +426,7 @@ class Task:
         """Subscribe every connected input (the runtime does this before ``run()``; idempotent)."""
         if self._inbox is None:
             ctx = self._ctx()
-            inbox: Inbox[Any] = Inbox({port: self.input_lane(port) for port in self.inputs})
+            inbox: Inbox[Any] = Inbox({port: self.input_lane(port) for port in self.inputs}, on_stall=self._stalled)
             self._inbox = inbox
             for port in self.inputs:
                 source = ctx.sources.get(port)
@@ -423,8 +436,10 @@ class Task:
                     self._order[port] = _StreamOrder()
                 # QoS 1: the broker sends each frame at the lower of this and its publisher's QoS,
                 # so QoS 1 outputs arrive acknowledged (and wait in an agent's persistent session
-                # while it is away) and live QoS 0 streams cost nothing more
-                self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port)))
+                # while it is away) and live QoS 0 streams cost nothing more. A lane that waits
+                # holds the subscription's QoS 1 messages unacknowledged while it is full.
+                hold = inbox[port].policy is Policy.WAIT
+                self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port), hold=hold))
             if ctx.inject is not None and self.inputs:
                 self._subs.append(await ctx.bus.subscribe(ctx.inject, qos=1, callback=self._injector(inbox)))
         return self._inbox
@@ -443,13 +458,25 @@ class Task:
 
         return take
 
+    def _stalled(self, port: str, count: int) -> None:
+        self.warn(f"stall.{port}", "input %r held %d frame(s) for %g s while the task took none: it lets them "
+                  "in and drops the oldest from now on (counted), so the agent's other QoS 1 inputs flow again, "
+                  "until the task takes a frame", port, count, self._ctx().queue_stall)
+
     def input_lane(self, port: str) -> Lane[Any]:
-        """The queue of input ``port``: the context's bounds, the oldest frame dropped when full."""
-        return self._ctx().limits.lane()
+        """The queue of input ``port``: the context's bounds; when full, the oldest frame is dropped,
+        or, for a port declared with ``overflow="wait"``, QoS 1 frames wait (:mod:`edge._inbox`)."""
+        ctx = self._ctx()
+        wait = self.inputs[port].overflow == "wait" or port in ctx.wait
+        return ctx.limits.lane(Policy.WAIT if wait else Policy.OLDEST)
 
     def taker(self, inbox: Inbox[Any], port: str) -> Callable[[Message], object]:
         """What input ``port``'s subscription does with each message, at once and without waiting:
-        queue it as it is (``recv`` decodes it)."""
+        queue it as it is (``recv`` decodes it); a wait lane also takes its acknowledgement."""
+        if inbox[port].policy is Policy.WAIT:
+            push = inbox.push
+            return lambda message: push(port, message, size=len(message.payload),
+                                        ack=message.ack if message.held else None)
         put = inbox.feeder(port)
         return lambda message: put(message, len(message.payload))
 
@@ -553,6 +580,8 @@ class Task:
 
     async def close(self) -> None:
         """Release the inputs' subscriptions (the runtime calls this after ``run()`` ends)."""
+        if self._inbox is not None:  # first, and at once: held frames must not outlive the task
+            self._inbox.close()  # (acknowledged, as is whatever still comes before the unsubscribe)
         for sub in self._subs:
             await sub.aclose()
         self._subs.clear()
@@ -566,6 +595,10 @@ class Task:
     def dropped(self) -> int:
         """Frames the inputs' bounded queues dropped (full: the oldest go first; stale)."""
         return self._inbox.dropped if self._inbox is not None else 0
+
+    def held_frames(self) -> int:
+        """Frames the inputs that wait hold unacknowledged now (each takes a slot of the broker's window)."""
+        return self._inbox.held if self._inbox is not None else 0
 
 
 def _with_default(cls: type[Task], rule: PortRule) -> PortRule:

@@ -166,10 +166,11 @@ class MemoryBus(Hooks["Bus"]):
     # -- subscribing -----------------------------------------------------------------------------
     def subscribe(self, pattern: str, *, qos: int = 0, maxsize: int | None = None,
                   overflow: Overflow = Overflow.DROP_OLDEST,
-                  callback: Callable[[Message], object] | None = None) -> Subscription:
-        """A subscription to ``pattern``: ``async with bus.subscribe(...) as sub`` or ``await``."""
+                  callback: Callable[[Message], object] | None = None, hold: bool = False) -> Subscription:
+        """A subscription to ``pattern``: ``async with bus.subscribe(...) as sub`` or ``await``.
+        ``hold`` is accepted and means nothing here: no broker waits for an acknowledgement."""
         return Subscription(self, pattern, qos=qos, maxsize=maxsize or self.queue_size,
-                            overflow=overflow, callback=callback)
+                            overflow=overflow, callback=callback, hold=hold)
 
     # the three calls a Subscription makes on its bus
     async def _add_subscription(self, sub: Subscription) -> None:

@@ -33,9 +33,9 @@ from edge._cancel import cancel_and_wait
 from edge.bus._choose import make_transport
 from edge.bus._filters import FilterSet, Plan
 from edge.bus._hooks import Hooks
-from edge.bus._message import BusStats, Message, Overflow, Will
+from edge.bus._message import BusStats, HeldMessage, Message, Overflow, Will
 from edge.bus._subscription import Subscription
-from edge.bus._transport import Connection, ConnectOptions, TLSOptions
+from edge.bus._transport import RECEIVE_MAXIMUM, Connection, ConnectOptions, TLSOptions
 from edge.errors import BusError, ConfigError, ConnectError, EdgeError
 from edge.settings import BrokerURL, Settings, parse_broker_url
 from edge.topics import matches, validate_topic
@@ -87,6 +87,7 @@ class Bus(Hooks["Bus"]):
         connect_timeout: float = 10.0,
         reconnect_delay: tuple[float, float] = (0.1, 10.0),
         flush_timeout: float = 5.0,
+        receive_maximum: int = RECEIVE_MAXIMUM,
     ) -> None:
         self.url = parse_broker_url(url) if isinstance(url, str) else url
         self.client_id = client_id or f"edge-{uuid.uuid4().hex[:12]}"
@@ -101,6 +102,10 @@ class Bus(Hooks["Bus"]):
             raise ConfigError(f"session_expiry must be 0 to {0xFFFFFFFF} s, not {session_expiry!r}",
                               field="session_expiry")
         self._session_expiry = session_expiry
+        if not 1 <= receive_maximum <= 65535:
+            raise ConfigError(f"receive_maximum must be 1 to 65535, not {receive_maximum!r}",
+                              field="receive_maximum")
+        self.receive_maximum = receive_maximum
         self._protocol = protocol
         self._tls = tls
         self._transport = make_transport(transport, protocol, self.url)
@@ -116,6 +121,7 @@ class Bus(Hooks["Bus"]):
         self.session = 0
 
         self._subs: list[Subscription] = []
+        self._holding = 0  # open subscriptions with hold=True: QoS 1 messages to them may wait for an ack
         self._filters = FilterSet()
         self._routes: dict[str, list[Subscription]] = {}
         # covered filters being probed for retained messages -> live messages seen meanwhile
@@ -155,6 +161,7 @@ class Bus(Hooks["Bus"]):
             "max_payload": settings.max_payload,
             "queue_size": settings.queue_size,
             "offline_buffer": settings.offline_buffer,
+            "receive_maximum": settings.receive_maximum,
         }
         options.update(kwargs)
         return cls(settings.broker_url, **options)  # type: ignore[arg-type]
@@ -221,7 +228,8 @@ class Bus(Hooks["Bus"]):
                               session_expiry=self._session_expiry, keepalive=self._keepalive, will=will,
                               tls=self._tls, protocol=self._protocol or "3.1.1",
                               connect_timeout=self._connect_timeout,
-                              max_packet_size=self.max_payload + _PACKET_HEADROOM)
+                              max_packet_size=self.max_payload + _PACKET_HEADROOM,
+                              receive_maximum=self.receive_maximum)
 
     async def _run(self) -> None:
         delay = self._delay_min
@@ -343,17 +351,20 @@ class Bus(Hooks["Bus"]):
     # -- subscribing ------------------------------------------------------------------------------
     def subscribe(self, pattern: str, *, qos: int = 0, maxsize: int | None = None,
                   overflow: Overflow = Overflow.DROP_OLDEST,
-                  callback: Callable[[Message], object] | None = None) -> Subscription:
+                  callback: Callable[[Message], object] | None = None, hold: bool = False) -> Subscription:
         """A subscription to ``pattern``: ``async with bus.subscribe(...) as sub`` or ``await``.
 
         With ``callback`` every message is handed to it at once (it must not block); otherwise
-        messages wait in a queue of ``maxsize`` (default: the bus's ``queue_size``).
+        messages wait in a queue of ``maxsize`` (default: the bus's ``queue_size``). With ``hold``
+        the PUBACK of each QoS 1 message waits for the subscription's ``message.ack()`` (the queue
+        calls it when the reader takes the message): see :class:`~edge.bus._message.HeldMessage`.
         """
         return Subscription(self, pattern, qos=qos, maxsize=maxsize or self.queue_size,
-                            overflow=overflow, callback=callback)
+                            overflow=overflow, callback=callback, hold=hold)
 
     async def _add_subscription(self, sub: Subscription) -> None:
         self._subs.append(sub)
+        self._holding += sub.hold
         self._routes.clear()
         if self._held:
             self._claim_held(sub)
@@ -368,6 +379,7 @@ class Bus(Hooks["Bus"]):
         if sub not in self._subs:
             return
         self._subs.remove(sub)
+        self._holding -= sub.hold
         self._routes.clear()
         plan = self._filters.remove(sub.filter)
         if self._keep_session:
@@ -403,7 +415,7 @@ class Bus(Hooks["Bus"]):
             finally:
                 del self._probes[pattern]
 
-    def _on_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+    def _on_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> HeldMessage | None:
         self.stats.received += 1
         subs = self._routes.get(topic)
         if subs is None:
@@ -416,17 +428,25 @@ class Bus(Hooks["Bus"]):
                 self._unclaimed(Message(topic, payload, qos, retain))
             else:
                 self.stats.unmatched += 1
-            return
+            return None
         if len(payload) > self.max_payload:
             self.stats.oversize += 1
             log.warning("%s: dropped %d-byte message on %r (max_payload %d)", self.client_id, len(payload),
                         topic, self.max_payload)
-            return
+            return None
         if self._probes and not retain and self._is_probe_copy(topic, payload):
-            return
+            return None
+        if qos == 1 and self._holding:
+            holders = sum(sub.hold for sub in subs)
+            if holders:  # the transport offers it the PUBACK to send once every holder lets go
+                held = HeldMessage(topic, payload, qos, retain, holders=holders)
+                for sub in subs:
+                    sub.deliver(held)
+                return held
         message = Message(topic, payload, qos, retain)
         for sub in subs:
             sub.deliver(message)
+        return None
 
     # -- a kept session's messages for subscriptions not opened yet ------------------------------
     def _unclaimed(self, message: Message) -> None:
@@ -512,3 +532,4 @@ class Bus(Hooks["Bus"]):
 
     def _log_callback_error(self, sub: Subscription, message: Message) -> None:
         log.exception("%s: callback of subscription %r failed on %r", self.client_id, sub.filter, message.topic)
+

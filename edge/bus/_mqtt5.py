@@ -62,6 +62,7 @@ class Mqtt5Connection(Connection, asyncio.Protocol):
         self._loop = loop
         self._machine = machine
         machine.on_ack = self._on_ack
+        machine.on_output = self._schedule_flush
         self._transport: asyncio.Transport | None = None
         self.connack: asyncio.Future[None] = loop.create_future()
         self._closed: asyncio.Future[BaseException | None] = loop.create_future()
@@ -152,6 +153,12 @@ class Mqtt5Connection(Connection, asyncio.Protocol):
         # a bus that only publishes gets no data_received: release drain() here too
         if self._drain_waiters and not self._paused and self.write_buffer_size <= WRITE_LOW_WATER:
             self._release_drain_waiters()
+
+    def _schedule_flush(self) -> None:
+        """Write what the machine queued at the end of this loop turn (in data_received: with its batch)."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
 
     def _on_connected(self) -> None:
         connack = self._machine.connack
@@ -350,7 +357,8 @@ class Mqtt5Transport(Transport):
         if self._session is None or self._session_key != key:
             self._session = Session(options.client_id)
             self._session_key = key
-        machine = ClientMachine(self._session, on_message, max_packet_size=options.max_packet_size)
+        machine = ClientMachine(self._session, on_message, max_packet_size=options.max_packet_size,
+                                receive_maximum=options.receive_maximum)
         will = options.will
         machine.connect(clean_start=options.clean_start, keepalive=options.keepalive, username=url.username,
                         password=url.password, session_expiry=options.session_expiry,

@@ -16,6 +16,7 @@ when it did not, they go again as new messages: at-least-once survives both.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -47,7 +48,7 @@ from mqtt5 import (
     read,
 )
 
-from edge.bus._transport import MessageHandler
+from edge.bus._transport import RECEIVE_MAXIMUM, MessageHandler
 from edge.errors import BusError, ConnectError
 
 __all__ = ["MAX_PACKET_SIZE", "BrokerDisconnect", "ClientMachine", "Outgoing", "ProtocolError",
@@ -112,10 +113,17 @@ def _ignore_ack(packet_id: int, codes: list[int]) -> None:
     pass
 
 
+def _nothing() -> None:
+    pass
+
+
 class ClientMachine:
     """One connection's protocol state; the I/O layer feeds :meth:`receive` and writes :attr:`out`."""
 
-    def __init__(self, session: Session, on_message: MessageHandler, *, max_packet_size: int | None = None) -> None:
+    def __init__(self, session: Session, on_message: MessageHandler, *, max_packet_size: int | None = None,
+                 receive_maximum: int = RECEIVE_MAXIMUM) -> None:
+        if not 1 <= receive_maximum <= 65535:
+            raise BusError(f"the receive maximum is 1 to 65535, not {receive_maximum}")
         self.session = session
         self.out = bytearray()
         #: SUBACK/UNSUBACK: (packet id, reason codes)
@@ -126,6 +134,15 @@ class ClientMachine:
         self.receive_max = 65535
         self.max_out = MAX_PACKET_SIZE  # the broker's maximum packet size
         self.max_in = min(max_packet_size or MAX_PACKET_SIZE, MAX_PACKET_SIZE)
+        #: our CONNECT's Receive Maximum: QoS 1/2 messages the broker may send before we acknowledge
+        self.receive_max_in = receive_maximum
+        #: QoS 1 messages whose handler deferred their PUBACK (:meth:`ack`), by packet id; this
+        #: connection's only: a later one's broker sends them again
+        self.deferred: set[int] = set()
+        #: called when :meth:`ack` queued a PUBACK outside :meth:`receive` (the I/O layer writes it)
+        self.on_output: Callable[[], None] = _nothing
+        #: times the broker had more unacknowledged messages out to us than our receive maximum
+        self.over_window = 0
         self._on_message = on_message
         self._buf = bytearray()
         self._pending_acks: set[int] = set()
@@ -152,6 +169,7 @@ class ClientMachine:
             password=password.encode() if password is not None else None, clean_start=clean_start,
             will=will, keep_alive=keepalive, session_expiry_interval=0 if clean_start else session_expiry,
             max_packet_size=self.max_in if self.max_in < MAX_PACKET_SIZE else None,
+            receive_max=self.receive_max_in,
         ).write()
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
@@ -191,6 +209,17 @@ class ClientMachine:
         self.out += UnsubscribePacket(packet_id, list(filters)).write()
         return packet_id
 
+    def ack(self, packet_id: int) -> bool:
+        """Queue the PUBACK of a QoS 1 message whose handler deferred it (and tell :attr:`on_output`);
+        False, nothing sent, if this connection holds no such message (acknowledged already, or the
+        connection is over: the broker sends it again on the next one)."""
+        if not self.connected or packet_id not in self.deferred:
+            return False
+        self.deferred.discard(packet_id)
+        self.out += PubAckPacket(packet_id).write()
+        self.on_output()
+        return True
+
     def forget_ack(self, packet_id: int) -> None:
         """Give up waiting for a SUBACK/UNSUBACK (its id becomes free again)."""
         self._pending_acks.discard(packet_id)
@@ -205,6 +234,7 @@ class ClientMachine:
     def connection_lost(self) -> None:
         self.connected = False
         self._pending_acks.clear()
+        self.deferred.clear()
         self._buf = bytearray()
 
     @property
@@ -343,8 +373,18 @@ class ClientMachine:
         packet_id = packet.packet_id
         assert packet_id is not None  # mqtt5 refuses QoS 1/2 packets without one
         if qos == QoS.AT_LEAST_ONCE:
-            self._on_message(topic, packet.payload, 1, packet.retain)
-            self.out += PubAckPacket(packet_id).write()
+            deferred = self.deferred
+            if packet_id in deferred:  # a resend (DUP) of one we hold: it is delivered already
+                return
+            held = self._on_message(topic, packet.payload, 1, packet.retain)
+            if held is not None and held.defer(functools.partial(self.ack, packet_id)):
+                deferred.add(packet_id)
+                if len(deferred) > self.receive_max_in:
+                    # MQTT 5 lets us disconnect (0x93); we count it instead: the broker's own limit
+                    # still bounds what it sends, and a held message is worth more than the connection
+                    self.over_window += 1
+            else:
+                self.out += PubAckPacket(packet_id).write()
         elif qos == QoS.EXACTLY_ONCE:
             incoming = self.session.incoming_qos2
             if packet_id not in incoming:  # else a redelivery of one we have: acknowledge, do not deliver

@@ -208,7 +208,17 @@ def _remaining_length(n: int) -> bytes:
 
 
 class _Client(paho.Client):
-    """paho's client with our buffered socket in place of its own."""
+    """paho's client with our buffered socket in place of its own, and manual acknowledgements for
+    QoS 1 only (``manual_ack``): QoS 2 messages are never held, and paho's own PUBREL handling
+    also answers a PUBREL it has no message for (a kept session's, after a restart) only when it
+    acknowledges by itself."""
+
+    def _handle_pubrel(self) -> MQTTErrorCode:
+        self._manual_ack = False
+        try:
+            return super()._handle_pubrel()
+        finally:
+            self._manual_ack = True
 
     def _create_socket(self) -> Any:
         return _BufferedSocket(super()._create_socket())
@@ -250,7 +260,12 @@ class _PahoConnection(Connection):
         client = self._client
 
         def on_msg(_c: Any, _u: Any, msg: Any) -> None:
-            on_message(msg.topic, msg.payload, msg.qos, msg.retain)
+            qos = msg.qos
+            held = on_message(msg.topic, msg.payload, qos, msg.retain)
+            # the client runs with manual_ack for QoS 1: we send the PUBACK, now or, for a message
+            # a holding subscription keeps, when it lets go (QoS 2 stays paho's: _Client._handle_pubrel)
+            if qos == 1 and (held is None or not held.defer(functools.partial(self._ack, msg.mid))):
+                client.ack(msg.mid, 1)
 
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -275,7 +290,7 @@ class _PahoConnection(Connection):
                 ConnectError(f"connection closed before CONNACK: {reason}", reason=str(reason)))
 
     def _on_ack(self, _c: Any, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
-        self.ack(mid, [r.value if hasattr(r, "value") else int(r) for r in (reasons or [])])
+        self.suback(mid, [r.value if hasattr(r, "value") else int(r) for r in (reasons or [])])
 
     def _on_socket_close(self, _c: Any, _u: Any, _s: Any) -> None:
         self.set_closed(ConnectionResetError("socket closed"))
@@ -332,12 +347,19 @@ class _PahoConnection(Connection):
                 fut.set_exception(NotConnectedError("connection lost while waiting for the broker"))
         self._acks.clear()
 
-    def ack(self, mid: int, granted: list[int]) -> None:
+    def suback(self, mid: int, granted: list[int]) -> None:
         fut = self._acks.pop(mid, None)
         if fut is not None and not fut.done():
             fut.set_result(granted)
 
+    def _ack(self, mid: int) -> None:
+        """The deferred PUBACK of a held message; on this connection only (a later one's broker sends
+        the message again, and its ids mean other messages)."""
+        if not self._closed.done() and self._owns_socket():
+            self._client.ack(mid, 1)
+
     # -- Connection API ------------------------------------------------------------------
+
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         sock = self._sock
         if qos or sock is None:
@@ -434,6 +456,7 @@ class PahoTransport(Transport):
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             transport=url.transport,
             reconnect_on_failure=False,
+            manual_ack=True,  # see bind(): a held QoS 1 message is acknowledged when its holders let go
         )
         client.suppress_exceptions = True
         client.connect_timeout = options.connect_timeout
@@ -477,10 +500,11 @@ class PahoTransport(Transport):
         kwargs: dict[str, Any] = {}
         if options.protocol == "5":
             kwargs["clean_start"] = options.clean_start
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.ReceiveMaximum = options.receive_maximum
             if not options.clean_start:
-                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 props.SessionExpiryInterval = options.session_expiry
-                kwargs["properties"] = props
+            kwargs["properties"] = props
         port = url.v5_port if options.protocol == "5" and url.v5_port is not None else url.port
         connecting = asyncio.ensure_future(asyncio.to_thread(client.connect, url.host, port, options.keepalive,
                                                              **kwargs))

@@ -2,6 +2,15 @@
 
 Messages go either into a **bounded** queue read with ``async for`` (drop-oldest by default,
 every drop counted) or, on the hot path, straight to a callback that must not block.
+
+A subscription opened with ``hold=True`` may keep the broker waiting: its QoS 1 messages arrive
+as :class:`~edge.bus._message.HeldMessage`, whose PUBACK goes only once the subscription (and
+every other holding one the message reached) called ``ack()``. A callback acks when it is done
+with the message (at once, or later: a task input's lane acks when the task takes it); a queue
+acks when the reader takes the message, and a full queue keeps held messages instead of
+dropping them (it grows by at most the connection's in-flight window, the broker sending no
+more meanwhile) while QoS 0 ones follow ``overflow``, or are dropped themselves when the oldest
+queued message is a held one.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ class Subscription:
 
     def __init__(self, bus: SubscriptionOwner, pattern: str, *, qos: int = 0, maxsize: int = 1000,
                  overflow: Overflow = Overflow.DROP_OLDEST,
-                 callback: Callable[[Message], Any] | None = None) -> None:
+                 callback: Callable[[Message], Any] | None = None, hold: bool = False) -> None:
         self.filter = validate_filter(pattern)
         if qos not in (0, 1, 2):
             raise ConfigError(f"qos must be 0, 1 or 2, not {qos!r}", field="qos")
@@ -56,6 +65,8 @@ class Subscription:
         self.maxsize = maxsize
         self.overflow = overflow
         self.callback = callback
+        #: whether QoS 1 messages wait for this subscription's ack before the broker gets their PUBACK
+        self.hold = hold
         #: Messages handed to this subscription, and how many its full queue dropped.
         self.received = 0
         self.dropped = 0
@@ -111,10 +122,13 @@ class Subscription:
             return
         queue = self._queue
         if len(queue) >= self.maxsize:
-            self.dropped += 1
-            if self.overflow is Overflow.DROP_NEWEST:
-                return
-            queue.popleft()
+            hold = self.hold
+            if not (hold and message.held):  # a held message waits past maxsize: the broker is stopped
+                self.dropped += 1
+                # a QoS 0 one behind held ones goes itself: they are older and must not be lost
+                if self.overflow is Overflow.DROP_NEWEST or (hold and queue[0].held):
+                    return
+                queue.popleft()
         queue.append(message)
         if self._waiter is not None:
             self._wake()
@@ -135,7 +149,10 @@ class Subscription:
         """The oldest queued message; :class:`asyncio.QueueEmpty` when there is none."""
         if not self._queue:
             raise asyncio.QueueEmpty
-        return self._queue.popleft()
+        message = self._queue.popleft()
+        if self.hold:
+            message.ack()
+        return message
 
     async def get(self) -> Message:
         """Wait for the next message; :class:`StopAsyncIteration` once closed and drained."""
@@ -144,7 +161,10 @@ class Subscription:
                 raise StopAsyncIteration
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        return self._queue.popleft()
+        message = self._queue.popleft()
+        if self.hold:
+            message.ack()
+        return message
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self

@@ -13,17 +13,32 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from edge.bus._message import Will
 from edge.settings import BrokerURL
 
-__all__ = ["Connection", "ConnectOptions", "MessageHandler", "TLSOptions", "Transport"]
+__all__ = ["RECEIVE_MAXIMUM", "Connection", "ConnectOptions", "Deferral", "MessageHandler", "TLSOptions",
+           "Transport"]
 
 _FLUSH_POLL = 0.01  # s between two looks at what is unacknowledged, while leaving
 
-#: Called for every received PUBLISH: (topic, payload, qos, retain). Must not block.
-MessageHandler = Callable[[str, bytes, int, bool], None]
+#: QoS 1/2 publishes the broker may send us before we acknowledge them (MQTT 5 CONNECT's
+#: Receive Maximum; EDGE_RECEIVE_MAXIMUM): the window a held message takes a slot of
+RECEIVE_MAXIMUM = 64
+
+
+class Deferral(Protocol):
+    """What a :class:`MessageHandler` returns for a QoS 1 message whose PUBACK may have to wait."""
+
+    def defer(self, release: Callable[[], object], /) -> bool:
+        """True: the PUBACK waits, ``release()`` sends it later (once); False: acknowledge it now."""
+
+
+#: Called for every received PUBLISH: (topic, payload, qos, retain); must not block. For a QoS 1
+#: message it may return a :class:`Deferral` (the bus's HeldMessage), which the transport offers a
+#: ``release`` that sends this message's PUBACK on this connection (nothing once it has ended).
+MessageHandler = Callable[[str, bytes, int, bool], "Deferral | None"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +64,9 @@ class ConnectOptions:
     connect_timeout: float = 10.0
     #: the largest packet we accept; MQTT 5 tells the broker, which then drops bigger ones for us
     max_packet_size: int | None = None
+    #: QoS 1/2 messages the broker may have in flight to us (MQTT 5; a 3.1.1 broker applies its
+    #: own limit: Mosquitto's ``max_inflight_messages``, 20 by default)
+    receive_maximum: int = RECEIVE_MAXIMUM
 
 
 class Connection(ABC):

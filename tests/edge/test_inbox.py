@@ -171,3 +171,109 @@ async def test_readers_of_different_ports_wait_at_once_without_stealing_wakeups(
     unwired.cancel()
     push(inbox, "a", msg(3))  # a cancelled reader leaves nothing behind
     assert inbox.get_nowait("a").payload == b"3"
+
+
+# -- Policy.WAIT: a full lane holds QoS 1 messages unacknowledged instead of dropping ----------------
+class Acks:
+    """The acknowledgements of pushed messages, by payload number, in the order they were made."""
+
+    def __init__(self) -> None:
+        self.done: list[int] = []
+        self.event = asyncio.Event()
+
+    def of(self, n: int):
+        def ack() -> None:
+            self.done.append(n)
+            self.event.set()
+        return ack
+
+
+def wait_inbox(maxlen: int = 2, *, stall: float = 30.0) -> Inbox:
+    return Inbox({"in": Lane(maxlen=maxlen, policy=Policy.WAIT, stall=stall)})
+
+
+def test_a_wait_lane_acknowledges_at_once_while_it_has_room_then_holds():
+    inbox, acks = wait_inbox(), Acks()
+    for n in range(5):
+        assert inbox.push("in", msg(n), ack=acks.of(n))
+    lane = inbox["in"]
+    assert acks.done == [0, 1] and lane.held == 3 and len(lane) == 5 and inbox.held == 3
+    assert lane.dropped == 0 and lane.held_high_water == 3
+    # each item taken lets the oldest held one in, acknowledged: the broker may send one more
+    assert int(inbox.get_nowait("in").payload) == 0
+    assert acks.done == [0, 1, 2] and lane.held == 2
+    assert payloads(inbox) == [1, 2, 3, 4]
+    assert acks.done == [0, 1, 2, 3, 4] and lane.held == 0 and lane.taken == 5
+
+
+def test_qos0_on_a_full_wait_lane_drops_the_oldest_or_itself_behind_held_messages():
+    inbox, acks = wait_inbox(), Acks()
+    push(inbox, "in", msg(0))
+    push(inbox, "in", msg(1))
+    assert push(inbox, "in", msg(2))  # nothing held: the oldest goes, as in Policy.OLDEST
+    assert inbox["in"].dropped == 1
+    inbox.push("in", msg(3), ack=acks.of(3))  # held
+    assert not push(inbox, "in", msg(4))  # everything queued is older and held: the QoS 0 one goes
+    assert inbox["in"].dropped == 2
+    assert payloads(inbox) == [1, 2, 3] and acks.done == [3]
+
+
+def test_drain_and_close_let_go_of_held_messages():
+    inbox, acks = wait_inbox(1), Acks()
+    for n in range(3):
+        inbox.push("in", msg(n), ack=acks.of(n))
+    assert [int(m.payload) for _, m in inbox.drain()] == [0, 1, 2] and acks.done == [0, 1, 2]
+    for n in range(3, 6):
+        inbox.push("in", msg(n), ack=acks.of(n))
+    inbox.close()
+    assert acks.done == [0, 1, 2, 3, 4, 5] and inbox.held == 0
+    assert payloads(inbox) == [3, 4, 5] and inbox.dropped == 0
+    inbox.push("in", msg(6), ack=acks.of(6))
+    inbox.push("in", msg(7), ack=acks.of(7))  # closed: never held again, even after a take
+    assert acks.done[-2:] == [6, 7] and inbox.held == 0
+
+
+def test_a_wait_lane_keeps_arrival_order_with_other_lanes():
+    inbox = Inbox({"w": Lane(maxlen=1, policy=Policy.WAIT), "o": Lane(maxlen=10)})
+    acks = Acks()
+    inbox.push("w", msg(0), ack=acks.of(0))
+    inbox.push("w", msg(1), ack=acks.of(1))  # held
+    push(inbox, "o", msg(2))
+    assert [int(m.payload) for _, m in (inbox.pop_any(), inbox.pop_any(), inbox.pop_any())] == [0, 1, 2]
+
+
+async def test_a_stuck_wait_lane_lets_go_and_drops_the_oldest_counted_until_its_task_takes_again():
+    stalls: list[tuple[str, int]] = []
+    inbox = Inbox({"in": Lane(maxlen=2, policy=Policy.WAIT, stall=0.05)}, on_stall=lambda *s: stalls.append(s))
+    acks = Acks()
+    for n in range(4):
+        inbox.push("in", msg(n), ack=acks.of(n))
+    assert acks.done == [0, 1]
+    acks.event.clear()
+    async with asyncio.timeout(5):
+        await acks.event.wait()  # nothing taken for a stall interval: the held ones are let go
+    lane = inbox["in"]
+    assert acks.done == [0, 1, 2, 3] and lane.stuck and inbox.stalls == 1 and lane.held == 0
+    assert stalls == [("in", 2)]
+    inbox.push("in", msg(4), ack=acks.of(4))  # stuck: acknowledged at once, the oldest dropped
+    assert acks.done[-1] == 4 and lane.overflow == 3 and lane.dropped == 3 and len(lane) == 2
+    assert int(inbox.get_nowait("in").payload) == 3 and not lane.stuck  # its task took one: it waits again
+    inbox.push("in", msg(5), ack=acks.of(5))
+    inbox.push("in", msg(6), ack=acks.of(6))
+    assert lane.held == 1 and acks.done[-1] == 5
+    inbox.close()
+
+
+async def test_a_slow_wait_lane_that_keeps_taking_is_not_stuck():
+    inbox, acks = wait_inbox(1, stall=0.05), Acks()
+    n = 0
+    inbox.push("in", msg(n), ack=acks.of(n))
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 0.3  # six stall intervals
+    while loop.time() < end:
+        n += 1
+        inbox.push("in", msg(n), ack=acks.of(n))  # held behind the one queued
+        await asyncio.sleep(0.02)  # the slow consumer's work
+        inbox.get_nowait("in")
+    assert inbox.stalls == 0 and inbox["in"].overflow == 0 and inbox.dropped == 0
+    inbox.close()

@@ -227,3 +227,91 @@ def test_bad_packets_after_connect(data, error, match):
     machine = connected(accept=1 << 20)
     with pytest.raises(error, match=match):
         machine.receive(data)
+
+
+# -- deferred acknowledgements (a task input that waits: edge._inbox Policy.WAIT) ----------------------
+class Holder:
+    """A handler's Deferral: holds every QoS 1 message while ``holding``, keeps each release."""
+
+    def __init__(self, *, holding: bool = True) -> None:
+        self.holding = holding
+        self.releases: list = []
+        self.messages: list = []
+
+    def handler(self, *message):
+        self.messages.append(message)
+        return self if message[2] == 1 else None
+
+    def defer(self, release) -> bool:
+        if self.holding:
+            self.releases.append(release)
+        return self.holding
+
+
+def holding_machine(holder: Holder, *, receive_maximum: int = 64) -> ClientMachine:
+    machine = ClientMachine(Session("c"), holder.handler, receive_maximum=receive_maximum)
+    machine.connect(clean_start=True, keepalive=15)
+    machine.receive(ConnAckPacket().write())
+    take(machine)
+    return machine
+
+
+def test_connect_announces_our_receive_maximum():
+    machine = ClientMachine(Session("c"), lambda *m: None, receive_maximum=7)
+    machine.connect(clean_start=True, keepalive=15)
+    [connect] = packets(machine.out)
+    assert connect.receive_max == 7
+    with pytest.raises(BusError, match="receive maximum"):
+        ClientMachine(Session("c"), lambda *m: None, receive_maximum=0)
+
+
+def test_a_held_message_is_acknowledged_when_released_once():
+    holder, woken = Holder(), []
+    machine = holding_machine(holder)
+    machine.on_output = lambda: woken.append(1)
+    machine.receive(PublishPacket("in", b"a", qos=Q1, packet_id=5).write()
+                    + PublishPacket("in", b"b", qos=Q1, packet_id=6).write())
+    assert [m[1] for m in holder.messages] == [b"a", b"b"]
+    assert take(machine) == [] and machine.deferred == {5, 6}
+    holder.releases[1]()  # out of order: brokers match acks by packet id
+    [ack] = take(machine)
+    assert isinstance(ack, PubAckPacket) and ack.packet_id == 6 and woken == [1]
+    holder.releases[1]()  # a second release of the same message sends nothing
+    assert take(machine) == [] and woken == [1]
+    holder.releases[0]()
+    assert [p.packet_id for p in take(machine)] == [5] and machine.deferred == set()
+
+
+def test_a_message_its_holders_took_at_once_is_acknowledged_at_once():
+    holder = Holder(holding=False)
+    machine = holding_machine(holder)
+    machine.receive(PublishPacket("in", b"a", qos=Q1, packet_id=5).write())
+    [ack] = take(machine)
+    assert isinstance(ack, PubAckPacket) and ack.packet_id == 5 and machine.deferred == set()
+
+
+def test_qos0_and_qos2_are_never_held():
+    holder = Holder()
+    machine = holding_machine(holder)
+    machine.receive(PublishPacket("in", b"zero").write() + PublishPacket("in", b"two", qos=Q2, packet_id=8).write())
+    assert [m[1:3] for m in holder.messages] == [(b"zero", 0), (b"two", 2)]
+    assert [type(p) for p in take(machine)] == [PubRecPacket] and holder.releases == []
+
+
+def test_held_acks_die_with_their_connection():
+    holder = Holder()
+    machine = holding_machine(holder)
+    machine.receive(PublishPacket("in", b"a", qos=Q1, packet_id=5).write())
+    machine.connection_lost()
+    holder.releases[0]()  # the broker sends it again on the next connection: no PUBACK on a dead one
+    assert take(machine) == [] and machine.deferred == set()
+
+
+def test_a_resent_held_message_is_not_delivered_twice_and_a_broker_over_our_window_is_counted():
+    holder = Holder()
+    machine = holding_machine(holder, receive_maximum=2)
+    machine.receive(b"".join(PublishPacket("in", bytes([i]), qos=Q1, packet_id=i + 1).write() for i in range(3)))
+    machine.receive(PublishPacket("in", b"\x00", qos=Q1, packet_id=1, duplicate=True).write())
+    assert [m[1] for m in holder.messages] == [b"\x00", b"\x01", b"\x02"]
+    assert machine.over_window == 1 and machine.connected  # counted, not a reason to hang up
+    assert take(machine) == []
