@@ -120,8 +120,8 @@ class FnTaskBase(Task):
         if unfed:
             log.warning("%s: input(s) %s not connected and without a default: %s will not be called%s",
                         ctx.instance_id, ", ".join(unfed), sig.name,
-                        "" if ctx.inject is None else " until each gets a frame injected")
-        if not wired and ctx.inject is None:  # nothing can feed it (an agent's instance can be injected into)
+                        "" if not ctx.inject else " until each gets a frame injected")
+        if not wired and not ctx.inject:  # nothing can feed it (an agent's instance can be injected into)
             await asyncio.Event().wait()
         if getattr(self.config, "synchronized", False) and len(wired) >= 2:
             merger: Merger[Any] = Merger(wired, timeout=self.config.sync_timeout_ms / 1000, maxlen=ctx.queue_size)

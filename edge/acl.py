@@ -53,7 +53,6 @@ def _agent_rules(agent: str, topics: Topics, specs: Iterable[DeploymentSpec]) ->
                 if edge.source.task == task.id and edge.target.topic is not None:
                     rules.append(f"topic write {edge.target.topic}")
             rules += [f"topic read {source}" for source in spec.sources(task.id, topics).values()]
-            rules.append(f"topic read {topics.task_injects(spec.id, task.id)}")  # only controllers write there
     return list(dict.fromkeys(rules))
 
 

@@ -161,10 +161,11 @@ def _channels() -> tuple[Channel, ...]:
                 "The frames of one task output; never retained (QoS 0 for live streams, 1 for outputs that must "
                 "survive an outage); inputs subscribe at QoS 1, in the agent's persistent session.", (FRAME,), False,
                 0, ("task",), ("task",), receive_qos=1),
-        Channel("inject", address(topics.inject, "deployment_id", "task_id", "port"),
-                "A frame a controller sends into input `port` of a running task (the panel's inject), wired or "
-                "not; the task's instance subscribes to its inject topics beside its inputs' sources. Only "
-                "controllers may publish here (edge acl).", (FRAME,), False, 1, ("controller",), ("task",)),
+        Channel("inject", address(topics.inject, "agent_id", "deployment_id", "task_id", "port"),
+                "A frame a controller sends into input `port` of a task running on agent `agent_id` (the panel's "
+                "inject), wired or not; the agent subscribes to its inject topics (one filter) and hands each frame "
+                "to the task as the input's source would. Under edge acl only controllers and that agent may "
+                "publish here.", (FRAME,), False, 1, ("controller",), ("agent",)),
         Channel("dashboardView", address(topics.stream, "deployment_id", "task_id", "port").rsplit("/", 1)[0]
                 + "/view",
                 "A dashboard task's view output (a stream whose port is `view`), the one retained stream: published "

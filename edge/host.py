@@ -119,6 +119,8 @@ class Host:
         self.removed: dict[str, Removal] = {}
         #: records published again because the broker had lost them or held older ones
         self.republished = 0
+        #: injected frames for tasks not running here (dropped, warned)
+        self.injects_dropped = 0
         self.instances: dict[tuple[str, str], Instance] = {}
         #: retained messages on our control topics that could not be understood (each logged)
         self.errors = 0
@@ -191,6 +193,7 @@ class Host:
             await self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)
             await self.bus.subscribe(self.topics.agent_validate(self.agent_id), qos=1, callback=self._on_validate)
             await self.bus.subscribe(self.topics.agent_dismiss(self.agent_id), qos=1, callback=self._on_dismiss)
+            await self.bus.subscribe(self.topics.agent_injects(self.agent_id), qos=1, callback=self._on_inject)
             await self.bus.subscribe(self.topics.agent_metrics_request(self.agent_id), qos=0,
                                      callback=self._on_metrics_request)
             self._loops = [group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
@@ -321,6 +324,22 @@ class Host:
             if (mine := self._held(dep)) is not None:
                 self._republish(mine, None, level=logging.INFO)
 
+    def _on_inject(self, message: Message) -> None:
+        """A frame a controller injects into an input of one of our tasks: to that task's inbox."""
+        try:
+            parsed = self.topics.parse(message.topic)
+        except TopicError:
+            return
+        key = (parsed.deployment_id or "", parsed.task_id or "")
+        instance = self.instances.get(key)
+        task = instance.task if instance is not None else None
+        if task is None or parsed.port is None:
+            self.injects_dropped += 1
+            self._bad_specs.warning(f"inject {key}", "dropped a frame injected into %s/%s: the task is not running "
+                                    "on agent %s", *key, self.agent_id)
+            return
+        task.take_injected(parsed.port, message)
+
     def _on_validate(self, message: Message) -> None:
         """Answer a controller's validation request with the types' own checks (``edge.validation``)."""
         try:
@@ -396,7 +415,7 @@ class Host:
                 wanted[(spec.id, task.id)] = Assignment(
                     deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
                     sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
-                    version=spec.version, inject=self.topics.task_injects(spec.id, task.id), wait=task.wait)
+                    version=spec.version, inject=True, wait=task.wait)
         return wanted
 
     def _outputs(self, task_type: type[Task], config: dict[str, Any]) -> list[str]:

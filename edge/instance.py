@@ -66,8 +66,8 @@ class Assignment:
     sources: dict[str, str]
     targets: dict[str, list[str]]
     version: int = 1
-    #: the filter of the task's inject topics (``Topics.task_injects``); None: none
-    inject: str | None = None
+    #: whether a controller can inject frames into its inputs (the agent's inject topics)
+    inject: bool = False
     #: inputs the spec makes wait (TaskSpec.wait)
     wait: tuple[str, ...] = ()
 

@@ -189,7 +189,7 @@ class TaskContext:
     """What the runtime gives one task instance: its bus, input sources and output targets."""
 
     def __init__(self, *, bus: Bus, instance_id: str, sources: Mapping[str, str],
-                 targets: Mapping[str, list[str]], inject: str | None = None,
+                 targets: Mapping[str, list[str]], inject: bool = False,
                  max_payload: int = 16 * 1024 * 1024,
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
                  queue_age: float | None = None, files_dir: Path | None = None,
@@ -203,8 +203,8 @@ class TaskContext:
         self.instance_id = instance_id
         self.sources = dict(sources)
         self.targets = {port: list(topics) for port, topics in targets.items()}
-        #: the filter of this instance's inject topics (``Topics.task_injects``), whose last level names
-        #: the input a controller's frame goes into; None: nothing can be injected (a run without an agent)
+        #: whether a controller can inject frames into its inputs (``Topics.inject``: the agent hands them
+        #: to :meth:`Task.take_injected`); False in a run without an agent
         self.inject = inject
         self.max_payload = max_payload
         #: the bounds of each input's queue: frames, bytes (None: no byte bound), age in seconds
@@ -440,23 +440,18 @@ class Task:
                 # holds the subscription's QoS 1 messages unacknowledged while it is full.
                 hold = inbox[port].policy is Policy.WAIT
                 self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port), hold=hold))
-            if ctx.inject is not None and self.inputs:
-                self._subs.append(await ctx.bus.subscribe(ctx.inject, qos=1, callback=self._injector(inbox)))
         return self._inbox
 
-    def _injector(self, inbox: Inbox[Any]) -> Callable[[Message], object]:
-        """What the inject subscription does with a message: queue it in the input its topic's last level
-        names, as that input's own source would (a frame for no input of this instance is dropped)."""
-        takers = {port: self.taker(inbox, port) for port in self.inputs}
-
-        def take(message: Message) -> object:
-            taker = takers.get(message.topic.rpartition("/")[2])
-            if taker is None:
-                self.warn("inject", "dropped an injected frame for no input of this task (%s)", message.topic)
-                return None
-            return taker(message)
-
-        return take
+    def take_injected(self, port: str, message: Message) -> object:
+        """A frame a controller injected into input ``port`` (``Topics.inject``, handed over by the agent):
+        queued as a frame from the input's own source would be, wired or not; dropped (warned) when
+        the task has no such input or has not opened its inputs."""
+        inbox = self._inbox
+        if inbox is None or port not in self.inputs:
+            why = "no input of this task" if port not in self.inputs else "its inputs are not open yet"
+            self.warn("inject", "dropped a frame injected into %r: %s", port, why)
+            return None
+        return self.taker(inbox, port)(message)
 
     def _stalled(self, port: str, count: int) -> None:
         self.warn(f"stall.{port}", "input %r held %d frame(s) for %g s while the task took none: it lets them "

@@ -13,9 +13,10 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec or removal record
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
-    edge/v1/{namespace}/inject/{deployment_id}/{task_id}/{port}      frames a controller injects into an input
     edge/v1/{namespace}/named/{name}                                 a named stream's frames
     edge/v1/{namespace}/agents/{agent_id}/sync                       an agent's own round trips
+    edge/v1/{namespace}/agents/{agent_id}/inject/{deployment_id}/{task_id}/{port}
+                                                                     frames a controller injects into an input
     edge/v1/{namespace}/controllers/{client}/sync                    a controller's own round trips
     edge/v1/{namespace}/agents/{agent_id}/hass/availability          retained "online" / "offline" (plain text)
     edge/v1/{namespace}/agents/{agent_id}/hass/health                the agent's health for Home Assistant (JSON)
@@ -279,18 +280,19 @@ class Topics:
         """An agent's own topic for round trips (:meth:`sync` for a controller)."""
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/sync"
 
-    def inject(self, deployment_id: str, task_id: str, port: str) -> str:
-        """Where a controller sends a frame into input ``port`` of a task (the panel's inject): the
-        task reads it as it reads the input's source, whether the input is wired or not."""
+    def inject(self, agent_id: str, deployment_id: str, task_id: str, port: str) -> str:
+        """Where a controller sends a frame into input ``port`` of a task running on ``agent_id`` (the
+        panel's inject): the agent hands it to the task as the input's source would, wired or not."""
         return (
-            f"{self.root}/inject/{validate_id(deployment_id, 'deployment id')}/"
-            f"{validate_id(task_id, 'task id')}/{validate_id(port, 'port')}"
+            f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/inject/"
+            f"{validate_id(deployment_id, 'deployment id')}/{validate_id(task_id, 'task id')}/"
+            f"{validate_id(port, 'port')}"
         )
 
-    def task_injects(self, deployment_id: str, task_id: str) -> str:
-        """The inject topics of every input of one task: what its instance subscribes to (one filter)."""
-        return (f"{self.root}/inject/{validate_id(deployment_id, 'deployment id')}/"
-                f"{validate_id(task_id, 'task id')}/+")
+    def agent_injects(self, agent_id: str) -> str:
+        """The inject topics of every input of every task of one agent: what the agent subscribes to
+        (one filter per agent, not per task: a task's start waits for no extra SUBACK)."""
+        return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/inject/+/+/+"
 
     def stream(self, deployment_id: str, task_id: str, port: str) -> str:
         return (
@@ -399,6 +401,6 @@ class Topics:
                 return ParsedTopic(TopicKind.TASK_STATUS, ns, deployment_id=dep, task_id=task)
             case ["streams", dep, task, port]:
                 return ParsedTopic(TopicKind.STREAM, ns, deployment_id=dep, task_id=task, port=port)
-            case ["inject", dep, task, port]:
-                return ParsedTopic(TopicKind.INJECT, ns, deployment_id=dep, task_id=task, port=port)
+            case ["agents", agent, "inject", dep, task, port]:
+                return ParsedTopic(TopicKind.INJECT, ns, agent_id=agent, deployment_id=dep, task_id=task, port=port)
         raise TopicError(f"topic {topic!r} is not an edgetasks topic", topic=topic)

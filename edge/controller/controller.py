@@ -286,8 +286,9 @@ class Controller:
     async def inject(self, deployment: str, task: str, port: str, value: Any) -> str:
         """Send ``value`` as one frame into input ``port`` of a running task; returns the topic it went on.
 
-        The frame goes on the task's inject topic (``Topics.inject``), which its instance reads as it
-        reads the input's source, wired or not; only a controller may publish there (``edge acl``).
+        The frame goes on the inject topic of the task's agent (``Topics.inject``), which hands it to
+        the task as the input's source would, wired or not; under ``edge acl`` only a controller and
+        that agent may publish there.
         :class:`ConfigError` (one line) for a deployment, task or input that is not there, a task that
         is not running, or a value a frame cannot carry."""
         spec = self.fleet.deployments.get(validate_id(deployment, "deployment id"))
@@ -311,7 +312,9 @@ class Controller:
             payload = encode_frame(value)
         except EdgeError as exc:
             raise ConfigError(f"cannot send that value as a frame: {exc}", field="value") from None
-        topic = self.topics.inject(deployment, task, port)
+        if status is None or status.agent is None:
+            raise ConfigError(f"{deployment}/{task} has no agent yet: nothing would read the frame", field="task")
+        topic = self.topics.inject(status.agent, deployment, task, port)
         await self.bus.publish(topic, payload, qos=1)
         log.info("injected a frame into %s/%s.%s", deployment, task, port)
         return topic

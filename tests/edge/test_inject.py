@@ -28,10 +28,11 @@ TIMEOUT = 10.0
 
 def test_inject_topics_are_built_and_parsed_in_one_place():
     topics = Topics("ns")
-    assert topics.inject("d", "t", "a") == "edge/v1/ns/inject/d/t/a"
-    assert topics.task_injects("d", "t") == "edge/v1/ns/inject/d/t/+"
-    parsed = topics.parse("edge/v1/ns/inject/d/t/a")
-    assert (parsed.kind, parsed.deployment_id, parsed.task_id, parsed.port) == (TopicKind.INJECT, "d", "t", "a")
+    assert topics.inject("pi", "d", "t", "a") == "edge/v1/ns/agents/pi/inject/d/t/a"
+    assert topics.agent_injects("pi") == "edge/v1/ns/agents/pi/inject/+/+/+"
+    parsed = topics.parse("edge/v1/ns/agents/pi/inject/d/t/a")
+    assert (parsed.kind, parsed.agent_id, parsed.deployment_id, parsed.task_id, parsed.port) == (
+        TopicKind.INJECT, "pi", "d", "t", "a")
 
 
 async def _next_value(sub) -> object:
@@ -63,7 +64,7 @@ async def test_a_frame_injected_into_an_input_comes_out_of_the_task(broker, tmp_
             TIMEOUT)
         # an unwired input: the frame is the only thing that feeds it, and flows on through the wire
         topic = await controller.inject("inj", "src", "a", 4)
-        assert topic == topics.inject("inj", "src", "a")
+        assert topic == topics.inject("pi", "inj", "src", "a")
         assert await _next_value(src_out) == 5
         assert await _next_value(dbl_out) == 10
         # a wired input: fed beside its source; the producer's stream order sees no gap for it
@@ -105,8 +106,8 @@ async def test_a_function_task_with_no_wired_input_is_fed_by_inject(broker, tmp_
         async with asyncio.timeout(TIMEOUT):
             while decode_value((await statuses.get()).payload)["state"] != "running":
                 pass
-        await bus.publish(topics.inject("fn", "p", "x"), encode_frame(41), qos=1)
+        await bus.publish(topics.inject("pi", "fn", "p", "x"), encode_frame(41), qos=1)
         assert await _next_value(out) == 42
-        await bus.publish(topics.inject("fn", "p", "nope"), encode_frame(1), qos=1)  # no such input: dropped
-        await bus.publish(topics.inject("fn", "p", "x"), encode_frame(1.5), qos=1)
+        await bus.publish(topics.inject("pi", "fn", "p", "nope"), encode_frame(1), qos=1)  # no such input: dropped
+        await bus.publish(topics.inject("pi", "fn", "p", "x"), encode_frame(1.5), qos=1)
         assert await _next_value(out) == 2.5

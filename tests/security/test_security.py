@@ -82,9 +82,10 @@ def test_acl_text_names_exactly_what_each_user_may_do():
         "topic readwrite edge/v1/ns/agents/a2/#", "topic read edge/v1/ns/deployments/+",
         "topic write edge/v1/ns/replies/+",
         "topic write edge/v1/ns/deployments/d/status/s", "topic write edge/v1/ns/streams/d/s/#",
-        "topic write out/x", "topic read edge/v1/ns/streams/d/c/out", "topic read edge/v1/ns/inject/d/s/+"]
+        "topic write out/x", "topic read edge/v1/ns/streams/d/c/out"]
     assert "topic read sensor/t" in blocks["user a1"]
-    assert "topic read edge/v1/ns/inject/d/c/+" in blocks["user a1"]
+    # inject topics lie in each agent's subtree (agents/{id}/inject/...): no rule of their own
+    assert not any("inject" in rule for block in blocks.values() for rule in block)
 
 
 @contextlib.asynccontextmanager
@@ -139,7 +140,8 @@ async def test_acl_is_enforced_by_mosquitto(tmp_path):
             # a1 may announce itself, but not speak for a2 nor publish a deployment spec
             await a1.publish(topics.agent_state("a2"), encode_value({"online": True, "epoch": 99}), qos=1)
             await a1.publish(topics.deployment("evil"), encode_spec(spec), qos=1)
-            await a1.publish(topics.inject("d", "c", "in"), encode_frame(1), qos=1)  # only controllers inject
+            # nor inject into a2's tasks (only controllers, and a2 itself)
+            await a1.publish(topics.inject("a2", "d", "s", "in"), encode_frame(1), qos=1)
             await a1.publish(topics.agent_state("a1"), encode_value({"online": True, "epoch": 1}), qos=1)
             async with asyncio.timeout(TIMEOUT):
                 first = await everything.get()
