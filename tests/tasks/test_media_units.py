@@ -279,7 +279,9 @@ def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="width"):
         tasks.media.TestPattern.validate_config({"width": 161})
     with pytest.raises(ConfigError, match="codec"):
-        tasks.media.VideoEncoder.validate_config({"codec": "h265"})
+        tasks.media.VideoEncoder.validate_config({"codec": "h 265"})
+    # a name FFmpeg could have: the agent's check looks in its build
+    assert tasks.media.VideoEncoder.check({"codec": "h265"})[0].startswith("config.codec: ")
 
 
 def test_the_catalog_does_not_import_pyav():
