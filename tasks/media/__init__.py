@@ -19,6 +19,7 @@ from tasks.media.demux import InputContainer
 from tasks.media.devices import Camera, Microphone
 from tasks.media.mixing import AudioMixer, VideoLayout, VideoMixer
 from tasks.media.mux import OutputContainer
+from tasks.media.playback import AudioOutput
 from tasks.media.switch import MediaSwitch
 from tasks.media.synthetic import TestPattern, TextRenderer
 from tasks.media.video import VideoDecoder, VideoEncoder
@@ -29,6 +30,7 @@ __all__ = [
     "AudioDecoder",
     "AudioEncoder",
     "AudioMixer",
+    "AudioOutput",
     "AudioResampler",
     "AudioVolumeMeter",
     "AudioVolumeScaler",
@@ -55,5 +57,5 @@ TYPES: list[type[Task]] = [
     VideoEncoder, VideoDecoder, AudioEncoder, AudioDecoder,
     VideoReformatter, VideoMixer, VideoLayout, VideoActivityMeter,
     AudioResampler, AudioMixer, AudioVolumeMeter, AudioVolumeScaler, MediaSwitch,
-    OutputContainer, VideoViewer,
+    OutputContainer, VideoViewer, AudioOutput,
 ]  # fmt: skip

@@ -220,6 +220,7 @@ if MEDIA_TYPES:
               good={f"in{k}": [("select", k), (f"in{k}", None)] for k in range(4)}),
         # at most max_fps images: a good frame right after a valid hostile one is rightly left out
         _case("video_viewer", {"max_fps": 60}, produces={"in": None}),
+        _case("audio_output", {"device": "null"}, produces={"in": None}),  # ALSA's null PCM: plays nowhere
     ]
 
 CASES += [
