@@ -20,6 +20,7 @@ from tasks.media.devices import Camera, Microphone
 from tasks.media.mixing import AudioMixer, VideoLayout, VideoMixer
 from tasks.media.mux import OutputContainer
 from tasks.media.playback import AudioOutput
+from tasks.media.still import ImageRenderer
 from tasks.media.switch import MediaSwitch
 from tasks.media.synthetic import TestPattern, TextRenderer
 from tasks.media.video import VideoDecoder, VideoEncoder
@@ -35,6 +36,7 @@ __all__ = [
     "AudioVolumeMeter",
     "AudioVolumeScaler",
     "Camera",
+    "ImageRenderer",
     "InputContainer",
     "MediaSwitch",
     "Microphone",
@@ -57,5 +59,5 @@ TYPES: list[type[Task]] = [
     VideoEncoder, VideoDecoder, AudioEncoder, AudioDecoder,
     VideoReformatter, VideoMixer, VideoLayout, VideoActivityMeter,
     AudioResampler, AudioMixer, AudioVolumeMeter, AudioVolumeScaler, MediaSwitch,
-    OutputContainer, VideoViewer, AudioOutput,
+    OutputContainer, VideoViewer, AudioOutput, ImageRenderer,
 ]  # fmt: skip
