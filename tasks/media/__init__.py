@@ -20,6 +20,7 @@ from tasks.media.devices import Camera, Microphone
 from tasks.media.mixing import AudioMixer, VideoLayout, VideoMixer
 from tasks.media.mux import OutputContainer
 from tasks.media.playback import AudioOutput
+from tasks.media.spectrum import AudioFrequencyDisplay
 from tasks.media.still import ImageRenderer
 from tasks.media.switch import MediaSwitch
 from tasks.media.synthetic import TestPattern, TextRenderer
@@ -30,6 +31,7 @@ from tasks.media.vprocess import VideoActivityMeter, VideoReformatter
 __all__ = [
     "AudioDecoder",
     "AudioEncoder",
+    "AudioFrequencyDisplay",
     "AudioMixer",
     "AudioOutput",
     "AudioResampler",
@@ -59,5 +61,5 @@ TYPES: list[type[Task]] = [
     VideoEncoder, VideoDecoder, AudioEncoder, AudioDecoder,
     VideoReformatter, VideoMixer, VideoLayout, VideoActivityMeter,
     AudioResampler, AudioMixer, AudioVolumeMeter, AudioVolumeScaler, MediaSwitch,
-    OutputContainer, VideoViewer, AudioOutput, ImageRenderer,
+    OutputContainer, VideoViewer, AudioOutput, ImageRenderer, AudioFrequencyDisplay,
 ]  # fmt: skip

@@ -204,7 +204,16 @@ class VideoEncoder(MediaTask):
         while True:
             _, item = await self.lanes.get_any()
             assert isinstance(item, RawVideo)
-            for packet in await self.work(self.encode_frame, item):
+            try:
+                packets = await self.work(self.encode_frame, item)
+            except CodecError as exc:
+                # the config's codec and options opened at check() time: what fails now is this frame's size
+                # (4x1 for libx264), an input error; the encoder is opened again for the next frame
+                self.state = None
+                self.count_error(self.in_metrics["in"], "in:open", "cannot encode a %dx%d frame: %s", item.width,
+                                 item.height, exc)
+                continue
+            for packet in packets:
                 await self.emit("out", packet.to_value(), ts=packet.ts if packet.ts is not None else item.ts)
 
     def release(self) -> None:

@@ -221,6 +221,8 @@ if MEDIA_TYPES:
         # at most max_fps images: a good frame right after a valid hostile one is rightly left out
         _case("video_viewer", {"max_fps": 60}, produces={"in": None}),
         _case("audio_output", {"device": "null"}, produces={"in": None}),  # ALSA's null PCM: plays nowhere
+        # at most `rate` spectra a second, as the viewer's max_fps: a good frame right after a hostile one is left out
+        _case("audio_frequency_display", {"rate": 30}, produces={"in": None}),
         # an ASCII PPM (the harness writes text files): 2x2 pixels
         _case("image_renderer", {"path": "a.ppm", "rate": 50}, good={"path": [("path", "a.ppm")]},
               files={"a.ppm": "P3\n2 2\n255\n1 2 3 4 5 6 7 8 9 1 2 3\n"}),

@@ -224,3 +224,14 @@ async def test_an_agent_without_the_encoder_marks_the_task_invalid_naming_those_
         async with asyncio.timeout(TIMEOUT):
             while host.instances:
                 await asyncio.sleep(0.02)
+
+
+async def test_a_frame_the_encoder_cannot_take_is_an_input_error_and_the_next_one_encodes(rig):
+    from edge.frames import encode_frame
+
+    packets = await rig.listen("packets")
+    encoder = await rig.start(VideoEncoder, {"queue": 64}, inputs={"in": "raw"}, outputs={"out": "packets"})
+    await rig.bus.publish(rig.topic("raw"), encode_frame(np.zeros((1, 4, 3), np.uint8)))  # libx264 refuses 4x1
+    await rig.bus.publish(rig.topic("raw"), encode_frame(np.zeros((16, 16, 3), np.uint8)))
+    [frame] = await rig.take(packets, 1)
+    assert EncodedPacket.from_value(frame.value).width == 16 and encoder.in_metrics["in"].errors == 1
