@@ -1,5 +1,5 @@
 """A deployment's dashboard: its dashboard tasks (sliders, toggles, radio buttons, text inputs,
-status lights, text boxes, bars, plots) drawn as live widgets.
+status lights, text boxes, bars, plots, spectra) drawn as live widgets.
 
 The contract is the task library's (``tasks/dashboard.py``): a dashboard type says
 ``"dashboard": kind`` in its catalog entry; the task publishes what to draw, retained, on its
