@@ -36,10 +36,15 @@ __all__ = [
     "MAX_OPTIONS",
     "codec_problems",
     "decoder_problems",
+    "decoders",
+    "encoder_candidates",
+    "encoder_pixel_format",
     "encoders",
     "is_hardware",
+    "missing",
     "open_checked",
     "option_values",
+    "reason",
     "resolve_encoder",
 ]
 
@@ -195,6 +200,15 @@ def resolve_encoder(codec: str, *, aliases: Mapping[str, str]) -> str:
             return name
         why.append(f"{name}: {problem}")
     raise CodecError(f"{codec}: no encoder of {', '.join(AUTO[codec])} opens here ({'; '.join(why)})", codec=codec)
+
+
+def encoder_candidates(codec: str, *, aliases: Mapping[str, str]) -> list[str]:
+    """The encoders to try for ``codec``, in order: its one encoder, or (``auto_…``) those of its list this
+    build has and that opened at the probe size (a real frame's size may still be refused: then the next)."""
+    if codec not in AUTO:
+        return [resolve_encoder(codec, aliases=aliases)]
+    usable = [name for name in AUTO[codec] if name in encoders("video") and _opens(name) is None]
+    return usable or [resolve_encoder(codec, aliases=aliases)]  # none: its error says why each failed
 
 
 def codec_problems(codec: str, options: Mapping[str, Any], *, kind: Kind, aliases: Mapping[str, str]) -> list[str]:

@@ -24,6 +24,7 @@ from tasks.media.codecs import (
     CodecOptions,
     codec_problems,
     decoder_problems,
+    encoder_candidates,
     encoder_pixel_format,
     missing,
     open_checked,
@@ -105,18 +106,38 @@ class VideoEncoderState:
 
     def __init__(self, config: VideoEncoderConfig, first: RawVideo, *, codec: str | None = None) -> None:
         self.size = (first.width, first.height)
-        name = resolve_encoder(codec or config.codec, aliases=ENCODERS)
+        time_base = first.time_base if first.time_base.denominator <= _MAX_MPEG4_TB else MS
+        # auto_…: the encoders that opened at the check's size, in order; the first that opens at this one
+        names = encoder_candidates(codec or config.codec, aliases=ENCODERS)
+        failures: list[CodecError] = []
+        for name in names:
+            try:
+                ctx = self._open(name, config, time_base)
+                break
+            except CodecError as exc:
+                failures.append(exc)
+        else:
+            if len(failures) == 1:
+                raise failures[0]
+            raise CodecError("; ".join(map(str, failures)), codec=codec or config.codec)
+        self.name = name
+        self.pixel_format = str(ctx.pix_fmt)
+        self.ctx = ctx
+        self.pts = MonotonicPts(time_base)
+        self.ts = TsMap()
+        self.template = EncodedPacket(kind="video", codec=ctx.codec.canonical_name, data=b"", pts=None, dts=None,
+                                      time_base=time_base, keyframe=True, extradata=ctx.extradata or None,
+                                      width=self.size[0], height=self.size[1], pixel_format=self.pixel_format)
+
+    def _open(self, name: str, config: VideoEncoderConfig, time_base: Fraction) -> av.VideoCodecContext:
         try:
             ctx = av.CodecContext.create(name, "w")
         except (av.error.FFmpegError, ValueError) as exc:
             raise CodecError(missing(name, "video", "w"), codec=name) from exc
         if not isinstance(ctx, av.VideoCodecContext):
             raise CodecError(f"{name} is not a video encoder", codec=name)
-        self.name = name
-        self.pixel_format = encoder_pixel_format(name)
         ctx.width, ctx.height = self.size
-        ctx.pix_fmt = self.pixel_format
-        time_base = first.time_base if first.time_base.denominator <= _MAX_MPEG4_TB else MS
+        ctx.pix_fmt = encoder_pixel_format(name)
         ctx.time_base = time_base
         ctx.framerate = Fraction(config.rate).limit_denominator(1001)
         ctx.gop_size = config.keyframe_interval
@@ -134,12 +155,7 @@ class VideoEncoderState:
             open_checked(ctx, name, encoder_options(name, config), what="encoder")
         except CodecError as exc:
             raise CodecError(f"{exc} (at {self.size[0]}x{self.size[1]})", codec=name) from exc.__cause__
-        self.ctx = ctx
-        self.pts = MonotonicPts(time_base)
-        self.ts = TsMap()
-        self.template = EncodedPacket(kind="video", codec=ctx.codec.canonical_name, data=b"", pts=None, dts=None,
-                                      time_base=time_base, keyframe=True, extradata=ctx.extradata or None,
-                                      width=self.size[0], height=self.size[1], pixel_format=self.pixel_format)
+        return ctx
 
     def encode_av(self, raw: RawVideo | None) -> list[tuple[av.Packet[Any], int | None]]:
         """PyAV's packets for one frame (None: flush), each with the capture ts of its frame."""

@@ -235,3 +235,16 @@ async def test_a_frame_the_encoder_cannot_take_is_an_input_error_and_the_next_on
     await rig.bus.publish(rig.topic("raw"), encode_frame(np.zeros((16, 16, 3), np.uint8)))
     [frame] = await rig.take(packets, 1)
     assert EncodedPacket.from_value(frame.value).width == 16 and encoder.in_metrics["in"].errors == 1
+
+
+async def test_auto_h264_falls_back_when_its_choice_refuses_the_real_frames(rig, monkeypatch):
+    """h264_nvenc passes the probe (pretended here) but cannot open for the stream: libx264 takes over."""
+    monkeypatch.setattr(codecs, "_opens", lambda name: None if name in ("h264_nvenc", "libx264") else "no device")
+    assert codecs.encoder_candidates("auto_h264", aliases=ENCODERS) == ["h264_nvenc", "libx264"]
+    packets = await rig.listen("packets")
+    encoder = await rig.start(VideoEncoder, {"codec": "auto_h264", "queue": 64}, inputs={"in": "raw"},
+                              outputs={"out": "packets"})
+    await rig.start(TestPattern, {**SMALL, "frames": 3}, outputs={"video": "raw"})
+    first = EncodedPacket.from_value((await rig.take(packets, 3))[0].value)
+    assert first.codec == "h264" and first.keyframe and encoder.state.name == "libx264"
+    assert encoder.in_metrics["in"].errors == 0
