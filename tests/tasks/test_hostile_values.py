@@ -207,6 +207,12 @@ if MEDIA_TYPES:
         _case("text_renderer", {"rate": 50}),
         _case("video_encoder"),
         _case("video_decoder", produces={"in": None}),  # takes packets only: nothing here decodes
+        _case("video_encoder", {"codec": "mjpeg", "codec_options": {"huffman": "optimal"}}, id="video_encoder-named"),
+        # flac frames are 4608 samples: a good frame of 2048 alone sends nothing
+        _case("audio_encoder", {"codec": "flac"}, id="audio_encoder-flac",
+              good={"in": [("in", np.zeros((4608, 2), np.int16))]}),
+        _case("video_decoder", {"codec": "h264", "codec_options": {"threads": 1}}, produces={"in": None},
+              id="video_decoder-named"),
         _case("audio_encoder"),
         _case("audio_decoder", produces={"in": None}),
         _case("video_reformatter"),
