@@ -40,6 +40,7 @@ __all__ = [
     "encoder_candidates",
     "encoder_pixel_format",
     "encoders",
+    "hardware_decoders",
     "is_hardware",
     "missing",
     "open_checked",
@@ -249,6 +250,17 @@ def _option_problems(name: str, options: dict[str, str]) -> list[str]:
     if not options:
         return []
     return list(_probe_options(name, tuple(sorted(options.items()))))
+
+
+#: hardware decoder families tried by a decoder's ``codec: auto``, in order (qsv is left out: its decoders
+#: open without a device and fail only on the first packet)
+_HW_DECODERS: Final = ("v4l2m2m", "cuvid")
+
+
+def hardware_decoders(codec: str) -> list[str]:
+    """The hardware decoders of ``codec`` (a stream's codec: ``h264``) this build has, in the order tried."""
+    have = decoders("video")
+    return [f"{codec}_{family}" for family in _HW_DECODERS if f"{codec}_{family}" in have]
 
 
 def decoder_problems(codec: str | None, options: Mapping[str, Any], *, kind: Kind) -> list[str]:

@@ -26,6 +26,7 @@ from tasks.media.codecs import (
     decoder_problems,
     encoder_candidates,
     encoder_pixel_format,
+    hardware_decoders,
     missing,
     open_checked,
     option_values,
@@ -242,6 +243,8 @@ class VideoDecoderConfig(MediaConfig):
     pixel_format: PixelFormat = Field(default="rgb24", description="pixel format of the frames sent on")
     threads: int = Field(default=0, ge=0, le=64, description="slice threads; 0: FFmpeg chooses")
     codec: CodecName | None = Field(default=None, description="FFmpeg decoder by name (h264_v4l2m2m, libdav1d…); "
+                                                              "auto: a hardware decoder of the stream's codec "
+                                                              "that opens here (v4l2m2m, cuvid), else FFmpeg's; "
                                                               "unset: FFmpeg's default for the stream's codec")
     codec_options: CodecOptions = Field(default_factory=dict, description="FFmpeg options of the decoder")
 
@@ -252,26 +255,45 @@ class VideoDecoderState:
     def __init__(self, keyframe: EncodedPacket, *, threads: int, decoder: str | None = None,
                  options: Mapping[str, Any] | None = None) -> None:
         self.key = keyframe.stream_key()
-        name = decoder or keyframe.codec
+        if decoder == "auto":  # a hardware decoder that opens here, else FFmpeg's own
+            names = [*hardware_decoders(keyframe.codec), keyframe.codec]
+            failures: list[CodecError] = []
+            for name in names:
+                try:
+                    self.ctx = self._open(keyframe, name, threads=threads, named=False, options=options, probe=True)
+                    break
+                except CodecError as exc:
+                    failures.append(exc)
+            else:
+                raise CodecError("; ".join(map(str, failures)), codec=keyframe.codec)
+        else:
+            name = decoder or keyframe.codec
+            self.ctx = self._open(keyframe, name, threads=threads, named=decoder is not None, options=options,
+                                  probe=False)
+        self.name = name
+        self.ts = TsMap()
+
+    @staticmethod
+    def _open(keyframe: EncodedPacket, name: str, *, threads: int, named: bool, options: Mapping[str, Any] | None,
+              probe: bool) -> av.VideoCodecContext:
         try:
             ctx = av.CodecContext.create(name, "r")
         except (av.error.FFmpegError, ValueError) as exc:
             raise CodecError(f"no decoder for {name!r} here: {exc}", codec=name) from exc
         if not isinstance(ctx, av.VideoCodecContext):
             raise CodecError(f"{name} is not a video decoder", codec=name)
-        if decoder is not None and ctx.codec.canonical_name != keyframe.codec:
-            raise CodecError(f"the {decoder} decoder decodes {ctx.codec.canonical_name}, the stream is "
-                             f"{keyframe.codec}", codec=decoder)
+        if named and ctx.codec.canonical_name != keyframe.codec:
+            raise CodecError(f"the {name} decoder decodes {ctx.codec.canonical_name}, the stream is "
+                             f"{keyframe.codec}", codec=name)
         if keyframe.extradata:
             ctx.extradata = keyframe.extradata
         if keyframe.width and keyframe.height:
             ctx.width, ctx.height = keyframe.width, keyframe.height
         ctx.thread_type = "SLICE"  # frame threads would hold back one frame per thread
         ctx.thread_count = threads
-        if options:
-            open_checked(ctx, name, option_values(options), what="decoder")
-        self.ctx = ctx
-        self.ts = TsMap()
+        if options or probe:  # opened now (else at the first packet): a hardware decoder fails here if absent
+            open_checked(ctx, name, option_values(options or {}), what="decoder")
+        return ctx
 
     def decode(self, packet: EncodedPacket, pixel_format: str) -> list[tuple[Any, dict[str, Any], int]]:
         if packet.pts is not None and packet.ts is not None:
@@ -305,7 +327,7 @@ class VideoDecoder(MediaTask):
         if problems := super().check(config):
             return problems
         c = cls.Config.model_validate(dict(config))
-        return decoder_problems(c.codec, c.codec_options, kind="video")
+        return decoder_problems(None if c.codec == "auto" else c.codec, c.codec_options, kind="video")
 
     @classmethod
     def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:

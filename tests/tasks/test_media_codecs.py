@@ -248,3 +248,17 @@ async def test_auto_h264_falls_back_when_its_choice_refuses_the_real_frames(rig,
     first = EncodedPacket.from_value((await rig.take(packets, 3))[0].value)
     assert first.codec == "h264" and first.keyframe and encoder.state.name == "libx264"
     assert encoder.in_metrics["in"].errors == 0
+
+
+async def test_a_decoder_on_auto_falls_back_to_ffmpegs_own_where_no_hardware_one_opens(rig):
+    # this build has h264_v4l2m2m and h264_cuvid; neither opens on this machine (no device, no GPU)
+    assert codecs.hardware_decoders("h264") == ["h264_v4l2m2m", "h264_cuvid"]
+    assert VideoDecoder.check({"codec": "auto"}) == []
+    decoded = await rig.listen("decoded")
+    decoder = await rig.start(VideoDecoder, {"queue": 64, "codec": "auto"}, inputs={"in": "packets"},
+                              outputs={"out": "decoded"})
+    await rig.start(VideoEncoder, {"queue": 64}, inputs={"in": "raw"}, outputs={"out": "packets"})
+    await rig.start(TestPattern, {**SMALL, "frames": 4}, outputs={"video": "raw"})
+    frames = await rig.take(decoded, 4)
+    assert frames[0].value.shape == (120, 160, 3) and decoder.state.name == "h264"
+    assert decoder.in_metrics["in"].errors == 0
