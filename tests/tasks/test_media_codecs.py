@@ -262,3 +262,32 @@ async def test_a_decoder_on_auto_falls_back_to_ffmpegs_own_where_no_hardware_one
     frames = await rig.take(decoded, 4)
     assert frames[0].value.shape == (120, 160, 3) and decoder.state.name == "h264"
     assert decoder.in_metrics["in"].errors == 0
+
+
+async def test_the_controllers_validation_shows_the_lines_before_deploying(broker, tmp_path):
+    """What the panel and `edge deploy` show: the agent that offers the type runs its check."""
+    from agent import Agent
+    from edge.controller import Controller
+    from edge.errors import SpecError
+    from edge.graph import parse_spec as parse
+
+    ns = f"v{uuid.uuid4().hex[:10]}"
+
+    def settings(name):
+        return load_settings(broker=broker.url.geturl(), namespace=ns, agent_id=name, data_dir=tmp_path / name)
+
+    spec = {"id": "cam", "tasks": [
+        {"id": "enc", "type": "video_encoder", "agent": "pi", "config": {"codec": "h264_omx"}},
+        {"id": "dec", "type": "audio_encoder", "agent": "pi", "config": {"codec": "aac", "codec_options": {"zz": 1}}},
+    ]}
+    async with Agent(settings("pi"), persist=False), Controller(settings("ctl")) as controller:
+        await controller.fleet.wait_for(lambda f: "pi" in f.agents and f.agents["pi"].offers("video_encoder"),
+                                        TIMEOUT)
+        report = await controller.validate(spec)
+        assert len(report.errors) == 2 and report.unchecked == ()
+        assert report.errors[0].startswith("task 'enc': config.codec: this agent's FFmpeg has no video encoder "
+                                           "'h264_omx'; its h264 encoders: libx264")
+        assert report.errors[1] == "task 'dec': config.codec_options: aac has no option 'zz'"
+        with pytest.raises(SpecError):
+            await controller.deploy(parse(spec))
+        assert "cam" not in controller.fleet.deployments
