@@ -127,7 +127,12 @@ def missing(name: str, kind: Kind, mode: Literal["r", "w"]) -> str:
     what = "encoder" if mode == "w" else "decoder"
     everything = encoders(kind) if mode == "w" else decoders(kind)
     family = _family(name, kind, mode)
-    label = f"{_canonical(family[0], mode)} {what}s" if len(family) < len(everything) else f"{kind} {what}s"
+    if len(family) == len(everything):
+        label = f"{kind} {what}s"
+    else:
+        names = {_canonical(n, mode) for n in family}
+        stem = re.split(r"[_\-]", name.removeprefix("lib"))[0]
+        label = f"{names.pop()} {what}s" if len(names) == 1 else f"{stem}… {what}s"
     works = [n for n in family if mode == "r" or not is_hardware(n) or _opens(n) is None]
     closed = [n for n in family if n not in works]
     shown = works[:_MAX_LISTED]
