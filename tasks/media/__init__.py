@@ -19,7 +19,7 @@ from tasks.media.demux import InputContainer
 from tasks.media.devices import Camera, Microphone
 from tasks.media.mixing import AudioMixer, VideoLayout, VideoMixer
 from tasks.media.mux import OutputContainer
-from tasks.media.playback import AudioOutput
+from tasks.media.playback import AudioOutput, use_system_alsa_config
 from tasks.media.spectrum import AudioFrequencyDisplay
 from tasks.media.still import ImageRenderer
 from tasks.media.switch import MediaSwitch
@@ -54,6 +54,10 @@ __all__ = [
     "VideoReformatter",
     "VideoViewer",
 ]
+
+# now, in the thread that loads the entry point: setting the environment later, from a task's worker
+# thread, would race C code reading it in another (playback.py says why it is needed)
+use_system_alsa_config()
 
 #: every media task type, as the ``media`` entry point hands them to agents
 TYPES: list[type[Task]] = [
