@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -109,6 +109,8 @@ class AudioFrequencyDisplay(MediaTask):
     inputs = {"in": RAW_AUDIO}
     outputs = {"view": VIEW, "levels": Port(content="data", label="levels (dB per band)")}
     drop_oldest = frozenset({"in"})
+    #: what the panel draws, as a DashboardTask's ``kind`` (a media task, so not one of them)
+    kind: ClassVar[str] = KIND
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,7 +120,7 @@ class AudioFrequencyDisplay(MediaTask):
 
     @classmethod
     def catalog_entry(cls) -> CatalogEntry:
-        return CatalogEntry.model_validate({**super().catalog_entry().dump(), "dashboard": KIND})
+        return CatalogEntry.model_validate({**super().catalog_entry().dump(), "dashboard": cls.kind})
 
     def spectrum_for(self, rate: int) -> Spectrum:
         c = self.config
