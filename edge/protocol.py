@@ -71,6 +71,7 @@ __all__ = [
     "RadioButtonsView",
     "RemovalRecord",
     "SliderView",
+    "SpectrumView",
     "StatusDisplayView",
     "StreamFrame",
     "TaskMetrics",
@@ -347,6 +348,7 @@ COLOR_PATTERN: Final = r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$"
 MAX_REMOVAL_VERSION: Final = 2**53  # a removal record's version: beyond this it is garbage (edge.desired)
 MAX_CHECK_TASKS: Final = 1000  # tasks in one validation request or reply
 MAX_CHECK_LINES: Final = 50  # errors (or warnings) kept per task of a validation reply
+MAX_BANDS: Final = 256  # bands of a spectrum view
 MAX_VIEW_TEXT: Final = 1_000_000  # characters of a text a dashboard view shows (a text input's longest)
 MAX_POINTS: Final = 10_000  # points of one plot series
 
@@ -537,8 +539,21 @@ class PlotView(_View):
     series: Annotated[list[PlotSeries], Field(max_length=MAX_KEYS)] = Field(default_factory=list)
 
 
+class SpectrumView(_View):
+    """A live spectrum (``audio_frequency_display``): the level of each frequency band of the last audio."""
+
+    kind: Literal["audio_frequency_display"]
+    #: the bands' edges in Hz, ascending: one more than ``levels``
+    edges: Annotated[list[Number], Field(min_length=2, max_length=MAX_BANDS + 1)]
+    #: each band's level in dB (a full-scale sine reads 0 in its band), at least ``floor_db``
+    levels: Annotated[list[Number], Field(min_length=1, max_length=MAX_BANDS)]
+    floor_db: Number
+    #: the audio's sample rate
+    rate: Int
+
+
 DashboardView = Annotated[SliderView | ToggleView | RadioButtonsView | TextInputView | StatusDisplayView
-                          | TextDisplayView | ValueBarView | PlotView, Field(discriminator="kind")]
+                          | TextDisplayView | ValueBarView | PlotView | SpectrumView, Field(discriminator="kind")]
 
 
 class ViewFrame(StreamFrame):

@@ -9,6 +9,8 @@ missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 # the control panel's browser tests drive Debian's chromium through Playwright (never `playwright install`)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# ALSA's configuration: audio_output's tests play on its null and file PCMs (no sound card needed)
+[ -f /usr/share/alsa/alsa.conf ] || missing+=(libasound2-data)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -19,6 +19,9 @@ from tasks.media.demux import InputContainer
 from tasks.media.devices import Camera, Microphone
 from tasks.media.mixing import AudioMixer, VideoLayout, VideoMixer
 from tasks.media.mux import OutputContainer
+from tasks.media.playback import AudioOutput, use_system_alsa_config
+from tasks.media.spectrum import AudioFrequencyDisplay
+from tasks.media.still import ImageRenderer
 from tasks.media.switch import MediaSwitch
 from tasks.media.synthetic import TestPattern, TextRenderer
 from tasks.media.video import VideoDecoder, VideoEncoder
@@ -28,11 +31,14 @@ from tasks.media.vprocess import VideoActivityMeter, VideoReformatter
 __all__ = [
     "AudioDecoder",
     "AudioEncoder",
+    "AudioFrequencyDisplay",
     "AudioMixer",
+    "AudioOutput",
     "AudioResampler",
     "AudioVolumeMeter",
     "AudioVolumeScaler",
     "Camera",
+    "ImageRenderer",
     "InputContainer",
     "MediaSwitch",
     "Microphone",
@@ -49,11 +55,15 @@ __all__ = [
     "VideoViewer",
 ]
 
+# now, in the thread that loads the entry point: setting the environment later, from a task's worker
+# thread, would race C code reading it in another (playback.py says why it is needed)
+use_system_alsa_config()
+
 #: every media task type, as the ``media`` entry point hands them to agents
 TYPES: list[type[Task]] = [
     InputContainer, TestPattern, Camera, Microphone, TextRenderer,
     VideoEncoder, VideoDecoder, AudioEncoder, AudioDecoder,
     VideoReformatter, VideoMixer, VideoLayout, VideoActivityMeter,
     AudioResampler, AudioMixer, AudioVolumeMeter, AudioVolumeScaler, MediaSwitch,
-    OutputContainer, VideoViewer,
+    OutputContainer, VideoViewer, AudioOutput, ImageRenderer, AudioFrequencyDisplay,
 ]  # fmt: skip

@@ -10,12 +10,22 @@ Every audio packet is a keyframe, so every one carries extradata, rate and chann
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import Field
 
 from edge.task import Port
+from tasks.media.codecs import (
+    CodecName,
+    CodecOptions,
+    codec_problems,
+    decoder_problems,
+    missing,
+    open_checked,
+    option_values,
+)
 from tasks.media.errors import CodecError
 from tasks.media.mediatask import AUDIO_PACKETS, RAW_AUDIO, MediaConfig, MediaTask
 from tasks.media.packets import EncodedPacket
@@ -33,9 +43,10 @@ __all__ = ["AudioDecoder", "AudioDecoderState", "AudioEncoder", "AudioEncoderSta
 log = logging.getLogger("tasks.media")
 
 SampleFormat = Literal["u8", "s16", "s32", "flt", "dbl"]
-_ENCODERS: Final = {"aac": "aac", "opus": "libopus"}
-_DEFAULT_BITRATE: Final = {"aac": 128_000, "opus": 64_000}
-_MAX_CHANNELS: Final = {"aac": 8, "opus": 2}
+#: our short names of audio encoders (any other name is FFmpeg's)
+ENCODERS: Final = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame"}
+_DEFAULT_BITRATE: Final = {"aac": 128_000, "libopus": 64_000, "libmp3lame": 128_000}
+_MAX_CHANNELS: Final = {"libopus": 2, "libmp3lame": 2}
 
 
 def _pick_rate(wanted: int, supported: list[int] | None) -> int:
@@ -47,9 +58,12 @@ def _pick_rate(wanted: int, supported: list[int] | None) -> int:
 
 class AudioEncoderConfig(MediaConfig):
     queue: int = Field(default=16, ge=1, le=10_000, description="frames the input lane holds")
-    codec: Literal["aac", "opus"] = Field(default="aac", description="aac (FFmpeg's) or opus (libopus)")
+    codec: CodecName = Field(default="aac", description="aac (FFmpeg's), opus (libopus), mp3 (libmp3lame) or any "
+                                                        "FFmpeg audio encoder by name (flac, pcm_s16le…)")
+    codec_options: CodecOptions = Field(default_factory=dict, description="FFmpeg options of the encoder")
     bitrate: int | None = Field(default=None, ge=6_000, le=1_000_000, description="bits per second; unset: "
-                                                                                   "aac 128k, opus 64k")
+                                                                                   "aac 128k, opus 64k, mp3 128k; "
+                                                                                   "others the encoder's")
     rate: int | None = Field(default=None, ge=8000, le=96000, description="sample rate; unset: the input's "
                                                                           "(Opus: 48000 unless it takes the input's)")
     channels: int | None = Field(default=None, ge=1, le=8, description="unset: the input's (Opus: at most 2)")
@@ -59,13 +73,15 @@ class AudioEncoderState:
     """An open audio encoder with its resampler (used in the worker thread)."""
 
     def __init__(self, config: AudioEncoderConfig, first: RawAudio) -> None:
-        name = _ENCODERS[config.codec]
+        name = ENCODERS.get(config.codec, config.codec)
         try:
             codec = av.Codec(name, "w")
         except (av.error.FFmpegError, ValueError) as exc:
-            raise CodecError(f"no {name} encoder in this PyAV build: {exc}", codec=name) from exc
+            raise CodecError(missing(name, "audio", "w"), codec=name) from exc
+        if codec.type != "audio":
+            raise CodecError(f"{name} is not an audio encoder", codec=name)
         rate = _pick_rate(config.rate or first.rate, codec.audio_rates)
-        channels = min(config.channels or first.channels, _MAX_CHANNELS[config.codec])
+        channels = min(config.channels or first.channels, _MAX_CHANNELS.get(name, 8))
         layout = layout_for(channels)
         formats = [f.name for f in codec.audio_formats or ()]
         fmt = "flt" if "flt" in formats else formats[0] if formats else "fltp"
@@ -75,12 +91,13 @@ class AudioEncoderState:
         ctx.layout = layout
         ctx.format = fmt
         ctx.time_base = Fraction(1, rate)
-        ctx.bit_rate = config.bitrate or _DEFAULT_BITRATE[config.codec]
+        if bitrate := config.bitrate or _DEFAULT_BITRATE.get(name):
+            ctx.bit_rate = bitrate
         ctx.flags |= av.codec.context.Flags.global_header
         try:
-            ctx.open()
-        except av.error.FFmpegError as exc:
-            raise CodecError(f"cannot open the {name} encoder at {rate} Hz, {layout}: {exc}", codec=name) from exc
+            open_checked(ctx, name, option_values(config.codec_options), what="encoder")
+        except CodecError as exc:
+            raise CodecError(f"{exc} (at {rate} Hz, {layout})", codec=name) from exc.__cause__
         self.ctx = ctx
         self.rate, self.layout, self.format = rate, layout, fmt
         self.frame_size = ctx.frame_size or 1024
@@ -128,7 +145,19 @@ class AudioEncoder(MediaTask):
 
     @classmethod
     def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
-        return {**super().metadata_for(config, port, declared), "codec": config.codec}
+        name = ENCODERS.get(config.codec, config.codec)
+        try:
+            codec = str(av.Codec(name, "w").canonical_name)
+        except (av.error.FFmpegError, ValueError):  # check() says why: it runs first
+            codec = config.codec
+        return {**super().metadata_for(config, port, declared), "codec": codec, "encoder": name}
+
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> list[str]:
+        if problems := super().check(config):
+            return problems
+        c = cls.Config.model_validate(dict(config))
+        return codec_problems(c.codec, c.codec_options, kind="audio", aliases=ENCODERS)
 
     def encode_frame(self, raw: RawAudio) -> list[EncodedPacket]:
         if self.state is None:
@@ -149,24 +178,35 @@ class AudioEncoder(MediaTask):
 class AudioDecoderConfig(MediaConfig):
     queue: int = Field(default=16, ge=1, le=10_000, description="packets the input lane holds (oldest dropped)")
     sample_format: SampleFormat = Field(default="s16", description="sample format of the frames sent on")
+    codec: CodecName | None = Field(default=None, description="FFmpeg decoder by name (libopus, aac_fixed…); "
+                                                              "unset: FFmpeg's default for the stream's codec")
+    codec_options: CodecOptions = Field(default_factory=dict, description="FFmpeg options of the decoder")
 
 
 class AudioDecoderState:
     """An open audio decoder for one stream, with the converter to the wire's packed format."""
 
-    def __init__(self, packet: EncodedPacket) -> None:
+    def __init__(self, packet: EncodedPacket, *, decoder: str | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
         self.key = packet.stream_key()
+        name = decoder or packet.codec
         try:
-            ctx = av.CodecContext.create(packet.codec, "r")
+            ctx = av.CodecContext.create(name, "r")
         except (av.error.FFmpegError, ValueError) as exc:
-            raise CodecError(f"no decoder for {packet.codec!r} here: {exc}", codec=packet.codec) from exc
-        assert isinstance(ctx, av.AudioCodecContext)
+            raise CodecError(f"no decoder for {name!r} here: {exc}", codec=name) from exc
+        if not isinstance(ctx, av.AudioCodecContext):
+            raise CodecError(f"{name} is not an audio decoder", codec=name)
+        if decoder is not None and ctx.codec.canonical_name != packet.codec:
+            raise CodecError(f"the {decoder} decoder decodes {ctx.codec.canonical_name}, the stream is "
+                             f"{packet.codec}", codec=decoder)
         if packet.extradata:
             ctx.extradata = packet.extradata
         if packet.rate:
             ctx.sample_rate = packet.rate
         if packet.channels:
             ctx.layout = layout_for(packet.channels)
+        if options:
+            open_checked(ctx, name, option_values(options), what="decoder")
         self.ctx = ctx
         self.converter: av.AudioResampler | None = None
         self.converter_key: tuple[str, int] | None = None
@@ -206,12 +246,20 @@ class AudioDecoder(MediaTask):
 
     @classmethod
     def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
-        return {**super().metadata_for(config, port, declared), "sample_format": config.sample_format}
+        meta = {**super().metadata_for(config, port, declared), "sample_format": config.sample_format}
+        return {**meta, "decoder": config.codec} if config.codec else meta
+
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> list[str]:
+        if problems := super().check(config):
+            return problems
+        c = cls.Config.model_validate(dict(config))
+        return decoder_problems(c.codec, c.codec_options, kind="audio")
 
     def decode_packet(self, packet: EncodedPacket) -> list[tuple[Any, dict[str, Any], int]]:
         if self.state is None or self.state.key != packet.stream_key():
             self.state = None
-            self.state = AudioDecoderState(packet)
+            self.state = AudioDecoderState(packet, decoder=self.config.codec, options=self.config.codec_options)
         return self.state.decode(packet, self.config.sample_format)
 
     async def serve(self) -> None:

@@ -20,6 +20,7 @@ from tasks.media.audio import SampleFormat
 from tasks.media.demux import Reader
 from tasks.media.errors import DeviceNotFoundError
 from tasks.media.mediatask import RAW_AUDIO, RAW_VIDEO, MediaConfig, MediaTask
+from tasks.media.playback import use_system_alsa_config
 from tasks.media.video import PixelFormat
 
 __all__ = ["Camera", "Microphone", "check_alsa_device", "check_v4l2_device"]
@@ -132,6 +133,7 @@ class Microphone(_Capture):
         c = self.config
         if c.format == "alsa":
             check_alsa_device(c.device)
+            use_system_alsa_config()
         options: dict[str, str] = {}
         if c.rate:
             options["sample_rate"] = str(c.rate)

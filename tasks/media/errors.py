@@ -5,14 +5,15 @@
     │   └── PacketError                 a frame that should hold an encoded packet does not
     └── MediaError
         ├── DeviceNotFoundError (FileNotFoundError)  a camera or microphone is not there
-        └── CodecError                  a codec or container cannot be opened with these settings
+        ├── CodecError                  a codec or container cannot be opened with these settings
+        └── ImageError (ValueError)     an image file cannot be shown (missing, too big, not an image)
 """
 
 from __future__ import annotations
 
 from edge.errors import EdgeError, FrameError
 
-__all__ = ["CodecError", "DeviceNotFoundError", "MediaError", "PacketError"]
+__all__ = ["CodecError", "DeviceNotFoundError", "ImageError", "MediaError", "PacketError"]
 
 
 class MediaError(EdgeError):
@@ -37,3 +38,7 @@ class CodecError(MediaError):
     def __init__(self, message: str, *, codec: str) -> None:
         super().__init__(message)
         self.codec = codec
+
+
+class ImageError(MediaError, ValueError):
+    """An image file a task was to show cannot be: missing, too big, or not an image FFmpeg decodes."""

@@ -195,6 +195,23 @@ async def test_what_the_code_sends_matches_the_document(document: dict[str, Any]
     assert payload_errors(document, "deploymentSpec", {"id": "demo", "tasks": [{"id": "a b", "type": "x"}]})
 
 
+def test_the_spectrum_view_matches_the_document(document: dict[str, Any]) -> None:
+    """audio_frequency_display is a media type (not a DashboardTask): its view, as it sends it."""
+    pytest.importorskip("av")
+    import numpy as np
+
+    from tasks.media.spectrum import AudioFrequencyDisplay
+
+    task = AudioFrequencyDisplay({"bands": 4, "label": "Mic"})
+    task.spectrum_for(48000).add(np.sin(np.arange(4096) / 10))
+    view = task.view(task.spectrum_for(48000).levels())
+    frame = decode_value(encode_frame(view.dump(), ts=1764028800000, seq=0))
+    assert payload_errors(document, "viewFrame", frame) == []
+    assert ViewFrame.model_validate(frame).value == view
+    assert payload_errors(document, "viewFrame", {"ts": 1, "seq": 0, "value": {
+        "kind": "audio_frequency_display", "edges": [1], "levels": [0], "floor_db": -90, "rate": 48000}})
+
+
 def test_every_dashboard_view_matches_the_document(document: dict[str, Any]) -> None:
     from tasks.dashboard import DashboardTask
 

@@ -207,6 +207,12 @@ if MEDIA_TYPES:
         _case("text_renderer", {"rate": 50}),
         _case("video_encoder"),
         _case("video_decoder", produces={"in": None}),  # takes packets only: nothing here decodes
+        _case("video_encoder", {"codec": "mjpeg", "codec_options": {"huffman": "optimal"}}, id="video_encoder-named"),
+        # flac frames are 4608 samples: a good frame of 2048 alone sends nothing
+        _case("audio_encoder", {"codec": "flac"}, id="audio_encoder-flac",
+              good={"in": [("in", np.zeros((4608, 2), np.int16))]}),
+        _case("video_decoder", {"codec": "h264", "codec_options": {"threads": 1}}, produces={"in": None},
+              id="video_decoder-named"),
         _case("audio_encoder"),
         _case("audio_decoder", produces={"in": None}),
         _case("video_reformatter"),
@@ -220,6 +226,12 @@ if MEDIA_TYPES:
               good={f"in{k}": [("select", k), (f"in{k}", None)] for k in range(4)}),
         # at most max_fps images: a good frame right after a valid hostile one is rightly left out
         _case("video_viewer", {"max_fps": 60}, produces={"in": None}),
+        _case("audio_output", {"device": "null"}, produces={"in": None}),  # ALSA's null PCM: plays nowhere
+        # at most `rate` spectra a second, as the viewer's max_fps: a good frame right after a hostile one is left out
+        _case("audio_frequency_display", {"rate": 30}, produces={"in": None}),
+        # an ASCII PPM (the harness writes text files): 2x2 pixels
+        _case("image_renderer", {"path": "a.ppm", "rate": 50}, good={"path": [("path", "a.ppm")]},
+              files={"a.ppm": "P3\n2 2\n255\n1 2 3 4 5 6 7 8 9 1 2 3\n"}),
     ]
 
 CASES += [

@@ -252,7 +252,8 @@ def test_every_media_type_is_in_the_catalog_with_defaults():
         "input_container", "test_pattern", "camera", "microphone", "text_renderer", "video_encoder",
         "video_decoder", "audio_encoder", "audio_decoder", "video_reformatter", "video_mixer", "video_layout",
         "video_activity_meter", "audio_resampler", "audio_mixer", "audio_volume_meter", "audio_volume_scaler",
-        "mediaswitch", "output_container", "video_viewer"])
+        "mediaswitch", "output_container", "video_viewer", "audio_output", "image_renderer",
+        "audio_frequency_display"])
     for task_type in TYPES:
         entry = task_type.describe()
         assert entry["description"] and entry["config_schema"]["type"] == "object"
@@ -279,7 +280,9 @@ def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="width"):
         tasks.media.TestPattern.validate_config({"width": 161})
     with pytest.raises(ConfigError, match="codec"):
-        tasks.media.VideoEncoder.validate_config({"codec": "h265"})
+        tasks.media.VideoEncoder.validate_config({"codec": "h 265"})
+    # a name FFmpeg could have: the agent's check looks in its build
+    assert tasks.media.VideoEncoder.check({"codec": "h265"})[0].startswith("config.codec: ")
 
 
 def test_the_catalog_does_not_import_pyav():

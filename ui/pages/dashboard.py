@@ -1,5 +1,5 @@
 """A deployment's dashboard: its dashboard tasks (sliders, toggles, radio buttons, text inputs,
-status lights, text boxes, bars, plots) drawn as live widgets.
+status lights, text boxes, bars, plots, spectra) drawn as live widgets.
 
 The contract is the task library's (``tasks/dashboard.py``): a dashboard type says
 ``"dashboard": kind`` in its catalog entry; the task publishes what to draw, retained, on its
@@ -38,6 +38,7 @@ from edge.protocol import (
     PlotView,
     RadioButtonsView,
     SliderView,
+    SpectrumView,
     StatusDisplayView,
     TextDisplayView,
     TextInputView,
@@ -61,6 +62,7 @@ log = logging.getLogger("ui")
 ECHO_GUARD = 1.0  # seconds during which a control ignores views after the user moved it
 STALE_AFTER = 3.0  # seconds without a picture after which a video viewer says it has none
 VIDEO = "video_viewer"
+SPECTRUM = "audio_frequency_display"
 
 
 def dashboard_tasks(spec: DeploymentSpec, types: dict[str, dict[str, Any]]) -> list[tuple[TaskSpec, str]]:
@@ -142,6 +144,13 @@ class Widget:
                 "animation": False, "legend": {"top": 0}, "grid": {"left": 44, "right": 12, "top": 28, "bottom": 24},
                 "xAxis": time_axis(), "yAxis": {"type": "value", "scale": True}, "series": [],
             }, renderer=RENDERER).classes("w-full h-48")
+        elif self.kind == SPECTRUM:
+            self.chart = ui.echart({
+                "animation": False, "grid": {"left": 44, "right": 12, "top": 12, "bottom": 36},
+                "xAxis": {"type": "category", "data": [], "name": "Hz", "nameLocation": "middle", "nameGap": 22},
+                "yAxis": {"type": "value", "max": 0, "name": "dB"},
+                "series": [{"type": "bar", "data": [], "barCategoryGap": "10%"}],
+            }, renderer=RENDERER).classes("w-full h-48").mark(f"spectrum-{self.task.id}")
         else:
             self.text = ui.label(f"this panel does not know the dashboard kind {self.kind!r}").classes(
                 "text-caption text-negative")
@@ -289,8 +298,18 @@ class Widget:
         self.chart.update()
 
 
+    def _show_audio_frequency_display(self, view: SpectrumView, _busy: bool) -> None:
+        """Bars from the floor up, one per band, labelled with the band's centre frequency."""
+        options = self.chart.options
+        centres = [(lo * hi) ** 0.5 for lo, hi in zip(view.edges, view.edges[1:], strict=False)]
+        options["xAxis"]["data"] = [f"{c / 1000:.1f}k" if c >= 1000 else f"{c:.0f}" for c in centres]
+        options["yAxis"]["min"] = view.floor_db
+        options["series"][0]["data"] = [round(level, 1) for level in view.levels]
+        self.chart.update()
+
+
 KINDS = ("slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display", "value_bar", "plot",
-         VIDEO)
+         "audio_frequency_display", VIDEO)
 VIEW_KINDS = frozenset(KINDS) - {VIDEO}  # those whose views are maps, each kind's of edge.protocol
 
 
