@@ -15,12 +15,17 @@ from tasks.media import AudioOutput, TestPattern
 from tasks.media.errors import DeviceNotFoundError
 
 TONE = {"video": False, "realtime": False, "frames": 15, "rate": 30, "amplitude": 0.5}  # 0.5 s, 440 Hz, 48 kHz stereo
+ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
 
 
 @pytest.fixture
-async def rig(broker):
-    if not Path("/usr/share/alsa/alsa.conf").is_file():  # fail, never skip: scripts/test.sh installs it
+def alsa() -> None:
+    if not ALSA_CONF.is_file():  # fail, never skip: scripts/test.sh installs it
         pytest.fail("the system's ALSA configuration is missing: apt-get install -y libasound2-data")
+
+
+@pytest.fixture
+async def rig(broker, alsa):
     async with Rig(broker.url) as rig:
         yield rig
 
