@@ -54,7 +54,8 @@ from edge.frames import decode_value, encode_value
 from edge.secrets import cleartext_secrets
 from edge.topics import ID_PATTERN, MAX_TOPIC_BYTES, Topics, validate_filter, validate_id, validate_topic
 
-__all__ = ["DashboardCard", "DashboardSpec", "DeploymentSpec", "EdgeSpec", "Endpoint", "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
+__all__ = ["DashboardCard", "DashboardSpec", "DeploymentSpec", "EdgeSpec",
+           "Endpoint", "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
            "encode_spec", "load_spec", "load_spec_data", "parse_spec", "parse_spec_lenient", "structure_problems"]
 
 TOPIC_PREFIX = "topic:"
@@ -338,9 +339,8 @@ def parse_spec_lenient(data: Any) -> tuple[DeploymentSpec | None, DeploymentSpec
             continue
         if key == "dashboards" and len(raw) > MAX_DASHBOARDS:
             problems.append(f"dashboards: at most {MAX_DASHBOARDS} dashboards, not {len(raw)}")
-            raw = raw[:MAX_DASHBOARDS]
         top[key] = []
-        for i, item in enumerate(raw):
+        for i, item in enumerate(raw[:MAX_DASHBOARDS] if key == "dashboards" else raw):
             try:
                 parts[key].append(model.model_validate(item))
             except ValidationError as exc:

@@ -212,7 +212,7 @@ def add_point(points: list[tuple[int, float, int]], ts: int, value: float, *, bu
     time as the last point is merged into it (the mean of their values, at the newer time), so a
     long window keeps a bounded number of points; past ``limit`` the oldest goes."""
     if points and ts >= points[-1][0] and ts // bucket_ms == points[-1][0] // bucket_ms:
-        last_ts, mean, n = points[-1]
+        _, mean, n = points[-1]
         points[-1] = (ts, mean + (value - mean) / (n + 1), n + 1)
         return
     points.append((ts, value, 1))
