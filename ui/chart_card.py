@@ -26,7 +26,7 @@ def span_text(ms: int) -> str:
     seconds = ms / 1000
     if seconds < 120:
         return f"{seconds:g} s"
-    if seconds < 7200:
+    if seconds < 3600:
         return f"{seconds / 60:g} min"
     return f"{seconds / 3600:g} h"
 
