@@ -44,6 +44,7 @@ CSS = """
   .edge-board .q-toggle__inner { font-size: 56px; }
   .edge-board .q-radio__inner { font-size: 48px; }
   .edge-board .q-field__control { min-height: 48px; }
+  .edge-board .q-slider--h { height: 48px; }
   .q-header { flex-wrap: wrap; }
   .q-header .text-caption { display: none; }
 }
@@ -79,7 +80,7 @@ def card_controls(layout: Layout, board: Board, task: str, changed: Callable[[],
                 ("expand_more", "taller", lambda: layout.resize(board, task, dh=1))):
             ui.button(icon=icon, on_click=lambda a=action: act(a())).props("flat dense round").tooltip(
                 name).mark(f"{name}-{task}")
-        ui.label(f"{card.w} x {card.h}").classes("text-caption text-grey-7 q-ml-sm")
+        ui.label(f"{card.w} x {card.h}").classes("text-caption text-grey-7 q-mx-sm")
         others = {b.id: b.title for b in layout.boards if b is not board}
         if others:
             ui.select(others, label="move to", on_change=lambda e: act(layout.move_to(board, task, e.value))).props(
