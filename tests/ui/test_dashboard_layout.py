@@ -65,3 +65,13 @@ def test_the_windows_offered_are_those_within_the_task_window():
     assert window_options(60_000) == {0: "60 s"}
     assert window_options(600_000) == {60_000: "1 min", 0: "all 10 min"}
     assert window_options(86_400_000) == {60_000: "1 min", 600_000: "10 min", 3_600_000: "1 h", 0: "all 24 h"}
+
+
+def test_a_layout_change_is_a_line_of_the_versions_diff():
+    from edge.graph import parse_spec
+    from ui.versions import diff_specs
+
+    before = parse_spec({"id": "d", "tasks": [{"id": "s", "type": "slider"}]})
+    after = parse_spec({**before.to_dict(), "dashboards": [{"id": "main", "cards": [{"task": "s", "w": 2}]}]})
+    assert diff_specs(before, after) == ['dashboards "none" → "main: s 2x1"']
+    assert diff_specs(after, after) == []
