@@ -90,6 +90,8 @@ async def test_dashboards_on_a_desktop_and_on_a_phone(page, panel_url, panel_set
             await small.get_by_role("button", name="Switches").tap()
             await small.locator(".q-card", has_text="Power").first.wait_for()
             assert await small.locator(".edge-board > .q-card").count() == 1
+            switch = await small.locator(".edge-board .q-toggle__inner").first.bounding_box()
+            assert switch["height"] >= 44 and switch["width"] >= 44, switch
             assert await small.evaluate(NO_SIDEWAYS)
         finally:
             await phone.close()

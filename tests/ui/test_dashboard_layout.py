@@ -75,3 +75,16 @@ def test_a_layout_change_is_a_line_of_the_versions_diff():
     after = parse_spec({**before.to_dict(), "dashboards": [{"id": "main", "cards": [{"task": "s", "w": 2}]}]})
     assert diff_specs(before, after) == ['dashboards "none" → "main: s 2x1"']
     assert diff_specs(after, after) == []
+
+
+def test_a_draft_carries_the_dashboards_and_drops_the_cards_of_a_removed_task():
+    from edge.graph import parse_spec
+    from ui.draft import Draft
+
+    spec = parse_spec({"id": "d", "tasks": [{"id": "s", "type": "slider"}, {"id": "t", "type": "toggle"}],
+                       "dashboards": [{"id": "main", "cards": [{"task": "s", "w": 3}, {"task": "t"}]}]})
+    draft = Draft.from_spec(spec)
+    assert draft.to_spec() == spec
+    draft.remove_task("s")
+    assert [c.task for c in draft.to_spec().dashboards[0].cards] == ["t"]
+    assert "dashboards" not in Draft(id="e").to_data()
