@@ -21,7 +21,7 @@ from edge.graph import DeploymentSpec, parse_spec
 from ui.app import Panel
 from ui.dashboard_layout import Board, Layout
 
-__all__ = ["CSS", "card_controls", "save_layout", "tabs"]
+__all__ = ["CSS", "Dragging", "card_controls", "draggable", "save_layout", "tabs"]
 
 # a grid of 4 columns on a wide screen, 2 on a narrow one, 1 on a phone, where every card is as
 # wide as the screen and what is touched is at least 44 px (the size a finger hits)
@@ -85,6 +85,31 @@ def card_controls(layout: Layout, board: Board, task: str, changed: Callable[[],
         if others:
             ui.select(others, label="move to", on_change=lambda e: act(layout.move_to(board, task, e.value))).props(
                 "dense").classes("w-32").mark(f"move-to-{task}")
+
+
+class Dragging:
+    """The card being dragged in the arrange mode (its task), between its dragstart and a drop."""
+
+    def __init__(self) -> None:
+        self.task: str | None = None
+
+
+def draggable(element: ui.element, layout: Layout, board: Board, task: str, *, dragging: Dragging,
+              changed: Callable[[], None]) -> None:
+    """Make a card draggable onto another, whose place it takes (with a mouse; the buttons do the same)."""
+
+    def start() -> None:
+        dragging.task = task
+
+    def drop() -> None:
+        moved, dragging.task = dragging.task, None
+        if moved is not None and any(c.task == moved for c in board.cards) and layout.place(board, moved, task):
+            changed()
+
+    element.props("draggable=true").classes("cursor-move")
+    element.on("dragstart", start)
+    element.on("dragover", js_handler="(e) => e.preventDefault()")  # a drop target, without a server round trip
+    element.on("drop", drop)
 
 
 async def save_layout(panel: Panel, dep: str, layout: Layout, based_on: int) -> DeploymentSpec | None:

@@ -83,6 +83,14 @@ class Layout:
         board.cards.insert(j, board.cards.pop(i))
         return True
 
+    def place(self, board: Board, task: str, at: str) -> bool:
+        """Move a card to where the card of task ``at`` is (a card dropped on another); False if it is that one."""
+        if task == at:
+            return False
+        target = self._index(board, at)  # taking its place: before it when coming from behind, after it otherwise
+        board.cards.insert(target, board.cards.pop(self._index(board, task)))
+        return True
+
     def resize(self, board: Board, task: str, *, dw: int = 0, dh: int = 0) -> bool:
         """Make a card wider/taller (or narrower/lower), within 1..:data:`MAX_SPAN`; False when it is at the bound."""
         i = self._index(board, task)

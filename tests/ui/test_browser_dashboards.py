@@ -56,7 +56,15 @@ async def test_dashboards_on_a_desktop_and_on_a_phone(page, panel_url, panel_set
         await page.get_by_role("button", name="save layout").wait_for()
         await page.get_by_role("button", name="Switches").wait_for()
         await shot(page, tmp_path, "dashboard-arrange")
+        # a card dragged onto another takes its place
+        first = page.locator(".edge-board > .q-card").first
+        assert "Numbers" in await first.inner_text()
+        await page.locator(".edge-board > .q-card", has_text="Heating level").drag_to(first)
+        await page.wait_for_function(
+            "() => document.querySelector('.edge-board > .q-card').innerText.includes('Heating level')")
         await page.get_by_role("button", name="cancel").click()
+        await page.wait_for_function(
+            "() => document.querySelector('.edge-board > .q-card').innerText.includes('Numbers')")
 
         # a phone: touch, 390 x 844
         errors: list[str] = []

@@ -33,6 +33,9 @@ def test_arranging_stays_within_bounds():
     board = layout.boards[0]
     assert not layout.move(board, "a", -1) and layout.move(board, "a", 1) and not layout.move(board, "a", 1)
     assert tasks(layout) == [("b", 1, 1), ("a", 1, 1)]
+    assert layout.place(board, "a", "b") and [c.task for c in board.cards] == ["a", "b"]  # dropped on b
+    assert layout.place(board, "a", "b") and [c.task for c in board.cards] == ["b", "a"]
+    assert not layout.place(board, "a", "a")
     assert not layout.resize(board, "a", dw=-1)
     for _ in range(3):
         assert layout.resize(board, "a", dw=1, dh=1)

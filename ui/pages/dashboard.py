@@ -51,7 +51,7 @@ from edge.protocol import (
 from edge.topics import is_valid_id
 from ui.app import Panel, current
 from ui.chart_card import ChartCard
-from ui.dashboard_arrange import CSS, card_controls, save_layout, tabs
+from ui.dashboard_arrange import CSS, Dragging, card_controls, draggable, save_layout, tabs
 from ui.dashboard_layout import Board, Layout
 from ui.display_text import show_newest
 from ui.frame import deployment_nav, frame
@@ -300,6 +300,7 @@ class Dashboard:
         #: the layout being arranged (None: not arranging) and the version it was arranged on
         self.arranging: Layout | None = None
         self._arranged_on = 0
+        self._dragging = Dragging()
         self._tasks: list[tuple[TaskSpec, str]] = []
         self.topics = panel.controller.topics
         self.widgets: dict[str, Widget] = {}
@@ -389,6 +390,9 @@ class Dashboard:
                     if self.arranging is not None and board is not None else None
                 self.widgets[task.id] = Widget(task, kind, send=send, driven_by=wired, w=card.w, h=card.h,
                                                controls=controls)
+                if self.arranging is not None and board is not None:
+                    draggable(self.widgets[task.id].card, self.arranging, board, task.id, dragging=self._dragging,
+                              changed=self._rearranged)
         self._dirty = set(self.widgets)
         # pictures come at up to a few a second: redraw faster while a video viewer is shown
         self.timer.interval = 0.1 if any(w.kind == VIDEO for w in self.widgets.values()) else 0.25
