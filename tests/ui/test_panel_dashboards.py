@@ -87,6 +87,14 @@ async def test_dashboards_are_arranged_and_saved_in_the_spec(user, panel_setting
                     and agent.specs["boards"].version == spec.version, "the agent has the new version")
         assert agent.instances[("boards", "level")] is slider_task
 
+        # the editor deploys its draft with the layout: its own change and the dashboards go out together
+        await user.open("/deployments/boards/edit")
+        await user.should_see(marker="deploy", retries=50)
+        user.find(marker="deploy").click()
+        await until(lambda: panel().fleet.deployments["boards"].version == spec.version + 1, "the editor's deploy")
+        spec = panel().fleet.deployments["boards"]
+        assert spec.task("bar").label == "my bar" and [d.id for d in spec.dashboards] == ["main", "power_room"]
+
         # each dashboard at its own address; the first is the default one; tabs between them
         await user.open("/deployments/boards/dashboard")
         await user.should_see(marker="widget-bar", retries=100)
