@@ -66,6 +66,7 @@ async def test_dashboards_are_arranged_and_saved_in_the_spec(user, panel_setting
         user.find(marker="add-dashboard").click()
         await user.should_see(marker="tab-power_room")
         assert cards(user) == []  # the new dashboard is shown, empty
+        assert element(user, "dashboard-note").text.startswith("no cards on Power room: arrange, then move")
         user.find(marker="tab-main").click()
         element(user, "move-to-power").set_value("power_room")
         assert cards(user) == ["level", "bar"]

@@ -14,6 +14,12 @@ its ``view`` topic is a whole JPEG image, shown as it comes (at most every redra
 size, rate and age. Its images are not retained: until the first one comes, and when none
 has come for :data:`STALE_AFTER` seconds, the card says so.
 
+A deployment has one dashboard or several (the spec's ``dashboards``, laid out by
+:mod:`ui.dashboard_layout`): the first at ``/deployments/{dep}/dashboard``, each at
+``/deployments/{dep}/dashboard/{id}``, with tabs between them, cards in a grid of ``w`` columns by
+``h`` rows (one column on a phone), and an arrange mode that saves the layout by republishing the
+spec (:mod:`ui.dashboard_arrange`). A plot is a chart card (:mod:`ui.chart_card`).
+
 A card is ``live`` only while its task runs on an online agent (the state every view shows,
 :mod:`edge.controller.views`); otherwise its retained view is old news: the card is dimmed and
 says ``stale``, why (``agent offline 25 s``, ``failed``…) and how old its value is.
@@ -370,6 +376,9 @@ class Dashboard:
                 self.note.text = ("this deployment has no dashboard tasks: add a slider, toggle, radio buttons, "
                                   "text input, status display, text display, value bar, plot or video viewer in "
                                   "the editor")
+            elif not any(card.task in kinds for card in board.cards):
+                self.note.text = (f"no cards on {board.title}: arrange, then move cards here with 'move to' "
+                                  "on another dashboard")
             else:
                 self.note.text = ""
             with self.tabs:
