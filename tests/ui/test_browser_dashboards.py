@@ -55,6 +55,7 @@ async def test_dashboards_on_a_desktop_and_on_a_phone(page, panel_url, panel_set
         await page.get_by_role("button", name="arrange").click()
         await page.get_by_role("button", name="save layout").wait_for()
         await page.get_by_role("button", name="Switches").wait_for()
+        await page.locator('.q-card .q-slider[aria-valuenow="2"]').wait_for()  # redrawn from its view
         await shot(page, tmp_path, "dashboard-arrange")
         # a card dragged onto another takes its place
         first = page.locator(".edge-board > .q-card").first
