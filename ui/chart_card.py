@@ -76,11 +76,13 @@ def _ordered(low: list[float] | None, high: list[float] | None) -> list[list[flo
 class ChartCard:
     """The body of a plot card: the window picker and the chart, redrawn from each view."""
 
-    def __init__(self, task_id: str, *, rows: int = 1) -> None:
+    def __init__(self, task_id: str, *, rows: int = 1, picked: dict[str, int] | None = None) -> None:
+        """``picked``: the window picked per task on this page, kept when the card is drawn again (arranging)."""
         self.task_id = task_id
         self.view: PlotView | None = None
         self.view_ts = 0
-        self.window = ui.toggle({WHOLE: "…"}, value=WHOLE, on_change=self.redraw).props(
+        self.picked = picked if picked is not None else {}
+        self.window = ui.toggle({WHOLE: "…"}, value=WHOLE, on_change=self._picked).props(
             "dense no-caps size=md").mark(f"window-{task_id}")
         self.window.visible = False  # until a view tells the task's window
         self.chart = ui.echart({
@@ -97,8 +99,14 @@ class ChartCard:
         self.view, self.view_ts = view, ts or 0
         options = window_options(view.window_ms)
         if self.window.options != options:
-            self.window.set_options(options, value=self.window.value if self.window.value in options else WHOLE)
+            wanted = self.picked.get(self.task_id, WHOLE)
+            self.window.set_options(options, value=wanted if wanted in options else WHOLE)
         self.window.visible = len(options) > 1
+        self.redraw()
+
+    def _picked(self) -> None:
+        if self.view is not None:  # not the options' first setting
+            self.picked[self.task_id] = self.window.value or WHOLE
         self.redraw()
 
     def redraw(self) -> None:

@@ -173,3 +173,10 @@ async def test_the_chart_card_picks_a_window_with_a_legend_and_bounded_points(us
         last_minute = chart.options["series"][0]["data"]
         assert last_minute == [p for p in inside if p[0] >= end - 60_000]  # few enough: every one
         assert chart.options["series"][1]["data"] == [[end - 30_000, -3.0], [end, -2.0]]
+
+        # arranging draws the cards again: the window picked stays
+        user.find(marker="arrange").click()
+        await user.should_see(marker="save-layout")
+        await until(lambda: element(user, "window-chart").value == 60_000, "the window picked")
+        chart = next(e for e in element(user, "widget-chart").descendants() if isinstance(e, ui.echart))
+        await until(lambda: chart.options["xAxis"].get("min") == end - 60_000, "the last minute, still")

@@ -97,7 +97,7 @@ class Widget:
 
     def __init__(self, task: TaskSpec, kind: str, *, send: Callable[[Any], Awaitable[None]] | None,
                  driven_by: str | None, w: int = 1, h: int = 1,
-                 controls: Callable[[], None] | None = None) -> None:
+                 controls: Callable[[], None] | None = None, windows: dict[str, int] | None = None) -> None:
         self.task = task
         self.kind = kind
         self._send = send
@@ -107,6 +107,7 @@ class Widget:
         self._value_ts: int | None = None  # when the view shown was published (ms), None: no view
         self._stale = False
         self.rows = h
+        self._windows = windows
         with ui.card().classes(f"edge-w{w} edge-h{h}").mark(f"widget-{task.id}") as self.card:
             if controls is not None:  # the arrange mode's buttons
                 controls()
@@ -151,7 +152,7 @@ class Widget:
             self._arrivals: list[float] = []
             self._last_picture = 0.0
         elif self.kind == "plot":
-            self.plot = ChartCard(self.task.id, rows=self.rows)
+            self.plot = ChartCard(self.task.id, rows=self.rows, picked=self._windows)
             self.chart = self.plot.chart
         else:
             self.text = ui.label(f"this panel does not know the dashboard kind {self.kind!r}").classes(
@@ -307,6 +308,7 @@ class Dashboard:
         self.arranging: Layout | None = None
         self._arranged_on = 0
         self._dragging = Dragging()
+        self._windows: dict[str, int] = {}  # the window each chart card shows, kept across redraws
         self._tasks: list[tuple[TaskSpec, str]] = []
         self.topics = panel.controller.topics
         self.widgets: dict[str, Widget] = {}
@@ -398,7 +400,7 @@ class Dashboard:
                 controls = partial(card_controls, self.arranging, board, task.id, self._rearranged) \
                     if self.arranging is not None and board is not None else None
                 self.widgets[task.id] = Widget(task, kind, send=send, driven_by=wired, w=card.w, h=card.h,
-                                               controls=controls)
+                                               controls=controls, windows=self._windows)
                 if self.arranging is not None and board is not None:
                     draggable(self.widgets[task.id].card, self.arranging, board, task.id, dragging=self._dragging,
                               changed=self._rearranged)
