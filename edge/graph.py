@@ -54,12 +54,16 @@ from edge.frames import decode_value, encode_value
 from edge.secrets import cleartext_secrets
 from edge.topics import ID_PATTERN, MAX_TOPIC_BYTES, Topics, validate_filter, validate_id, validate_topic
 
-__all__ = ["DeploymentSpec", "EdgeSpec", "Endpoint", "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
+__all__ = ["DashboardCard", "DashboardSpec", "DeploymentSpec", "EdgeSpec",
+           "Endpoint", "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
            "encode_spec", "load_spec", "load_spec_data", "parse_spec", "parse_spec_lenient", "structure_problems"]
 
 TOPIC_PREFIX = "topic:"
 MAX_LABEL = 256  # characters of a deployment's or a task's label
 MAX_VERSION = 2**63 - 1  # what any client language holds (edge.protocol.MAX_INT)
+MAX_DASHBOARDS = 16  # dashboards of a deployment
+MAX_CARDS = 256  # cards of one dashboard
+MAX_SPAN = 4  # columns (and rows) a dashboard card spans at most
 #: ids are checked by validate_id (its one-line errors); this is only what their JSON Schema says
 _ID_SCHEMA: dict[str, Any] = {"pattern": f"^{ID_PATTERN}$"}
 
@@ -179,6 +183,55 @@ class Origin(BaseModel):
     rollback_of: int | None = Field(default=None, ge=0, le=MAX_VERSION)  # the earlier version whose content this is
 
 
+class DashboardCard(BaseModel):
+    """One task's card on a dashboard: ``w`` columns wide (of :data:`MAX_SPAN`), ``h`` rows high."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str = Field(json_schema_extra=_ID_SCHEMA)
+    w: int = Field(default=1, ge=1, le=MAX_SPAN)
+    h: int = Field(default=1, ge=1, le=MAX_SPAN)
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, value: str) -> str:
+        return validate_id(value, "dashboard card task")
+
+
+class DashboardSpec(BaseModel):
+    """A dashboard of a deployment: its cards in order. Agents accept it and ignore it; the panel draws it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    label: str | None = Field(default=None, max_length=MAX_LABEL)
+    cards: list[DashboardCard] = Field(default_factory=list, max_length=MAX_CARDS)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return validate_id(value, "dashboard id")
+
+
+def dashboard_problems(tasks: Sequence[TaskSpec], dashboards: Sequence[DashboardSpec]) -> list[str]:
+    """Dashboards of distinct ids whose cards name tasks of the spec, each at most once per dashboard."""
+    problems: list[str] = []
+    ids = {task.id for task in tasks}
+    seen: set[str] = set()
+    for board in dashboards:
+        if board.id in seen:
+            problems.append(f"dashboard id {board.id!r} is used twice")
+        seen.add(board.id)
+        on_board: set[str] = set()
+        for card in board.cards:
+            if card.task not in ids:
+                problems.append(f"dashboard {board.id!r}: no task {card.task!r} in this deployment")
+            elif card.task in on_board:
+                problems.append(f"dashboard {board.id!r}: task {card.task!r} has two cards")
+            on_board.add(card.task)
+    return problems
+
+
 class DeploymentSpec(BaseModel):
     """A graph of task instances; retained at ``{root}/deployments/{id}``."""
 
@@ -189,6 +242,8 @@ class DeploymentSpec(BaseModel):
     version: int = Field(default=1, ge=1, le=MAX_VERSION)
     tasks: list[TaskSpec] = Field(default_factory=list)
     edges: list[EdgeSpec] = Field(default_factory=list)
+    #: the panel's dashboards (the first is the default one); agents ignore them
+    dashboards: list[DashboardSpec] = Field(default_factory=list, max_length=MAX_DASHBOARDS)
     deployed: Origin | None = None
 
     @field_validator("id")
@@ -198,7 +253,7 @@ class DeploymentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentSpec:
-        problems = structure_problems(self.tasks, self.edges)
+        problems = structure_problems(self.tasks, self.edges) + dashboard_problems(self.tasks, self.dashboards)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -231,6 +286,8 @@ class DeploymentSpec(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"edges"}, exclude_none=True)
         data["edges"] = [edge.to_dict() for edge in self.edges]
+        if not self.dashboards:  # a spec without dashboards reads as it did before they existed
+            data.pop("dashboards", None)
         return data
 
 
@@ -285,12 +342,16 @@ def parse_spec_lenient(data: Any) -> tuple[DeploymentSpec | None, DeploymentSpec
     problems: list[str] = []
     top = dict(data)
     raw_tasks, raw_edges = top.get("tasks", []), top.get("edges", [])
-    parts: dict[str, list[Any]] = {"tasks": [], "edges": []}
-    for key, raw, model in (("tasks", raw_tasks, TaskSpec), ("edges", raw_edges, EdgeSpec)):
+    raw_boards = top.get("dashboards", [])
+    parts: dict[str, list[Any]] = {"tasks": [], "edges": [], "dashboards": []}
+    for key, raw, model in (("tasks", raw_tasks, TaskSpec), ("edges", raw_edges, EdgeSpec),
+                            ("dashboards", raw_boards, DashboardSpec)):
         if not isinstance(raw, list):
             continue
+        if key == "dashboards" and len(raw) > MAX_DASHBOARDS:
+            problems.append(f"dashboards: at most {MAX_DASHBOARDS} dashboards, not {len(raw)}")
         top[key] = []
-        for i, item in enumerate(raw):
+        for i, item in enumerate(raw[:MAX_DASHBOARDS] if key == "dashboards" else raw):
             try:
                 parts[key].append(model.model_validate(item))
             except ValidationError as exc:
@@ -307,8 +368,9 @@ def parse_spec_lenient(data: Any) -> tuple[DeploymentSpec | None, DeploymentSpec
         problems += _error_lines(exc)
     except EdgeError as exc:
         problems.append(str(exc))
-    problems += structure_problems(tasks, edges)
-    partial = DeploymentSpec.model_construct(**header, tasks=tasks, edges=edges)
+    boards: list[DashboardSpec] = parts["dashboards"]
+    problems += structure_problems(tasks, edges) + dashboard_problems(tasks, boards)
+    partial = DeploymentSpec.model_construct(**header, tasks=tasks, edges=edges, dashboards=boards)
     if problems:
         return None, partial, problems
     return DeploymentSpec.model_validate(partial.to_dict()), partial, []

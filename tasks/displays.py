@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import deque
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -208,12 +207,28 @@ class ValueBar(DisplayTask):
                             direction=config.direction)
 
 
+def add_point(points: list[tuple[int, float, int]], ts: int, value: float, *, bucket_ms: int, limit: int) -> None:
+    """Append a point ``(ts, value, how many it stands for)``: one in the same ``bucket_ms`` slice of
+    time as the last point is merged into it (the mean of their values, at the newer time), so a
+    long window keeps a bounded number of points; past ``limit`` the oldest goes."""
+    if points and ts >= points[-1][0] and ts // bucket_ms == points[-1][0] // bucket_ms:
+        _, mean, n = points[-1]
+        points[-1] = (ts, mean + (value - mean) / (n + 1), n + 1)
+        return
+    points.append((ts, value, 1))
+    if len(points) > limit:
+        del points[0]
+
+
 class Plot(DisplayTask):
     """A live chart of number inputs over the last `window_s` seconds.
 
     The config's `series` names the inputs (default `a b c d`); each input is a series of
-    `[timestamp ms, value]` points; points older than `window_s` before the newest, and beyond
-    `max_points` per series, are dropped. A value that
+    `[timestamp ms, value]` points; points older than `window_s` before the newest are dropped.
+    A series holds at most `max_points` points: the window is cut in `max_points` slices of time
+    and the values that arrive in one slice become one point (their mean, at the newest time), so
+    an hour's window at 10 values a second stays whole in a bounded view. The panel's chart card
+    shows the whole window or a shorter one (1 min, 10 min, 1 h) within it. A value that
     is not a finite number is an input error. View: `{kind: plot, label, window_ms, y_min, y_max,
     series: [{input, label, points}]}` with a series for each connected input.
     """
@@ -252,23 +267,23 @@ class Plot(DisplayTask):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.points: dict[str, deque[tuple[int, float]]] = {
-            name: deque(maxlen=self.config.max_points) for name in self.inputs}
+        self.points: dict[str, list[tuple[int, float, int]]] = {name: [] for name in self.inputs}
+        self.bucket_ms = max(1, int(self.config.window_s * 1000) // self.config.max_points)
 
     def update(self, port: str, frame: Frame) -> bool:
         number = self.number(port, frame)
         if number is None:
             return False
-        self.points[port].append((frame.ts, float(number)))
+        add_point(self.points[port], frame.ts, float(number), bucket_ms=self.bucket_ms, limit=self.config.max_points)
         oldest = max(series[-1][0] for series in self.points.values() if series) - self.config.window_s * 1000
         for series in self.points.values():
-            while series and series[0][0] < oldest:
-                series.popleft()
+            gone = next((i for i, point in enumerate(series) if point[0] >= oldest), len(series))
+            del series[:gone]
         return True
 
     def view(self) -> PlotView:
         config: Plot.Config = self.config
-        series = [PlotSeries(input=name, label=config.labels.get(name, name), points=[list(p) for p in points])
+        series = [PlotSeries(input=name, label=config.labels.get(name, name), points=[[p[0], p[1]] for p in points])
                   for name, points in self.points.items() if self.connected(name) or points]
         return PlotView(kind="plot", label=config.label, window_ms=round(config.window_s * 1000), y_min=config.y_min,
                         y_max=config.y_max, series=series)

@@ -20,7 +20,15 @@ from typing import Any
 import yaml
 
 from edge.errors import SpecError
-from edge.graph import DeploymentSpec, EdgeSpec, TaskSpec, check_against_catalog, load_spec, parse_spec
+from edge.graph import (
+    DashboardSpec,
+    DeploymentSpec,
+    EdgeSpec,
+    TaskSpec,
+    check_against_catalog,
+    load_spec,
+    parse_spec,
+)
 from edge.topics import is_valid_id, validate_filter
 
 __all__ = ["Draft", "valid_deployment_id"]
@@ -40,11 +48,13 @@ class Draft:
     base: DeploymentSpec | None = None
     #: topic nodes the user added that no wire uses yet (wired ones are read from the edges)
     topics: list[str] = field(default_factory=list)
+    #: the dashboards' layouts (arranged on the dashboard page), deployed with the rest
+    dashboards: list[DashboardSpec] = field(default_factory=list)
 
     @classmethod
     def from_spec(cls, spec: DeploymentSpec) -> Draft:
         return cls(id=spec.id, label=spec.label, version=spec.version, tasks=list(spec.tasks), edges=list(spec.edges),
-                   base=spec)
+                   base=spec, dashboards=list(spec.dashboards))
 
     def stale(self, deployed: DeploymentSpec | None) -> bool:
         """Whether ``deployed`` is not the spec this draft is based on: deployed elsewhere meanwhile."""
@@ -68,7 +78,9 @@ class Draft:
         """The draft as unchecked spec data (for the controller's validation, which lists every problem)."""
         return {"id": self.id, **({"label": self.label} if self.label else {}), "version": self.version,
                 "tasks": [t.model_dump(exclude_none=True) for t in self.tasks],
-                "edges": [e.to_dict() for e in self.edges]}
+                "edges": [e.to_dict() for e in self.edges],
+                **({"dashboards": [d.model_dump(exclude_none=True) for d in self.dashboards]}
+                   if self.dashboards else {})}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_spec().to_dict(), sort_keys=False, allow_unicode=True)
@@ -101,6 +113,8 @@ class Draft:
         self.tasks = [t for t in self.tasks if t.id != task_id]
         self.edges = [e for e in self.edges if task_id not in (e.source.task, e.target.task)]
         self.positions.pop(task_id, None)
+        self.dashboards = [d.model_copy(update={"cards": [c for c in d.cards if c.task != task_id]})
+                           for d in self.dashboards]  # a removed task's cards go with it
 
     def _replace(self, task_id: str, **changes: Any) -> TaskSpec:
         for i, task in enumerate(self.tasks):

@@ -73,7 +73,14 @@ def diff_specs(old: DeploymentSpec | None, new: DeploymentSpec) -> list[str]:
     new_edges = [str(e.source) + " → " + str(e.target) for e in new.edges]
     lines += [f"- wire {e}" for e in old_edges if e not in new_edges]
     lines += [f"+ wire {e}" for e in new_edges if e not in old_edges]
+    if old.dashboards != new.dashboards:  # the panel's layout: no task runs differently for it
+        lines.append(f"dashboards {_boards_text(old)} → {_boards_text(new)}")
     return lines
+
+
+def _boards_text(spec: DeploymentSpec) -> str:
+    text = "; ".join(f"{b.id}: " + ", ".join(f"{c.task} {c.w}x{c.h}" for c in b.cards) for b in spec.dashboards)
+    return shown_value(text or "none")
 
 
 def origin_text(spec: DeploymentSpec) -> str:

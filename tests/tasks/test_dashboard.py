@@ -166,10 +166,25 @@ async def test_plot_keeps_a_bounded_window(broker):
         await view_where(h, lambda v: len(v["series"][1]["points"]) == 1)
         view = await reloaded_view(h)
         series = {s["input"]: s for s in view["series"]}
-        assert series["a"]["label"] == "temperature" and series["a"]["points"] == [[1700, 3.0], [1800, 4.0]]
+        # 1 s in 3 slices of 333 ms: 1700 and 1800 fall in one, which holds their mean at the newer time
+        assert series["a"]["label"] == "temperature" and series["a"]["points"] == [[1800, 3.5]]
         assert series["b"]["points"] == [[2600, 9.0]]
         await h.feed("a", float("nan"))
         await h.errors("a", 1)
+
+
+def test_a_plot_keeps_an_hour_whole_in_bounded_points():
+    """An hour at 10 values a second: 300 points span the whole hour, each the mean of its slice."""
+    from edge.frames import Frame
+
+    plot = Plot({"window_s": 3600, "max_points": 300})
+    for i in range(36_000):
+        assert plot.update("a", Frame(value=float(i % 2), ts=1_000_000 + i * 100))
+    points = plot.view().series[0].points
+    assert 299 <= len(points) <= 300
+    assert points[0][0] - 1_000_000 <= 2 * 12_000 and points[-1][0] == 1_000_000 + 35_999 * 100
+    assert all(p[1] == 0.5 for p in points[1:-1])  # 120 alternating 0 and 1 per slice of 12 s
+    assert [p[0] for p in points] == sorted(p[0] for p in points)
 
 
 async def test_views_are_rate_limited(broker):
@@ -228,7 +243,7 @@ def test_views_are_their_kinds_models_at_the_bounds_their_configs_allow():
         if isinstance(task, StatusDisplay | ValueBar):
             task.value = 1e308
         if isinstance(task, Plot):
-            task.points["s0"].extend((t, 1.0) for t in range(10_000))
+            task.points["s0"].extend((t, 1.0, 1) for t in range(10_000))
         view = task.view()
         frame = decode_value(encode_frame(view.dump(), ts=1, seq=0))
         assert ViewFrame.model_validate(frame).value == view, task_type.kind

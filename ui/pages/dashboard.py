@@ -14,6 +14,12 @@ its ``view`` topic is a whole JPEG image, shown as it comes (at most every redra
 size, rate and age. Its images are not retained: until the first one comes, and when none
 has come for :data:`STALE_AFTER` seconds, the card says so.
 
+A deployment has one dashboard or several (the spec's ``dashboards``, laid out by
+:mod:`ui.dashboard_layout`): the first at ``/deployments/{dep}/dashboard``, each at
+``/deployments/{dep}/dashboard/{id}``, with tabs between them, cards in a grid of ``w`` columns by
+``h`` rows (one column on a phone), and an arrange mode that saves the layout by republishing the
+spec (:mod:`ui.dashboard_arrange`). A plot is a chart card (:mod:`ui.chart_card`).
+
 A card is ``live`` only while its task runs on an online agent (the state every view shows,
 :mod:`edge.controller.views`); otherwise its retained view is old news: the card is dimmed and
 says ``stale``, why (``agent offline 25 s``, ``failed``…) and how old its value is.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from nicegui import ui
@@ -50,7 +57,10 @@ from edge.protocol import (
 )
 from edge.topics import is_valid_id
 from ui.app import Panel, current
-from ui.charts import RENDERER, time_axis
+from ui.chart_card import ChartCard
+from ui.charts import RENDERER
+from ui.dashboard_arrange import CSS, Dragging, card_controls, draggable, save_layout, tabs
+from ui.dashboard_layout import Board, Layout
 from ui.display_text import show_newest
 from ui.frame import deployment_nav, frame
 from ui.preview import encoded_image_mime, image_data_url
@@ -89,7 +99,8 @@ class Widget:
     """One dashboard task's card: :meth:`show` draws a view, ``send`` publishes a value on its ``set``."""
 
     def __init__(self, task: TaskSpec, kind: str, *, send: Callable[[Any], Awaitable[None]] | None,
-                 driven_by: str | None) -> None:
+                 driven_by: str | None, w: int = 1, h: int = 1,
+                 controls: Callable[[], None] | None = None, windows: dict[str, int] | None = None) -> None:
         self.task = task
         self.kind = kind
         self._send = send
@@ -98,8 +109,11 @@ class Widget:
         self._updating = False
         self._value_ts: int | None = None  # when the view shown was published (ms), None: no view
         self._stale = False
-        width = "w-[560px] max-w-full" if kind == VIDEO else "w-80"  # a picture wants room
-        with ui.card().classes(width).mark(f"widget-{task.id}") as self.card:
+        self.rows = h
+        self._windows = windows
+        with ui.card().classes(f"edge-w{w} edge-h{h}").mark(f"widget-{task.id}") as self.card:
+            if controls is not None:  # the arrange mode's buttons
+                controls()
             self.title = ui.label(task.label or task.id).classes("text-subtitle1 font-bold")
             ui.label(f"{task.id} · {kind}").classes("text-caption text-grey-7")
             self.state = ui.label("not running").classes("text-caption text-grey-7").mark(f"state-{task.id}")
@@ -114,7 +128,8 @@ class Widget:
         disabled = self._send is None
         self.control: Any = None
         if self.kind == "slider":
-            self.control = ui.slider(min=0, max=1, step=0.001, value=0, on_change=self._changed).props("label")
+            self.control = ui.slider(min=0, max=1, step=0.001, value=0, on_change=self._changed).props(
+                "label thumb-size=28px track-size=6px")  # a thumb a finger hits
         elif self.kind == "toggle":
             self.control = ui.switch(on_change=self._changed)
         elif self.kind == "radio_buttons":
@@ -140,10 +155,8 @@ class Widget:
             self._arrivals: list[float] = []
             self._last_picture = 0.0
         elif self.kind == "plot":
-            self.chart = ui.echart({
-                "animation": False, "legend": {"top": 0}, "grid": {"left": 44, "right": 12, "top": 28, "bottom": 24},
-                "xAxis": time_axis(), "yAxis": {"type": "value", "scale": True}, "series": [],
-            }, renderer=RENDERER).classes("w-full h-48")
+            self.plot = ChartCard(self.task.id, rows=self.rows, picked=self._windows)
+            self.chart = self.plot.chart
         elif self.kind == SPECTRUM:
             self.chart = ui.echart({
                 "animation": False, "grid": {"left": 44, "right": 12, "top": 12, "bottom": 36},
@@ -286,16 +299,7 @@ class Widget:
         self.text.text = f"{view.value:g}  ({view.min:g} … {view.max:g})"
 
     def _show_plot(self, view: PlotView, _busy: bool) -> None:
-        options = self.chart.options
-        options["series"] = [{"type": "line", "name": s.label or s.input, "showSymbol": False, "data": s.points}
-                             for s in view.series]
-        y = options["yAxis"]
-        for key, bound in (("min", view.y_min), ("max", view.y_max)):
-            if bound is not None:
-                y[key] = bound
-            else:
-                y.pop(key, None)
-        self.chart.update()
+        self.plot.show(view, self._value_ts)
 
 
     def _show_audio_frequency_display(self, view: SpectrumView, _busy: bool) -> None:
@@ -316,9 +320,16 @@ VIEW_KINDS = frozenset(KINDS) - {VIDEO}  # those whose views are maps, each kind
 class Dashboard:
     """The widgets of one deployment, fed by one subscription to its views, redrawn on a timer."""
 
-    def __init__(self, panel: Panel, dep: str) -> None:
+    def __init__(self, panel: Panel, dep: str, board_id: str | None = None) -> None:
         self.panel = panel
         self.dep = dep
+        self.board_id = board_id  # None: the first dashboard
+        #: the layout being arranged (None: not arranging) and the version it was arranged on
+        self.arranging: Layout | None = None
+        self._arranged_on = 0
+        self._dragging = Dragging()
+        self._windows: dict[str, int] = {}  # the window each chart card shows, kept across redraws
+        self._tasks: list[tuple[TaskSpec, str]] = []
         self.topics = panel.controller.topics
         self.widgets: dict[str, Widget] = {}
         self._views: dict[str, bytes] = {}  # the newest view payload per task: the only state, and bounded
@@ -333,9 +344,12 @@ class Dashboard:
         #: video viewer frames that were not JPEG images; views that broke their kind's model (or no frame)
         self.bad_pictures = 0
         self.bad_views = 0
+        ui.add_css(CSS, shared=False)
         deployment_nav(dep, "Dashboard")
-        self.note = ui.label().classes("text-grey-7")
-        self.grid = ui.row().classes("w-full gap-3 items-start")
+        self.tabs = ui.row().classes("edge-tabs items-center gap-1 w-full")
+        self.toolbar = ui.row().classes("items-center gap-2 w-full")
+        self.note = ui.label().classes("text-grey-7").mark("dashboard-note")
+        self.grid = ui.element("div").classes("edge-board").mark("board")
         self.timer = ui.timer(0.25, self._tick)
         ui.context.client.on_delete(self.close)
 
@@ -364,27 +378,116 @@ class Dashboard:
         return send
 
     def _build(self, spec: DeploymentSpec | None, tasks: list[tuple[TaskSpec, str]]) -> None:
-        self._spec = spec
+        self._spec, self._tasks = spec, tasks
         self._shown = [(task.id, kind) for task, kind in tasks]
-        self.grid.clear()
+        for container in (self.grid, self.tabs, self.toolbar):
+            container.clear()
         self.widgets.clear()
+        board: Board | None = None
         if spec is None:
+            self.arranging = None
             self.note.text = f"{self.dep} is not deployed: its dashboard shows once it runs."
-        elif not tasks:
-            self.note.text = ("this deployment has no dashboard tasks: add a slider, toggle, radio buttons, text "
-                              "input, status display, text display, value bar, plot or video viewer in the editor")
         else:
-            self.note.text = ""
+            kinds = {task.id: kind for task, kind in tasks}
+            layout = self.arranging or Layout.of(list(spec.dashboards), kinds)
+            board = layout.board(self.board_id)
+            if board is None:
+                self.note.text = (f"{self.dep} has no dashboard {self.board_id!r}; its dashboards: "
+                                  + ", ".join(b.id for b in layout.boards))
+            elif not tasks:
+                self.note.text = ("this deployment has no dashboard tasks: add a slider, toggle, radio buttons, "
+                                  "text input, status display, text display, value bar, plot or video viewer in "
+                                  "the editor")
+            elif not any(card.task in kinds for card in board.cards):
+                self.note.text = (f"no cards on {board.title}: arrange, then move cards here with 'move to' "
+                                  "on another dashboard")
+            else:
+                self.note.text = ""
+            with self.tabs:
+                tabs(layout, board or layout.boards[0], arranging=self.arranging is not None, switch=self._switch)
+            with self.toolbar:
+                self._draw_toolbar(layout, board)
         with self.grid:
-            for task, kind in tasks:
+            by_id = dict((task.id, (task, kind)) for task, kind in tasks)
+            for card in board.cards if board is not None and spec is not None else []:
+                if card.task not in by_id:
+                    continue  # kept in the layout, not a dashboard task (now): not drawn
+                task, kind = by_id[card.task]
                 wired = next((str(e.source) for e in spec.edges if e.target.task == task.id
                               and e.target.port == "set"), None) if spec else None
                 send = self._send_for(task) if kind in ("slider", "toggle", "radio_buttons", "text_input") \
                     and wired is None else None
-                self.widgets[task.id] = Widget(task, kind, send=send, driven_by=wired)
+                controls = partial(card_controls, self.arranging, board, task.id, self._rearranged) \
+                    if self.arranging is not None and board is not None else None
+                self.widgets[task.id] = Widget(task, kind, send=send, driven_by=wired, w=card.w, h=card.h,
+                                               controls=controls, windows=self._windows)
+                if self.arranging is not None and board is not None:
+                    draggable(self.widgets[task.id].card, self.arranging, board, task.id, dragging=self._dragging,
+                              changed=self._rearranged)
         self._dirty = set(self.widgets)
         # pictures come at up to a few a second: redraw faster while a video viewer is shown
         self.timer.interval = 0.1 if any(w.kind == VIDEO for w in self.widgets.values()) else 0.25
+
+    # -- tabs and arranging ------------------------------------------------------------------------------
+    def _switch(self, board_id: str) -> None:
+        if self.arranging is None:
+            ui.navigate.to(f"/deployments/{self.dep}/dashboard/{board_id}")
+            return
+        self.board_id = board_id
+        self._rearranged()
+
+    def _rearranged(self) -> None:
+        self._build(self._spec, self._tasks)
+
+    def _draw_toolbar(self, layout: Layout, board: Board | None) -> None:
+        if self.arranging is None:
+            ui.button("arrange", icon="dashboard_customize", on_click=self._start).props("flat no-caps").mark(
+                "arrange").tooltip("move and resize the cards, add dashboards")
+            return
+        ui.button("save layout", icon="save", on_click=self._save).props("color=positive no-caps").mark(
+            "save-layout")
+        ui.button("cancel", on_click=self._cancel).props("flat no-caps").mark("cancel-layout")
+        if board is not None:
+            ui.input("dashboard label", value=board.label or "",
+                     on_change=lambda e: setattr(board, "label", (e.value or "").strip()[:200] or None)).props(
+                "dense").classes("w-48").mark("dashboard-label")
+            if len(layout.boards) > 1:
+                ui.button("delete dashboard", icon="delete", on_click=lambda: self._remove(layout, board)).props(
+                    "flat color=negative no-caps").mark("delete-dashboard")
+        name = ui.input("new dashboard").props("dense").classes("w-40").mark("new-dashboard")
+        ui.button("add", icon="add", on_click=lambda: self._add(layout, name.value or "")).props(
+            "flat no-caps").mark("add-dashboard")
+
+    def _start(self) -> None:
+        if self._spec is None:
+            return
+        self.arranging = Layout.of(list(self._spec.dashboards), {t.id: k for t, k in self._tasks})
+        self._arranged_on = self._spec.version
+        self._rearranged()
+
+    def _cancel(self) -> None:
+        self.arranging = None
+        self._rearranged()
+
+    def _add(self, layout: Layout, label: str) -> None:
+        board = layout.add(label or "dashboard")
+        if board is None:
+            ui.notify("a deployment has 16 dashboards at most", type="warning")
+            return
+        self._switch(board.id)
+
+    def _remove(self, layout: Layout, board: Board) -> None:
+        if layout.remove(board):
+            self.board_id = layout.boards[0].id
+            self._rearranged()
+
+    async def _save(self) -> None:
+        if self.arranging is None:
+            return
+        saved = await save_layout(self.panel, self.dep, self.arranging, self._arranged_on)
+        if saved is not None:
+            self.arranging = None
+            self._build(saved, dashboard_tasks(saved, self.panel.fleet.types(online_only=False)))
 
     async def _tick(self) -> None:
         if self._closed:
@@ -400,6 +503,9 @@ class Dashboard:
             self._types_seen, self._types_checked = self.panel.changes.revision, now
             tasks = dashboard_tasks(spec, self.panel.fleet.types(online_only=False)) if spec else []
             if spec is not self._spec or self._shown != [(t.id, k) for t, k in tasks]:
+                if self.arranging is not None and spec is not None and spec is not self._spec:
+                    ui.notify(f"{self.dep} version {spec.version} was deployed meanwhile: saving this layout "
+                              "will be refused; cancel and arrange again", type="warning", multi_line=True)
                 self._build(spec, tasks)
         for task_id in list(self._dirty):
             widget = self.widgets.get(task_id)
@@ -464,12 +570,24 @@ class Dashboard:
 def create() -> None:
     @ui.page("/deployments/{dep}/dashboard")
     def dashboard_page(dep: str) -> None:
-        panel = current()
-        with frame(f"{dep} dashboard", active="/deployments"):
-            if not is_valid_id(dep):
-                ui.label(f"{dep!r} is not a deployment id").classes("text-negative")
-                return
-            try:
-                Dashboard(panel, dep)
-            except TopicError as exc:
-                ui.label(str(exc)).classes("text-negative")
+        page(dep, None)
+
+    @ui.page("/deployments/{dep}/dashboard/{board}")
+    def board_page(dep: str, board: str) -> None:
+        page(dep, board)
+
+
+def page(dep: str, board: str | None) -> None:
+    """A deployment's dashboard: ``board`` names one of its dashboards (None: the first)."""
+    panel = current()
+    with frame(f"{dep} dashboard", active="/deployments"):
+        if not is_valid_id(dep):
+            ui.label(f"{dep!r} is not a deployment id").classes("text-negative")
+            return
+        if board is not None and not is_valid_id(board):
+            ui.label(f"{board[:80]!r} is not a dashboard id").classes("text-negative")
+            return
+        try:
+            Dashboard(panel, dep, board)
+        except TopicError as exc:
+            ui.label(str(exc)).classes("text-negative")

@@ -335,6 +335,7 @@ class Editor:
             return False
         renamed = loaded.id != self.draft.id
         self.draft.label, self.draft.tasks, self.draft.edges = loaded.label, loaded.tasks, loaded.edges
+        self.draft.dashboards = loaded.dashboards
         self.draft.positions.clear()
         self.draft.topics.clear()
         self.label.value = self.draft.label or ""
