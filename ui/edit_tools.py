@@ -58,7 +58,7 @@ class EditTools:
             "paste tasks copied as YAML text elsewhere")
         ui.button(icon="sticky_note_2", on_click=self.add_note).props("flat dense").mark("add-note").tooltip(
             "add a comment")
-        ui.keyboard(on_key=self.key, ignore=["input", "select", "button", "textarea"])
+        ui.keyboard(on_key=self.key, ignore=["input", "select", "button", "textarea"]).mark("editor-keys")
         self.buttons()
 
     # -- steps --------------------------------------------------------------------------------------
