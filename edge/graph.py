@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -180,7 +180,8 @@ class GroupSpec(BaseModel):
 
     id: str = Field(json_schema_extra=_ID_SCHEMA)
     label: str = Field(default="", max_length=MAX_LABEL)
-    tasks: list[str] = Field(default_factory=list, max_length=MAX_GROUP_TASKS)
+    tasks: list[Annotated[str, Field(json_schema_extra=_ID_SCHEMA)]] = Field(default_factory=list,
+                                                                            max_length=MAX_GROUP_TASKS)
     color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$",
                               description="#rrggbb; the editor's default when absent")
 

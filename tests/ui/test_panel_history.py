@@ -43,7 +43,7 @@ def key(user, name, *, ctrl=False, shift=False):
         keyboard = next(iter(ElementFilter(marker="editor-keys", only_visible=False)))
     args = {"action": "keydown", "repeat": False, "altKey": False, "ctrlKey": ctrl, "metaKey": False,
             "shiftKey": shift, "key": name, "code": f"Key{name.upper()}", "location": 0}
-    keyboard._handle_key(type("E", (), {"args": args})())  # noqa: SLF001  (the event the browser sends)
+    keyboard._handle_key(type("E", (), {"args": args})())
 
 
 async def add(user, type_name, label):
