@@ -56,7 +56,7 @@ class EditTools:
             "paste (Ctrl+V)")
         ui.button("paste YAML", on_click=self.paste_dialog).props("flat dense").mark("paste-yaml").tooltip(
             "paste tasks copied as YAML text elsewhere")
-        ui.button(icon="sticky_note_2", on_click=self.add_note).props("flat dense").mark("add-note").tooltip(
+        ui.button("comment", icon="sticky_note_2", on_click=self.add_note).props("flat dense").mark("add-note").tooltip(
             "add a comment")
         ui.keyboard(on_key=self.key, ignore=["input", "select", "button", "textarea"]).mark("editor-keys")
         self.buttons()

@@ -91,7 +91,7 @@ export default {
             <rect :width="NOTE_W" :height="noteHeight(c)" rx="3" class="edge-note-body" @pointerdown.stop="onNoteDown($event, c)">
               <title>comment: drag to move, click to edit</title>
             </rect>
-            <text v-for="(line, i) in noteLines(c)" :key="i" x="8" :y="18 + i * NOTE_LINE" class="edge-note-text" pointer-events="none">{{ line }}</text>
+            <text v-for="(line, i) in noteLines(c)" :key="i" x="8" :y="noteY(i)" class="edge-note-text" pointer-events="none">{{ line }}</text>
           </g>
           <rect v-if="band" :x="Math.min(band.x0, band.x1)" :y="Math.min(band.y0, band.y1)"
                 :width="Math.abs(band.x1 - band.x0)" :height="Math.abs(band.y1 - band.y0)" class="edge-band" />
@@ -280,15 +280,30 @@ export default {
     },
     noteLines(c) {
       const out = [];
-      for (const raw of String(c.text || "").split("\n")) {
-        let line = raw;
-        while (line.length > 26 && out.length < 12) {
-          out.push(line.slice(0, 26));
-          line = line.slice(26);
+      for (const raw of String(c.text || "").split("\n")) { // wrapped at spaces, long words cut; 12 lines at most
+        let line = "";
+        for (let word of raw.split(" ")) {
+          while (word.length > 26) {
+            if (line) out.push(line);
+            out.push(word.slice(0, 26));
+            word = word.slice(26);
+            line = "";
+          }
+          if (line && line.length + 1 + word.length > 26) {
+            out.push(line);
+            line = word;
+          } else {
+            line = line ? line + " " + word : word;
+          }
         }
-        if (out.length < 12) out.push(line);
+        out.push(line);
+        if (out.length >= 12) break;
       }
+      if (out.length > 12) out.length = 12;
       return out.length ? out : [""];
+    },
+    noteY(i) {
+      return 18 + i * NOTE_LINE;
     },
     noteHeight(c) {
       return 12 + Math.max(1, this.noteLines(c).length) * NOTE_LINE;
