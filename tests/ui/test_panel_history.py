@@ -208,7 +208,7 @@ async def test_copy_and_paste_within_and_across_deployments(user, panel_settings
 
 
 async def test_comments_and_groups_are_kept_in_the_spec_a_real_agent_runs(user, panel_settings, tmp_path):
-    async with agents(panel_settings, tmp_path, "a1"):
+    async with agents(panel_settings, tmp_path, "a1") as (a1,):
         await until(lambda: "numbers" in panel().fleet.types(), "types")
         await new_deployment(user, "marks")
         draft = panel().drafts["marks"]
@@ -246,6 +246,18 @@ async def test_comments_and_groups_are_kept_in_the_spec_a_real_agent_runs(user, 
         assert spec.groups[0].tasks == ["numbers1", "double1"]
         await until(lambda: len(panel().fleet.tasks_of("marks")) == 2
                     and all(s.state == "running" for s in panel().fleet.tasks_of("marks")), "both tasks running")
+
+        await until(lambda: a1.specs.get("marks") == spec, "the agent to hold the spec with them")
+        # a changed comment redeploys without restarting anything: agents ignore comments
+        running = dict(a1.instances)
+        user.find(marker="graph").trigger("select", {"kind": "note", "id": "note1"})
+        newest(user, "note-text").set_value("later: feed b from the sensors")
+        user.find(marker="deploy").click()
+        await until(lambda: panel().fleet.deployments["marks"].version == 2, "version 2")
+        await until(lambda: a1.specs["marks"].version == 2, "the agent to have version 2")
+        assert a1.specs["marks"].notes[0].text == "later: feed b from the sensors"
+        assert a1.instances == running and all(a1.instances[k] is v for k, v in running.items())
+        spec = panel().fleet.deployments["marks"]
 
         # export keeps them; a task removed leaves its group; an import brings them back
         exported = parse_spec(yaml.safe_load(draft.to_yaml()))
