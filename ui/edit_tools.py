@@ -4,7 +4,8 @@ and the comments and groups of the canvas (their side panels).
 Every edit of the editor goes through :meth:`EditTools.step`, which records the draft's state
 before it in the draft's history (:mod:`ui.history`). Keys: Ctrl+Z undoes, Ctrl+Shift+Z and
 Ctrl+Y redo, Ctrl+C / Ctrl+X / Ctrl+V copy, cut and paste, Delete removes the selection (not
-while typing in a field: the field's own undo and clipboard work there).
+while typing in a field or a code editor: the field's own undo and clipboard work there; the
+canvas component reports them, :meth:`ui.graph_view.GraphView.on_key`).
 
 The clipboard is the browser's session (``app.storage.user``), so a piece copied in one
 deployment's editor pastes in another's; it is also put on the system clipboard as YAML text
@@ -18,7 +19,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from nicegui import app, events, ui
+from nicegui import app, ui
 
 from edge.errors import SpecError
 from ui.clipboard import MAX_CLIP, copy_text, paste_text
@@ -58,7 +59,6 @@ class EditTools:
             "paste tasks copied as YAML text elsewhere")
         ui.button("comment", icon="sticky_note_2", on_click=self.add_note).props("flat dense").mark("add-note").tooltip(
             "add a comment")
-        ui.keyboard(on_key=self.key, ignore=["input", "select", "button", "textarea"]).mark("editor-keys")
         self.buttons()
 
     # -- steps --------------------------------------------------------------------------------------
@@ -119,23 +119,10 @@ class EditTools:
             return any(g.id == ident for g in draft.groups)
         return ident in self._node_ids()
 
-    def key(self, e: events.KeyEventArguments) -> None:
-        if not e.action.keydown or e.action.repeat:
-            return
-        name = str(e.key.name).lower()
-        ctrl = e.modifiers.ctrl or e.modifiers.meta
-        if ctrl and name == "z":
-            self.redo() if e.modifiers.shift else self.undo()
-        elif ctrl and name == "y":
-            self.redo()
-        elif ctrl and name == "c":
-            self.copy()
-        elif ctrl and name == "x":
-            self.cut()
-        elif ctrl and name == "v":
-            self.paste()
-        elif name in ("delete", "backspace") and not ctrl:
-            self.delete_selection()
+    def key(self, action: str) -> None:
+        """An editing key pressed on the page (static/graph_view.js says which, not while typing in a field)."""
+        {"undo": self.undo, "redo": self.redo, "copy": self.copy, "cut": self.cut, "paste": self.paste,
+         "delete": self.delete_selection}[action]()
 
     # -- drawing ------------------------------------------------------------------------------------
     def draw(self) -> None:

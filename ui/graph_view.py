@@ -32,6 +32,8 @@ NODE_WIDTH = 190  # as static/graph_view.js draws them
 TOPIC_HEIGHT = 44  # a topic node: one pill with its input on the left, its output on the right
 TOPIC = "topic:"
 FAR = 1_000_000  # a dropped node's coordinates are kept within this
+#: what the editing keys do (static/graph_view.js's onKey)
+KEY_ACTIONS = frozenset({"undo", "redo", "copy", "cut", "paste", "delete"})
 #: the metadata of a port a wire uses but the task does not have
 MISSING: Any = object()
 
@@ -283,6 +285,16 @@ class GraphView(ui.element, component="static/graph_view.js"):
             return handler(result) if result else None
 
         self.on("movemany", forward)
+        return self
+
+    def on_key(self, handler: Callable[[str], Any]) -> GraphView:
+        """An editing key was pressed (editable views): ``undo``, ``redo``, ``copy``, ``cut``, ``paste`` or
+        ``delete``; anything else the browser sends is ignored."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            action = e.args.get("action") if isinstance(e.args, dict) else None
+            return handler(action) if action in KEY_ACTIONS else None
+
+        self.on("key", forward)
         return self
 
     def on_note_move(self, handler: Callable[[str, int, int], Any]) -> GraphView:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 import yaml
 from conftest import agents, new_deployment, panel, until
-from nicegui import ElementFilter
 from nicegui.testing.user_interaction import UserInteraction
 
 from edge.graph import parse_spec
@@ -38,12 +37,12 @@ def wires(user):
 
 
 def key(user, name, *, ctrl=False, shift=False):
-    """A key pressed on the editor page (as ui.keyboard reports it from the browser)."""
-    with user:
-        keyboard = next(iter(ElementFilter(marker="editor-keys", only_visible=False)))
-    args = {"action": "keydown", "repeat": False, "altKey": False, "ctrlKey": ctrl, "metaKey": False,
-            "shiftKey": shift, "key": name, "code": f"Key{name.upper()}", "location": 0}
-    keyboard._handle_key(type("E", (), {"args": args})())
+    """An editing key pressed on the editor page, as the canvas component reports it (the browser test
+    presses real keys)."""
+    actions = {("z", True, False): "undo", ("z", True, True): "redo", ("y", True, False): "redo",
+               ("c", True, False): "copy", ("x", True, False): "cut", ("v", True, False): "paste",
+               ("Delete", False, False): "delete"}
+    user.find(marker="graph").trigger("key", {"action": actions[name, ctrl, shift]})
 
 
 async def add(user, type_name, label):

@@ -75,7 +75,7 @@ class Editor:
                 self.graph.on_connect(self.connect).on_select(self.select).on_move(self.moved)
                 self.graph.on_view(self.viewport.update)
                 self.graph.on_select_many(self.tools.select_many).on_move_many(self.tools.move_many)
-                self.graph.on_note_move(self.tools.move_note)
+                self.graph.on_note_move(self.tools.move_note).on_key(self.tools.key)
                 self.graph.on_drop(lambda name, x, y: self.add_task(name, at=(x, y)))
         self.conflict = ConflictBanner(panel, draft, reload=self.revert, deploy_over=self.deploy)
         self.conflict.card.move(target_index=2)  # under the header: seen before the graph

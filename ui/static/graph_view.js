@@ -10,6 +10,9 @@
 // a "selectmany" event with their ids; dragging one of them moves them all ("movemany").
 // Comments ("notes": sticky notes, dragged like nodes: "notemove") and groups (a labelled box
 // around their tasks, drawn from where the tasks are) are drawn under and over the nodes.
+// When editable, the editing keys pressed anywhere on the page but in a field (an input, a text
+// area, a code editor: their own undo and clipboard work there) are a "key" event with the action:
+// undo (Ctrl+Z), redo (Ctrl+Shift+Z, Ctrl+Y), copy, cut (not while text is selected), paste, delete.
 const W = 190;
 const HEAD = 36;
 const ROW = 20;
@@ -163,13 +166,37 @@ export default {
     },
   },
   mounted() {
+    if (this.editable) {
+      this.keyHandler = (evt) => this.onKey(evt);
+      document.addEventListener("keydown", this.keyHandler);
+    }
     if (this.nodes.length) this.$nextTick(() => this.fit());
     this.$nextTick(() => this.reportView());
   },
   unmounted() {
+    if (this.keyHandler) document.removeEventListener("keydown", this.keyHandler);
     clearTimeout(this.viewTimer);
   },
   methods: {
+    onKey(evt) {
+      if (!(evt instanceof KeyboardEvent) || evt.repeat || !evt.key) return;
+      const focus = document.activeElement;
+      if (focus && (focus.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(focus.tagName))) return;
+      if (document.querySelector(".q-dialog")) return; // a dialog is open: its keys are its own
+      const k = evt.key.toLowerCase();
+      const ctrl = evt.ctrlKey || evt.metaKey;
+      let action = null;
+      if (ctrl && k === "z") action = evt.shiftKey ? "redo" : "undo";
+      else if (ctrl && k === "y") action = "redo";
+      else if (ctrl && (k === "c" || k === "x")) {
+        if (String(window.getSelection() || "")) return; // text selected on the page: the browser copies it
+        action = k === "c" ? "copy" : "cut";
+      } else if (ctrl && k === "v") action = "paste";
+      else if (!ctrl && !evt.altKey && (k === "delete" || k === "backspace")) action = "delete";
+      if (!action) return;
+      evt.preventDefault();
+      this.$emit("key", { action: action });
+    },
     clip(text, n) {
       const s = text == null ? "" : String(text);
       return s.length > n ? s.slice(0, n - 1) + "…" : s;
