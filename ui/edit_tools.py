@@ -23,6 +23,7 @@ from nicegui import app, ui
 
 from edge.errors import SpecError
 from ui.clipboard import MAX_CLIP, copy_text, paste_text
+from ui.draft import Draft
 from ui.frame import transient_dialog
 from ui.graph_view import TOPIC, node_box
 from ui.refusal import notify_refused
@@ -119,9 +120,13 @@ class EditTools:
             return any(g.id == ident for g in draft.groups)
         return ident in self._node_ids()
 
-    def key(self, action: str) -> None:
-        """An editing key pressed on the page (static/graph_view.js says which, not while typing in a field)."""
-        {"undo": self.undo, "redo": self.redo, "copy": self.copy, "cut": self.cut, "paste": self.paste,
+    def key(self, action: str, text: str = "") -> None:
+        """An editing key pressed on the page (static/graph_view.js says which, not while typing in a
+        field); ``text``: the system clipboard's, for a paste."""
+        if action == "paste":
+            self.paste(text)
+            return
+        {"undo": self.undo, "redo": self.redo, "copy": self.copy, "cut": self.cut,
          "delete": self.delete_selection}[action]()
 
     # -- drawing ------------------------------------------------------------------------------------
@@ -218,12 +223,27 @@ class EditTools:
         if self.copy():
             self.delete_selection()
 
-    def paste(self) -> None:
+    def paste(self, system: str = "") -> None:
+        """Paste the system clipboard's text when it is a piece of a graph (copied in this panel or
+        another), else what was copied in this browser's session."""
+        if system.strip() and self._pastes(system):
+            self.paste_text(system)
+            return
         text = app.storage.user.get(CLIP_KEY)
         if not isinstance(text, str) or not text:
             ui.notify("nothing copied yet: select tasks and copy them (Ctrl+C), or paste YAML")
             return
         self.paste_text(text)
+
+    def _pastes(self, text: str) -> bool:
+        """Whether ``text`` pastes into this draft (tried on a copy of it)."""
+        try:
+            draft = self.editor.draft
+            paste_text(Draft(id=draft.id, tasks=list(draft.tasks), edges=list(draft.edges), notes=list(draft.notes),
+                             groups=list(draft.groups)), text)
+        except SpecError:
+            return False
+        return True
 
     def paste_text(self, text: str) -> bool:
         editor = self.editor

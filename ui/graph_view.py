@@ -34,6 +34,7 @@ TOPIC = "topic:"
 FAR = 1_000_000  # a dropped node's coordinates are kept within this
 #: what the editing keys do (static/graph_view.js's onKey)
 KEY_ACTIONS = frozenset({"undo", "redo", "copy", "cut", "paste", "delete"})
+MAX_PASTE = 1_000_000  # characters of pasted text taken
 #: the metadata of a port a wire uses but the task does not have
 MISSING: Any = object()
 
@@ -287,12 +288,16 @@ class GraphView(ui.element, component="static/graph_view.js"):
         self.on("movemany", forward)
         return self
 
-    def on_key(self, handler: Callable[[str], Any]) -> GraphView:
+    def on_key(self, handler: Callable[[str, str], Any]) -> GraphView:
         """An editing key was pressed (editable views): ``undo``, ``redo``, ``copy``, ``cut``, ``paste`` or
-        ``delete``; anything else the browser sends is ignored."""
+        ``delete``, and for a paste the system clipboard's text ("" when there is none); anything else
+        the browser sends is ignored."""
         def forward(e: events.GenericEventArguments) -> Any:
-            action = e.args.get("action") if isinstance(e.args, dict) else None
-            return handler(action) if action in KEY_ACTIONS else None
+            args = e.args if isinstance(e.args, dict) else {}
+            action, text = args.get("action"), args.get("text")
+            if action not in KEY_ACTIONS:
+                return None
+            return handler(action, text if isinstance(text, str) and len(text) <= MAX_PASTE else "")
 
         self.on("key", forward)
         return self

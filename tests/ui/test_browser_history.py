@@ -97,6 +97,17 @@ async def test_keyboard_undo_redo_and_rubber_band_selection(page, panel_url, pan
         await expect(nodes).to_have_count(3)
         await search.fill("")
 
+        # Ctrl+C, Ctrl+V: a copy of double3, renamed; Ctrl+Z takes it away
+        await page.mouse.click(area["x"] + 460, area["y"] + 500)
+        await page.locator('[data-node="double3"] .edge-node-head').click()
+        await page.keyboard.press("Control+c")
+        await page.get_by_text("copied 1 task").wait_for()
+        await page.keyboard.press("Control+v")
+        await page.locator('[data-node="double4"]').wait_for()
+        await expect(nodes).to_have_count(4)
+        await page.keyboard.press("Control+z")
+        await expect(nodes).to_have_count(3)
+
         # a group of the two and a comment, for the docs
         await page.keyboard.down("Shift")
         await page.mouse.move(area["x"] + 40, area["y"] + 40)

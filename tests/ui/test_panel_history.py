@@ -36,13 +36,16 @@ def wires(user):
     return [e["key"] for e in graph(user).edges]
 
 
-def key(user, name, *, ctrl=False, shift=False):
+def key(user, name, *, ctrl=False, shift=False, clipboard=None):
     """An editing key pressed on the editor page, as the canvas component reports it (the browser test
     presses real keys)."""
     actions = {("z", True, False): "undo", ("z", True, True): "redo", ("y", True, False): "redo",
                ("c", True, False): "copy", ("x", True, False): "cut", ("v", True, False): "paste",
                ("Delete", False, False): "delete"}
-    user.find(marker="graph").trigger("key", {"action": actions[name, ctrl, shift]})
+    args = {"action": actions[name, ctrl, shift]}
+    if clipboard is not None:  # a paste event carries the system clipboard's text
+        args["text"] = clipboard
+    user.find(marker="graph").trigger("key", args)
 
 
 async def add(user, type_name, label):
@@ -192,6 +195,15 @@ async def test_copy_and_paste_within_and_across_deployments(user, panel_settings
         other = panel().drafts["two"]
         assert [t.id for t in other.tasks] == ["double1", "numbers1", "double2"]
         assert wires(user) == ["numbers1.out->double2.in"]
+        # the system clipboard's text (copied in another panel) pastes when it is a piece of a graph;
+        # other text there (a URL) leaves the session's clipboard to paste
+        key(user, "v", ctrl=True, clipboard="tasks: [{id: numbers1, type: numbers}]\n")
+        assert user.notify.contains("pasted 1 task: numbers2")
+        key(user, "v", ctrl=True, clipboard="https://example.com/not-a-graph")
+        assert [t.id for t in other.tasks][-2:] == ["numbers3", "double3"]
+        click(user, "undo")
+        click(user, "undo")
+        assert [t.id for t in other.tasks] == ["double1", "numbers1", "double2"]
         # text copied elsewhere pastes too; what is not a piece of a graph is refused, nothing changed
         click(user, "paste-yaml")
         newest(user, "paste-text").set_value("tasks: [{id: double1, type: double, config: {factor: 2}}]\n"

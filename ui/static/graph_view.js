@@ -12,7 +12,8 @@
 // around their tasks, drawn from where the tasks are) are drawn under and over the nodes.
 // When editable, the editing keys pressed anywhere on the page but in a field (an input, a text
 // area, a code editor: their own undo and clipboard work there) are a "key" event with the action:
-// undo (Ctrl+Z), redo (Ctrl+Shift+Z, Ctrl+Y), copy, cut (not while text is selected), paste, delete.
+// undo (Ctrl+Z), redo (Ctrl+Shift+Z, Ctrl+Y), copy, cut (not while text is selected), paste (with
+// the system clipboard's text, which the browser gives a paste event without asking), delete.
 const W = 190;
 const HEAD = 36;
 const ROW = 20;
@@ -168,21 +169,32 @@ export default {
   mounted() {
     if (this.editable) {
       this.keyHandler = (evt) => this.onKey(evt);
+      this.pasteHandler = (evt) => this.onPaste(evt);
       document.addEventListener("keydown", this.keyHandler);
+      document.addEventListener("paste", this.pasteHandler);
     }
     if (this.nodes.length) this.$nextTick(() => this.fit());
     this.$nextTick(() => this.reportView());
   },
   unmounted() {
     if (this.keyHandler) document.removeEventListener("keydown", this.keyHandler);
+    if (this.pasteHandler) document.removeEventListener("paste", this.pasteHandler);
     clearTimeout(this.viewTimer);
   },
   methods: {
-    onKey(evt) {
-      if (!(evt instanceof KeyboardEvent) || evt.repeat || !evt.key) return;
+    typing() {
       const focus = document.activeElement;
-      if (focus && (focus.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(focus.tagName))) return;
-      if (document.querySelector(".q-dialog")) return; // a dialog is open: its keys are its own
+      if (focus && (focus.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(focus.tagName))) return true;
+      return !!document.querySelector(".q-dialog"); // a dialog is open: its keys are its own
+    },
+    onPaste(evt) {
+      if (this.typing()) return;
+      const text = evt.clipboardData ? evt.clipboardData.getData("text/plain") : "";
+      evt.preventDefault();
+      this.$emit("key", { action: "paste", text: text.length <= 1000000 ? text : "" });
+    },
+    onKey(evt) {
+      if (!(evt instanceof KeyboardEvent) || evt.repeat || !evt.key || this.typing()) return;
       const k = evt.key.toLowerCase();
       const ctrl = evt.ctrlKey || evt.metaKey;
       let action = null;
@@ -191,8 +203,7 @@ export default {
       else if (ctrl && (k === "c" || k === "x")) {
         if (String(window.getSelection() || "")) return; // text selected on the page: the browser copies it
         action = k === "c" ? "copy" : "cut";
-      } else if (ctrl && k === "v") action = "paste";
-      else if (!ctrl && !evt.altKey && (k === "delete" || k === "backspace")) action = "delete";
+      } else if (!ctrl && !evt.altKey && (k === "delete" || k === "backspace")) action = "delete";
       if (!action) return;
       evt.preventDefault();
       this.$emit("key", { action: action });
