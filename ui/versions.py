@@ -73,6 +73,21 @@ def diff_specs(old: DeploymentSpec | None, new: DeploymentSpec) -> list[str]:
     new_edges = [str(e.source) + " → " + str(e.target) for e in new.edges]
     lines += [f"- wire {e}" for e in old_edges if e not in new_edges]
     lines += [f"+ wire {e}" for e in new_edges if e not in old_edges]
+    return lines + mark_changes(old, new)
+
+
+def mark_changes(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
+    """The comments and groups of the canvas added, removed and changed (agents ignore them)."""
+    lines: list[str] = []
+    for kind, before_items, after_items in (("comment", old.notes, new.notes), ("group", old.groups, new.groups)):
+        before: dict[str, Any] = {m.id: m for m in before_items}
+        after: dict[str, Any] = {m.id: m for m in after_items}
+        lines += [f"- {kind} {ident}" for ident in before if ident not in after]
+        lines += [f"+ {kind} {ident}" for ident in after if ident not in before]
+        for ident, mark in after.items():
+            if ident in before and before[ident] != mark:
+                fields = [k for k in type(mark).model_fields if getattr(before[ident], k) != getattr(mark, k)]
+                lines.append(f"{kind} {ident}: {', '.join(fields)} changed")
     return lines
 
 

@@ -122,6 +122,7 @@ async def test_keyboard_undo_redo_and_rubber_band_selection(page, panel_url, pan
         await page.get_by_role("button", name="comment").click()
         await page.locator('[data-note="note1"]').wait_for()
         await page.get_by_label("text").fill("double1 and double2 run as one stage; double3 is spare")
-        await page.locator("[data-note=\"note1\"] text", has_text="one stage; double3 is").wait_for()  # wrapped at words
+        # the note wraps at words
+        await page.locator("[data-note=\"note1\"] text", has_text="one stage; double3 is").wait_for()
         await page.evaluate("window.scrollTo(0, 0)")
         await shot(page, tmp_path, "groups")

@@ -263,6 +263,8 @@ async def test_comments_and_groups_are_kept_in_the_spec_a_real_agent_runs(user, 
         running = dict(a1.instances)
         user.find(marker="graph").trigger("select", {"kind": "note", "id": "note1"})
         newest(user, "note-text").set_value("later: feed b from the sensors")
+        await until(lambda: newest(user, "deploy-summary").text == "Changes: 2 unchanged, 1 comment or group change",
+                    "the summary to say what Deploy changes")
         user.find(marker="deploy").click()
         await until(lambda: panel().fleet.deployments["marks"].version == 2, "version 2")
         await until(lambda: a1.specs["marks"].version == 2, "the agent to have version 2")
