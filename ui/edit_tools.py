@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nicegui import app, ui
 
@@ -25,13 +25,11 @@ from edge.errors import SpecError
 from ui.clipboard import MAX_CLIP, copy_text, paste_text
 from ui.draft import Draft
 from ui.frame import transient_dialog
-from ui.graph_view import TOPIC, node_box
+from ui.graph_view import TOPIC, GraphView, node_box
 from ui.refusal import notify_refused
+from ui.viewport import Viewport
 
-if TYPE_CHECKING:
-    from ui.pages.editor import Editor
-
-__all__ = ["COLORS", "EditTools"]
+__all__ = ["COLORS", "EditTools", "Editing"]
 
 CLIP_KEY = "edge-clipboard"
 NOTE_HEIGHT = 60
@@ -40,10 +38,26 @@ COLORS = {"grey": "#90a4ae", "blue": "#1e88e5", "green": "#43a047", "orange": "#
           "purple": "#8e24aa"}
 
 
+class Editing(Protocol):
+    """What the tools use of the editor page (:class:`ui.pages.editor.Editor`)."""
+
+    draft: Draft
+    selected: dict[str, Any] | None
+    label: ui.input
+    graph: GraphView
+    viewport: Viewport
+
+    def redraw(self) -> None: ...
+
+    def show_selection(self) -> None: ...
+
+    def deselect(self) -> None: ...
+
+
 class EditTools:
     """The undo, redo, copy, paste, comment and group buttons of an :class:`~ui.pages.editor.Editor`."""
 
-    def __init__(self, editor: Editor) -> None:
+    def __init__(self, editor: Editing) -> None:
         self.editor = editor
         self.multi: list[str] = []
         self._restoring = False
