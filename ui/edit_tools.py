@@ -182,6 +182,13 @@ class EditTools:
                 label = ui.input("group label", value="").props("dense").classes("w-40").mark("group-label")
                 ui.button("group", icon="select_all", on_click=lambda: self.group(tasks, label.value or "")).props(
                     "flat").mark("group-selection")
+        groups = {g.id: g.label or g.id for g in self.editor.draft.groups}
+        if tasks and groups:
+            with ui.row().classes("items-center gap-1"):
+                into = ui.select(groups, label="group", value=next(iter(groups))).props("dense").classes(
+                    "w-40").mark("join-group")
+                ui.button("add to group", on_click=lambda: self.join(str(into.value), tasks)).props("flat").mark(
+                    "join-group-button")
 
     def delete_selection(self) -> None:
         editor = self.editor
@@ -343,6 +350,13 @@ class EditTools:
         self.editor.redraw()
         self.editor.show_selection()
 
+    def join(self, group_id: str, tasks: list[str]) -> None:
+        try:
+            group = self.editor.draft.group(group_id)
+        except KeyError:
+            return
+        self.set_group(group_id, None, tasks=list(dict.fromkeys([*group.tasks, *tasks])))
+
     def group_panel(self, group_id: str) -> None:
         try:
             group = self.editor.draft.group(group_id)
@@ -350,7 +364,14 @@ class EditTools:
             self.editor.selected = None
             return
         ui.label(f"group {group.id}").classes("text-subtitle2")
-        ui.label("tasks: " + (", ".join(group.tasks) or "none")).classes("text-caption edge-mono")
+        ui.label("Select tasks (shift-click, or Shift and drag) to add them to it.").classes(
+            "text-caption text-grey-7")
+        if group.tasks:
+            ui.select(group.tasks, label="tasks", value=list(group.tasks), multiple=True,
+                      on_change=lambda e: self.set_group(group.id, None, tasks=[t for t in group.tasks
+                                                                                if t in (e.value or [])])
+                      ).props("dense use-chips").classes("w-full").mark("group-tasks").tooltip(
+                "take a task out of the group: remove its chip")
         ui.input("label", value=group.label,
                  on_change=lambda e: self.set_group(group.id, f"group:{group.id}", label=(e.value or "")[:256])).props(
             "dense").classes("w-full").mark("group-label")

@@ -35,6 +35,7 @@ FAR = 1_000_000  # a dropped node's coordinates are kept within this
 #: what the editing keys do (static/graph_view.js's onKey)
 KEY_ACTIONS = frozenset({"undo", "redo", "copy", "cut", "paste", "delete"})
 MAX_PASTE = 1_000_000  # characters of pasted text taken
+SELECTABLE = ("node", "edge", "note", "group")  # what a click selects
 #: the metadata of a port a wire uses but the task does not have
 MISSING: Any = object()
 
@@ -295,7 +296,7 @@ class GraphView(ui.element, component="static/graph_view.js"):
         def forward(e: events.GenericEventArguments) -> Any:
             args = e.args if isinstance(e.args, dict) else {}
             action, text = args.get("action"), args.get("text")
-            if action not in KEY_ACTIONS:
+            if not isinstance(action, str) or action not in KEY_ACTIONS:
                 return None
             return handler(action, text if isinstance(text, str) and len(text) <= MAX_PASTE else "")
 
@@ -360,7 +361,16 @@ class GraphView(ui.element, component="static/graph_view.js"):
         return self
 
     def on_select(self, handler: Callable[[str | None, str | None], Any]) -> GraphView:
-        self.on("select", lambda e: handler(e.args.get("kind"), e.args.get("id")))
+        def forward(e: events.GenericEventArguments) -> Any:
+            args = e.args if isinstance(e.args, dict) else {}
+            kind, ident = args.get("kind"), args.get("id")
+            if kind is None:
+                return handler(None, None)
+            if kind not in SELECTABLE or not isinstance(ident, str):
+                return None  # not what the component sends
+            return handler(kind, ident)
+
+        self.on("select", forward)
         return self
 
     def on_connect(self, handler: Callable[[str, str], Any]) -> GraphView:

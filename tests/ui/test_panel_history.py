@@ -248,6 +248,27 @@ async def test_comments_and_groups_are_kept_in_the_spec_a_real_agent_runs(user, 
         assert graph(user).groups[0]["label"] == "pipeline"
         newest(user, "group-color").set_value("green")
         assert draft.groups[0].color == "#43a047"
+        # a task leaves the group, and joins it again from a selection
+        newest(user, "group-tasks").set_value(["numbers1"])
+        assert draft.groups[0].tasks == ["numbers1"]
+        user.find(marker="graph").trigger("selectmany", {"ids": ["double1"]})
+        await user.should_see("1 nodes selected")
+        click(user, "join-group-button")
+        assert draft.groups[0].tasks == ["numbers1", "double1"]
+        # what the browser sends is checked: junk moves nothing and breaks nothing
+        for junk in ({"id": "note1", "x": "1e9", "y": 0}, {"id": "nope", "x": 1, "y": 1}, {"x": 1}, [],
+                     {"id": "note1", "x": float("nan"), "y": 0}):
+            user.find(marker="graph").trigger("notemove", junk)
+        user.find(marker="graph").trigger("notemove", {"id": "note1", "x": 10**12, "y": -(10**12)})
+        assert (draft.notes[0].x, draft.notes[0].y) == (1_000_000, -1_000_000)  # kept within the canvas
+        for junk in ({"action": "format-disk"}, {"action": ["undo"]}, "undo", {"action": "paste", "text": 5}):
+            user.find(marker="graph").trigger("key", junk)
+        user.find(marker="graph").trigger("select", {"kind": "group", "id": "nope"})
+        user.find(marker="graph").trigger("select", {"kind": "note", "id": "nope"})
+        user.find(marker="graph").trigger("select", {"kind": ["node"], "id": {"a": 1}})
+        user.find(marker="graph").trigger("select", {"kind": "node", "id": ["double1"]})
+        assert draft.groups[0].tasks == ["numbers1", "double1"]
+        user.find(marker="graph").trigger("notemove", {"id": "note1", "x": 500, "y": -80})
 
         # deployed: the spec keeps them, the agent runs the tasks and ignores them
         user.find(marker="deploy").click()
