@@ -119,6 +119,16 @@ async def test_keyboard_undo_redo_and_rubber_band_selection(page, panel_url, pan
         await page.get_by_label("group label").fill("doublers")
         await page.get_by_role("button", name="group", exact=True).click()
         await page.locator('[data-group="group1"]').wait_for()
+        # dragging the group's tab moves its tasks
+        tab = await box(page.locator('[data-group="group1"] .edge-group-tab'))
+        heads = [await box(page.locator(f'[data-node="double{i}"] .edge-node-head')) for i in (1, 2, 3)]
+        await page.mouse.move(tab["x"] + 10, tab["y"] + 10)
+        await page.mouse.down()
+        await page.mouse.move(tab["x"] + 10, tab["y"] - 40, steps=10)
+        await page.mouse.up()
+        moved = [await box(page.locator(f'[data-node="double{i}"] .edge-node-head')) for i in (1, 2, 3)]
+        assert all(abs(moved[i]["y"] - heads[i]["y"] + 50) <= 3 for i in (0, 1)), (heads, moved)
+        assert moved[2] == heads[2]
         await page.get_by_role("button", name="comment").click()
         await page.locator('[data-note="note1"]').wait_for()
         await page.get_by_label("text").fill("double1 and double2 run as one stage; double3 is spare")

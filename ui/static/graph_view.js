@@ -34,8 +34,8 @@ export default {
             <rect :x="g.x" :y="g.y" :width="g.w" :height="g.h" rx="10" class="edge-group-box"
                   :style="{ fill: g.color, stroke: g.color }" pointer-events="none" />
             <rect :x="g.x" :y="g.y - 20" :width="Math.min(g.w, 14 + 7 * clip(g.label || g.id, 30).length)" height="20" rx="4"
-                  class="edge-group-tab" :style="{ fill: g.color }" @pointerdown.stop @click.stop="choose('group', g.id)">
-              <title>group {{ g.label || g.id }}: click to rename, recolour or ungroup</title>
+                  class="edge-group-tab" :style="{ fill: g.color }" @pointerdown.stop="onGroupDown($event, g)">
+              <title>group {{ g.label || g.id }}: drag to move its tasks, click to rename, recolour or ungroup</title>
             </rect>
             <text :x="g.x + 7" :y="g.y - 6" class="edge-group-label" pointer-events="none">{{ clip(g.label || g.id, 30) }}</text>
           </g>
@@ -309,6 +309,17 @@ export default {
       this.drag = { kind: "node", id: n.id, ids: Object.keys(start), start: start, ax: at.x, ay: at.y,
                     sx: event.clientX, sy: event.clientY, moved: false };
     },
+    onGroupDown(event, g) {
+      // dragging a group's tab moves its tasks; a click selects the group
+      const at = this.point(event);
+      const start = {};
+      for (const id of g.tasks || []) {
+        const m = this.node(id);
+        if (m) start[id] = this.pos(m);
+      }
+      this.drag = { kind: "node", id: null, group: g.id, ids: Object.keys(start), start: start, ax: at.x, ay: at.y,
+                    sx: event.clientX, sy: event.clientY, moved: false };
+    },
     onNoteDown(event, c) {
       const at = this.point(event);
       this.drag = { kind: "note", id: c.id, start: this.notePos(c), ax: at.x, ay: at.y, sx: event.clientX, sy: event.clientY, moved: false };
@@ -360,7 +371,7 @@ export default {
           y1 = Math.max(y1, p.y + this.height(n));
         }
         if (x0 === Infinity) continue; // no task of it is drawn
-        boxes.push({ id: g.id, label: g.label, color: g.color || "#90a4ae", x: x0 - GROUP_PAD, y: y0 - GROUP_PAD,
+        boxes.push({ id: g.id, label: g.label, tasks: g.tasks, color: g.color || "#90a4ae", x: x0 - GROUP_PAD, y: y0 - GROUP_PAD,
                      w: x1 - x0 + 2 * GROUP_PAD, h: y1 - y0 + 2 * GROUP_PAD });
       }
       return boxes;
@@ -440,8 +451,10 @@ export default {
         return;
       }
       if (d.kind === "node") {
-        if (d.moved) {
-          if (d.ids.length > 1) {
+        if (d.group && !d.moved) {
+          if (event.type === "pointerup") this.choose("group", d.group);
+        } else if (d.moved) {
+          if (d.ids.length > 1 || d.group) {
             this.$emit("movemany", { moves: d.ids.filter((id) => this.moved[id]).map((id) => ({ id: id, x: this.moved[id].x, y: this.moved[id].y })) });
           } else {
             const p = this.moved[d.id];
