@@ -155,7 +155,8 @@ class Editor:
                 return
             if self.selected is None:
                 ui.label("Click a node to configure it, a wire to delete it. Connect an output to an input by "
-                         "clicking one then the other. Drag the background to pan, the wheel zooms.").classes(
+                         "clicking one then the other. Drag the background to pan, the wheel zooms; shift-click "
+                         "or Shift and drag selects several. Ctrl+Z undoes, Ctrl+C / Ctrl+V copy and paste.").classes(
                     "text-caption text-grey-7")
                 if self.picker.value:  # back to the palette's type
                     self.type_help(self.picker.value)
