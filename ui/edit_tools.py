@@ -170,7 +170,8 @@ class EditTools:
 
     def multi_panel(self) -> None:
         tasks = [n for n in self.multi if not n.startswith(TOPIC)]
-        ui.label(f"{len(self.multi)} nodes selected").classes("text-subtitle2").mark("multi-selected")
+        count = len(self.multi)
+        ui.label(f"{count} node{'s' if count != 1 else ''} selected").classes("text-subtitle2").mark("multi-selected")
         ui.label(", ".join(self.multi)).classes("text-caption edge-mono")
         ui.label("Drag one of them to move them all; shift-click adds or takes out one.").classes(
             "text-caption text-grey-7")

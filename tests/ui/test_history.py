@@ -55,3 +55,19 @@ def test_the_draft_records_only_real_changes_and_undo_redo_restore_everything():
     assert draft.redo() and draft.snapshot() == after
     assert draft.groups[0].tasks == ["double1"]  # only tasks of the draft
     assert not draft.redo()
+
+
+def test_comment_and_group_changes_are_lines_of_the_diff_and_the_deploy_summary():
+    from edge.graph import parse_spec
+    from ui.deploy_plan import plan_deploy
+    from ui.versions import diff_specs
+
+    tasks = [{"id": "a", "type": "t"}, {"id": "b", "type": "t"}]
+    old = parse_spec({"id": "d", "tasks": tasks, "notes": [{"id": "n1", "text": "x"}, {"id": "n2"}],
+                      "groups": [{"id": "g1", "tasks": ["a"]}]})
+    new = parse_spec({"id": "d", "tasks": tasks, "notes": [{"id": "n1", "text": "y", "x": 5}, {"id": "n3"}],
+                      "groups": [{"id": "g1", "label": "L", "tasks": ["a", "b"]}]})
+    assert diff_specs(old, new) == ["- comment n2", "+ comment n3", "comment n1: text, x changed",
+                                    "group g1: label, tasks changed"]
+    assert plan_deploy(old, new).summary() == "2 unchanged, 4 comment or group changes"
+    assert diff_specs(new, new) == [] and plan_deploy(new, new).summary() == "none: the draft is what runs"

@@ -252,7 +252,7 @@ async def test_comments_and_groups_are_kept_in_the_spec_a_real_agent_runs(user, 
         newest(user, "group-tasks").set_value(["numbers1"])
         assert draft.groups[0].tasks == ["numbers1"]
         user.find(marker="graph").trigger("selectmany", {"ids": ["double1"]})
-        await user.should_see("1 nodes selected")
+        await user.should_see("1 node selected")
         click(user, "join-group-button")
         assert draft.groups[0].tasks == ["numbers1", "double1"]
         # what the browser sends is checked: junk moves nothing and breaks nothing
