@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -54,8 +54,8 @@ from edge.frames import decode_value, encode_value
 from edge.secrets import cleartext_secrets
 from edge.topics import ID_PATTERN, MAX_TOPIC_BYTES, Topics, validate_filter, validate_id, validate_topic
 
-__all__ = ["DashboardCard", "DashboardSpec", "DeploymentSpec", "EdgeSpec",
-           "Endpoint", "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
+__all__ = ["DashboardCard", "DashboardSpec", "DeploymentSpec", "EdgeSpec", "Endpoint", "GroupSpec", "NoteSpec",
+           "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
            "encode_spec", "load_spec", "load_spec_data", "parse_spec", "parse_spec_lenient", "structure_problems"]
 
 TOPIC_PREFIX = "topic:"
@@ -64,6 +64,10 @@ MAX_VERSION = 2**63 - 1  # what any client language holds (edge.protocol.MAX_INT
 MAX_DASHBOARDS = 16  # dashboards of a deployment
 MAX_CARDS = 256  # cards of one dashboard
 MAX_SPAN = 4  # columns (and rows) a dashboard card spans at most
+MAX_NOTE = 4096  # characters of a comment's text
+MAX_MARKS = 256  # comments, and groups, of one deployment
+MAX_GROUP_TASKS = 1000  # tasks one group names
+MAX_XY = 1_000_000  # a comment's coordinates on the canvas, either way
 #: ids are checked by validate_id (its one-line errors); this is only what their JSON Schema says
 _ID_SCHEMA: dict[str, Any] = {"pattern": f"^{ID_PATTERN}$"}
 
@@ -167,6 +171,45 @@ class TaskSpec(BaseModel):
         return None if value is None else validate_id(value, "agent id")
 
 
+class NoteSpec(BaseModel):
+    """A comment on the editor's canvas (a sticky note at ``x``, ``y``); agents ignore it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    text: str = Field(default="", max_length=MAX_NOTE)
+    x: int = Field(default=0, ge=-MAX_XY, le=MAX_XY)
+    y: int = Field(default=0, ge=-MAX_XY, le=MAX_XY)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return validate_id(value, "note id")
+
+
+class GroupSpec(BaseModel):
+    """A labelled box the editor draws around some tasks; agents ignore it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    label: str = Field(default="", max_length=MAX_LABEL)
+    tasks: list[Annotated[str, Field(json_schema_extra=_ID_SCHEMA)]] = Field(default_factory=list,
+                                                                            max_length=MAX_GROUP_TASKS)
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$",
+                              description="#rrggbb; the editor's default when absent")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return validate_id(value, "group id")
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: list[str]) -> list[str]:
+        return [validate_id(task, "task id") for task in value]
+
+
 class Origin(BaseModel):
     """When and from where a version was deployed: stamped by the controller that published it.
 
@@ -244,6 +287,9 @@ class DeploymentSpec(BaseModel):
     edges: list[EdgeSpec] = Field(default_factory=list)
     #: the panel's dashboards (the first is the default one); agents ignore them
     dashboards: list[DashboardSpec] = Field(default_factory=list, max_length=MAX_DASHBOARDS)
+    #: comments and groups of the editor's canvas: kept with the spec, ignored by agents
+    notes: list[NoteSpec] = Field(default_factory=list, max_length=MAX_MARKS)
+    groups: list[GroupSpec] = Field(default_factory=list, max_length=MAX_MARKS)
     deployed: Origin | None = None
 
     @field_validator("id")
@@ -253,7 +299,8 @@ class DeploymentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentSpec:
-        problems = structure_problems(self.tasks, self.edges) + dashboard_problems(self.tasks, self.dashboards)
+        problems = (structure_problems(self.tasks, self.edges) + dashboard_problems(self.tasks, self.dashboards)
+                    + mark_problems(self.tasks, self.notes, self.groups))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -284,10 +331,14 @@ class DeploymentSpec(BaseModel):
         return result
 
     def to_dict(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json", exclude={"edges"}, exclude_none=True)
+        data = self.model_dump(mode="json", exclude={"edges", "notes", "groups"}, exclude_none=True)
         data["edges"] = [edge.to_dict() for edge in self.edges]
         if not self.dashboards:  # a spec without dashboards reads as it did before they existed
             data.pop("dashboards", None)
+        for key in ("notes", "groups"):  # only where there are some: a spec without them dumps as before
+            marks = getattr(self, key)
+            if marks:
+                data[key] = [mark.model_dump(mode="json", exclude_none=True) for mark in marks]
         return data
 
 
@@ -310,6 +361,23 @@ def structure_problems(tasks: Sequence[TaskSpec], edges: Sequence[EdgeSpec]) -> 
             if key in fed:
                 problems.append(f"input {edge.target} is fed twice: by {fed[key]} and by {edge.source}")
             fed[key] = str(edge.source)
+    return problems
+
+
+def mark_problems(tasks: Sequence[TaskSpec], notes: Sequence[NoteSpec], groups: Sequence[GroupSpec]) -> list[str]:
+    """The rules of the canvas's comments and groups: unique ids, groups of tasks of this deployment."""
+    problems: list[str] = []
+    for kind, items in (("note", notes), ("group", groups)):
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                problems.append(f"{kind} id {item.id!r} is used twice")
+            seen.add(item.id)
+    ids = {task.id for task in tasks}
+    for group in groups:
+        unknown = [t for t in group.tasks if t not in ids]
+        if unknown:
+            problems.append(f"group {group.id!r}: no task {', '.join(map(repr, unknown[:5]))} in this deployment")
     return problems
 
 
@@ -343,9 +411,10 @@ def parse_spec_lenient(data: Any) -> tuple[DeploymentSpec | None, DeploymentSpec
     top = dict(data)
     raw_tasks, raw_edges = top.get("tasks", []), top.get("edges", [])
     raw_boards = top.get("dashboards", [])
-    parts: dict[str, list[Any]] = {"tasks": [], "edges": [], "dashboards": []}
+    raw_groups = top.get("groups", [])
+    parts: dict[str, list[Any]] = {"tasks": [], "edges": [], "dashboards": [], "groups": []}
     for key, raw, model in (("tasks", raw_tasks, TaskSpec), ("edges", raw_edges, EdgeSpec),
-                            ("dashboards", raw_boards, DashboardSpec)):
+                            ("dashboards", raw_boards, DashboardSpec), ("groups", raw_groups, GroupSpec)):
         if not isinstance(raw, list):
             continue
         if key == "dashboards" and len(raw) > MAX_DASHBOARDS:
@@ -363,14 +432,19 @@ def parse_spec_lenient(data: Any) -> tuple[DeploymentSpec | None, DeploymentSpec
     header: dict[str, Any] = {"id": "", "version": 1}
     try:
         parsed = DeploymentSpec.model_validate(top)
-        header = {"id": parsed.id, "label": parsed.label, "version": parsed.version}
+        header = {"id": parsed.id, "label": parsed.label, "version": parsed.version, "notes": parsed.notes}
     except ValidationError as exc:
         problems += _error_lines(exc)
     except EdgeError as exc:
         problems.append(str(exc))
     boards: list[DashboardSpec] = parts["dashboards"]
-    problems += structure_problems(tasks, edges) + dashboard_problems(tasks, boards)
-    partial = DeploymentSpec.model_construct(**header, tasks=tasks, edges=edges, dashboards=boards)
+    groups: list[GroupSpec] = parts["groups"]
+    if isinstance(raw_groups, list) and len(raw_groups) > MAX_MARKS:
+        problems.append(f"groups: at most {MAX_MARKS} groups, not {len(raw_groups)}")
+        groups = groups[:MAX_MARKS]
+    problems += (structure_problems(tasks, edges) + dashboard_problems(tasks, boards)
+                 + mark_problems(tasks, (), groups))
+    partial = DeploymentSpec.model_construct(**header, tasks=tasks, edges=edges, dashboards=boards, groups=groups)
     if problems:
         return None, partial, problems
     return DeploymentSpec.model_validate(partial.to_dict()), partial, []

@@ -82,6 +82,9 @@ class DeployPlan:
         parts = [f"{len(items)} {name}" for name, items in (
             ("added", self.added), ("removed", self.removed), ("restarted", self.restarted), ("moved", self.moved),
             ("changed without a restart", self.no_restart), ("unchanged", self.unchanged)) if items]
+        marks = [line for line in self.lines if line.lstrip("+- ").startswith(("comment ", "group "))]
+        if marks:  # comments and groups of the canvas: deployed with the spec, nothing restarts
+            parts.append(f"{len(marks)} comment or group change{'s' if len(marks) != 1 else ''}")
         return ", ".join(parts)
 
     def task_lines(self) -> list[str]:

@@ -24,14 +24,31 @@ from edge.graph import (
     DashboardSpec,
     DeploymentSpec,
     EdgeSpec,
+    GroupSpec,
+    NoteSpec,
     TaskSpec,
     check_against_catalog,
     load_spec,
     parse_spec,
 )
 from edge.topics import is_valid_id, validate_filter
+from ui.history import History
 
-__all__ = ["Draft", "valid_deployment_id"]
+__all__ = ["Draft", "Snapshot", "valid_deployment_id"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What undo puts back: everything of a draft the user edits (its specs are immutable)."""
+
+    label: str | None
+    tasks: tuple[TaskSpec, ...]
+    edges: tuple[EdgeSpec, ...]
+    positions: tuple[tuple[str, tuple[int, int]], ...]
+    topics: tuple[str, ...]
+    notes: tuple[NoteSpec, ...]
+    groups: tuple[GroupSpec, ...]
+    dashboards: tuple[DashboardSpec, ...] = ()
 
 
 @dataclass
@@ -50,11 +67,48 @@ class Draft:
     topics: list[str] = field(default_factory=list)
     #: the dashboards' layouts (arranged on the dashboard page), deployed with the rest
     dashboards: list[DashboardSpec] = field(default_factory=list)
+    #: comments and groups on the canvas (kept in the spec, ignored by agents)
+    notes: list[NoteSpec] = field(default_factory=list)
+    groups: list[GroupSpec] = field(default_factory=list)
+    #: the editor's undo and redo (ui.history); it lives with the draft, so it outlives a page reload
+    history: History[Snapshot] = field(default_factory=History, repr=False, compare=False)
 
     @classmethod
     def from_spec(cls, spec: DeploymentSpec) -> Draft:
         return cls(id=spec.id, label=spec.label, version=spec.version, tasks=list(spec.tasks), edges=list(spec.edges),
-                   base=spec, dashboards=list(spec.dashboards))
+                   notes=list(spec.notes), groups=list(spec.groups), base=spec,
+                   dashboards=list(spec.dashboards))
+
+    # -- undo and redo --------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.label, tuple(self.tasks), tuple(self.edges), tuple(self.positions.items()),
+                        tuple(self.topics), tuple(self.notes), tuple(self.groups), tuple(self.dashboards))
+
+    def restore(self, state: Snapshot) -> None:
+        self.label = state.label
+        self.tasks, self.edges, self.topics = list(state.tasks), list(state.edges), list(state.topics)
+        self.positions = dict(state.positions)
+        self.notes, self.groups = list(state.notes), list(state.groups)
+        self.dashboards = list(state.dashboards)  # a removed task's cards come back with it
+
+    def record(self, before: Snapshot, key: str | None = None) -> bool:
+        """Keep ``before`` (taken by :meth:`snapshot` before an edit) as an undo step, unless nothing
+        changed; ``key`` coalesces a run of edits of one field into one step (:class:`ui.history.History`)."""
+        if before == self.snapshot():
+            return False
+        return self.history.record(before, key)
+
+    def undo(self) -> bool:
+        state = self.history.undo(self.snapshot())
+        if state is not None:
+            self.restore(state)
+        return state is not None
+
+    def redo(self) -> bool:
+        state = self.history.redo(self.snapshot())
+        if state is not None:
+            self.restore(state)
+        return state is not None
 
     def stale(self, deployed: DeploymentSpec | None) -> bool:
         """Whether ``deployed`` is not the spec this draft is based on: deployed elsewhere meanwhile."""
@@ -80,7 +134,9 @@ class Draft:
                 "tasks": [t.model_dump(exclude_none=True) for t in self.tasks],
                 "edges": [e.to_dict() for e in self.edges],
                 **({"dashboards": [d.model_dump(exclude_none=True) for d in self.dashboards]}
-                   if self.dashboards else {})}
+                   if self.dashboards else {}),
+                **({"notes": [n.model_dump(exclude_none=True) for n in self.notes]} if self.notes else {}),
+                **({"groups": [g.model_dump(exclude_none=True) for g in self.groups]} if self.groups else {})}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_spec().to_dict(), sort_keys=False, allow_unicode=True)
@@ -115,6 +171,7 @@ class Draft:
         self.positions.pop(task_id, None)
         self.dashboards = [d.model_copy(update={"cards": [c for c in d.cards if c.task != task_id]})
                            for d in self.dashboards]  # a removed task's cards go with it
+        self.groups = [g.model_copy(update={"tasks": [t for t in g.tasks if t != task_id]}) for g in self.groups]
 
     def _replace(self, task_id: str, **changes: Any) -> TaskSpec:
         for i, task in enumerate(self.tasks):
@@ -132,6 +189,60 @@ class Draft:
 
     def set_label(self, task_id: str, label: str | None) -> TaskSpec:
         return self._replace(task_id, label=label or None)
+
+    # -- comments and groups on the canvas ------------------------------------------------------
+    def _new_mark_id(self, prefix: str, taken: set[str]) -> str:
+        n = 1
+        while f"{prefix}{n}" in taken:
+            n += 1
+        return f"{prefix}{n}"
+
+    def add_note(self, text: str, x: int, y: int) -> NoteSpec:
+        note = NoteSpec(id=self._new_mark_id("note", {n.id for n in self.notes}), text=text, x=x, y=y)
+        self.notes.append(note)
+        return note
+
+    def note(self, note_id: str) -> NoteSpec:
+        for note in self.notes:
+            if note.id == note_id:
+                return note
+        raise KeyError(note_id)
+
+    def set_note(self, note_id: str, **changes: Any) -> NoteSpec:
+        """Change a comment's ``text``, ``x`` or ``y``; ValueError when a value is out of bounds."""
+        for i, note in enumerate(self.notes):
+            if note.id == note_id:
+                self.notes[i] = NoteSpec.model_validate({**note.model_dump(), **changes})
+                return self.notes[i]
+        raise KeyError(note_id)
+
+    def remove_note(self, note_id: str) -> None:
+        self.notes = [n for n in self.notes if n.id != note_id]
+
+    def add_group(self, label: str, tasks: list[str], color: str | None = None) -> GroupSpec:
+        known = {t.id for t in self.tasks}
+        group = GroupSpec(id=self._new_mark_id("group", {g.id for g in self.groups}), label=label,
+                          tasks=[t for t in dict.fromkeys(tasks) if t in known], color=color)
+        self.groups.append(group)
+        return group
+
+    def group(self, group_id: str) -> GroupSpec:
+        for group in self.groups:
+            if group.id == group_id:
+                return group
+        raise KeyError(group_id)
+
+    def set_group(self, group_id: str, **changes: Any) -> GroupSpec:
+        """Change a group's ``label``, ``color`` or ``tasks``; ValueError when a value is not valid."""
+        for i, group in enumerate(self.groups):
+            if group.id == group_id:
+                self.groups[i] = GroupSpec.model_validate({**group.model_dump(), **changes})
+                return self.groups[i]
+        raise KeyError(group_id)
+
+    def remove_group(self, group_id: str) -> None:
+        """Drop the box; its tasks stay."""
+        self.groups = [g for g in self.groups if g.id != group_id]
 
     # -- wires ----------------------------------------------------------------------------------
     @staticmethod

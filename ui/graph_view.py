@@ -32,6 +32,10 @@ NODE_WIDTH = 190  # as static/graph_view.js draws them
 TOPIC_HEIGHT = 44  # a topic node: one pill with its input on the left, its output on the right
 TOPIC = "topic:"
 FAR = 1_000_000  # a dropped node's coordinates are kept within this
+#: what the editing keys do (static/graph_view.js's onKey)
+KEY_ACTIONS = frozenset({"undo", "redo", "copy", "cut", "paste", "delete"})
+MAX_PASTE = 1_000_000  # characters of pasted text taken
+SELECTABLE = ("node", "edge", "note", "group")  # what a click selects
 #: the metadata of a port a wire uses but the task does not have
 MISSING: Any = object()
 
@@ -173,6 +177,16 @@ def _port(task_id: str, name: str, meta: Any) -> dict[str, Any]:
     return {"name": name, "title": " · ".join(filter(None, [f"{task_id}.{name}", meta_text(meta)]))}
 
 
+def _point(args: Any) -> tuple[int, int] | None:
+    """``x`` and ``y`` of an event's arguments, bounded; None when they are not numbers."""
+    if not isinstance(args, dict):
+        return None
+    x, y = args.get("x"), args.get("y")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y)):
+        return None
+    return max(-FAR, min(FAR, int(x))), max(-FAR, min(FAR, int(y)))  # type: ignore[arg-type]
+
+
 def node_box(node: Mapping[str, Any]) -> tuple[int, int, int, int]:
     """Where a node of :func:`graph_props` is drawn: x, y, width, height."""
     if node.get("kind") == "topic":
@@ -193,6 +207,9 @@ class GraphView(ui.element, component="static/graph_view.js"):
         self._props["selected"] = None
         self._props["debug"] = []
         self._props["statuses"] = {}
+        self._props["notes"] = []
+        self._props["groups"] = []
+        self._props["multi"] = []
         self._states: dict[str, str] = {}
 
     @property
@@ -216,6 +233,87 @@ class GraphView(ui.element, component="static/graph_view.js"):
         self._states = {n["id"]: n.get("state", "none") for n in nodes if n.get("kind") != "topic"}
         self.update()
         return True
+
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        notes: list[dict[str, Any]] = self._props["notes"]
+        return notes
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = self._props["groups"]
+        return groups
+
+    @property
+    def multi(self) -> list[str]:
+        """The nodes selected together (shift-click, rubber band)."""
+        multi: list[str] = self._props["multi"]
+        return multi
+
+    def set_marks(self, notes: list[dict[str, Any]], groups: list[dict[str, Any]], multi: list[str]) -> bool:
+        """Send the comments, the groups and the several selected nodes when they differ; True when sent."""
+        if (notes, groups, multi) == (self._props["notes"], self._props["groups"], self._props["multi"]):
+            return False
+        self._props["notes"], self._props["groups"], self._props["multi"] = notes, groups, list(multi)
+        self.update()
+        return True
+
+    def on_select_many(self, handler: Callable[[list[str]], Any]) -> GraphView:
+        """Several nodes were selected (shift-click, a rubber band): their ids (only those drawn)."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            ids = e.args.get("ids") if isinstance(e.args, dict) else None
+            if not isinstance(ids, list):
+                return None
+            drawn = {n["id"] for n in self.nodes}
+            chosen = [i for i in dict.fromkeys(x for x in ids if isinstance(x, str)) if i in drawn]
+            self._props["multi"] = chosen  # the browser knows already
+            return handler(chosen)
+
+        self.on("selectmany", forward)
+        return self
+
+    def on_move_many(self, handler: Callable[[list[tuple[str, int, int]]], Any]) -> GraphView:
+        """Several selected nodes were dragged together: ``(id, x, y)`` of each."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            moves = e.args.get("moves") if isinstance(e.args, dict) else None
+            if not isinstance(moves, list):
+                return None
+            drawn = {n["id"] for n in self.nodes}
+            result = []
+            for move in moves[:len(drawn)]:
+                xy = _point(move)
+                if xy is not None and move.get("id") in drawn:
+                    result.append((str(move["id"]), *xy))
+            return handler(result) if result else None
+
+        self.on("movemany", forward)
+        return self
+
+    def on_key(self, handler: Callable[[str, str], Any]) -> GraphView:
+        """An editing key was pressed (editable views): ``undo``, ``redo``, ``copy``, ``cut``, ``paste`` or
+        ``delete``, and for a paste the system clipboard's text ("" when there is none); anything else
+        the browser sends is ignored."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            args = e.args if isinstance(e.args, dict) else {}
+            action, text = args.get("action"), args.get("text")
+            if not isinstance(action, str) or action not in KEY_ACTIONS:
+                return None
+            return handler(action, text if isinstance(text, str) and len(text) <= MAX_PASTE else "")
+
+        self.on("key", forward)
+        return self
+
+    def on_note_move(self, handler: Callable[[str, int, int], Any]) -> GraphView:
+        """A comment was dragged: its id and where it is now."""
+        def forward(e: events.GenericEventArguments) -> Any:
+            xy = _point(e.args)
+            note = e.args.get("id") if isinstance(e.args, dict) else None
+            if xy is None or not isinstance(note, str):
+                return None
+            return handler(note, *xy)
+
+        self.on("notemove", forward)
+        return self
 
     def set_states(self, states: Mapping[str, str]) -> int:
         """Recolour the nodes whose state changed, without resending the graph; returns how many."""
@@ -263,7 +361,16 @@ class GraphView(ui.element, component="static/graph_view.js"):
         return self
 
     def on_select(self, handler: Callable[[str | None, str | None], Any]) -> GraphView:
-        self.on("select", lambda e: handler(e.args.get("kind"), e.args.get("id")))
+        def forward(e: events.GenericEventArguments) -> Any:
+            args = e.args if isinstance(e.args, dict) else {}
+            kind, ident = args.get("kind"), args.get("id")
+            if kind is None:
+                return handler(None, None)
+            if kind not in SELECTABLE or not isinstance(ident, str):
+                return None  # not what the component sends
+            return handler(kind, ident)
+
+        self.on("select", forward)
         return self
 
     def on_connect(self, handler: Callable[[str, str], Any]) -> GraphView:
@@ -327,4 +434,5 @@ class GraphView(ui.element, component="static/graph_view.js"):
     def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
         texts = [f"{n['title']} {n['subtitle']}" for n in self._props["nodes"]]
         texts += [s["text"] for s in self.statuses.values() if s.get("text")]
+        texts += [str(n.get("text", "")) for n in self.notes] + [str(g.get("label") or g["id"]) for g in self.groups]
         return [*super()._displayed_contents(only_visible=only_visible), *texts]

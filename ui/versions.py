@@ -75,6 +75,21 @@ def diff_specs(old: DeploymentSpec | None, new: DeploymentSpec) -> list[str]:
     lines += [f"+ wire {e}" for e in new_edges if e not in old_edges]
     if old.dashboards != new.dashboards:  # the panel's layout: no task runs differently for it
         lines.append(f"dashboards {_boards_text(old)} → {_boards_text(new)}")
+    return lines + mark_changes(old, new)
+
+
+def mark_changes(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
+    """The comments and groups of the canvas added, removed and changed (agents ignore them)."""
+    lines: list[str] = []
+    for kind, before_items, after_items in (("comment", old.notes, new.notes), ("group", old.groups, new.groups)):
+        before: dict[str, Any] = {m.id: m for m in before_items}
+        after: dict[str, Any] = {m.id: m for m in after_items}
+        lines += [f"- {kind} {ident}" for ident in before if ident not in after]
+        lines += [f"+ {kind} {ident}" for ident in after if ident not in before]
+        for ident, mark in after.items():
+            if ident in before and before[ident] != mark:
+                fields = [k for k in type(mark).model_fields if getattr(before[ident], k) != getattr(mark, k)]
+                lines.append(f"{kind} {ident}: {', '.join(fields)} changed")
     return lines
 
 

@@ -107,3 +107,41 @@ def test_catalog_checks():
         "edge t.out -> add.a: incompatible (content: 'text' != 'number')",
         "gen.nope: task type 'counter' has no output 'nope' (it has: out)",
     ]
+
+
+MARKED = {"id": "m", "tasks": [{"id": "a", "type": "t"}, {"id": "b", "type": "t"}],
+          "notes": [{"id": "n1", "text": "why a feeds b", "x": -20, "y": 40}],
+          "groups": [{"id": "g1", "label": "input", "tasks": ["a", "b"], "color": "#1e88e5"}]}
+
+
+def test_comments_and_groups_are_kept_through_yaml_json_and_cbor():
+    from edge.graph import parse_spec_lenient
+
+    spec = parse_spec(MARKED)
+    assert decode_spec(encode_spec(spec)) == spec
+    assert load_spec(json.dumps(spec.to_dict())) == spec
+    assert parse_spec_lenient(MARKED)[0] == spec
+    assert spec.to_dict()["notes"] == MARKED["notes"] and spec.to_dict()["groups"] == MARKED["groups"]
+    # a spec without them dumps as before (no empty lists)
+    assert "notes" not in parse_spec({"id": "m"}).to_dict() and "groups" not in parse_spec({"id": "m"}).to_dict()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"notes": [{"id": "n", "text": "x" * 4097}]}, "notes.0.text: String should have at most 4096 characters"),
+    ({"notes": [{"id": "n", "x": 10**7}]}, "notes.0.x: Input should be less than or equal to 1000000"),
+    ({"notes": [{"id": "n"}, {"id": "n"}]}, "note id 'n' is used twice"),
+    ({"notes": [{"id": f"n{i}"} for i in range(257)]}, "notes: List should have at most 256 items"),
+    ({"groups": [{"id": "g", "tasks": ["zz"]}]}, "group 'g': no task 'zz' in this deployment"),
+    ({"groups": [{"id": "g", "color": "red"}]}, "groups.0.color: String should match pattern"),
+    ({"groups": [{"id": "g", "tasks": ["a b"]}]}, "groups.0.tasks"),
+    ({"groups": [{"id": "g", "extra": 1}]}, "groups.0.extra: Extra inputs are not permitted"),
+    ({"groups": [{"id": f"g{i}"} for i in range(257)]}, "at most 256 groups"),
+])
+def test_comments_and_groups_are_bounded(change, message):
+    from edge.graph import parse_spec_lenient
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**MARKED, **change})
+    assert any(message in line for line in caught.value.errors) or message.startswith("at most")
+    _, _, problems = parse_spec_lenient({**MARKED, **change})
+    assert any(message in line for line in problems), problems

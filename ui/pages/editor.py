@@ -16,6 +16,7 @@ from ui.config_form import ConfigForm
 from ui.conflict import ConflictBanner, confirm_overwrite
 from ui.deploy_summary import DeploySummary, mark_modified
 from ui.draft import Draft, valid_deployment_id
+from ui.edit_tools import EditTools
 from ui.frame import deployment_nav, frame, transient_dialog
 from ui.graph_view import HEAD, NODE_WIDTH, TOPIC_HEIGHT, GraphView, graph_props, node_box, node_height, placed_agents
 from ui.help_panel import HelpPanel
@@ -45,7 +46,7 @@ class Editor:
         deployment_nav(draft.id, "Editor")
         with ui.row().classes("items-center gap-2 w-full"):
             self.label = ui.input("deployment label", value=draft.label or "",
-                                  on_change=lambda e: setattr(self.draft, "label", (e.value or "").strip() or None))
+                                  on_change=lambda e: self.set_name(e.value))
             self.label.props("dense").classes("w-64").mark("deployment-label")
             self.deployed = ui.label().classes("text-caption")
             self.deploy_summary = DeploySummary()
@@ -56,6 +57,8 @@ class Editor:
             ui.button("import YAML", on_click=self.import_dialog).props("flat").mark("open-import")
             ui.button("revert", on_click=self.revert).props("flat").mark("revert").tooltip(
                 "drop the changes: back to what is deployed")
+        with ui.row().classes("items-center gap-1"):
+            self.tools = EditTools(self)  # undo, redo, copy, paste, comments (ui/edit_tools.py)
         with ui.row().classes("w-full no-wrap items-stretch gap-3"):
             with ui.column().classes("w-96 shrink-0 gap-2"):
                 ui.label("Add a task").classes("text-subtitle2")
@@ -71,6 +74,8 @@ class Editor:
                 self.graph = GraphView(editable=True).classes("w-full").style("height: 68vh").mark("graph")
                 self.graph.on_connect(self.connect).on_select(self.select).on_move(self.moved)
                 self.graph.on_view(self.viewport.update)
+                self.graph.on_select_many(self.tools.select_many).on_move_many(self.tools.move_many)
+                self.graph.on_note_move(self.tools.move_note).on_key(self.tools.key)
                 self.graph.on_drop(lambda name, x, y: self.add_task(name, at=(x, y)))
         self.conflict = ConflictBanner(panel, draft, reload=self.revert, deploy_over=self.deploy)
         self.conflict.card.move(target_index=2)  # under the header: seen before the graph
@@ -95,6 +100,7 @@ class Editor:
                                    placed=placed_agents(self.draft.tasks, deployed))
         mark_modified(nodes, self.deploy_summary.update(deployed, spec))  # changed since the last deploy
         self.graph.set_graph(nodes, edges, self.selected)
+        self.tools.draw()
         self.show_dangling()
         self.deployed.text = f"deployed: version {deployed.version}" if deployed else "not deployed"
         self.conflict.update()
@@ -132,15 +138,25 @@ class Editor:
     def select(self, kind: str | None, ident: str | None) -> None:
         self.selected = {"kind": kind, "id": ident} if kind else None
         self.graph.props["selected"] = self.selected  # the browser knows already: no need to send
+        self.tools.multi = []
+        self.graph.props["multi"] = []
         self.show_selection()
 
     def show_selection(self) -> None:
         self.side.clear()
         self.form = None
         with self.side:
+            if self.selected is None and self.tools.multi:
+                self.tools.multi_panel()
+                return
+            if self.selected is not None and self.selected["kind"] in ("note", "group"):
+                kind, ident = self.selected["kind"], str(self.selected["id"])
+                self.tools.note_panel(ident) if kind == "note" else self.tools.group_panel(ident)
+                return
             if self.selected is None:
                 ui.label("Click a node to configure it, a wire to delete it. Connect an output to an input by "
-                         "clicking one then the other. Drag the background to pan, the wheel zooms.").classes(
+                         "clicking one then the other. Drag the background to pan, the wheel zooms; shift-click "
+                         "or Shift and drag selects several. Ctrl+Z undoes, Ctrl+C / Ctrl+V copy and paste.").classes(
                     "text-caption text-grey-7")
                 if self.picker.value:  # back to the palette's type
                     self.type_help(self.picker.value)
@@ -154,7 +170,14 @@ class Editor:
                     "flat color=negative").mark("delete-wire")
                 return
             if is_topic_node(self.selected["id"]):
-                topic_panel(self.draft, topic_of(str(self.selected["id"])), self.deselect)
+                before = self.draft.snapshot()  # its remove button edits the draft: one undo step
+
+                def removed() -> None:
+                    self.draft.record(before)
+                    self.tools.buttons()
+                    self.deselect()
+
+                topic_panel(self.draft, topic_of(str(self.selected["id"])), removed)
                 return
             try:
                 task = self.draft.task(str(self.selected["id"]))
@@ -196,7 +219,8 @@ class Editor:
         if entry is None or not entry.get("available", True):  # a drop can name anything: only what is offered
             ui.notify(f"no agent offers the task type {type_name!r}", type="warning")
             return
-        task = self.draft.add_task(type_name)
+        with self.tools.step():
+            task = self.draft.add_task(type_name)
         inputs, outputs = catalog_ports(self.types.get(type_name, {}), task.config)
         height = node_height(len(inputs), len(outputs))
         if at is not None:  # the node's head centred under the mouse, as it was dropped
@@ -204,13 +228,14 @@ class Editor:
         else:
             spot = self.viewport.spot([node_box(n) for n in self.graph.nodes], height=height)
         if spot is not None:  # where the user is looking (else the layout's next free place)
-            self.draft.positions[task.id] = spot
+            self.draft.positions[task.id] = spot  # (undo takes the task away: its place needs no step)
         self.selected = {"kind": "node", "id": task.id}
         self.redraw()
         self.show_selection()
 
     def remove(self, task_id: str) -> None:
-        self.draft.remove_task(task_id)
+        with self.tools.step():
+            self.draft.remove_task(task_id)
         self.deselect()
 
     def deselect(self) -> None:
@@ -222,13 +247,15 @@ class Editor:
         node = f"topic:{topic}"
         spot = self.viewport.spot([node_box(n) for n in self.graph.nodes if n["id"] != node], height=TOPIC_HEIGHT)
         if spot is not None and node not in self.draft.positions:
-            self.draft.positions[node] = spot
+            with self.tools.step():
+                self.draft.positions[node] = spot
         self.selected = {"kind": "node", "id": node}
         self.redraw()
         self.show_selection()
 
     def connect(self, source: str, target: str) -> None:
-        problems = self.draft.connect(source, target, self.types)
+        with self.tools.step():
+            problems = self.draft.connect(source, target, self.types)
         if problems:
             notify_refused(f"cannot connect {source} → {target}", problems)
             self.show_problems(f"refused: {source} → {target}", problems)
@@ -237,27 +264,36 @@ class Editor:
         self.redraw()
 
     def disconnect(self, key: str) -> None:
-        self.draft.disconnect(key)
+        with self.tools.step():
+            self.draft.disconnect(key)
         self.selected = None
         self.redraw()
         self.show_selection()
 
     def moved(self, task_id: str, x: int, y: int) -> None:
-        self.draft.positions[task_id] = (x, y)
+        with self.tools.step():
+            self.draft.positions[task_id] = (x, y)
         for node in self.graph.nodes:  # the browser moved it already: keep our copy in step, send nothing
             if node["id"] == task_id:
                 node["x"], node["y"] = x, y
 
     def pin(self, task_id: str, agent: str | None) -> None:
-        self.draft.pin(task_id, None if agent in (None, PLACEMENT) else agent)
+        with self.tools.step():
+            self.draft.pin(task_id, None if agent in (None, PLACEMENT) else agent)
         self.redraw()
 
     def set_label(self, task_id: str, label: str | None) -> None:
-        self.draft.set_label(task_id, (label or "").strip() or None)
+        with self.tools.step(f"label:{task_id}"):
+            self.draft.set_label(task_id, (label or "").strip() or None)
         self.redraw()
 
+    def set_name(self, label: str | None) -> None:
+        with self.tools.step("label"):
+            self.draft.label = (label or "").strip() or None
+
     def set_config(self, task_id: str, config: dict[str, Any]) -> None:
-        self.draft.set_config(task_id, config)
+        with self.tools.step(f"config:{task_id}"):  # typed key by key: one undo step
+            self.draft.set_config(task_id, config)
         self.redraw()  # its ports may follow its config
         task = self.draft.task(task_id)  # and so does its help
         self.help.show_task(task_id, task.type, self.types.get(task.type), task.config)
@@ -271,7 +307,8 @@ class Editor:
         if not isinstance(config, dict):
             ui.notify("a config is a JSON object", type="negative")
             return
-        self.draft.set_config(task_id, config)
+        with self.tools.step(f"config:{task_id}"):
+            self.draft.set_config(task_id, config)
         self.redraw()
 
     # -- whole-draft actions ----------------------------------------------------------------------------
@@ -334,10 +371,12 @@ class Editor:
             ui.notify("not imported: the spec has problems", type="negative")
             return False
         renamed = loaded.id != self.draft.id
-        self.draft.label, self.draft.tasks, self.draft.edges = loaded.label, loaded.tasks, loaded.edges
-        self.draft.dashboards = loaded.dashboards
-        self.draft.positions.clear()
-        self.draft.topics.clear()
+        with self.tools.step():  # one undo step brings the graph before the import back
+            self.draft.label, self.draft.tasks, self.draft.edges = loaded.label, loaded.tasks, loaded.edges
+            self.draft.notes, self.draft.groups = loaded.notes, loaded.groups
+            self.draft.dashboards = loaded.dashboards
+            self.draft.positions.clear()
+            self.draft.topics.clear()
         self.label.value = self.draft.label or ""
         self.selected = None
         self.redraw()

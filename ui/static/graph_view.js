@@ -6,11 +6,22 @@
 // When editable, the visible centre (in graph coordinates) is reported as a "view" event, so the
 // server can put new nodes where the user is looking. A task type dropped from the palette is a
 // "typedrop" event with the type and the point under the mouse in graph coordinates.
+// Several nodes are selected with shift-click or a shift-drag of the background (a rubber band):
+// a "selectmany" event with their ids; dragging one of them moves them all ("movemany").
+// Comments ("notes": sticky notes, dragged like nodes: "notemove") and groups (a labelled box
+// around their tasks, drawn from where the tasks are) are drawn under and over the nodes.
+// When editable, the editing keys pressed anywhere on the page but in a field (an input, a text
+// area, a code editor: their own undo and clipboard work there) are a "key" event with the action:
+// undo (Ctrl+Z), redo (Ctrl+Shift+Z, Ctrl+Y), copy, cut (not while text is selected), paste (with
+// the system clipboard's text, which the browser gives a paste event without asking), delete.
 const W = 190;
 const HEAD = 36;
 const ROW = 20;
 const TOPIC_H = 44;
 const DRAG_TYPE = "application/x-edgetasks-type"; // ui/palette.py's DRAG_TYPE
+const NOTE_W = 180;
+const NOTE_LINE = 15;
+const GROUP_PAD = 16;
 
 export default {
   template: `
@@ -18,6 +29,16 @@ export default {
       <svg ref="svg" class="edge-graph-svg" @pointerdown="onBackgroundDown" @pointermove="onMove"
            @pointerup="onUp" @pointerleave="onUp" @wheel.prevent="onWheel" @dragover="onDragOver" @drop="onDrop">
         <g :transform="'translate(' + pan.x + ',' + pan.y + ') scale(' + pan.k + ')'">
+          <g v-for="g in groupBoxes()" :key="'group-' + g.id" class="edge-group" :data-group="g.id"
+             :class="{ 'edge-selected': isSelected('group', g.id) }">
+            <rect :x="g.x" :y="g.y" :width="g.w" :height="g.h" rx="10" class="edge-group-box"
+                  :style="{ fill: g.color, stroke: g.color }" pointer-events="none" />
+            <rect :x="g.x" :y="g.y - 20" :width="Math.min(g.w, 14 + 7 * clip(g.label || g.id, 30).length)" height="20" rx="4"
+                  class="edge-group-tab" :style="{ fill: g.color }" @pointerdown.stop="onGroupDown($event, g)">
+              <title>group {{ g.label || g.id }}: drag to move its tasks, click to rename, recolour or ungroup</title>
+            </rect>
+            <text :x="g.x + 7" :y="g.y - 6" class="edge-group-label" pointer-events="none">{{ clip(g.label || g.id, 30) }}</text>
+          </g>
           <g v-for="e in edges" :key="e.key" class="edge-wire" :class="{ 'edge-selected': isSelected('edge', e.key) }"
              :data-edge="e.key" @pointerdown.stop @click.stop="choose('edge', e.key)">
             <path :d="wirePath(e)" class="edge-wire-hit" />
@@ -25,7 +46,7 @@ export default {
           </g>
           <path v-if="pending && cursor" :d="pendingPath()" class="edge-wire-pending" />
           <g v-for="n in nodes" :key="n.id" :transform="'translate(' + pos(n).x + ',' + pos(n).y + ')'"
-             class="edge-node" :class="[n.kind === 'topic' ? 'edge-topic' : 'edge-state-' + (states[n.id] || n.state || 'none'), { 'edge-selected': isSelected('node', n.id), 'edge-modified': !!n.modified }]"
+             class="edge-node" :class="[n.kind === 'topic' ? 'edge-topic' : 'edge-state-' + (states[n.id] || n.state || 'none'), { 'edge-selected': isSelected('node', n.id) || many.includes(n.id), 'edge-modified': !!n.modified }]"
              :data-node="n.id" :data-kind="n.kind || 'task'">
             <template v-if="n.kind === 'topic'">
               <rect :width="W" :height="TOPIC_H" :rx="TOPIC_H / 2" class="edge-topic-body" @pointerdown.stop="onNodeDown($event, n)">
@@ -69,12 +90,22 @@ export default {
             </g>
             </template>
           </g>
+          <g v-for="c in notes || []" :key="'note-' + c.id" class="edge-note" :data-note="c.id"
+             :class="{ 'edge-selected': isSelected('note', c.id) }" :transform="'translate(' + notePos(c).x + ',' + notePos(c).y + ')'">
+            <rect :width="NOTE_W" :height="noteHeight(c)" rx="3" class="edge-note-body" @pointerdown.stop="onNoteDown($event, c)">
+              <title>comment: drag to move, click to edit</title>
+            </rect>
+            <text v-for="(line, i) in noteLines(c)" :key="i" x="8" :y="noteY(i)" class="edge-note-text" pointer-events="none">{{ line }}</text>
+          </g>
+          <rect v-if="band" :x="Math.min(band.x0, band.x1)" :y="Math.min(band.y0, band.y1)"
+                :width="Math.abs(band.x1 - band.x0)" :height="Math.abs(band.y1 - band.y0)" class="edge-band" />
         </g>
       </svg>
       <div class="edge-graph-tools">
         <button type="button" title="fit the graph" @click="fit">fit</button>
         <button type="button" title="zoom in" @click="zoomBy(1.25)">+</button>
         <button type="button" title="zoom out" @click="zoomBy(0.8)">−</button>
+        <span v-if="many.length > 1" class="edge-graph-hint">{{ many.length }} selected</span>
         <span v-if="pending" class="edge-graph-hint">connecting {{ pending.ref }}: click an input (Esc cancels)</span>
       </div>
     </div>
@@ -86,12 +117,19 @@ export default {
     selected: Object,
     debug: Array,
     statuses: Object,
+    notes: Array,
+    groups: Array,
+    multi: Array,
   },
   data() {
     return {
       W: W,
       HEAD: HEAD,
       TOPIC_H: TOPIC_H,
+      NOTE_W: NOTE_W,
+      many: this.multi || [],
+      band: null,
+      movedNotes: {},
       viewTimer: null,
       pan: { x: 20, y: 44, k: 1 },
       moved: {},
@@ -109,6 +147,12 @@ export default {
     selected(value) {
       this.sel = value || null;
     },
+    multi(value) {
+      this.many = value || [];
+    },
+    notes() {
+      this.movedNotes = {};
+    },
     debug(value) {
       this.watched = value || [];
     },
@@ -123,13 +167,47 @@ export default {
     },
   },
   mounted() {
+    if (this.editable) {
+      this.keyHandler = (evt) => this.onKey(evt);
+      this.pasteHandler = (evt) => this.onPaste(evt);
+      document.addEventListener("keydown", this.keyHandler);
+      document.addEventListener("paste", this.pasteHandler);
+    }
     if (this.nodes.length) this.$nextTick(() => this.fit());
     this.$nextTick(() => this.reportView());
   },
   unmounted() {
+    if (this.keyHandler) document.removeEventListener("keydown", this.keyHandler);
+    if (this.pasteHandler) document.removeEventListener("paste", this.pasteHandler);
     clearTimeout(this.viewTimer);
   },
   methods: {
+    typing() {
+      const focus = document.activeElement;
+      if (focus && (focus.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(focus.tagName))) return true;
+      return !!document.querySelector(".q-dialog"); // a dialog is open: its keys are its own
+    },
+    onPaste(evt) {
+      if (this.typing()) return;
+      const text = evt.clipboardData ? evt.clipboardData.getData("text/plain") : "";
+      evt.preventDefault();
+      this.$emit("key", { action: "paste", text: text.length <= 1000000 ? text : "" });
+    },
+    onKey(evt) {
+      if (!(evt instanceof KeyboardEvent) || evt.repeat || !evt.key || this.typing()) return;
+      const k = evt.key.toLowerCase();
+      const ctrl = evt.ctrlKey || evt.metaKey;
+      let action = null;
+      if (ctrl && k === "z") action = evt.shiftKey ? "redo" : "undo";
+      else if (ctrl && k === "y") action = "redo";
+      else if (ctrl && (k === "c" || k === "x")) {
+        if (String(window.getSelection() || "")) return; // text selected on the page: the browser copies it
+        action = k === "c" ? "copy" : "cut";
+      } else if (!ctrl && !evt.altKey && (k === "delete" || k === "backspace")) action = "delete";
+      if (!action) return;
+      evt.preventDefault();
+      this.$emit("key", { action: action });
+    },
     clip(text, n) {
       const s = text == null ? "" : String(text);
       return s.length > n ? s.slice(0, n - 1) + "…" : s;
@@ -202,12 +280,106 @@ export default {
     },
     onBackgroundDown(event) {
       this.pending = null;
+      if (this.editable && event.shiftKey) { // a rubber band: select what it touches
+        const at = this.point(event);
+        this.band = { x0: at.x, y0: at.y, x1: at.x, y1: at.y };
+        this.drag = { kind: "band", sx: event.clientX, sy: event.clientY, moved: false };
+        return;
+      }
       this.drag = { kind: "pan", sx: event.clientX, sy: event.clientY, x: this.pan.x, y: this.pan.y, moved: false };
     },
     onNodeDown(event, n) {
       const p = this.pos(n);
       const at = this.point(event);
-      this.drag = { kind: "node", id: n.id, dx: at.x - p.x, dy: at.y - p.y, sx: event.clientX, sy: event.clientY, moved: false };
+      if (this.editable && event.shiftKey) { // shift-click: add to or take out of the selection
+        const many = this.many.length ? this.many.slice() : (this.sel && this.sel.kind === "node" ? [this.sel.id] : []);
+        const i = many.indexOf(n.id);
+        if (i >= 0) many.splice(i, 1);
+        else many.push(n.id);
+        this.selectMany(many);
+        return;
+      }
+      // dragging one of several selected nodes moves them all
+      const group = this.editable && this.many.includes(n.id) && this.many.length > 1 ? this.many : [n.id];
+      const start = {};
+      for (const id of group) {
+        const m = this.node(id);
+        if (m) start[id] = this.pos(m);
+      }
+      this.drag = { kind: "node", id: n.id, ids: Object.keys(start), start: start, ax: at.x, ay: at.y,
+                    sx: event.clientX, sy: event.clientY, moved: false };
+    },
+    onGroupDown(event, g) {
+      // dragging a group's tab moves its tasks; a click selects the group
+      const at = this.point(event);
+      const start = {};
+      for (const id of g.tasks || []) {
+        const m = this.node(id);
+        if (m) start[id] = this.pos(m);
+      }
+      this.drag = { kind: "node", id: null, group: g.id, ids: Object.keys(start), start: start, ax: at.x, ay: at.y,
+                    sx: event.clientX, sy: event.clientY, moved: false };
+    },
+    onNoteDown(event, c) {
+      const at = this.point(event);
+      this.drag = { kind: "note", id: c.id, start: this.notePos(c), ax: at.x, ay: at.y, sx: event.clientX, sy: event.clientY, moved: false };
+    },
+    notePos(c) {
+      return this.movedNotes[c.id] || { x: c.x, y: c.y };
+    },
+    noteLines(c) {
+      const out = [];
+      for (const raw of String(c.text || "").split("\n")) { // wrapped at spaces, long words cut; 12 lines at most
+        let line = "";
+        for (let word of raw.split(" ")) {
+          while (word.length > 26) {
+            if (line) out.push(line);
+            out.push(word.slice(0, 26));
+            word = word.slice(26);
+            line = "";
+          }
+          if (line && line.length + 1 + word.length > 26) {
+            out.push(line);
+            line = word;
+          } else {
+            line = line ? line + " " + word : word;
+          }
+        }
+        out.push(line);
+        if (out.length >= 12) break;
+      }
+      if (out.length > 12) out.length = 12;
+      return out.length ? out : [""];
+    },
+    noteY(i) {
+      return 18 + i * NOTE_LINE;
+    },
+    noteHeight(c) {
+      return 12 + Math.max(1, this.noteLines(c).length) * NOTE_LINE;
+    },
+    groupBoxes() {
+      const boxes = [];
+      for (const g of this.groups || []) {
+        let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+        for (const id of g.tasks || []) {
+          const n = this.node(id);
+          if (!n) continue;
+          const p = this.pos(n);
+          x0 = Math.min(x0, p.x);
+          y0 = Math.min(y0, p.y);
+          x1 = Math.max(x1, p.x + W);
+          y1 = Math.max(y1, p.y + this.height(n));
+        }
+        if (x0 === Infinity) continue; // no task of it is drawn
+        boxes.push({ id: g.id, label: g.label, tasks: g.tasks, color: g.color || "#90a4ae", x: x0 - GROUP_PAD, y: y0 - GROUP_PAD,
+                     w: x1 - x0 + 2 * GROUP_PAD, h: y1 - y0 + 2 * GROUP_PAD });
+      }
+      return boxes;
+    },
+    selectMany(ids) {
+      this.many = ids;
+      this.sel = null;
+      this.$emit("selectmany", { ids: ids });
     },
     onOutputDown(event, n, p) {
       if (!this.editable) {
@@ -237,7 +409,17 @@ export default {
         this.pan = { x: d.x + event.clientX - d.sx, y: d.y + event.clientY - d.sy, k: this.pan.k };
       } else if (d.kind === "node" && d.moved) {
         const at = this.point(event);
-        this.moved = { ...this.moved, [d.id]: { x: Math.round(at.x - d.dx), y: Math.round(at.y - d.dy) } };
+        const moved = { ...this.moved };
+        for (const id of d.ids) {
+          moved[id] = { x: Math.round(d.start[id].x + at.x - d.ax), y: Math.round(d.start[id].y + at.y - d.ay) };
+        }
+        this.moved = moved;
+      } else if (d.kind === "note" && d.moved) {
+        const at = this.point(event);
+        this.movedNotes = { ...this.movedNotes, [d.id]: { x: Math.round(d.start.x + at.x - d.ax), y: Math.round(d.start.y + at.y - d.ay) } };
+      } else if (d.kind === "band") {
+        const at = this.point(event);
+        this.band = { ...this.band, x1: at.x, y1: at.y };
       }
     },
     onUp(event) {
@@ -248,10 +430,36 @@ export default {
         if (far) this.pending = null; // a drag released away from any input
       }
       if (!d) return;
-      if (d.kind === "node") {
+      if (d.kind === "band") {
+        const b = this.band;
+        this.band = null;
+        const x0 = Math.min(b.x0, b.x1), x1 = Math.max(b.x0, b.x1), y0 = Math.min(b.y0, b.y1), y1 = Math.max(b.y0, b.y1);
+        const hit = this.nodes.filter((n) => {
+          const p = this.pos(n);
+          return p.x < x1 && p.x + W > x0 && p.y < y1 && p.y + this.height(n) > y0;
+        }).map((n) => n.id);
+        this.selectMany(hit);
+        return;
+      }
+      if (d.kind === "note") {
         if (d.moved) {
-          const p = this.moved[d.id];
-          if (p) this.$emit("move", { id: d.id, x: p.x, y: p.y });
+          const p = this.movedNotes[d.id];
+          if (p) this.$emit("notemove", { id: d.id, x: p.x, y: p.y });
+        } else if (event.type === "pointerup") {
+          this.choose("note", d.id);
+        }
+        return;
+      }
+      if (d.kind === "node") {
+        if (d.group && !d.moved) {
+          if (event.type === "pointerup") this.choose("group", d.group);
+        } else if (d.moved) {
+          if (d.ids.length > 1 || d.group) {
+            this.$emit("movemany", { moves: d.ids.filter((id) => this.moved[id]).map((id) => ({ id: id, x: this.moved[id].x, y: this.moved[id].y })) });
+          } else {
+            const p = this.moved[d.id];
+            if (p) this.$emit("move", { id: d.id, x: p.x, y: p.y });
+          }
         } else if (event.type === "pointerup") {
           this.choose("node", d.id);
         }
@@ -305,6 +513,7 @@ export default {
     },
     choose(kind, id) {
       this.sel = kind ? { kind: kind, id: id } : null;
+      this.many = [];
       this.$emit("select", { kind: kind, id: id });
     },
     setStates(states) {
