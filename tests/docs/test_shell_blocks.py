@@ -488,8 +488,9 @@ async def wait_agent(bus: Bus, agent_id: str) -> list[str]:
             bus.subscribe(TOPICS.agent_catalog(agent_id)) as catalogs, asyncio.timeout(WAIT):
         while not (state := decode_value((await states.get()).payload)).get("online"):
             pass
-        # the catalog of this life: an agent of that id earlier on the page left its own retained
-        while (catalog := decode_value((await catalogs.get()).payload)).get("epoch") != state.get("epoch"):
+        # the catalog of this life (its boot id): an agent of that id earlier, on this page or another
+        # of the same namespace, left its own retained
+        while (catalog := decode_value((await catalogs.get()).payload)).get("boot") != state.get("boot"):
             pass
     return [t["name"] for t in catalog["types"]]
 

@@ -121,7 +121,7 @@ def create() -> None:
         with frame("Task types", active="/types"):
             with ui.row().classes("items-center w-full gap-4"):
                 ui.label("Task types").classes("text-h5")
-                count = ui.label()
+                count = ui.label().mark("types-count")
                 ui.space()
                 search = ui.input(placeholder="search types, ports, categories, agents").props(
                     "dense clearable").classes("w-80").mark("search")
