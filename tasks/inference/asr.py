@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from functools import partial
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from edge.errors import FrameError
 from edge.task import Port, Task
 from tasks.inference import sphinx  # first of ours: without pocketsphinx, its error is the reason
 from tasks.inference.convert import MonoConverter
@@ -67,7 +69,6 @@ class SpeechRecognitionConfig(MediaConfig):
         return self
 
 
-_TEXT = Port(content="text")
 
 
 class SpeechRecognition(MediaTask):
@@ -75,8 +76,9 @@ class SpeechRecognition(MediaTask):
 
     Config = SpeechRecognitionConfig
     category = "inference"
-    inputs = {"in": RAW_AUDIO}
-    outputs = {"text": _TEXT, "partial": _TEXT}
+    inputs = {"in": replace(RAW_AUDIO, label="audio (any raw format; heard at 16 kHz mono)")}
+    outputs = {"text": Port(content="text", label="final text per utterance"),
+               "partial": Port(content="text", label="hypothesis so far")}
     drop_oldest = frozenset({"in"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -123,7 +125,12 @@ class SpeechRecognition(MediaTask):
                 await self.send_results(await self.work(self.recognizer.flush))
                 continue
             assert isinstance(item, RawAudio)
-            await self.send_results(await self.work(self.hear, item))
+            try:
+                results = await self.work(self.hear, item)
+            except FrameError as exc:
+                self.count_error(self.in_metrics["in"], "in:audio", "%s", exc)
+                continue
+            await self.send_results(results)
 
 
 #: the ``speech_recognition`` entry point's types

