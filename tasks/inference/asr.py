@@ -72,7 +72,13 @@ class SpeechRecognitionConfig(MediaConfig):
 
 
 class SpeechRecognition(MediaTask):
-    """Recognize speech in raw audio with pocketsphinx (en-us): final text per utterance, partial results as it goes."""
+    """Recognize speech in raw audio with pocketsphinx (en-us): final text per utterance, partial results as it goes.
+
+    Audio of any raw format is heard at 16 kHz mono; the endpointer cuts utterances out of it. Each
+    result's ``ts`` is its utterance's start; ``start_ts``, ``end_ts`` and (final results) ``words``
+    with their times are control fields of the frame. Modes: ``grammar`` (a JSGF grammar: accurate
+    and fast on commands), ``keywords`` (spot phrases), ``language_model`` (open English: weak).
+    """
 
     Config = SpeechRecognitionConfig
     category = "inference"

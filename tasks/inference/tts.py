@@ -45,7 +45,12 @@ class TextToSpeechConfig(MediaConfig):
 
 
 class TextToSpeech(MediaTask):
-    """Speak each text frame with eSpeak NG: raw 16-bit mono audio out, at the configured rate."""
+    """Speak each text frame with eSpeak NG: raw 16-bit mono audio out, at the configured rate.
+
+    Voice, words per minute and pitch come from the config; eSpeak NG speaks at 22050 Hz and other
+    rates are resampled. Each utterance ends with ``silence_ms`` of silence and starts where the
+    previous one ended if its text came sooner, so the audio keeps one timeline.
+    """
 
     Config = TextToSpeechConfig
     category = "inference"

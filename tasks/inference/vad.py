@@ -32,7 +32,8 @@ class VoiceActivityConfig(MediaConfig):
     threshold: float = Field(default=0.5, gt=0, le=1, description="speaking turns on at this probability")
     off_threshold: float = Field(default=0.35, ge=0, le=1, description="and off below this one, after "
                                                                        "min_silence_ms")
-    min_silence_ms: int = Field(default=300, ge=0, le=10_000)
+    min_silence_ms: int = Field(default=300, ge=0, le=10_000, description="how long under off_threshold "
+                                                                          "turns speaking off")
     probabilities: bool = Field(default=True, description="send each 32 ms chunk's probability")
 
     @model_validator(mode="after")
@@ -43,7 +44,12 @@ class VoiceActivityConfig(MediaConfig):
 
 
 class VoiceActivity(MediaTask):
-    """Detect speech in raw audio with Silero VAD: its probability per 32 ms and speaking on/off."""
+    """Detect speech in raw audio with Silero VAD: its probability per 32 ms and speaking on/off.
+
+    Audio of any raw format is judged at 16 kHz mono, 512 samples at a time; each probability has
+    the ``ts`` of its chunk's first sample. ``speaking`` turns on at ``threshold`` and off after
+    ``min_silence_ms`` under ``off_threshold``.
+    """
 
     Config = VoiceActivityConfig
     category = "inference"
