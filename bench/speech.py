@@ -13,7 +13,8 @@ For each engine, one process, the model loaded beforehand on both sides (loading
 
 The task side includes encoding every frame, the broker hop both ways and decoding: all the
 framework adds. Prints a table (seconds per side, median of ``--rounds``, CPU seconds of the
-process), the share of commands each side heard right, and last ``ratio <x>``: the smallest of the three throughput ratios (direct s / task s).
+process), the share of commands each side heard right, and last ``ratio <x>``: the smallest of
+the three throughput ratios (direct s / task s).
 
     python bench/speech.py [--utterances 12] [--rounds 3] [--json out.json]
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -136,10 +138,8 @@ async def through_task(url: str, task_type: Any, config: dict[str, Any], outputs
             return time.perf_counter() - start, received
         finally:
             runner.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await runner
-            except asyncio.CancelledError:
-                pass
             await task.close()
 
 
