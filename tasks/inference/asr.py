@@ -18,6 +18,7 @@ import asyncio
 import re
 from dataclasses import replace
 from functools import partial
+from itertools import islice
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -33,6 +34,7 @@ from tasks.media.raw import RawAudio
 __all__ = ["TYPES", "SpeechRecognition"]
 
 _PHRASE = r"^[A-Za-z' ]{1,200}$"
+BATCH = 64  # frames heard in one hop to the worker thread at most
 
 
 class SpeechRecognitionConfig(MediaConfig):
@@ -93,9 +95,19 @@ class SpeechRecognition(MediaTask):
         self.recognizer: Recognizer | None = None
         self._decoder: Any = None
 
-    def hear(self, raw: RawAudio) -> list[Result]:
+    def hear(self, batch: list[RawAudio]) -> tuple[list[Result], list[str]]:
+        """The results of a batch of frames, and why each frame that could not be heard was not."""
         assert self.recognizer is not None
-        return self.recognizer.feed(self._convert(raw), raw.ts)
+        results: list[Result] = []
+        problems: list[str] = []
+        for raw in batch:
+            try:
+                samples = self._convert(raw)
+            except FrameError as exc:
+                problems.append(str(exc))
+                continue
+            results += self.recognizer.feed(samples, raw.ts)
+        return results, problems
 
     async def send_results(self, results: list[Result]) -> None:
         for result in results:
@@ -130,12 +142,11 @@ class SpeechRecognition(MediaTask):
             except TimeoutError:
                 await self.send_results(await self.work(self.recognizer.flush))
                 continue
-            assert isinstance(item, RawAudio)
-            try:
-                results = await self.work(self.hear, item)
-            except FrameError as exc:
-                self.count_error(self.in_metrics["in"], "in:audio", "%s", exc)
-                continue
+            # what queued while the last batch was heard goes to the worker in one hop
+            batch = [item, *(queued for _, queued in islice(iter(self.lanes.pop_any, None), BATCH - 1))]
+            results, problems = await self.work(self.hear, [b for b in batch if isinstance(b, RawAudio)])
+            for problem in problems:
+                self.count_error(self.in_metrics["in"], "in:audio", "%s", problem)
             await self.send_results(results)
 
 

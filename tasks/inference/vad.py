@@ -11,6 +11,7 @@ carry the ``ts`` of the chunk's first sample.
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ from tasks.media.mediatask import RAW_AUDIO, MediaConfig, MediaTask
 from tasks.media.raw import RawAudio
 
 __all__ = ["TYPES", "VoiceActivity"]
+
+BATCH = 64  # frames judged in one hop to the worker thread at most
 
 
 class VoiceActivityConfig(MediaConfig):
@@ -68,8 +71,19 @@ class VoiceActivity(MediaTask):
         self.speaking = False
         self._quiet = 0  # samples under off_threshold since speech
 
-    def judge(self, raw: RawAudio) -> list[tuple[int, float, bool | None]]:
-        """(ts, probability, speaking if it changed) per whole chunk, from the stream so far."""
+    def judge(self, batch: list[RawAudio]) -> tuple[list[tuple[int, float, bool | None]], list[str]]:
+        """(ts, probability, speaking if it changed) per whole chunk of a batch of frames, and why each frame
+        that could not be judged was not."""
+        out: list[tuple[int, float, bool | None]] = []
+        problems: list[str] = []
+        for raw in batch:
+            try:
+                out += self._judge(raw)
+            except FrameError as exc:
+                problems.append(str(exc))
+        return out, problems
+
+    def _judge(self, raw: RawAudio) -> list[tuple[int, float, bool | None]]:
         assert self._detector is not None
         samples = self._convert(raw)
         if self._pending.size == 0:
@@ -103,12 +117,11 @@ class VoiceActivity(MediaTask):
         self._detector = await silero.DETECTORS.acquire()
         while True:
             _, item = await self.lanes.get_any()
-            assert isinstance(item, RawAudio)
-            try:
-                judged = await self.work(self.judge, item)
-            except FrameError as exc:
-                self.count_error(self.in_metrics["in"], "in:audio", "%s", exc)
-                continue
+            # what queued while the last batch was judged goes to the worker in one hop
+            batch = [item, *(queued for _, queued in islice(iter(self.lanes.pop_any, None), BATCH - 1))]
+            judged, problems = await self.work(self.judge, [b for b in batch if isinstance(b, RawAudio)])
+            for problem in problems:
+                self.count_error(self.in_metrics["in"], "in:audio", "%s", problem)
             for ts, probability, speaking in judged:
                 if self.config.probabilities:
                     await self.emit("probability", probability, ts=ts)
