@@ -100,6 +100,19 @@ def direct_vad(audio: np.ndarray) -> int:
 DIRECT: dict[str, Any] = {}
 
 
+class Counter:
+    """Counts the values received so far that pass a test, looking at each value once."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.count = 0
+
+    def ended(self, got: list[Any], test: Callable[[Any], bool]) -> int:
+        self.count += sum(1 for value in got[self.seen :] if test(value))
+        self.seen = len(got)
+        return self.count
+
+
 # -- the tasks, through the broker ----------------------------------------------------------------
 async def through_task(url: str, task_type: Any, config: dict[str, Any], outputs: list[str],
                        frames: list[tuple[Any, dict[str, Any]]], done: Callable[[list[Any]], bool],
@@ -168,9 +181,10 @@ async def one_round(url: str, texts: list[str], audio: np.ndarray, engine: Any) 
     direct = time.perf_counter() - t0
     # an utterance ends with a frame shorter than frame_samples (eSpeak NG's lengths vary by a few samples
     # from call to call, so its total cannot tell when the last one is in)
+    ends = Counter()
     seconds, _ = await through_task(url, TextToSpeech, {"silence_ms": 0, "frame_samples": 4096}, ["out"],
                                     [(text, {}) for text in spoken],
-                                    lambda got: sum(len(v) < 4096 for v in got) >= len(spoken), timeout=120)
+                                    lambda got: ends.ended(got, lambda v: len(v) < 4096) >= len(spoken), timeout=120)
     result["text_to_speech"] = {"direct": direct, "task": seconds, "ratio": direct / seconds}
 
     t0 = time.perf_counter()
@@ -187,7 +201,7 @@ async def one_round(url: str, texts: list[str], audio: np.ndarray, engine: Any) 
     chunks = direct_vad(audio)
     direct = time.perf_counter() - t0
     seconds, _ = await through_task(url, VoiceActivity, {}, ["probability", "speaking"], frames,
-                                    lambda got: len(got) >= chunks, timeout=120)
+                                    lambda got: len(got) >= chunks, timeout=120)  # the first output only
     result["voice_activity"] = {"direct": direct, "task": seconds, "ratio": direct / seconds}
     return result
 

@@ -33,6 +33,9 @@ _VOLUME: Final = 2
 _PITCH: Final = 3
 _CHARS_UTF8: Final = 1
 _EE_OK: Final = 0
+# audio handed to the callback at a time: long, so a task's worker thread needs the GIL (which the event
+# loop holds most of the time) once or twice per utterance rather than every 60 ms of speech (the default)
+_BUFFER_MS: Final = 2000
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -49,7 +52,7 @@ class Espeak:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                                      ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        rate = lib.espeak_Initialize(_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0)
+        rate = lib.espeak_Initialize(_SYNCHRONOUS, _BUFFER_MS, espeakng_loader.get_data_path().encode(), 0)
         if rate <= 0:
             raise RuntimeError(f"eSpeak NG did not start (espeak_Initialize returned {rate})")
         self.rate: int = rate

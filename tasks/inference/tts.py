@@ -9,6 +9,7 @@ previous one ended, whichever is later, and ``pts`` counts samples since the tas
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 from typing import Any
 
@@ -91,17 +92,28 @@ class TextToSpeech(MediaTask):
         return value if value.strip() else None
 
     async def serve(self) -> None:
-        c = self.config
         engine = await espeak.ENGINE.get()
-        await self.work(engine.check_voice, c.voice)
-        step = Fraction(1, c.sample_rate)
+        await self.work(engine.check_voice, self.config.voice)
+        # the next text is spoken (in the worker thread: eSpeak NG runs without the GIL) while the
+        # audio of the previous one is sent; at most two utterances wait between the two
+        spoken: asyncio.Queue[tuple[Frame, npt.NDArray[np.int16]]] = asyncio.Queue(maxsize=2)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._speak_all(engine, spoken), name=f"{self.instance_id}:speak")
+            await self._send_all(spoken)
+
+    async def _speak_all(self, engine: espeak.Espeak, spoken: asyncio.Queue[tuple[Frame, Any]]) -> None:
         while True:
             _, item = await self.lanes.get_any()
             assert isinstance(item, Frame)
             text = self.text_of(item)
-            if text is None:
-                continue
-            samples = await self.work(self.speak, engine, text)
+            if text is not None:
+                await spoken.put((item, await self.work(self.speak, engine, text)))
+
+    async def _send_all(self, spoken: asyncio.Queue[tuple[Frame, Any]]) -> None:
+        c = self.config
+        step = Fraction(1, c.sample_rate)
+        while True:
+            item, samples = await spoken.get()
             start = max(item.ts, self._next_ts)
             for offset in range(0, samples.shape[0], c.frame_samples):
                 chunk = samples[offset : offset + c.frame_samples].reshape(-1, 1)
