@@ -214,3 +214,23 @@ print(json.dumps({{"unavailable": registry.unavailable, "types": sorted(registry
     assert f"pip install 'edgetasks[speech]' (or: pip install {package})" in found["unavailable"][type_name]
     others = {"speech_recognition", "text_to_speech", "voice_activity"} - {type_name}
     assert others <= set(found["types"]) and type_name not in found["types"]
+
+
+def test_offering_the_speech_types_loads_no_model():
+    """An agent lists the types (imports their modules) but loads nothing until an instance needs it."""
+    script = """
+import json, resource, sys
+import tasks.media.mediatask  # what every media task loads anyway
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import tasks.inference.asr, tasks.inference.tts, tasks.inference.vad
+from tasks.inference import espeak, silero, sphinx
+for module in (tasks.inference.asr, tasks.inference.tts, tasks.inference.vad):
+    [t.describe() for t in module.TYPES]
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"made": [espeak.ENGINE.made, sphinx.DECODERS.made, silero.DETECTORS.made],
+                  "av": sys.modules.get("av") is not None, "grew_kb": after - before}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["made"] == [0, 0, 0] and found["av"] is False
+    assert found["grew_kb"] < 8 * 1024  # the engines' Python modules only (measured: ~1 MB)
