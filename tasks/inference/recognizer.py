@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pocketsphinx
 
 from tasks.inference.sphinx import RATE
 
@@ -63,6 +62,8 @@ class Recognizer:
         self.in_utterance = False
 
     def _new_endpointer(self) -> Any:
+        import pocketsphinx  # loaded by the decoder already: no cost here
+
         return pocketsphinx.Endpointer(window=self._window, vad_mode=self._vad_mode, sample_rate=RATE)
 
     def _ts(self, seconds: float) -> int:

