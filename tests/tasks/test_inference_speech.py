@@ -184,3 +184,15 @@ async def wait_until(predicate, timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
+
+
+async def test_the_language_model_hears_open_speech_weakly_but_as_words(rig):
+    """No grammar: the bundled general model. It hears something, in dictionary words with their times
+    (eSpeak NG's "turn on the kitchen light" is not what it makes of it: docs/inference.md)."""
+    heard = await rig.listen("heard")
+    await rig.start(SpeechRecognition, {"mode": "language_model"}, inputs={"in": "speech"}, outputs={"text": "heard"})
+    await rig.start(TextToSpeech, {}, inputs={"in": "text"}, outputs={"out": "speech"})
+    await say(rig, "text", SAID)
+    [final] = await rig.take(heard, 1)
+    assert final.value and final.extra["final"] is True
+    assert " ".join(w["word"] for w in final.extra["words"]) == final.value
