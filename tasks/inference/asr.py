@@ -94,6 +94,7 @@ class SpeechRecognition(MediaTask):
         self._convert = MonoConverter(sphinx.RATE)
         self.recognizer: Recognizer | None = None
         self._decoder: Any = None
+        self._pool = sphinx.decoders(self.config.mode)
 
     def hear(self, batch: list[RawAudio]) -> tuple[list[Result], list[str]]:
         """The results of a batch of frames, and why each frame that could not be heard was not."""
@@ -116,7 +117,7 @@ class SpeechRecognition(MediaTask):
 
     async def serve(self) -> None:
         c = self.config
-        self._decoder = decoder = await sphinx.DECODERS.acquire()
+        self._decoder = decoder = await self._pool.acquire()
         await self.work(partial(sphinx.set_search, decoder, mode=c.mode, grammar=c.grammar, keywords=c.keywords,
                                 threshold=c.keyword_threshold))
         self.recognizer = Recognizer(decoder, window_ms=c.end_silence_ms, vad_mode=c.vad_mode,
@@ -129,7 +130,7 @@ class SpeechRecognition(MediaTask):
             self.recognizer.close()
             self.recognizer = None
         if self._decoder is not None:
-            sphinx.DECODERS.release(self._decoder)
+            self._pool.release(self._decoder)
             self._decoder = None
 
     async def listen(self) -> None:

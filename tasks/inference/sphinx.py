@@ -1,15 +1,17 @@
 """pocketsphinx 5.x with its bundled en-us model (acoustic model, dictionary, language model).
 
-Loading a decoder reads the model (~0.5 s, ~40 MB): :data:`DECODERS` is a pool of them, lent to one
-``speech_recognition`` instance at a time (a decoder holds one utterance's state) and taken back
-when it stops. Each instance puts its own search into the decoder it gets, under one name
-(``SEARCH``; a search of the same name is replaced): a JSGF grammar, keyphrases, or the model's
-general language model (``_default``).
+Loading a decoder reads the acoustic model and dictionary (~0.1 s, ~27 MB of RSS), and the general
+language model too where it is used (~0.25 s, ~90 MB in all): :func:`decoders` gives the pool of
+either kind, lent to one ``speech_recognition`` instance at a time (a decoder holds one
+utterance's state) and taken back when it stops. Each instance puts its own search into the
+decoder it gets, under one name (``SEARCH``; a search of the same name is replaced): a JSGF
+grammar or keyphrases; or it uses the language model's search (``_default``).
 """
 
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,7 +22,7 @@ if not installed("pocketsphinx"):
     raise ModuleNotFoundError("No module named 'pocketsphinx': speech_recognition needs pocketsphinx: "
                               "pip install 'edgetasks[speech]' (or: pip install pocketsphinx)", name="pocketsphinx")
 
-__all__ = ["DECODERS", "LANGUAGE_MODEL", "RATE", "SEARCH", "set_search", "unknown_words"]
+__all__ = ["LANGUAGE_MODEL", "POOLS", "RATE", "SEARCH", "decoders", "set_search", "unknown_words"]
 
 #: the bundled model's sample rate: audio in is converted to 16-bit mono at this rate
 RATE: Final = 16000
@@ -28,14 +30,25 @@ SEARCH: Final = "edgetasks"
 LANGUAGE_MODEL: Final = "_default"
 
 
-def _decoder() -> Any:
+def _decoder(*, language_model: bool) -> Any:
     import pocketsphinx  # here, not at the top: imported when a task first needs it
 
-    return pocketsphinx.Decoder(loglevel="FATAL")
+    return pocketsphinx.Decoder(loglevel="FATAL") if language_model else pocketsphinx.Decoder(loglevel="FATAL",
+                                                                                                lm=None)
 
 
-#: decoders of the bundled en-us model, shared by the agent's instances (one each at a time)
-DECODERS: Final = Pool("pocketsphinx en-us", _decoder)
+#: decoders of the bundled en-us model, shared by the agent's instances (one each at a time): with the
+#: general language model (mode language_model) and without it (grammar, keywords: a third of the memory).
+#: One idle decoder of each kind is kept for the next instance (a redeploy); more are freed.
+POOLS: Final = {
+    True: Pool("pocketsphinx en-us with its language model", partial(_decoder, language_model=True), keep=1),
+    False: Pool("pocketsphinx en-us", partial(_decoder, language_model=False), keep=1),
+}
+
+
+def decoders(mode: str) -> Pool[Any]:
+    """The pool of decoders a recognizer in ``mode`` takes from."""
+    return POOLS[mode == "language_model"]
 
 
 def unknown_words(decoder: Any, phrases: list[str]) -> list[str]:

