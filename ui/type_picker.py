@@ -17,7 +17,8 @@ from nicegui import ui
 __all__ = ["ORDER", "TypePicker", "category_of", "grouped", "matches"]
 
 #: the built-in categories, in the order a graph is usually built; others follow by name, "other" last
-ORDER = ("logic", "timing", "flow", "data", "text", "connections", "dashboard", "integration", "hardware", "media")
+ORDER = ("logic", "timing", "flow", "data", "text", "connections", "dashboard", "integration", "hardware", "media",
+         "inference")
 OTHER = "other"
 
 

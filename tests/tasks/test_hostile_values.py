@@ -234,6 +234,13 @@ if MEDIA_TYPES:
               files={"a.ppm": "P3\n2 2\n255\n1 2 3 4 5 6 7 8 9 1 2 3\n"}),
     ]
 
+CASES += [  # the speech types (the speech extra); silence, their good audio, is no text to a recognizer
+    _case("text_to_speech", {"max_chars": 200}),
+    _case("speech_recognition", {"mode": "grammar", "grammar": "#JSGF V1.0; grammar g; public <g> = turn on;"},
+          produces={"in": None}),
+    _case("speech_recognition", {"idle_ms": 50}, produces={"in": None}, id="speech_recognition-language_model"),
+    _case("voice_activity"),
+]
 CASES += [
     _case("gpio_out"),
     _case("pwm_out"),

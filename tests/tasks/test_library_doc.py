@@ -46,6 +46,7 @@ CATEGORIES: dict[str, list[str]] = {
     "dashboard": ["Dashboard"],
     "integration": ["Integration"],
     "hardware": ["Hardware"],
+    "inference": ["Inference"],
 }
 
 

@@ -1,0 +1,97 @@
+"""eSpeak NG through ctypes, from the library and voice data the ``espeakng-loader`` wheel ships.
+
+eSpeak NG keeps one synthesizer per process (global state in the C library), so :class:`Espeak`
+is made once (``ENGINE``, a :class:`~tasks.inference.models.Shared`) and its users take turns: each
+:meth:`Espeak.synthesize` sets the voice, rate and pitch it needs under the lock, then speaks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Any, Final
+
+try:
+    import espeakng_loader
+except ModuleNotFoundError as _missing:
+    raise ModuleNotFoundError("No module named 'espeakng_loader': text_to_speech needs eSpeak NG: "
+                              "pip install 'edgetasks[speech]' (or: pip install espeakng-loader)",
+                              name=_missing.name) from None
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import ConfigError
+from tasks.inference.models import Shared
+
+__all__ = ["ENGINE", "Espeak"]
+
+# espeak_AUDIO_OUTPUT, espeak_PARAMETER and the flags of speak_lib.h
+_SYNCHRONOUS: Final = 2
+_RATE: Final = 1
+_VOLUME: Final = 2
+_PITCH: Final = 3
+_CHARS_UTF8: Final = 1
+_EE_OK: Final = 0
+# audio handed to the callback at a time: long, so a task's worker thread needs the GIL (which the event
+# loop holds most of the time) once or twice per utterance rather than every 60 ms of speech (the default)
+_BUFFER_MS: Final = 2000
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+class Espeak:
+    """The process's eSpeak NG: 16-bit mono speech at :attr:`rate` Hz (22050 for its voices)."""
+
+    def __init__(self) -> None:
+        lib: Any = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        rate = lib.espeak_Initialize(_SYNCHRONOUS, _BUFFER_MS, espeakng_loader.get_data_path().encode(), 0)
+        if rate <= 0:
+            raise RuntimeError(f"eSpeak NG did not start (espeak_Initialize returned {rate})")
+        self.rate: int = rate
+        self._lib = lib
+        self._lock = threading.Lock()
+        self._chunks: list[npt.NDArray[np.int16]] = []
+
+        def collect(wav: Any, count: int, _events: Any) -> int:
+            if count > 0 and wav:
+                self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+            return 0  # go on
+
+        self._callback = _CALLBACK(collect)  # kept: the library calls it for as long as the process lives
+        lib.espeak_SetSynthCallback(self._callback)
+
+    def _voice(self, voice: str) -> None:
+        if self._lib.espeak_SetVoiceByName(voice.encode("ascii", "replace")) != _EE_OK:
+            raise ConfigError(f"eSpeak NG has no voice {voice!r} (try en-us, en, de, fr, es)", field="voice")
+
+    def check_voice(self, voice: str) -> None:
+        """ConfigError (one line) if eSpeak NG has no voice ``voice``."""
+        with self._lock:
+            self._voice(voice)
+
+    def synthesize(self, text: str, *, voice: str, rate: int, pitch: int, volume: int = 100) -> npt.NDArray[np.int16]:
+        """``text`` spoken: 16-bit mono samples at :attr:`rate` Hz. ConfigError for a voice eSpeak NG lacks."""
+        data = text.replace("\x00", " ").encode("utf-8", "replace") + b"\x00"
+        with self._lock:
+            self._voice(voice)
+            self._lib.espeak_SetParameter(_RATE, rate, 0)
+            self._lib.espeak_SetParameter(_PITCH, pitch, 0)
+            self._lib.espeak_SetParameter(_VOLUME, volume, 0)
+            self._chunks = []
+            result = self._lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
+            chunks, self._chunks = self._chunks, []
+        if result != _EE_OK:
+            raise RuntimeError(f"eSpeak NG could not speak the text (espeak_Synth returned {result})")
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+#: the one eSpeak NG of this process, made when a task first speaks
+ENGINE: Final = Shared("eSpeak NG", Espeak)

@@ -1,0 +1,127 @@
+"""``text_to_speech``: text frames in, speech out as raw audio frames (eSpeak NG), the ``text_to_speech`` entry point.
+
+Each text frame is one utterance: spoken with the configured voice, rate and pitch, resampled
+to ``sample_rate`` if that is not eSpeak NG's own 22050 Hz, followed by ``silence_ms`` of silence
+(so a recognizer downstream hears the utterance end), and sent in frames of ``frame_samples``.
+The audio keeps one timeline: an utterance starts at its text frame's ``ts`` or where the
+previous one ended, whichever is later, and ``pts`` counts samples since the task started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from edge.frames import Frame
+from edge.task import Port, Task
+from tasks.inference import espeak  # first of ours: without eSpeak NG, its error is the reason
+from tasks.inference.convert import resample_once
+from tasks.media.mediatask import MediaConfig, MediaTask
+from tasks.media.raw import audio_extra
+
+__all__ = ["TYPES", "TextToSpeech"]
+
+ESPEAK_RATE = 22050
+
+
+class TextToSpeechConfig(MediaConfig):
+    queue: int = Field(default=16, ge=1, le=10_000, description="texts waiting to be spoken (the oldest goes)")
+    voice: str = Field(default="en-us", pattern=r"^[A-Za-z0-9_+\-]{1,40}$",
+                       description="an eSpeak NG voice: en-us, en, de, fr, es, … (+variant: en-us+f3)")
+    rate: int = Field(default=175, ge=80, le=450, description="words per minute")
+    pitch: int = Field(default=50, ge=0, le=99, description="0 (low) to 99 (high)")
+    volume: int = Field(default=100, ge=0, le=200, description="percent of eSpeak NG's normal amplitude")
+    sample_rate: int = Field(default=ESPEAK_RATE, ge=8000, le=48000,
+                             description="samples per second of the audio out (eSpeak NG speaks at 22050; "
+                                         "other rates are resampled)")
+    frame_samples: int = Field(default=1024, ge=64, le=16384, description="samples per audio frame out")
+    silence_ms: int = Field(default=300, ge=0, le=10_000, description="silence after each utterance")
+    max_chars: int = Field(default=2000, ge=1, le=100_000, description="longer texts are refused (counted as "
+                                                                       "errors on 'in')")
+
+
+class TextToSpeech(MediaTask):
+    """Speak each text frame with eSpeak NG: raw 16-bit mono audio out, at the configured rate.
+
+    Voice, words per minute and pitch come from the config; eSpeak NG speaks at 22050 Hz and other
+    rates are resampled. Each utterance ends with ``silence_ms`` of silence and starts where the
+    previous one ended if its text came sooner, so the audio keeps one timeline.
+    """
+
+    Config = TextToSpeechConfig
+    category = "inference"
+    inputs = {"in": Port(content="text", label="text to speak")}
+    outputs = {"out": Port(content="audio", codec="raw", rate=ESPEAK_RATE, channels=1, sample_format="s16",
+                           label="speech", extra={"packets": False})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._position = 0  # pts of the next sample out
+        self._next_ts = 0  # where the previous utterance ended (ms)
+
+    @classmethod
+    def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
+        return {**super().metadata_for(config, port, declared), "rate": config.sample_rate}
+
+    def speak(self, engine: espeak.Espeak, text: str) -> npt.NDArray[np.int16]:
+        """``text`` as 16-bit mono samples at ``sample_rate``, with the trailing silence."""
+        c = self.config
+        samples = engine.synthesize(text, voice=c.voice, rate=c.rate, pitch=c.pitch, volume=c.volume)
+        samples = resample_once(samples, engine.rate, c.sample_rate)
+        silence = np.zeros(c.sample_rate * c.silence_ms // 1000, np.int16)
+        return np.concatenate([samples, silence]) if silence.size else samples
+
+    def text_of(self, frame: Frame) -> str | None:
+        """The text to speak, or None (counted as an error on ``in`` unless it is a pause or blank)."""
+        value = frame.value
+        if frame.paused:
+            return None
+        if not isinstance(value, str):
+            self.count_error(self.in_metrics["in"], "in:type", "text_to_speech speaks text, got %s",
+                             type(value).__name__)
+            return None
+        if len(value) > self.config.max_chars:
+            self.count_error(self.in_metrics["in"], "in:long", "a text of %d characters is over max_chars (%d)",
+                             len(value), self.config.max_chars)
+            return None
+        return value if value.strip() else None
+
+    async def serve(self) -> None:
+        engine = await espeak.ENGINE.get()
+        await self.work(engine.check_voice, self.config.voice)
+        # the next text is spoken (in the worker thread: eSpeak NG runs without the GIL) while the
+        # audio of the previous one is sent; at most two utterances wait between the two
+        spoken: asyncio.Queue[tuple[Frame, npt.NDArray[np.int16]]] = asyncio.Queue(maxsize=2)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._speak_all(engine, spoken), name=f"{self.instance_id}:speak")
+            await self._send_all(spoken)
+
+    async def _speak_all(self, engine: espeak.Espeak, spoken: asyncio.Queue[tuple[Frame, Any]]) -> None:
+        while True:
+            _, item = await self.lanes.get_any()
+            assert isinstance(item, Frame)
+            text = self.text_of(item)
+            if text is not None:
+                await spoken.put((item, await self.work(self.speak, engine, text)))
+
+    async def _send_all(self, spoken: asyncio.Queue[tuple[Frame, Any]]) -> None:
+        c = self.config
+        step = Fraction(1, c.sample_rate)
+        while True:
+            item, samples = await spoken.get()
+            start = max(item.ts, self._next_ts)
+            for offset in range(0, samples.shape[0], c.frame_samples):
+                chunk = samples[offset : offset + c.frame_samples].reshape(-1, 1)
+                ts = start + offset * 1000 // c.sample_rate
+                await self.emit("out", chunk, ts=ts, extra=audio_extra("s16", c.sample_rate, self._position, step))
+                self._position += chunk.shape[0]
+            self._next_ts = start + samples.shape[0] * 1000 // c.sample_rate
+
+
+#: the ``text_to_speech`` entry point's types
+TYPES: list[type[Task]] = [TextToSpeech]
