@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -44,7 +45,7 @@ from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
 from edge.desired import Removal, decode_record
 from edge.errors import EdgeError, FrameError, SpecError, TopicError
-from edge.frames import decode_value
+from edge.frames import decode_value, split_map_tail
 from edge.graph import DeploymentSpec
 from edge.protocol import AgentState, Catalog, MetricsBatch, TaskStatusMsg, ValidationError, problem
 from edge.retained import Prober
@@ -59,6 +60,10 @@ PROBE_DELAY = 0.5  # s the other half of something half-known may take to arrive
 MAX_PROBES = 1000  # retained topics fetched one by one in one pass, at most
 PROBE_TIMEOUT = 10.0  # s one pass of fetching may take (the bus may be disconnected meanwhile)
 FRESH_MARGIN = 1.0  # s fresh_metrics waits for the agents' full batches beyond their report interval
+#: distinct catalogs (their ``types`` byte for byte) whose entries are kept to give the next agent sending the
+#: same bytes: a fleet runs a few software versions, so a few of them serve every agent (see :meth:`Fleet._catalog`)
+CATALOG_CACHE = 64
+CATALOG_CACHE_MIN = 4096  # bytes of a catalog payload under which decoding it is cheaper than looking it up
 #: reported states whose metrics an agent keeps sending in its batches
 METRIC_STATES = frozenset({"running", "starting", "failed"})
 
@@ -79,6 +84,7 @@ class AgentInfo:
     #: s between its metrics batches (None: an agent that sends none, whose statuses carry its metrics)
     report_interval: float | None = None
     host: dict[str, Any] = field(default_factory=dict)
+    #: its catalog's entries; one list shared by the agents whose catalogs are the same bytes: read, never change
     types: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     #: the newest ``ts`` (ms, the agent's clock) of any of its state messages: a will carries its
@@ -139,6 +145,8 @@ class Fleet:
         self._states: set[str] = set()  # agents whose state we have
         self._catalogs: set[str] = set()  # agents whose catalog we have
         self._probed: set[str] = set()  # topics fetched once already: one with nothing retained stays missing
+        #: sha256 of a catalog's ``types`` bytes -> (its valid entries as dumped, a problem line per invalid one)
+        self._catalog_cache: OrderedDict[bytes, tuple[list[dict[str, Any]], list[str]]] = OrderedDict()
         self._prober = Prober(bus, self._sync_topic)
         self._wake = asyncio.Event()
         #: the last metrics each task's agent sent in a batch: (agent, ts, metrics)
@@ -397,23 +405,50 @@ class Fleet:
             if agent is not None:
                 agent.online = False
             return
-        data = decode_value(payload)  # validated before anything changes: garbage leaves the model as it was
-        state = AgentState.model_validate(data) if kind is TopicKind.AGENT_STATE else None
-        catalog = Catalog.model_validate(data) if kind is TopicKind.AGENT_CATALOG else None
+        # validated before anything changes: garbage leaves the model as it was
+        state = AgentState.model_validate(decode_value(payload)) if kind is TopicKind.AGENT_STATE else None
+        types = self._catalog(payload) if kind is TopicKind.AGENT_CATALOG else None
         if agent_id not in halves:
             halves.add(agent_id)
             self._wake.set()
         agent = self.agents.get(agent_id) or AgentInfo(id=agent_id)
         if state is not None:
             self._apply_state(agent, state)
-        elif catalog is not None:
-            entries, problems = catalog.entries()
+        elif types is not None:
+            entries, problems = types
             for line in problems:  # one bad type does not hide the agent's others
                 self.errors += 1
                 self._bad.warning(f"{agent_id}/catalog/{line.split(':', 1)[0]}",
                                   "ignored a catalog entry of agent %s: %s", agent_id, line)
-            agent.types = [entry.model_dump(exclude_unset=True) for entry in entries]
+            agent.types = entries
         self.agents[agent_id] = agent
+
+    def _catalog(self, payload: bytes) -> tuple[list[dict[str, Any]], list[str]]:
+        """A catalog's valid entries (as dumped) and a problem line per invalid one; raises if it is garbage.
+
+        Agents of one software version send the same entries byte for byte, only their id, epoch and
+        boot differ (``types`` comes last: :class:`~edge.presence.Presence`). Decoding and validating
+        80 KB of entries costs tens of ms, hashing them well under one: so the entries are made once
+        per distinct ``types`` bytes (kept for :data:`CATALOG_CACHE` of them, least recently sent out
+        first) and every agent sending those bytes shares the one list."""
+        split = split_map_tail(payload, "types") if len(payload) >= CATALOG_CACHE_MIN else None
+        key = b""
+        if split is not None and "types" not in split[0]:
+            head, tail = split
+            key = hashlib.sha256(tail).digest()
+            cached = self._catalog_cache.get(key)
+            if cached is not None:
+                Catalog.model_validate(head)  # its own keys, still checked
+                self._catalog_cache.move_to_end(key)
+                return cached
+        catalog = Catalog.model_validate(decode_value(payload))
+        entries, problems = catalog.entries()
+        made = [entry.model_dump(exclude_unset=True) for entry in entries], problems
+        if key:
+            self._catalog_cache[key] = made
+            while len(self._catalog_cache) > CATALOG_CACHE:
+                self._catalog_cache.popitem(last=False)
+        return made
 
     @staticmethod
     def _apply_state(agent: AgentInfo, state: AgentState) -> None:
