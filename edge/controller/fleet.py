@@ -13,9 +13,11 @@ our ``sync`` topic has come back, the fleet looks for what it knows to be missin
 of an agent whose state came, and the other way round; the status of a task a spec names; the
 agent a spec or status names) and fetches each retained topic alone (``edge.retained``); it
 does the same, a moment later, for whatever appears half-known at any time (an agent the first
-SUBSCRIBE did not bring, whose next state arrives live). The specs themselves are subscribed at
-QoS 0, for which the embedded broker's cap is ours to set (``edge.broker.embedded``): every
-deployment arrives, and a removal record (``edge.desired``) is "not deployed", never a spec.
+SUBSCRIBE did not bring, whose next state arrives live). Every retained topic is subscribed at
+QoS 0, for which the embedded broker's cap is ours to set (``edge.broker.embedded``) and Mosquitto
+queues without its 1000-message bound of QoS 1: every deployment arrives, a removal record
+(``edge.desired``) is "not deployed", never a spec, and a cold controller of 2,000 agents has them
+all when :meth:`synced` returns.
 
 A task's retained status is sent when what it says changes; its live metrics come in the
 agents' metrics batches (``edge.reporting``), which the fleet merges into :attr:`Fleet.statuses`:
@@ -163,18 +165,20 @@ class Fleet:
         # everything entered so far is undone if a later step fails: the bus may be shared and live on
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self._subs.clear)
-            for pattern in (self.topics.all_agent_states, self.topics.all_agent_catalogs,
-                            self.topics.all_task_statuses()):
+            # QoS 0: states, catalogs, statuses and specs are retained state, sent again on every
+            # (re)subscribe. At QoS 1 a broker bounds what it holds for a client beyond the messages in
+            # flight and drops the rest: Mosquitto 1000 (max_queued_messages; a cold controller of 2,000
+            # agents had 1,615 listed when synced() returned), rumqttd 100 retained (see edge.retained).
+            # The sync topic too, so its round trip comes after the retained messages, in the same stream.
+            # Catalogs last: a broker sends each SUBACK after the retained messages of the filters before it,
+            # and behind 2,000 catalogs of 80 KB the next SUBACK took over the bus's 10 s.
+            self._subs.append(await stack.enter_async_context(
+                self.bus.subscribe(self._sync_topic, qos=0, callback=self._on_sync)))
+            for pattern in (self.topics.all_agent_states, self.topics.all_task_statuses(),
+                            self.topics.all_agent_metrics, self.topics.all_deployments,
+                            self.topics.all_agent_catalogs):
                 self._subs.append(await stack.enter_async_context(
-                    self.bus.subscribe(pattern, qos=1, callback=self._on_message)))
-            # QoS 0: retained specs are state, sent again on every (re)subscribe; and at QoS 1 rumqttd
-            # sends at most 100 of them (see edge.retained)
-            self._subs.append(await stack.enter_async_context(
-                self.bus.subscribe(self.topics.all_agent_metrics, qos=0, callback=self._on_message)))
-            self._subs.append(await stack.enter_async_context(
-                self.bus.subscribe(self.topics.all_deployments, qos=0, callback=self._on_message)))
-            self._subs.append(await stack.enter_async_context(
-                self.bus.subscribe(self._sync_topic, qos=1, callback=self._on_sync)))
+                    self.bus.subscribe(pattern, qos=0, callback=self._on_message)))
             probe_task = asyncio.get_running_loop().create_task(self._probe_loop(), name="fleet-probes")
             stack.push_async_callback(cancel_and_wait, probe_task)
             self.bus.on_connect(self._request_sync)
@@ -287,7 +291,7 @@ class Fleet:
 
     async def _probe(self, topics: list[str]) -> None:
         self._probed.update(topics)
-        await self._prober.fetch(topics)
+        await self._prober.fetch(topics, qos=0)  # that of the wildcards: see Prober.fetch
 
     async def _probe_loop(self) -> None:
         """Later on, fetch what shows up half-known (an agent the first SUBSCRIBE left out reports live)."""
