@@ -147,6 +147,8 @@ class Fleet:
         self._states: set[str] = set()  # agents whose state we have
         self._catalogs: set[str] = set()  # agents whose catalog we have
         self._probed: set[str] = set()  # topics fetched once already: one with nothing retained stays missing
+        self._types_made: dict[bool, tuple[int, dict[str, dict[str, Any]]]] = {}  # online_only -> (generation, types)
+        self._types_generation = 0  # moves when an agent comes, goes, goes on or offline, or changes its catalog
         #: sha256 of a catalog's ``types`` bytes -> (its valid entries as dumped, a problem line per invalid one)
         self._catalog_cache: OrderedDict[bytes, tuple[list[dict[str, Any]], list[str]]] = OrderedDict()
         self._prober = Prober(bus, self._sync_topic)
@@ -318,7 +320,17 @@ class Fleet:
         return [a for a in self.agents.values() if a.online]
 
     def types(self, *, online_only: bool = True) -> dict[str, dict[str, Any]]:
-        """The catalog across agents: type name -> its entry plus ``agents`` offering it."""
+        """The catalog across agents: type name -> its entry plus ``agents`` offering it (a copy: the caller's).
+
+        Merged again only when an agent's catalog or liveness changed since (10,000 agents of 72 types
+        take ~130 ms to merge; the panel and the controller ask on every spec, status view and inject)."""
+        made = self._types_made.get(online_only)
+        if made is None or made[0] != self._types_generation:
+            made = (self._types_generation, self._merge_types(online_only))
+            self._types_made[online_only] = made
+        return {name: {**entry, "agents": list(entry["agents"])} for name, entry in made[1].items()}
+
+    def _merge_types(self, online_only: bool) -> dict[str, dict[str, Any]]:
         merged: dict[str, dict[str, Any]] = {}
         for agent in sorted(self.agents.values(), key=lambda a: a.id):
             if online_only and not agent.online:
@@ -408,6 +420,7 @@ class Fleet:
             agent = self.agents.pop(agent_id, None)
             if agent is not None:
                 agent.online = False
+                self._types_generation += 1
             return
         # validated before anything changes: garbage leaves the model as it was
         state = AgentState.model_validate(decode_value(payload)) if kind is TopicKind.AGENT_STATE else None
@@ -415,7 +428,9 @@ class Fleet:
         if agent_id not in halves:
             halves.add(agent_id)
             self._wake.set()
-        agent = self.agents.get(agent_id) or AgentInfo(id=agent_id)
+        known = self.agents.get(agent_id)
+        agent = known or AgentInfo(id=agent_id)
+        before = (agent.online, agent.types)
         if state is not None:
             self._apply_state(agent, state)
         elif types is not None:
@@ -425,6 +440,8 @@ class Fleet:
                 self._bad.warning(f"{agent_id}/catalog/{line.split(':', 1)[0]}",
                                   "ignored a catalog entry of agent %s: %s", agent_id, line)
             agent.types = entries
+        if known is None or before[0] != agent.online or before[1] is not agent.types:
+            self._types_generation += 1
         self.agents[agent_id] = agent
 
     def _catalog(self, payload: bytes) -> tuple[list[dict[str, Any]], list[str]]:

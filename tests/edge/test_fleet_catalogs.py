@@ -66,6 +66,17 @@ async def test_agents_with_the_same_catalog_share_one_list_and_each_is_checked(b
                 await fleet.wait_for(lambda f: "a4" in f.agents and f.agents["a4"].types, TIMEOUT)
                 assert fleet.agents["a4"].types is a1.types
                 assert fleet.errors == errors + 1
+                # the merged catalog is made again when an agent comes, goes offline or changes its catalog
+                assert fleet.types(online_only=False)["type00"]["agents"] == ["a1", "a2", "a3", "a4"]
+                fleet.types()["type00"]["agents"].append("mine")  # the caller's copy
+                assert fleet.types()["type00"]["agents"] == ["a1", "a2", "a3"]  # a4 has no state: not online
+                offline = encode_value({"online": False, "epoch": 1, "ts": 2, "version": "0.1.0", "host": {}})
+                await bus.publish(topics.agent_state("a1"), offline, qos=1)
+                await fleet.wait_for(lambda f: not f.agents["a1"].online, TIMEOUT)
+                assert fleet.types()["type00"]["agents"] == ["a2", "a3"]
+                await bus.publish(topics.agent_catalog("a2"), catalog("a2", [*TYPES[:-1], {"name": "only2"}]), qos=1)
+                await fleet.wait_for(lambda f: f.agents["a2"].types[-1]["name"] == "only2", TIMEOUT)
+                assert fleet.types()["only2"]["agents"] == ["a2"]
         finally:
             for topic, _ in messages:
                 await bus.publish(topic, b"", qos=1, retain=True)
