@@ -17,8 +17,9 @@ Every round uses a fresh namespace on the broker this run starts on a free loopb
   status says ``running``;
 * **page load** (last round, unless ``--no-browser``): ``edge ui`` started against the broker, and
   Debian's Chromium (Playwright, headless, ``--no-sandbox``; never ``playwright install``) loads
-  the agents page until its last agent row is in the page, and the running view of the
-  deployment until its last task row is; ``--page-loads`` times each, medians.
+  the agents page until its first page of rows (100, ``ui.live_table``) is in the page, and the
+  running view of the deployment until its first page of task rows is; ``--page-loads`` times
+  each, medians.
 
 Targets (benchmarks issue): all 200 listed within 5 s; all 100 tasks running within 10 s, judged
 on the first of ``--brokers`` (Mosquitto); the embedded broker (rumqttd) runs the same rounds,
@@ -65,6 +66,7 @@ TARGETS = {"listed_s": 5.0, "cold_listed_s": 10.0, "rss_mb": 400.0, "deploy_runn
            "remove_cleared_s": 15.0, "idle_msgs_per_agent_5s": 1.0}
 UNITS = {"rss_mb": "MB", "idle_msgs_per_agent_5s": "msg"}
 WAIT = 120.0  # the bound of every wait: a figure over it is a failure, not a figure
+PAGE_ROWS = 100  # the live tables show a page of rows (ui.live_table.PAGE_SIZE): its last row is the page drawn
 COLD_WAIT = 15.0  # how long a cold controller may take to list the fleet before we count what it has
 
 
@@ -294,13 +296,13 @@ async def page_loads(settings: Any, args: argparse.Namespace, tmp: Path) -> dict
                 page = await browser.new_page(viewport={"width": 1400, "height": 900})
                 page.set_default_timeout(WAIT * 1000)
                 await page.goto(base + "/")  # warm-up: the panel's first page, its fleet filling
-                await page.locator("tr[data-key]").nth(args.agents - 1).wait_for(state="attached")
+                await page.locator("tr[data-key]").nth(min(args.agents, PAGE_ROWS) - 1).wait_for(state="attached")
                 for _ in range(args.page_loads):
                     for key, path, count in (("agents_s", "/", args.agents), ("running_s", "/deployments/scale",
                                                                                 args.tasks)):
                         started = time.perf_counter()
                         await page.goto(base + path)
-                        await page.locator("tr[data-key]").nth(count - 1).wait_for(state="attached")
+                        await page.locator("tr[data-key]").nth(min(count, PAGE_ROWS) - 1).wait_for(state="attached")
                         pages[key].append(time.perf_counter() - started)
                         print(f"  page {path}: {pages[key][-1]:.2f} s", file=sys.stderr, flush=True)
             finally:
@@ -420,8 +422,12 @@ def main() -> None:
     line("idle control traffic per agent per 5 s", "idle_msgs_per_agent_5s")
     line(f"{args.tasks} statuses cleared after removal", "remove_cleared_s")
     if pages:
-        print(f"agents page ({args.agents} rows)            {summary['agents_page_s']:6.2f} s")
-        print(f"running view ({args.tasks} task rows)        {summary['running_page_s']:6.2f} s")
+        first = f"first {min(args.agents, PAGE_ROWS)} of {args.agents}"
+        print(f"{f'agents page ({first} rows) in Chromium':<44} {summary['agents_page_s']:8.2f} s    (target 2 s: "
+              f"{'met' if summary['agents_page_s'] <= 2 else 'missed'})")
+        first = f"first {min(args.tasks, PAGE_ROWS)} of {args.tasks}"
+        print(f"{f'running view ({first} task rows)':<44} {summary['running_page_s']:8.2f} s    (target 3 s: "
+              f"{'met' if summary['running_page_s'] <= 3 else 'missed'})")
     else:
         print("# page loads skipped (--no-browser)")
     for name in args.brokers[1:]:
