@@ -6,7 +6,8 @@
 Each file gives one point per curve: a running controller's time to list every agent, the CPU
 its process spent meanwhile, and a cold controller's time (a curve skips a count where it never
 listed them all, or a file without the figure); ``--before`` files are
-drawn as the figures before the fleet's catalog cache, for comparison. The targets of issue 20
+drawn as the figures before the fleet's catalog cache, for comparison, ``--cold`` files (of
+``bench/scale_cold.py``) as a cold controller against retained messages alone. The targets of issue 20
 (5 s listed, 10 s cold, at 10,000 agents) are drawn as lines.
 """
 
@@ -29,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--before", type=Path, nargs="*", default=[])
+    parser.add_argument("--cold", type=Path, nargs="*", default=[], help="bench/scale_cold.py --json files")
     parser.add_argument("--png", type=Path, required=True)
     args = parser.parse_args()
     import matplotlib
@@ -42,6 +44,7 @@ def main() -> None:
         (args.runs, "cold_listed_s", "cold controller lists all", {"marker": "s"}),
         (args.runs, "listed_cpu_s", "CPU the running controller spent meanwhile", {"marker": "^", "linestyle": "--"}),
         (args.before, "listed_s", "running controller, before the catalog cache", {"marker": "x", "linestyle": ":"}),
+        (args.cold, "cold_listed_s", "cold controller, retained fleet only (scale_cold.py)", {"marker": "D"}),
     ]
     for paths, key, label, style in curves:
         if paths:
