@@ -34,3 +34,13 @@ def test_a_tiny_fleet_is_measured_against_every_target(tmp_path):
                   "tasks on 2 agents running after", "idle control traffic", "statuses cleared after removal"):
         line = next(line for line in printed.splitlines() if label in line)
         assert "(target " in line, line
+
+
+def test_a_cold_controller_is_timed_against_a_retained_fleet(tmp_path):
+    out = tmp_path / "cold.json"
+    run = subprocess.run([sys.executable, str(BENCH / "scale_cold.py"), "--agents", "30", "--rounds", "1",
+                          "--json", str(out)], capture_output=True, text=True, timeout=180, check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["listed_at_synced"] == 30 and summary["cold_listed_s"] >= summary["cold_synced_s"]
+    assert "(target 10 s: " in run.stdout and "(target 400 MB: " in run.stdout
