@@ -60,7 +60,7 @@ BENCHES: dict[str, Bench] = {
                    ["--rounds", "1", "--seconds", "0.02"]),
     "footprint": Bench("footprint.py", _rounds(3), ["--rounds", "1"]),
     "scale": Bench("scale.py", _rounds(3), ["--rounds", "1", "--agents", "20", "--procs", "2", "--tasks", "10",
-                                            "--task-agents", "2", "--no-browser"]),
+                                            "--task-agents", "2", "--no-browser", "--idle", "1"]),
     "relay": Bench("relay.py", lambda r: [*_rounds(3)(r), "--seconds", "2"],
                    ["--rounds", "1", "--seconds", "0.5", "--contenders", "agent,paho,floor"]),
     "chain": Bench("chain.py", lambda r: [*_rounds(3)(r), "--seconds", "2"],

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import math
 import operator
 import reprlib
@@ -79,6 +80,7 @@ __all__ = [
     "encode_frame",
     "encode_value",
     "now_ms",
+    "split_map_tail",
 ]
 
 MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
@@ -501,6 +503,37 @@ def _loads(data: bytes | bytearray | memoryview) -> Any:
                            allow_duplicate_keys=False, max_depth=MAX_DEPTH)
     except Exception as exc:  # untrusted input: every way the decoder can fail is a FrameError
         raise FrameError(_reason(exc)) from exc
+
+
+def split_map_tail(data: bytes, key: str, *, max_head: int = 4096) -> tuple[dict[str, Any], bytes] | None:
+    """A CBOR map whose last entry is ``key``, split in two: its other entries, decoded as :func:`decode_value`
+    decodes (same limits, :class:`FrameError` if malformed), and the raw bytes of ``key``'s value, neither
+    decoded nor checked. None when ``data`` is not a map of at most 23 entries ending so within ``max_head``
+    bytes: decode it whole. A reader of a big value many messages repeat byte for byte (the fleet's agent
+    catalogs: edge.controller.fleet) keys what it made of the value by its bytes and decodes it once."""
+    if not data or not 0xA1 <= data[0] <= 0xB7:
+        return None
+    entries = data[0] - 0xA0
+    stream = io.BytesIO(data)
+    stream.seek(1)
+    decoder = cbor2.CBORDecoder(stream, tag_hook=_tag_hook, semantic_decoders=_SEMANTIC_DECODERS)
+    try:
+        for _ in range(entries - 1):  # find where the last key starts; the head is decoded again below
+            decoder.decode()
+            decoder.decode()
+            if stream.tell() > max_head:
+                return None
+        head_end = stream.tell()
+        if decoder.decode() != key or stream.tell() > max_head:
+            return None
+    except FrameError:
+        raise
+    except Exception as exc:  # untrusted input: every way the decoder can fail is a FrameError
+        raise FrameError(_reason(exc)) from exc
+    head = decode_value(bytes((0xA0 + entries - 1,)) + data[1:head_end])
+    if not isinstance(head, dict):
+        return None
+    return head, data[stream.tell():]
 
 
 def _refused_tag(number: int) -> str:

@@ -71,6 +71,9 @@ SEARCH_DIRS: Final = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin")
 INSTALL_HINT: Final = "apt-get install mosquitto (macOS: brew install mosquitto)"
 CONFIG_FILE: Final = "mosquitto.conf"
 PASSWORD_FILE: Final = "mosquitto.passwd"
+#: messages a client may have waiting to be written before Mosquitto drops more (its default: 1000); a burst of
+#: retained messages to a new subscriber is a few per agent
+MAX_QUEUED: Final = 100_000
 _TAIL_LINES: Final = 40
 _STOP_TIMEOUT: Final = 5.0
 _OUTPUT_DRAIN_TIMEOUT: Final = 2.0
@@ -110,6 +113,10 @@ def render_config(*, host: str, port: int, data_dir: Path, persistence: bool, pa
         lines.append(f"password_file {password_file}")
     # max_packet_size bounds whole packets (topic and properties too); 0 is rejected, not "unlimited".
     lines.append(f"max_packet_size {packet_limit(max_payload)}")
+    # A fleet's retained messages reach a new subscriber in one burst (a cold controller of 2,000 agents: 4,000
+    # states and catalogs). Mosquitto drops what a client has beyond max_queued_messages (1000) waiting to be
+    # written, QoS 0 included: a cold controller had 1,578 of 2,000 agents when its sync came back (docs/scaling.md)
+    lines.append(f"max_queued_messages {MAX_QUEUED}")
     if persistence:
         # Saved after every change (a retained message, a subscription, a queued message), not on
         # Mosquitto's 30-minute default: desired state lives here, and a kill -9 one second after

@@ -109,3 +109,24 @@ async def test_a_fleet_with_nothing_missing_fetches_nothing(broker, tmp_path):
                 assert complete(controller.fleet, ["one"]) and controller.fleet.probes == 0
         finally:
             await clear(bus, messages)
+
+
+async def test_a_broker_that_bounds_its_queue_per_client_still_brings_every_retained_message(tmp_path):
+    """Mosquitto keeps at most ``max_queued_messages`` QoS 1 messages for a client beyond those in flight and
+    drops the rest, retained ones included: at 2,000 agents a cold controller subscribed at QoS 1 had 1,002
+    listed when synced() returned. The fleet subscribes at QoS 0, which the broker writes without that bound:
+    everything comes with the subscriptions, nothing has to be fetched one by one."""
+    from edge.broker import MosquittoBroker, free_port
+
+    ns = f"q{uuid.uuid4().hex[:10]}"
+    topics = Topics(ns)
+    ids = [agent(i) for i in range(N)]
+    messages = [(topics.agent_state(a), state()) for a in ids] + [(topics.agent_catalog(a), catalog(a)) for a in ids]
+    config = "max_queued_messages 10\nmax_inflight_messages 1\n"
+    async with MosquittoBroker(port=free_port(), data_dir=tmp_path / "broker", persistence=False,
+                               extra_config=config) as broker, Bus(broker.url.geturl()) as bus:
+        await published(bus, topics, messages)
+        settings = load_settings(broker=broker.url.geturl(), namespace=ns, data_dir=tmp_path / "ctl")
+        async with Controller(settings) as controller:
+            assert complete(controller.fleet, ids)
+            assert controller.fleet.probes == 0

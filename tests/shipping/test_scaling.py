@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -53,3 +54,48 @@ async def test_a_graph_spans_two_bridged_brokers(tmp_path):
             values = [decode_frame((await out.get()).payload).value for _ in range(3)]
         assert all(v % 3 == 0 for v in values) and values == sorted(values)
         await controller.remove("span")
+
+
+async def test_a_fleet_split_across_two_bridged_brokers_is_one_fleet(tmp_path):
+    """Agents on each of two bridged brokers, one controller: it lists all of them, a cold controller at either
+    site has them all when synced() returns (retained messages cross the bridge and stay retained on both
+    brokers), and one deployment runs on agents of both sites."""
+    import importlib.util
+
+    from edge.host import Host
+
+    spec_module = importlib.util.spec_from_file_location("sample_tasks", SAMPLES)
+    assert spec_module is not None and spec_module.loader is not None
+    samples = importlib.util.module_from_spec(spec_module)
+    spec_module.loader.exec_module(samples)
+    port_a, port_b = free_port(), free_port()
+    ns = f"f{uuid.uuid4().hex[:8]}"
+    per_site = 15
+    ids = {"a": [f"a{i:02d}" for i in range(per_site)], "b": [f"b{i:02d}" for i in range(per_site)]}
+
+    def settings(port: int, name: str):
+        return load_settings(broker=f"mqtt://127.0.0.1:{port}", namespace=ns, agent_id=name, data_dir=tmp_path / name)
+
+    def listed(fleet) -> bool:
+        return all(a in fleet.agents and fleet.agents[a].online and fleet.agents[a].types
+                   for site in ids.values() for a in site)
+
+    hosts = [Host(settings(port_a if site == "a" else port_b, name), types=[samples.Counter, samples.Scale],
+                  persist=False) for site, names in ids.items() for name in names]
+    async with MosquittoBroker(port=port_a, data_dir=tmp_path / "a"), \
+            MosquittoBroker(port=port_b, data_dir=tmp_path / "b", extra_config=bridge_config("to-a", port_a)), \
+            contextlib.AsyncExitStack() as stack:
+        for host in hosts:
+            await stack.enter_async_context(host)
+        controller = await stack.enter_async_context(Controller(settings(port_a, "hq")))
+        await controller.fleet.wait_for(listed, 30)
+        for port in (port_a, port_b):  # cold, at each site
+            async with Controller(settings(port, f"cold{port}")) as cold:
+                assert listed(cold.fleet), sorted(set(ids["a"] + ids["b"]) - set(cold.fleet.agents))
+        spec = parse_spec({"id": "split", "tasks": [
+            {"id": f"t{i}", "type": "counter", "agent": name, "config": {"interval_ms": 1000}}
+            for i, name in enumerate([*ids["a"][:3], *ids["b"][:3]])]})
+        await controller.deploy(spec)
+        await controller.fleet.wait_for(lambda f: [s.state for s in f.tasks_of("split")] == ["running"] * 6, 30)
+        await controller.remove("split")
+        await controller.fleet.wait_for(lambda f: not f.tasks_of("split"), 30)

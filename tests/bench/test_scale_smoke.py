@@ -1,0 +1,46 @@
+"""bench/scale.py runs a tiny fleet end to end and prints each figure with its target (issue 20).
+
+Figures are not judged (the machine is shared): the run completes, lists every agent, and reports
+every figure the targets name.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[2] / "bench"
+
+
+def test_a_tiny_fleet_is_measured_against_every_target(tmp_path):
+    out = tmp_path / "scale.json"
+    run = subprocess.run([sys.executable, str(BENCH / "scale.py"), "--agents", "6", "--procs", "2", "--tasks", "4",
+                          "--task-agents", "2", "--rounds", "1", "--no-browser", "--brokers", "mosquitto",
+                          "--idle", "5.5", "--json", str(out)],
+                         capture_output=True, text=True, timeout=180, check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    data = json.loads(out.read_text())
+    summary, targets = data["summary"], data["targets"]
+    assert set(targets) == {"listed_s", "cold_listed_s", "rss_mb", "deploy_running_s", "remove_cleared_s",
+                            "idle_msgs_per_agent_5s"}
+    assert all(key in summary for key in targets)
+    assert data["rounds"][0]["listed_at_synced"] == 6 and data["rounds"][0]["cold_listed"] == 6
+    assert summary["idle_msgs_per_agent_5s"] > 0  # 5.5 s: every agent's 5 s heartbeat at least once
+    assert data["args"]["catalog"] == "full"
+    printed = run.stdout
+    for label in ("agents listed after go", "cold controller lists them all after", "controller RSS",
+                  "tasks on 2 agents running after", "idle control traffic", "statuses cleared after removal"):
+        line = next(line for line in printed.splitlines() if label in line)
+        assert "(target " in line, line
+
+
+def test_a_cold_controller_is_timed_against_a_retained_fleet(tmp_path):
+    out = tmp_path / "cold.json"
+    run = subprocess.run([sys.executable, str(BENCH / "scale_cold.py"), "--agents", "30", "--rounds", "1",
+                          "--json", str(out)], capture_output=True, text=True, timeout=180, check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["listed_at_synced"] == 30 and summary["cold_listed_s"] >= summary["cold_synced_s"]
+    assert "(target 10 s: " in run.stdout and "(target 400 MB: " in run.stdout
