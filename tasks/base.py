@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from edge.errors import FrameError
 from edge.frames import Frame
 from edge.task import Port, Task
 
+if TYPE_CHECKING:
+    from edge.settings import Settings
+
 __all__ = [
     "ANY",
+    "agent_settings",
     "NUMBER",
     "TEXT",
     "VARIABLES",
@@ -45,6 +49,19 @@ VARIABLES: Final = ("a", "b", "c", "d", "x", "y", "z", "w")
 
 # the smallest int that float() refuses (it rounds up to 2**1024): larger bignums are no number
 _FLOAT_LIMIT: Final = 2**1024 - 2**970
+
+
+def agent_settings(settings: Settings | None) -> Settings | None:
+    """``settings``, or (None) what this process's environment says: for an ``unavailable_reason`` that
+    reads a setting. None when the environment's settings are invalid (the agent refuses them anyway)."""
+    if settings is not None:
+        return settings
+    from edge.settings import load_settings  # on first use: a module of task types loads no settings
+
+    try:
+        return load_settings()
+    except ValueError:
+        return None
 
 
 def ANY(label: str) -> Port:

@@ -45,7 +45,7 @@ from edge.protocol import (
     CatalogEntry,
     DashboardView,
 )
-from edge.task import Port, TaskContext
+from edge.task import Port, Task, TaskContext
 from edge.topics import sibling_topic
 from tasks.base import BuiltinTask, is_pause
 from tasks.hass import (
@@ -61,7 +61,7 @@ from tasks.hass import (
     state_text,
 )
 
-__all__ = ["COLOR_PATTERN", "VIEW", "ControlConfig", "ControlTask", "DashboardTask", "panel_topic"]
+__all__ = ["COLOR_PATTERN", "VIEW", "ControlConfig", "ControlTask", "DashboardTask", "clear_view", "panel_topic"]
 
 VIEW = Port(label="view", content="view", extra={"retained": True})
 """The ``view`` output of every dashboard task."""
@@ -126,13 +126,7 @@ class DashboardTask(BuiltinTask):
         self.hass = slot
 
     def clear_view(self) -> None:
-        if self.context is None:
-            return
-        for topic in self.context.targets.get("view", ()):
-            try:
-                self.context.bus.publish_nowait(topic, b"", qos=1, retain=True)
-            except EdgeError as exc:
-                self.warn("view", "could not clear the view on %s: %s", topic, exc)
+        clear_view(self)
 
     async def serve(self) -> None:
         raise NotImplementedError
@@ -238,3 +232,15 @@ class ControlTask(DashboardTask):
     async def _take_commands(self, waiting: asyncio.Queue[Frame]) -> None:
         while True:
             await self._change(await waiting.get())
+
+
+def clear_view(task: Task) -> None:
+    """Clear ``task``'s retained view (an empty message on its ``view`` output's topics): the panel
+    shows the task as not running. Every task with a dashboard view does this when it stops."""
+    if task.context is None:
+        return
+    for topic in task.context.targets.get("view", ()):
+        try:
+            task.context.bus.publish_nowait(topic, b"", qos=1, retain=True)
+        except EdgeError as exc:
+            task.warn("view", "could not clear the view on %s: %s", topic, exc)

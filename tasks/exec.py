@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.errors import ConfigError, FrameError
 from edge.frames import Frame
-from tasks.base import ANY, BuiltinTask, is_pause
+from tasks.base import ANY, BuiltinTask, agent_settings, is_pause
 
 if TYPE_CHECKING:
     from edge.settings import Settings
@@ -102,14 +102,8 @@ class Exec(BuiltinTask):
 
     @classmethod
     def unavailable_reason(cls, settings: Settings | None = None) -> str | None:
-        if settings is None:
-            from edge.settings import load_settings  # on first use: a module of task types loads no settings
-
-            try:
-                settings = load_settings()
-            except ValueError:  # invalid settings: the agent itself refuses them
-                return _OFF
-        return None if settings.allow_exec else _OFF
+        settings = agent_settings(settings)
+        return None if settings is not None and settings.allow_exec else _OFF
 
     async def run(self) -> None:
         reason = self.unavailable_reason()

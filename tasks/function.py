@@ -29,7 +29,7 @@ from edge.errors import FrameError, TaskError
 from edge.frames import Frame, decode_value, encode_value
 from edge.ports import PortRule
 from edge.topics import is_valid_id
-from tasks.base import ANY, BuiltinTask, is_pause
+from tasks.base import ANY, BuiltinTask, agent_settings, is_pause
 
 if TYPE_CHECKING:
     from edge.settings import Settings
@@ -136,11 +136,8 @@ class PythonFunction(BuiltinTask):
 
     @classmethod
     def unavailable_reason(cls, settings: Settings | None = None) -> str | None:
-        if settings is None:
-            from edge.settings import load_settings
-
-            settings = load_settings()
-        if settings.allow_code:
+        settings = agent_settings(settings)
+        if settings is not None and settings.allow_code:
             return None
         return "it runs code sent in deployment specs, which this agent does not allow: set EDGE_ALLOW_CODE=true"
 

@@ -41,7 +41,7 @@ import h11
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.errors import ConfigError, FrameError
-from tasks.base import ANY, BuiltinTask
+from tasks.base import ANY, BuiltinTask, agent_settings
 
 if TYPE_CHECKING:
     from edge.settings import Settings
@@ -353,14 +353,8 @@ class WebhookIn(BuiltinTask):
 
     @classmethod
     def unavailable_reason(cls, settings: Settings | None = None) -> str | None:
-        if settings is None:
-            from edge.settings import load_settings  # on first use: a module of task types loads no settings
-
-            try:
-                settings = load_settings()
-            except ValueError:  # invalid settings: the agent itself refuses them
-                return _OFF
-        return None if settings.webhook_port is not None else _OFF
+        settings = agent_settings(settings)
+        return None if settings is not None and settings.webhook_port is not None else _OFF
 
     def reject_request(self, reason: str) -> None:
         self.reject("out", reason)

@@ -22,10 +22,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
-from edge.errors import EdgeError
 from edge.protocol import MAX_BANDS, CatalogEntry, SpectrumView
 from edge.task import Port
-from tasks.dashboard import VIEW
+from tasks.dashboard import VIEW, clear_view
 from tasks.media.mediatask import RAW_AUDIO, MediaConfig, MediaTask
 from tasks.media.raw import RawAudio, to_float
 
@@ -161,11 +160,5 @@ class AudioFrequencyDisplay(MediaTask):
 
     def clear_view(self) -> None:
         """An empty retained view: the panel shows the task as not running (tasks.dashboard's contract)."""
-        if self.context is None:
-            return
-        for topic in self.context.targets.get("view", ()):
-            try:
-                self.context.bus.publish_nowait(topic, b"", qos=1, retain=True)
-            except EdgeError as exc:
-                self.warn("view", "could not clear the view on %s: %s", topic, exc)
+        clear_view(self)
 
