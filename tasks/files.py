@@ -176,11 +176,11 @@ class FileWrite(BuiltinTask):
         self._close()
         now = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-        target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
-        n = 1
-        while target.exists():
-            target = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}")
-            n += 1
+        # several rotations within one millisecond: a counter above every file of that stamp still
+        # there (not the first free name: once _prune removed the oldest, that would sort as oldest)
+        taken = [n for stamp_, n, _ in self._rotated(path) if f"{stamp_}Z" == stamp]
+        n = max(taken) + 1 if taken else 0
+        target = path.with_name(f"{path.stem}.{stamp}{f'-{n}' if n else ''}{path.suffix}")
         os.replace(path, target)
         self._prune(path)
         self._open(columns=columns)
@@ -190,16 +190,21 @@ class FileWrite(BuiltinTask):
         """Delete the oldest rotated files of ``path`` beyond ``keep`` (by the stamp in their names)."""
         if not self.config.keep:
             return
-        old: list[tuple[str, int, Path]] = []
+        for *_, stale in sorted(self._rotated(path))[:-self.config.keep]:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+    @staticmethod
+    def _rotated(path: Path) -> list[tuple[str, int, Path]]:
+        """The rotated files of ``path``: (stamp, counter, file) each."""
+        found: list[tuple[str, int, Path]] = []
         for p in path.parent.iterdir():
             middle = p.name[len(path.stem):len(p.name) - len(path.suffix)]
             match = _STAMP.fullmatch(middle) if p.name.startswith(path.stem) and p.name.endswith(path.suffix) \
                 else None
             if match is not None:
-                old.append((match[1], int(match[2] or 0), p))
-        for *_, stale in sorted(old)[:-self.config.keep]:
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
+                found.append((match[1], int(match[2] or 0), p))
+        return found
 
     # -- records ----------------------------------------------------------------------------------
     def _record(self, value: Any, ts: int) -> str | None:
