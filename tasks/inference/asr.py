@@ -38,7 +38,8 @@ BATCH = 64  # frames heard in one hop to the worker thread at most
 
 
 class SpeechRecognitionConfig(MediaConfig):
-    queue: int = Field(default=64, ge=1, le=10_000, description="audio frames waiting (the oldest goes)")
+    queue: int = Field(default=1024, ge=1, le=10_000, description="audio frames waiting (the oldest goes): a burst of "
+                       "synthesized speech (~20 s of 20 ms frames) fits, so none is lost to a busy moment")
     mode: Literal["grammar", "keywords", "language_model"] = Field(
         default="language_model", description="grammar: a JSGF grammar; keywords: spot phrases; "
                                               "language_model: open English (weak)")

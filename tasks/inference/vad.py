@@ -31,7 +31,8 @@ BATCH = 64  # frames judged in one hop to the worker thread at most
 
 
 class VoiceActivityConfig(MediaConfig):
-    queue: int = Field(default=64, ge=1, le=10_000, description="audio frames waiting (the oldest goes)")
+    queue: int = Field(default=1024, ge=1, le=10_000, description="audio frames waiting (the oldest goes): a burst of "
+                       "synthesized speech (~20 s of 20 ms frames) fits, so none is lost to a busy moment")
     threshold: float = Field(default=0.5, gt=0, le=1, description="speaking turns on at this probability")
     off_threshold: float = Field(default=0.35, ge=0, le=1, description="and off below this one, after "
                                                                        "min_silence_ms")
