@@ -4,12 +4,11 @@ client publishes is spoken, heard back through the broker by a grammar, and seen
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+from _agent_process import agent_process
 from test_integration_deployed import Client, _statuses
 
 from edge.bus import Bus
@@ -44,27 +43,17 @@ async def test_speech_round_trip_on_an_agent_process(broker, tmp_path: Path) -> 
            # the speech entry points' modules, also where the package was installed before it had them
            "EDGE_TASKS": "tasks.inference.tts,tasks.inference.asr,tasks.inference.vad"}
     client = Client(broker.url)
-    log = (tmp_path / "agent.log").open("w")  # a file, not a pipe: nothing reads it while the agent runs
-    proc = subprocess.Popen([sys.executable, "-m", "edge", "agent"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        for name in ("heard", "speaking"):
-            client.subscribe(f"e2e/{ns}/{name}")
-        async with Bus(str(broker.url)) as bus:
-            await bus.publish(topics.deployment("io"), encode_spec(parse_spec(_spec(ns))), qos=1, retain=True)
-        statuses = await _statuses(broker.url, topics, ["tts", "asr", "vad"], "running")
-        assert all(s["error"] is None for s in statuses.values()), statuses
+        with agent_process(env, tmp_path / "agent.log"):
+            for name in ("heard", "speaking"):
+                client.subscribe(f"e2e/{ns}/{name}")
+            async with Bus(str(broker.url)) as bus:
+                await bus.publish(topics.deployment("io"), encode_spec(parse_spec(_spec(ns))), qos=1, retain=True)
+            statuses = await _statuses(broker.url, topics, ["tts", "asr", "vad"], "running")
+            assert all(s["error"] is None for s in statuses.values()), statuses
 
-        client.publish(f"e2e/{ns}/say", "turn on the kitchen light")
-        assert await client.next(f"e2e/{ns}/heard") == "turn on the kitchen light"
-        assert [await client.next(f"e2e/{ns}/speaking"), await client.next(f"e2e/{ns}/speaking")] == [True, False]
+            client.publish(f"e2e/{ns}/say", "turn on the kitchen light")
+            assert await client.next(f"e2e/{ns}/heard") == "turn on the kitchen light"
+            assert [await client.next(f"e2e/{ns}/speaking"), await client.next(f"e2e/{ns}/speaking")] == [True, False]
     finally:
         client.close()
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-    stderr = (tmp_path / "agent.log").read_text()
-    assert proc.returncode == 0 and "Traceback" not in stderr, stderr[-3000:]

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import queue
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+from _agent_process import agent_process
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.bus import Bus
@@ -175,48 +175,39 @@ async def test_every_integration_type_deployed_to_an_agent_process(broker, tmp_p
            # the web entry point's types, also where the package was installed before it had one
            "EDGE_TASKS": "tasks.web,tasks.webhook"}
     client = Client(broker.url)
-    log = (tmp_path / "agent.log").open("w")  # a file, not a pipe: nothing reads it while the agent runs
-    proc = subprocess.Popen([sys.executable, "-m", "edge", "agent"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        for name in ("tail", "ran", "posted", "hooked"):
-            client.subscribe(f"e2e/{ns}/{name}")
-        async with Bus(str(broker.url)) as bus:
-            await bus.publish(topics.deployment("io"), encode_spec(parse_spec(_spec(ns, echo_server))), qos=1,
-                              retain=True)
-        statuses = await _statuses(broker.url, topics, ["log", "tail", "run", "post", "hook"], "running")
-        assert all(s["error"] is None for s in statuses.values()), statuses
+        with agent_process(env, tmp_path / "agent.log"):
+            for name in ("tail", "ran", "posted", "hooked"):
+                client.subscribe(f"e2e/{ns}/{name}")
+            async with Bus(str(broker.url)) as bus:
+                await bus.publish(topics.deployment("io"), encode_spec(parse_spec(_spec(ns, echo_server))), qos=1,
+                                  retain=True)
+            statuses = await _statuses(broker.url, topics, ["log", "tail", "run", "post", "hook"], "running")
+            assert all(s["error"] is None for s in statuses.values()), statuses
 
-        client.publish(f"e2e/{ns}/log", {"t": 21.5})  # file_write appends it; file_read tails it back
-        client.publish(f"e2e/{ns}/log", [1, "two"])
-        assert [await client.next(f"e2e/{ns}/tail"), await client.next(f"e2e/{ns}/tail")] == [{"t": 21.5}, [1, "two"]]
-        assert (files / "logs" / "values.jsonl").read_text() == '{"t":21.5}\n[1,"two"]\n'
+            client.publish(f"e2e/{ns}/log", {"t": 21.5})  # file_write appends it; file_read tails it back
+            client.publish(f"e2e/{ns}/log", [1, "two"])
+            tailed = [await client.next(f"e2e/{ns}/tail"), await client.next(f"e2e/{ns}/tail")]
+            assert tailed == [{"t": 21.5}, [1, "two"]]
+            assert (files / "logs" / "values.jsonl").read_text() == '{"t":21.5}\n[1,"two"]\n'
 
-        client.publish(f"e2e/{ns}/run", "hello; rm -rf /")
-        ran = await client.next(f"e2e/{ns}/ran")
-        assert ran["exit_code"] == 0 and ran["stdout"] == "HELLO; RM -RF /\n"
+            client.publish(f"e2e/{ns}/run", "hello; rm -rf /")
+            ran = await client.next(f"e2e/{ns}/ran")
+            assert ran["exit_code"] == 0 and ran["stdout"] == "HELLO; RM -RF /\n"
 
-        client.publish(f"e2e/{ns}/post", {"reading": 3})
-        posted = await client.next(f"e2e/{ns}/posted")
-        assert posted["status"] == 201 and posted["body"] == {"got": {"reading": 3}, "auth": "Bearer api-key-1"}
+            client.publish(f"e2e/{ns}/post", {"reading": 3})
+            posted = await client.next(f"e2e/{ns}/posted")
+            assert posted["status"] == 201 and posted["body"] == {"got": {"reading": 3}, "auth": "Bearer api-key-1"}
 
-        await _listening(free_port)  # the task is running; its server listens a moment later
-        async with httpx.AsyncClient(trust_env=False) as http:
-            url = f"http://127.0.0.1:{free_port}/door"
-            assert (await http.post(url, json={"open": 1})).status_code == 401
-            assert (await http.post(url, json={"open": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
-                    ).status_code == 202
-        assert await client.next(f"e2e/{ns}/hooked") == {"open": 1}
+            await _listening(free_port)  # the task is running; its server listens a moment later
+            async with httpx.AsyncClient(trust_env=False) as http:
+                url = f"http://127.0.0.1:{free_port}/door"
+                assert (await http.post(url, json={"open": 1})).status_code == 401
+                assert (await http.post(url, json={"open": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
+                        ).status_code == 202
+            assert await client.next(f"e2e/{ns}/hooked") == {"open": 1}
     finally:
         client.close()
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-    stderr = (tmp_path / "agent.log").read_text()
-    assert proc.returncode == 0 and "Traceback" not in stderr, stderr[-3000:]
 
 
 async def test_without_the_settings_exec_and_webhook_in_are_unavailable_and_refused(
