@@ -32,6 +32,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,15 +48,16 @@ from edge.frames import decode_value, now_ms
 from edge.graph import DeploymentSpec
 from edge.hass import HassLink, availability_will
 from edge.instance import Assignment, Instance
+from edge.local import LocalStreams
 from edge.presence import Presence
-from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, TaskState, ValidationError, problem
+from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, TaskState, ValidationError, Watch, problem
 from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
 from edge.settings import Settings
 from edge.storage import write_atomic
 from edge.task import Ports, Task, TaskContext, why_unavailable
-from edge.topics import TopicKind, Topics, is_valid_id, validate_id
+from edge.topics import TopicKind, Topics, is_valid_id, matches, validate_filter, validate_id
 from edge.validation import answer_request, decode_request
 
 __all__ = ["Host", "run_agent", "run_wired"]
@@ -122,6 +124,8 @@ class Host:
         #: injected frames for tasks not running here (dropped, warned)
         self.injects_dropped = 0
         self.instances: dict[tuple[str, str], Instance] = {}
+        #: frames between our tasks handed over in-process, and who watches those streams (edge.local)
+        self.local = LocalStreams()
         #: retained messages on our control topics that could not be understood (each logged)
         self.errors = 0
         self._bad_specs = LogLimiter(log)
@@ -196,6 +200,7 @@ class Host:
             await self.bus.subscribe(self.topics.agent_injects(self.agent_id), qos=1, callback=self._on_inject)
             await self.bus.subscribe(self.topics.agent_metrics_request(self.agent_id), qos=0,
                                      callback=self._on_metrics_request)
+            await self.bus.subscribe(self.topics.watch, qos=0, callback=self._on_watch)
             self._loops = [group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
                            group.create_task(self._report_loop(), name=f"report-{self.agent_id}")]
             self._dirty.set()
@@ -340,6 +345,18 @@ class Host:
             return
         task.take_injected(parsed.port, message)
 
+    def _on_watch(self, message: Message) -> None:
+        """Someone looks at streams: those of ours handed over in-process go to the broker meanwhile."""
+        try:
+            watch = Watch.model_validate(decode_value(message.payload))
+            validate_filter(watch.filter)
+        except (FrameError, ValidationError, TopicError) as exc:
+            self.errors += 1
+            reason = problem(exc) if isinstance(exc, ValidationError) else str(exc)
+            self._bad_specs.warning("watch", "ignored a watch message: %s", reason)
+            return
+        self.local.watch(watch.filter, watch.lease)
+
     def _on_validate(self, message: Message) -> None:
         """Answer a controller's validation request with the types' own checks (``edge.validation``)."""
         try:
@@ -404,7 +421,8 @@ class Host:
 
     # -- reconciling -----------------------------------------------------------------------------
     def desired(self) -> dict[tuple[str, str], Assignment]:
-        """The instances this agent should run, from the specs it has."""
+        """The instances this agent should run, from the specs it has (and the streams between them
+        that are handed over in-process: :meth:`_local_streams`)."""
         wanted: dict[tuple[str, str], Assignment] = {}
         for spec in self.specs.values():
             for task in spec.tasks:
@@ -416,7 +434,52 @@ class Host:
                     deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
                     sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
                     version=spec.version, inject=True, wait=task.wait)
+        if not self.settings.local_streams:
+            return wanted
+        local = self._local_streams(wanted)
+        self.local.set_local(local)
+        for key, a in wanted.items():
+            fed = tuple(sorted(port for port, source in a.sources.items() if source in local))
+            if fed:
+                wanted[key] = replace(a, local=fed)
         return wanted
+
+    def _local_streams(self, wanted: Mapping[tuple[str, str], Assignment]) -> set[str]:
+        """The stream topics of our tasks whose every consumer, in every spec, is a task of ours that reads
+        that very topic (no wildcard, no shared subscription) on an input that does not wait for QoS 1."""
+        produced = {topic for a in wanted.values() for topics in a.targets.values() for topic in topics[:1]}
+        exact: dict[str, bool] = {}  # stream topic -> all its consumers so far can be fed in-process
+        filters: list[str] = []  # the sources that are filters: a stream one of them matches goes to the broker
+        for spec in self.specs.values():
+            agents = {task.id: task.agent for task in spec.tasks}
+            for edge in spec.edges:
+                target, source = edge.target, edge.source
+                if target.task is None or target.port is None:
+                    continue
+                topic = source.topic if source.topic is not None else self.topics.stream(
+                    spec.id, source.task or "", source.port or "")
+                if "+" in topic or "#" in topic or topic.startswith("$"):
+                    filters.append(topic.split("/", 2)[2] if topic.startswith("$share/") else topic)
+                    continue
+                if topic not in produced:
+                    continue
+                mine = agents.get(target.task) == self.agent_id
+                exact[topic] = exact.get(topic, True) and mine and not self._waits(wanted, spec.id, target.task,
+                                                                                   target.port)
+        return {topic for topic, fed in exact.items() if fed and not any(matches(f, topic) for f in filters)}
+
+    def _waits(self, wanted: Mapping[tuple[str, str], Assignment], deployment: str, task: str, port: str) -> bool:
+        """Whether input ``port`` of our task waits for QoS 1 (``overflow="wait"``, or the spec's ``wait``)."""
+        a = wanted.get((deployment, task))
+        if a is None:
+            return True
+        if port in a.wait:
+            return True
+        task_type = self.types.get(a.type)
+        if task_type is None:
+            return True
+        declared = self._ports(task_type, a.config).inputs.get(port)
+        return declared is not None and declared.overflow == "wait"
 
     def _outputs(self, task_type: type[Task], config: dict[str, Any]) -> list[str]:
         """The outputs of an instance of ``task_type`` with ``config`` (they may follow it)."""
@@ -488,7 +551,7 @@ class Host:
                             resolve=self.secrets.resolve, max_payload=self.settings.max_payload,
                             queue_size=self.settings.queue_size, queue_bytes=self.settings.queue_bytes,
                             queue_age=self.settings.queue_age, files_dir=self.files_dir, hass=self.hass,
-                            queue_stall=self.settings.queue_stall)
+                            queue_stall=self.settings.queue_stall, local=self.local)
         self.instances[assignment.key] = instance
         assert self._group is not None
         self._runners[assignment.key] = self._group.create_task(instance.supervise(),

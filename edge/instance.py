@@ -39,6 +39,7 @@ from edge.errors import ConfigError
 from edge.files import files_folder
 from edge.frames import now_ms
 from edge.hass import HassLink
+from edge.local import LocalStreams
 from edge.protocol import PROTOCOL_REVISION, Crash, TaskMetrics, TaskStatusMsg, ValidationError, problem
 from edge.task import Task, TaskContext
 
@@ -70,6 +71,8 @@ class Assignment:
     inject: bool = False
     #: inputs the spec makes wait (TaskSpec.wait)
     wait: tuple[str, ...] = ()
+    #: inputs fed in-process by a task of the same agent (edge.local), not through the broker
+    local: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -77,8 +80,8 @@ class Assignment:
 
     def same_as(self, other: Assignment) -> bool:
         """Equal in all that matters to the running instance (the spec version alone is not)."""
-        return (self.type, self.config, self.sources, self.targets, self.wait) == (
-            other.type, other.config, other.sources, other.targets, other.wait)
+        return (self.type, self.config, self.sources, self.targets, self.wait, self.local) == (
+            other.type, other.config, other.sources, other.targets, other.wait, other.local)
 
 
 class Instance:
@@ -90,8 +93,9 @@ class Instance:
                  max_payload: int = 16 * 1024 * 1024, queue_size: int = QUEUE_FRAMES,
                  queue_bytes: int | None = QUEUE_BYTES, queue_age: float | None = None,
                  files_dir: Path | None = None, hass: HassLink | None = None,
-                 queue_stall: float = WAIT_STALL) -> None:
+                 queue_stall: float = WAIT_STALL, local: LocalStreams | None = None) -> None:
         self.assignment = assignment
+        self._local = local
         self._hass = hass
         self._files_dir = files_dir
         self.task_type = task_type
@@ -149,7 +153,8 @@ class Instance:
                                   max_payload=self._max_payload, queue_size=self._queue_size,
                                   queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
                                   hass=self._hass.slot(a.deployment, a.task) if self._hass is not None else None,
-                                  queue_stall=self._queue_stall, wait=a.wait)
+                                  queue_stall=self._queue_stall, wait=a.wait, local=self._local,
+                                  local_inputs=a.local)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()

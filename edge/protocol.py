@@ -84,6 +84,7 @@ __all__ = [
     "ValidationError",
     "ValidationReply",
     "ValidationRequest",
+    "Watch",
     "ValueBarView",
     "ViewFrame",
     "problem",
@@ -461,6 +462,16 @@ class DismissRequest(_Message):
     deployment: Id
     task: Id
     before: Int
+
+
+class Watch(_Message):
+    """``{root}/watch``: someone outside the agents looks at the streams matching ``filter`` for ``lease``
+    more seconds (at most 60): an agent publishing them in-process only (``edge.local``) sends them to the
+    broker meanwhile. Watchers send it again before the lease runs out (``edge.watch``)."""
+
+    v: Revision = 0
+    filter: Annotated[str, Field(strict=True, min_length=1, max_length=1024)]
+    lease: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)]
 
 
 class StreamFrame(_Open):

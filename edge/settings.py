@@ -213,6 +213,9 @@ class Settings(BaseSettings):
     queue_stall: float = Field(default=WAIT_STALL, gt=0, description="seconds a task input that waits (overflow "
                                "\"wait\") may hold messages without its task taking one before it is stuck and "
                                "drops the oldest instead")
+    local_streams: bool = Field(default=True, description="hand frames between tasks of this agent over in-process "
+                                "(no encoding, no broker) when no other agent reads them, and publish them only "
+                                "while someone watches (edge.local); off: every frame through the broker")
     receive_maximum: int = Field(default=64, ge=1, le=65535, description="QoS 1 messages the broker may send "
                                  "before we acknowledge them (MQTT 5 receive maximum): the window held messages "
                                  "of inputs that wait take slots of")

@@ -50,6 +50,7 @@ from edge.bus import Message, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.files import files_folder, resolve_file
 from edge.frames import Frame, decode_frame, encode_frame, now_ms
+from edge.local import LOCAL_ONLY_BYTES, LocalStreams, local_value, value_size
 from edge.ports import PortRule, expand
 from edge.topics import is_stream_topic, validate_id
 
@@ -194,8 +195,13 @@ class TaskContext:
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
                  queue_age: float | None = None, files_dir: Path | None = None,
                  hass: HassSlot | None = None, queue_stall: float = WAIT_STALL,
-                 wait: Iterable[str] = ()) -> None:
+                 wait: Iterable[str] = (), local: LocalStreams | None = None,
+                 local_inputs: Iterable[str] = ()) -> None:
         self.bus = bus
+        #: the agent's in-process switchboard (:mod:`edge.local`); None: every frame through the broker
+        self.local = local
+        #: inputs fed in-process by a task of the same agent (through ``local``), not by the broker
+        self.local_inputs = frozenset(local_inputs) if local is not None else frozenset()
         #: where the task's Home Assistant entity goes (:mod:`edge.hass`); None: the agent has no link
         self.hass = hass
         #: the only folder the task may read and write files in (:mod:`edge.files`); None: no files
@@ -274,6 +280,7 @@ class Task:
         self.in_metrics = {port: PortMetrics() for port in self.inputs}
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
         self._subs: list[Subscription] = []
+        self._detach: list[Callable[[], None]] = []  # in-process feeds of inputs (edge.local)
         self._inbox: Inbox[Any] | None = None
         self._seq = dict.fromkeys(self.outputs, 0)
         self._order: dict[str, _StreamOrder] = {}  # inputs fed by one producer's stream
@@ -439,6 +446,9 @@ class Task:
                 # while it is away) and live QoS 0 streams cost nothing more. A lane that waits
                 # holds the subscription's QoS 1 messages unacknowledged while it is full.
                 hold = inbox[port].policy is Policy.WAIT
+                if ctx.local is not None and port in ctx.local_inputs and not hold:
+                    self._detach.append(ctx.local.attach(source, inbox.feeder(port)))
+                    continue
                 self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port), hold=hold))
         return self._inbox
 
@@ -475,17 +485,21 @@ class Task:
         put = inbox.feeder(port)
         return lambda message: put(message, len(message.payload))
 
-    def _decode(self, port: str, message: Message) -> Frame | None:
+    def _decode(self, port: str, message: Message | Frame) -> Frame | None:
         metrics = self.in_metrics[port]
-        try:
-            frame = decode_frame(message.payload, max_size=self._ctx().max_payload)
-        except FrameError as exc:
-            metrics.errors += 1
-            _bad_frames.warning(f"{self._ctx().instance_id}/{port}", "%s: dropped a bad frame on input %r (%s): %s",
-                                self._ctx().instance_id, port, message.topic, exc)
-            return None
+        if isinstance(message, Frame):  # handed over in-process by a task of this agent (edge.local)
+            frame, from_source = message, True
+        else:
+            try:
+                frame = decode_frame(message.payload, max_size=self._ctx().max_payload)
+            except FrameError as exc:
+                metrics.errors += 1
+                _bad_frames.warning(f"{self._ctx().instance_id}/{port}", "%s: dropped a bad frame on input %r "
+                                    "(%s): %s", self._ctx().instance_id, port, message.topic, exc)
+                return None
+            from_source = message.topic == self._ctx().sources.get(port)  # not an injected frame
         order = self._order.get(port)
-        if order is not None and message.topic == self._ctx().sources.get(port):  # not an injected frame
+        if order is not None and from_source:
             seq = frame.seq
             if seq == order.last + 1:
                 order.last = seq
@@ -562,16 +576,48 @@ class Task:
         stamp = now_ms() if ts is None else ts
         fields = {**extra, "paused": True} if extra and paused else {"paused": True} if paused else extra
         seq = counters.get(stream, 0)
-        payload = encode_frame(value, ts=stamp, seq=seq, extra=fields)
-        if len(payload) > ctx.max_payload:
-            raise FrameError(f"a {len(payload)}-byte frame on {stream!r} exceeds the {ctx.max_payload}-byte "
+        local = ctx.local
+        if local is None or retain or not any(local.consumers(topic) for topic in topics):
+            payload = self._encode(stream, value, stamp, seq, fields)
+            counters[stream] = seq + 1
+            if metrics is not None:
+                metrics.frames += 1
+                metrics.last_ts = stamp
+            for topic in topics:
+                await ctx.bus.publish(topic, payload, qos=qos, retain=retain)
+            return
+        # a task of this agent takes it in-process (edge.local); a large array goes to the broker only if
+        # another agent reads it or someone watches it, so it is not even encoded for nothing
+        shared = local_value(value)
+        size = value_size(value)
+        large = shared is not None and size >= LOCAL_ONLY_BYTES
+        broker = [topic for topic in topics if not large or local.needs_broker(topic)]
+        encoded = self._encode(stream, value, stamp, seq, fields) if broker or shared is None else None
+        if encoded is None and size > ctx.max_payload:
+            raise FrameError(f"a {size}-byte value on {stream!r} exceeds the {ctx.max_payload}-byte "
                              "payload limit (EDGE_MAX_PAYLOAD)")
+        if shared is None:
+            assert encoded is not None
+            frame = decode_frame(encoded)  # what the broker would have given
+        else:
+            frame = Frame(shared, stamp, seq, fields or {})
         counters[stream] = seq + 1
         if metrics is not None:
             metrics.frames += 1
             metrics.last_ts = stamp
         for topic in topics:
-            await ctx.bus.publish(topic, payload, qos=qos, retain=retain)
+            local.deliver(topic, frame, size)
+        for topic in broker:
+            assert encoded is not None
+            await ctx.bus.publish(topic, encoded, qos=qos)
+
+    def _encode(self, stream: str, value: Any, stamp: int, seq: int, fields: Mapping[str, Any] | None) -> bytes:
+        limit = self._ctx().max_payload
+        payload = encode_frame(value, ts=stamp, seq=seq, extra=fields)
+        if len(payload) > limit:
+            raise FrameError(f"a {len(payload)}-byte frame on {stream!r} exceeds the {limit}-byte "
+                             "payload limit (EDGE_MAX_PAYLOAD)")
+        return payload
 
     async def close(self) -> None:
         """Release the inputs' subscriptions (the runtime calls this after ``run()`` ends)."""
@@ -580,6 +626,9 @@ class Task:
         for sub in self._subs:
             await sub.aclose()
         self._subs.clear()
+        for detach in self._detach:
+            detach()
+        self._detach.clear()
         self._inbox = None
 
     def dropped_offline(self, port: str) -> int:

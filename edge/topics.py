@@ -294,6 +294,11 @@ class Topics:
         (one filter per agent, not per task: a task's start waits for no extra SUBACK)."""
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/inject/+/+/+"
 
+    @property
+    def watch(self) -> str:
+        """Where watchers of streams say so (``edge.protocol.Watch``), read by every agent (``edge.local``)."""
+        return f"{self.root}/watch"
+
     def stream(self, deployment_id: str, task_id: str, port: str) -> str:
         return (
             f"{self.root}/streams/{validate_id(deployment_id, 'deployment id')}/"

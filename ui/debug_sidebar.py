@@ -35,6 +35,7 @@ from nicegui import ui
 from edge.bus import Overflow, Subscription
 from edge.errors import ConfigError, EdgeError, FrameError
 from edge.frames import decode_frame
+from edge.watch import Watching
 from ui.app import Panel
 from ui.preview import classify, describe, encoded_image_mime, image_data_url, is_image, png_data_url
 
@@ -151,6 +152,7 @@ class DebugSidebar:
         self.panel = panel
         self.dep = dep
         self._outputs = outputs
+        self._lease: Watching | None = None
         self._on_watch = on_watch
         self.watches: dict[str, _Watch] = {}
         self._closing: list[Subscription] = []
@@ -285,6 +287,9 @@ class DebugSidebar:
 
     # -- the subscriptions and the tick ---------------------------------------------------------
     async def _open(self, watch: _Watch) -> None:
+        if self._lease is None:  # agents handing this deployment's streams over in-process publish them
+            self._lease = Watching(self.panel.bus, self.panel.controller.topics,
+                                   self.panel.controller.topics.all_streams(self.dep)).start()
         try:
             sub = await self.panel.bus.subscribe(watch.topic, maxsize=QUEUE, overflow=Overflow.DROP_OLDEST)
         except EdgeError as exc:  # refused by the broker (its ACL): say so once, and stop trying
@@ -308,6 +313,9 @@ class DebugSidebar:
         """Stop and unsubscribe from everything (idempotent)."""
         self._closed = True
         self.timer.cancel()
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            await lease.aclose()
         subs = [w.sub for w in self.watches.values() if w.sub is not None] + self._closing
         self._closing = []
         for watch in self.watches.values():

@@ -20,6 +20,7 @@ from nicegui import ui
 from edge.bus import Overflow, Subscription
 from edge.errors import ConfigError, FrameError
 from edge.frames import decode_frame
+from edge.watch import Watching
 from ui.app import Panel
 from ui.charts import RENDERER, time_axis
 from ui.preview import classify, describe, image_data_url
@@ -50,6 +51,7 @@ class Inspector:
         self.dropped = 0
         self.paused = False
         self._sub: Subscription | None = None
+        self._lease: Watching | None = None  # agents handing the stream over in-process publish it meanwhile
         self._closed = False
         self._points: deque[list[float]] = deque(maxlen=PLOT_POINTS)
         self._counts: deque[tuple[float, int]] = deque(maxlen=12)
@@ -80,6 +82,7 @@ class Inspector:
         ui.context.client.on_delete(self.close)  # the page went away: unsubscribe
 
     async def _open(self) -> None:
+        self._lease = Watching(self.panel.bus, self.panel.controller.topics, self.topic).start()
         sub = await self.panel.bus.subscribe(self.topic, maxsize=QUEUE, overflow=Overflow.DROP_OLDEST)
         if self._closed:  # closed while subscribing
             await sub.aclose()
@@ -92,6 +95,9 @@ class Inspector:
         """Stop redrawing and unsubscribe (idempotent)."""
         self._closed = True
         self.timer.cancel()
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            await lease.aclose()
         sub, self._sub = self._sub, None
         if sub is not None:
             Inspector.open_count -= 1

@@ -33,6 +33,7 @@ from edge.errors import EdgeError, FrameError
 from edge.frames import decode_frame
 from edge.graph import DeploymentSpec
 from edge.ports import catalog_ports
+from edge.watch import Watching
 from ui.app import Panel
 from ui.graph_view import GraphView
 from ui.preview import classify, describe
@@ -161,6 +162,7 @@ class NodeStatuses:
         self._spec: DeploymentSpec | None = None
         self._wanted: dict[str, str] = {}  # task id -> the topic to follow
         self._closed = False
+        self._lease: Watching | None = None
         self.timer = ui.timer(TICK, self.update)
         ui.context.client.on_delete(self.close)
 
@@ -196,6 +198,9 @@ class NodeStatuses:
         if not self.panel.bus.is_connected:
             return  # the next tick tries again
         todo = [(task, topic) for task, topic in self._wanted.items() if task not in self.follows]
+        if todo and self._lease is None:  # agents handing these streams over in-process publish them meanwhile
+            self._lease = Watching(self.panel.bus, self.panel.controller.topics,
+                                   self.panel.controller.topics.all_streams(self.dep)).start()
         for task, topic in todo[:PER_TICK]:
             follow = _Follow(topic)
             self.follows[task] = follow
@@ -222,6 +227,7 @@ class NodeStatuses:
         """Stop and unsubscribe (idempotent)."""
         self._closed = True
         self.timer.cancel()
+        await self._end_lease()
         follows, self.follows = list(self.follows.values()), {}
         for follow in follows:
             await self._release(follow)
@@ -247,7 +253,13 @@ class NodeStatuses:
             lines[view.task] = node_status(view, value, media_port=self.media.get(view.task)).to_dict()
         self.graph.set_statuses(lines)
 
+    async def _end_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            await lease.aclose()
+
     async def close_follows(self) -> None:
+        await self._end_lease()
         follows, self.follows = list(self.follows.values()), {}
         self._spec = None
         self._wanted = {}
