@@ -7,8 +7,10 @@ and decoded, encoded with libx264 (``zerolatency``), decoded again and written t
   the frames uncompressed (rawvideo in NUT), as fast as it can;
 * **edgetasks** (two child processes, one Mosquitto): process A runs ``input_container``
   (decoding, yuv420p raw frames) -> ``video_encoder``; process B runs ``video_decoder`` ->
-  ``output_container`` (rawvideo in NUT). Every hop goes through the broker, A's raw frames
-  included, as on an agent. Measured twice:
+  ``output_container`` (rawvideo in NUT). The packets go from A to B through the broker; the raw
+  frames between the two tasks of one process are handed over in-process, as on an agent
+  (``edge.local``); the row **every hop through the broker** sends them through the broker too
+  (``EDGE_LOCAL_STREAMS=false``), the "before" of the same run. Measured:
 
   - **throughput**: the source as fast as possible, the lanes long enough to hold the clip so
     nothing is dropped (checked): frames / (last frame decoded in B - start of A);
@@ -41,6 +43,7 @@ from typing import Any
 PRESET = "veryfast"
 RATE = 30
 CHILD_ENV = {"MALLOC_TOP_PAD_": "67108864"}
+BROKER_ONLY = "every hop via broker"
 
 
 async def until(predicate: Any, timeout: float) -> bool:
@@ -131,24 +134,39 @@ def run_baseline(clip: str, out_path: str) -> dict[str, Any]:
 
 # -- edgetasks (children) ---------------------------------------------------------------------------
 def _context(bus: Any, name: str, sources: dict[str, str], targets: dict[str, str], *,
-             files: str | None = None) -> Any:
+             files: str | None = None, local: Any = None) -> Any:
     from edge.task import TaskContext
 
     # `files`: a file the task reads or writes; its folder is the task's files folder (edge.files)
+    # `local`: the process's edge.local.LocalStreams: its local streams' inputs are fed in-process, as an agent does
+    fed = [port for port, topic in sources.items() if local is not None and local.is_local(topic)]
     return TaskContext(bus=bus, instance_id=f"bench/{name}", sources=sources,
                        targets={port: [topic] for port, topic in targets.items()},
-                       files_dir=Path(files).parent if files else None)
+                       files_dir=Path(files).parent if files else None, local=local, local_inputs=fed)
 
 
-async def run_source(url: str, prefix: str, clip: str, realtime: bool, queue: int) -> dict[str, Any]:
+def _local(topic: str, on: bool) -> Any:
+    """An agent's switchboard with ``topic`` handed over in-process (None: every hop through the broker)."""
+    from edge.local import LocalStreams
+
+    if not on:
+        return None
+    local = LocalStreams()
+    local.set_local([topic])
+    return local
+
+
+async def run_source(url: str, prefix: str, clip: str, realtime: bool, queue: int, local: bool) -> dict[str, Any]:
     from edge.bus import Bus
     from tasks.media import InputContainer, VideoEncoder
 
+    lanes = _local(f"{prefix}/raw", local)
     async with Bus(url, client_id=f"bench-source-{os.getpid()}") as bus:
         encoder = VideoEncoder({"preset": PRESET, "keyframe_interval": 30, "queue": queue},
-                               context=_context(bus, "encode", {"in": f"{prefix}/raw"}, {"out": f"{prefix}/packets"}))
+                               context=_context(bus, "encode", {"in": f"{prefix}/raw"}, {"out": f"{prefix}/packets"},
+                                                local=lanes))
         source = InputContainer({"url": clip, "realtime": realtime, "pixel_format": "yuv420p", "audio": False},
-                                context=_context(bus, "read", {}, {"video": f"{prefix}/raw"}, files=clip))
+                                context=_context(bus, "read", {}, {"video": f"{prefix}/raw"}, files=clip, local=lanes))
         await encoder.open_inputs()
         started, cpu = time.time(), cpu_seconds()
         async with asyncio.TaskGroup() as group:
@@ -162,8 +180,10 @@ async def run_source(url: str, prefix: str, clip: str, realtime: bool, queue: in
                 "cpu": cpu_seconds() - cpu}
 
 
-async def run_sink(url: str, prefix: str, frames: int, out_path: str, queue: int, timeout: float) -> dict[str, Any]:
+async def run_sink(url: str, prefix: str, frames: int, out_path: str, queue: int, timeout: float,
+                   local: bool) -> dict[str, Any]:
     from edge.bus import Bus, Message
+    from edge.frames import Frame
     from tasks.media import OutputContainer, VideoDecoder
 
     arrivals: list[float] = []
@@ -174,13 +194,23 @@ async def run_sink(url: str, prefix: str, frames: int, out_path: str, queue: int
         arrivals.append(now)
         latencies.append(now * 1000 - frame_ts(message.payload))  # not decoding 460 KB: not our cost
 
+    def on_local(frame: Frame, size: int) -> None:  # beside the writer, in-process as the writer is
+        now = time.time()
+        arrivals.append(now)
+        latencies.append(now * 1000 - frame.ts)
+
+    lanes = _local(f"{prefix}/decoded", local)
     async with Bus(url, client_id=f"bench-sink-{os.getpid()}") as bus:
         decoder = VideoDecoder({"pixel_format": "yuv420p", "queue": queue},
                                context=_context(bus, "decode", {"in": f"{prefix}/packets"},
-                                                {"out": f"{prefix}/decoded"}))
+                                                {"out": f"{prefix}/decoded"}, local=lanes))
         writer = OutputContainer({"url": out_path, "format": "nut", "video_codec": "rawvideo", "queue": queue},
-                                 context=_context(bus, "write", {"video": f"{prefix}/decoded"}, {}, files=out_path))
-        await bus.subscribe(f"{prefix}/decoded", callback=on_decoded)
+                                 context=_context(bus, "write", {"video": f"{prefix}/decoded"}, {}, files=out_path,
+                                                  local=lanes))
+        if lanes is not None:
+            lanes.attach(f"{prefix}/decoded", on_local)
+        else:
+            await bus.subscribe(f"{prefix}/decoded", callback=on_decoded)
         await decoder.open_inputs()
         await writer.open_inputs()
         cpu = cpu_seconds()
@@ -199,20 +229,22 @@ async def run_sink(url: str, prefix: str, frames: int, out_path: str, queue: int
 
 
 def run_pipeline(url: str, clip: str, frames: int, tmp: str, *, realtime: bool, queue: int,
-                 round_no: int) -> dict[str, Any]:
-    prefix = f"bench/media/{os.getpid()}/{round_no}/{'rt' if realtime else 'fast'}"
+                 round_no: int, local: bool = True) -> dict[str, Any]:
+    prefix = f"bench/media/{os.getpid()}/{round_no}/{'rt' if realtime else 'fast'}{'' if local else '-broker'}"
+    in_process = [] if local else ["--broker-only"]
     out_path = str(Path(tmp) / f"out-{round_no}-{int(realtime)}.nut")
     timeout = frames / RATE * 3 + 30 if realtime else 120
     env = {**os.environ, **CHILD_ENV}
     sink = subprocess.Popen([sys.executable, __file__, "--role", "sink", "--url", url, "--prefix", prefix,
                              "--frames", str(frames), "--out", out_path, "--queue", str(queue),
-                             "--timeout", str(timeout)], stdout=subprocess.PIPE, text=True, env=env)
+                             "--timeout", str(timeout), *in_process], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert sink.stdout is not None
         if sink.stdout.readline().strip() != "ready":
             raise RuntimeError("the sink process did not start")
         source = subprocess.run([sys.executable, __file__, "--role", "source", "--url", url, "--prefix", prefix,
-                                 "--clip", clip, "--queue", str(queue), *(["--realtime"] if realtime else [])],
+                                 "--clip", clip, "--queue", str(queue), *(["--realtime"] if realtime else []),
+                                 *in_process],
                                 capture_output=True, text=True, env=env, timeout=timeout + 30, check=False)
         if source.returncode != 0:
             raise RuntimeError(f"the source process failed:\n{source.stderr[-3000:]}")
@@ -270,7 +302,8 @@ def process_cpu(pid: int | None) -> float:
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     from edge.broker import MosquittoBroker, free_port
 
-    results: dict[str, list[dict[str, Any]]] = {"plain PyAV": [], "edgetasks": [], "edgetasks real time": []}
+    results: dict[str, list[dict[str, Any]]] = {"plain PyAV": [], "edgetasks": [], BROKER_ONLY: [],
+                                                "edgetasks real time": []}
     with tempfile.TemporaryDirectory() as tmp:
         clip, short_clip = str(Path(tmp) / "clip.mp4"), str(Path(tmp) / "short.mp4")
         make_clip(Path(clip), args.frames, args.width, args.height)
@@ -282,6 +315,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 runs = [("plain PyAV", lambda r=rnd: run_child_baseline(clip, str(Path(tmp) / f"base-{r}.nut"))),
                         ("edgetasks", lambda r=rnd: run_pipeline(url, clip, args.frames, tmp, realtime=False,
                                                                  queue=args.frames + 10, round_no=r)),
+                        (BROKER_ONLY, lambda r=rnd: run_pipeline(url, clip, args.frames, tmp, realtime=False,
+                                                                 queue=args.frames + 10, round_no=r, local=False)),
                         ("edgetasks real time", lambda r=rnd: run_pipeline(url, short_clip, args.latency_frames, tmp,
                                                                            realtime=True, queue=4, round_no=r))]
                 for name, run in runs:
@@ -325,6 +360,7 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
                      f"{'-' if p50 != p50 else f'{p50:.1f}':>7} {'-' if p99 != p99 else f'{p99:.1f}':>7} "
                      f"{dropped:8d} {lost:5d}")
     lines.append(f"latency p50 {median('edgetasks real time', 'p50_ms'):.1f} ms")
+    lines.append(f"every hop through the broker: ratio {median(BROKER_ONLY, 'fps') / median('plain PyAV', 'fps'):.2f}")
     lines.append(f"ratio {median('edgetasks', 'fps') / median('plain PyAV', 'fps'):.2f}")
     return "\n".join(lines)
 
@@ -346,14 +382,17 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=4, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=120, help=argparse.SUPPRESS)
     parser.add_argument("--realtime", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--broker-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.role == "baseline":
         print(json.dumps(run_baseline(args.clip, args.out)))
     elif args.role == "source":
-        print(json.dumps(asyncio.run(run_source(args.url, args.prefix, args.clip, args.realtime, args.queue))))
+        print(json.dumps(asyncio.run(run_source(args.url, args.prefix, args.clip, args.realtime, args.queue,
+                                                    not args.broker_only))))
     elif args.role == "sink":
-        result = asyncio.run(run_sink(args.url, args.prefix, args.frames, args.out, args.queue, args.timeout))
+        result = asyncio.run(run_sink(args.url, args.prefix, args.frames, args.out, args.queue, args.timeout,
+                                      not args.broker_only))
         print(json.dumps(result))
     else:
         args.latency_frames = min(args.latency_frames, args.frames)

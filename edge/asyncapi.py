@@ -38,6 +38,7 @@ from edge.protocol import (
     ValidationReply,
     ValidationRequest,
     ViewFrame,
+    Watch,
 )
 from edge.topics import ID_PATTERN, PROTOCOL_VERSION, Topics
 
@@ -94,6 +95,7 @@ STATUS = Message("taskStatus", TaskStatusMsg, "The last state of one task instan
 REQUEST = Message("validationRequest", ValidationRequest, "Run these tasks' own config checks; answer on reply_to.")
 REPLY = Message("validationReply", ValidationReply, "An agent's answer to one validation request.")
 DISMISS = Message("dismissRequest", DismissRequest, "Clear a task's crash notice unless it crashed again since.")
+WATCH = Message("watch", Watch, "Someone looks at the streams matching `filter` for `lease` more seconds.")
 FRAME = Message("frame", StreamFrame, "One frame of a task output's stream (docs/frames.md).")
 VIEW = Message("viewFrame", ViewFrame, "What a dashboard task's card shows now.")
 METRICS = Message("metricsBatch", MetricsBatch, "Part of a batch of the metrics of an agent's running tasks.")
@@ -134,6 +136,11 @@ def _channels() -> tuple[Channel, ...]:
         Channel("agentDismiss", address(topics.agent_dismiss, "agent_id"),
                 "Requests to clear a task's crash notice, read by that agent only; never retained.", (DISMISS,),
                 False, 1, ("controller",), ("agent",)),
+        Channel("watch", address(lambda: topics.watch),
+                "Watch leases: a reader of streams (the panel's inspector, debug sidebar, status lines; `edge sub`) "
+                "says so here at once and every lease / 3 s; an agent that hands a stream of large arrays between "
+                "its own tasks in-process publishes it at the broker meanwhile (edge.local). Never retained.",
+                (WATCH,), False, 0, ("controller",), ("agent",)),
         Channel("agentMetrics", address(topics.agent_metrics, "agent_id"),
                 "The metrics of the agent's running tasks, never retained: every report interval the tasks whose "
                 "metrics changed, a full batch after each connect and on request; at most 2 x 8 messages per "

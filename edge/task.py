@@ -447,7 +447,7 @@ class Task:
                 # holds the subscription's QoS 1 messages unacknowledged while it is full.
                 hold = inbox[port].policy is Policy.WAIT
                 if ctx.local is not None and port in ctx.local_inputs and not hold:
-                    self._detach.append(ctx.local.attach(source, inbox.feeder(port)))
+                    self._detach.append(ctx.local.attach(source, self.local_taker(inbox, port)))
                     continue
                 self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port), hold=hold))
         return self._inbox
@@ -484,6 +484,11 @@ class Task:
                                         ack=message.ack if message.held else None)
         put = inbox.feeder(port)
         return lambda message: put(message, len(message.payload))
+
+    def local_taker(self, inbox: Inbox[Any], port: str) -> Callable[[Frame, int], object]:
+        """What input ``port`` does with each frame a task of this agent hands over in-process
+        (:mod:`edge.local`; with its size in bytes): queue it as it is (``recv`` counts it)."""
+        return inbox.feeder(port)
 
     def _decode(self, port: str, message: Message | Frame) -> Frame | None:
         metrics = self.in_metrics[port]

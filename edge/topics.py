@@ -206,6 +206,7 @@ class TopicKind(Enum):
     INJECT = "inject"
     AGENT_VALIDATE = "agent_validate"
     REPLY = "reply"
+    WATCH = "watch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +405,8 @@ class Topics:
                 return ParsedTopic(TopicKind.DEPLOYMENT, ns, deployment_id=dep)
             case ["deployments", dep, "status", task]:
                 return ParsedTopic(TopicKind.TASK_STATUS, ns, deployment_id=dep, task_id=task)
+            case ["watch"]:
+                return ParsedTopic(TopicKind.WATCH, ns)
             case ["streams", dep, task, port]:
                 return ParsedTopic(TopicKind.STREAM, ns, deployment_id=dep, task_id=task, port=port)
             case ["agents", agent, "inject", dep, task, port]:

@@ -138,9 +138,17 @@ class MediaTask(Task):
 
     def taker(self, inbox: Inbox[Any], port: str) -> Callable[[Message], object]:
         """Parse each frame as it arrives and queue what it holds in the port's lane."""
+        take = self._taker(inbox, port)
+        return lambda message: take(message, len(message.payload))
+
+    def local_taker(self, inbox: Inbox[Any], port: str) -> Callable[[Frame, int], object]:
+        """The same for a frame handed over in-process (edge.local)."""
+        return self._taker(inbox, port)
+
+    def _taker(self, inbox: Inbox[Any], port: str) -> Callable[[Message | Frame, int], None]:
         decode, parse, counts = self._decode, self.parse, self.in_metrics[port]
 
-        def take(message: Message) -> None:
+        def take(message: Message | Frame, size: int) -> None:
             gaps = counts.gaps
             frame = decode(port, message)  # counts the frames lost before this one (stream inputs)
             if frame is None:
@@ -152,7 +160,7 @@ class MediaTask(Task):
                 self.warn(f"{port}:bad", "dropped a bad frame on input %r: %s", port, exc)
                 return
             keyframe = not isinstance(item, EncodedPacket) or item.keyframe
-            inbox.push(port, item, size=len(message.payload), keyframe=keyframe, gap=counts.gaps != gaps)
+            inbox.push(port, item, size=size, keyframe=keyframe, gap=counts.gaps != gaps)
         return take
 
     def dropped(self) -> int:

@@ -62,7 +62,10 @@ async def test_the_same_words_come_back_through_the_broker(rig):
 
 async def test_two_utterances_keep_one_timeline_and_a_resampled_rate(rig):
     heard, speech = await rig.listen("heard"), await rig.listen("speech")
-    await rig.start(SpeechRecognition, {"mode": "grammar", "grammar": GRAMMAR, "partial_results": False},
+    # utterances end at their trailing silence, never on the wall clock (idle_ms): a loaded machine's stall
+    # in the middle of the audio's burst must not cut "turn off the hall light" short
+    await rig.start(SpeechRecognition, {"mode": "grammar", "grammar": GRAMMAR, "partial_results": False,
+                                        "idle_ms": 10_000},
                     inputs={"in": "speech"}, outputs={"text": "heard", "partial": "partial"})
     await rig.start(TextToSpeech, {"sample_rate": 16000, "rate": 160, "voice": "en-us+m3"},
                     inputs={"in": "text"}, outputs={"out": "speech"})
