@@ -157,6 +157,7 @@ async def test_build_deploy_inspect_and_stop(page, panel_url, panel_settings, tm
         await page.get_by_text("Factor must be > 0").wait_for()
         await factor.fill("3")
         await page.get_by_text("Factor must be > 0").wait_for(state="detached")
+        await page.locator(".q-notification").first.wait_for(state="detached", timeout=15_000)  # no toast over it
         await page.wait_for_timeout(300)
         await shot(page, tmp_path, "editor")
         await page.locator('[data-node="words1"] .edge-node-head').click()

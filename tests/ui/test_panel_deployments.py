@@ -293,5 +293,6 @@ async def test_undeployed_changes_of_a_draft_and_what_deploy_would_change(user, 
         await user.should_see("not running", retries=50)
         assert not shown(user, "undeployed-demo")
         panel().drafts["demo"].remove_task("e")
-        await until(lambda: visible_text(user, "undeployed-demo") == "changed since v3", "the stopped one's changes", 10)
+        await until(lambda: visible_text(user, "undeployed-demo") == "changed since v3", "the stopped one's changes",
+                    10)
         assert visible_text(user, "changes-demo") == "New, to start: 2 added"
