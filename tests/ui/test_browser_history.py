@@ -1,8 +1,10 @@
 """Undo and redo from the keyboard, and a rubber band selecting several nodes that then move and go
 together, in a real browser (Debian's chromium through Playwright, ``edge ui`` as users run it, a
 real broker and agent); deployed, the Running view draws the group and the comment read-only.
-Screenshots: ``ui-groups.png`` (a group and a comment on the canvas) and ``ui-running-groups.png`` (the
-same on the Running view); ``UPDATE_DOCS_IMAGES=1`` refreshes them in docs/images for docs/ui.md.
+Then the deployments list says that a further edit is not deployed, with what Deploy would change.
+Screenshots: ``ui-groups.png`` (a group and a comment on the canvas), ``ui-running-groups.png`` (the
+same on the Running view) and ``ui-deployments-changes.png`` (the list with a draft's summary open);
+``UPDATE_DOCS_IMAGES=1`` refreshes them in docs/images for docs/ui.md.
 """
 
 from __future__ import annotations
@@ -170,4 +172,16 @@ async def test_keyboard_undo_redo_and_rubber_band_selection(page, panel_url, pan
         assert abs((end["x"] - start["x"]) - (node_after["x"] - node["x"])) <= 2
         assert abs(end["x"] - start["x"] - 60) <= 3 and abs(end["y"] - start["y"] - 50) <= 3
         await expect(page.locator('[data-note="note1"].edge-selected')).to_have_count(0)
+
+        # edited again, not deployed: the list says so, with what Deploy would change
+        await page.goto(panel_url + "/deployments/keys/edit")
+        await page.locator('[data-node="double3"] .edge-node-head').click()
+        await page.get_by_role("button", name="remove task").click()
+        await page.locator('[data-node="double3"]').wait_for(state="detached")
+        await page.goto(panel_url + "/deployments")
+        await page.get_by_text("undeployed changes", exact=True).wait_for()
+        await page.get_by_role("button", name="Changes: 1 removed, 2 unchanged").click()
+        await page.get_by_text("- stop double3 (removed)").wait_for()
+        await page.wait_for_timeout(300)
+        await shot(page, tmp_path, "deployments-changes")
         await page.goto("about:blank")
