@@ -162,7 +162,7 @@ class Widget:
             self._last_picture = 0.0
         elif self.kind == WEB:
             self.page = ui.element("iframe").classes("w-full border-0 bg-grey-2").style("height: 400px")
-            self.page.props.update({"sandbox": WEB_SANDBOX, "referrerpolicy": "no-referrer"})
+            self.page.props.update({"sandbox": WEB_SANDBOX, "referrerpolicy": "no-referrer", "data-web": self.task.id})
             self.page.mark(f"web-{self.task.id}")
             # the URL, a link that opens the page (for a site that refuses to be shown in a frame)
             self.link = ui.link("no page yet", new_tab=True).classes("text-caption break-all").mark(
