@@ -269,6 +269,10 @@ async def test_undeployed_changes_of_a_draft_and_what_deploy_would_change(user, 
         await until(lambda: visible_text(user, "undeployed-demo") == "undeployed changes, based on v1: v2 runs now",
                     "the stale draft", 10)
 
+        # an unedited copy of an older version is no undeployed change (the editor says it is stale)
+        panel().drafts["demo"] = Draft.from_spec(controller.history.get("demo", 1))
+        await until(lambda: not shown(user, "undeployed-demo"), "no note for an unedited old copy", 10)
+
         # deployed over it from the editor's base: what runs is the draft, and the note goes
         panel().drafts.pop("demo")
         draft = panel().draft("demo")

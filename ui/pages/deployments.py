@@ -250,6 +250,8 @@ class DeploymentRow:
             if not self.summary.update(deployed, spec).changes_anything:
                 return None
             if draft.stale(deployed):
+                if draft.base is not None and not plan_deploy(draft.base, spec).changes_anything:
+                    return None  # an unedited copy of an older version: no change of the user's to deploy
                 based = f"v{draft.base.version}" if draft.base is not None else "no deployed version"
                 return f"undeployed changes, based on {based}: v{deployed.version} runs now"
             return "undeployed changes"
