@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -51,6 +52,7 @@ __all__ = [
     "MAX_REMOVAL_VERSION",
     "MAX_TEXT",
     "MAX_TYPES",
+    "MAX_URL",
     "PAYLOADS",
     "PROTOCOL_REVISION",
     "AgentState",
@@ -87,7 +89,9 @@ __all__ = [
     "Watch",
     "ValueBarView",
     "ViewFrame",
+    "WebViewerView",
     "problem",
+    "web_url_problem",
 ]
 
 MAX_INT: Final = 2**63 - 1  # epochs, versions, counters, timestamps
@@ -563,8 +567,57 @@ class SpectrumView(_View):
     rate: Int
 
 
+MAX_URL: Final = 2048  # characters of a URL a web viewer shows
+WEB_SCHEMES: Final = ("http", "https")
+
+
+def web_url_problem(url: str) -> str | None:
+    """None when a web viewer may show ``url``: an absolute ``http://`` or ``https://`` URL that names a
+    host, without spaces or control characters, of at most :data:`MAX_URL` characters; else why not, in
+    one line. Any other scheme (``javascript:``, ``data:``, ``file:``) would run or read something in the
+    panel's page or on its host rather than show a web page: the task and the panel both refuse it."""
+    if len(url) > MAX_URL:
+        return f"a URL has at most {MAX_URL} characters"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "a URL has no spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in WEB_SCHEMES:
+        return "only http:// and https:// URLs are shown"
+    if not host:
+        return "a URL names a host (http://host/...)"
+    return None
+
+
+def _web_url(url: str) -> str:
+    why = web_url_problem(url)
+    if why is not None:
+        raise ValueError(why)
+    return url
+
+
+#: the pattern is what other languages' schemas check (docs/asyncapi.yaml); the validator is the whole rule
+WebUrl = Annotated[str, Field(strict=True, max_length=MAX_URL, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+"),
+                   AfterValidator(_web_url)]
+
+
+class WebViewerView(_View):
+    """``web_viewer``: a web page the panel shows in a frame on the dashboard (http and https only)."""
+
+    kind: Literal["web_viewer"]
+    url: WebUrl | None = None  # None: no page yet
+    #: the frame's height in pixels
+    height: Annotated[int, Field(strict=True, ge=100, le=4000)] = 400
+    #: why the last URL offered on the input was not taken ("" when it was)
+    refused: Name = ""
+
+
 DashboardView = Annotated[SliderView | ToggleView | RadioButtonsView | TextInputView | StatusDisplayView
-                          | TextDisplayView | ValueBarView | PlotView | SpectrumView, Field(discriminator="kind")]
+                          | TextDisplayView | ValueBarView | PlotView | SpectrumView | WebViewerView,
+                          Field(discriminator="kind")]
 
 
 class ViewFrame(StreamFrame):

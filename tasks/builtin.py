@@ -26,6 +26,7 @@ from tasks.replay import ReplayBuffer
 from tasks.text import NumberToText, StringConcatenator, StringMatcher, TextFormatter, TimeToText
 from tasks.timestamps import Synchronizer, TimeBuffer, TimestampUpdater
 from tasks.timing import MessageDetector, PulseGenerator, Repeater
+from tasks.web_viewer import WebViewer
 
 __all__ = ["TYPES"]
 
@@ -45,7 +46,7 @@ TYPES: list[type[Task]] = [
     # integration: files and commands on the agent (the web types are the web entry point's)
     FileWrite, FileRead, Exec,
     # dashboard
-    Slider, Toggle, RadioButtons, TextInput, StatusDisplay, TextDisplay, ValueBar, Plot,
+    Slider, Toggle, RadioButtons, TextInput, StatusDisplay, TextDisplay, ValueBar, Plot, WebViewer,
     # hardware (the others, with their libraries, are the gpio, i2c and serial entry points)
     OneWireTemperature,
 ]  # fmt: skip

@@ -21,7 +21,7 @@ from edge.graph import MAX_CARDS, MAX_DASHBOARDS, MAX_SPAN, DashboardCard, Dashb
 __all__ = ["DEFAULT_ID", "Board", "Layout", "default_size"]
 
 DEFAULT_ID = "main"
-WIDE_KINDS = {"video_viewer": (2, 2), "plot": (2, 1)}  # kinds that want room by default
+WIDE_KINDS = {"video_viewer": (2, 2), "web_viewer": (2, 2), "plot": (2, 1)}  # kinds that want room by default
 
 
 def default_size(kind: str) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from edge.errors import SpecError
 from ui.clipboard import MAX_CLIP, copy_text, paste_text
 from ui.draft import Draft
 from ui.frame import transient_dialog
-from ui.graph_view import TOPIC, GraphView, node_box
+from ui.graph_view import TOPIC, GraphView, mark_props, node_box
 from ui.refusal import notify_refused
 from ui.viewport import Viewport
 
@@ -145,9 +145,7 @@ class EditTools:
 
     # -- drawing ------------------------------------------------------------------------------------
     def draw(self) -> None:
-        draft = self.editor.draft
-        notes = [n.model_dump() for n in draft.notes]
-        groups = [g.model_dump(exclude_none=True) for g in draft.groups]
+        notes, groups = mark_props(self.editor.draft.notes, self.editor.draft.groups)
         self.editor.graph.set_marks(notes, groups, self.multi)
 
     # -- selection of several -------------------------------------------------------------------------

@@ -16,13 +16,13 @@ from typing import Any
 
 from nicegui import events, ui
 
-from edge.graph import DeploymentSpec, Endpoint, TaskSpec
+from edge.graph import DeploymentSpec, Endpoint, GroupSpec, NoteSpec, TaskSpec
 from edge.ports import catalog_ports
 from edge.topics import is_valid_id
 from ui.io_text import io_text
 
-__all__ = ["TOPIC", "TOPIC_HEIGHT", "GraphView", "graph_props", "layout", "meta_text", "node_box", "node_height",
-           "placed_agents", "topic_nodes"]
+__all__ = ["TOPIC", "TOPIC_HEIGHT", "GraphView", "graph_props", "layout", "mark_props", "meta_text", "node_box",
+           "node_height", "placed_agents", "topic_nodes"]
 
 COLUMN_WIDTH = 260
 ROW_GAP = 40
@@ -168,6 +168,12 @@ def graph_props(spec: DeploymentSpec, types: Mapping[str, Mapping[str, Any]], *,
     nodes += [_topic_node(topic, xy[f"{TOPIC}{topic}"]) for topic in topic_nodes(spec, topics)]
     edges = [{"key": f"{e.source}->{e.target}", "from": str(e.source), "to": str(e.target)} for e in spec.edges]
     return nodes, edges
+
+
+def mark_props(notes: Iterable[NoteSpec], groups: Iterable[GroupSpec]) -> tuple[list[dict[str, Any]],
+                                                                              list[dict[str, Any]]]:
+    """The comments and groups the component draws (:meth:`GraphView.set_marks`), from a spec's or a draft's."""
+    return [n.model_dump() for n in notes], [g.model_dump(exclude_none=True) for g in groups]
 
 
 def _port(task_id: str, name: str, meta: Any) -> dict[str, Any]:

@@ -227,6 +227,9 @@ def test_every_dashboard_view_matches_the_document(document: dict[str, Any]) -> 
         elif hasattr(task, "value") and task_type.kind in ("status_display", "value_bar"):
             task.value = 0.75
             views.append(task.view())
+        elif task_type.kind == "web_viewer":  # and one with a page and a refusal
+            task.url, task.refused = "https://example.com/", "refused 'javascript:x': only http(s)"
+            views.append(task.view())
         for view in views:  # as publish_view sends it: the kind's model, dumped
             frame = decode_value(encode_frame(view.dump(), ts=1764028800000, seq=0))
             assert payload_errors(document, "viewFrame", frame) == [], task_type.kind
@@ -234,7 +237,9 @@ def test_every_dashboard_view_matches_the_document(document: dict[str, Any]) -> 
             assert parsed.kind == task_type.kind and parsed == view  # the round trip keeps every field
         kinds.add(task_type.kind)
     assert kinds == {"slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display",
-                     "value_bar", "plot"}
+                     "value_bar", "plot", "web_viewer"}
+    for url in ("javascript:alert(1)", "data:text/html,x", "http:///no-host"):  # a web viewer shows http(s) only
+        assert payload_errors(document, "viewFrame", {"ts": 1, "seq": 0, "value": {"kind": "web_viewer", "url": url}})
     assert payload_errors(document, "viewFrame", {"ts": 1, "seq": 0, "value": {"kind": "value_bar", "value": 1,
                                                    "min": 0, "max": 2, "fraction": 0.5, "direction": "vertical",
                                                    "color": "red;background:url(x)"}})

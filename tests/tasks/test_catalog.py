@@ -20,13 +20,13 @@ IDS = [t.type_name for t in TYPES]
 
 
 def test_names_are_unique_and_the_list_is_complete():
-    assert len(set(IDS)) == len(IDS) == 42
+    assert len(set(IDS)) == len(IDS) == 43
     assert {"calculator", "gate", "switch", "sr_latch", "pulse_generator", "repeater", "message_detector",
             "synchronizer", "time_buffer", "timestamp_updater", "replay_buffer", "number_to_text", "time_to_text",
             "text_formatter", "string_matcher", "string_concatenator", "named_input", "named_output", "mqtt_in",
             "mqtt_out", "slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display",
-            "value_bar", "plot", "filter", "throttle", "trigger", "change", "split", "join", "batch", "parse",
-            "format", "python", "one_wire_temperature", "file_write", "file_read", "exec"} == set(IDS)
+            "value_bar", "plot", "web_viewer", "filter", "throttle", "trigger", "change", "split", "join", "batch",
+            "parse", "format", "python", "one_wire_temperature", "file_write", "file_read", "exec"} == set(IDS)
 
 
 #: types with a field that has no sensible default (where to send a request, a webhook's token)

@@ -186,6 +186,8 @@ CASES: list[Case] = [
     _case("text_display", _FAST_VIEW),
     _case("value_bar", _FAST_VIEW),
     _case("plot", _FAST_VIEW),
+    # two pages: the second example still changes the page (the same URL again sends no view)
+    _case("web_viewer", _FAST_VIEW, good={"url": [("url", "https://example.com/a"), ("url", "https://example.com/b")]}),
     # rotating at every record: each good value shows up as a rotated file's name
     _case("file_write", {"path": "h.jsonl", "rotate_bytes": 1, "keep": 2, "flush_ms": 10}, produces={"in": "rotated"},
           good={"in": [("in", 1), ("in", 2)]}),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -107,7 +106,17 @@ async def shot(page, tmp_path: Path, name: str) -> None:
     await page.screenshot(path=str(path))
     if os.environ.get("UPDATE_DOCS_IMAGES") == "1":
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_IMAGES / path.name)
+        small_png(path, DOCS_IMAGES / path.name)
+
+
+def small_png(source: Path, target: Path) -> None:
+    """``source`` in at most 256 colours, at ``target``: the panel's flat colours look the same in a third of
+    the bytes, and the docs' images are in the repository."""
+    from PIL import Image  # matplotlib's dependency (the dev extra)
+
+    with Image.open(source) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small.save(target, optimize=True)
 
 
 async def add_task(page, type_name: str) -> None:
@@ -157,6 +166,9 @@ async def test_build_deploy_inspect_and_stop(page, panel_url, panel_settings, tm
         await page.get_by_text("Factor must be > 0").wait_for()
         await factor.fill("3")
         await page.get_by_text("Factor must be > 0").wait_for(state="detached")
+        # no toast over it (the refused wire's)
+        await page.wait_for_function("document.querySelectorAll('.q-notification').length === 0", timeout=15_000)
+        await page.evaluate("window.scrollTo(0, 0)")  # the form scrolled the page to the field typed in
         await page.wait_for_timeout(300)
         await shot(page, tmp_path, "editor")
         await page.locator('[data-node="words1"] .edge-node-head').click()

@@ -1,7 +1,10 @@
 """Undo and redo from the keyboard, and a rubber band selecting several nodes that then move and go
 together, in a real browser (Debian's chromium through Playwright, ``edge ui`` as users run it, a
-real broker and agent). Screenshot: ``ui-groups.png`` (a group and a comment on the canvas;
-``UPDATE_DOCS_IMAGES=1`` refreshes it in docs/images for docs/ui.md).
+real broker and agent); deployed, the Running view draws the group and the comment read-only.
+Then the deployments list says that a further edit is not deployed, with what Deploy would change.
+Screenshots: ``ui-groups.png`` (a group and a comment on the canvas), ``ui-running-groups.png`` (the
+same on the Running view) and ``ui-deployments-changes.png`` (the list with a draft's summary open);
+``UPDATE_DOCS_IMAGES=1`` refreshes them in docs/images for docs/ui.md.
 """
 
 from __future__ import annotations
@@ -135,4 +138,50 @@ async def test_keyboard_undo_redo_and_rubber_band_selection(page, panel_url, pan
         # the note wraps at words
         await page.locator("[data-note=\"note1\"] text", has_text="one stage; double3 is").wait_for()
         await page.evaluate("window.scrollTo(0, 0)")
+        await expect(page.locator(".q-notification")).to_have_count(0, timeout=15_000)  # no toast over the canvas
         await shot(page, tmp_path, "groups")
+
+        # deployed, the Running view draws the same group and comment, read-only: around the same two
+        # tasks, the comment's text wrapped alike; dragging the comment pans the view and leaves it in place
+        await page.get_by_role("button", name="deploy", exact=True).click()
+        await page.get_by_text("deployed keys version 1").wait_for()
+        await page.goto(panel_url + "/deployments/keys")
+        group = page.locator('[data-group="group1"] .edge-group-box')
+        await group.wait_for()
+        await page.locator('[data-note="note1"] text', has_text="one stage; double3 is").wait_for()
+        await expect(page.locator('[data-group="group1"] .edge-group-label')).to_have_text("doublers")
+        around = await box(group)
+        inside = [await box(page.locator(f'[data-node="double{i}"] .edge-node-head')) for i in (1, 2, 3)]
+        for head, within in zip(inside, (True, True, False), strict=True):
+            contained = (around["x"] <= head["x"] and head["x"] + head["width"] <= around["x"] + around["width"]
+                         and around["y"] <= head["y"] and head["y"] + head["height"] <= around["y"] + around["height"])
+            assert contained is within, (around, head)
+        await page.locator('[data-status="double1"]').first.wait_for()
+        await page.wait_for_timeout(1500)  # a status or two
+        await shot(page, tmp_path, "running-groups")
+        note = page.locator('[data-note="note1"] .edge-note-body')
+        start = await box(note)
+        node = await box(page.locator('[data-node="double3"] .edge-node-head'))
+        await page.mouse.move(start["x"] + 20, start["y"] + 10)
+        await page.mouse.down()
+        await page.mouse.move(start["x"] + 80, start["y"] + 60, steps=8)
+        await page.mouse.up()
+        end = await box(note)
+        node_after = await box(page.locator('[data-node="double3"] .edge-node-head'))
+        # panned: the comment and the nodes moved together, the comment did not move on the canvas
+        assert abs((end["x"] - start["x"]) - (node_after["x"] - node["x"])) <= 2
+        assert abs(end["x"] - start["x"] - 60) <= 3 and abs(end["y"] - start["y"] - 50) <= 3
+        await expect(page.locator('[data-note="note1"].edge-selected')).to_have_count(0)
+
+        # edited again, not deployed: the list says so, with what Deploy would change
+        await page.goto(panel_url + "/deployments/keys/edit")
+        await page.locator('[data-node="double3"] .edge-node-head').click()
+        await page.get_by_role("button", name="remove task").click()
+        await page.locator('[data-node="double3"]').wait_for(state="detached")
+        await page.goto(panel_url + "/deployments")
+        await page.get_by_text("undeployed changes", exact=True).wait_for()
+        await page.get_by_role("button", name="Changes: 1 removed, 2 unchanged").click()
+        await page.get_by_text("- stop double3 (removed)").wait_for()
+        await page.wait_for_timeout(300)
+        await shot(page, tmp_path, "deployments-changes")
+        await page.goto("about:blank")

@@ -11,8 +11,9 @@ from conftest import agents, panel, until
 from nicegui import ElementFilter, ui
 
 from edge.controller import Controller
-from edge.graph import parse_spec
+from edge.graph import EdgeSpec, parse_spec
 from edge.settings import Settings
+from ui.draft import Draft
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
@@ -202,3 +203,100 @@ async def test_a_refused_spec_is_listed_with_why(user, panel_settings, tmp_path)
     finally:
         for dep in ("broken", "kept"):
             await bus.publish(topics.deployment(dep), b"", qos=1, retain=True)
+
+
+def labels_in(user, marker):
+    with user:
+        found = list(ElementFilter(marker=marker, only_visible=False))
+    assert found, f"no element marked {marker!r}"
+    return [e.text for e in max(found, key=lambda e: e.id).descendants() if isinstance(e, ui.label)]
+
+
+def visible_text(user, marker):
+    """The text of an element while it is shown, else ""."""
+    if not shown(user, marker):
+        return ""
+    with user:
+        return max(ElementFilter(marker=marker, only_visible=False), key=lambda e: e.id).text
+
+
+def shown(user, marker):
+    with user:
+        found = list(ElementFilter(marker=marker, only_visible=False))
+    element = max(found, key=lambda e: e.id) if found else None
+    return element is not None and element.visible and all(p.visible for p in element.ancestors())
+
+
+async def test_undeployed_changes_of_a_draft_and_what_deploy_would_change(user, panel_settings, tmp_path):
+    """The deploy summary of the editor, from the list: a draft that differs from what runs says so under
+    its line, with the count line, and the summary on click; Deploy there deploys it, and the note goes."""
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: "numbers" in panel().fleet.types(), "types")
+        controller = panel().controller
+        await controller.deploy(parse_spec(spec(100)))
+        await user.open("/deployments")
+        await user.should_see("2/2 running", retries=200)
+        assert not shown(user, "undeployed-demo") and not shown(user, "deploy-demo")
+
+        # opened in the editor, not changed: nothing to say
+        draft = panel().draft("demo")
+        await until(lambda: shown(user, "stop-demo"), "the row drawn")
+        assert not shown(user, "undeployed-demo")
+
+        # edited (as the editor does, maybe in another tab): a config and a new task
+        draft.set_config("n", {"interval_ms": 250})
+        draft.add_task("double", task_id="e")
+        await until(lambda: shown(user, "undeployed-demo"), "the undeployed changes", 10)
+        assert visible_text(user, "undeployed-demo") == "undeployed changes"
+        assert visible_text(user, "changes-demo") == "Changes: 1 added, 1 restarted, 1 unchanged"
+        assert shown(user, "deploy-demo")  # Deploy is offered for them
+        user.find(marker="changes-demo").click()
+        assert labels_in(user, "changes-list-demo")[:4] == [
+            "What Deploy will do to the running tasks", "+ start e (new)", "↻ restart n: config interval_ms",
+            "Changes, line by line"]
+        assert "task n: config interval_ms: 100 → 250" in labels_in(user, "changes-list-demo")
+
+        # a draft that is no valid spec: said, no summary
+        draft.edges.append(EdgeSpec.model_validate({"from": "n.out", "to": "ghost.in"}))
+        await until(lambda: visible_text(user, "changes-demo") == "Changes: unknown until the draft is a valid spec",
+                    "the invalid draft", 10)
+        assert visible_text(user, "undeployed-demo") == ("undeployed changes: the draft is not a valid spec "
+                                                    "(open the editor)")
+        draft.edges.pop()
+
+        # deployed from elsewhere meanwhile: the note says the draft is based on an older version
+        await controller.deploy(parse_spec(spec(300)))
+        await until(lambda: visible_text(user, "undeployed-demo") == "undeployed changes, based on v1: v2 runs now",
+                    "the stale draft", 10)
+
+        # an unedited copy of an older version is no undeployed change (the editor says it is stale)
+        panel().drafts["demo"] = Draft.from_spec(controller.history.get("demo", 1))
+        await until(lambda: not shown(user, "undeployed-demo"), "no note for an unedited old copy", 10)
+
+        # deployed over it from the editor's base: what runs is the draft, and the note goes
+        panel().drafts.pop("demo")
+        draft = panel().draft("demo")
+        draft.add_task("double", task_id="e")
+        await until(lambda: visible_text(user, "changes-demo") == "Changes: 1 added, 2 unchanged", "the new draft", 10)
+        user.find(marker="deploy-demo").click()
+        await until(lambda: controller.fleet.deployments["demo"].version == 3, "version 3")
+        await until(lambda: not shown(user, "undeployed-demo"), "the note gone", 10)
+        assert [t.id for t in controller.fleet.deployments["demo"].tasks] == ["n", "d", "e"]
+        await until(lambda: not shown(user, "deploy-demo"), "deploy hidden again", 10)
+
+        # a new deployment's draft: what Deploy would start
+        panel().drafts["fresh"] = Draft(id="fresh")
+        panel().drafts["fresh"].add_task("numbers", task_id="n")
+        panel().changes.note("local", "fresh")
+        await until(lambda: shown(user, "undeployed-fresh"), "the new deployment's note", 10)
+        assert visible_text(user, "undeployed-fresh") == "not deployed yet"
+        assert visible_text(user, "changes-fresh") == "New, to start: 1 added"
+
+        # stopped: its draft is its last version (nothing to say) until it is edited
+        await controller.remove("demo")
+        await user.should_see("not running", retries=50)
+        assert not shown(user, "undeployed-demo")
+        panel().drafts["demo"].remove_task("e")
+        await until(lambda: visible_text(user, "undeployed-demo") == "changed since v3", "the stopped one's changes",
+                    10)
+        assert visible_text(user, "changes-demo") == "New, to start: 2 added"

@@ -141,3 +141,47 @@ async def test_states_errors_rates_and_the_inspector(user, panel_settings, tmp_p
         await until(lambda: not panel().fleet.tasks_of("run"), "the tasks to stop")
         await user.should_see("not deployed", retries=50)
     forget_crash_logs(caplog)
+
+
+MARKED = {"id": "marked", "tasks": [
+    {"id": "n", "type": "numbers", "config": {"interval_ms": 200}},
+    {"id": "d", "type": "double"}, {"id": "e", "type": "double"}],
+    "edges": [{"from": "n.out", "to": "d.in"}, {"from": "n.out", "to": "e.in"}],
+    "notes": [{"id": "note1", "text": f"the doublers {HTML}", "x": 40, "y": 300}],
+    "groups": [{"id": "group1", "label": "stage", "tasks": ["d", "e"], "color": "#43a047"}]}
+
+
+async def test_the_running_view_draws_the_spec_s_comments_and_groups_read_only(user, panel_settings, tmp_path):
+    async with agents(panel_settings, tmp_path, "a1"):
+        await until(lambda: "numbers" in panel().fleet.types(), "types")
+        await panel().controller.deploy(parse_spec(MARKED))
+        await user.open("/deployments/marked")
+        await user.should_see("version 1", retries=50)
+        graph = element(user, "graph")
+        assert graph.props["editable"] is False
+        # as the editor sends them (ui.graph_view.mark_props): the same comment and group, from the spec
+        assert graph.notes == [{"id": "note1", "text": f"the doublers {HTML}", "x": 40, "y": 300}]
+        assert graph.groups == [{"id": "group1", "label": "stage", "tasks": ["d", "e"], "color": "#43a047"}]
+        await user.should_see(f"the doublers {HTML}")  # text, never markup
+        await user.should_see("stage")
+
+        # the editor of the same deployment draws the same marks
+        await user.open("/deployments/marked/edit")
+        await user.should_see("deployed: version 1", retries=50)
+        editor = element(user, "graph")
+        assert (editor.notes, editor.groups) == (graph.notes, graph.groups)
+
+        # a new version with other marks: redrawn; a version without any: none left
+        changed = {**MARKED, "notes": [{"id": "note1", "text": "moved", "x": 500, "y": 10}],
+                   "groups": [{"id": "group1", "label": "stage", "tasks": ["d"]}]}
+        await panel().controller.deploy(parse_spec(changed))
+        await user.open("/deployments/marked")
+        await user.should_see("version 2", retries=50)
+        await until(lambda: element(user, "graph").notes == [{"id": "note1", "text": "moved", "x": 500, "y": 10}],
+                    "the moved comment")
+        assert element(user, "graph").groups == [{"id": "group1", "label": "stage", "tasks": ["d"]}]
+        bare = {key: value for key, value in MARKED.items() if key not in ("notes", "groups")}
+        await panel().controller.deploy(parse_spec(bare))
+        await until(lambda: element(user, "graph").notes == [] and element(user, "graph").groups == [],
+                    "no marks", 15)
+        await panel().controller.remove("marked")

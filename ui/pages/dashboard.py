@@ -53,7 +53,9 @@ from edge.protocol import (
     ValidationError,
     ValueBarView,
     ViewFrame,
+    WebViewerView,
     problem,
+    web_url_problem,
 )
 from edge.topics import is_valid_id
 from ui.app import Panel, current
@@ -73,6 +75,10 @@ ECHO_GUARD = 1.0  # seconds during which a control ignores views after the user 
 STALE_AFTER = 3.0  # seconds without a picture after which a video viewer says it has none
 VIDEO = "video_viewer"
 SPECTRUM = "audio_frequency_display"
+WEB = "web_viewer"
+#: what a shown web page may do in its frame: run its scripts, use its own origin's storage, submit forms,
+#: open pop-ups; not navigate the panel's page (no allow-top-navigation)
+WEB_SANDBOX = "allow-scripts allow-same-origin allow-forms allow-popups"
 
 
 def dashboard_tasks(spec: DeploymentSpec, types: dict[str, dict[str, Any]]) -> list[tuple[TaskSpec, str]]:
@@ -154,6 +160,15 @@ class Widget:
                 f"picture-info-{self.task.id}")
             self._arrivals: list[float] = []
             self._last_picture = 0.0
+        elif self.kind == WEB:
+            self.page = ui.element("iframe").classes("w-full border-0 bg-grey-2").style("height: 400px")
+            self.page.props.update({"sandbox": WEB_SANDBOX, "referrerpolicy": "no-referrer", "data-web": self.task.id})
+            self.page.mark(f"web-{self.task.id}")
+            # the URL, a link that opens the page (for a site that refuses to be shown in a frame)
+            self.link = ui.link("no page yet", new_tab=True).classes("text-caption break-all").mark(
+                f"web-url-{self.task.id}")
+            self.refused = ui.label().classes("text-caption text-negative").mark(f"web-refused-{self.task.id}")
+            self.refused.visible = False
         elif self.kind == "plot":
             self.plot = ChartCard(self.task.id, rows=self.rows, picked=self._windows)
             self.chart = self.plot.chart
@@ -302,6 +317,22 @@ class Widget:
         self.plot.show(view, self._value_ts)
 
 
+    def _show_web_viewer(self, view: WebViewerView, _busy: bool) -> None:
+        """The page in the frame (its model took only http and https URLs; checked again before it is set)."""
+        url = view.url if view.url is not None and web_url_problem(view.url) is None else None
+        if self.page.props.get("src") != url:
+            if url is None:
+                self.page.props.pop("src", None)
+            else:
+                self.page.props["src"] = url
+            self.page.update()
+        self.page.style(f"height: {view.height}px")
+        self.link.text = url or "no page yet"
+        if self.link.props.get("href") != (url or ""):
+            self.link.props["href"] = url or ""
+        self.refused.text = view.refused
+        self.refused.visible = bool(view.refused)
+
     def _show_audio_frequency_display(self, view: SpectrumView, _busy: bool) -> None:
         """Bars from the floor up, one per band, labelled with the band's centre frequency."""
         options = self.chart.options
@@ -313,7 +344,7 @@ class Widget:
 
 
 KINDS = ("slider", "toggle", "radio_buttons", "text_input", "status_display", "text_display", "value_bar", "plot",
-         "audio_frequency_display", VIDEO)
+         "audio_frequency_display", WEB, VIDEO)
 VIEW_KINDS = frozenset(KINDS) - {VIDEO}  # those whose views are maps, each kind's of edge.protocol
 
 

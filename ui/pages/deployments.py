@@ -1,6 +1,10 @@
 """Deployments: the list (deployed, stopped, drafts) with version and tasks running/total; create,
 edit, deploy, stop and delete (both confirmed), and the version history: when and from where each
-version was deployed, its changes since the one before, rollback."""
+version was deployed, its changes since the one before, rollback.
+
+A deployment whose editor draft differs from what runs (or, stopped, from its last version) says
+so under its line, with what Deploy would change: the count line of :mod:`ui.deploy_summary`
+(``Changes: 1 added, 2 restarted``) and, on click, its summary task by task and line by line."""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from edge.errors import EdgeError, SpecError
 from edge.graph import DeploymentSpec
 from edge.validation import Report
 from ui.app import Panel, current
-from ui.draft import Draft, valid_deployment_id
+from ui.deploy_plan import plan_deploy
+from ui.deploy_summary import DeploySummary
+from ui.draft import Draft, Snapshot, valid_deployment_id
 from ui.frame import frame, transient_dialog
 from ui.refusal import notify_refused
 from ui.status import summarize
@@ -209,6 +215,60 @@ class DeploymentRow:
                 f"history-{dep}")
             ui.button("delete", on_click=self._confirm_delete).props("flat dense color=negative").mark(
                 f"delete-{dep}")
+        with self.card, ui.row().classes("items-center gap-3 w-full pl-2") as self.pending:
+            self.pending_note = ui.badge(color="orange").props("outline").mark(f"undeployed-{dep}")
+            self.summary = DeploySummary()
+            self.summary.button.mark(f"changes-{dep}")
+            self.summary.body.mark(f"changes-list-{dep}")
+        self.pending.visible = False
+        self._state = ""
+        self._seen: tuple[DeploymentSpec | None, Draft | None, Snapshot | None] | None = None
+
+    def show_changes(self, deployed: DeploymentSpec | None, draft: Draft | None) -> None:
+        """Under the line, when the draft is not what runs: that it has undeployed changes and what Deploy
+        would change. Redrawn only when the deployed spec or the draft changed (it is called every tick)."""
+        snapshot = draft.snapshot() if draft is not None else None
+        seen = self._seen
+        if seen is not None and seen[0] is deployed and seen[1] is draft and seen[2] == snapshot:
+            return
+        self._seen = (deployed, draft, snapshot)
+        note = self._pending(deployed, draft)
+        self.pending.visible = note is not None
+        self.pending_note.text = note or ""
+        self._buttons()
+
+    def _pending(self, deployed: DeploymentSpec | None, draft: Draft | None) -> str | None:
+        """The note of a draft Deploy would change something with (its summary drawn); None: nothing to say."""
+        if draft is None:
+            return None
+        try:
+            spec = draft.to_spec()
+        except SpecError:
+            self.summary.not_valid()
+            return "undeployed changes: the draft is not a valid spec (open the editor)"
+        if deployed is not None:
+            if not self.summary.update(deployed, spec).changes_anything:
+                return None
+            if draft.stale(deployed):
+                if draft.base is not None and not plan_deploy(draft.base, spec).changes_anything:
+                    return None  # an unedited copy of an older version: no change of the user's to deploy
+                based = f"v{draft.base.version}" if draft.base is not None else "no deployed version"
+                return f"undeployed changes, based on {based}: v{deployed.version} runs now"
+            return "undeployed changes"
+        if draft.base is None:  # never deployed: Deploy starts it
+            self.summary.update(None, spec)
+            return "not deployed yet" if spec.tasks else None
+        # stopped, its draft the last version (tasks left to placement compared where they were placed):
+        # the line says so already
+        if not plan_deploy(draft.base, spec).changes_anything:
+            return None
+        self.summary.update(None, spec)
+        return f"changed since v{draft.base.version}"
+
+    def _buttons(self) -> None:
+        """Deploy where it would change something (a deployed one with undeployed changes too), Stop where it runs."""
+        self.deploy.visible = self._state != "deployed" or self.pending.visible
+        self.stop.visible = self._state == "deployed"
 
     def show(self, info: DeploymentInfo) -> None:
         self.label.text = info.label
@@ -216,8 +276,8 @@ class DeploymentRow:
         self.state.props(f"color={STATE_COLOR[info.state]}")
         self.version.text = info.version
         self.tasks.text = info.tasks
-        self.deploy.visible = info.state != "deployed"
-        self.stop.visible = info.state == "deployed"
+        self._state = info.state
+        self._buttons()
         self.link.props(f"href=/deployments/{self.dep}" if info.state == "deployed"
                         else f"href=/deployments/{self.dep}/edit")
 
@@ -291,6 +351,9 @@ def create() -> None:
 
             def refresh() -> None:
                 nonlocal seen
+                # a draft changes with no fleet change (edited in another tab): looked at every tick
+                for dep, row in rows.items():
+                    row.show_changes(panel.fleet.deployments.get(dep), panel.drafts.get(dep))
                 if seen >= 0 and not panel.changes.since(seen):
                     return
                 seen = panel.changes.revision
@@ -307,6 +370,7 @@ def create() -> None:
                     if shown.get(dep) != info:
                         shown[dep] = info
                         rows[dep].show(info)
+                    rows[dep].show_changes(panel.fleet.deployments.get(dep), panel.drafts.get(dep))
                 empty.visible = not rows
 
             refresh()

@@ -8,7 +8,8 @@ offline`` with how long, its frame counts as last known and no rates. A crash no
 N times, the last error and when) stays in the table and in a list with a dismiss button until
 dismissed or ten minutes without a crash.
 
-Beside the graph, the debug sidebar (:mod:`ui.debug_sidebar`) lists the frames of the outputs whose
+The spec's comments and groups are drawn as the editor draws them (:func:`ui.graph_view.mark_props`),
+read-only. Beside the graph, the debug sidebar (:mod:`ui.debug_sidebar`) lists the frames of the outputs whose
 square is toggled on; under each node a status line (:mod:`ui.node_status`) says how it is doing."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from edge.ports import catalog_ports
 from ui.app import Panel, current
 from ui.debug_sidebar import DebugSidebar
 from ui.frame import deployment_nav, frame
-from ui.graph_view import GraphView, graph_props, placed_agents
+from ui.graph_view import GraphView, graph_props, mark_props, placed_agents
 from ui.inject import port_dialog
 from ui.inspector import open_inspector
 from ui.live_table import Column, LiveTable
@@ -201,6 +202,7 @@ class RunningView:
             nodes, edges = graph_props(spec, types, positions=self._positions(), states=states,
                                        placed=placed_agents(draft.tasks, spec) if draft is not None else None)
             self.graph.set_graph(nodes, edges)
+            self.graph.set_marks(*mark_props(spec.notes, spec.groups), [])  # comments and groups, read-only
         else:
             self.graph.set_states(states)
         self.table.set_rows(task_rows(fleet, spec, types, views))

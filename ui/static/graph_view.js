@@ -9,7 +9,8 @@
 // Several nodes are selected with shift-click or a shift-drag of the background (a rubber band):
 // a "selectmany" event with their ids; dragging one of them moves them all ("movemany").
 // Comments ("notes": sticky notes, dragged like nodes: "notemove") and groups (a labelled box
-// around their tasks, drawn from where the tasks are) are drawn under and over the nodes.
+// around their tasks, drawn from where the tasks are) are drawn under and over the nodes; when not
+// editable (the running view) they are drawn the same, read-only: dragging them pans the view.
 // When editable, the editing keys pressed anywhere on the page but in a field (an input, a text
 // area, a code editor: their own undo and clipboard work there) are a "key" event with the action:
 // undo (Ctrl+Z), redo (Ctrl+Shift+Z, Ctrl+Y), copy, cut (not while text is selected), paste (with
@@ -26,7 +27,7 @@ const GROUP_PAD = 16;
 export default {
   template: `
     <div class="edge-graph" tabindex="0" @keydown.esc="pending = null">
-      <svg ref="svg" class="edge-graph-svg" @pointerdown="onBackgroundDown" @pointermove="onMove"
+      <svg ref="svg" class="edge-graph-svg" :class="{ 'edge-readonly': !editable }" @pointerdown="onBackgroundDown" @pointermove="onMove"
            @pointerup="onUp" @pointerleave="onUp" @wheel.prevent="onWheel" @dragover="onDragOver" @drop="onDrop">
         <g :transform="'translate(' + pan.x + ',' + pan.y + ') scale(' + pan.k + ')'">
           <g v-for="g in groupBoxes()" :key="'group-' + g.id" class="edge-group" :data-group="g.id"
@@ -35,7 +36,7 @@ export default {
                   :style="{ fill: g.color, stroke: g.color }" pointer-events="none" />
             <rect :x="g.x" :y="g.y - 20" :width="Math.min(g.w, 14 + 7 * clip(g.label || g.id, 30).length)" height="20" rx="4"
                   class="edge-group-tab" :style="{ fill: g.color }" @pointerdown.stop="onGroupDown($event, g)">
-              <title>group {{ g.label || g.id }}: drag to move its tasks, click to rename, recolour or ungroup</title>
+              <title>group {{ g.label || g.id }}{{ editable ? ': drag to move its tasks, click to rename, recolour or ungroup' : '' }}</title>
             </rect>
             <text :x="g.x + 7" :y="g.y - 6" class="edge-group-label" pointer-events="none">{{ clip(g.label || g.id, 30) }}</text>
           </g>
@@ -93,7 +94,7 @@ export default {
           <g v-for="c in notes || []" :key="'note-' + c.id" class="edge-note" :data-note="c.id"
              :class="{ 'edge-selected': isSelected('note', c.id) }" :transform="'translate(' + notePos(c).x + ',' + notePos(c).y + ')'">
             <rect :width="NOTE_W" :height="noteHeight(c)" rx="3" class="edge-note-body" @pointerdown.stop="onNoteDown($event, c)">
-              <title>comment: drag to move, click to edit</title>
+              <title>{{ editable ? 'comment: drag to move, click to edit' : 'comment' }}</title>
             </rect>
             <text v-for="(line, i) in noteLines(c)" :key="i" x="8" :y="noteY(i)" class="edge-note-text" pointer-events="none">{{ line }}</text>
           </g>
@@ -310,7 +311,8 @@ export default {
                     sx: event.clientX, sy: event.clientY, moved: false };
     },
     onGroupDown(event, g) {
-      // dragging a group's tab moves its tasks; a click selects the group
+      // dragging a group's tab moves its tasks; a click selects the group (read-only: it pans)
+      if (!this.editable) return this.onBackgroundDown(event);
       const at = this.point(event);
       const start = {};
       for (const id of g.tasks || []) {
@@ -321,6 +323,7 @@ export default {
                     sx: event.clientX, sy: event.clientY, moved: false };
     },
     onNoteDown(event, c) {
+      if (!this.editable) return this.onBackgroundDown(event); // read-only: the comment stays, the view pans
       const at = this.point(event);
       this.drag = { kind: "note", id: c.id, start: this.notePos(c), ax: at.x, ay: at.y, sx: event.clientX, sy: event.clientY, moved: false };
     },
