@@ -82,7 +82,8 @@ class Detector:
         if not hasattr(cv2, "CascadeClassifier"):
             raise RuntimeError(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 dropped it): "
                                "pip install 'opencv-python-headless>=4.8,<5'")
-        path = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]  # not in OpenCV's stubs / f"haarcascade_{cascade}.xml"
+        folder = cv2.data.haarcascades  # type: ignore[attr-defined]  # not in OpenCV's stubs
+        path = Path(folder) / f"haarcascade_{cascade}.xml"
         classifier = cv2.CascadeClassifier(str(path))
         if classifier.empty():
             raise RuntimeError(f"the Haar cascade {cascade!r} could not be loaded from {path}")
