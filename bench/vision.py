@@ -1,19 +1,21 @@
 """Vision benchmark: face_detection through a broker against OpenCV called directly, on the same frames.
 
 The frames: ``--frames`` 640x480 rgb24 pictures, each the test photo (one face, NASA's portrait
-of Eileen Collins) scaled to 480x480, 8 pixels further right each frame, on a grey background. One process; the cascade
-loaded beforehand on both sides (loading is not timed):
+of Eileen Collins) scaled to 480x480, 8 pixels further right each frame, on a grey background.
+One process; the cascade loaded beforehand on both sides (loading is not timed):
 
 * **direct**: per frame, what OpenCV's face detection sample does: ``cvtColor`` to grey,
   ``equalizeHist``, ``detectMultiScale`` (scale 1.1, 5 neighbours, 30 px), nothing of ours;
-* **task**: the frames published to Mosquitto, ``face_detection`` (default config) subscribed to
-  them, the clock stopped when the boxes of the last frame arrived: encoding each frame, the
-  broker both ways and decoding are in the task's time.
+* **task**: the frames (encoded beforehand, as the camera's process would) published to Mosquitto,
+  ``face_detection`` (default config) subscribed to them, the clock stopped when the boxes of the
+  last frame arrived: the broker both ways, decoding each frame and sending its boxes are in the
+  task's time.
 
 Both are run with the frames scanned as they are and with ``detect_width: 320`` (a copy half as
-wide is scanned: the framework's share of the time is larger). Prints a table (seconds per side,
-median of ``--rounds``), whether both sides found the same boxes in every frame, and last
-``ratio <x>``: the smaller of the two throughput ratios (direct s / task s).
+wide is scanned: the framework's share of the time is larger); every other round runs the task
+first. Prints a table (seconds and CPU seconds of this process per side, Mosquitto's not
+counted; medians of ``--rounds``), whether both sides found the same boxes in every frame, and
+last ``ratio <x>``: the smaller of the two throughput ratios (direct s / task s).
 
     python bench/vision.py [--frames 40] [--rounds 3] [--json out.json]
 """
@@ -26,6 +28,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -134,18 +137,33 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         async with MosquittoBroker(port=free_port(), data_dir=Path(tmp), persistence=False) as broker:
             url = broker.url.geturl()
             await through_task(url, {}, images[:2])  # warm-up
-            for _ in range(args.rounds):
+            for round_number in range(args.rounds):
                 result: dict[str, dict[str, Any]] = {}
                 for name, config in VARIANTS.items():
-                    t0 = time.perf_counter()
+                    # every other round the task goes first: a machine whose load drifts favours neither side
+                    if round_number % 2:
+                        cpu = cpu_seconds()
+                        seconds, got = await through_task(url, config, images)
+                        cpu_task = cpu_seconds() - cpu
+                    cpu, t0 = cpu_seconds(), time.perf_counter()
                     want = direct(cascade, images, config.get("detect_width"))
-                    seconds_direct = time.perf_counter() - t0
-                    seconds, got = await through_task(url, config, images)
+                    seconds_direct, cpu_direct = time.perf_counter() - t0, cpu_seconds() - cpu
+                    if not round_number % 2:
+                        cpu = cpu_seconds()
+                        seconds, got = await through_task(url, config, images)
+                        cpu_task = cpu_seconds() - cpu
                     result[name] = {"direct": seconds_direct, "task": seconds, "ratio": seconds_direct / seconds,
+                                    "cpu_direct": cpu_direct, "cpu_task": cpu_task,
                                     "same_boxes": got == want, "faces": sum(len(b) for b in want)}
                 rounds.append(result)
     return {"machine": machine(), "frames": args.frames, "rounds": rounds, "opencv": cv2.__version__,
             "opencv_threads": cv2.getNumThreads()}
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process so far (every thread: OpenCV's, the worker's, the event loop's)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine() -> str:
@@ -163,15 +181,18 @@ def machine() -> str:
 def report(data: dict[str, Any]) -> str:
     lines = [f"# {data['machine']}; OpenCV {data['opencv']} ({data['opencv_threads']} threads); {data['frames']} "
              f"frames of {WIDTH}x{HEIGHT} rgb24, {len(data['rounds'])} round(s)",
-             f"{'variant':20}{'direct s':>10}{'task s':>10}{'fps direct':>12}{'fps task':>10}{'ratio':>8}"]
+             f"{'variant':20}{'direct s':>10}{'task s':>10}{'fps direct':>12}{'fps task':>10}{'ratio':>8}"
+             f"{'CPU-s direct':>14}{'CPU-s task':>12}"]
     ratios = []
     for name in VARIANTS:
         direct_s = statistics.median(r[name]["direct"] for r in data["rounds"])
         task_s = statistics.median(r[name]["task"] for r in data["rounds"])
         ratio = statistics.median(r[name]["ratio"] for r in data["rounds"])
         ratios.append(ratio)
+        cpu_direct = statistics.median(r[name]["cpu_direct"] for r in data["rounds"])
+        cpu_task = statistics.median(r[name]["cpu_task"] for r in data["rounds"])
         lines.append(f"{name:20}{direct_s:10.3f}{task_s:10.3f}{data['frames'] / direct_s:12.1f}"
-                     f"{data['frames'] / task_s:10.1f}{ratio:8.2f}")
+                     f"{data['frames'] / task_s:10.1f}{ratio:8.2f}{cpu_direct:14.2f}{cpu_task:12.2f}")
     same = all(r[name]["same_boxes"] for r in data["rounds"] for name in VARIANTS)
     lines.append(f"same boxes in every frame: {'yes' if same else 'NO'}")
     lines.append(f"ratio {min(ratios):.2f}")

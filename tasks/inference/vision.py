@@ -67,8 +67,7 @@ class FaceDetection(MediaTask):
     Config = FaceDetectionConfig
     category = "inference"
     inputs = {"in": replace(RAW_VIDEO, label="video (any raw pixel format)")}
-    outputs = {"faces": Port(content="data", label="boxes per frame: [{x, y, width, height}]",
-                             extra={"schema": "boxes"}),
+    outputs = {"faces": Port(content="data", label="boxes per frame: [{x, y, width, height}]"),
                "count": Port(content="number", label="faces per frame"),
                "video": replace(RAW_VIDEO, label="the video, boxes drawn (overlay)")}
     drop_oldest = frozenset({"in"})
