@@ -14,8 +14,9 @@ One process; the cascade loaded beforehand on both sides (loading is not timed):
 Both are run with the frames scanned as they are and with ``detect_width: 320`` (a copy half as
 wide is scanned: the framework's share of the time is larger); every other round runs the task
 first. Prints a table (seconds and CPU seconds of this process per side, Mosquitto's not
-counted; medians of ``--rounds``), whether both sides found the same boxes in every frame, and
-last ``ratio <x>``: the smaller of the two throughput ratios (direct s / task s).
+counted; medians of ``--rounds``), the CPU ratio of each variant (direct CPU-s / task CPU-s:
+steadier than the clock on a loaded machine), whether both sides found the same boxes in every
+frame, and last ``ratio <x>``: the smaller of the two throughput ratios (direct s / task s).
 
     python bench/vision.py [--frames 40] [--rounds 3] [--json out.json]
 """
@@ -193,6 +194,9 @@ def report(data: dict[str, Any]) -> str:
         cpu_task = statistics.median(r[name]["cpu_task"] for r in data["rounds"])
         lines.append(f"{name:20}{direct_s:10.3f}{task_s:10.3f}{data['frames'] / direct_s:12.1f}"
                      f"{data['frames'] / task_s:10.1f}{ratio:8.2f}{cpu_direct:14.2f}{cpu_task:12.2f}")
+    cpu_ratios = [statistics.median(r[name]["cpu_direct"] / r[name]["cpu_task"] for r in data["rounds"])
+                  for name in VARIANTS]
+    lines.append(f"CPU ratio (direct CPU-s / task CPU-s): {', '.join(f'{x:.2f}' for x in cpu_ratios)}")
     same = all(r[name]["same_boxes"] for r in data["rounds"] for name in VARIANTS)
     lines.append(f"same boxes in every frame: {'yes' if same else 'NO'}")
     lines.append(f"ratio {min(ratios):.2f}")

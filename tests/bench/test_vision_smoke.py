@@ -22,6 +22,7 @@ def test_vision_benchmark_runs_and_prints_its_ratio(tmp_path):
     rows = {line[:20].strip(): line[20:].split() for line in lines[2:4]}
     assert set(rows) == {"full frame", "detect_width 320"}
     assert all(float(value) > 0 for row in rows.values() for value in row)
-    assert lines[4] == "same boxes in every frame: yes"
+    assert re.fullmatch(r"CPU ratio \(direct CPU-s / task CPU-s\): \d+\.\d\d, \d+\.\d\d", lines[4])
+    assert lines[5] == "same boxes in every frame: yes"
     rounds = json.loads((tmp_path / "vision.json").read_text())["rounds"]
     assert len(rounds) == 1 and rounds[0]["full frame"]["faces"] >= 4  # the photo's face in every frame

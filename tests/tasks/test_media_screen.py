@@ -4,15 +4,12 @@ colour of the frames the task grabs; and what it says when the display or the ar
 from __future__ import annotations
 
 import asyncio
-import os
-import select
-import shutil
-import subprocess
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from test_media_rig import Rig
+from xvfb_display import needs_xvfb, paint, xvfb
 
 from tasks.media.errors import CodecError, DeviceNotFoundError
 from tasks.media.screen import ScreenCapture, check_x_display, x_displays
@@ -20,37 +17,11 @@ from tasks.media.screen import ScreenCapture, check_x_display, x_displays
 WIDTH, HEIGHT = 320, 240
 RED, BLUE = [255, 0, 0], [0, 0, 255]
 
-needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None or shutil.which("xsetroot") is None,
-                                reason="Xvfb and xsetroot are not installed (apt-get install xvfb x11-xserver-utils)")
-
 
 @pytest.fixture
 def display() -> Iterator[str]:
-    """A fresh Xvfb of WIDTH x HEIGHT on a display it picks; it writes the number to -displayfd once it accepts
-    clients. -noreset: the server keeps the root's colour after xsetroot leaves."""
-    ready, writer = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(writer), "-screen", "0", f"{WIDTH}x{HEIGHT}x24",
-                               "-nolisten", "tcp", "-noreset"], pass_fds=(writer,), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
-    os.close(writer)
-    try:
-        number = b""
-        while not number.endswith(b"\n"):
-            if not select.select([ready], [], [], 10)[0]:
-                pytest.fail("Xvfb did not start in 10 s")
-            chunk = os.read(ready, 16)
-            if not chunk:
-                pytest.fail(f"Xvfb exited: {server.communicate(timeout=10)[1].decode(errors='replace')[-500:]}")
-            number += chunk
-        yield f":{int(number)}"
-    finally:
-        os.close(ready)
-        server.terminate()
-        server.communicate(timeout=10)
-
-
-def paint(display: str, color: str) -> None:
-    subprocess.run(["xsetroot", "-display", display, "-solid", color], check=True, timeout=10)
+    with xvfb(WIDTH, HEIGHT) as name:
+        yield name
 
 
 @pytest.fixture
