@@ -40,7 +40,8 @@ class FaceDetectionConfig(MediaConfig):
                                                                 "a detector slower than its camera scans the newest)")
     cascade: Cascade = Field(default="frontalface_default", description="which of OpenCV's Haar cascades: frontal "
                              "faces (default, alt, alt2, alt_tree), profileface, or cat faces")
-    scale_factor: float = Field(default=1.1, gt=1.0, le=2.0, description="how much the scan window grows each "
+    # from 1.01: a factor nearer 1 makes tens of thousands of scales, one scan of minutes that a stop waits for
+    scale_factor: float = Field(default=1.1, ge=1.01, le=2.0, description="how much the scan window grows each "
                                 "step: lower finds more, slower")
     min_neighbors: int = Field(default=5, ge=0, le=100, description="overlapping hits a box needs: higher, fewer "
                                "false faces")

@@ -243,5 +243,5 @@ print(json.dumps({"cv2": "cv2" in sys.modules, "made": [vision.haar.detector(c).
 
 
 def test_a_config_with_a_bad_value_says_which_field():
-    lines = FaceDetection.check({"scale_factor": 1.0, "cascade": "eye", "color": "red"})
+    lines = FaceDetection.check({"scale_factor": 1.001, "cascade": "eye", "color": "red"})
     assert {line.split(":")[0] for line in lines} == {"config.scale_factor", "config.cascade", "config.color"}
