@@ -11,6 +11,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # ALSA's configuration: audio_output's tests play on its null and file PCMs (no sound card needed)
 [ -f /usr/share/alsa/alsa.conf ] || missing+=(libasound2-data)
+# screen_capture's tests grab an Xvfb display they start and paint with xsetroot
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+command -v xsetroot >/dev/null 2>&1 || missing+=(x11-xserver-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -1,6 +1,6 @@
 """The task types of edgetasks' own entry points beyond ``builtin`` and ``media`` (``schedule``, ``gpio``,
-``i2c``, ``serial``, ``web``, and the speech ones: ``text_to_speech``, ``speech_recognition``,
-``voice_activity``), as an agent finds them: the tests install every extra, so a missing library
+``i2c``, ``serial``, ``web``, the speech ones: ``text_to_speech``, ``speech_recognition``,
+``voice_activity``, and ``face_detection``), as an agent finds them: the tests install every extra, so a missing library
 fails here rather than leaving its types out of the catalog tests unnoticed."""
 
 from __future__ import annotations

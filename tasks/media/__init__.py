@@ -20,6 +20,7 @@ from tasks.media.devices import Camera, Microphone
 from tasks.media.mixing import AudioMixer, VideoLayout, VideoMixer
 from tasks.media.mux import OutputContainer
 from tasks.media.playback import AudioOutput, use_system_alsa_config
+from tasks.media.screen import ScreenCapture
 from tasks.media.spectrum import AudioFrequencyDisplay
 from tasks.media.still import ImageRenderer
 from tasks.media.switch import MediaSwitch
@@ -43,6 +44,7 @@ __all__ = [
     "MediaSwitch",
     "Microphone",
     "OutputContainer",
+    "ScreenCapture",
     "TYPES",
     "TestPattern",
     "TextRenderer",
@@ -65,5 +67,5 @@ TYPES: list[type[Task]] = [
     VideoEncoder, VideoDecoder, AudioEncoder, AudioDecoder,
     VideoReformatter, VideoMixer, VideoLayout, VideoActivityMeter,
     AudioResampler, AudioMixer, AudioVolumeMeter, AudioVolumeScaler, MediaSwitch,
-    OutputContainer, VideoViewer, AudioOutput, ImageRenderer, AudioFrequencyDisplay,
+    OutputContainer, VideoViewer, AudioOutput, ImageRenderer, AudioFrequencyDisplay, ScreenCapture,
 ]  # fmt: skip

@@ -50,7 +50,7 @@ EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "12"))  # per type; more for a
 GOOD_NUMBER = 0.75
 GOOD_TEXT = "good"
 #: media types that read a device or a file: nothing a frame can reach
-NEEDS_DEVICE = {"camera", "microphone", "input_container", "output_container"}
+NEEDS_DEVICE = {"camera", "microphone", "input_container", "output_container", "screen_capture"}
 #: types with no input port: mqtt_in and named_input read a topic of their own (driven by the
 #: payload tests at the end), the others read nothing
 NO_INPUTS = {"pulse_generator", "named_input", "mqtt_in", "test_pattern", "schedule", "gpio_in", "serial_in",
@@ -243,6 +243,7 @@ CASES += [  # the speech types (the speech extra); silence, their good audio, is
     _case("speech_recognition", {"idle_ms": 50}, produces={"in": None}, id="speech_recognition-language_model"),
     _case("voice_activity"),
 ]
+CASES += [_case("face_detection")]  # the vision extra
 CASES += [
     _case("gpio_out"),
     _case("pwm_out"),

@@ -253,7 +253,7 @@ def test_every_media_type_is_in_the_catalog_with_defaults():
         "video_decoder", "audio_encoder", "audio_decoder", "video_reformatter", "video_mixer", "video_layout",
         "video_activity_meter", "audio_resampler", "audio_mixer", "audio_volume_meter", "audio_volume_scaler",
         "mediaswitch", "output_container", "video_viewer", "audio_output", "image_renderer",
-        "audio_frequency_display"])
+        "audio_frequency_display", "screen_capture"])
     for task_type in TYPES:
         entry = task_type.describe()
         assert entry["description"] and entry["config_schema"]["type"] == "object"
