@@ -24,42 +24,51 @@ import threading
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LazyModule", "available", "lazy", "numpy", "require"]
+__all__ = ["LazyModule", "available", "lazy", "load", "loaded", "numpy", "require"]
 
 
 class LazyModule(ModuleType):
     """The module ``name``, imported (with ``submodules``) on first attribute access; thread-safe, since
     media and inference tasks use their libraries in worker threads. Once loaded, the module's names are
-    copied in, so later look-ups cost what a plain module's do."""
+    copied in, so later look-ups cost what a plain module's do. Its own attributes start with ``_lazy_``
+    (the library's names must not be hidden: ``numpy.load`` is numpy's); :func:`load` and :func:`loaded`
+    are functions of this module for that reason."""
 
     def __init__(self, name: str, *, submodules: tuple[str, ...] = ()) -> None:
         super().__init__(name, f"{name}, imported on first use")
-        self._lock = threading.Lock()
-        self._submodules = submodules
-        self._real: ModuleType | None = None
+        self._lazy_lock = threading.Lock()
+        self._lazy_submodules = submodules
+        self._lazy_real: ModuleType | None = None
 
-    def _load(self) -> ModuleType:
-        with self._lock:
-            if self._real is None:
+    def _lazy_load(self) -> ModuleType:
+        with self._lazy_lock:
+            if self._lazy_real is None:
                 real = importlib.import_module(self.__name__)
-                for name in self._submodules:
+                for name in self._lazy_submodules:
                     importlib.import_module(name)
                 mine = self.__dict__.keys() | vars(LazyModule).keys()
                 self.__dict__.update((key, value) for key, value in vars(real).items()
                                      if not key.startswith("__") and key not in mine)
-                self._real = real
-            return self._real
+                self._lazy_real = real
+            return self._lazy_real
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        real = self.__dict__.get("_real") or self._load()
+        real = self.__dict__.get("_lazy_real") or self._lazy_load()
         return getattr(real, name)
 
-    @property
-    def loaded(self) -> bool:
-        """Whether the module has been imported through this stand-in."""
-        return self.__dict__.get("_real") is not None
+
+def load(module: Any) -> ModuleType:
+    """Import a :class:`LazyModule`'s library now (in a worker thread, say, before the event loop needs it)."""
+    assert isinstance(module, LazyModule), module
+    return module._lazy_load()
+
+
+def loaded(module: Any) -> bool:
+    """Whether a :class:`LazyModule`'s library has been imported through it."""
+    assert isinstance(module, LazyModule), module
+    return module.__dict__.get("_lazy_real") is not None
 
 
 def available(name: str) -> bool:

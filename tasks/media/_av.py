@@ -17,6 +17,7 @@ from typing import Any
 
 from tasks._lazy import available as _available
 from tasks._lazy import lazy
+from tasks._lazy import loaded as _loaded
 
 __all__ = ["av", "available", "loaded"]
 
@@ -31,4 +32,4 @@ def available() -> bool:
 
 def loaded() -> bool:
     """Whether PyAV has been imported in this process."""
-    return bool(av.loaded)
+    return _loaded(av)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from _footprint import PYPROJECT, REPORT, START, beyond_core
 
-from tasks._lazy import LazyModule, available, lazy, require
+from tasks._lazy import LazyModule, available, lazy, loaded, require
 
 POINTS: dict[str, str] = PYPROJECT["project"]["entry-points"]["edgetasks.tasks"]
 
@@ -52,13 +52,14 @@ def test_the_rule_sees_a_library_imported_at_the_top() -> None:
 def test_a_lazy_module_imports_its_library_on_first_use() -> None:
     code = """
 import sys
-from tasks._lazy import lazy, numpy as np
-assert "numpy" not in sys.modules and not np.loaded and lazy("numpy") is np
-print(np.arange(4).sum(), np.loaded, "numpy" in sys.modules, np.float32 is sys.modules["numpy"].float32)
+from tasks._lazy import lazy, loaded, numpy as np
+assert "numpy" not in sys.modules and not loaded(np) and lazy("numpy") is np
+print(np.arange(4).sum(), loaded(np), "numpy" in sys.modules, np.float32 is sys.modules["numpy"].float32,
+      np.load is sys.modules["numpy"].load)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["6", "True", "True", "True"]
+    assert out.stdout.split() == ["6", "True", "True", "True", "True"]
 
 
 def test_a_missing_library_is_one_line_with_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,5 +73,5 @@ def test_a_missing_library_is_one_line_with_the_hint(monkeypatch: pytest.MonkeyP
     missing = LazyModule("nor_this_one_either")
     with pytest.raises(ModuleNotFoundError):
         missing.anything  # noqa: B018  (the first use imports it)
-    assert not missing.loaded
+    assert not loaded(missing)
     assert isinstance(lazy("json"), LazyModule) and lazy("json").dumps([1]) == "[1]"
