@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from _footprint import PYPROJECT, REPORT, START, beyond_core
@@ -52,6 +54,7 @@ def test_the_rule_sees_a_library_imported_at_the_top() -> None:
 def test_a_lazy_module_imports_its_library_on_first_use() -> None:
     code = """
 import sys
+from pathlib import Path
 from tasks._lazy import lazy, loaded, numpy as np
 assert "numpy" not in sys.modules and not loaded(np) and lazy("numpy") is np
 print(np.arange(4).sum(), loaded(np), "numpy" in sys.modules, np.float32 is sys.modules["numpy"].float32,
@@ -75,3 +78,18 @@ def test_a_missing_library_is_one_line_with_the_hint(monkeypatch: pytest.MonkeyP
         missing.anything  # noqa: B018  (the first use imports it)
     assert not loaded(missing)
     assert isinstance(lazy("json"), LazyModule) and lazy("json").dumps([1]) == "[1]"
+
+
+def test_without_a_gpio_chip_the_gpio_types_say_so_without_importing_gpiozero() -> None:
+    if any(Path("/dev").glob("gpiochip*")) or Path("/dev/gpiomem").exists():
+        pytest.skip("this machine has GPIO: gpiozero is imported to find its pin factory")
+    code = ("import sys\nfrom tasks.hardware.gpio import GpioIn\nentry = GpioIn.describe()\n"
+            "print(entry['available'], 'gpiozero' in sys.modules)\nprint(entry['reason'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("GPIOZERO_PIN_FACTORY", "PIGPIO_ADDR")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        "False False",
+        "no GPIO pin factory: this device has no GPIO chip (no /dev/gpiochip*, /dev/gpiomem) (on a Raspberry Pi: "
+        "pip install lgpio; or set GPIOZERO_PIN_FACTORY)"]
