@@ -1,13 +1,17 @@
 """Agent footprint: time from ``edge agent`` start to its birth on the broker, RSS idle, RSS with 10 tasks.
 
-    python bench/footprint.py [--rounds 3] [--json out.json]
+    python bench/footprint.py [--rounds 3] [--json out.json] [--baseline DIR]
 
-Two agents per round: ``edge agent`` as installed (with the media extra, PyAV loads with the
-catalog) and the same with PyAV hidden, as the core install runs it. Prints the machine first
-(as the other benchmarks do), then one line per figure of the installed agent with its target
-and whether the median met it, then a ``#`` line for the core install. JSON: ``{"rounds": [...],
-"summary": {"birth_s", "rss_idle_mb", "rss_10_tasks_mb"}, "targets": {...}, "met": {...},
-"core": {"rounds": [...], "summary": {...}}}``.
+Two agents per round: ``edge agent`` as installed (with every extra installed here) and the same
+with PyAV hidden, as the core install runs it. Prints the machine first (as the other benchmarks
+do), then one line per figure of the installed agent with its target and whether the median met
+it, then a ``#`` line for the core install. With ``--baseline DIR`` (a checkout of another
+version, e.g. ``git archive <commit> | tar -x -C DIR``) a third agent per round runs that
+version's code, interleaved with the others so that the machine's load is the same for both, and
+a ``#`` line gives this version's figures as ratios to it (birth time on a shared machine varies
+from run to run; the ratio within one run does not). JSON: ``{"rounds": [...], "summary":
+{"birth_s", "rss_idle_mb", "rss_10_tasks_mb"}, "targets": {...}, "met": {...}, "core": {"rounds":
+[...], "summary": {...}}}``, and ``"baseline": {"dir", "rounds", "summary", "ratios"}`` with one.
 
 Each round starts a fresh Mosquitto on a free loopback port and a fresh ``edge agent`` process;
 RSS is read from /proc. Targets (benchmarks issue): under 60 MB idle, birth within 1.5 s.
@@ -49,7 +53,8 @@ COMMANDS = {
 }
 
 
-async def one_round(tmp: Path, variant: str = "installed") -> dict[str, Any]:
+async def one_round(tmp: Path, variant: str = "installed", root: Path | None = None) -> dict[str, Any]:
+    """One agent's figures; ``root``: run the code of that directory instead of this checkout's."""
     from edge.broker import MosquittoBroker, free_port
     from edge.controller import Controller
     from edge.graph import parse_spec
@@ -63,9 +68,12 @@ async def one_round(tmp: Path, variant: str = "installed") -> dict[str, Any]:
         async with Controller(settings) as controller:
             env = {**os.environ, "EDGE_BROKER": f"mqtt://127.0.0.1:{port}", "EDGE_NAMESPACE": ns,
                    "EDGE_AGENT_ID": "fp", "EDGE_DATA_DIR": str(tmp / "agent"), "EDGE_LOG_LEVEL": "WARNING"}
+            if root is not None:  # python -m puts the working directory first on the path: run from there
+                env["PYTHONPATH"] = str(root)
             started = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(sys.executable, *COMMANDS[variant], "--tasks", str(SAMPLES),
-                                                        env=env, stdout=asyncio.subprocess.DEVNULL)
+                                                        env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                        cwd=root or Path.cwd())
             try:
                 await controller.fleet.wait_for(lambda f: "fp" in f.agents and f.agents["fp"].online
                                                  and f.agents["fp"].offers("counter"), 30)
@@ -89,17 +97,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--baseline", type=Path, help="a checkout of another version to compare with, same run")
     args = parser.parse_args()
     print(machine(), flush=True)
-    rounds = []
-    core_rounds = []
+    rounds: list[dict[str, Any]] = []
+    core_rounds: list[dict[str, Any]] = []
+    base_rounds: list[dict[str, Any]] = []
+    agents = [("installed", None, rounds), ("core", None, core_rounds)]
+    if args.baseline:
+        agents.insert(1, ("installed", args.baseline.resolve(), base_rounds))
     for i in range(args.rounds):
-        for variant, into in (("installed", rounds), ("core", core_rounds)):
+        for variant, root, into in agents:
             with tempfile.TemporaryDirectory() as tmp:
-                result = asyncio.run(one_round(Path(tmp), variant))
+                result = asyncio.run(one_round(Path(tmp), variant, root))
             into.append(result)
-            print(f"round {i + 1} ({variant}): " + ", ".join(f"{k} {v:.2f}" for k, v in result.items()),
-                  file=sys.stderr)
+            print(f"round {i + 1} ({'baseline' if root else variant}): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in result.items()), file=sys.stderr)
     summary = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     core = {key: statistics.median(r[key] for r in core_rounds) for key in core_rounds[0]}
     met = {key: summary[key] <= target for key, target in TARGETS.items()}
@@ -112,9 +125,17 @@ def main() -> None:
     core_met = core["rss_idle_mb"] <= TARGETS["rss_idle_mb"] and core["birth_s"] <= TARGETS["birth_s"]
     print(f"# without PyAV (the core install): birth {core['birth_s']:.2f} s, RSS idle {core['rss_idle_mb']:.1f} MB, "
           f"with 10 tasks {core['rss_10_tasks_mb']:.1f} MB: targets {'met' if core_met else 'missed'}")
+    report: dict[str, Any] = {"rounds": rounds, "summary": summary, "targets": TARGETS, "met": met,
+                              "core": {"rounds": core_rounds, "summary": core}}
+    if base_rounds:
+        base = {key: statistics.median(r[key] for r in base_rounds) for key in base_rounds[0]}
+        ratios = {key: summary[key] / base[key] for key in base}
+        print(f"# baseline {args.baseline}: birth {base['birth_s']:.2f} s, RSS idle {base['rss_idle_mb']:.1f} MB, "
+              f"with 10 tasks {base['rss_10_tasks_mb']:.1f} MB; this version / baseline: birth "
+              f"{ratios['birth_s']:.2f}, RSS idle {ratios['rss_idle_mb']:.2f}")
+        report["baseline"] = {"dir": str(args.baseline), "rounds": base_rounds, "summary": base, "ratios": ratios}
     if args.json:
-        args.json.write_text(json.dumps({"rounds": rounds, "summary": summary, "targets": TARGETS, "met": met,
-                                         "core": {"rounds": core_rounds, "summary": core}}, indent=2))
+        args.json.write_text(json.dumps(report, indent=2))
 
 
 def machine() -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from edge.errors import FrameError
@@ -38,6 +39,7 @@ __all__ = [
     "BuiltinTask",
     "as_number",
     "content_of",
+    "is_array",
     "is_pause",
 ]
 
@@ -89,6 +91,13 @@ def content_of(*values: Any) -> dict[str, Any]:
     if values and all(isinstance(v, str) for v in values):
         return {"content": "text"}
     return {"any": True}
+
+
+def is_array(value: Any) -> bool:
+    """Whether ``value`` is a numpy array, without importing numpy: a value can only be one once something
+    (a frame that carried an array, a task that made one) has imported it."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
 
 
 def is_pause(frame: Frame) -> bool:

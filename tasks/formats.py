@@ -12,11 +12,10 @@ import math
 import re
 from typing import Any, Final, Literal
 
-import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.base import ANY, TEXT, BuiltinTask, is_pause
+from tasks.base import ANY, TEXT, BuiltinTask, is_array, is_pause
 from tasks.parts import part_field, size_of
 
 __all__ = ["Format", "Parse", "TextFormatError", "format_text", "parse_text"]
@@ -152,7 +151,7 @@ class Parse(BuiltinTask):
 
 # -- formatting -------------------------------------------------------------------------------------
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
+    if is_array(value):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} has no JSON form")
 

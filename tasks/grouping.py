@@ -8,11 +8,10 @@ import uuid
 from collections.abc import Hashable
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.frames import Frame, now_ms
-from tasks.base import ANY, BuiltinTask, is_pause
+from tasks.base import ANY, BuiltinTask, is_array, is_pause
 from tasks.deadline import Deadline
 from tasks.parts import MAX_ITEMS, Held, Part
 
@@ -71,7 +70,7 @@ class Split(_Counting):
             value = frame.value
             kind: Literal["list", "text", "map"] = "list"
             items: list[Any]
-            if isinstance(value, list | tuple) or (isinstance(value, np.ndarray) and value.ndim >= 1):
+            if isinstance(value, list | tuple) or (is_array(value) and value.ndim >= 1):
                 items = list(value)
             elif isinstance(value, str):
                 kind, items = "text", value.split(config.separator)

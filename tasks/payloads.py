@@ -14,10 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
-import numpy as np
-
 from edge.errors import EdgeError, FrameError
 from edge.frames import decode_frame, decode_value, encode_frame, encode_value
+from tasks.base import is_array
 
 __all__ = ["Format", "PayloadError", "decode_payload", "encode_payload", "extract", "parse_path"]
 
@@ -102,7 +101,7 @@ def decode_payload(payload: bytes, fmt: Format, *, max_size: int) -> tuple[Any, 
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
+    if is_array(value):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 

@@ -12,19 +12,24 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-try:
-    from croniter import CroniterError, croniter
-except ModuleNotFoundError:
-    raise ModuleNotFoundError("No module named 'croniter': the schedule task type needs croniter: "
-                              "pip install 'edgetasks[flow]' (or: pip install croniter)", name="croniter") from None
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from edge.task import Port, Task
+from tasks._lazy import require
 from tasks.base import ANY, BuiltinTask, content_of
+
+if TYPE_CHECKING:
+    import croniter as cron
+else:
+    from tasks._lazy import lazy
+
+    cron = lazy("croniter")  # imported by the first expression checked
+
+require("croniter", hint="the schedule task type needs croniter: pip install 'edgetasks[flow]' "
+                         "(or: pip install croniter)")
 
 __all__ = ["TYPES", "Clock", "Schedule", "WallClock", "next_moment"]
 
@@ -79,8 +84,8 @@ def _expression(text: str) -> str:
         raise ValueError(f"{text!r}: a cron expression has 5 fields (minute hour day month weekday), or 6 with "
                          "seconds first")
     try:
-        croniter(text, datetime(2000, 1, 1, tzinfo=UTC), second_at_beginning=True).get_next(datetime)
-    except CroniterError as exc:
+        cron.croniter(text, datetime(2000, 1, 1, tzinfo=UTC), second_at_beginning=True).get_next(datetime)
+    except cron.CroniterError as exc:
         raise ValueError(f"{text!r}: {exc}") from None
     return text
 
@@ -97,7 +102,7 @@ def _time_of_day(text: str) -> str:
 def next_moment(expressions: list[str], after: datetime, zone: tzinfo) -> datetime:
     """The first moment after ``after`` that one of the cron ``expressions`` names, in ``zone``."""
     start = after.astimezone(zone)
-    return min(croniter(e, start, second_at_beginning=True).get_next(datetime) for e in expressions)
+    return min(cron.croniter(e, start, second_at_beginning=True).get_next(datetime) for e in expressions)
 
 
 class Schedule(BuiltinTask):

@@ -1,8 +1,8 @@
 """Web task types, the ``web`` entry point: ``http_request`` (httpx) and ``webhook_in`` (h11).
 
-httpx and h11 (which httpx is built on) are checked for first: without them this entry point
-fails to load and the agent lists both types as unavailable with the install hint
-(``pip install 'edgetasks[web]'``).
+httpx and h11 (which httpx is built on) are checked for without being imported (that waits for the
+first request: ~4 MB an agent that sends none does not pay): without them this entry point fails to
+load and the agent lists both types as unavailable with the install hint (``pip install 'edgetasks[web]'``).
 
 ``http_request`` sends one request per frame. What it guards against: a slow or silent server (a
 timeout over the whole exchange, not only per read), a large answer (read as a stream and cut at
@@ -15,16 +15,9 @@ starts, and no error message or log line repeats the URL beyond its scheme and h
 
 from __future__ import annotations
 
-try:
-    import h11  # noqa: F401  (webhook_in's parser: checked here so both types share the hint)
-    import httpx
-except ModuleNotFoundError as _missing:
-    raise ModuleNotFoundError(f"No module named {_missing.name!r}: the web task types need httpx: "
-                              "pip install 'edgetasks[web]' (or: pip install httpx)", name=_missing.name) from None
-
 import asyncio
 import json
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -32,8 +25,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from edge.errors import FrameError
 from edge.frames import Frame
 from edge.task import Task
+from tasks._lazy import require
 from tasks.base import ANY, BuiltinTask, is_pause
 from tasks.webhook import WebhookIn
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    from tasks._lazy import lazy
+
+    httpx = lazy("httpx")  # imported by the first request: an agent that sends none saves ~4 MB
+
+# h11 is webhook_in's parser: checked here too, so both types share the hint
+require("h11", "httpx", hint="the web task types need httpx: pip install 'edgetasks[web]' (or: pip install httpx)")
 
 __all__ = ["TYPES", "HttpRequest", "WebhookIn", "decode_body"]
 

@@ -37,14 +37,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-import h11
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.errors import ConfigError, FrameError
 from tasks.base import ANY, BuiltinTask, agent_settings
 
 if TYPE_CHECKING:
+    import h11
+
     from edge.settings import Settings
+else:
+    from tasks._lazy import lazy
+
+    h11 = lazy("h11")  # imported by the first request the task serves
 
 __all__ = ["MAX_CONNECTIONS", "MAX_HEAD", "REQUEST_TIMEOUT", "WebhookIn"]
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["agent_process"]
 
 
 @contextlib.contextmanager
-def agent_process(env: Mapping[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run an agent with ``env`` for the block (its stderr in ``log_path``: a file, not a pipe nothing
-    reads); then stop it with SIGTERM and check it exited cleanly, without a traceback."""
+def agent_process(env: Mapping[str, str], log_path: Path, *,
+                  args: Sequence[str] = ("-m", "edge", "agent")) -> Iterator[subprocess.Popen[bytes]]:
+    """Run an agent (``python <args>``) with ``env`` for the block (its stderr in ``log_path``: a file, not
+    a pipe nothing reads); then stop it with SIGTERM and check it exited cleanly, without a traceback."""
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "edge", "agent"], env=dict(env),
+        proc = subprocess.Popen([sys.executable, *args], env=dict(env),
                                 stdout=subprocess.DEVNULL, stderr=log)
         try:
             yield proc

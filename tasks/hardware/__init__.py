@@ -11,7 +11,9 @@ no ``/dev/i2c-*``, no 1-Wire bus) makes a type unavailable with the reason
 * :mod:`tasks.hardware.one_wire`: ``one_wire_temperature`` (the Linux w1 sysfs files; no library:
   a built-in).
 
-This package imports none of them: importing it costs nothing.
+This package imports none of them: importing it costs nothing. Nor do the modules: each checks that
+its library is installed and imports it when a task first needs it (``tasks/_lazy.py``), so an
+agent that lists these types but runs none keeps its memory.
 """
 
 __all__: list[str] = []

@@ -13,18 +13,14 @@ Setting an output is a register write: done on the loop.
 
 from __future__ import annotations
 
-try:
-    from gpiozero import Device, DigitalInputDevice, GPIOZeroError, OutputDevice, PWMOutputDevice
-except ModuleNotFoundError:
-    raise ModuleNotFoundError("No module named 'gpiozero': the GPIO task types (gpio_in, gpio_out, pwm_out) need "
-                              "gpiozero: pip install 'edgetasks[gpio]' (or: pip install gpiozero)",
-                              name="gpiozero") from None
-
 import asyncio
 import collections
 import contextlib
+import os
 import re
+import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -32,10 +28,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from edge.errors import EdgeError
 from edge.frames import now_ms
 from edge.task import Task
+from tasks._lazy import require
 from tasks.base import NUMBER, BuiltinTask
 
 if TYPE_CHECKING:
+    import gpiozero
+
     from edge.settings import Settings
+else:
+    from tasks._lazy import lazy
+
+    gpiozero = lazy("gpiozero")  # imported where a GPIO chip may be, or by the first pin claimed
+
+require("gpiozero", hint="the GPIO task types (gpio_in, gpio_out, pwm_out) need gpiozero: "
+                         "pip install 'edgetasks[gpio]' (or: pip install gpiozero)")
 
 __all__ = ["TYPES", "GpioIn", "GpioOut", "PwmOut", "bcm_number"]
 
@@ -99,21 +105,39 @@ class _GpioTask(BuiltinTask):
         pin = f"GPIO{bcm_number(self.config.pin)}"
         try:
             return make(pin)
-        except GPIOZeroError as exc:
+        except gpiozero.GPIOZeroError as exc:
             raise PinError(f"{self.type_name} cannot use {pin}: {exc}") from None
 
 
 def factory_problem() -> str | None:
-    """None if gpiozero has a pin factory (it loads the default one the first time), else why not."""
-    if Device.pin_factory is not None:
+    """None if gpiozero has a pin factory (it loads the default one the first time), else why not.
+
+    Where no factory can work (no GPIO device file, none named in the environment), it says so without
+    importing gpiozero: an agent on a machine without GPIO keeps its ~1.5 MB."""
+    loaded = sys.modules.get("gpiozero")
+    if loaded is not None and loaded.Device.pin_factory is not None:  # one a program set (the tests' mock)
+        return None
+    if loaded is None and not _may_have_gpio():
+        return ("no GPIO pin factory: this device has no GPIO chip (no /dev/gpiochip*, /dev/gpiomem) "
+                "(on a Raspberry Pi: pip install lgpio; or set GPIOZERO_PIN_FACTORY)")
+    if gpiozero.Device.pin_factory is not None:
         return None
     try:
         with warnings.catch_warnings():  # gpiozero warns for every factory it falls back from
             warnings.simplefilter("ignore")
-            Device.ensure_pin_factory()
+            gpiozero.Device.ensure_pin_factory()
     except Exception as exc:  # BadPinFactory, or what a named factory raised while loading
         return (f"no GPIO pin factory: {exc} (on a Raspberry Pi: pip install lgpio; or set GPIOZERO_PIN_FACTORY)")
     return None
+
+
+def _may_have_gpio() -> bool:
+    """Whether a pin factory might load here: a GPIO device file, or a factory (or a remote pigpio daemon)
+    named in the environment."""
+    if os.environ.get("GPIOZERO_PIN_FACTORY") or os.environ.get("PIGPIO_ADDR"):
+        return True
+    dev = Path("/dev")
+    return (dev / "gpiomem").exists() or any(dev.glob("gpiochip*"))
 
 
 class GpioIn(_GpioTask):
@@ -160,7 +184,7 @@ class GpioIn(_GpioTask):
                     loop.call_soon_threadsafe(arrived, level, now_ms())
             return on_change
 
-        device = self.claim_pin(lambda pin: DigitalInputDevice(
+        device = self.claim_pin(lambda pin: gpiozero.DigitalInputDevice(
             pin, pull_up=pull_up, active_state=True if pull_up is None else None))
         bounce = config.bounce_ms / 1000
         try:
@@ -212,7 +236,7 @@ class GpioOut(_GpioTask):
 
     async def run(self) -> None:
         config: GpioOut.Config = self.config
-        device = self.claim_pin(lambda pin: OutputDevice(pin, active_high=config.active_high,
+        device = self.claim_pin(lambda pin: gpiozero.OutputDevice(pin, active_high=config.active_high,
                                                            initial_value=config.initial))
         try:
             await self.send("state", int(config.initial))
@@ -249,7 +273,7 @@ class PwmOut(_GpioTask):
 
     async def run(self) -> None:
         config: PwmOut.Config = self.config
-        device = self.claim_pin(lambda pin: PWMOutputDevice(pin, active_high=config.active_high,
+        device = self.claim_pin(lambda pin: gpiozero.PWMOutputDevice(pin, active_high=config.active_high,
                                                               initial_value=config.initial,
                                                               frequency=config.frequency_hz))
         try:

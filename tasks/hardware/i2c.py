@@ -14,12 +14,6 @@ an object with smbus2's ``read_i2c_block_data``, ``write_i2c_block_data``, ``i2c
 
 from __future__ import annotations
 
-try:
-    from smbus2 import SMBus, i2c_msg
-except ModuleNotFoundError:
-    raise ModuleNotFoundError("No module named 'smbus2': the I2C task types (i2c_read, i2c_write) need smbus2: "
-                              "pip install 'edgetasks[i2c]' (or: pip install smbus2)", name="smbus2") from None
-
 import asyncio
 import threading
 from collections.abc import Sequence
@@ -30,11 +24,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.frames import Frame, now_ms
 from edge.task import Task
+from tasks._lazy import require
 from tasks.base import ANY, BuiltinTask, as_number
 from tasks.hardware._retry import open_device
 
 if TYPE_CHECKING:
+    import smbus2
+
     from edge.settings import Settings
+else:
+    from tasks._lazy import lazy
+
+    smbus2 = lazy("smbus2")  # imported when a bus is first opened
+
+require("smbus2", hint="the I2C task types (i2c_read, i2c_write) need smbus2: pip install 'edgetasks[i2c]' "
+                       "(or: pip install smbus2)")
 
 __all__ = ["TYPES", "I2CBuses", "I2cRead", "I2cWrite", "buses", "decode"]
 
@@ -65,7 +69,7 @@ class I2CBuses:
                 "dtparam=i2c_arm=on in config.txt)")
 
     def open(self, bus: int) -> BusLike:
-        return SMBus(bus)
+        return smbus2.SMBus(bus)
 
 
 #: where the tasks get their buses (tests replace it)
@@ -180,7 +184,7 @@ class I2cRead(_I2cTask):
         def read(bus: BusLike) -> bytes:
             if register is not None:
                 return bytes(bus.read_i2c_block_data(address, register, length))
-            message = i2c_msg.read(address, length)
+            message = smbus2.i2c_msg.read(address, length)
             bus.i2c_rdwr(message)
             return bytes(message)
 
@@ -248,7 +252,7 @@ class I2cWrite(_I2cTask):
                     if register is not None:
                         bus.write_i2c_block_data(address, register, list(data))
                     else:
-                        bus.i2c_rdwr(i2c_msg.write(address, data))
+                        bus.i2c_rdwr(smbus2.i2c_msg.write(address, data))
 
                 try:
                     await self.transfer(bus, write)

@@ -10,27 +10,32 @@ to 30 s). Linux and macOS (a file descriptor to watch); not Windows.
 
 from __future__ import annotations
 
-try:
-    import serial
-except ModuleNotFoundError:
-    raise ModuleNotFoundError("No module named 'serial': the serial task types (serial_in, serial_out) need "
-                              "pyserial: pip install 'edgetasks[serial]' (or: pip install pyserial)",
-                              name="serial") from None
-
 import asyncio
 import codecs
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.task import Task
+from tasks._lazy import require
 from tasks.base import ANY, BuiltinTask, as_number
 from tasks.hardware._retry import BACKOFF_MAX, BACKOFF_MIN, open_device
 
+if TYPE_CHECKING:
+    import serial
+else:
+    from tasks._lazy import lazy
+
+    serial = lazy("serial")  # imported when a port is first opened
+
+require("serial", hint="the serial task types (serial_in, serial_out) need pyserial: pip install 'edgetasks[serial]' "
+                       "(or: pip install pyserial)")
+
 __all__ = ["TYPES", "SerialIn", "SerialOut"]
 
-PARITY = {"none": serial.PARITY_NONE, "even": serial.PARITY_EVEN, "odd": serial.PARITY_ODD,
-          "mark": serial.PARITY_MARK, "space": serial.PARITY_SPACE}
+# pyserial's names of the parities (its values, looked up when a port opens)
+PARITY = {"none": "PARITY_NONE", "even": "PARITY_EVEN", "odd": "PARITY_ODD", "mark": "PARITY_MARK",
+          "space": "PARITY_SPACE"}
 ENDINGS = {"none": b"", "lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
 MAX_FRAME = 1024 * 1024
 WRITE_TIMEOUT = 2.0
@@ -79,7 +84,7 @@ class _SerialTask(BuiltinTask):
     def open_port(self) -> serial.Serial:
         """The configured port, open and non-blocking (a worker thread calls this)."""
         c = self.config
-        return serial.Serial(c.port, baudrate=c.baudrate, bytesize=c.bytesize, parity=PARITY[c.parity],
+        return serial.Serial(c.port, baudrate=c.baudrate, bytesize=c.bytesize, parity=getattr(serial, PARITY[c.parity]),
                              stopbits=c.stopbits, rtscts=c.rtscts, xonxoff=c.xonxoff, timeout=0,
                              write_timeout=WRITE_TIMEOUT, exclusive=True)
 

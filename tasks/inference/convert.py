@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
-
 from edge.errors import FrameError
 from tasks.media.raw import RawAudio, audio_frame
 
 if TYPE_CHECKING:
     import av
+    import numpy as np
+    import numpy.typing as npt
 else:
+    from tasks._lazy import numpy as np
     from tasks.media._av import av
 
 __all__ = ["MAX_CHANNELS", "MAX_RATE", "MIN_RATE", "MonoConverter", "resample_once"]

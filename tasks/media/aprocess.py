@@ -10,8 +10,6 @@ import math
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from edge.frames import Frame
@@ -23,7 +21,10 @@ from tasks.media.timing import SampleClock
 
 if TYPE_CHECKING:
     import av
+    import numpy as np
+    import numpy.typing as npt
 else:
+    from tasks._lazy import numpy as np
     from tasks.media._av import av
 
 __all__ = ["AudioResampler", "AudioVolumeMeter", "AudioVolumeScaler", "level_db"]

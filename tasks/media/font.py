@@ -6,10 +6,14 @@ pixel. Characters outside printable ASCII are drawn as ``?``.
 
 from __future__ import annotations
 
-from typing import Final
+import functools
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from tasks._lazy import numpy as np
 
 __all__ = ["CELL_HEIGHT", "CELL_WIDTH", "draw_text", "text_mask"]
 
@@ -34,16 +38,16 @@ CELL_WIDTH: Final = 6
 CELL_HEIGHT: Final = 8
 
 
-def _build() -> npt.NDArray[np.bool_]:
+@functools.cache
+def _font() -> npt.NDArray[np.bool_]:
+    """The glyphs, built on first use (numpy loads with the first text drawn, not with the catalog)."""
     codes = "".join(_GLYPHS.split())
     count = len(codes) // 14
     rows = np.array([int(codes[i : i + 2], 16) for i in range(0, count * 14, 2)], dtype=np.uint8).reshape(count, 7)
     bits = (rows[:, :, np.newaxis] >> np.arange(4, -1, -1, dtype=np.uint8)) & 1
-    return bits.astype(bool)
-
-
-_FONT: Final = _build()
-assert _FONT.shape == (95, 7, 5), _FONT.shape
+    font = bits.astype(bool)
+    assert font.shape == (95, 7, 5), font.shape
+    return font
 
 
 def text_mask(text: str, scale: int = 1) -> npt.NDArray[np.bool_]:
@@ -51,10 +55,11 @@ def text_mask(text: str, scale: int = 1) -> npt.NDArray[np.bool_]:
     lines = text.split("\n") or [""]
     columns = max(len(line) for line in lines) or 1
     mask = np.zeros((len(lines) * CELL_HEIGHT, columns * CELL_WIDTH), dtype=bool)
+    font = _font()
     for row, line in enumerate(lines):
         for col, char in enumerate(line):
             code = ord(char) - 32
-            glyph = _FONT[code if 0 <= code < len(_FONT) else ord("?") - 32]
+            glyph = font[code if 0 <= code < len(font) else ord("?") - 32]
             top, left = row * CELL_HEIGHT, col * CELL_WIDTH
             mask[top : top + 7, left : left + 5] = glyph
     if scale > 1:

@@ -33,6 +33,7 @@ from edge.bus import Message
 from edge.errors import FrameError
 from edge.frames import Frame
 from edge.task import Port, Task
+from tasks._lazy import load, numpy
 from tasks.media.packets import EncodedPacket, is_packet
 from tasks.media.raw import RawAudio, RawVideo
 
@@ -172,6 +173,9 @@ class MediaTask(Task):
         try:
             # one failure is reported as itself (the status shows "DeviceNotFoundError: …", not a group)
             with one_failure():
+                # numpy is imported (once per process) in the worker thread, not on the event loop by the
+                # first frame parsed: an agent that runs no media task never loads it
+                await self.work(load, numpy)
                 if self.context is not None:
                     await self.open_inputs()
                 await self.serve()

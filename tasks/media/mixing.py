@@ -15,8 +15,6 @@ import math
 from fractions import Fraction
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.ports import PortRule
@@ -29,8 +27,11 @@ from tasks.media.video import PixelFormat
 
 if TYPE_CHECKING:
     import av
+    import numpy as np
+    import numpy.typing as npt
     from av.video.reformatter import VideoReformatter as Scaler
 else:
+    from tasks._lazy import numpy as np
     from tasks.media._av import av
 
     def Scaler() -> Any:

@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
-
 from edge.errors import FrameError
 from edge.frames import Frame
 
 if TYPE_CHECKING:
     import av
+    import numpy as np
+    import numpy.typing as npt
 else:
+    from tasks._lazy import numpy as np
     from tasks.media._av import av
 
 __all__ = [
@@ -63,11 +63,10 @@ __all__ = [
 
 #: pixel formats that travel, with their channel count (yuv420p: one, planar rows).
 VIDEO_FORMATS: Final = {"rgb24": 3, "bgr24": 3, "rgba": 4, "bgra": 4, "gray": 1, "yuv420p": 1}
-#: sample formats that travel (packed, interleaved), with their numpy dtype.
-AUDIO_FORMATS: Final[dict[str, np.dtype[Any]]] = {
-    "u8": np.dtype(np.uint8), "s16": np.dtype(np.int16), "s32": np.dtype(np.int32),
-    "flt": np.dtype(np.float32), "dbl": np.dtype(np.float64),
-}  # fmt: skip
+#: sample formats that travel (packed, interleaved), with the name of their numpy dtype (names, not dtypes:
+#: numpy loads with the first frame, not with the catalog).
+AUDIO_FORMATS: Final[dict[str, str]] = {"u8": "uint8", "s16": "int16", "s32": "int32", "flt": "float32",
+                                        "dbl": "float64"}
 _FORMAT_BY_DTYPE: Final = {dtype: name for name, dtype in AUDIO_FORMATS.items()}
 _FORMAT_BY_CHANNELS: Final = {3: "rgb24", 4: "rgba", 1: "gray"}
 MS: Final = Fraction(1, 1000)
@@ -217,10 +216,10 @@ class RawAudio:
             samples = samples[:, np.newaxis]
         fmt = frame.extra.get("sample_format")
         if fmt is None:
-            fmt = _FORMAT_BY_DTYPE.get(samples.dtype.newbyteorder("="))
+            fmt = _FORMAT_BY_DTYPE.get(samples.dtype.newbyteorder("=").name)
             if fmt is None:
                 raise FrameError(f"no sample format for dtype {samples.dtype} (use {', '.join(AUDIO_FORMATS)})")
-        elif not isinstance(fmt, str) or AUDIO_FORMATS.get(fmt) != samples.dtype.newbyteorder("="):
+        elif not isinstance(fmt, str) or AUDIO_FORMATS.get(fmt) != samples.dtype.newbyteorder("=").name:
             raise FrameError(f"sample_format {short(fmt)} does not match the array's dtype {samples.dtype}")
         if samples.dtype.byteorder == ">":
             samples = samples.astype(samples.dtype.newbyteorder("="))
@@ -265,7 +264,7 @@ def to_float(samples: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
 
 def from_float(samples: npt.NDArray[np.floating[Any]], sample_format: str) -> npt.NDArray[Any]:
     """Float samples (full scale 1.0) in ``sample_format``, clipped."""
-    dtype = AUDIO_FORMATS[sample_format]
+    dtype = np.dtype(AUDIO_FORMATS[sample_format])
     result: npt.NDArray[Any]
     if dtype.kind == "f":
         result = samples.astype(dtype, copy=False)

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from edge.protocol import MAX_BANDS, CatalogEntry, SpectrumView
@@ -27,6 +25,12 @@ from edge.task import Port
 from tasks.dashboard import VIEW, clear_view
 from tasks.media.mediatask import RAW_AUDIO, MediaConfig, MediaTask
 from tasks.media.raw import RawAudio, to_float
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from tasks._lazy import numpy as np
 
 __all__ = ["AudioFrequencyDisplay", "Spectrum", "band_edges"]
 

@@ -15,8 +15,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from edge.errors import ConfigError
@@ -32,7 +30,10 @@ from tasks.media.vprocess import scaled_size
 
 if TYPE_CHECKING:
     import av
+    import numpy as np
+    import numpy.typing as npt
 else:
+    from tasks._lazy import numpy as np
     from tasks.media._av import av
 
 __all__ = ["ImageRenderer", "ImageRendererConfig", "load_image"]

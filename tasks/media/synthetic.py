@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from edge.frames import Frame, now_ms
@@ -27,14 +25,17 @@ from tasks.media.video import PixelFormat
 
 if TYPE_CHECKING:
     import av
+    import numpy as np
+    import numpy.typing as npt
 else:
+    from tasks._lazy import numpy as np
     from tasks.media._av import av
 
 __all__ = ["TestPattern", "TextRenderer", "render_pattern"]
 
 Color = tuple[int, int, int]
-_BARS = np.array([(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0),
-                  (0, 0, 192)], dtype=np.uint8)
+_BARS: Final = ((192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0),
+                (0, 0, 192))
 _MAX_BEHIND = 0.2  # seconds (and at least two frames) a real-time source may be late before it skips
 _MAX_TEXT = 2000
 
@@ -43,7 +44,7 @@ def render_pattern(pattern: str, width: int, height: int, color: Color) -> npt.N
     """The still part of a test pattern, H x W x 3 rgb24."""
     if pattern == "bars":
         columns = (np.arange(width) * len(_BARS) // width).clip(0, len(_BARS) - 1)
-        return np.ascontiguousarray(np.broadcast_to(_BARS[columns], (height, width, 3)))
+        return np.ascontiguousarray(np.broadcast_to(np.array(_BARS, dtype=np.uint8)[columns], (height, width, 3)))
     if pattern == "gradient":
         x = np.linspace(0, 255, width, dtype=np.float32)
         y = np.linspace(0, 255, height, dtype=np.float32)[:, np.newaxis]

@@ -12,8 +12,6 @@ import asyncio
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from edge.task import Port
@@ -23,8 +21,11 @@ from tasks.media.video import PixelFormat
 
 if TYPE_CHECKING:
     import av
+    import numpy as np
+    import numpy.typing as npt
     from av.video.reformatter import VideoReformatter as Scaler
 else:
+    from tasks._lazy import numpy as np
     from tasks.media._av import av
 
     def Scaler() -> Any:

@@ -60,6 +60,24 @@ def test_footprint_benchmark_runs(tmp_path):
     assert set(result["met"]) == set(result["targets"]) == {"birth_s", "rss_idle_mb"}
 
 
+def test_footprint_benchmark_compares_with_a_baseline_in_the_same_run(tmp_path):
+    """--baseline DIR runs that checkout's agent between the others; here the same code, so both agents load
+    the same modules and the RSS ratio is 1 give or take the noise of a few pages."""
+    out = subprocess.run([sys.executable, str(BENCH / "footprint.py"), "--rounds", "1", "--json",
+                          str(tmp_path / "fp.json"), "--baseline", str(BENCH.parent)],
+                         capture_output=True, text=True, timeout=180, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "round 1 (baseline)" in out.stderr
+    assert re.fullmatch(r"# baseline .+: birth \d+\.\d\d s, RSS idle \d+\.\d MB, with 10 tasks \d+\.\d MB; "
+                        r"this version / baseline: birth \d+\.\d\d, RSS idle \d+\.\d\d",
+                        out.stdout.strip().splitlines()[-1])
+    import json
+
+    baseline = json.loads((tmp_path / "fp.json").read_text())["baseline"]
+    assert len(baseline["rounds"]) == 1 and baseline["dir"] == str(BENCH.parent)
+    assert 0.95 < baseline["ratios"]["rss_idle_mb"] < 1.05 and baseline["ratios"]["birth_s"] > 0
+
+
 def test_soak_benchmark_runs(tmp_path):
     out = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--minutes", "0.15", "--warmup", "2", "--interval",
                           "1", "--rate", "50", "--json", str(tmp_path / "soak.json")],
