@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from edge.task import Port, Task
@@ -26,7 +24,12 @@ from tasks.media.mediatask import RAW_VIDEO, MediaConfig, MediaTask
 from tasks.media.raw import RawVideo
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from edge.settings import Settings
+else:
+    from tasks._lazy import numpy as np
 
 __all__ = ["TYPES", "FaceDetection", "draw_boxes", "grey", "scaled_boxes"]
 
