@@ -1,0 +1,96 @@
+"""Live video in a real browser (Debian's chromium through Playwright, ``edge ui`` as users run it, a real
+broker and agent): a video viewer card plays the viewer's H.264 with WebCodecs at the source's rate, and
+falls back to the JPEG pictures, saying so, where the browser cannot decode or no H.264 comes.
+Screenshot: ``ui-video-viewer.png`` (``UPDATE_DOCS_IMAGES=1`` refreshes it in docs/images for docs/ui.md).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from conftest import agents
+from test_browser import chromium, page, panel_url, shot  # noqa: F401  (fixtures)
+
+from edge.controller import Controller
+from edge.graph import parse_spec
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180),
+              pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)]
+
+RATE = 15
+#: the canvas's picture: [frames drawn, distinct grey levels in a sample of its pixels]
+CANVAS = """c => { const x = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const seen = new Set();
+    for (let i = 0; i < x.length; i += 4 * 97) seen.add(x[i] >> 4); return [Number(c.dataset.frames), seen.size]; }"""
+
+
+@asynccontextmanager
+async def camera(panel_settings, tmp_path, viewer: dict[str, Any]):
+    pytest.importorskip("av")
+    async with agents(panel_settings, tmp_path, "cam1"), \
+            Controller(panel_settings.model_copy(update={"agent_id": "ctl"})) as controller:
+        await controller.fleet.wait_for(lambda f: "cam1" in f.agents and f.agents["cam1"].offers("video_viewer"),
+                                        timeout=20)
+        await controller.deploy(parse_spec({"id": "cam", "tasks": [
+            {"id": "pattern", "type": "test_pattern", "config": {"width": 320, "height": 240, "rate": RATE,
+                                                                 "audio": False}},
+            {"id": "view", "type": "video_viewer", "config": {"max_fps": 5, "max_width": 320, **viewer}}],
+            "edges": [{"from": "pattern.video", "to": "view.in"}]}))
+        yield controller
+        await controller.remove("cam")
+
+
+async def test_a_video_viewer_plays_h264_at_the_source_rate(page, panel_url, panel_settings, tmp_path):  # noqa: F811
+    from playwright.async_api import expect
+
+    async with camera(panel_settings, tmp_path, {"keyframe_interval": 15}):
+        await page.goto(panel_url + "/deployments/cam/dashboard")
+        await expect(page.get_by_text("H.264 (WebCodecs)")).to_be_visible()
+        canvas = page.locator('canvas[data-video="view"]')
+        await expect(canvas).to_be_visible()
+        await expect(page.locator('[data-picture="view"]')).to_be_hidden()  # the JPEG picture steps aside
+        await page.wait_for_function("() => Number(document.querySelector('canvas[data-video=view]')"
+                                     ".dataset.frames) > 5")
+        before, started = (await canvas.evaluate(CANVAS))[0], time.monotonic()
+        await page.wait_for_timeout(3000)
+        (after, levels), span = await canvas.evaluate(CANVAS), time.monotonic() - started
+        assert await canvas.evaluate("c => [c.width, c.height]") == [320, 240]
+        assert levels >= 4, levels  # a picture (the colour bars), not a blank or one-colour canvas
+        fps = (after - before) / span
+        assert fps >= RATE * 0.6, f"{fps:.1f} frames/s drawn of {RATE}"  # the source's rate, not the JPEG's 5
+        await expect(page.get_by_text("frames/s")).to_be_visible()  # the card's figures come from the player
+        await shot(page, tmp_path, "video-viewer")
+        await page.goto("about:blank")
+
+
+async def test_without_h264_from_the_viewer_the_card_shows_the_jpeg_pictures(page, panel_url,  # noqa: F811
+                                                                               panel_settings, tmp_path):
+    from playwright.async_api import expect
+
+    async with camera(panel_settings, tmp_path, {"h264": False}):
+        await page.goto(panel_url + "/deployments/cam/dashboard")
+        await expect(page.get_by_text("JPEG fallback · no H.264 from the viewer")).to_be_visible()
+        img = page.locator('[data-picture="view"] img')
+        first = await img.get_attribute("src")
+        await page.wait_for_function("s => document.querySelector('[data-picture=\"view\"] img').src !== s", arg=first)
+        assert await img.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]") == [True, 320, 240]
+        await expect(page.locator('canvas[data-video="view"]')).to_be_hidden()
+        await page.goto("about:blank")
+
+
+async def test_a_browser_without_webcodecs_gets_the_jpeg_pictures(page, panel_url, panel_settings,  # noqa: F811
+                                                                   tmp_path):
+    from playwright.async_api import expect
+
+    await page.add_init_script("delete window.VideoDecoder")
+    async with camera(panel_settings, tmp_path, {}):
+        await page.goto(panel_url + "/deployments/cam/dashboard")
+        await expect(page.get_by_text("JPEG fallback · this browser has no WebCodecs VideoDecoder")).to_be_visible()
+        await page.get_by_text("pictures/s").wait_for()
+        img = page.locator('[data-picture="view"] img')
+        first = await img.get_attribute("src")
+        await page.wait_for_function("s => document.querySelector('[data-picture=\"view\"] img').src !== s", arg=first)
+        assert await img.evaluate("i => i.naturalWidth") == 320
+        await page.goto("about:blank")

@@ -1,0 +1,71 @@
+"""A video viewer card's H.264 player: WebCodecs in the browser (``static/video_player.js``), fed by the
+panel's websocket (:mod:`ui.video_feed`), with the JPEG pictures as the fallback.
+
+The browser decides what it can play and says so (``mode`` events): the card shows the canvas and
+the label ``H.264 (WebCodecs)`` once a frame is drawn, and the JPEG pictures with ``JPEG fallback · why``
+until then or when it cannot (no WebCodecs, codec refused, decoder error, no H.264 coming, stalled).
+What the browser sends is text for a label only, shortened: a hostile page can at most mislabel its
+own card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from nicegui import ui
+
+from ui.video_feed import close_feed, open_feed
+
+__all__ = ["H264_LABEL", "VideoPlayer"]
+
+H264_LABEL: Final = "H.264 (WebCodecs)"
+_MAX_WHY: Final = 160
+
+
+class VideoPlayer(ui.element, component="static/video_player.js"):
+    """The canvas that plays ``task``'s H.264; ``on_change`` is called when what the card shows changes."""
+
+    def __init__(self, deployment: str, task: str, *, on_change: Callable[[], None]) -> None:
+        super().__init__()
+        self.classes("w-full")
+        self.url = open_feed(deployment, task)
+        self._props["url"] = self.url
+        self._props["task"] = task
+        #: what the browser shows: True once it draws H.264, False while it shows the JPEG pictures
+        self.playing = False
+        #: the label: H264_LABEL or "JPEG fallback · why"
+        self.label = "JPEG fallback · starting the player"
+        #: the newest figures while playing: frames/s, size, age of the frame shown (ms), kbit/s
+        self.stats: dict[str, Any] = {}
+        self._on_change = on_change
+        self.on("mode", self._mode)
+        self.on("stats", self._stats)
+
+    def _mode(self, event: Any) -> None:
+        args = event.args if isinstance(event.args, dict) else {}
+        self.playing = args.get("mode") == "h264"
+        why = " ".join(str(args.get("why") or "").split())[:_MAX_WHY]
+        self.label = H264_LABEL if self.playing else f"JPEG fallback · {why or 'the browser did not say why'}"
+        if not self.playing:
+            self.stats = {}
+        self._on_change()
+
+    def _stats(self, event: Any) -> None:
+        args = event.args if isinstance(event.args, dict) else {}
+        self.stats = {key: args[key] for key in ("fps", "width", "height", "age", "kbps", "dropped")
+                      if isinstance(args.get(key), int | float) and not isinstance(args.get(key), bool)}
+        self._on_change()
+
+    def text(self) -> str | None:
+        """The card's info line while H.264 plays (None otherwise): size, rate, age, bit rate."""
+        if not self.playing or not self.stats:
+            return None
+        s = self.stats
+        size = f"{int(s['width'])}x{int(s['height'])}" if "width" in s and "height" in s else "?"
+        age = f"{int(s['age'])} ms old" if "age" in s else "age unknown"
+        return f"{size} · {s.get('fps', 0):.0f} frames/s · {age} · {int(s.get('kbps', 0))} kbit/s"
+
+    def _handle_delete(self) -> None:
+        close_feed(self.url)
+        super()._handle_delete()
