@@ -45,6 +45,7 @@ MAX_FEEDS: Final = 512  # tokens held at once; the oldest go first (a page that 
 MAX_WAITING: Final = 60  # packets waiting for a slow browser before they are dropped until the next keyframe
 CLOSE_NOT_FOUND: Final = 4404  # websocket close codes the player reads: no such feed; a stream it cannot play
 CLOSE_UNPLAYABLE: Final = 4415
+_MAX_SIDE: Final = 16384
 _BASELINE: Final = "avc1.42e01e"  # what a keyframe without an SPS is announced as
 
 
@@ -107,7 +108,7 @@ def browser_message(payload: bytes) -> tuple[bytes, bool]:
             data = extradata + data  # parameter sets in band: what a decoder without a description needs
         head["codec"] = codec_string(data[:4096]) or _BASELINE
         for side in ("width", "height"):
-            if type(value.get(side)) is int:
+            if type(value.get(side)) is int and 0 < value[side] <= _MAX_SIDE:
                 head[side] = value[side]
     encoded = json.dumps(head).encode()
     return struct.pack(">I", len(encoded)) + encoded + data, key

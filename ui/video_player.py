@@ -10,6 +10,7 @@ own card.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -21,6 +22,18 @@ __all__ = ["H264_LABEL", "VideoPlayer"]
 
 H264_LABEL: Final = "H.264 (WebCodecs)"
 _MAX_WHY: Final = 160
+_MAX_FIGURE: Final = 1e9
+
+
+def _figure(value: object) -> float | None:
+    """A number the browser sent, within 0 … 1e9; None for anything else (a hostile page's text, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float: as big as we show
+        return _MAX_FIGURE
+    return max(0.0, min(number, _MAX_FIGURE)) if math.isfinite(number) else None
 
 
 class VideoPlayer(ui.element, component="static/video_player.js"):
@@ -53,8 +66,8 @@ class VideoPlayer(ui.element, component="static/video_player.js"):
 
     def _stats(self, event: Any) -> None:
         args = event.args if isinstance(event.args, dict) else {}
-        self.stats = {key: args[key] for key in ("fps", "width", "height", "age", "kbps", "dropped")
-                      if isinstance(args.get(key), int | float) and not isinstance(args.get(key), bool)}
+        figures = {key: _figure(args.get(key)) for key in ("fps", "width", "height", "age", "kbps", "dropped")}
+        self.stats = {key: value for key, value in figures.items() if value is not None}
         self._on_change()
 
     def text(self) -> str | None:

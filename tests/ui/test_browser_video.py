@@ -62,6 +62,11 @@ async def test_a_video_viewer_plays_h264_at_the_source_rate(page, panel_url, pan
         assert fps >= RATE * 0.6, f"{fps:.1f} frames/s drawn of {RATE}"  # the source's rate, not the JPEG's 5
         await expect(page.get_by_text("frames/s")).to_be_visible()  # the card's figures come from the player
         await shot(page, tmp_path, "video-viewer")
+        # a feed is the page's own: a made-up token is refused, whatever the socket asks
+        closed = await page.evaluate("""() => new Promise((resolve) => {
+            const ws = new WebSocket('ws://' + location.host + '/_edge/video/made-up');
+            ws.onclose = (e) => resolve([e.code, e.reason]); })""")
+        assert closed == [4404, "this video feed is gone: reload the page"]
         await page.goto("about:blank")
 
 
