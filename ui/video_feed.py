@@ -11,8 +11,11 @@ the task's ``{root}/streams/{deployment}/{task}/video`` topic and sends one bina
 The header is ``{"ts": capture ms, "key": bool}``, and on keyframes also ``"codec"`` (the WebCodecs
 codec string read from the SPS, ``avc1.42c01e``), ``"width"``, ``"height"``. A keyframe's bytes start
 with the stream's SPS/PPS (its ``extradata``, Annex B), so a browser that joins at any keyframe can
-decode from there. A browser that reads slower than packets come does not queue them without bound:
-past :data:`MAX_WAITING` packets the waiting ones are dropped and the feed resumes at the next keyframe.
+decode from there; so that it need not wait for the viewer's schedule, the feed asks for one on the
+viewer's ``keyframe`` input topic when the browser connects (the viewer grants at most two a second).
+A browser that reads slower than packets come does not queue them without bound: past
+:data:`MAX_WAITING` packets the waiting ones are dropped, a keyframe is asked for, and the feed
+resumes at it.
 What the browser cannot use is said in a text message ``{"error": "…"}`` before the socket closes.
 """
 
@@ -32,7 +35,7 @@ from nicegui import app
 
 from edge.bus import Message
 from edge.errors import FrameError
-from edge.frames import decode_frame
+from edge.frames import decode_frame, encode_frame
 from ui.app import current
 
 __all__ = ["MAX_FEEDS", "MAX_WAITING", "PATH", "Feed", "FeedError", "browser_message", "close_feed", "codec_string",
@@ -123,6 +126,7 @@ class _Waiting:
         self.dropped = 0
         self.skipping = True  # a new browser starts at a keyframe
         self.error: str | None = None
+        self.want_keyframe = True  # ask the viewer for one: at the start, and after dropping
 
     def put(self, message: Message) -> None:
         if self.error is not None:
@@ -137,9 +141,11 @@ class _Waiting:
             self.dropped += len(self.items)
             self.items.clear()
             self.skipping = True
+            self.want_keyframe = True
+            self.ready.set()
         if self.skipping and not key:
             return
-        self.skipping = False
+        self.skipping = self.want_keyframe = False
         self.items.append(data)
         self.ready.set()
 
@@ -156,16 +162,20 @@ async def _serve(websocket: WebSocket, token: str) -> None:
     sub = await panel.bus.subscribe(topic, qos=0, callback=waiting.put)
     try:
         async with asyncio.TaskGroup() as group:
-            pump = group.create_task(_pump(websocket, waiting, feed))
+            pump = group.create_task(_pump(websocket, waiting, feed, ask=panel.controller.topics.stream(
+                feed.deployment, feed.task, "keyframe")))
             await _until_closed(websocket)  # a page that went away is noticed even when no packet comes
             pump.cancel()
     finally:
         await sub.aclose()
 
 
-async def _pump(websocket: WebSocket, waiting: _Waiting, feed: Feed) -> None:
+async def _pump(websocket: WebSocket, waiting: _Waiting, feed: Feed, *, ask: str) -> None:
+    panel = current()
     try:
         while True:
+            if waiting.want_keyframe and waiting.error is None:
+                await panel.bus.publish(ask, encode_frame(True), qos=0)
             await waiting.ready.wait()
             waiting.ready.clear()
             if waiting.error is not None:

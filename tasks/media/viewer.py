@@ -5,7 +5,10 @@ Two outputs, both no wider than ``max_width``:
 * ``video`` (with ``h264: true``, the default): every frame, encoded with libx264 (ultrafast,
   zerolatency: no frame held back, no B-frames), as encoded-packet maps (:mod:`tasks.media.packets`;
   keyframes every ``keyframe_interval`` frames carry the SPS/PPS). The panel forwards them over a
-  websocket to the browser, which decodes them with WebCodecs (``docs/ui.md``).
+  websocket to the browser, which decodes them with WebCodecs (``docs/ui.md``). A frame on input
+  ``keyframe`` (unwired: its stream topic, ``{root}/streams/{deployment}/{task}/keyframe``, where the
+  panel asks when a browser joins) makes the next frame a keyframe, at most one every
+  :data:`MIN_FORCED_GAP` seconds, so a new viewer need not wait for the schedule.
 * ``view``: at most ``max_fps`` complete JPEG images (``image/jpeg``) a second, the fallback for a
   browser that cannot decode H.264 (and what the panel shows until the first keyframe). Frames
   carry ``width`` and ``height`` as control fields and the source frame's capture ``ts``; frames
@@ -20,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from edge.task import Port
+from edge.task import Port, TaskContext
+from edge.topics import sibling_topic
 from tasks.media.mediatask import RAW_VIDEO, MediaConfig, MediaTask
 from tasks.media.packets import EncodedPacket
 from tasks.media.raw import RawVideo
@@ -36,9 +40,10 @@ else:
     def Scaler() -> Any:
         return av.video.reformatter.VideoReformatter()
 
-__all__ = ["H264Encoder", "JpegEncoder", "VideoViewer"]
+__all__ = ["MIN_FORCED_GAP", "H264Encoder", "JpegEncoder", "VideoViewer"]
 
 _FF_QP2LAMBDA = 118
+MIN_FORCED_GAP = 0.5  # seconds between two keyframes asked for on input keyframe: many browsers cost no more
 
 
 class JpegEncoder:
@@ -76,6 +81,8 @@ class H264Encoder:
         self._scaler = Scaler()
         self._template: EncodedPacket | None = None
         self._last_pts = -1
+        #: the next frame is encoded as a keyframe (set from the event loop, read in the worker)
+        self.force_keyframe = False
 
     def _open(self, width: int, height: int) -> av.VideoCodecContext:
         created = av.CodecContext.create("libx264", "w")
@@ -88,7 +95,7 @@ class H264Encoder:
         ctx.flags |= av.codec.context.Flags.global_header
         # baseline: what every WebCodecs and MSE decoder takes; no scene-cut keyframes: on schedule only
         ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline", "sc_threshold": "0",
-                       "crf": "26"}
+                       "crf": "26", "forced-idr": "1"}  # a forced keyframe is an IDR: a decoder starts there
         ctx.open()
         self._template = EncodedPacket(kind="video", codec="h264", data=b"", pts=None, dts=None,
                                        time_base=ctx.time_base, keyframe=True, extradata=ctx.extradata or None,
@@ -104,6 +111,9 @@ class H264Encoder:
         pts = max(raw.ts, self._last_pts + 1)  # strictly increasing, whatever the capture clock did
         self._last_pts = pts
         frame.pts, frame.time_base = pts, ctx.time_base
+        if self.force_keyframe:
+            self.force_keyframe = False
+            frame.pict_type = av.video.frame.PictureType.I
         return [EncodedPacket.from_av(packet, template=self._template, ts=raw.ts) for packet in ctx.encode(frame)]
 
 
@@ -123,15 +133,22 @@ class VideoViewer(MediaTask):
     limited rate on ``view`` (the fallback)."""
 
     Config = VideoViewerConfig
-    inputs = {"in": RAW_VIDEO}
+    inputs = {"in": RAW_VIDEO,
+              "keyframe": Port(content="event", label="any frame: the next H.264 frame is a keyframe")}
     outputs = {"view": Port(content="image", codec="jpeg", extra={"mime": "image/jpeg"}),
                "video": Port(content="video", codec="h264", extra={"packets": True, "mime": "video/h264"})}
     drop_oldest = frozenset({"in"})
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, context: TaskContext | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, context=context, **kwargs)
         #: frames left out to keep to max_fps
         self.skipped = 0
+        #: keyframes made on request (input keyframe)
+        self.forced = 0
+        if context is not None and "keyframe" not in context.sources and context.targets.get("video"):
+            topic = sibling_topic(context.targets["video"][0], "keyframe")
+            if topic is not None:
+                context.sources["keyframe"] = topic
 
     async def serve(self) -> None:
         c = self.config
@@ -139,8 +156,15 @@ class VideoViewer(MediaTask):
         h264 = H264Encoder(c.keyframe_interval) if c.h264 else None
         interval = 1 / c.max_fps
         last: float | None = None
+        forced_at = -MIN_FORCED_GAP
         while True:
-            _, item = await self.lanes.get_any()
+            port, item = await self.lanes.get_any()
+            if port == "keyframe":
+                if h264 is not None and time.monotonic() - forced_at >= MIN_FORCED_GAP:
+                    forced_at = time.monotonic()
+                    h264.force_keyframe = True
+                    self.forced += 1
+                continue
             assert isinstance(item, RawVideo)
             width, height = item.width, item.height
             if width > c.max_width:

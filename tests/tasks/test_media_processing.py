@@ -163,6 +163,27 @@ async def test_viewer_sends_every_frame_as_h264_a_browser_can_start_at_a_keyfram
     assert images[0].value[:2] == b"\xff\xd8"
 
 
+async def test_viewer_makes_a_keyframe_when_asked_at_most_twice_a_second(rig):
+    """A frame on input ``keyframe`` (the panel's, when a browser joins) makes the next H.264 frame a keyframe
+    with its SPS/PPS, off the schedule; asks closer than MIN_FORCED_GAP make one."""
+    from tasks.media.packets import EncodedPacket
+    from tasks.media.viewer import MIN_FORCED_GAP
+
+    video = await rig.listen("video")
+    viewer = await rig.start(VideoViewer, {"max_width": 80, "keyframe_interval": 600, "queue": 100},
+                             inputs={"in": "raw", "keyframe": "ask"}, outputs={"view": "view", "video": "video"})
+    await rig.start(TestPattern, {**SMALL, "realtime": True, "rate": 20, "frames": 200}, outputs={"video": "raw"})
+    first = EncodedPacket.from_value((await rig.take(video, 1))[0].value)
+    assert first.keyframe  # the first of the schedule
+    for _ in range(3):
+        await rig.bus.publish(rig.topic("ask"), encode_frame(True))
+    frames = await rig.take(video, 1, until=lambda got: any(EncodedPacket.from_value(f.value).keyframe for f in got))
+    forced = EncodedPacket.from_value(frames[-1].value)
+    assert forced.extradata is not None and forced.extradata[4] & 0x1F == 7
+    await rig.take(video, 1, timeout=MIN_FORCED_GAP * 3, until=lambda got: len(got) >= 12)  # 0.6 s of frames
+    assert viewer.forced == 1 and viewer.in_metrics["keyframe"].frames == 3
+
+
 async def test_viewer_without_h264_sends_only_jpeg(rig):
     video, view = await rig.listen("video"), await rig.listen("view")
     await rig.start(VideoViewer, {"max_fps": 50, "max_width": 80, "h264": False, "queue": 100},
