@@ -65,3 +65,9 @@ async def test_the_card_shows_what_the_browser_plays_and_says_which(user, panel_
         assert text(user, "picture-info-view") == before  # no figure in it: nothing to say
         user.find(kind=VideoPlayer).trigger("stats", {"fps": 2, "width": "9" * 400, "age": -1, "kbps": 10**400})
         assert text(user, "picture-info-view") == "? · 2 frames/s · 0 ms old · 1000000000 kbit/s"
+
+        # the card drawn again (a new version of the deployment): the old feed is closed, the new card has its own
+        await panel().controller.deploy(parse_spec({"id": "cam", "tasks": [VIDEO_SPEC["tasks"][1]]}))
+        await until(lambda: token not in _feeds, "the old card's feed closed", 15)
+        await until(lambda: player(user).props["url"] != video.props["url"], "a new card")
+        assert player(user).props["url"].removeprefix(PATH + "/") in _feeds
