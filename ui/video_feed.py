@@ -12,7 +12,9 @@ The header is ``{"ts": capture ms, "key": bool}``, and on keyframes also ``"code
 codec string read from the SPS, ``avc1.42c01e``), ``"width"``, ``"height"``. A keyframe's bytes start
 with the stream's SPS/PPS (its ``extradata``, Annex B), so a browser that joins at any keyframe can
 decode from there; so that it need not wait for the viewer's schedule, the feed asks for one on the
-viewer's ``keyframe`` input topic when the browser connects (the viewer grants at most two a second).
+viewer's ``keyframe`` input topic when the browser connects, and when the browser says ``keyframe`` (a
+text message: its decoder fell behind or failed); at most one ask a second per browser, and the viewer
+grants at most two a second in all.
 A browser that reads slower than packets come does not queue them without bound: past
 :data:`MAX_WAITING` packets the waiting ones are dropped, a keyframe is asked for, and the feed
 resumes at it.
@@ -26,6 +28,7 @@ import json
 import logging
 import secrets
 import struct
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
@@ -38,13 +41,14 @@ from edge.errors import FrameError
 from edge.frames import decode_frame, encode_frame
 from ui.app import current
 
-__all__ = ["MAX_FEEDS", "MAX_WAITING", "PATH", "Feed", "FeedError", "browser_message", "close_feed", "codec_string",
-           "install", "open_feed"]
+__all__ = ["ASK_EVERY", "MAX_FEEDS", "MAX_WAITING", "PATH", "Feed", "FeedError", "browser_message", "close_feed",
+           "codec_string", "install", "open_feed"]
 
 log = logging.getLogger("ui")
 
 PATH: Final = "/_edge/video"
 MAX_FEEDS: Final = 512  # tokens held at once; the oldest go first (a page that never closed)
+ASK_EVERY: Final = 1.0  # seconds between two keyframe asks for one browser, however often it asks
 MAX_WAITING: Final = 60  # packets waiting for a slow browser before they are dropped until the next keyframe
 CLOSE_NOT_FOUND: Final = 4404  # websocket close codes the player reads: no such feed; a stream it cannot play
 CLOSE_UNPLAYABLE: Final = 4415
@@ -145,7 +149,9 @@ class _Waiting:
             self.ready.set()
         if self.skipping and not key:
             return
-        self.skipping = self.want_keyframe = False
+        self.skipping = False
+        if key:
+            self.want_keyframe = False
         self.items.append(data)
         self.ready.set()
 
@@ -164,7 +170,7 @@ async def _serve(websocket: WebSocket, token: str) -> None:
         async with asyncio.TaskGroup() as group:
             pump = group.create_task(_pump(websocket, waiting, feed, ask=panel.controller.topics.stream(
                 feed.deployment, feed.task, "keyframe")))
-            await _until_closed(websocket)  # a page that went away is noticed even when no packet comes
+            await _until_closed(websocket, waiting)  # a page that went away is noticed even when no packet comes
             pump.cancel()
     finally:
         await sub.aclose()
@@ -172,9 +178,11 @@ async def _serve(websocket: WebSocket, token: str) -> None:
 
 async def _pump(websocket: WebSocket, waiting: _Waiting, feed: Feed, *, ask: str) -> None:
     panel = current()
+    asked = -ASK_EVERY
     try:
         while True:
-            if waiting.want_keyframe and waiting.error is None:
+            if waiting.want_keyframe and waiting.error is None and time.monotonic() - asked >= ASK_EVERY:
+                asked = time.monotonic()
                 await panel.bus.publish(ask, encode_frame(True), qos=0)
             await waiting.ready.wait()
             waiting.ready.clear()
@@ -189,10 +197,12 @@ async def _pump(websocket: WebSocket, waiting: _Waiting, feed: Feed, *, ask: str
         return
 
 
-async def _until_closed(websocket: WebSocket) -> None:
+async def _until_closed(websocket: WebSocket, waiting: _Waiting) -> None:
     try:
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            pass  # the player sends nothing; whatever comes is ignored
+        while (message := await websocket.receive())["type"] != "websocket.disconnect":
+            if message.get("text") == "keyframe":  # anything else the player does not send: ignored
+                waiting.want_keyframe = True
+                waiting.ready.set()
     except (WebSocketDisconnect, RuntimeError):
         return
 

@@ -1,9 +1,11 @@
 """A video viewer card's H.264 player: WebCodecs in the browser (``static/video_player.js``), fed by the
 panel's websocket (:mod:`ui.video_feed`), with the JPEG pictures as the fallback.
 
-The browser decides what it can play and says so (``mode`` events): the card shows the canvas and
-the label ``H.264 (WebCodecs)`` once a frame is drawn, and the JPEG pictures with ``JPEG fallback · why``
-until then or when it cannot (no WebCodecs, codec refused, decoder error, no H.264 coming, stalled).
+The browser decides what it can play and says so (``mode`` events): the card shows the video and
+the label ``H.264 (WebCodecs)`` (a secure page: https or localhost) or ``H.264 (Media Source)`` (any
+other page: the player wraps the packets as fragmented MP4) once a frame is shown, and the JPEG
+pictures with ``JPEG fallback · why`` until then or when it cannot (neither API, codec refused,
+decoder error, no H.264 coming, stalled).
 What the browser sends is text for a label only, shortened: a hostile page can at most mislabel its
 own card.
 """
@@ -18,9 +20,10 @@ from nicegui import ui
 
 from ui.video_feed import close_feed, open_feed
 
-__all__ = ["H264_LABEL", "VideoPlayer"]
+__all__ = ["H264_LABEL", "MSE_LABEL", "VideoPlayer"]
 
 H264_LABEL: Final = "H.264 (WebCodecs)"
+MSE_LABEL: Final = "H.264 (Media Source)"
 _MAX_WHY: Final = 160
 _MAX_FIGURE: Final = 1e9
 
@@ -47,7 +50,7 @@ class VideoPlayer(ui.element, component="static/video_player.js"):
         self._props["task"] = task
         #: what the browser shows: True once it draws H.264, False while it shows the JPEG pictures
         self.playing = False
-        #: the label: H264_LABEL or "JPEG fallback · why"
+        #: the label: H264_LABEL, MSE_LABEL or "JPEG fallback · why"
         self.label = "JPEG fallback · starting the player"
         #: the newest figures while playing: frames/s, size, age of the frame shown (ms), kbit/s
         self.stats: dict[str, Any] = {}
@@ -59,7 +62,10 @@ class VideoPlayer(ui.element, component="static/video_player.js"):
         args = event.args if isinstance(event.args, dict) else {}
         self.playing = args.get("mode") == "h264"
         why = " ".join(str(args.get("why") or "").split())[:_MAX_WHY]
-        self.label = H264_LABEL if self.playing else f"JPEG fallback · {why or 'the browser did not say why'}"
+        if self.playing:
+            self.label = MSE_LABEL if args.get("api") == "mse" else H264_LABEL
+        else:
+            self.label = f"JPEG fallback · {why or 'the browser did not say why'}"
         if not self.playing:
             self.stats = {}
         self._on_change()

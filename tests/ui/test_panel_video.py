@@ -11,7 +11,7 @@ from test_panel_dashboard import VIDEO_SPEC, element, text
 
 from edge.graph import parse_spec
 from ui.video_feed import PATH, _feeds
-from ui.video_player import H264_LABEL, VideoPlayer
+from ui.video_player import H264_LABEL, MSE_LABEL, VideoPlayer
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
@@ -47,6 +47,9 @@ async def test_the_card_shows_what_the_browser_plays_and_says_which(user, panel_
         shown = element(user, "picture-view").source
         await until(lambda: text(user, "state-view") == "live", "the pictures keep the card live")
         assert element(user, "picture-view").source == shown  # not redrawn under the video
+
+        user.find(kind=VideoPlayer).trigger("mode", {"mode": "h264", "why": "", "api": "mse"})  # a page over http
+        assert text(user, "video-mode-view") == MSE_LABEL
 
         # it cannot any more: back to the pictures, with the browser's reason
         user.find(kind=VideoPlayer).trigger("mode", {"mode": "jpeg", "why": "H.264 stalled: no frame for 3 s"})

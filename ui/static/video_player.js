@@ -1,18 +1,182 @@
 // The H.264 player of a video viewer card (ui/video_player.py): packets from the panel's websocket
-// (ui/video_feed.py: 4-byte header length, JSON header, Annex B bytes), decoded with WebCodecs'
-// VideoDecoder and drawn on a canvas as each comes out: no buffer, latency over smoothness.
-// It tells the server what the card shows, so its label is true: "mode" {mode: "h264"} once a frame
-// is drawn, {mode: "jpeg", why} while it cannot (no VideoDecoder, codec refused, decoder error, no
-// packets, stalled); and "stats" once a second while it plays. The canvas carries data-frames (frames
-// drawn) and data-ts (capture time of the one shown) for tests and bench/video_latency.py.
-const STALL_MS = 3000; // no frame drawn for this long: back to the JPEG pictures
+// (ui/video_feed.py: 4-byte header length, JSON header, Annex B bytes), shown as each comes, with
+// no buffer: latency over smoothness. Two ways, the first the browser has:
+// * WebCodecs (secure pages: https, localhost): VideoDecoder, each frame drawn on a canvas;
+// * Media Source Extensions (any page, so a panel opened over plain http too): each packet wrapped
+//   here as a fragment of MP4 (Fmp4 below) into a muted <video>, held at the live edge.
+// It tells the server what the card shows, so its label is true: "mode" {mode: "h264", api} once a
+// frame is shown, {mode: "jpeg", why} while it cannot (neither API, codec refused, decoder error, no
+// packets, stalled); and "stats" once a second while it plays. The canvas or video carries
+// data-frames (frames shown) and data-ts (capture time of the one shown) for tests and the bench.
+const STALL_MS = 3000; // no frame shown for this long: back to the JPEG pictures
 const SILENT_MS = 4000; // no packet at all for this long: the viewer sends no H.264
 const MAX_QUEUE = 6; // frames waiting in the decoder beyond which deltas are dropped up to the next keyframe
 const MAX_ERRORS = 3; // decoder errors after which the card stays on JPEG
+const MSE_BEHIND = 0.25; // s of video buffered ahead of the playhead beyond which it jumps to the live edge
+const MSE_KEEP = 10; // s of video kept behind the playhead (older is removed from the buffer)
+
+// -- fragmented MP4 for MSE: an init segment (ftyp, moov with the avcC), then moof+mdat per frame --------
+const ascii = (text) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const u8 = (n) => Uint8Array.of(n & 255);
+const u16 = (n) => Uint8Array.of((n >>> 8) & 255, n & 255);
+const u32 = (n) => Uint8Array.of((n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+const u64 = (n) => [u32(Math.floor(n / 4294967296)), u32(n % 4294967296)];
+const zeros = (count) => new Uint8Array(count);
+
+function concat(parts) {
+  const flat = parts.flat(Infinity);
+  const out = new Uint8Array(flat.reduce((size, part) => size + part.length, 0));
+  let at = 0;
+  for (const part of flat) { out.set(part, at); at += part.length; }
+  return out;
+}
+
+function box(type, ...parts) {
+  const body = concat(parts);
+  return concat([u32(body.length + 8), ascii(type), body]);
+}
+
+const full = (type, version, flags, ...parts) => box(type, u8(version), u8(flags >> 16), u16(flags & 0xffff), ...parts);
+const MATRIX = [0x00010000, 0, 0, 0, 0x00010000, 0, 0, 0, 0x40000000].map(u32);
+
+/** The NAL units of Annex B bytes (start codes 00 00 01 or 00 00 00 01 removed). */
+function nalUnits(bytes) {
+  const units = [];
+  let start = -1;
+  for (let i = 0; i + 2 < bytes.length; i++) {
+    if (bytes[i] === 0 && bytes[i + 1] === 0 && bytes[i + 2] === 1) {
+      if (start >= 0) units.push(bytes.subarray(start, i > 0 && bytes[i - 1] === 0 ? i - 1 : i));
+      start = i + 3;
+      i += 2;
+    }
+  }
+  if (start >= 0 && start < bytes.length) units.push(bytes.subarray(start));
+  return units;
+}
+
+class Fmp4 {
+  /** A muted <video> fed with the packets through a SourceBuffer; onFrame(ts) on each frame presented. */
+  constructor(video, codec, onFrame, onError) {
+    this.video = video;
+    this.codec = codec;
+    this.onFrame = onFrame;
+    this.onError = onError;
+    this.queue = [];
+    this.sequence = 0;
+    this.firstTs = null;
+    this.lastTs = null;
+    // a frame lasts twice the gap to the one before (the first: 200 ms): the browser takes a frame more
+    // than two durations after the last for a discontinuity and drops all up to the next keyframe, so a
+    // late frame (or frames skipped upstream) must not look like one; the overlap costs nothing
+    this.duration = 200;
+    this.buffer = null;
+    this.source = new MediaSource();
+    this.url = URL.createObjectURL(this.source);
+    video.src = this.url;
+    this.source.addEventListener("sourceopen", () => {
+      try {
+        this.buffer = this.source.addSourceBuffer('video/mp4; codecs="' + codec + '"');
+        this.buffer.addEventListener("updateend", () => this.next());
+        this.buffer.addEventListener("error", () => this.onError("the browser refused a fragment"));
+        this.next();
+      } catch (e) {
+        this.onError("Media Source cannot play " + codec + ": " + (e.message || e));
+      }
+    }, { once: true });
+    const watch = (now, meta) => {
+      if (this.closed) return;
+      if (this.firstTs !== null) this.onFrame(this.firstTs + Math.round(meta.mediaTime * 1000));
+      video.requestVideoFrameCallback(watch);
+    };
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(watch);
+  }
+
+  push(head, annexB) {
+    const units = nalUnits(annexB);
+    if (head.key && !this.init) {
+      const sps = units.find((u) => (u[0] & 31) === 7), pps = units.find((u) => (u[0] & 31) === 8);
+      if (!sps || !pps) return false;
+      this.init = this.initSegment(sps, pps, head.width || 640, head.height || 480);
+      this.queue.push(this.init);
+      this.firstTs = head.ts;
+    }
+    if (!this.init) return false;
+    const samples = units.filter((u) => ![7, 8, 9].includes(u[0] & 31)).map((u) => [u32(u.length), u]);
+    if (this.lastTs !== null && head.ts > this.lastTs) this.duration = Math.min(1000, 2 * (head.ts - this.lastTs));
+    this.lastTs = head.ts;
+    this.queue.push(this.fragment(concat(samples), head.ts - this.firstTs, head.key));
+    this.next();
+    return true;
+  }
+
+  next() {
+    const buffer = this.buffer, video = this.video;
+    if (!buffer || buffer.updating || this.closed) return;
+    const ranges = buffer.buffered;
+    if (ranges.length) {
+      const end = ranges.end(ranges.length - 1);
+      if (end - video.currentTime > MSE_BEHIND || video.currentTime < ranges.start(0)) {
+        video.currentTime = Math.max(ranges.start(ranges.length - 1), end - 0.02); // to the live edge
+      }
+      if (video.paused) video.play().catch(() => {});
+      if (video.currentTime - ranges.start(0) > 2 * MSE_KEEP) {
+        buffer.remove(0, video.currentTime - MSE_KEEP);
+        return;
+      }
+    }
+    const segment = this.queue.shift();
+    if (!segment) return;
+    try {
+      buffer.appendBuffer(segment);
+    } catch (e) {
+      this.onError("the browser refused a fragment: " + (e.message || e));
+    }
+  }
+
+  initSegment(sps, pps, width, height) {
+    const avcC = box("avcC", u8(1), u8(sps[1]), u8(sps[2]), u8(sps[3]), u8(0xff), u8(0xe1), u16(sps.length), sps,
+      u8(1), u16(pps.length), pps);
+    const avc1 = box("avc1", zeros(6), u16(1), zeros(16), u16(width), u16(height), u32(0x00480000), u32(0x00480000),
+      zeros(4), u16(1), zeros(32), u16(0x18), u16(0xffff), avcC);
+    const stbl = box("stbl", full("stsd", 0, 0, u32(1), avc1), full("stts", 0, 0, u32(0)),
+      full("stsc", 0, 0, u32(0)), full("stsz", 0, 0, u32(0), u32(0)), full("stco", 0, 0, u32(0)));
+    const minf = box("minf", full("vmhd", 0, 1, zeros(8)), box("dinf", full("dref", 0, 0, u32(1), full("url ", 0, 1))),
+      stbl);
+    const mdia = box("mdia", full("mdhd", 0, 0, zeros(8), u32(1000), u32(0), u16(0x55c4), u16(0)),
+      full("hdlr", 0, 0, u32(0), ascii("vide"), zeros(12), ascii("video\0")), minf);
+    const tkhd = full("tkhd", 0, 3, zeros(8), u32(1), zeros(4), u32(0), zeros(8), zeros(8), MATRIX,
+      u32(width << 16), u32(height << 16));
+    const mvhd = full("mvhd", 0, 0, zeros(8), u32(1000), u32(0), u32(0x00010000), u16(0x0100), zeros(10), MATRIX,
+      zeros(24), u32(2));
+    const mvex = box("mvex", full("trex", 0, 0, u32(1), u32(1), u32(0), u32(0), u32(0)));
+    return concat([box("ftyp", ascii("isom"), u32(0x200), ascii("isomiso6avc1mp41")),
+      box("moov", mvhd, box("trak", tkhd, mdia), mvex)]);
+  }
+
+  fragment(data, time, key) {
+    const flags = key ? 0x02000000 : 0x01010000; // sync: depends on none; else depends on others, not sync
+    const sequence = ++this.sequence;
+    const moof = (offset) => box("moof", full("mfhd", 0, 0, u32(sequence)),
+      box("traf", full("tfhd", 0, 0x020000, u32(1)), full("tfdt", 1, 0, u64(Math.max(0, time))),
+        full("trun", 0, 0x000701, u32(1), u32(offset), u32(this.duration), u32(data.length), u32(flags))));
+    const size = moof(0).length;
+    return concat([moof(size + 8), box("mdat", data)]);
+  }
+
+  close() {
+    this.closed = true;
+    try { if (this.source.readyState === "open") this.source.endOfStream(); } catch (e) { /* closing anyway */ }
+    this.video.removeAttribute("src");
+    this.video.load();
+    URL.revokeObjectURL(this.url);
+  }
+}
 
 export default {
   template: `<div class="edge-video"><canvas ref="canvas" :data-video="task" data-frames="0"
-    style="display: none; width: 100%; height: auto; background: #000"></canvas></div>`,
+    style="display: none; width: 100%; height: auto; background: #000"></canvas><video ref="video"
+    :data-video="task" data-frames="0" muted playsinline disablepictureinpicture
+    style="display: none; width: 100%; height: auto; background: #000"></video></div>`,
   props: { url: String, task: String },
   mounted() {
     this.frames = 0;
@@ -31,9 +195,14 @@ export default {
     this.decoder = null;
     this.codec = null;
     this.waitKey = true;
-    if (typeof window.VideoDecoder === "undefined" || typeof window.EncodedVideoChunk === "undefined") {
-      this.report("jpeg", window.isSecureContext ? "this browser has no WebCodecs VideoDecoder"
-        : "WebCodecs needs a secure page (https, or the panel on localhost)");
+    this.mse = null;
+    if (typeof window.VideoDecoder !== "undefined" && typeof window.EncodedVideoChunk !== "undefined") {
+      this.api = "webcodecs";
+    } else if (typeof window.MediaSource !== "undefined") {
+      this.api = "mse";
+      this.$refs.video.muted = true; // autoplay needs it; the stream has no sound anyway
+    } else {
+      this.report("jpeg", "this browser has neither WebCodecs nor Media Source Extensions");
       return;
     }
     this.report("jpeg", "waiting for an H.264 keyframe");
@@ -48,9 +217,10 @@ export default {
       if (this.mode === mode && this.why === why) return;
       this.mode = mode;
       this.why = why;
-      const canvas = this.$refs.canvas;
-      if (canvas) canvas.style.display = mode === "h264" ? "block" : "none";
-      this.$emit("mode", { mode: mode, why: why });
+      const canvas = this.$refs.canvas, video = this.$refs.video;
+      if (canvas) canvas.style.display = mode === "h264" && this.api === "webcodecs" ? "block" : "none";
+      if (video) video.style.display = mode === "h264" && this.api === "mse" ? "block" : "none";
+      this.$emit("mode", { mode: mode, why: why, api: this.api });
     },
     stop() {
       this.stopped = true;
@@ -97,13 +267,17 @@ export default {
       try { head = JSON.parse(new TextDecoder().decode(new Uint8Array(data, 4, length))); } catch (e) { return; }
       this.lastPacket = performance.now();
       this.bytes += data.byteLength;
+      if (this.api === "mse") {
+        this.feedMse(head, new Uint8Array(data, 4 + length));
+        return;
+      }
       if (head.key && (head.codec !== this.codec || !this.decoder || this.decoder.state !== "configured")) {
         if (!this.configure(head.codec)) return;
       }
       if (!this.decoder || (this.waitKey && !head.key)) return; // joined mid-stream: from the next keyframe
       if (!head.key && this.decoder.decodeQueueSize > MAX_QUEUE) { // behind: skip to the next keyframe
         this.dropped++;
-        this.waitKey = true;
+        this.askKeyframe();
         return;
       }
       this.waitKey = false;
@@ -115,6 +289,36 @@ export default {
       } catch (e) {
         this.failed(e);
       }
+    },
+    feedMse(head, body) {
+      if (head.key && head.codec !== this.codec) { // a new stream (or the first): a new MediaSource
+        this.closeDecoder();
+        if (typeof head.codec !== "string" || !MediaSource.isTypeSupported('video/mp4; codecs="' + head.codec + '"')) {
+          this.giveUp("this browser's Media Source cannot play " + String(head.codec).slice(0, 40));
+          return;
+        }
+        this.mse = new Fmp4(this.$refs.video, head.codec, (ts) => this.presented(ts), (why) => this.failed(why));
+        this.codec = head.codec;
+      }
+      if (!this.mse || (this.waitKey && !head.key)) return;
+      if (!head.key && this.mse.buffer && this.mse.queue.length > MAX_QUEUE) { // behind: to the next keyframe
+        this.dropped++;
+        this.askKeyframe();
+        return;
+      }
+      if (!this.mse.push(head, body)) this.askKeyframe();
+      else this.waitKey = false;
+    },
+    presented(ts) {
+      const video = this.$refs.video;
+      if (!video || this.stopped) return;
+      this.lastTs = ts;
+      this.frames++;
+      this.shown++;
+      this.lastDrawn = performance.now();
+      video.dataset.frames = String(this.frames);
+      video.dataset.ts = String(ts);
+      if (this.mode !== "h264") this.report("h264", "");
     },
     configure(codec) {
       this.closeDecoder();
@@ -131,16 +335,26 @@ export default {
       return true;
     },
     closeDecoder() {
+      if (this.mse) this.mse.close();
+      this.mse = null;
       if (this.decoder && this.decoder.state !== "closed") {
         try { this.decoder.close(); } catch (e) { /* closed meanwhile */ }
       }
       this.decoder = null;
       this.codec = null;
     },
+    askKeyframe() {
+      // wait for a keyframe, and ask the viewer for one now (through the panel, which asks at most once a second)
+      if (!this.waitKey) this.sendAsk();
+      this.waitKey = true;
+    },
+    sendAsk() {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send("keyframe");
+    },
     failed(error) {
       this.errors++;
       this.closeDecoder();
-      this.waitKey = true;
+      this.askKeyframe();
       if (this.errors >= MAX_ERRORS || this.frames === 0) {
         this.giveUp("the browser's H.264 decoder failed: " + String(error && error.message || error).slice(0, 160));
       }
@@ -169,13 +383,17 @@ export default {
     tick() {
       if (this.stopped) return;
       const now = performance.now();
+      if (this.lastPacket && now - this.lastPacket < 1000 && now - Math.max(this.lastDrawn, this.started) > 1500) {
+        this.sendAsk(); // packets come but nothing is shown: start again from a fresh keyframe
+      }
       if (this.mode === "h264") {
         if (now - this.lastDrawn > STALL_MS) {
           this.report("jpeg", "H.264 stalled: no frame for " + Math.round((now - this.lastDrawn) / 1000) + " s");
         } else {
-          const canvas = this.$refs.canvas;
+          const canvas = this.$refs.canvas, video = this.$refs.video, mse = this.api === "mse";
           this.$emit("stats", {
-            fps: this.shown, frames: this.frames, width: canvas.width, height: canvas.height,
+            fps: this.shown, frames: this.frames, width: mse ? video.videoWidth : canvas.width,
+            height: mse ? video.videoHeight : canvas.height,
             age: this.lastTs === null ? null : Math.max(0, Date.now() - this.lastTs),
             kbps: Math.round(this.bytes * 8 / 1000), dropped: this.dropped,
           });
