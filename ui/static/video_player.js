@@ -14,6 +14,7 @@ const MAX_QUEUE = 6; // frames waiting in the decoder beyond which deltas are dr
 const MAX_ERRORS = 3; // decoder errors after which the card stays on JPEG
 const MSE_BEHIND = 0.25; // s of video buffered ahead of the playhead beyond which it jumps to the live edge
 const MSE_KEEP = 10; // s of video kept behind the playhead (older is removed from the buffer)
+const MAX_WAITING = 300; // fragments waiting for the Media Source at most
 
 // -- fragmented MP4 for MSE: an init segment (ftyp, moov with the avcC), then moof+mdat per frame --------
 const ascii = (text) => Uint8Array.from(text, (c) => c.charCodeAt(0));
@@ -92,6 +93,10 @@ class Fmp4 {
   }
 
   push(head, annexB) {
+    if (this.queue.length > MAX_WAITING) { // the source never opened, or the buffer never finishes: bounded
+      this.onError("the Media Source does not take the video");
+      return false;
+    }
     const units = nalUnits(annexB);
     if (head.key && !this.init) {
       const sps = units.find((u) => (u[0] & 31) === 7), pps = units.find((u) => (u[0] & 31) === 8);
