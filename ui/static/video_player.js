@@ -63,6 +63,8 @@ class Fmp4 {
     this.onFrame = onFrame;
     this.onError = onError;
     this.queue = [];
+    this.parameters = null; // the SPS and PPS of the init segment appended last
+    this.init = null;
     this.sequence = 0;
     this.firstTs = null;
     this.lastTs = null;
@@ -98,12 +100,14 @@ class Fmp4 {
       return false;
     }
     const units = nalUnits(annexB);
-    if (head.key && !this.init) {
-      const sps = units.find((u) => (u[0] & 31) === 7), pps = units.find((u) => (u[0] & 31) === 8);
-      if (!sps || !pps) return false;
+    const sps = head.key ? units.find((u) => (u[0] & 31) === 7) : null;
+    const pps = head.key ? units.find((u) => (u[0] & 31) === 8) : null;
+    const parameters = sps && pps ? sps.join(",") + ";" + pps.join(",") : null;
+    if (parameters !== null && parameters !== this.parameters) { // the first, or a new size: an init segment
+      this.parameters = parameters;
       this.init = this.initSegment(sps, pps, head.width || 640, head.height || 480);
       this.queue.push(this.init);
-      this.firstTs = head.ts;
+      if (this.firstTs === null) this.firstTs = head.ts;
     }
     if (!this.init) return false;
     const samples = units.filter((u) => ![7, 8, 9].includes(u[0] & 31)).map((u) => [u32(u.length), u]);
