@@ -11,10 +11,11 @@ the task's ``{root}/streams/{deployment}/{task}/video`` topic and sends one bina
 The header is ``{"ts": capture ms, "key": bool}``, and on keyframes also ``"codec"`` (the WebCodecs
 codec string read from the SPS, ``avc1.42c01e``), ``"width"``, ``"height"``. A keyframe's bytes start
 with the stream's SPS/PPS (its ``extradata``, Annex B), so a browser that joins at any keyframe can
-decode from there; so that it need not wait for the viewer's schedule, the feed asks for one on the
-viewer's ``keyframe`` input topic when the browser connects, and when the browser says ``keyframe`` (a
-text message: its decoder fell behind or failed); at most one ask a second per browser, and the viewer
-grants at most two a second in all.
+decode from there; so that it need not wait for the viewer's schedule, the feed asks for one (a frame
+``true``) on the viewer's ``keyframe`` input topic when the browser connects, and when the browser says
+``keyframe`` (a text message: its decoder fell behind or failed); at most one ask a second per browser,
+and the viewer grants at most two a second in all. While the browser stays, the feed says so every
+:data:`RENEW` seconds (a frame ``false``): a viewer with ``h264: watched`` encodes only while told.
 A browser that reads slower than packets come does not queue them without bound: past
 :data:`MAX_WAITING` packets the waiting ones are dropped, a keyframe is asked for, and the feed
 resumes at it.
@@ -24,6 +25,7 @@ What the browser cannot use is said in a text message ``{"error": "…"}`` befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -41,13 +43,14 @@ from edge.errors import FrameError
 from edge.frames import decode_frame, encode_frame
 from ui.app import current
 
-__all__ = ["ASK_EVERY", "MAX_FEEDS", "MAX_WAITING", "PATH", "Feed", "FeedError", "browser_message", "close_feed",
-           "codec_string", "install", "open_feed"]
+__all__ = ["ASK_EVERY", "MAX_FEEDS", "MAX_WAITING", "PATH", "RENEW", "Feed", "FeedError", "browser_message",
+           "close_feed", "codec_string", "install", "open_feed"]
 
 log = logging.getLogger("ui")
 
 PATH: Final = "/_edge/video"
 MAX_FEEDS: Final = 512  # tokens held at once; the oldest go first (a page that never closed)
+RENEW: Final = 5.0  # seconds between two "still watching" frames to the viewer (its lease: 15 s)
 ASK_EVERY: Final = 1.0  # seconds between two keyframe asks for one browser, however often it asks
 MAX_WAITING: Final = 60  # packets waiting for a slow browser before they are dropped until the next keyframe
 CLOSE_NOT_FOUND: Final = 4404  # websocket close codes the player reads: no such feed; a stream it cannot play
@@ -178,13 +181,18 @@ async def _serve(websocket: WebSocket, token: str) -> None:
 
 async def _pump(websocket: WebSocket, waiting: _Waiting, feed: Feed, *, ask: str) -> None:
     panel = current()
-    asked = -ASK_EVERY
+    asked = renewed = -ASK_EVERY
     try:
         while True:
-            if waiting.want_keyframe and waiting.error is None and time.monotonic() - asked >= ASK_EVERY:
-                asked = time.monotonic()
+            now = time.monotonic()
+            if waiting.want_keyframe and waiting.error is None and now - asked >= ASK_EVERY:
+                asked = renewed = now
                 await panel.bus.publish(ask, encode_frame(True), qos=0)
-            await waiting.ready.wait()
+            elif now - renewed >= RENEW:
+                renewed = now
+                await panel.bus.publish(ask, encode_frame(False), qos=0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiting.ready.wait(), RENEW)
             waiting.ready.clear()
             if waiting.error is not None:
                 log.info("video feed of %s/%s: %s", feed.deployment, feed.task, waiting.error)

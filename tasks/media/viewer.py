@@ -2,13 +2,17 @@
 
 Two outputs, both no wider than ``max_width``:
 
-* ``video`` (with ``h264: true``, the default): every frame, encoded with libx264 (ultrafast,
-  zerolatency: no frame held back, no B-frames), as encoded-packet maps (:mod:`tasks.media.packets`;
-  keyframes every ``keyframe_interval`` frames carry the SPS/PPS). The panel forwards them over a
-  websocket to the browser, which decodes them with WebCodecs (``docs/ui.md``). A frame on input
-  ``keyframe`` (unwired: its stream topic, ``{root}/streams/{deployment}/{task}/keyframe``, where the
-  panel asks when a browser joins) makes the next frame a keyframe, at most one every
-  :data:`MIN_FORCED_GAP` seconds, so a new viewer need not wait for the schedule.
+* ``video``: every frame, encoded with libx264 (ultrafast, zerolatency: no frame held back, no
+  B-frames), as encoded-packet maps (:mod:`tasks.media.packets`; keyframes every
+  ``keyframe_interval`` frames carry the SPS/PPS). The panel forwards them over a websocket to the
+  browser, which plays them with WebCodecs or Media Source Extensions (``docs/ui.md``). With
+  ``h264: watched`` (the default) only while someone watches: the panel sends a frame on input
+  ``keyframe`` when a browser joins and every few seconds while it plays (unwired, that input
+  reads its stream topic ``{root}/streams/{deployment}/{task}/keyframe``), and the viewer encodes
+  until :data:`WATCH_LEASE` seconds after the last; so a device nobody watches spends nothing on
+  it. ``always``: every frame whoever watches (for a recorder wired to ``video``); ``off``: never.
+  A frame whose value is ``true`` on ``keyframe`` also makes the next frame a keyframe, at most one
+  every :data:`MIN_FORCED_GAP` seconds, so a new viewer need not wait for the schedule.
 * ``view``: at most ``max_fps`` complete JPEG images (``image/jpeg``) a second, the fallback for a
   browser that cannot decode H.264 (and what the panel shows until the first keyframe). Frames
   carry ``width`` and ``height`` as control fields and the source frame's capture ``ts``; frames
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -40,10 +44,11 @@ else:
     def Scaler() -> Any:
         return av.video.reformatter.VideoReformatter()
 
-__all__ = ["MIN_FORCED_GAP", "H264Encoder", "JpegEncoder", "VideoViewer"]
+__all__ = ["MIN_FORCED_GAP", "WATCH_LEASE", "H264Encoder", "JpegEncoder", "VideoViewer"]
 
 _FF_QP2LAMBDA = 118
 MIN_FORCED_GAP = 0.5  # seconds between two keyframes asked for on input keyframe: many browsers cost no more
+WATCH_LEASE = 15.0  # seconds h264: watched encodes after the last frame on input keyframe (the panel: every 5 s)
 
 
 class JpegEncoder:
@@ -102,6 +107,10 @@ class H264Encoder:
                                        width=width, height=height, pixel_format="yuv420p")
         return ctx
 
+    @property
+    def is_open(self) -> bool:
+        return self._ctx is not None
+
     def encode(self, raw: RawVideo, width: int, height: int) -> list[EncodedPacket]:
         ctx = self._ctx
         if ctx is None or (ctx.width, ctx.height) != (width, height):
@@ -122,8 +131,9 @@ class VideoViewerConfig(MediaConfig):
     max_fps: float = Field(default=5.0, gt=0, le=60, description="images per second at most")
     max_width: int = Field(default=640, ge=16, le=7680, description="images are scaled down to this width")
     quality: int = Field(default=5, ge=2, le=31, description="JPEG quantizer: 2 is best, 31 smallest")
-    h264: bool = Field(default=True, description="also send every frame as H.264 on output video, which the "
-                                                 "panel plays at the source's rate where the browser decodes it")
+    h264: Literal["watched", "always", "off"] = Field(
+        default="watched", description="every frame as H.264 on output video, which the panel plays at the source's "
+                                       "rate: while a panel watches, always, or off (JPEG images only)")
     keyframe_interval: int = Field(default=30, ge=1, le=600,
                                    description="an H.264 keyframe every N frames: how long a new viewer waits at most")
 
@@ -143,8 +153,9 @@ class VideoViewer(MediaTask):
         super().__init__(*args, context=context, **kwargs)
         #: frames left out to keep to max_fps
         self.skipped = 0
-        #: keyframes made on request (input keyframe)
+        #: keyframes made on request (input keyframe); frames not encoded as H.264 because nobody watched
         self.forced = 0
+        self.unwatched = 0
         if context is not None and "keyframe" not in context.sources and context.targets.get("video"):
             topic = sibling_topic(context.targets["video"][0], "keyframe")
             if topic is not None:
@@ -153,27 +164,37 @@ class VideoViewer(MediaTask):
     async def serve(self) -> None:
         c = self.config
         jpeg = JpegEncoder(c.quality)
-        h264 = H264Encoder(c.keyframe_interval) if c.h264 else None
+        h264 = H264Encoder(c.keyframe_interval) if c.h264 != "off" else None
         interval = 1 / c.max_fps
         last: float | None = None
         forced_at = -MIN_FORCED_GAP
+        watched_until = -1.0
         while True:
             port, item = await self.lanes.get_any()
             if port == "keyframe":
-                if h264 is not None and time.monotonic() - forced_at >= MIN_FORCED_GAP:
+                watched_until = time.monotonic() + WATCH_LEASE
+                wants = getattr(item, "value", None) is True
+                if h264 is not None and wants and time.monotonic() - forced_at >= MIN_FORCED_GAP:
                     forced_at = time.monotonic()
                     h264.force_keyframe = True
                     self.forced += 1
                 continue
             assert isinstance(item, RawVideo)
+            if c.h264 == "watched" and h264 is not None and time.monotonic() > watched_until:
+                if h264.is_open:  # nobody watches: the encoder closed, the next watcher starts at a keyframe
+                    h264 = H264Encoder(c.keyframe_interval)
+                self.unwatched += 1
+                encode = None
+            else:
+                encode = h264
             width, height = item.width, item.height
             if width > c.max_width:
                 width, height = scaled_size(width, height, c.max_width // 2 * 2, None)
-            if h264 is not None:
+            if encode is not None:
                 # yuv420p takes even sizes only: an odd one loses its last row or column
                 even = (max(2, width // 2 * 2), max(2, height // 2 * 2))
                 try:
-                    packets = await self.work(h264.encode, item, *even)
+                    packets = await self.work(encode.encode, item, *even)
                 except av.error.FFmpegError as exc:  # a size libx264 refuses: the JPEG images still go out
                     h264 = H264Encoder(c.keyframe_interval)
                     self.count_error(self.in_metrics["in"], "in:h264", "cannot encode a %dx%d frame as H.264: %s",

@@ -141,8 +141,8 @@ async def test_viewer_sends_every_frame_as_h264_a_browser_can_start_at_a_keyfram
     from tasks.media.packets import EncodedPacket
 
     video, view = await rig.listen("video"), await rig.listen("view")
-    await rig.start(VideoViewer, {"max_fps": 2, "max_width": 80, "keyframe_interval": 5, "queue": 100},
-                    inputs={"in": "raw"}, outputs={"view": "view", "video": "video"})
+    await rig.start(VideoViewer, {"max_fps": 2, "max_width": 80, "keyframe_interval": 5, "queue": 100,
+                                  "h264": "always"}, inputs={"in": "raw"}, outputs={"view": "view", "video": "video"})
     source = await rig.listen("raw")
     await rig.start(TestPattern, {**SMALL, "frames": 12}, outputs={"video": "raw"})
     raws = await rig.take(source, 12)
@@ -163,30 +163,43 @@ async def test_viewer_sends_every_frame_as_h264_a_browser_can_start_at_a_keyfram
     assert images[0].value[:2] == b"\xff\xd8"
 
 
-async def test_viewer_makes_a_keyframe_when_asked_at_most_twice_a_second(rig):
-    """A frame on input ``keyframe`` (the panel's, when a browser joins) makes the next H.264 frame a keyframe
-    with its SPS/PPS, off the schedule; asks closer than MIN_FORCED_GAP make one."""
+async def test_viewer_encodes_h264_while_watched_and_a_keyframe_when_asked(rig, monkeypatch):
+    """``h264: watched``: no H.264 until a frame on input ``keyframe`` (the panel's, while a browser plays), then
+    from a keyframe on until the lease runs out; a ``true`` there makes the next frame a keyframe, with its
+    SPS/PPS, off the schedule; asks closer than MIN_FORCED_GAP make one."""
+    from tasks.media import viewer as module
     from tasks.media.packets import EncodedPacket
-    from tasks.media.viewer import MIN_FORCED_GAP
 
-    video = await rig.listen("video")
-    viewer = await rig.start(VideoViewer, {"max_width": 80, "keyframe_interval": 600, "queue": 100},
+    monkeypatch.setattr(module, "WATCH_LEASE", 1.0)
+    video, view = await rig.listen("video"), await rig.listen("view")
+    viewer = await rig.start(VideoViewer, {"max_width": 80, "max_fps": 20, "keyframe_interval": 600, "queue": 100},
                              inputs={"in": "raw", "keyframe": "ask"}, outputs={"view": "view", "video": "video"})
-    await rig.start(TestPattern, {**SMALL, "realtime": True, "rate": 20, "frames": 200}, outputs={"video": "raw"})
+    await rig.start(TestPattern, {**SMALL, "realtime": True, "rate": 20, "frames": 400}, outputs={"video": "raw"})
+    await rig.take(view, 4)
+    assert video.received == 0 and viewer.unwatched >= 3  # nobody watches: nothing encoded
+
+    await rig.bus.publish(rig.topic("ask"), encode_frame(False))  # a browser plays (no keyframe asked)
     first = EncodedPacket.from_value((await rig.take(video, 1))[0].value)
-    assert first.keyframe  # the first of the schedule
+    assert first.keyframe and viewer.forced == 0  # a fresh encoder starts at a keyframe
     for _ in range(3):
         await rig.bus.publish(rig.topic("ask"), encode_frame(True))
     frames = await rig.take(video, 1, until=lambda got: any(EncodedPacket.from_value(f.value).keyframe for f in got))
     forced = EncodedPacket.from_value(frames[-1].value)
     assert forced.extradata is not None and forced.extradata[4] & 0x1F == 7
-    await rig.take(video, 1, timeout=MIN_FORCED_GAP * 3, until=lambda got: len(got) >= 12)  # 0.6 s of frames
-    assert viewer.forced == 1 and viewer.in_metrics["keyframe"].frames == 3
+    await rig.take(video, 1, timeout=module.MIN_FORCED_GAP * 3, until=lambda got: len(got) >= 12)  # 0.6 s more
+    assert viewer.forced == 1 and viewer.in_metrics["keyframe"].frames == 4
+
+    # the lease runs out (1 s here, 15 s by default): the encoder closes, the images go on
+    skipped = viewer.unwatched
+    await rig.take(view, 1, timeout=10, until=lambda got: viewer.unwatched >= skipped + 5)
+    received = video.received
+    await rig.take(view, 3)
+    assert video.received == received
 
 
 async def test_viewer_without_h264_sends_only_jpeg(rig):
     video, view = await rig.listen("video"), await rig.listen("view")
-    await rig.start(VideoViewer, {"max_fps": 50, "max_width": 80, "h264": False, "queue": 100},
+    await rig.start(VideoViewer, {"max_fps": 50, "max_width": 80, "h264": "off", "queue": 100},
                     inputs={"in": "raw"}, outputs={"view": "view", "video": "video"})
     await rig.start(TestPattern, {**SMALL, "realtime": True, "rate": 20, "frames": 6}, outputs={"video": "raw"})
     await rig.take(view, 3)

@@ -254,7 +254,7 @@ async def test_a_video_viewer_plays_in_the_browser(page, panel_url, panel_settin
         await controller.deploy(parse_spec({"id": "cam", "tasks": [
             {"id": "pattern", "type": "test_pattern", "config": {"width": 320, "height": 240, "rate": 15,
                                                                  "audio": False}},
-            {"id": "view", "type": "video_viewer", "config": {"max_fps": 5, "max_width": 320, "h264": False}}],
+            {"id": "view", "type": "video_viewer", "config": {"max_fps": 5, "max_width": 320, "h264": "off"}}],
             "edges": [{"from": "pattern.video", "to": "view.in"}]}))
         await page.goto(panel_url + "/deployments/cam/dashboard")
         await page.get_by_text("pictures/s").wait_for()

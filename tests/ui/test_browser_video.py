@@ -77,7 +77,7 @@ async def test_without_h264_from_the_viewer_the_card_shows_the_jpeg_pictures(pag
                                                                                panel_settings, tmp_path):
     from playwright.async_api import expect
 
-    async with camera(panel_settings, tmp_path, {"h264": False}):
+    async with camera(panel_settings, tmp_path, {"h264": "off"}):
         await page.goto(panel_url + "/deployments/cam/dashboard")
         await expect(page.get_by_text("JPEG fallback · no H.264 from the viewer")).to_be_visible()
         img = page.locator('[data-picture="view"] img')

@@ -408,7 +408,7 @@ export default {
           });
         }
       } else if (this.lastPacket === 0 && now - this.started > SILENT_MS) {
-        this.report("jpeg", "no H.264 from the viewer (h264 off, or an older agent)");
+        this.report("jpeg", "no H.264 from the viewer (its h264 is off, or an older agent)");
       }
       this.shown = 0;
       this.bytes = 0;
