@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from conftest import agents
+from conftest import agents, until
 from test_browser import chromium, page, panel_url, shot  # noqa: F401  (fixtures)
 
 from edge.controller import Controller
+from edge.frames import decode_frame
 from edge.graph import parse_spec
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180),
@@ -46,7 +47,10 @@ async def test_a_video_viewer_plays_h264_at_the_source_rate(page, panel_url, pan
     from playwright.async_api import expect
 
     # keyframes on schedule every 40 s only: a page plays at once because its feed asks the viewer for one
-    async with camera(panel_settings, tmp_path, {"keyframe_interval": 600}):
+    async with camera(panel_settings, tmp_path, {"keyframe_interval": 600}) as controller:
+        asks: list[object] = []
+        topic = controller.topics.stream("cam", "view", "keyframe")
+        sub = await controller.bus.subscribe(topic, callback=lambda m: asks.append(decode_frame(m.payload).value))
         await page.goto(panel_url + "/deployments/cam/dashboard")
         await expect(page.get_by_text("H.264 (WebCodecs)")).to_be_visible()
         canvas = page.locator('canvas[data-video="view"]')
@@ -65,6 +69,10 @@ async def test_a_video_viewer_plays_h264_at_the_source_rate(page, panel_url, pan
         await shot(page, tmp_path, "video-viewer")
         await page.reload()  # joins mid-stream, long after the schedule's keyframe
         await expect(page.get_by_text("H.264 (WebCodecs)")).to_be_visible(timeout=8000)
+        # the feed asked for a keyframe (true) on joining, and says the browser still watches (false) every 5 s
+        await until(lambda: False in asks, "the feed's word that the browser still watches", 10)
+        await sub.aclose()
+        assert asks[0] is True and False in asks, asks
         # a feed is the page's own: a made-up token is refused, whatever the socket asks
         closed = await page.evaluate("""() => new Promise((resolve) => {
             const ws = new WebSocket('ws://' + location.host + '/_edge/video/made-up');
