@@ -13,6 +13,7 @@ from edge.settings import Settings
 from ui.app import STATIC, Panel, install
 from ui.auth import install as install_login
 from ui.pages import create as create_pages
+from ui.video_feed import install as install_video_feed
 
 __all__ = ["setup"]
 
@@ -24,6 +25,7 @@ def setup(settings: Settings) -> Panel:
     if panel.login_required:
         install_login(panel)
     create_pages()
+    install_video_feed()
     app.on_startup(panel.start)
     app.on_shutdown(panel.stop)
     return panel

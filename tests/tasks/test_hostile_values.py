@@ -227,7 +227,7 @@ if MEDIA_TYPES:
         _case("mediaswitch", produces={"select": None},
               good={f"in{k}": [("select", k), (f"in{k}", None)] for k in range(4)}),
         # at most max_fps images: a good frame right after a valid hostile one is rightly left out
-        _case("video_viewer", {"max_fps": 60}, produces={"in": None}),
+        _case("video_viewer", {"max_fps": 60, "h264": "always"}, produces={"in": "video", "keyframe": None}),
         _case("audio_output", {"device": "null"}, produces={"in": None}),  # ALSA's null PCM: plays nowhere
         # at most `rate` spectra a second, as the viewer's max_fps: a good frame right after a hostile one is left out
         _case("audio_frequency_display", {"rate": 30}, produces={"in": None}),

@@ -133,3 +133,74 @@ async def test_viewer_sends_jpeg_images_at_a_limited_rate(rig):
             picture = next(container.decode(video=0))
         assert (picture.width, picture.height) == (80, 60)
     assert viewer.skipped >= 5
+
+
+async def test_viewer_sends_every_frame_as_h264_a_browser_can_start_at_a_keyframe(rig):
+    """Output ``video``: one packet per source frame (not limited to max_fps), baseline H.264 at the viewer's
+    size, keyframes on schedule with the SPS/PPS, each with its frame's capture ts; PyAV decodes them."""
+    from tasks.media.packets import EncodedPacket
+
+    video, view = await rig.listen("video"), await rig.listen("view")
+    await rig.start(VideoViewer, {"max_fps": 2, "max_width": 80, "keyframe_interval": 5, "queue": 100,
+                                  "h264": "always"}, inputs={"in": "raw"}, outputs={"view": "view", "video": "video"})
+    source = await rig.listen("raw")
+    await rig.start(TestPattern, {**SMALL, "frames": 12}, outputs={"video": "raw"})
+    raws = await rig.take(source, 12)
+    frames = await rig.take(video, 12)
+    packets = [EncodedPacket.from_value(f.value) for f in frames]
+    assert [f.ts for f in frames] == [r.ts for r in raws]  # every frame, in order, its capture time kept
+    assert [p.keyframe for p in packets] == [i % 5 == 0 for i in range(12)]
+    first = packets[0]
+    assert (first.codec, first.width, first.height) == ("h264", 80, 60)
+    assert first.extradata is not None and first.extradata[4] & 0x1F == 7  # the SPS first (Annex B)
+    assert first.extradata[5] == 66  # profile_idc 66: baseline, what every browser decoder takes
+    decoder = av.CodecContext.create("h264", "r")
+    decoder.extradata = first.extradata
+    pictures = [pic for p in packets for pic in decoder.decode(av.Packet(p.data))]
+    pictures += decoder.decode(None)
+    assert len(pictures) == 12 and (pictures[0].width, pictures[0].height) == (80, 60)
+    images = await rig.take(view, 1)  # and the JPEG fallback still comes
+    assert images[0].value[:2] == b"\xff\xd8"
+
+
+async def test_viewer_encodes_h264_while_watched_and_a_keyframe_when_asked(rig, monkeypatch):
+    """``h264: watched``: no H.264 until a frame on input ``keyframe`` (the panel's, while a browser plays), then
+    from a keyframe on until the lease runs out; a ``true`` there makes the next frame a keyframe, with its
+    SPS/PPS, off the schedule; asks closer than MIN_FORCED_GAP make one."""
+    from tasks.media import viewer as module
+    from tasks.media.packets import EncodedPacket
+
+    monkeypatch.setattr(module, "WATCH_LEASE", 1.0)
+    video, view = await rig.listen("video"), await rig.listen("view")
+    viewer = await rig.start(VideoViewer, {"max_width": 80, "max_fps": 20, "keyframe_interval": 600, "queue": 100},
+                             inputs={"in": "raw", "keyframe": "ask"}, outputs={"view": "view", "video": "video"})
+    await rig.start(TestPattern, {**SMALL, "realtime": True, "rate": 20, "frames": 400}, outputs={"video": "raw"})
+    await rig.take(view, 4)
+    assert video.received == 0 and viewer.unwatched >= 3  # nobody watches: nothing encoded
+
+    await rig.bus.publish(rig.topic("ask"), encode_frame(False))  # a browser plays (no keyframe asked)
+    first = EncodedPacket.from_value((await rig.take(video, 1))[0].value)
+    assert first.keyframe and viewer.forced == 0  # a fresh encoder starts at a keyframe
+    for _ in range(3):
+        await rig.bus.publish(rig.topic("ask"), encode_frame(True))
+    frames = await rig.take(video, 1, until=lambda got: any(EncodedPacket.from_value(f.value).keyframe for f in got))
+    forced = EncodedPacket.from_value(frames[-1].value)
+    assert forced.extradata is not None and forced.extradata[4] & 0x1F == 7
+    await rig.take(video, 1, timeout=module.MIN_FORCED_GAP * 3, until=lambda got: len(got) >= 12)  # 0.6 s more
+    assert viewer.forced == 1 and viewer.in_metrics["keyframe"].frames == 4
+
+    # the lease runs out (1 s here, 15 s by default): the encoder closes, the images go on
+    skipped = viewer.unwatched
+    await rig.take(view, 1, timeout=10, until=lambda got: viewer.unwatched >= skipped + 5)
+    received = video.received
+    await rig.take(view, 3)
+    assert video.received == received
+
+
+async def test_viewer_without_h264_sends_only_jpeg(rig):
+    video, view = await rig.listen("video"), await rig.listen("view")
+    await rig.start(VideoViewer, {"max_fps": 50, "max_width": 80, "h264": "off", "queue": 100},
+                    inputs={"in": "raw"}, outputs={"view": "view", "video": "video"})
+    await rig.start(TestPattern, {**SMALL, "realtime": True, "rate": 20, "frames": 6}, outputs={"video": "raw"})
+    await rig.take(view, 3)
+    assert video.received == 0  # sent before each image, so any would be here by now

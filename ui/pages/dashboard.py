@@ -9,10 +9,12 @@ new values as frames on ``{root}/streams/{deployment}/{task}/set`` unless the sp
 so every open panel shows the same values and a reload loses nothing.
 
 A **video viewer** (a type whose ``view`` output has the metadata ``"mime": "image/jpeg"``, such
-as ``video_viewer``; contract in ``docs/media.md``) is drawn as a live picture: each frame on
-its ``view`` topic is a whole JPEG image, shown as it comes (at most every redraw), with its
-size, rate and age. Its images are not retained: until the first one comes, and when none
-has come for :data:`STALE_AFTER` seconds, the card says so.
+as ``video_viewer``; contract in ``docs/media.md``) is drawn as live video: its ``video`` output's
+H.264 played by the browser at the source's rate (:mod:`ui.video_player`), or, where the browser
+cannot, the fallback: each frame on its ``view`` topic is a whole JPEG image, shown as it comes
+(at most every redraw), with its size, rate and age; a label says which of the two the card shows.
+Its images are not retained: until the first one comes, and when none has come for
+:data:`STALE_AFTER` seconds, the card says so.
 
 A deployment has one dashboard or several (the spec's ``dashboards``, laid out by
 :mod:`ui.dashboard_layout`): the first at ``/deployments/{dep}/dashboard``, each at
@@ -66,6 +68,7 @@ from ui.dashboard_layout import Board, Layout
 from ui.display_text import show_newest
 from ui.frame import deployment_nav, frame
 from ui.preview import encoded_image_mime, image_data_url
+from ui.video_player import VideoPlayer
 
 __all__ = ["KINDS", "Widget", "create", "dashboard_tasks"]
 
@@ -106,8 +109,10 @@ class Widget:
 
     def __init__(self, task: TaskSpec, kind: str, *, send: Callable[[Any], Awaitable[None]] | None,
                  driven_by: str | None, w: int = 1, h: int = 1,
-                 controls: Callable[[], None] | None = None, windows: dict[str, int] | None = None) -> None:
+                 controls: Callable[[], None] | None = None, windows: dict[str, int] | None = None,
+                 deployment: str | None = None) -> None:
         self.task = task
+        self.deployment = deployment  # a video viewer plays its H.264 from this deployment's stream
         self.kind = kind
         self._send = send
         self.driven_by = driven_by
@@ -154,10 +159,14 @@ class Widget:
                 self.bar = ui.element("div").classes("h-full").style("width: 0%; background: #2196f3")
             self.text = ui.label()
         elif self.kind == VIDEO:
+            self.player = VideoPlayer(self.deployment, self.task.id, on_change=self._player_changed) \
+                if self.deployment else None
             self.picture = ui.interactive_image().classes("w-full bg-grey-3").style("min-height: 40px")
             self.picture.mark(f"picture-{self.task.id}").props(f'data-picture="{self.task.id}"')
             self.text = ui.label("waiting for the first picture").classes("text-caption").mark(
                 f"picture-info-{self.task.id}")
+            self.mode = ui.label(self.player.label if self.player else "JPEG").classes(
+                "text-caption text-grey-7").mark(f"video-mode-{self.task.id}")
             self._arrivals: list[float] = []
             self._last_picture = 0.0
         elif self.kind == WEB:
@@ -221,8 +230,21 @@ class Widget:
         finally:
             self._updating = False
 
+    def _player_changed(self) -> None:
+        """The browser plays H.264 (the JPEG picture hidden) or shows the pictures; the label says which."""
+        assert self.player is not None
+        self.picture.set_visibility(not self.player.playing)
+        self.mode.text = self.player.label
+        if (text := self.player.text()) is not None:
+            self.text.text = text
+
     def show_picture(self, image: bytes, frame_ts: int, width: Any, height: Any) -> None:
         """Draw one JPEG image of a video viewer, with its size, the rate pictures come at and their age."""
+        if self.player is not None and self.player.playing:  # H.264 on the card: the pictures just say it is live
+            self._last_picture = time.monotonic()
+            self.card.classes(remove="opacity-60")
+            self.state.text = "live"
+            return
         now = time.monotonic()
         self._last_picture = now
         recent = [t for t in self._arrivals if now - t < 2.0][-60:]
@@ -451,7 +473,7 @@ class Dashboard:
                 controls = partial(card_controls, self.arranging, board, task.id, self._rearranged) \
                     if self.arranging is not None and board is not None else None
                 self.widgets[task.id] = Widget(task, kind, send=send, driven_by=wired, w=card.w, h=card.h,
-                                               controls=controls, windows=self._windows)
+                                               controls=controls, windows=self._windows, deployment=self.dep)
                 if self.arranging is not None and board is not None:
                     draggable(self.widgets[task.id].card, self.arranging, board, task.id, dragging=self._dragging,
                               changed=self._rearranged)
