@@ -160,7 +160,7 @@ async def test_with_local_streams_off_every_frame_goes_through_the_broker(broker
     encode_value({"filter": "a/#", "lease": 2**200}),
 ], ids=["garbage", "nan", "inf", "negative", "bad-filter", "huge-filter", "wrong-type", "not-a-map", "bignum"])
 async def test_a_hostile_watch_message_is_counted_and_changes_nothing(broker, tmp_path, payload):
-    async with _fleet(broker, tmp_path) as (controller, hosts, topics), Bus(broker.url.geturl()) as probe:
+    async with _fleet(broker, tmp_path) as (_, hosts, topics), Bus(broker.url.geturl()) as probe:
         before = hosts[0].errors
         await probe.publish(topics.watch, payload, qos=1)
         await _until(lambda: hosts[0].errors > before)
