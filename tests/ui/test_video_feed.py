@@ -58,11 +58,11 @@ def test_the_codec_string_is_read_from_the_sps():
 
 @pytest.mark.parametrize(("payload", "why"), [
     (b"\xff\x00 not CBOR", "not a frame: "),
-    (encode_frame("text"), "not an encoded packet but str"),
-    (encode_frame({"codec": "h264", "data": b""}), "not an encoded packet but dict"),
-    (encode_frame({"codec": "vp9", "data": b"\x01", "keyframe": True}), "the stream is 'vp9', not H.264"),
-    (encode_frame({"codec": ["h264"] * 1000, "data": b"\x01"}), "the stream is \"['h264', 'h264'"),
-])
+    (encode_frame("text", ts=1), "not an encoded packet but str"),
+    (encode_frame({"codec": "h264", "data": b""}, ts=1), "not an encoded packet but dict"),
+    (encode_frame({"codec": "vp9", "data": b"\x01", "keyframe": True}, ts=1), "the stream is 'vp9', not H.264"),
+    (encode_frame({"codec": ["h264"] * 1000, "data": b"\x01"}, ts=1), "the stream is \"['h264', 'h264'"),
+], ids=["not-cbor", "text", "empty-packet", "vp9", "huge-codec"])  # fixed ids: every xdist worker collects the same
 def test_what_is_not_an_h264_packet_is_refused_in_one_line(payload, why):
     with pytest.raises(FeedError) as caught:
         browser_message(payload)
