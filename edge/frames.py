@@ -238,15 +238,54 @@ class _SpliceArrays(Exception):
 def _encode(obj: Any) -> bytes:
     try:
         try:
-            return cbor2.dumps(obj, default=_default_splicing)
+            payload = cbor2.dumps(obj, default=_default_splicing)
         except _SpliceArrays:
             parts: list[bytes | memoryview] = []
             _encode_parts(obj, parts)
-            return b"".join(parts)
+            payload = b"".join(parts)
     except FrameError:
         raise
     except (cbor2.CBOREncodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise FrameError(f"cannot encode as CBOR: {exc}") from exc
+    # every level starts with a byte of an array, map or tag head: only a payload with more such bytes than
+    # the limit can be nested deeper than it (counted at C speed; the walk is for the few that have them)
+    if len(payload) > MAX_DEPTH and _holds_containers(obj) and payload.translate(_HEADS).count(1) > MAX_DEPTH \
+            and _deeper_than(obj, MAX_DEPTH):
+        raise FrameError(f"cannot encode as CBOR: nested deeper than {MAX_DEPTH} levels, which no reader decodes "
+                         "(a task wrapping what it received, say)")
+    return payload
+
+
+_HEADS: Final = bytes(1 if 0x80 <= b <= 0xDB else 0 for b in range(256))  # array, map and tag head bytes
+_NESTED: Final = (list, tuple, dict)
+
+
+def _holds_containers(obj: Any) -> bool:
+    """Whether ``obj`` is, or (a map: a frame) has a value that is, a list or a map: a frame of one array or
+    a scalar cannot be nested too deep, and is not scanned."""
+    if isinstance(obj, dict):
+        return any(isinstance(value, _NESTED) for value in obj.values())
+    return isinstance(obj, _NESTED)
+
+
+def _deeper_than(obj: Any, limit: int) -> bool:
+    """Whether ``obj`` nests containers deeper than the decoder's ``limit`` (a numeric array counts 3:
+    its tag's array, the shape's and the typed array's)."""
+    np = _loaded_numpy()
+    arrays: tuple[type, ...] = (np.ndarray,) if np is not None else ()
+    nested = (list, tuple, dict, *arrays)
+    stack = [(obj, limit)]
+    while stack:
+        item, room = stack.pop()
+        if arrays and isinstance(item, arrays):
+            if room < 3:
+                return True
+            continue
+        if room < 1:
+            return True
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        stack.extend((child, room - 1) for child in children if isinstance(child, nested))
+    return False
 
 
 def _default(encoder: cbor2.CBOREncoder, obj: Any) -> None:

@@ -638,3 +638,34 @@ def test_a_lone_array_frame_with_a_ts_beyond_64_bits_is_refused(ts):
     payload = encode_frame(np.zeros(32 * 1024, np.uint8), ts=ts)
     with pytest.raises(FrameError, match="'ts' must be an integer of 64 bits"):
         decode_frame(payload)
+
+
+def test_what_the_encoder_sends_the_decoder_takes_nesting_included():
+    """A value nested deeper than the decoder takes (a task wrapping what it received, say) is refused when
+    sent, not by every reader: 64 levels in all, a numeric array counting 3."""
+    def nest(value: object, depth: int) -> object:
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    assert decode_value(encode_value(nest(1, 64))) == nest(1, 64)
+    with pytest.raises(FrameError, match="nested deeper than 64 levels"):
+        encode_value(nest(1, 65))
+    assert decode_frame(encode_frame(nest(1, 63), ts=TS)).value == nest(1, 63)  # the frame's map is a level
+    with pytest.raises(FrameError, match="nested deeper"):
+        encode_frame(nest(1, 64), ts=TS)
+    with pytest.raises(FrameError, match="nested deeper"):
+        encode_frame({"a": nest({"b": 1}, 63)}, ts=TS)
+    deep_array = nest(np.arange(3), 60)
+    assert np.array_equal(nest_leaf(decode_frame(encode_frame(deep_array, ts=TS)).value, 60), np.arange(3))
+    with pytest.raises(FrameError, match="nested deeper"):
+        encode_frame(nest(np.arange(3), 61), ts=TS)
+    # wide is not deep: many containers side by side pass
+    assert len(decode_frame(encode_frame([[i] for i in range(1000)], ts=TS)).value) == 1000
+
+
+def nest_leaf(value: object, depth: int) -> object:
+    for _ in range(depth):
+        assert isinstance(value, list)
+        value = value[0]
+    return value
