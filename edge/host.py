@@ -515,6 +515,8 @@ class Host:
         for key, assignment in wanted.items():
             current = self.instances.get(key)
             if current is not None and current.assignment.same_as(assignment):
+                if current.assignment.local != assignment.local:  # who else reads a stream changed: no restart
+                    await current.rewire(assignment)
                 if current.assignment.version != assignment.version:
                     current.assignment = assignment
                     self._publish_status(current)

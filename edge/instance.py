@@ -79,9 +79,10 @@ class Assignment:
         return (self.deployment, self.task)
 
     def same_as(self, other: Assignment) -> bool:
-        """Equal in all that matters to the running instance (the spec version alone is not)."""
-        return (self.type, self.config, self.sources, self.targets, self.wait, self.local) == (
-            other.type, other.config, other.sources, other.targets, other.wait, other.local)
+        """Equal in all that matters to the running instance (the spec version alone is not, nor which inputs
+        are fed in-process: :meth:`Instance.rewire` changes that without a restart)."""
+        return (self.type, self.config, self.sources, self.targets, self.wait) == (
+            other.type, other.config, other.sources, other.targets, other.wait)
 
 
 class Instance:
@@ -154,7 +155,7 @@ class Instance:
                                   queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
                                   hass=self._hass.slot(a.deployment, a.task) if self._hass is not None else None,
                                   queue_stall=self._queue_stall, wait=a.wait, local=self._local,
-                                  local_inputs=a.local)
+                                  local_inputs=self.assignment.local)  # rewire() may have changed it
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()
@@ -181,6 +182,13 @@ class Instance:
                 await task.close()
             self._set("stopped")
             return
+
+    async def rewire(self, assignment: Assignment) -> None:
+        """Take ``assignment`` (:meth:`Assignment.same_as` this one's) and feed the running task's inputs as
+        it says: in-process or from the broker (``edge.local``), without a restart."""
+        self.assignment = assignment
+        if self.task is not None:
+            await self.task.rewire(assignment.local)
 
     # -- the crash notice ------------------------------------------------------------------------
     def dismiss(self, before: int) -> bool:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -154,6 +155,7 @@ class PortMetrics:
 
 
 _SEQ_WINDOW = 1024  # how far back a redelivered frame is recognised as a copy
+REWIRE_QUIET = 5.0  # s after an input goes from in-process to the broker during which copies are not counted
 
 
 class _StreamOrder:
@@ -279,8 +281,9 @@ class Task:
         self.outputs = MappingProxyType(dict(ports.outputs))
         self.in_metrics = {port: PortMetrics() for port in self.inputs}
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
-        self._subs: list[Subscription] = []
-        self._detach: list[Callable[[], None]] = []  # in-process feeds of inputs (edge.local)
+        self._subs: dict[str, Subscription] = {}  # input port -> its subscription at the broker
+        self._detach: dict[str, Callable[[], None]] = {}  # input port -> the end of its in-process feed (edge.local)
+        self._quiet: dict[str, float] = {}  # input port -> until when copies of frames are not counted (rewire)
         self._inbox: Inbox[Any] | None = None
         self._seq = dict.fromkeys(self.outputs, 0)
         self._order: dict[str, _StreamOrder] = {}  # inputs fed by one producer's stream
@@ -445,12 +448,45 @@ class Task:
                 # so QoS 1 outputs arrive acknowledged (and wait in an agent's persistent session
                 # while it is away) and live QoS 0 streams cost nothing more. A lane that waits
                 # holds the subscription's QoS 1 messages unacknowledged while it is full.
-                hold = inbox[port].policy is Policy.WAIT
-                if ctx.local is not None and port in ctx.local_inputs and not hold:
-                    self._detach.append(ctx.local.attach(source, self.local_taker(inbox, port)))
-                    continue
-                self._subs.append(await ctx.bus.subscribe(source, qos=1, callback=self.taker(inbox, port), hold=hold))
+                if self._fed_in_process(port):
+                    assert ctx.local is not None
+                    self._detach[port] = ctx.local.attach(source, self.local_taker(inbox, port))
+                else:
+                    self._subs[port] = await self._subscribe(inbox, port, source)
         return self._inbox
+
+    def _fed_in_process(self, port: str) -> bool:
+        ctx = self._ctx()
+        assert self._inbox is not None
+        return ctx.local is not None and port in ctx.local_inputs and self._inbox[port].policy is not Policy.WAIT
+
+    async def _subscribe(self, inbox: Inbox[Any], port: str, source: str) -> Subscription:
+        hold = inbox[port].policy is Policy.WAIT
+        return await self._ctx().bus.subscribe(source, qos=1, callback=self.taker(inbox, port), hold=hold)
+
+    async def rewire(self, local_inputs: Iterable[str]) -> None:
+        """Feed the inputs in ``local_inputs`` in-process and the others from the broker, from now on, without a
+        restart (the agent's specs changed who else reads a stream: :mod:`edge.local`). To the broker: subscribed
+        before the in-process feed ends, the copies of the overlap dropped uncounted; to in-process: the
+        subscription ends first, so nothing comes out of order (a frame sent in between is a counted gap)."""
+        ctx = self._ctx()
+        ctx.local_inputs = frozenset(local_inputs) if ctx.local is not None else frozenset()
+        inbox = self._inbox
+        if inbox is None:
+            return
+        for port in self.inputs:
+            source = ctx.sources.get(port)
+            if source is None:
+                continue
+            local = self._fed_in_process(port)
+            if local and port in self._subs:
+                await self._subs.pop(port).aclose()
+                assert ctx.local is not None
+                self._detach[port] = ctx.local.attach(source, self.local_taker(inbox, port))
+            elif not local and port in self._detach:
+                self._subs[port] = await self._subscribe(inbox, port, source)
+                self._quiet[port] = time.monotonic() + REWIRE_QUIET
+                self._detach.pop(port)()
 
     def take_injected(self, port: str, message: Message) -> object:
         """A frame a controller injected into input ``port`` (``Topics.inject``, handed over by the agent):
@@ -512,7 +548,8 @@ class Task:
             else:
                 missing = order.see(seq, frame.ts)
                 if missing < 0:
-                    metrics.duplicates += 1
+                    if not self._quiet or time.monotonic() >= self._quiet.get(port, 0.0):
+                        metrics.duplicates += 1  # (not a copy of the overlap of a rewire: see rewire())
                     return None
                 metrics.gaps += missing
         metrics.frames += 1
@@ -628,10 +665,10 @@ class Task:
         """Release the inputs' subscriptions (the runtime calls this after ``run()`` ends)."""
         if self._inbox is not None:  # first, and at once: held frames must not outlive the task
             self._inbox.close()  # (acknowledged, as is whatever still comes before the unsubscribe)
-        for sub in self._subs:
+        for sub in self._subs.values():
             await sub.aclose()
         self._subs.clear()
-        for detach in self._detach:
+        for detach in self._detach.values():
             detach()
         self._detach.clear()
         self._inbox = None

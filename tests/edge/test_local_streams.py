@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -138,6 +139,41 @@ async def test_a_consumer_on_another_agent_reads_through_the_broker_and_moving_i
         _drain(big)
         await asyncio.sleep(0.3)
         assert big.queued == 0
+
+
+async def test_a_reader_on_another_agent_joining_and_leaving_rewires_the_local_one_without_a_restart(broker,
+                                                                                                      tmp_path):
+    big_topic = None
+
+    def spec(version: int, *, remote: bool) -> Any:
+        data = _spec("a1", version=version).to_dict()
+        if remote:
+            data["tasks"].append({"id": "far", "type": "keep", "agent": "a2"})
+            data["edges"].append({"from": "cam.big", "to": "far.big"})
+        return parse_spec(data)
+
+    async with _fleet(broker, tmp_path) as (controller, hosts, topics):
+        big_topic = topics.stream("loc", "cam", "big")
+        local = hosts[0].local
+        await controller.deploy(spec(1, remote=False))
+        await _until(lambda: len(Keep.got.get("loc/sink.big", [])) >= 10 and local.consumers(big_topic) == 1)
+        task = hosts[0].instances[("loc", "sink")].task
+        await controller.deploy(spec(2, remote=True))  # another agent reads it too: through the broker
+        await _until(lambda: len(Keep.got.get("loc/far.big", [])) >= 10 and local.consumers(big_topic) == 0)
+        assert not local.is_local(big_topic)
+        seen = len(Keep.got["loc/sink.big"])
+        await _until(lambda: len(Keep.got["loc/sink.big"]) >= seen + 10)
+        await controller.deploy(spec(3, remote=False))  # it leaves: in-process again
+        await _until(lambda: local.consumers(big_topic) == 1 and local.is_local(big_topic))
+        seen = len(Keep.got["loc/sink.big"])
+        await _until(lambda: len(Keep.got["loc/sink.big"]) >= seen + 10)
+        assert hosts[0].instances[("loc", "sink")].task is task  # never restarted
+        frames = Keep.got["loc/sink.big"]
+        assert all(b.seq > a.seq for a, b in itertools.pairwise(frames))  # in order, no copy
+        await _until(lambda: ("loc", "sink") in controller.fleet.statuses
+                     and controller.fleet.statuses[("loc", "sink")].version == 3)
+        sink = controller.fleet.statuses[("loc", "sink")].metrics.get("inputs", {}).get("big", {})
+        assert sink.get("duplicates", 0) == 0
 
 
 async def test_with_local_streams_off_every_frame_goes_through_the_broker(broker, tmp_path):
