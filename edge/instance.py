@@ -41,6 +41,7 @@ from edge.frames import now_ms
 from edge.hass import HassLink
 from edge.protocol import PROTOCOL_REVISION, Crash, TaskMetrics, TaskStatusMsg, ValidationError, problem
 from edge.task import Task, TaskContext
+from edge.topics import replica_key
 
 __all__ = ["Assignment", "Instance"]
 
@@ -70,15 +71,21 @@ class Assignment:
     inject: bool = False
     #: inputs the spec makes wait (TaskSpec.wait)
     wait: tuple[str, ...] = ()
+    #: which replica of its task this instance is (from 0), None for a task without replicas: its
+    #: inputs are then shared subscriptions, on a connection of its own (``Host``)
+    replica: int | None = None
+    #: inputs fed by a task with replicas (TaskContext.merged)
+    merged: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.deployment, self.task)
+        """``(deployment, task key)``: the task's id, or the replica's key (``worker.1``)."""
+        return (self.deployment, self.task if self.replica is None else replica_key(self.task, self.replica))
 
     def same_as(self, other: Assignment) -> bool:
         """Equal in all that matters to the running instance (the spec version alone is not)."""
-        return (self.type, self.config, self.sources, self.targets, self.wait) == (
-            other.type, other.config, other.sources, other.targets, other.wait)
+        return (self.type, self.config, self.sources, self.targets, self.wait, self.replica, self.merged) == (
+            other.type, other.config, other.sources, other.targets, other.wait, other.replica, other.merged)
 
 
 class Instance:
@@ -116,7 +123,7 @@ class Instance:
 
     @property
     def instance_id(self) -> str:
-        return f"{self.assignment.deployment}/{self.assignment.task}"
+        return "/".join(self.assignment.key)
 
     def _set(self, state: str, error: str | None = None) -> None:
         self.state = state
@@ -149,7 +156,7 @@ class Instance:
                                   max_payload=self._max_payload, queue_size=self._queue_size,
                                   queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
                                   hass=self._hass.slot(a.deployment, a.task) if self._hass is not None else None,
-                                  queue_stall=self._queue_stall, wait=a.wait)
+                                  queue_stall=self._queue_stall, wait=a.wait, merged=a.merged)
             task = self.task_type(config, context=context)
             self.task = task
             started = time.monotonic()

@@ -194,7 +194,7 @@ class TaskContext:
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
                  queue_age: float | None = None, files_dir: Path | None = None,
                  hass: HassSlot | None = None, queue_stall: float = WAIT_STALL,
-                 wait: Iterable[str] = ()) -> None:
+                 wait: Iterable[str] = (), merged: Iterable[str] = ()) -> None:
         self.bus = bus
         #: where the task's Home Assistant entity goes (:mod:`edge.hass`); None: the agent has no link
         self.hass = hass
@@ -216,6 +216,9 @@ class TaskContext:
         self.queue_stall = queue_stall
         #: inputs that wait whatever their port says (a deployment spec's ``wait``)
         self.wait = frozenset(wait)
+        #: inputs fed by several producers on one stream (the replicas of a task): their ``seq``
+        #: counters interleave, so no holes or copies are told from them
+        self.merged = frozenset(merged)
 
     @property
     def limits(self) -> Limits:
@@ -243,6 +246,9 @@ class Task:
     #: ports made from the config by rules the controller evaluates too (edge.ports)
     ports_from: ClassVar[tuple[PortRule, ...]] = ()
     Config: ClassVar[type[BaseModel]] = EmptyConfig
+    #: each frame's result depends on that frame (and the config) alone, never on frames before it:
+    #: a spec may then give a task of this type ``replicas`` (docs/deployments.md#replicas)
+    stateless: ClassVar[bool] = False
     #: Where :meth:`warn` logs.
     logger: ClassVar[logging.Logger] = log
     #: a line the agent shows as the running instance's ``error`` in its status while it holds
@@ -343,6 +349,8 @@ class Task:
         from edge.protocol import CatalogEntry  # not at import: it loads the spec model, which a task needs not
 
         rules: dict[str, Any] = {"ports_from": [rule.to_dict() for rule in cls.ports_from]} if cls.ports_from else {}
+        if cls.stateless:  # only then: catalogs of types without replicas stay as they were
+            rules["stateless"] = True
         if (reason := why_unavailable(cls, None)) is not None:
             rules["reason"] = reason
         return CatalogEntry(
@@ -432,7 +440,7 @@ class Task:
                 source = ctx.sources.get(port)
                 if source is None:
                     continue
-                if is_stream_topic(source):
+                if is_stream_topic(source) and port not in ctx.merged:
                     self._order[port] = _StreamOrder()
                 # QoS 1: the broker sends each frame at the lower of this and its publisher's QoS,
                 # so QoS 1 outputs arrive acknowledged (and wait in an agent's persistent session
