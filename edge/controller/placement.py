@@ -79,12 +79,12 @@ def _place_replicas(spec: DeploymentSpec, task: TaskSpec, fleet: Fleet, load: di
     eligible = [a.id for a in fleet.online if a.offers(task.type)]
     if not eligible:
         return task, f"task {task.id!r}: no online agent offers type {task.type!r}"
-    before: list[str | None] = [None] * task.replicas
     old = next((t for t in previous.tasks if t.id == task.id), None) if previous is not None else None
-    for i, (key, ran_on) in enumerate(old.instances() if old is not None else []):
-        if i < task.replicas:
-            status = fleet.statuses.get((spec.id, key))
-            before[i] = ran_on or (status.agent if status else None)
+    placed_before = dict(old.instances()) if old is not None else {}
+    before: list[str | None] = []
+    for key, _ in task.instances():  # where the spec had each replica, else where its status says it ran
+        status = fleet.statuses.get((spec.id, key))
+        before.append(placed_before.get(key) or (status.agent if status else None))
     chosen: list[str | None] = [None] * task.replicas
     for i, stay in enumerate(before):  # replicas stay where they ran, one per agent
         if stay is not None and stay in eligible and stay not in chosen:
