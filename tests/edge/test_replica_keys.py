@@ -89,3 +89,18 @@ def test_pinned_replicas_are_kept_and_checked():
     loaded = fleet("a1", "a2")
     loaded.deployments["d"] = parse_spec(spec(3, agents=["a1", "a2", "a1"]))
     assert loaded.load() == {"a1": 2, "a2": 1}
+
+
+def test_the_acl_lets_each_agent_write_the_status_of_its_replicas():
+    from edge.acl import generate_acl
+
+    deployed = parse_spec({"id": "d", "tasks": [{"id": "w", "type": "stamp", "replicas": 3,
+                                                  "agents": ["a1", "a2", "a1"]}],
+                           "edges": [{"from": "topic:jobs", "to": "w.in"}]})
+    text = generate_acl(namespace="ns", agents=["a1", "a2"], controllers=[], specs=[deployed])
+    a1, a2 = text.split("user a1\n")[1].split("user a2\n")
+    status = "topic write edge/v1/ns/deployments/d/status/"
+    assert [line for line in a1.splitlines() if line.startswith(status)] == [f"{status}w.0", f"{status}w.2"]
+    assert [line for line in a2.splitlines() if line.startswith(status)] == [f"{status}w.1"]
+    assert "topic read jobs" in a1 and "topic read jobs" in a2
+    assert "topic write edge/v1/ns/streams/d/w/#" in a2
