@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -35,6 +37,15 @@ def spec(ns: str, replicas: int, *, type_: str = "stamp", **extra) -> dict:
     return {"id": "rep", "tasks": [{"id": "w", "type": type_, "replicas": replicas, **extra},
                                    {"id": "tally", "type": "tally"}],
             "edges": [{"from": f"topic:{ns}/jobs", "to": "w.in"}, {"from": "w.out", "to": "tally.in"}]}
+
+
+async def edge_cli(env: dict[str, str], *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "edge", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def fleet_ready(controller, agents):
@@ -82,6 +93,16 @@ async def test_each_frame_goes_to_one_replica_and_out_on_one_stream(broker, tmp_
         assert sum(taken) == FRAMES and len(taken) == 3
         tally = controller.fleet.statuses[("rep", "tally")]
         assert tally.error is None
+        # edge ls: a row per replica, each with its agent; the deployment counts its instances
+        env = {**os.environ, "EDGE_BROKER": broker.url.geturl(), "EDGE_NAMESPACE": ns,
+               "EDGE_DATA_DIR": str(tmp_path / "cli")}
+        tasks_out = await edge_cli(env, "ls", "tasks")
+        rows = {line.split()[0]: line.split()[1:4] for line in tasks_out.splitlines()[1:]}
+        assert {k: v for k, v in rows.items() if k.startswith("rep/w")} == {
+            "rep/w.0": ["stamp", "a1", "running"], "rep/w.1": ["stamp", "a2", "running"],
+            "rep/w.2": ["stamp", "a1", "running"]}
+        deployments_out = await edge_cli(env, "ls", "deployments")
+        assert deployments_out.splitlines()[1].split()[:4] == ["rep", "1", "4", "4/4"]
         # removing the deployment removes every replica and its status
         assert await controller.remove("rep")
         await controller.fleet.wait_for(lambda f: not f.tasks_of("rep"), TIMEOUT)
