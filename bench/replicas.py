@@ -22,7 +22,8 @@ a table, the target (2 replicas >= 1.6x the frames/s of 1, nothing lost or dupli
                              [--json out.json]
 
 ``--json`` writes ``{"machine", "bench": "replicas", "broker", "seconds", "window", "rounds": [{"round",
-"replicas", "frames", "seconds", "frames_per_s", "lost", "duplicated", "bad"}], "summary": {replicas:
+"replicas", "frames", "seconds", "frames_per_s", "lost", "duplicated", "bad", "split": {"key@agent": frames
+taken}}], "summary": {replicas:
 {"frames_per_s", "lost", "duplicated"}}, "ratio", "targets"}``.
 """
 
@@ -161,6 +162,22 @@ async def deploy(controller: Any, dep: str, replicas: int, source: str) -> None:
                                                   for k in keys), 30)
 
 
+async def split(controller: Any, dep: str, answered: int) -> dict[str, int]:
+    """Frames each instance took (its agent's metrics, asked for until they add up to the ``answered``
+    frames, at most 5 times), by task key and agent: how the broker shared them out."""
+    taken: dict[str, int] = {}
+    for _ in range(5):
+        await controller.fleet.fresh_metrics()
+        taken = {}
+        for status in controller.fleet.tasks_of(dep):
+            frames = status.metrics.get("inputs", {}).get("value", {}).get("frames")
+            if isinstance(frames, int):
+                taken[f"{status.task}@{status.agent}"] = frames
+        if sum(taken.values()) >= answered:
+            break
+    return taken
+
+
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from edge.broker import EmbeddedBroker, MosquittoBroker
     from edge.bus import Bus
@@ -195,12 +212,13 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     try:
                         result = await measure(bus, source=source, stream=controller.topics.stream(dep, "burn", "out"),
                                                seconds=args.seconds, window=args.window)
+                        result["split"] = await split(controller, dep, result["sent"] - result["lost"])
                     finally:
                         await controller.remove(dep)
                         await controller.fleet.wait_for(lambda f, d=dep: not f.tasks_of(d), 30)
                     rounds.append({"round": rnd, "replicas": replicas, **result})
                     print(f"round {rnd} replicas {replicas}: {result['frames_per_s']} frames/s, lost {result['lost']}, "
-                          f"duplicated {result['duplicated']}", file=sys.stderr, flush=True)
+                          f"duplicated {result['duplicated']}, taken {result['split']}", file=sys.stderr, flush=True)
     return rounds
 
 
