@@ -167,6 +167,7 @@ class TimestampUpdater(BuiltinTask):
     """
 
     category = "timing"
+    stateless = True  # each frame on its own: a spec may give it replicas
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
