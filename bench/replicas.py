@@ -2,7 +2,7 @@
 
 One run, one broker (Mosquitto, or the embedded one with ``--broker embedded``) started here on
 a free loopback port, two ``edge agent --tasks bench/replica_task.py`` processes (``bench-a1``,
-``bench-a2``) and a controller in this process. Each round deploys ``burn`` (about 10 ms of
+``bench-a2``) and a controller in this process. Each round deploys ``burn`` (about 12 ms of
 SHA-256 per frame, ``bench/replica_task.py``) with ``replicas: 1`` and then with ``replicas: 2``
 (the controller places the two on the two agents), fed from ``topic:.../in``, and measures:
 
@@ -18,12 +18,12 @@ interleave 1 and 2 replicas so both see the same machine; medians are reported. 
 a table, the target (2 replicas >= 1.6x the frames/s of 1, nothing lost or duplicated) and, last,
 ``ratio X``::
 
-    python bench/replicas.py [--rounds 3] [--seconds 3] [--window 16] [--broker mosquitto|embedded]
+    python bench/replicas.py [--rounds 3] [--seconds 3] [--window 8] [--broker mosquitto|embedded]
                              [--json out.json]
 
 ``--json`` writes ``{"machine", "bench": "replicas", "broker", "seconds", "window", "rounds": [{"round",
 "replicas", "frames", "seconds", "frames_per_s", "lost", "duplicated", "bad", "split": {"key@agent": frames
-taken}}], "summary": {replicas:
+taken}, "load_cpu_ms_per_frame": CPU of this process (load generator and controller) per frame}], "summary": {replicas:
 {"frames_per_s", "lost", "duplicated"}}, "ratio", "targets"}``.
 """
 
@@ -123,7 +123,7 @@ async def measure(bus: Any, *, source: str, stream: str, seconds: float, window:
             while len(answered) < window:
                 arrived.clear()
                 await arrived.wait()
-        start_count, start = len(answered), loop.time()
+        start_count, start, cpu = len(answered), loop.time(), time.process_time()
         deadline = start + seconds
         stalled = False
         while loop.time() < deadline:
@@ -137,6 +137,7 @@ async def measure(bus: Any, *, source: str, stream: str, seconds: float, window:
                 break
         elapsed = loop.time() - start
         done = len(answered) - start_count
+        load_cpu = time.process_time() - cpu
         with contextlib.suppress(TimeoutError):  # the frames still in flight: answered, or lost
             async with asyncio.timeout(DRAIN_TIMEOUT):
                 while len(answered) < sent:
@@ -148,7 +149,8 @@ async def measure(bus: Any, *, source: str, stream: str, seconds: float, window:
     bad += sum(digests[n] != expected_digest(n) for n in sorted(digests)[::step])
     return {"frames": done, "seconds": round(elapsed, 3), "frames_per_s": round(done / elapsed, 1) if elapsed else 0,
             "sent": sent, "lost": sent - len(answered), "duplicated": sum(answered.values()) - len(answered),
-            "bad": bad, "stalled": stalled}
+            "bad": bad, "stalled": stalled,
+            "load_cpu_ms_per_frame": round(load_cpu * 1000 / done, 3) if done else None}
 
 
 async def deploy(controller: Any, dep: str, replicas: int, source: str) -> None:
@@ -236,7 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measured run")
-    parser.add_argument("--window", type=int, default=16, help="frames in flight")
+    parser.add_argument("--window", type=int, default=8, help="frames in flight")
     parser.add_argument("--broker", choices=("mosquitto", "embedded"), default="mosquitto")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
