@@ -2,29 +2,33 @@
 
 One run, one broker (Mosquitto, or the embedded one with ``--broker embedded``) started here on
 a free loopback port, two ``edge agent --tasks bench/replica_task.py`` processes (``bench-a1``,
-``bench-a2``) and a controller in this process. Each round deploys ``burn`` (about 12 ms of
-SHA-256 per frame, ``bench/replica_task.py``) with ``replicas: 1`` and then with ``replicas: 2``
-(the controller places the two on the two agents), fed from ``topic:.../in``, and measures:
+``bench-a2``) and a controller in this process. Two deployments of ``burn`` (about 12 ms of
+SHA-256 per frame, ``bench/replica_task.py``), one with ``replicas: 1``, one with ``replicas: 2``
+(the controller places the two on the two agents), each fed from a ``topic:.../in`` of its own,
+run side by side for the whole run and are measured **in turns** (``--rounds`` turns of
+``--seconds`` each, 1 replica then 2): whatever else the machine does meanwhile falls on both
+alike. Each turn measures:
 
 * **frames/s**: frames processed per second, closed loop: the load keeps ``--window`` frames in
   flight (sent, no answer yet), each ``{"n": i}`` published at QoS 1, and counts the answers on the
   task's one output stream for ``--seconds`` after a warm-up of one window;
-* **lost**: frames sent and never answered (waited for up to 10 s after the run);
+* **lost**: frames sent and never answered (waited for up to 10 s after the turn);
 * **duplicated**: answers beyond the first for one frame (a frame two replicas both took).
 
-Every answer is checked (its ``n`` is one that was sent), and after each run the digests of up to
-100 answers, evenly spread, are recomputed (each costs what a frame costs the task). Rounds
-interleave 1 and 2 replicas so both see the same machine; medians are reported. Prints ``# <machine>``,
-a table, the target (2 replicas >= 1.6x the frames/s of 1, nothing lost or duplicated) and, last,
-``ratio X``::
+Every answer is checked (its ``n`` is one that was sent), and after each turn the digests of up
+to 100 answers, evenly spread, are recomputed (each costs what a frame costs the task). The
+summary gives frames/s over all turns (their frames over their seconds) and the median turn, and
+how many frames each replica took (its metrics). Prints ``# <machine>``, a table, the target (2
+replicas >= 1.6x the frames/s of 1, nothing lost or duplicated) and, last, ``ratio X``::
 
-    python bench/replicas.py [--rounds 3] [--seconds 3] [--window 8] [--broker mosquitto|embedded]
+    python bench/replicas.py [--rounds 10] [--seconds 2] [--window 8] [--broker mosquitto|embedded]
                              [--json out.json]
 
 ``--json`` writes ``{"machine", "bench": "replicas", "broker", "seconds", "window", "rounds": [{"round",
-"replicas", "frames", "seconds", "frames_per_s", "lost", "duplicated", "bad", "split": {"key@agent": frames
-taken}, "load_cpu_ms_per_frame": CPU of this process (load generator and controller) per frame}], "summary": {replicas:
-{"frames_per_s", "lost", "duplicated"}}, "ratio", "targets"}``.
+"replicas", "frames", "seconds", "frames_per_s", "sent", "lost", "duplicated", "bad", "stalled",
+"load_cpu_ms_per_frame"}], "summary": {replicas: {"frames_per_s", "median_turn", "lost", "duplicated",
+"bad", "taken": {"key@agent": frames}}}, "ratio", "targets"}``; ``load_cpu_ms_per_frame`` is the CPU
+of this process (load generator and controller) per frame.
 """
 
 from __future__ import annotations
@@ -180,7 +184,7 @@ async def split(controller: Any, dep: str, answered: int) -> dict[str, int]:
     return taken
 
 
-async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+async def run(args: argparse.Namespace, splits: dict[int, dict[str, int]]) -> list[dict[str, Any]]:
     from edge.broker import EmbeddedBroker, MosquittoBroker
     from edge.bus import Bus
     from edge.controller import Controller
@@ -207,37 +211,45 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             except TimeoutError:
                 tails = "\n".join(f"--- {log}:\n{log.read_text()[-2000:]}" for log in logs)
                 raise SystemExit(f"the agents did not offer burn within 60 s\n{tails}") from None
-            for rnd in range(1, args.rounds + 1):
-                for replicas in (1, 2):
-                    dep, source = f"burn{rnd}x{replicas}", f"bench/replicas/{ns}/{rnd}/{replicas}/in"
-                    await deploy(controller, dep, replicas, source)
-                    try:
+            # both deployed for the whole run, measured in turns: whatever else the machine does meanwhile
+            # falls on both alike (a run of each in a row would compare two moments of a shared machine)
+            deps = {replicas: (f"burn{replicas}", f"bench/replicas/{ns}/{replicas}/in") for replicas in (1, 2)}
+            for replicas, (dep, source) in deps.items():
+                await deploy(controller, dep, replicas, source)
+            try:
+                for rnd in range(1, args.rounds + 1):
+                    for replicas, (dep, source) in deps.items():
                         result = await measure(bus, source=source, stream=controller.topics.stream(dep, "burn", "out"),
                                                seconds=args.seconds, window=args.window)
-                        result["split"] = await split(controller, dep, result["sent"] - result["lost"])
-                    finally:
-                        await controller.remove(dep)
-                        await controller.fleet.wait_for(lambda f, d=dep: not f.tasks_of(d), 30)
-                    rounds.append({"round": rnd, "replicas": replicas, **result})
-                    print(f"round {rnd} replicas {replicas}: {result['frames_per_s']} frames/s, lost {result['lost']}, "
-                          f"duplicated {result['duplicated']}, taken {result['split']}", file=sys.stderr, flush=True)
+                        rounds.append({"round": rnd, "replicas": replicas, **result})
+                        print(f"round {rnd} replicas {replicas}: {result['frames_per_s']} frames/s, lost "
+                              f"{result['lost']}, duplicated {result['duplicated']}", file=sys.stderr, flush=True)
+                for replicas, (dep, _) in deps.items():
+                    answered = sum(r["sent"] - r["lost"] for r in rounds if r["replicas"] == replicas)
+                    splits[replicas] = await split(controller, dep, answered)
+            finally:
+                for dep, _ in deps.values():
+                    await controller.remove(dep)
     return rounds
 
 
-def summarize(rounds: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def summarize(rounds: list[dict[str, Any]], splits: dict[int, dict[str, int]]) -> dict[int, dict[str, Any]]:
+    """Per replica count: frames/s over all its turns (frames / seconds), the median turn, the counts."""
     summary: dict[int, dict[str, Any]] = {}
     for replicas in (1, 2):
         mine = [r for r in rounds if r["replicas"] == replicas]
-        summary[replicas] = {"frames_per_s": statistics.median(r["frames_per_s"] for r in mine),
+        seconds = sum(r["seconds"] for r in mine)
+        summary[replicas] = {"frames_per_s": round(sum(r["frames"] for r in mine) / seconds, 1) if seconds else 0.0,
+                             "median_turn": statistics.median(r["frames_per_s"] for r in mine),
                              "lost": sum(r["lost"] for r in mine), "duplicated": sum(r["duplicated"] for r in mine),
-                             "bad": sum(r["bad"] for r in mine)}
+                             "bad": sum(r["bad"] for r in mine), "taken": splits.get(replicas, {})}
     return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measured run")
+    parser.add_argument("--rounds", type=int, default=10, help="turns of each (1 replica, then 2)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="duration of each measured turn")
     parser.add_argument("--window", type=int, default=8, help="frames in flight")
     parser.add_argument("--broker", choices=("mosquitto", "embedded"), default="mosquitto")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -246,18 +258,21 @@ def main() -> None:
         parser.error("--rounds and --window must be at least 1, --seconds above 0")
     info = machine_info()
     started = time.monotonic()
-    rounds = asyncio.run(run(args))
-    summary = summarize(rounds)
+    splits: dict[int, dict[str, int]] = {}
+    rounds = asyncio.run(run(args, splits))
+    summary = summarize(rounds, splits)
     one, two = summary[1]["frames_per_s"], summary[2]["frames_per_s"]
     ratio = round(two / one, 2) if one else None
     clean = all(s["lost"] == 0 and s["duplicated"] == 0 and s["bad"] == 0 for s in summary.values())
     met = ratio is not None and ratio >= TARGET_RATIO and clean
     print(machine_line(info))
-    print(f"# broker {args.broker}; {ROUNDS} SHA-256 per frame; window {args.window}; {args.rounds} round(s) of "
-          f"{args.seconds:g} s; {time.monotonic() - started:.0f} s in all")
-    print(f"{'replicas':>8}{'frames/s':>10}{'lost':>6}{'dup':>6}{'bad':>6}")
+    print(f"# broker {args.broker}; {ROUNDS} SHA-256 per frame; window {args.window}; {args.rounds} turn(s) of "
+          f"{args.seconds:g} s each; {time.monotonic() - started:.0f} s in all")
+    print(f"{'replicas':>8}{'frames/s':>10}{'median':>8}{'lost':>6}{'dup':>6}{'bad':>6}  frames taken")
     for replicas, row in summary.items():
-        print(f"{replicas:>8}{row['frames_per_s']:>10.1f}{row['lost']:>6}{row['duplicated']:>6}{row['bad']:>6}")
+        taken = ", ".join(f"{k} {v}" for k, v in sorted(row["taken"].items()))
+        print(f"{replicas:>8}{row['frames_per_s']:>10.1f}{row['median_turn']:>8.1f}{row['lost']:>6}"
+              f"{row['duplicated']:>6}{row['bad']:>6}  {taken}")
     print(f"# target: 2 replicas >= {TARGET_RATIO}x the frames/s of 1, nothing lost or duplicated: "
           f"{'met' if met else 'NOT met'}")
     print(f"ratio {ratio if ratio is not None else '-'}")
