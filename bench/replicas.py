@@ -15,6 +15,10 @@ alike. Each turn measures:
 * **lost**: frames sent and never answered (waited for up to 10 s after the turn);
 * **duplicated**: answers beyond the first for one frame (a frame two replicas both took).
 
+After the two, each turn runs ``burn`` in a loop in 1, then 2, plain Python processes for
+``--seconds`` (no broker, no framework): the ratio the machine itself gives 2 processes over 1
+right then, the ceiling of the replicas' ratio on a machine shared with other work.
+
 Every answer is checked (its ``n`` is one that was sent), and after each turn the digests of up
 to 100 answers, evenly spread, are recomputed (each costs what a frame costs the task). The
 summary gives frames/s over all turns (their frames over their seconds) and the median turn, and
@@ -27,8 +31,9 @@ replicas >= 1.6x the frames/s of 1, nothing lost or duplicated) and, last, ``rat
 ``--json`` writes ``{"machine", "bench": "replicas", "broker", "seconds", "window", "rounds": [{"round",
 "replicas", "frames", "seconds", "frames_per_s", "sent", "lost", "duplicated", "bad", "stalled",
 "load_cpu_ms_per_frame"}], "summary": {replicas: {"frames_per_s", "median_turn", "lost", "duplicated",
-"bad", "taken": {"key@agent": frames}}}, "ratio", "targets"}``; ``load_cpu_ms_per_frame`` is the CPU
-of this process (load generator and controller) per frame.
+"bad", "taken": {"key@agent": frames}}}, "ratio", "plain": {processes: frames/s}, "plain_ratio", "targets"}``
+(a plain turn's entry has ``"plain": processes`` where a replicas turn's has ``"replicas"``);
+``load_cpu_ms_per_frame`` is the CPU of this process (load generator and controller) per frame.
 """
 
 from __future__ import annotations
@@ -157,6 +162,27 @@ async def measure(bus: Any, *, source: str, stream: str, seconds: float, window:
             "load_cpu_ms_per_frame": round(load_cpu * 1000 / done, 3) if done else None}
 
 
+PLAIN = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from replica_task import burn
+end, n = time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    burn({"n": n})
+    n += 1
+print(n)
+"""
+
+
+async def plain(processes: int, seconds: float) -> dict[str, Any]:
+    """The machine's own figure: ``burn`` called in a loop by ``processes`` plain Python processes at once
+    for ``seconds`` (no broker, no framework): what 1 and 2 processes get of this machine right now."""
+    procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", PLAIN, str(HERE), str(seconds),
+                                                  stdout=asyncio.subprocess.PIPE) for _ in range(processes)]
+    counts = [int((await proc.communicate())[0]) for proc in procs]
+    return {"frames": sum(counts), "seconds": seconds, "frames_per_s": round(sum(counts) / seconds, 1)}
+
+
 async def deploy(controller: Any, dep: str, replicas: int, source: str) -> None:
     from edge.graph import parse_spec
 
@@ -224,6 +250,11 @@ async def run(args: argparse.Namespace, splits: dict[int, dict[str, int]]) -> li
                         rounds.append({"round": rnd, "replicas": replicas, **result})
                         print(f"round {rnd} replicas {replicas}: {result['frames_per_s']} frames/s, lost "
                               f"{result['lost']}, duplicated {result['duplicated']}", file=sys.stderr, flush=True)
+                    for processes in (1, 2):
+                        baseline = await plain(processes, args.seconds)
+                        rounds.append({"round": rnd, "plain": processes, **baseline})
+                        print(f"round {rnd} plain {processes}: {baseline['frames_per_s']} frames/s", file=sys.stderr,
+                              flush=True)
                 for replicas, (dep, _) in deps.items():
                     answered = sum(r["sent"] - r["lost"] for r in rounds if r["replicas"] == replicas)
                     splits[replicas] = await split(controller, dep, answered)
@@ -237,13 +268,23 @@ def summarize(rounds: list[dict[str, Any]], splits: dict[int, dict[str, int]]) -
     """Per replica count: frames/s over all its turns (frames / seconds), the median turn, the counts."""
     summary: dict[int, dict[str, Any]] = {}
     for replicas in (1, 2):
-        mine = [r for r in rounds if r["replicas"] == replicas]
+        mine = [r for r in rounds if r.get("replicas") == replicas]
         seconds = sum(r["seconds"] for r in mine)
         summary[replicas] = {"frames_per_s": round(sum(r["frames"] for r in mine) / seconds, 1) if seconds else 0.0,
                              "median_turn": statistics.median(r["frames_per_s"] for r in mine),
                              "lost": sum(r["lost"] for r in mine), "duplicated": sum(r["duplicated"] for r in mine),
                              "bad": sum(r["bad"] for r in mine), "taken": splits.get(replicas, {})}
     return summary
+
+
+def plain_summary(rounds: list[dict[str, Any]]) -> dict[int, float]:
+    """Frames/s of 1 and 2 plain processes over all their turns."""
+    found: dict[int, float] = {}
+    for processes in (1, 2):
+        mine = [r for r in rounds if r.get("plain") == processes]
+        seconds = sum(r["seconds"] for r in mine)
+        found[processes] = round(sum(r["frames"] for r in mine) / seconds, 1) if seconds else 0.0
+    return found
 
 
 def main() -> None:
@@ -273,6 +314,10 @@ def main() -> None:
         taken = ", ".join(f"{k} {v}" for k, v in sorted(row["taken"].items()))
         print(f"{replicas:>8}{row['frames_per_s']:>10.1f}{row['median_turn']:>8.1f}{row['lost']:>6}"
               f"{row['duplicated']:>6}{row['bad']:>6}  {taken}")
+    machine = plain_summary(rounds)
+    machine_ratio = round(machine[2] / machine[1], 2) if machine[1] else None
+    print(f"# plain processes, same turns: 1 -> {machine[1]:.1f} frames/s, 2 -> {machine[2]:.1f} frames/s: the "
+          f"machine gave 2 processes {machine_ratio}x of 1")
     print(f"# target: 2 replicas >= {TARGET_RATIO}x the frames/s of 1, nothing lost or duplicated: "
           f"{'met' if met else 'NOT met'}")
     print(f"ratio {ratio if ratio is not None else '-'}")
@@ -280,6 +325,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "machine": info, "bench": "replicas", "broker": args.broker, "seconds": args.seconds,
             "window": args.window, "rounds": rounds, "summary": summary, "ratio": ratio,
+            "plain": machine, "plain_ratio": machine_ratio,
             "targets": {"replicas_ratio": {"value": ratio, "target": TARGET_RATIO, "op": ">=", "met": met}}},
             indent=1))
 
