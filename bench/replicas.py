@@ -256,7 +256,7 @@ async def run(args: argparse.Namespace, splits: dict[int, dict[str, int]]) -> li
                         print(f"round {rnd} plain {processes}: {baseline['frames_per_s']} frames/s", file=sys.stderr,
                               flush=True)
                 for replicas, (dep, _) in deps.items():
-                    answered = sum(r["sent"] - r["lost"] for r in rounds if r["replicas"] == replicas)
+                    answered = sum(r["sent"] - r["lost"] for r in rounds if r.get("replicas") == replicas)
                     splits[replicas] = await split(controller, dep, answered)
             finally:
                 for dep, _ in deps.values():
