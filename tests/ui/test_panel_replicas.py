@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import UI_TASKS, agents, panel, until
+from conftest import UI_TASKS, agents, new_deployment, panel, until
 from nicegui import ElementFilter
 
 from edge.controller.views import TaskView
@@ -79,3 +79,26 @@ def test_a_node_with_replicas_says_each_replicas_state_and_the_worst_tone():
     assert (bad.text, bad.tone) == ("x2: running, failed · failed: boom", "error")
     starting = replicas_status([view("w.0", "starting"), view("w.1", "running")], value)
     assert (starting.text, starting.tone) == ("x2: starting, running · starting", "warn")
+
+
+async def test_the_editor_sets_replicas_of_a_stateless_task_only(user, panel_settings, tmp_path):
+    async with agents(panel_settings, tmp_path, "a1", sources=(UI_TASKS, REPLICA_TASKS)):
+        await until(lambda: "stamp" in panel().fleet.types(), "types")
+        await new_deployment(user, "ed")
+        for type_name, label in (("stamp", "Stamp"), ("numbers", "Numbers")):
+            user.find(marker="add-type").click()
+            user.find(f"{label} ({type_name})").click()
+            user.find(marker="add").click()
+        graph = element(user, "graph")
+        user.find(marker="graph").trigger("select", {"kind": "node", "id": "stamp1"})
+        field = element(user, "replicas")
+        for hostile in (0, 65, 2.5, None):  # not a whole number from 1 to 64: ignored
+            field.set_value(hostile)
+        assert panel().drafts["ed"].task("stamp1").replicas == 1
+        field.set_value(3)
+        await until(lambda: panel().drafts["ed"].task("stamp1").replicas == 3, "3 replicas in the draft")
+        await until(lambda: next(n for n in graph.nodes if n["id"] == "stamp1")["subtitle"] == "stamp x3 · any agents",
+                    "x3 on the node")
+        user.find(marker="graph").trigger("select", {"kind": "node", "id": "numbers1"})  # not stateless: no field
+        await user.should_see("task numbers1")
+        await user.should_not_see(marker="replicas")
