@@ -182,6 +182,8 @@ class TaskSpec(BaseModel):
 
     @model_validator(mode="after")
     def _replicas(self) -> TaskSpec:
+        if self.agents is not None and self.agent is not None:
+            raise ValueError("give agent (every replica runs there) or agents (one per replica), not both")
         if self.agents is not None and len(self.agents) != self.replicas:
             raise ValueError(f"agents lists {len(self.agents)} agent(s) for {self.replicas} replica(s): "
                              "one per replica")

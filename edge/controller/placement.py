@@ -36,7 +36,7 @@ def place(spec: DeploymentSpec, fleet: Fleet) -> tuple[DeploymentSpec, list[str]
                     load[ran_on] = load.get(ran_on, 1) - 1
     tasks = []
     for task in spec.tasks:
-        if task.replicas > 1 and task.agent is None:
+        if (task.replicas > 1 or task.agents is not None) and task.agent is None:
             placed, problem = _place_replicas(spec, task, fleet, load, previous)
             if problem:
                 problems.append(problem)

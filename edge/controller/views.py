@@ -161,7 +161,7 @@ def task_view(fleet: Fleet, deployment: str, task: TaskSpec, *, now: int | None 
 
     ``heard`` (from one pass over the statuses) saves that pass when many tasks are shown at once."""
     now = now_ms() if now is None else now
-    key, placed = task.instances()[replica] if replica is not None else (task.id, task.agent)
+    key, placed = task.instances()[replica or 0]
     status = fleet.statuses.get((deployment, key))
     agent_id = placed or (status.agent if status is not None else None)
     agent = fleet.agents.get(agent_id) if agent_id is not None else None

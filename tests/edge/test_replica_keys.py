@@ -7,7 +7,7 @@ import pytest
 from edge.bus import Bus
 from edge.controller.fleet import AgentInfo, Fleet, TaskStatus
 from edge.controller.placement import place
-from edge.errors import IdError, TopicError
+from edge.errors import IdError, SpecError, TopicError
 from edge.graph import parse_spec
 from edge.protocol import DismissRequest, TaskMetricsEntry
 from edge.topics import TopicKind, Topics, replica_key, split_task_key
@@ -104,3 +104,10 @@ def test_the_acl_lets_each_agent_write_the_status_of_its_replicas():
     assert [line for line in a2.splitlines() if line.startswith(status)] == [f"{status}w.1"]
     assert "topic read jobs" in a1 and "topic read jobs" in a2
     assert "topic write edge/v1/ns/streams/d/w/#" in a2
+
+
+def test_agent_and_agents_are_not_both_given_and_one_pinned_replica_stays_pinned():
+    with pytest.raises(SpecError, match="not both"):
+        parse_spec(spec(2, agent="a1", agents=["a1", "a2"]))
+    placed, problems = place(parse_spec(spec(1, agents=["a2"])), fleet("a1", "a2"))
+    assert problems == [] and placed.task("w").instances() == [("w", "a2")]
