@@ -127,6 +127,7 @@ async def test_timestamp_updater(broker):
 
 def test_configs_are_checked():
     for task_type, bad in [(TimeBuffer, {"delay_ms": -1}), (TimeBuffer, {"reference": "wall"}),
+                           (TimeBuffer, {"order": "random"}), (TimeBuffer, {"order": 1}),
                            (TimestampUpdater, {"offset_ms": 10**12}), (Synchronizer, {"timeout_ms": 0})]:
         with pytest.raises(ConfigError):
             task_type.validate_config(bad)
