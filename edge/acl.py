@@ -45,9 +45,10 @@ def _agent_rules(agent: str, topics: Topics, specs: Iterable[DeploymentSpec]) ->
              f"topic write {topics.all_replies}"]
     for spec in specs:
         for task in spec.tasks:
-            if task.agent != agent:
+            keys = [key for key, placed in task.instances() if placed == agent]  # each replica's status
+            if not keys:
                 continue
-            rules.append(f"topic write {topics.task_status(spec.id, task.id)}")
+            rules += [f"topic write {topics.task_status(spec.id, key)}" for key in keys]
             rules.append(f"topic write {topics.task_streams(spec.id, task.id)}")
             for edge in spec.edges:
                 if edge.source.task == task.id and edge.target.topic is not None:

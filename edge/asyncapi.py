@@ -163,7 +163,9 @@ def _channels() -> tuple[Channel, ...]:
                 receive_qos=0),
         Channel("taskStatus", address(topics.task_status, "deployment_id", "task_id"),
                 "The retained status of one task, published by the agent running it on every change (an empty "
-                "payload: the task left its deployment).", (STATUS,), True, 1, ("agent",), ("controller",)),
+                "payload: the task left its deployment). A task with replicas has one status per replica: the "
+                "last level is then {task_id}.{n}, n from 0 (docs/deployments.md#replicas).", (STATUS,), True, 1,
+                ("agent",), ("controller",)),
         Channel("stream", address(topics.stream, "deployment_id", "task_id", "port"),
                 "The frames of one task output; never retained (QoS 0 for live streams, 1 for outputs that must "
                 "survive an outage); inputs subscribe at QoS 1, in the agent's persistent session.", (FRAME,), False,

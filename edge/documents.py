@@ -29,6 +29,7 @@ from edge.protocol import (
     Json,
     JsonMap,
     Name,
+    TaskKey,
     TaskState,
     Text,
     _Message,
@@ -137,7 +138,7 @@ class DeploymentRow(_Message):
     id: Id
     version: Int | None = Field(description="null: only a refused spec is on the broker")
     label: Text
-    tasks: Int
+    tasks: Int = Field(description="task instances: each replica of a task counts")
     running: Int
     notes: Annotated[list[Text], Field(max_length=MAX_KEYS)] = Field(
         description="as the table: '2 agent offline', '1 failing'…")
@@ -152,7 +153,7 @@ class TaskRow(_Message):
     """A task instance, as the panel shows it."""
 
     deployment: Id
-    task: Id
+    task: TaskKey = Field(description="the task's id, or a replica's key: worker.1")
     type: Name
     agent: Name | None
     state: Name = Field(description="running, pending, agent offline…")

@@ -45,7 +45,7 @@ class FnTask(Generic[P, R]):
     task_type: type[FnTaskBase]
 
     def __init__(self, fn: Callable[P, R], *, label: str | None = None, thread_safe: bool = False,
-                 name: str | None = None, category: str | None = None) -> None:
+                 name: str | None = None, category: str | None = None, stateless: bool = False) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         type_name = validate_id(name if name is not None else getattr(fn, "__name__", ""), "task type")
@@ -63,6 +63,8 @@ class FnTask(Generic[P, R]):
             namespace["label"] = label
         if category:
             namespace["category"] = category
+        if stateless:
+            namespace["stateless"] = True
         class_name = signature.Config.__name__.removesuffix("Config") + "Task"
         self.task_type = types.new_class(class_name, (FnTaskBase,), exec_body=lambda ns: ns.update(namespace))
 
@@ -102,20 +104,23 @@ def fn_task(fn: Callable[P, R], /) -> FnTask[P, R]: ...
 
 @overload
 def fn_task(*, label: str | None = None, thread_safe: bool = False,
-            name: str | None = None, category: str | None = None) -> Callable[[Callable[P, R]], FnTask[P, R]]: ...
+            name: str | None = None, category: str | None = None,
+            stateless: bool = False) -> Callable[[Callable[P, R]], FnTask[P, R]]: ...
 
 
 def fn_task(fn: Callable[P, R] | None = None, /, *, label: str | None = None, thread_safe: bool = False,
-            name: str | None = None, category: str | None = None,
+            name: str | None = None, category: str | None = None, stateless: bool = False,
             ) -> FnTask[P, R] | Callable[[Callable[P, R]], FnTask[P, R]]:
     """Make ``fn`` a task type: ``@fn_task()``, ``@fn_task``, or ``@fn_task(label=..., thread_safe=True)``.
 
     ``name`` is the type name in catalogs and specs (default: the function's name), ``label`` its
     display name, ``category`` the group the panel lists it under, ``thread_safe`` runs a synchronous
-    function in a worker thread (calls are still one at a time). Mistakes in the signature are a
+    function in a worker thread (calls are still one at a time), ``stateless`` says each result
+    depends on its call's arguments alone, so a spec may give the task replicas. Mistakes in the signature are a
     :class:`TypeError` here, at decoration.
     """
     def decorate(function: Callable[P, R]) -> FnTask[P, R]:
-        return FnTask(function, label=label, thread_safe=thread_safe, name=name, category=category)
+        return FnTask(function, label=label, thread_safe=thread_safe, name=name, category=category,
+                      stateless=stateless)
 
     return decorate if fn is None else decorate(fn)

@@ -27,6 +27,14 @@ secret (password, token, stream_key, …) must hold a secret reference, not the 
 
 Every output of every task publishes on ``{root}/streams/{deployment}/{task}/{port}`` plus
 any ``topic:`` targets; every input subscribes to its one source.
+
+**Replicas**: a task with ``replicas: N`` (1 to :data:`~edge.topics.MAX_REPLICAS`) runs as N
+instances, placed on different agents where the fleet allows (``agents`` lists the agent of each,
+which the controller fills in; ``agent`` pins them all to one). Each input of a replica is a
+shared subscription of its source (``Topics.shared``): every frame goes to one replica. The
+replicas publish on the task's one stream per output. Only a type that declares itself
+``stateless`` (its catalog entry) may have more than one replica: each frame's result must not
+depend on the frames before it, since a replica sees only some of them.
 """
 
 from __future__ import annotations
@@ -52,7 +60,16 @@ from pydantic_core import CoreSchema
 from edge.errors import EdgeError, FrameError, SpecError
 from edge.frames import decode_value, encode_value
 from edge.secrets import cleartext_secrets
-from edge.topics import ID_PATTERN, MAX_TOPIC_BYTES, Topics, validate_filter, validate_id, validate_topic
+from edge.topics import (
+    ID_PATTERN,
+    MAX_REPLICAS,
+    MAX_TOPIC_BYTES,
+    Topics,
+    replica_key,
+    validate_filter,
+    validate_id,
+    validate_topic,
+)
 
 __all__ = ["DashboardCard", "DashboardSpec", "DeploymentSpec", "EdgeSpec", "Endpoint", "GroupSpec", "NoteSpec",
            "Origin", "TaskSpec", "check_against_catalog", "decode_spec",
@@ -149,6 +166,35 @@ class TaskSpec(BaseModel):
                                   json_schema_extra={"items": {"type": "string", **_ID_SCHEMA}},
                                   description="inputs that wait for QoS 1 frames instead of dropping the oldest when "
                                   "full")
+    #: instances of this task, each taking its share of every input's frames (a stateless type only)
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS, strict=True,
+                          description="instances of this task; every frame of an input goes to one of them "
+                          "(only for a type whose catalog entry says stateless)")
+    #: the agent of each replica, in order: what the controller places (or a user pins)
+    agents: tuple[Annotated[str, Field(json_schema_extra=_ID_SCHEMA)], ...] | None = Field(
+        default=None, max_length=MAX_REPLICAS,
+        description="the agent of each replica, in order (filled in by the controller's placement)")
+
+    @field_validator("agents")
+    @classmethod
+    def _agents(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(validate_id(agent, "agent id") for agent in value)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> TaskSpec:
+        if self.agents is not None and self.agent is not None:
+            raise ValueError("give agent (every replica runs there) or agents (one per replica), not both")
+        if self.agents is not None and len(self.agents) != self.replicas:
+            raise ValueError(f"agents lists {len(self.agents)} agent(s) for {self.replicas} replica(s): "
+                             "one per replica")
+        return self
+
+    def instances(self) -> list[tuple[str, str | None]]:
+        """``(key, agent)`` of each instance: the task's id alone, or each replica's key (``worker.1``)
+        with its agent (``agents``, else ``agent``)."""
+        if self.replicas == 1:
+            return [(self.id, self.agents[0] if self.agents else self.agent)]
+        return [(replica_key(self.id, i), self.agents[i] if self.agents else self.agent) for i in range(self.replicas)]
 
     @field_validator("wait")
     @classmethod
@@ -322,6 +368,13 @@ class DeploymentSpec(BaseModel):
                     self.id, src.task or "", src.port or "")
         return result
 
+    def merged(self, task_id: str) -> tuple[str, ...]:
+        """The inputs of ``task_id`` fed by a task with replicas: several producers on one stream."""
+        replicated = {task.id for task in self.tasks if task.replicas > 1}
+        return tuple(sorted(edge.target.port for edge in self.edges
+                            if edge.target.task == task_id and edge.target.port is not None
+                            and edge.source.task in replicated))
+
     def targets(self, task_id: str, outputs: list[str], topics: Topics) -> dict[str, list[str]]:
         """Output port -> every topic it publishes on: its stream topic plus ``topic:`` edges."""
         result = {port: [topics.stream(self.id, task_id, port)] for port in outputs}
@@ -333,6 +386,9 @@ class DeploymentSpec(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"edges", "notes", "groups"}, exclude_none=True)
         data["edges"] = [edge.to_dict() for edge in self.edges]
+        for task in data["tasks"]:  # one instance: dumped as before replicas existed
+            if task.get("replicas") == 1:
+                del task["replicas"]
         if not self.dashboards:  # a spec without dashboards reads as it did before they existed
             data.pop("dashboards", None)
         for key in ("notes", "groups"):  # only where there are some: a spec without them dumps as before
@@ -536,6 +592,9 @@ def check_against_catalog(spec: DeploymentSpec, types: Mapping[str, Mapping[str,
             continue
         if entry.get("available") is False:
             problems.append(f"task {task.id!r}: type {task.type!r} is unavailable: {entry.get('reason', '?')}")
+        if task.replicas > 1 and entry.get("stateless") is not True:
+            problems.append(f"task {task.id!r}: type {task.type!r} is not stateless, so it cannot have "
+                            f"{task.replicas} replicas (docs/deployments.md#replicas)")
         answered = (ports or {}).get(task.id)
         if answered is not None:
             instance[task.id] = {kind: answered.get(kind) or {} for kind in ("inputs", "outputs")}

@@ -336,7 +336,8 @@ class Host:
         except TopicError:
             return
         key = (parsed.deployment_id or "", parsed.task_id or "")
-        instance = self.instances.get(key)
+        instance = self.instances.get(key) or next(  # a task with replicas: the first of them here
+            (i for k, i in sorted(self.instances.items()) if k[0] == key[0] and i.assignment.task == key[1]), None)
         task = instance.task if instance is not None else None
         if task is None or parsed.port is None:
             self.injects_dropped += 1
@@ -426,14 +427,21 @@ class Host:
         wanted: dict[tuple[str, str], Assignment] = {}
         for spec in self.specs.values():
             for task in spec.tasks:
-                if task.agent != self.agent_id:
+                mine = [i for i, (_, agent) in enumerate(task.instances()) if agent == self.agent_id]
+                if not mine:
                     continue
                 task_type = self.types.get(task.type)
                 outputs = self._outputs(task_type, task.config) if task_type else []
-                wanted[(spec.id, task.id)] = Assignment(
-                    deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
-                    sources=spec.sources(task.id, self.topics), targets=spec.targets(task.id, outputs, self.topics),
-                    version=spec.version, inject=True, wait=task.wait)
+                sources = spec.sources(task.id, self.topics)
+                if task.replicas > 1:  # each frame to one replica: a shared subscription per input
+                    sources = {port: self.topics.shared(spec.id, task.id, source) for port, source in sources.items()}
+                for index in mine:
+                    assignment = Assignment(
+                        deployment=spec.id, task=task.id, type=task.type, config=dict(task.config),
+                        sources=sources, targets=spec.targets(task.id, outputs, self.topics),
+                        version=spec.version, inject=True, wait=task.wait,
+                        replica=index if task.replicas > 1 else None, merged=spec.merged(task.id))
+                    wanted[assignment.key] = assignment
         if not self.settings.local_streams:
             return wanted
         local = self._local_streams(wanted)
@@ -452,6 +460,7 @@ class Host:
         filters: list[str] = []  # the sources that are filters: a stream one of them matches goes to the broker
         for spec in self.specs.values():
             agents = {task.id: task.agent for task in spec.tasks}
+            replicated = {task.id for task in spec.tasks if task.replicas > 1}
             for edge in spec.edges:
                 target, source = edge.target, edge.source
                 if target.task is None or target.port is None:
@@ -461,9 +470,10 @@ class Host:
                 if "+" in topic or "#" in topic or topic.startswith("$"):
                     filters.append(topic.split("/", 2)[2] if topic.startswith("$share/") else topic)
                     continue
-                if topic not in produced:
-                    continue
-                mine = agents.get(target.task) == self.agent_id
+                if topic not in produced or source.task in replicated:
+                    continue  # a task with replicas: its stream has producers on other agents too
+                mine = agents.get(target.task) == self.agent_id and target.task not in replicated  # (a replica
+                # reads through a shared subscription)
                 exact[topic] = exact.get(topic, True) and mine and not self._waits(wanted, spec.id, target.task,
                                                                                    target.port)
         return {topic for topic, fed in exact.items() if fed and not any(matches(f, topic) for f in filters)}
@@ -528,7 +538,7 @@ class Host:
 
     def _task_removed(self, key: tuple[str, str]) -> bool:
         spec = self.specs.get(key[0])
-        return spec is None or all(t.id != key[1] for t in spec.tasks)
+        return spec is None or all(key[1] not in dict(t.instances()) for t in spec.tasks)
 
     def _start_instance(self, assignment: Assignment) -> None:
         task_type = self.types.get(assignment.type)
@@ -556,8 +566,27 @@ class Host:
                             queue_stall=self.settings.queue_stall, local=self.local)
         self.instances[assignment.key] = instance
         assert self._group is not None
-        self._runners[assignment.key] = self._group.create_task(instance.supervise(),
-                                                                name=f"task-{instance.instance_id}")
+        run = instance.supervise() if assignment.replica is None or task_type is None else self._run_replica(instance)
+        self._runners[assignment.key] = self._group.create_task(run, name=f"task-{instance.instance_id}")
+
+    async def _run_replica(self, instance: Instance) -> None:
+        """A replica on a connection of its own: its inputs' shared subscriptions must be the only ones
+        of that client (a broker sends a client one copy per matching subscription, and the agent's bus
+        routes each copy to every local subscriber matching it), so two replicas on one agent, or a
+        replica and another task reading the same stream, each get exactly their frames."""
+        key = instance.assignment.key
+        client_id = self.topics.replica_client_id(self.agent_id, key[0], key[1])
+        connected = asyncio.Event()
+
+        async def on_connect(bus: Bus) -> None:
+            connected.set()
+
+        bus = Bus.from_settings(self.settings, client_id=client_id, wait_connected=False)
+        bus.on_connect(on_connect)
+        async with bus:
+            await connected.wait()  # subscribed when it says it runs: frames from then on reach it
+            instance.bus = bus
+            await instance.supervise()
 
     async def _stop_instance(self, key: tuple[str, str], *, clear: bool) -> None:
         runner = self._runners.pop(key, None)

@@ -42,6 +42,7 @@ from edge.hass import HassLink
 from edge.local import LocalStreams
 from edge.protocol import PROTOCOL_REVISION, Crash, TaskMetrics, TaskStatusMsg, ValidationError, problem
 from edge.task import Task, TaskContext
+from edge.topics import replica_key
 
 __all__ = ["Assignment", "Instance"]
 
@@ -73,16 +74,22 @@ class Assignment:
     wait: tuple[str, ...] = ()
     #: inputs fed in-process by a task of the same agent (edge.local), not through the broker
     local: tuple[str, ...] = ()
+    #: which replica of its task this instance is (from 0), None for a task without replicas: its
+    #: inputs are then shared subscriptions, on a connection of its own (``Host``)
+    replica: int | None = None
+    #: inputs fed by a task with replicas (TaskContext.merged)
+    merged: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.deployment, self.task)
+        """``(deployment, task key)``: the task's id, or the replica's key (``worker.1``)."""
+        return (self.deployment, self.task if self.replica is None else replica_key(self.task, self.replica))
 
     def same_as(self, other: Assignment) -> bool:
         """Equal in all that matters to the running instance (the spec version alone is not, nor which inputs
         are fed in-process: :meth:`Instance.rewire` changes that without a restart)."""
-        return (self.type, self.config, self.sources, self.targets, self.wait) == (
-            other.type, other.config, other.sources, other.targets, other.wait)
+        return (self.type, self.config, self.sources, self.targets, self.wait, self.replica, self.merged) == (
+            other.type, other.config, other.sources, other.targets, other.wait, other.replica, other.merged)
 
 
 class Instance:
@@ -121,7 +128,7 @@ class Instance:
 
     @property
     def instance_id(self) -> str:
-        return f"{self.assignment.deployment}/{self.assignment.task}"
+        return "/".join(self.assignment.key)
 
     def _set(self, state: str, error: str | None = None) -> None:
         self.state = state
@@ -154,7 +161,7 @@ class Instance:
                                   max_payload=self._max_payload, queue_size=self._queue_size,
                                   queue_bytes=self._queue_bytes, queue_age=self._queue_age, files_dir=self._files_dir,
                                   hass=self._hass.slot(a.deployment, a.task) if self._hass is not None else None,
-                                  queue_stall=self._queue_stall, wait=a.wait, local=self._local,
+                                  queue_stall=self._queue_stall, wait=a.wait, merged=a.merged, local=self._local,
                                   local_inputs=self.assignment.local)  # rewire() may have changed it
             task = self.task_type(config, context=context)
             self.task = task

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from edge.graph import DeploymentSpec
-from edge.topics import ID_PATTERN
+from edge.topics import ID_PATTERN, TASK_KEY_PATTERN
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -153,6 +153,8 @@ Int = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Name = Annotated[str, Field(strict=True, max_length=MAX_NAME)]
 Id = Annotated[str, Field(strict=True, pattern=rf"^{ID_PATTERN}$")]
+#: a task's id, or one replica's key (``worker.1``: ``edge.topics.replica_key``)
+TaskKey = Annotated[str, Field(strict=True, pattern=rf"^{TASK_KEY_PATTERN}$")]
 Text = Annotated[str, BeforeValidator(_cut), Field(strict=True, max_length=MAX_TEXT)]
 Json = Annotated[Any, AfterValidator(_bounded_json)]
 JsonMap = Annotated[dict[Name, Json], Field(max_length=MAX_KEYS)]
@@ -221,6 +223,8 @@ class CatalogEntry(_Open):
                                   "leaves a malformed rule out)")
     io_map: Json = Field(default=None, description="an fn_task's IO metadata keys taken from config fields: "
                                                    "{inputs|outputs: {port: {key: field}}}")
+    stateless: bool = Field(default=False, description="each frame's result depends on that frame alone: a "
+                            "task of this type may have replicas (TaskSpec.replicas)")
 
 
 class Catalog(_Message):
@@ -289,7 +293,7 @@ class TaskMetricsEntry(_Message):
     """The metrics of one task in a :class:`MetricsBatch` (``Instance.metrics``)."""
 
     deployment: Id
-    task: Id
+    task: TaskKey = Field(description="the task's id, or a replica's key: the task id, '.' and its number")
     metrics: TaskMetrics
 
 
@@ -464,7 +468,7 @@ class DismissRequest(_Message):
 
     v: Revision = 0
     deployment: Id
-    task: Id
+    task: TaskKey
     before: Int
 
 

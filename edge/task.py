@@ -197,7 +197,7 @@ class TaskContext:
                  queue_size: int = QUEUE_FRAMES, queue_bytes: int | None = QUEUE_BYTES,
                  queue_age: float | None = None, files_dir: Path | None = None,
                  hass: HassSlot | None = None, queue_stall: float = WAIT_STALL,
-                 wait: Iterable[str] = (), local: LocalStreams | None = None,
+                 wait: Iterable[str] = (), merged: Iterable[str] = (), local: LocalStreams | None = None,
                  local_inputs: Iterable[str] = ()) -> None:
         self.bus = bus
         #: the agent's in-process switchboard (:mod:`edge.local`); None: every frame through the broker
@@ -224,6 +224,9 @@ class TaskContext:
         self.queue_stall = queue_stall
         #: inputs that wait whatever their port says (a deployment spec's ``wait``)
         self.wait = frozenset(wait)
+        #: inputs fed by several producers on one stream (the replicas of a task): their ``seq``
+        #: counters interleave, so no holes or copies are told from them
+        self.merged = frozenset(merged)
 
     @property
     def limits(self) -> Limits:
@@ -251,6 +254,9 @@ class Task:
     #: ports made from the config by rules the controller evaluates too (edge.ports)
     ports_from: ClassVar[tuple[PortRule, ...]] = ()
     Config: ClassVar[type[BaseModel]] = EmptyConfig
+    #: each frame's result depends on that frame (and the config) alone, never on frames before it:
+    #: a spec may then give a task of this type ``replicas`` (docs/deployments.md#replicas)
+    stateless: ClassVar[bool] = False
     #: Where :meth:`warn` logs.
     logger: ClassVar[logging.Logger] = log
     #: a line the agent shows as the running instance's ``error`` in its status while it holds
@@ -283,7 +289,7 @@ class Task:
         self.out_metrics = {port: PortMetrics() for port in self.outputs}
         self._subs: dict[str, Subscription] = {}  # input port -> its subscription at the broker
         self._detach: dict[str, Callable[[], None]] = {}  # input port -> the end of its in-process feed (edge.local)
-        self._quiet: dict[str, float] = {}  # input port -> until when copies of frames are not counted (rewire)
+        self._rewired: dict[str, float] = {}  # input port -> until when copies of frames are not counted (rewire)
         self._inbox: Inbox[Any] | None = None
         self._seq = dict.fromkeys(self.outputs, 0)
         self._order: dict[str, _StreamOrder] = {}  # inputs fed by one producer's stream
@@ -353,6 +359,8 @@ class Task:
         from edge.protocol import CatalogEntry  # not at import: it loads the spec model, which a task needs not
 
         rules: dict[str, Any] = {"ports_from": [rule.to_dict() for rule in cls.ports_from]} if cls.ports_from else {}
+        if cls.stateless:  # only then: catalogs of types without replicas stay as they were
+            rules["stateless"] = True
         if (reason := why_unavailable(cls, None)) is not None:
             rules["reason"] = reason
         return CatalogEntry(
@@ -442,7 +450,7 @@ class Task:
                 source = ctx.sources.get(port)
                 if source is None:
                     continue
-                if is_stream_topic(source):
+                if is_stream_topic(source) and port not in ctx.merged:
                     self._order[port] = _StreamOrder()
                 # QoS 1: the broker sends each frame at the lower of this and its publisher's QoS,
                 # so QoS 1 outputs arrive acknowledged (and wait in an agent's persistent session
@@ -485,7 +493,7 @@ class Task:
                 self._detach[port] = ctx.local.attach(source, self.local_taker(inbox, port))
             elif not local and port in self._detach:
                 self._subs[port] = await self._subscribe(inbox, port, source)
-                self._quiet[port] = time.monotonic() + REWIRE_QUIET
+                self._rewired[port] = time.monotonic() + REWIRE_QUIET
                 self._detach.pop(port)()
 
     def take_injected(self, port: str, message: Message) -> object:
@@ -548,7 +556,7 @@ class Task:
             else:
                 missing = order.see(seq, frame.ts)
                 if missing < 0:
-                    if not self._quiet or time.monotonic() >= self._quiet.get(port, 0.0):
+                    if not self._rewired or time.monotonic() >= self._rewired.get(port, 0.0):
                         metrics.duplicates += 1  # (not a copy of the overlap of a rewire: see rewire())
                     return None
                 metrics.gaps += missing

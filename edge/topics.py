@@ -12,6 +12,7 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/agents/{agent_id}/metrics/request            "send all metrics", never retained
     edge/v1/{namespace}/deployments/{deployment_id}                  retained graph spec or removal record
     edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id} retained task status
+    edge/v1/{namespace}/deployments/{deployment_id}/status/{task_id}.{n}  retained status of replica n
     edge/v1/{namespace}/streams/{deployment_id}/{task_id}/{port}     data frames, never retained
     edge/v1/{namespace}/named/{name}                                 a named stream's frames
     edge/v1/{namespace}/agents/{agent_id}/sync                       an agent's own round trips
@@ -30,11 +31,14 @@ Home Assistant's own topics (``edge.hass``) live under its discovery prefix, out
 
 Ids are ``[A-Za-z0-9_-]{1,64}``: they can never contain the MQTT wildcards ``+`` and
 ``#`` nor the level separator ``/``, so a topic always parses back into the ids it was
-built from.
+built from. A task with ``replicas: N`` runs N instances, each with a *task key* of its own,
+``{task_id}.{n}`` (n from 0; ``.`` is in no id): its status topic's last level. The inputs of
+replicas are shared subscriptions, ``$share/{group}/{source}`` (:meth:`Topics.shared`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -45,6 +49,8 @@ from edge.errors import IdError, TopicError
 __all__ = [
     "ANY_NAMESPACE_AGENT_STATES",
     "ID_PATTERN",
+    "MAX_REPLICAS",
+    "TASK_KEY_PATTERN",
     "MAX_TOPIC_BYTES",
     "HASS_PREFIX",
     "ParsedTopic",
@@ -56,15 +62,23 @@ __all__ = [
     "hass_status",
     "matches",
     "namespace_of",
+    "replica_key",
     "sibling_topic",
+    "split_task_key",
     "validate_filter",
     "validate_hass_prefix",
     "validate_id",
+    "validate_task_key",
     "validate_topic",
 ]
 
 ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,64}"
 _ID_RE: Final = re.compile(rf"\A{ID_PATTERN}\Z")
+#: replicas one task may have (``TaskSpec.replicas``)
+MAX_REPLICAS: Final = 64
+#: a task's id, or a replica's key ``{task_id}.{n}`` (n < MAX_REPLICAS): what a status is published under
+TASK_KEY_PATTERN: Final = rf"{ID_PATTERN}(?:\.(?:0|[1-9][0-9]?))?"
+_TASK_KEY_RE: Final = re.compile(rf"\A({ID_PATTERN})(?:\.(0|[1-9][0-9]?))?\Z")
 MAX_TOPIC_BYTES: Final = 65535
 PROTOCOL_VERSION: Final = "v1"
 _PREFIX: Final = "edge"
@@ -86,6 +100,28 @@ def validate_id(value: object, kind: str = "id") -> str:
         kind=kind,
         value=value,
     )
+
+
+def replica_key(task_id: str, index: int) -> str:
+    """The key of replica ``index`` (from 0) of task ``task_id``: ``worker.1``."""
+    if type(index) is not int or not 0 <= index < MAX_REPLICAS:
+        raise IdError(f"invalid replica index {index!r}: 0 to {MAX_REPLICAS - 1}", kind="replica", value=index)
+    return f"{validate_id(task_id, 'task id')}.{index}"
+
+
+def split_task_key(key: str) -> tuple[str, int | None]:
+    """``worker.1`` -> ``("worker", 1)``, ``worker`` -> ``("worker", None)``; :class:`IdError` for anything else."""
+    found = _TASK_KEY_RE.match(key) if isinstance(key, str) else None
+    if found is None or (found.group(2) is not None and int(found.group(2)) >= MAX_REPLICAS):
+        raise IdError(f"invalid task key {key!r}: a task id, or a task id, '.' and a replica number "
+                      f"(0 to {MAX_REPLICAS - 1})", kind="task key", value=key)
+    return found.group(1), None if found.group(2) is None else int(found.group(2))
+
+
+def validate_task_key(value: object) -> str:
+    """``value`` if it is a task id or a replica's key (``worker.1``), else :class:`IdError`."""
+    split_task_key(value)  # type: ignore[arg-type]
+    return value  # type: ignore[return-value]
 
 
 def _check_common(topic: str, what: str) -> None:
@@ -242,6 +278,12 @@ class Topics:
         session (``.`` is in no id, so no two pairs give the same client id)."""
         return f"{kind}-{validate_id(name, f'{kind} id')}.{self.namespace}"
 
+    def replica_client_id(self, agent_id: str, deployment_id: str, task_key: str) -> str:
+        """The MQTT client id of a replica's own connection on ``agent_id`` (``Host``):
+        ``replica-pi1.demo.worker.1.default``, unique as :meth:`client_id` is."""
+        return (f"replica-{validate_id(agent_id, 'agent id')}.{validate_id(deployment_id, 'deployment id')}."
+                f"{validate_task_key(task_key)}.{self.namespace}")
+
     def agent_state(self, agent_id: str) -> str:
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/state"
 
@@ -271,7 +313,15 @@ class Topics:
         return f"{self.root}/deployments/{validate_id(deployment_id, 'deployment id')}"
 
     def task_status(self, deployment_id: str, task_id: str) -> str:
-        return f"{self.deployment(deployment_id)}/status/{validate_id(task_id, 'task id')}"
+        """The retained status of a task, or of one replica of it (``task_id`` a replica key: ``worker.1``)."""
+        return f"{self.deployment(deployment_id)}/status/{validate_task_key(task_id)}"
+
+    def shared(self, deployment_id: str, task_id: str, source: str) -> str:
+        """The shared subscription by which the replicas of a task take ``source`` (a topic or filter):
+        each message goes to one of them. The group names namespace, deployment and task (``.`` is in
+        no id, so two tasks never share a group), so other subscribers of ``source`` are not affected."""
+        group = f"edge.{self.namespace}.{validate_id(deployment_id, 'deployment id')}.{validate_id(task_id, 'task id')}"
+        return f"$share/{group}/{validate_filter(source)}"
 
     def sync(self, client: str) -> str:
         """A client's own topic for round trips: what it publishes there comes back after all before it."""
@@ -384,6 +434,11 @@ class Topics:
             raise TopicError(f"topic {topic!r} is not under {prefix!r}", topic=str(topic))
         levels = topic[len(prefix) :].split("/")
         ns = self.namespace
+        if len(levels) == 4 and levels[0] == "deployments" and levels[2] == "status" \
+                and _TASK_KEY_RE.match(levels[3]) and _ID_RE.match(levels[1]):  # a replica's status too
+            with contextlib.suppress(IdError):
+                split_task_key(levels[3])
+                return ParsedTopic(TopicKind.TASK_STATUS, ns, deployment_id=levels[1], task_id=levels[3])
         if not all(_ID_RE.match(level) for level in levels):
             raise TopicError(f"topic {topic!r} holds an invalid id", topic=topic)
         match levels:

@@ -119,6 +119,7 @@ class Parse(BuiltinTask):
     """
 
     category = "data"
+    stateless = True  # each frame on its own: a spec may give it replicas
 
     class Config(_CsvOptions):
         numbers: bool = Field(default=False, description="csv: cells that look like numbers become numbers")
@@ -226,6 +227,7 @@ class Format(BuiltinTask):
     """
 
     category = "data"
+    stateless = True  # each frame on its own: a spec may give it replicas
 
     class Config(_CsvOptions):
         indent: int = Field(default=0, ge=0, le=16, description="json: spaces of indentation (0: one compact line)")

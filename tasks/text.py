@@ -93,6 +93,7 @@ class NumberToText(BuiltinTask):
     """
 
     category = "text"
+    stateless = True  # each frame on its own: a spec may give it replicas
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -145,6 +146,7 @@ class TimeToText(BuiltinTask):
     """
 
     category = "text"
+    stateless = True  # each frame on its own: a spec may give it replicas
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -274,6 +276,7 @@ class StringMatcher(BuiltinTask):
     """
 
     category = "text"
+    stateless = True  # each frame on its own: a spec may give it replicas
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")

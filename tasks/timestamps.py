@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import deque
 from typing import Literal
 
@@ -56,13 +57,17 @@ class Synchronizer(BuiltinTask):
 
 
 class TimeBuffer(BuiltinTask):
-    """Delay a stream by `delay_ms`, frames unchanged and in arrival order.
+    """Delay a stream by `delay_ms`, frames unchanged, in arrival order or (`order: timestamp`) in timestamp order.
 
     With `reference: clock` a frame goes out `delay_ms` after its timestamp (after its arrival
     if its timestamp lies in the future), so with synchronized clocks the total latency from the
     producer is constant. With `reference: message` no clock is used: a frame goes out once a
     frame at least `delay_ms` newer (by timestamp) has arrived, and a pause frame flushes the
     buffer. At most `max_frames` wait; when full, the oldest goes out early.
+
+    With `order: timestamp` the frames held go out oldest timestamp first: the stream of a task
+    with replicas (docs/deployments.md#replicas), whose frames come out in the order the
+    replicas finish them, is put back in order, as long as no frame is more than `delay_ms` late.
     """
 
     category = "timing"
@@ -74,12 +79,17 @@ class TimeBuffer(BuiltinTask):
         reference: Literal["clock", "message"] = Field(
             default="clock", description="measure the delay on the wall clock, or by the frames' own timestamps")
         max_frames: int = Field(default=10_000, ge=1, le=1_000_000, description="most frames held at once")
+        order: Literal["arrival", "timestamp"] = Field(
+            default="arrival", description="release the frames held in arrival order, or oldest timestamp first")
 
     inputs = {"in": ANY("input")}
     outputs = {"out": ANY("output")}
 
     async def run(self) -> None:
         config: TimeBuffer.Config = self.config
+        if config.order == "timestamp":
+            await self._in_timestamp_order(config)
+            return
         loop = asyncio.get_running_loop()
         delay = config.delay_ms
         held: deque[tuple[float, Frame]] = deque()  # (release time on the loop clock, frame)
@@ -110,6 +120,44 @@ class TimeBuffer(BuiltinTask):
                 while held and frame.ts - held[0][1].ts >= delay:
                     await release(held.popleft()[1])
 
+    async def _in_timestamp_order(self, config: TimeBuffer.Config) -> None:
+        """``run`` with ``order: timestamp``: the frames held in a heap by (timestamp, arrival), the oldest
+        timestamp released first, when the rule of ``reference`` says so for it."""
+        loop = asyncio.get_running_loop()
+        delay = config.delay_ms
+        clock = config.reference == "clock"
+        held: list[tuple[int, int, float, Frame]] = []  # (timestamp, arrival number, release time, frame)
+        arrivals = 0
+        newest: int | None = None
+
+        async def release() -> None:
+            frame = heapq.heappop(held)[3]
+            await self.send("out", frame.value, ts=frame.ts, paused=is_pause(frame))
+
+        while True:
+            try:
+                async with asyncio.timeout_at(held[0][2] if clock and held else None):
+                    frame = await self.recv("in")
+            except TimeoutError:
+                frame = None
+            if frame is not None:
+                now = now_ms()  # as in arrival order: delay_ms after its timestamp, or its arrival if later
+                heapq.heappush(held, (frame.ts, arrivals, loop.time() + (min(frame.ts, now) + delay - now) / 1000,
+                                      frame))
+                arrivals += 1
+                newest = frame.ts if newest is None else max(newest, frame.ts)
+                if len(held) > config.max_frames:
+                    await release()
+            if clock:
+                while held and held[0][2] <= loop.time():
+                    await release()
+            elif frame is not None and is_pause(frame):
+                while held:
+                    await release()
+            elif frame is not None and newest is not None:
+                while held and newest - held[0][0] >= delay:
+                    await release()
+
 
 class TimestampUpdater(BuiltinTask):
     """Restamp frames: the time of arrival (`clock`) or their own timestamp (`message`), plus an offset.
@@ -119,6 +167,7 @@ class TimestampUpdater(BuiltinTask):
     """
 
     category = "timing"
+    stateless = True  # each frame on its own: a spec may give it replicas
 
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")

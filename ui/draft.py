@@ -187,6 +187,10 @@ class Draft:
         """Run the task on ``agent``, or leave it to placement with ``None``."""
         return self._replace(task_id, agent=agent or None)
 
+    def set_replicas(self, task_id: str, replicas: int) -> TaskSpec:
+        """``replicas`` instances of the task, placed anew (docs/deployments.md#replicas)."""
+        return self._replace(task_id, replicas=replicas, agents=None)
+
     def set_label(self, task_id: str, label: str | None) -> TaskSpec:
         return self._replace(task_id, label=label or None)
 

@@ -111,6 +111,10 @@ def placed_agents(wanted: Iterable[TaskSpec], deployed: DeploymentSpec | None) -
 
 
 def _subtitle(task: TaskSpec, placed: Mapping[str, str]) -> str:
+    if task.replicas > 1:  # x3 and where each replica runs (placed ones, in the deployed spec)
+        where = ", ".join(task.agents) if task.agents else task.agent or "any agents"
+        return f"{task.type} x{task.replicas} @ {where}" if task.agents or task.agent else \
+            f"{task.type} x{task.replicas} · {where}"
     if task.id in placed:
         return f"{task.type} @ {placed[task.id]} (placed)"
     if task.agent:

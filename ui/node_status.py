@@ -1,6 +1,7 @@
 """The status line under each node of a running graph, as Node-RED shows "connected" under a node.
 
-One short line per task, with a coloured square: its shown state (:mod:`edge.controller.views`)
+One short line per task, with a coloured square (a task with replicas: ``x3`` and each replica's
+state, :func:`replicas_status`): its shown state (:mod:`edge.controller.views`)
 and, while it runs, the last value on its first output, shortened (``running · 42``), with its
 age once it is older than :data:`FRESH` seconds; or its error. The truth rule:
 
@@ -38,7 +39,7 @@ from ui.app import Panel
 from ui.graph_view import GraphView
 from ui.preview import classify, describe
 
-__all__ = ["FRESH", "MAX_LIVE", "NodeStatus", "NodeStatuses", "node_status"]
+__all__ = ["FRESH", "MAX_LIVE", "NodeStatus", "NodeStatuses", "node_status", "replicas_status"]
 
 log = logging.getLogger("ui")
 
@@ -114,6 +115,22 @@ def node_status(view: TaskView, value: LastValue | None, *, media_port: str | No
     if errors:
         parts.append(f"{errors} input errors")
     return NodeStatus(_cut(" · ".join(parts), ERROR), "error" if errors else "ok")
+
+
+#: a node's tone is the worst of its replicas'
+_TONES: tuple[Tone, ...] = ("error", "warn", "off", "idle", "ok")
+
+
+def replicas_status(views: list[TaskView], value: LastValue | None, *, media_port: str | None = None) -> NodeStatus:
+    """The line under a node with replicas: ``x3`` and each replica's state in order; when all run as one,
+    the line of one of them (``x3 · running · 42``), else the first problem's line after the states."""
+    lines = [node_status(view, value, media_port=media_port) for view in views]
+    tone = min((line.tone for line in lines), key=_TONES.index)
+    if tone == "ok" and len({view.label for view in views}) == 1:
+        return NodeStatus(_cut(f"x{len(views)} · {lines[0].text}", ERROR), "ok")
+    states = ", ".join(view.label for view in views)
+    problem = next((line.text for line in lines if line.tone == tone and line.tone != "ok"), "")
+    return NodeStatus(_cut(f"x{len(views)}: {states}" + (f" · {problem}" if problem else ""), ERROR), tone)
 
 
 class _Follow:
@@ -246,11 +263,16 @@ class NodeStatuses:
         elif len(self.follows) < len(self._wanted):
             await self._subscribe_some()
         now = time.monotonic()
-        lines: dict[str, dict[str, str]] = {}
+        by_task: dict[str, list[TaskView]] = {}
         for view in deployment_views(self.panel.fleet, self.dep):
-            follow = self.follows.get(view.task)
+            by_task.setdefault(view.of or view.task, []).append(view)
+        lines: dict[str, dict[str, str]] = {}
+        for task, views in by_task.items():
+            follow = self.follows.get(task)
             value = follow.value(now) if follow is not None else None
-            lines[view.task] = node_status(view, value, media_port=self.media.get(view.task)).to_dict()
+            status = node_status(views[0], value, media_port=self.media.get(task)) if len(views) == 1 \
+                else replicas_status(views, value, media_port=self.media.get(task))
+            lines[task] = status.to_dict()
         self.graph.set_statuses(lines)
 
     async def _end_lease(self) -> None:

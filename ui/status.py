@@ -35,10 +35,19 @@ def view_color(view: TaskView) -> str:
     return state_color(view.state)
 
 
+#: which replica's state a node of a task with replicas takes: the first of these any replica is in
+WORST_FIRST = ("failed", "invalid", AGENT_OFFLINE, "starting", "pending", "stopped", RESTARTED, "running")
+
+
 def graph_states(summary: DeploymentSummary) -> dict[str, str]:
-    """Task id -> the node class of the running view's graph (``restarted`` for a running task with a notice)."""
-    return {v.task: RESTARTED if v.state == "running" and v.notice is not None else state_class(v.state)
-            for v in summary.views}
+    """Task id -> the node class of the running view's graph (``restarted`` for a running task with a notice);
+    a task with replicas takes the worst of its replicas' (:data:`WORST_FIRST`)."""
+    by_task: dict[str, list[str]] = {}
+    for v in summary.views:
+        shown = RESTARTED if v.state == "running" and v.notice is not None else v.state
+        by_task.setdefault(v.of or v.task, []).append(shown)
+    rank = {state: i for i, state in enumerate(WORST_FIRST)}
+    return {task: state_class(min(states, key=lambda s: rank.get(s, -1))) for task, states in by_task.items()}
 
 
 def summarize(fleet: Fleet, deployment: str) -> DeploymentSummary:

@@ -58,7 +58,7 @@ def _deployment_rows(fleet: Fleet) -> list[DeploymentRow]:
             continue
         shown = summarize(fleet, dep)  # the states every view shows: an offline agent's tasks are not running
         states = [view.state for view in shown.views]
-        rows.append(DeploymentRow(id=dep, version=spec.version, label=spec.label or "", tasks=len(spec.tasks),
+        rows.append(DeploymentRow(id=dep, version=spec.version, label=spec.label or "", tasks=shown.total,
                                   running=shown.running, notes=shown.notes,
                                   states={s: states.count(s) for s in sorted(set(states))}))
     return rows

@@ -33,7 +33,7 @@ from edge.graph import DeploymentSpec, Origin, TaskSpec, check_against_catalog, 
 from edge.ports import catalog_ports
 from edge.protocol import PROTOCOL_REVISION, DismissRequest
 from edge.settings import Settings
-from edge.topics import Topics, validate_id
+from edge.topics import Topics, validate_id, validate_task_key
 from edge.validation import (
     CHECK_TIMEOUT,
     CheckRequest,
@@ -269,10 +269,11 @@ class Controller:
     async def dismiss(self, deployment: str, task: str) -> bool:
         """Ask the task's agent to clear its crash notice; False when it has none.
 
-        The agent clears it (unless it crashed again since the notice this controller saw) and
+        ``task`` may be a replica's key (``worker.1``). The agent clears it (unless it crashed again
+        since the notice this controller saw) and
         republishes the status, so every panel and ``edge ls`` sees it go. An offline agent cannot
         be asked: :class:`ConfigError`."""
-        status = self.fleet.statuses.get((validate_id(deployment, "deployment id"), validate_id(task, "task id")))
+        status = self.fleet.statuses.get((validate_id(deployment, "deployment id"), validate_task_key(task)))
         if status is None or status.crashed_at is None:
             return False
         agent = self.fleet.agents.get(status.agent) if status.agent is not None else None
@@ -303,7 +304,8 @@ class Controller:
         if port not in inputs:
             have = ", ".join(inputs) or "none"
             raise ConfigError(f"{deployment}/{task} has no input {port!r} (its inputs: {have})", field="port")
-        status = self.fleet.statuses.get((deployment, task))
+        replicas = [self.fleet.statuses.get((deployment, key)) for key, _ in task_spec.instances()]
+        status = next((s for s in replicas if s is not None and s.state == "running"), replicas[0])
         state = status.state if status is not None else "no status yet"
         if state != "running":
             raise ConfigError(f"{deployment}/{task} is not running ({state}): nothing would read the frame",

@@ -278,10 +278,11 @@ class Fleet:
         named = {s.agent for s in self.statuses.values() if s.agent is not None}
         for spec in self.deployments.values():
             for task in spec.tasks:
-                if task.agent is not None:
-                    named.add(task.agent)
-                if (spec.id, task.id) not in self.statuses:
-                    wanted.add(topics.task_status(spec.id, task.id))
+                for key, agent in task.instances():  # each replica has a status of its own
+                    if agent is not None:
+                        named.add(agent)
+                    if (spec.id, key) not in self.statuses:
+                        wanted.add(topics.task_status(spec.id, key))
         for agent in named - self._states - self._catalogs:
             wanted |= {topics.agent_state(agent), topics.agent_catalog(agent)}
         return sorted(wanted - self._probed)[:MAX_PROBES]
@@ -355,8 +356,9 @@ class Fleet:
         counts = {a.id: 0 for a in self.agents.values()}
         for spec in self.deployments.values():
             for task in spec.tasks:
-                if task.agent is not None:
-                    counts[task.agent] = counts.get(task.agent, 0) + 1
+                for _, agent in task.instances():  # each replica of a task is an instance
+                    if agent is not None:
+                        counts[agent] = counts.get(agent, 0) + 1
         return counts
 
     async def wait_for(self, predicate: Callable[[Fleet], bool], timeout: float) -> None:
@@ -521,7 +523,8 @@ class Fleet:
         placed = self._placed.get(dep)
         if placed is None or placed[0] is not self.deployments.get(dep):
             spec = self.deployments.get(dep)
-            placed = (spec, {t.id: t.agent for t in spec.tasks if t.agent is not None} if spec is not None else {})
+            placed = (spec, {key: agent for t in spec.tasks for key, agent in t.instances() if agent is not None}
+                            if spec is not None else {})
             self._placed[dep] = placed
         if task in placed[1]:
             return placed[1][task]

@@ -12,6 +12,9 @@ state shown is derived from the status *and* the liveness of the agent the spec 
   announced itself: :attr:`TaskView.detail` says so);
 * otherwise the reported state (``starting``, ``running``, ``failed``, ``stopped``, ``invalid``).
 
+A task with replicas is shown as each replica: its own status (``worker.1``) and its own agent
+(the spec's ``agents``), by the same rule.
+
 A crash notice (``restarts``, ``last_error``, ``crashed_at``, kept by the agent until dismissed
 or after ten minutes without a crash) is shown beside the state: :attr:`TaskView.notice`.
 Ages use the agents' clocks (``ts`` in their messages): keep clocks in sync (NTP).
@@ -28,7 +31,7 @@ from edge.frames import now_ms
 from edge.graph import TaskSpec
 
 __all__ = ["AGENT_OFFLINE", "PENDING", "DeploymentSummary", "TaskView", "deployment_views", "format_age",
-           "summarize", "task_view"]
+           "replica_views", "summarize", "task_view"]
 
 AGENT_OFFLINE = "agent offline"
 PENDING = "pending"
@@ -70,6 +73,9 @@ class TaskView:
     #: when the agent was last heard of (ms), for ``agent offline``
     last_heard: int | None
     now: int
+    #: the spec's task id (``task`` is a replica's key where the task has replicas) and its replicas
+    of: str = ""
+    replicas: int = 1
 
     @property
     def reported(self) -> str | None:
@@ -149,13 +155,15 @@ def _statuses_heard(fleet: Fleet) -> dict[str, int]:
 
 
 def task_view(fleet: Fleet, deployment: str, task: TaskSpec, *, now: int | None = None,
-              heard: dict[str, int] | None = None) -> TaskView:
-    """How ``task`` of ``deployment`` is shown, from its status and its agent's liveness.
+              heard: dict[str, int] | None = None, replica: int | None = None) -> TaskView:
+    """How ``task`` of ``deployment`` is shown, from its status and its agent's liveness; with
+    ``replica``, how that replica of it is (:attr:`TaskView.task` is then its key, ``worker.1``).
 
     ``heard`` (from one pass over the statuses) saves that pass when many tasks are shown at once."""
     now = now_ms() if now is None else now
-    status = fleet.statuses.get((deployment, task.id))
-    agent_id = task.agent or (status.agent if status is not None else None)
+    key, placed = task.instances()[replica or 0]
+    status = fleet.statuses.get((deployment, key))
+    agent_id = placed or (status.agent if status is not None else None)
     agent = fleet.agents.get(agent_id) if agent_id is not None else None
     last_heard: int | None = None
     # offline: its will or offline state came, or it reported a status but has no state on the broker
@@ -170,18 +178,30 @@ def task_view(fleet: Fleet, deployment: str, task: TaskSpec, *, now: int | None 
         state = PENDING
     else:
         state = status.state
-    return TaskView(deployment=deployment, task=task.id, type=task.type, agent=agent_id, state=state,
-                    status=status, agent_known=agent is not None, last_heard=last_heard, now=now)
+    return TaskView(deployment=deployment, task=key, type=task.type, agent=agent_id, state=state,
+                    status=status, agent_known=agent is not None, last_heard=last_heard, now=now,
+                    of=task.id, replicas=task.replicas)
+
+
+def replica_views(fleet: Fleet, deployment: str, task: TaskSpec, *, now: int | None = None,
+                  heard: dict[str, int] | None = None) -> list[TaskView]:
+    """A view per instance of ``task``: the task's own, or one per replica (in order)."""
+    if task.replicas == 1:
+        return [task_view(fleet, deployment, task, now=now, heard=heard)]
+    now = now_ms() if now is None else now
+    heard = _statuses_heard(fleet) if heard is None else heard
+    return [task_view(fleet, deployment, task, now=now, heard=heard, replica=i) for i in range(task.replicas)]
 
 
 def deployment_views(fleet: Fleet, deployment: str, *, now: int | None = None) -> list[TaskView]:
-    """Every task of a deployed spec, in spec order (empty when it is not deployed)."""
+    """Every task instance of a deployed spec, in spec order, each replica of a task on its own (empty
+    when it is not deployed)."""
     spec = fleet.deployments.get(deployment)
     if spec is None:
         return []
     now = now_ms() if now is None else now
     heard = _statuses_heard(fleet)
-    return [task_view(fleet, deployment, task, now=now, heard=heard) for task in spec.tasks]
+    return [view for task in spec.tasks for view in replica_views(fleet, deployment, task, now=now, heard=heard)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,27 @@ async def test_time_buffer_full_releases_the_oldest(broker):
         assert await h.values(2) == [1, 2]
 
 
+async def test_time_buffer_puts_frames_back_in_timestamp_order(broker):
+    """The stream of a task with replicas comes in the order the replicas finish: order: timestamp mends it."""
+    async with running(TimeBuffer, broker.url, {"delay_ms": 300, "order": "timestamp"}) as h:
+        base = now_ms()
+        for offset in (20, 0, 40, 10, 30):  # two replicas' frames, interleaved out of order
+            await h.feed("in", offset, ts=base + offset)
+        assert await h.values(5) == [0, 10, 20, 30, 40]
+    async with running(TimeBuffer, broker.url, {"delay_ms": 100, "reference": "message", "order": "timestamp"}) as h:
+        for ts in (1050, 1000, 1099, 1020):
+            await h.feed("in", ts, ts=ts)
+        await h.feed("in", 1120, ts=1120)  # 100 ms newer than 1000 and 1020: both go, oldest first
+        assert await h.values(2) == [1000, 1020]
+        await h.feed("in", None, paused=True, ts=1121)  # a pause flushes, in order, then passes
+        assert await h.values(4) == [1050, 1099, 1120, None]
+    async with running(TimeBuffer, broker.url, {"delay_ms": 3_600_000, "reference": "message", "max_frames": 2,
+                                               "order": "timestamp"}) as h:
+        for ts in (4, 2, 3, 1):
+            await h.feed("in", ts, ts=ts)
+        assert await h.values(2) == [2, 1]  # full: the oldest held goes out early
+
+
 async def test_timestamp_updater(broker):
     async with running(TimestampUpdater, broker.url, {"reference": "message", "offset_ms": -500}) as h:
         await h.feed("in", "x", ts=10_000)
@@ -106,6 +127,7 @@ async def test_timestamp_updater(broker):
 
 def test_configs_are_checked():
     for task_type, bad in [(TimeBuffer, {"delay_ms": -1}), (TimeBuffer, {"reference": "wall"}),
+                           (TimeBuffer, {"order": "random"}), (TimeBuffer, {"order": 1}),
                            (TimestampUpdater, {"offset_ms": 10**12}), (Synchronizer, {"timeout_ms": 0})]:
         with pytest.raises(ConfigError):
             task_type.validate_config(bad)

@@ -12,7 +12,7 @@ from typing import Any
 from nicegui import ui
 
 from edge.controller import Fleet
-from edge.controller.views import format_age, task_view
+from edge.controller.views import format_age, replica_views
 from edge.frames import now_ms
 from ui.app import current
 from ui.frame import frame
@@ -51,12 +51,12 @@ def instances(fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
     now = now_ms()
     for dep_id in sorted(fleet.deployments):
         for task in fleet.deployments[dep_id].tasks:
-            if task.agent is None:
-                continue
-            view = task_view(fleet, dep_id, task, now=now)
-            title = " · ".join(filter(None, [f"{task.type}: {view.label}", view.detail, view.notice]))
-            result.setdefault(task.agent, []).append({
-                "text": f"{dep_id}/{task.id}", "color": view_color(view), "value": dep_id, "title": title})
+            for view in replica_views(fleet, dep_id, task, now=now):  # each replica of a task on its agent
+                if view.agent is None or (task.replicas == 1 and task.agent is None):
+                    continue
+                title = " · ".join(filter(None, [f"{task.type}: {view.label}", view.detail, view.notice]))
+                result.setdefault(view.agent, []).append({
+                    "text": f"{dep_id}/{view.task}", "color": view_color(view), "value": dep_id, "title": title})
     return result
 
 

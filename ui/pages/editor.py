@@ -11,6 +11,7 @@ from nicegui import events, ui
 
 from edge.errors import SpecError
 from edge.ports import catalog_ports
+from edge.topics import MAX_REPLICAS
 from ui.app import Panel, current
 from ui.config_form import ConfigForm
 from ui.conflict import ConflictBanner, confirm_overwrite
@@ -197,6 +198,10 @@ class Editor:
                 agents.append(task.agent)
             ui.select([PLACEMENT, *agents], label="run on", value=task.agent or PLACEMENT,
                       on_change=lambda e: self.pin(task.id, e.value)).classes("w-full").mark("run-on")
+            if (entry or {}).get("stateless") or task.replicas > 1:  # docs/deployments.md#replicas
+                ui.number("replicas", value=task.replicas, min=1, max=MAX_REPLICAS, precision=0,
+                          on_change=lambda e: self.set_replicas(task.id, e.value)).props("dense").classes(
+                    "w-full").mark("replicas")
             ui.label("config").classes("text-subtitle2")
             if entry is None:
                 ui.input("config (JSON)", value=json.dumps(task.config),
@@ -281,6 +286,14 @@ class Editor:
         with self.tools.step():
             self.draft.pin(task_id, None if agent in (None, PLACEMENT) else agent)
         self.redraw()
+
+    def set_replicas(self, task_id: str, value: object) -> None:
+        """Instances of a stateless task; what is no whole number from 1 to MAX_REPLICAS is ignored."""
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == int(value) \
+                and 1 <= value <= MAX_REPLICAS:
+            with self.tools.step(f"replicas:{task_id}"):
+                self.draft.set_replicas(task_id, int(value))
+            self.redraw()
 
     def set_label(self, task_id: str, label: str | None) -> None:
         with self.tools.step(f"label:{task_id}"):

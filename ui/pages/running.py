@@ -67,9 +67,11 @@ def _port_chip(task: str, port: str, side: str, metrics: Any, *, current: bool =
 def task_rows(fleet: Fleet, spec: DeploymentSpec, types: dict[str, dict[str, Any]],
               views: list[TaskView] | None = None) -> list[dict[str, Any]]:
     rows = []
-    shown = {v.task: v for v in (views if views is not None else deployment_views(fleet, spec.id))}
-    for task in spec.tasks:
-        view = shown[task.id]
+    shown: dict[str, list[TaskView]] = {}
+    for v in (views if views is not None else deployment_views(fleet, spec.id)):
+        shown.setdefault(v.of or v.task, []).append(v)
+    pairs = [(task, view) for task in spec.tasks for view in shown.get(task.id, [])]
+    for task, view in pairs:
         metrics = view.metrics
         entry = types.get(task.type, {})
         chips: dict[str, list[dict[str, Any]]] = {}
@@ -83,8 +85,8 @@ def task_rows(fleet: Fleet, spec: DeploymentSpec, types: dict[str, dict[str, Any
         # the error now, and the crash notice (only its count and time when its error is the one shown)
         last_error = view.status.last_error if view.status is not None else None
         notice = (view.crash if last_error == view.error else view.notice) or ""
-        rows.append({
-            "id": task.id,
+        rows.append({  # a task with replicas: a row per replica, its key (worker.1) as its id
+            "id": view.task,
             "type": task.type,
             "agent": view.agent or "-",
             "state": {"text": view.label, "color": view_color(view)},
