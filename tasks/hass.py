@@ -56,7 +56,9 @@ MIN_STEP: Final = 0.001  # a number entity's smallest step
 #: the Home Assistant component of each dashboard kind that has one
 COMPONENTS: Final = {"slider": "number", "toggle": "switch", "radio_buttons": "select", "text_input": "text",
                      "status_display": "sensor", "text_display": "sensor", "value_bar": "sensor"}
-_NUMBER: Final = re.compile(r"\A\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*\Z")
+#: a plain decimal number, with ASCII blanks around it at most: ``\s`` would also let through "0\x1f",
+#: which float() refuses
+_NUMBER: Final = re.compile(r"\A[ \t\r\n]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\r\n]*\Z")
 CONTROLS: Final = frozenset({"slider", "toggle", "radio_buttons", "text_input"})
 
 

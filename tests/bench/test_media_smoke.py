@@ -19,10 +19,12 @@ def test_media_benchmark_runs_and_prints_its_ratio(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("# ") and "cores" in lines[0] and "PyAV" in lines[0]
     assert re.fullmatch(r"ratio \d+\.\d\d", lines[-1]) and float(lines[-1].split()[1]) > 0
-    assert re.fullmatch(r"latency p50 \d+\.\d ms", lines[-2])
-    rows = {line[:22].strip(): line[22:].split() for line in lines[3:-2]}
-    assert set(rows) == {"plain PyAV", "edgetasks", "edgetasks real time"}
+    assert re.fullmatch(r"every hop through the broker: ratio \d+\.\d\d", lines[-2])
+    assert re.fullmatch(r"latency p50 \d+\.\d ms", lines[-3])
+    rows = {line[:22].strip(): line[22:].split() for line in lines[3:-3]}
+    assert set(rows) == {"plain PyAV", "edgetasks", "every hop via broker", "edgetasks real time"}
     assert all(float(rows[name][0]) > 0 for name in rows)  # fps
-    assert rows["edgetasks"][-1] == "0" and rows["edgetasks"][-2] == "0"  # nothing lost or dropped
+    for name in ("edgetasks", "every hop via broker"):  # in-process or through the broker: nothing lost or dropped
+        assert rows[name][-1] == "0" and rows[name][-2] == "0"
     results = json.loads((tmp_path / "media.json").read_text())["results"]
-    assert results["edgetasks"][0]["frames"] == 20
+    assert results["edgetasks"][0]["frames"] == results["every hop via broker"][0]["frames"] == 20

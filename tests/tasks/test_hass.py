@@ -24,7 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from hass_schema import problems
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -204,6 +204,7 @@ async def test_commands_act_as_panel_changes_and_hostile_ones_are_counted():
 
 @settings(max_examples=300, deadline=None)
 @given(payload=st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+@example(payload=b"0\x1f")  # a blank to \s, not to float()
 def test_any_command_payload_is_a_value_the_control_takes_or_refused(payload):
     for task in (Slider({"min_value": -5, "max_value": 5}), Toggle({}), RadioButtons({"options": ["a", "1"]}),
                  TextInput({})):
