@@ -188,6 +188,30 @@ async def test_instances_of_an_agent_share_the_loaded_models(rig):
         assert pool.made == made and pool.idle == idle
 
 
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+async def test_a_recognizer_hears_its_stream_as_a_fresh_decoder_would_after_another_streams_audio(rig):
+    """pocketsphinx adapts its cepstral mean to what it hears: a decoder given back after a very quiet
+    stream must not carry that into the next instance's stream (it made this one miss its first command)."""
+    pause = np.zeros(8000, np.int16)
+    audio = np.concatenate([part for text in COMMANDS for part in (await speak(text), pause)])
+    pool = sphinx.decoders("grammar")
+    config = {"mode": "grammar", "grammar": GRAMMAR, "queue": 1000}
+    heard = await rig.listen("heard")
+    first = await rig.start(SpeechRecognition, config, inputs={"in": "quiet"}, outputs={"text": "heard"})
+    quiet = (np.concatenate([audio, audio]) * 0.005).astype(np.int16)
+    await send_audio(rig, "quiet", quiet)
+    await rig.take(heard, 1)  # it heard something of the quiet stream
+    await rig_wait(lambda: first.in_metrics["in"].frames == -(-len(quiet) // 1024) and not first.lanes.queued)
+    await first.work(lambda: None)  # after the last batch was heard
+    made = pool.made
+    await rig.stop(first)
+    await rig.start(SpeechRecognition, config, inputs={"in": "audio"}, outputs={"text": "heard"})
+    await send_audio(rig, "audio", audio)
+    frames = await rig.take(heard, len(COMMANDS))
+    assert [f.value for f in frames] == direct_recognition(audio) == COMMANDS
+    assert pool.made == made  # the same decoder, lent again
+
+
 async def rig_wait(predicate, timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
