@@ -49,7 +49,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 GRAMMAR = "#JSGF V1.0;\ngrammar home;\npublic <c> = turn (on | off) the (kitchen | bedroom | hall | garage) light;\n"
 ROOMS = ("kitchen", "bedroom", "hall", "garage")
 STEP = 1024  # samples per audio frame into speech_recognition and voice_activity, on both sides
-VOICE = {"voice": "en-us", "rate": 175, "pitch": 50}
+VOICE: dict[str, Any] = {"voice": "en-us", "rate": 175, "pitch": 50}
 TTS_FRAMES = (4096, 1024)  # text_to_speech's frame sizes measured
 ESPEAK_RATE = 22050
 T0 = 1_000_000  # ts of the first frame in (ms)
@@ -98,7 +99,7 @@ def direct_asr(audio: np.ndarray) -> list[str]:
     import pocketsphinx
 
     decoder = DIRECT["decoder"]
-    decoder.set_cmn(decoder.config["cmninit"])  # a new stream: nothing kept of the audio heard before
+    decoder.reinit_feat()  # a new stream: nothing kept of the audio heard before (its cepstral mean)
     endpointer = pocketsphinx.Endpointer(window=0.3, vad_mode=0, sample_rate=16000)
     texts: list[str] = []
     pending = b""
@@ -229,7 +230,8 @@ def heard(spoken: list[np.ndarray]) -> list[str]:
 
 
 # -- one engine, both sides -----------------------------------------------------------------------
-async def both(task_first: bool, direct: Callable[[], Any], task: Callable[[], Any]) -> dict[str, Any]:
+async def both(task_first: bool, direct: Callable[[], Any],
+               task: Callable[[], Awaitable[tuple[float, float, Any]]]) -> dict[str, Any]:
     """Clock and CPU seconds of each side, in the order asked, and what each made."""
     async def run_task() -> tuple[float, float, Any]:
         return await task()
@@ -266,7 +268,7 @@ async def one_round(url: str, texts: list[str], audio: np.ndarray, vad_audio: np
             return await through_task(url, TextToSpeech, {"silence_ms": 0, "frame_samples": size}, ["out"],
                                       [(text, {}) for text in [*spoken, SENTINEL]], sentinel, stride=UTTERANCE_MS)
 
-        r = await both(task_first, lambda size=size: direct_tts([*spoken, SENTINEL], size), task)
+        r = await both(task_first, partial(direct_tts, [*spoken, SENTINEL], size), task)
         direct_utts = [np.concatenate([f.reshape(-1) for f in frames]) for frames in r.pop("direct_out")[:-1]]
         task_utts, sizes = utterances([f for f in r.pop("task_out") if f.ts < T0 + len(spoken) * UTTERANCE_MS], size)
         lengths = (len(direct_utts) == len(task_utts)
@@ -379,7 +381,7 @@ def report(data: dict[str, Any]) -> str:
     ratios = []
     for name in rounds[0]:
         def median(key: str, name: str = name) -> float:
-            return statistics.median(r[name][key] for r in rounds)
+            return float(statistics.median(r[name][key] for r in rounds))
 
         ratios.append(median("ratio"))
         cpu_ratio = statistics.median(r[name]["cpu_direct"] / r[name]["cpu_task"] for r in rounds)

@@ -38,12 +38,13 @@ def _decoder(*, language_model: bool) -> Any:
 
 
 def new_stream(decoder: Any) -> None:
-    """Forget the audio of the decoder's previous user: its cepstral mean back to the model's initial one.
+    """Forget the audio of the decoder's previous user: its feature extraction made afresh (~0.1 ms).
 
-    pocketsphinx adapts the mean to the audio it hears, utterance after utterance, which suits one
-    stream; kept from another stream (another microphone, another instance) it makes the same audio
-    heard differently depending on what the decoder heard before."""
-    decoder.set_cmn(decoder.config["cmninit"])
+    pocketsphinx adapts its cepstral mean to the audio it hears, utterance after utterance, which
+    suits one stream; kept from another stream (another microphone, another instance) it makes the
+    same audio heard differently depending on what the decoder heard before. (``set_cmn`` alone is
+    not enough: the running sums behind the mean stay.)"""
+    decoder.reinit_feat()
 
 
 #: decoders of the bundled en-us model, shared by the agent's instances (one each at a time): with the
