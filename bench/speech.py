@@ -28,11 +28,13 @@ Every other round runs the task first (a machine whose load drifts favours neith
 recognizer's decoder starts each run from the model's initial cepstral mean on both sides.
 
 Prints a table (medians of ``--rounds``: seconds and CPU seconds of this process per side,
-Mosquitto's not counted), the clock ratio (direct s / task s) and the CPU ratio (direct CPU-s /
-task CPU-s: steadier than the clock on a loaded machine), whether the outputs were equal in
-every round, and last ``ratio <x>``: the smallest of the clock ratios.
+Mosquitto's not counted, and of the task side's the CPU seconds the bench spent decoding what came
+back, which a consumer in another process would pay there), the clock ratio (direct s / task s)
+and the CPU ratio (direct CPU-s / task CPU-s: steadier than the clock on a loaded machine),
+whether the outputs were equal in every round, and last ``ratio <x>``: the smallest of the clock
+ratios.
 
-    python bench/speech.py [--utterances 36] [--rounds 3] [--json out.json]
+    python bench/speech.py [--utterances 60] [--tts-repeat 15] [--vad-utterances 16] [--rounds 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -134,6 +136,11 @@ def direct_vad(audio: np.ndarray) -> list[float]:
 
 
 # -- the tasks, through the broker ----------------------------------------------------------------
+#: CPU seconds the bench's consumer spent decoding what the task sent (in the task side's CPU seconds: a
+#: consumer in another process would pay them there)
+CONSUMER: dict[str, float] = {"decode_cpu": 0.0}
+
+
 async def through_task(url: str, task_type: Any, config: dict[str, Any], outputs: list[str],
                        frames: Sequence[tuple[Any, dict[str, Any]]], done: Callable[[Any], bool],
                        stride: int = 1, timeout: float = 300) -> tuple[float, float, list[Any]]:
@@ -157,6 +164,7 @@ async def through_task(url: str, task_type: Any, config: dict[str, Any], outputs
             payloads = [encode_frame(value, ts=T0 + i * stride, seq=i, extra=extra)
                         for i, (value, extra) in enumerate(frames)]
             received: list[Any] = []
+            CONSUMER["decode_cpu"] = 0.0
             cpu, start = cpu_seconds(), time.perf_counter()
             for payload in payloads:
                 await bus.publish(f"{prefix}/in", payload)
@@ -180,7 +188,9 @@ async def receive(sub: Any, runner: asyncio.Future[None], received: list[Any], d
     while True:
         # what queued is taken without waiting: the bench's consumer costs as little as it can
         message = sub.get_nowait() if sub.queued else await first(sub.get(), runner)
+        t0 = time.thread_time()
         frame = decode_frame(message.payload)
+        CONSUMER["decode_cpu"] += time.thread_time() - t0
         received.append(frame)
         if done(frame):
             return
@@ -233,8 +243,9 @@ def heard(spoken: list[np.ndarray]) -> list[str]:
 async def both(task_first: bool, direct: Callable[[], Any],
                task: Callable[[], Awaitable[tuple[float, float, Any]]]) -> dict[str, Any]:
     """Clock and CPU seconds of each side, in the order asked, and what each made."""
-    async def run_task() -> tuple[float, float, Any]:
-        return await task()
+    async def run_task() -> tuple[float, float, Any, float]:
+        seconds, cpu, out = await task()
+        return seconds, cpu, out, CONSUMER["decode_cpu"]
 
     def run_direct() -> tuple[float, float, Any]:
         cpu, t0 = cpu_seconds(), time.perf_counter()
@@ -248,7 +259,7 @@ async def both(task_first: bool, direct: Callable[[], Any],
         direct_side = run_direct()
         task_side = await run_task()
     return {"direct": direct_side[0], "task": task_side[0], "ratio": direct_side[0] / task_side[0],
-            "cpu_direct": direct_side[1], "cpu_task": task_side[1],
+            "cpu_direct": direct_side[1], "cpu_task": task_side[1], "cpu_decode": task_side[3],
             "direct_out": direct_side[2], "task_out": task_side[2]}
 
 
@@ -377,7 +388,7 @@ def report(data: dict[str, Any]) -> str:
              f"{data['vad_audio_s']:.1f} s), text_to_speech speaks them {data['tts_repeat']} times over; "
              f"{len(rounds)} round(s); load average {data['load'][0]:.1f}",
              f"{'task':26}{'outputs':>8}{'frames':>8}{'direct s':>10}{'task s':>9}{'ratio':>7}"
-             f"{'CPU-s direct':>14}{'CPU-s task':>12}{'CPU ratio':>11}{'same':>6}"]
+             f"{'CPU-s direct':>14}{'CPU-s task':>12}{'CPU ratio':>11}{'same':>6}{'of which decoding':>19}"]
     ratios = []
     for name in rounds[0]:
         def median(key: str, name: str = name) -> float:
@@ -389,7 +400,7 @@ def report(data: dict[str, Any]) -> str:
         lines.append(f"{name:26}{rounds[-1][name]['outputs']:8d}{rounds[-1][name]['frames']:8d}"
                      f"{median('direct'):10.3f}{median('task'):9.3f}{median('ratio'):7.2f}"
                      f"{median('cpu_direct'):14.3f}{median('cpu_task'):12.3f}{cpu_ratio:11.2f}"
-                     f"{'yes' if same else 'NO':>6}")
+                     f"{'yes' if same else 'NO':>6}{median('cpu_decode'):19.3f}")
     for name in (f"text_to_speech {TTS_FRAMES[0]}", "speech_recognition"):
         lines.append(f"{name}: commands heard right: direct "
                      f"{statistics.mean(r[name]['correct_direct'] for r in rounds):.0%}, task "
@@ -400,9 +411,9 @@ def report(data: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--utterances", type=int, default=36)
-    parser.add_argument("--tts-repeat", type=int, default=10, help="text_to_speech speaks the commands this many times")
-    parser.add_argument("--vad-utterances", type=int, default=12, help="voice_activity judges these commands' audio")
+    parser.add_argument("--utterances", type=int, default=60)
+    parser.add_argument("--tts-repeat", type=int, default=15, help="text_to_speech speaks the commands this many times")
+    parser.add_argument("--vad-utterances", type=int, default=16, help="voice_activity judges these commands' audio")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
