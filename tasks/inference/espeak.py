@@ -65,7 +65,7 @@ class Espeak:
         self._lock = threading.Lock()
         self._chunks: list[npt.NDArray[np.int16]] = []
         # what the synthesizer is set to: (voice, rate, pitch, volume); setting the voice reads its files
-        # (~0.2 ms, a sixth of speaking a short command), so it is set only when it changes
+        # (~0.1 ms, 10-18% of speaking a short command), so it is set only when it changes
         self._settings: tuple[str, int, int, int] | None = None
 
         def collect(wav: Any, count: int, _events: Any) -> int:
