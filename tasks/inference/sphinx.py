@@ -22,7 +22,7 @@ if not installed("pocketsphinx"):
     raise ModuleNotFoundError("No module named 'pocketsphinx': speech_recognition needs pocketsphinx: "
                               "pip install 'edgetasks[speech]' (or: pip install pocketsphinx)", name="pocketsphinx")
 
-__all__ = ["LANGUAGE_MODEL", "POOLS", "RATE", "SEARCH", "decoders", "set_search", "unknown_words"]
+__all__ = ["LANGUAGE_MODEL", "POOLS", "RATE", "SEARCH", "decoders", "new_stream", "set_search", "unknown_words"]
 
 #: the bundled model's sample rate: audio in is converted to 16-bit mono at this rate
 RATE: Final = 16000
@@ -37,12 +37,24 @@ def _decoder(*, language_model: bool) -> Any:
                                                                                                 lm=None)
 
 
+def new_stream(decoder: Any) -> None:
+    """Forget the audio of the decoder's previous user: its feature extraction made afresh (~0.1 ms).
+
+    pocketsphinx adapts its cepstral mean to the audio it hears, utterance after utterance, which
+    suits one stream; kept from another stream (another microphone, another instance) it makes the
+    same audio heard differently depending on what the decoder heard before. (``set_cmn`` alone is
+    not enough: the running sums behind the mean stay.)"""
+    decoder.reinit_feat()
+
+
 #: decoders of the bundled en-us model, shared by the agent's instances (one each at a time): with the
 #: general language model (mode language_model) and without it (grammar, keywords: a third of the memory).
-#: One idle decoder of each kind is kept for the next instance (a redeploy); more are freed.
+#: One idle decoder of each kind is kept for the next instance (a redeploy); more are freed. A decoder
+#: given back starts a new stream (:func:`new_stream`).
 POOLS: Final = {
-    True: Pool("pocketsphinx en-us with its language model", partial(_decoder, language_model=True), keep=1),
-    False: Pool("pocketsphinx en-us", partial(_decoder, language_model=False), keep=1),
+    True: Pool("pocketsphinx en-us with its language model", partial(_decoder, language_model=True),
+               reset=new_stream, keep=1),
+    False: Pool("pocketsphinx en-us", partial(_decoder, language_model=False), reset=new_stream, keep=1),
 }
 
 

