@@ -32,6 +32,7 @@ from edge.protocol import (
     DeploymentSpec,
     DismissRequest,
     MetricsBatch,
+    MetricsRequest,
     RemovalRecord,
     StreamFrame,
     TaskStatusMsg,
@@ -97,8 +98,9 @@ DISMISS = Message("dismissRequest", DismissRequest, "Clear a task's crash notice
 FRAME = Message("frame", StreamFrame, "One frame of a task output's stream (docs/frames.md).")
 VIEW = Message("viewFrame", ViewFrame, "What a dashboard task's card shows now.")
 METRICS = Message("metricsBatch", MetricsBatch, "Part of a batch of the metrics of an agent's running tasks.")
-METRICS_REQUEST = Message("metricsRequest", None, "Any payload (not read): send every task's metrics now.",
-                          content_type="application/octet-stream")
+METRICS_REQUEST = Message("metricsRequest", MetricsRequest,
+                          "Send every task's metrics now, then the changed ones for ``watch`` s (an empty payload: "
+                          "30 s).")
 TOKEN = Message("syncToken", None, "An opaque token; it comes back to its sender after all it sent before.",
                 content_type="application/octet-stream")
 
@@ -135,12 +137,13 @@ def _channels() -> tuple[Channel, ...]:
                 "Requests to clear a task's crash notice, read by that agent only; never retained.", (DISMISS,),
                 False, 1, ("controller",), ("agent",)),
         Channel("agentMetrics", address(topics.agent_metrics, "agent_id"),
-                "The metrics of the agent's running tasks, never retained: every report interval the tasks whose "
-                "metrics changed, a full batch after each connect and on request; at most 2 x 8 messages per "
-                "interval whatever the task count (edge.reporting).", (METRICS,), False, 0, ("agent",),
-                ("controller",)),
+                "The metrics of the agent's running tasks, never retained: a full batch after each connect and on "
+                "request, then, while a request's lease lasts, every report interval the tasks whose metrics "
+                "changed; at most 2 x 8 messages per interval whatever the task count (edge.reporting).",
+                (METRICS,), False, 0, ("agent",), ("controller",)),
         Channel("agentMetricsRequest", address(topics.agent_metrics_request, "agent_id"),
-                "A reader asks the agent for a full metrics batch (answered at once, at most once per interval).",
+                "A reader asks the agent for a full metrics batch (answered at once, at most once per interval) "
+                "and for the changed metrics every interval during its lease; a lease ended, no batch is sent.",
                 (METRICS_REQUEST,), False, 0, ("controller",), ("agent",)),
         Channel("agentSync", agent_sync,
                 "The agent's own round trip after each connect (and to fetch retained messages one by one): "

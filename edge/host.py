@@ -48,7 +48,16 @@ from edge.graph import DeploymentSpec
 from edge.hass import HassLink, availability_will
 from edge.instance import Assignment, Instance
 from edge.presence import Presence
-from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, TaskState, ValidationError, problem
+from edge.protocol import (
+    DEFAULT_WATCH,
+    CatalogEntry,
+    DismissRequest,
+    MetricsRequest,
+    TaskMetrics,
+    TaskState,
+    ValidationError,
+    problem,
+)
 from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
@@ -553,7 +562,17 @@ class Host:
 
     def _on_metrics_request(self, message: Message) -> None:
         """A reader wants every task's metrics: a full batch now, or at the next report if one went
-        less than an interval ago (the payload is not read)."""
+        less than an interval ago; then the changed ones for the request's lease (``edge.reporting``).
+        A payload that is not a :class:`~edge.protocol.MetricsRequest` asks for the default lease."""
+        watch = DEFAULT_WATCH
+        if message.payload:
+            try:
+                watch = MetricsRequest.model_validate(decode_value(message.payload)).watch
+            except (FrameError, ValidationError) as exc:
+                self._bad_specs.warning("metrics-request", "agent %s: a metrics request it cannot read (%s): "
+                                           "answered with the default lease of %.0f s", self.agent_id,
+                                           problem(exc) if isinstance(exc, ValidationError) else exc, watch)
+        self._batcher.watch(watch)
         self._batcher.want_full()
         if self._batcher.full_allowed:
             self._report_now.set()

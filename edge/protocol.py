@@ -38,6 +38,7 @@ from edge.topics import ID_PATTERN
 _M = TypeVar("_M", bound=BaseModel)
 
 __all__ = [
+    "DEFAULT_WATCH",
     "MAX_BATCH_PARTS",
     "MAX_BATCH_TASKS",
     "COLOR_PATTERN",
@@ -51,6 +52,7 @@ __all__ = [
     "MAX_REMOVAL_VERSION",
     "MAX_TEXT",
     "MAX_TYPES",
+    "MAX_WATCH",
     "PAYLOADS",
     "PROTOCOL_REVISION",
     "AgentState",
@@ -65,6 +67,7 @@ __all__ = [
     "DismissRequest",
     "InputMetrics",
     "MetricsBatch",
+    "MetricsRequest",
     "OutputMetrics",
     "PlotSeries",
     "PlotView",
@@ -98,6 +101,8 @@ MAX_JSON_DEPTH: Final = 16  # levels of a free-form value (a config schema is a 
 MAX_JSON_ITEMS: Final = 10_000  # scalars, keys and containers of one free-form value
 MAX_BOOT: Final = 64  # characters of a boot id
 MAX_BATCH_TASKS: Final = 2000  # tasks in one metrics batch message
+DEFAULT_WATCH: Final = 30.0  # s an agent sends changed metrics after a request that names no lease
+MAX_WATCH: Final = 3600.0  # s of the longest lease one request may ask for
 MAX_BATCH_PARTS: Final = 8  # messages one metrics batch is split into, at most
 _V: Final = ("the protocol revision of its sender (edge.protocol.PROTOCOL_REVISION); absent: 0, a sender older "
               "than the field")
@@ -463,6 +468,18 @@ class DismissRequest(_Message):
     before: Int
 
 
+class MetricsRequest(_Message):
+    """``{root}/agents/{id}/metrics/request``: send every task's metrics now (a full batch), then the
+    changed ones every report interval for ``watch`` seconds (a lease; later requests extend it).
+
+    An agent sends no metrics batch nobody asked for: an idle fleet's control traffic is its
+    heartbeats (docs/protocol.md, "Metrics"). An empty payload (what controllers before the lease
+    sent) asks for :data:`DEFAULT_WATCH` seconds."""
+
+    v: Revision = 0
+    watch: Annotated[float, Field(gt=0, le=MAX_WATCH, allow_inf_nan=False)] = DEFAULT_WATCH
+
+
 class StreamFrame(_Open):
     """One frame on ``{root}/streams/...``, as a schema for other languages: the codec is ``edge.frames``
     (docs/frames.md); ``value`` is any CBOR item (numeric arrays as RFC 8746 typed arrays); other keys
@@ -565,4 +582,4 @@ class ViewFrame(StreamFrame):
 #: Every payload model of the protocol, by the name docs/asyncapi.yaml gives its schema.
 PAYLOADS: Final[tuple[type[BaseModel], ...]] = (
     AgentState, Catalog, CatalogEntry, CheckResult, CheckTask, DeploymentSpec, DismissRequest, MetricsBatch,
-    RemovalRecord, StreamFrame, TaskStatusMsg, ValidationReply, ValidationRequest, ViewFrame)
+    MetricsRequest, RemovalRecord, StreamFrame, TaskStatusMsg, ValidationReply, ValidationRequest, ViewFrame)

@@ -26,4 +26,6 @@ def setup(settings: Settings) -> Panel:
     create_pages()
     app.on_startup(panel.start)
     app.on_shutdown(panel.stop)
+    app.on_connect(panel.client_connected)  # live metrics while a browser shows the panel (Fleet.watch)
+    app.on_disconnect(panel.client_disconnected)
     return panel
