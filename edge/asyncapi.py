@@ -29,6 +29,7 @@ from edge.protocol import (
     PROTOCOL_REVISION,
     AgentState,
     Catalog,
+    CatalogDocument,
     DeploymentSpec,
     DismissRequest,
     MetricsBatch,
@@ -40,7 +41,7 @@ from edge.protocol import (
     ValidationRequest,
     ViewFrame,
 )
-from edge.topics import ID_PATTERN, PROTOCOL_VERSION, Topics
+from edge.topics import CATALOG_HASH_PATTERN, ID_PATTERN, PROTOCOL_VERSION, Topics
 
 __all__ = ["document", "main", "render"]
 
@@ -55,6 +56,7 @@ PARAMETERS: Final = {
     "port": f"The port's name: an output's (a stream), an input's (inject); {_ID}.",
     "token": f"A requester's own token (32 hex digits); {_ID}.",
     "client_id": f"A controller's client id; {_ID}.",
+    "hash": f"A shared catalog's name: the first 32 hex digits of the sha256 of its payload ({CATALOG_HASH_PATTERN}).",
 }
 
 
@@ -88,7 +90,8 @@ class Channel:
 
 
 STATE = Message("agentState", AgentState, "An agent's birth, periodic state with metrics, or will (online: false).")
-CATALOG = Message("catalog", Catalog, "The task types an agent offers.")
+CATALOG = Message("catalog", Catalog, "The task types an agent offers (inline, or the hash of a shared catalog).")
+DOCUMENT = Message("catalogDocument", CatalogDocument, "Task types shared by the agents whose catalog names its hash.")
 SPEC = Message("deploymentSpec", DeploymentSpec, "A deployment's graph spec (the same shape as its YAML).")
 REMOVAL = Message("removalRecord", RemovalRecord, "A deployment removed: every version up to `version` is gone.")
 STATUS = Message("taskStatus", TaskStatusMsg, "The last state of one task instance, with its metrics.")
@@ -120,6 +123,7 @@ def _channels() -> tuple[Channel, ...]:
         return "/".join(levels)
 
     agent_sync = address(topics.agent_state, "agent_id").rsplit("/", 1)[0] + "/sync"
+    documents = address(topics.agent_state, "agent_id").split("/agents/")[0] + "/catalogs/{hash}"
     return (
         Channel("agentState", address(topics.agent_state, "agent_id"),
                 "The agent's retained state: its birth on every connect, again every 5 s with metrics, and its will "
@@ -128,6 +132,11 @@ def _channels() -> tuple[Channel, ...]:
         Channel("agentCatalog", address(topics.agent_catalog, "agent_id"),
                 "The agent's retained catalog, published on every connect.", (CATALOG,), True, 1, ("agent",),
                 ("controller",)),
+        Channel("catalogDocument", documents,
+                "A shared catalog, retained: published by each agent with EDGE_SHARED_CATALOG before its catalog "
+                "naming it (the same bytes from every agent with the same types, so one copy is kept). A reader "
+                "refuses one whose sha256 does not match the hash, or over 16 MiB.", (DOCUMENT,), True, 1,
+                ("agent",), ("controller",)),
         Channel("agentValidate", address(topics.agent_validate, "agent_id"),
                 "Validation requests to one agent.", (REQUEST,), False, 1, ("controller",), ("agent",)),
         Channel("reply", address(topics.reply, "token"),

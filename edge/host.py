@@ -103,7 +103,7 @@ class Host:
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
                                  catalog=self.catalog, metrics=self._measure if metrics else None,
                                  errors=lambda: self.errors,
-                                 report_interval=status_interval)
+                                 report_interval=status_interval, shared_catalog=settings.shared_catalog)
         # a persistent session: the broker keeps the inputs' subscriptions, and queues the QoS 1
         # frames they take, while this agent or the broker restarts (edge.bus, docs/reliability.md)
         self.bus = Bus.from_settings(settings, client_id=self.topics.client_id("agent", self.agent_id),

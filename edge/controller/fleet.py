@@ -19,6 +19,13 @@ queues without its 1000-message bound of QoS 1: every deployment arrives, a remo
 (``edge.desired``) is "not deployed", never a spec, and a cold controller of 2,000 agents has them
 all when :meth:`synced` returns.
 
+An agent's catalog holds its task types, or (revision 2, ``EDGE_SHARED_CATALOG``) the hash of a
+shared catalog on ``{root}/catalogs/{hash}``: the fleet keeps each document whose sha256 matches
+its hash (a mismatch, garbage or one over :data:`~edge.protocol.MAX_CATALOG_BYTES` is refused and
+said on the agents naming it, :attr:`AgentInfo.catalog_problem`), gives its entries to every agent
+naming it, and fetches one it lacks as it fetches any missing retained topic. An agent whose
+document has not come is listed with no types and :attr:`AgentInfo.catalog_pending` set.
+
 A task's retained status is sent when what it says changes; its live metrics come in the
 agents' metrics batches (``edge.reporting``), which the fleet merges into :attr:`Fleet.statuses`:
 only from the agent the task is placed on (an agent speaks only for itself), only while that agent
@@ -53,10 +60,13 @@ from edge.desired import Removal, decode_record
 from edge.errors import EdgeError, FrameError, SpecError, TopicError
 from edge.frames import decode_value, encode_value, split_map_tail
 from edge.graph import DeploymentSpec
+from edge.presence import catalog_hash
 from edge.protocol import (
+    MAX_CATALOG_BYTES,
     PROTOCOL_REVISION,
     AgentState,
     Catalog,
+    CatalogDocument,
     MetricsBatch,
     MetricsRequest,
     TaskStatusMsg,
@@ -97,6 +107,12 @@ class AgentInfo:
     boot: str = ""
     #: control messages the agent could not understand since it started (its own count)
     errors: int = 0
+    #: the shared catalog its catalog names (None: its types came inline)
+    catalog: str | None = None
+    #: the shared catalog it names that has not come (or was refused): its types are empty meanwhile
+    catalog_pending: str | None = None
+    #: why that shared catalog could not be used (one line), None while it is only on its way
+    catalog_problem: str | None = None
     #: s between its metrics batches (None: an agent that sends none, whose statuses carry its metrics)
     report_interval: float | None = None
     host: dict[str, Any] = field(default_factory=dict)
@@ -165,6 +181,9 @@ class Fleet:
         self._types_generation = 0  # moves when an agent comes, goes, goes on or offline, or changes its catalog
         #: sha256 of a catalog's ``types`` bytes -> (its valid entries as dumped, a problem line per invalid one)
         self._catalog_cache: OrderedDict[bytes, tuple[list[dict[str, Any]], list[str]]] = OrderedDict()
+        #: shared catalogs verified against their hash: hash -> (valid entries as dumped, problem lines)
+        self._documents: OrderedDict[str, tuple[list[dict[str, Any]], list[str]]] = OrderedDict()
+        self._refused: dict[str, str] = {}  # hash -> why the document on its topic was refused (one line)
         self._prober = Prober(bus, self._sync_topic)
         self._wake = asyncio.Event()
         #: the last metrics each task's agent sent in a batch: (agent, ts, metrics)
@@ -199,7 +218,7 @@ class Fleet:
                 self.bus.subscribe(self._sync_topic, qos=0, callback=self._on_sync)))
             for pattern in (self.topics.all_agent_states, self.topics.all_task_statuses(),
                             self.topics.all_agent_metrics, self.topics.all_deployments,
-                            self.topics.all_agent_catalogs):
+                            self.topics.all_agent_catalogs, self.topics.all_catalog_documents):
                 self._subs.append(await stack.enter_async_context(
                     self.bus.subscribe(pattern, qos=0, callback=self._on_message)))
             probe_task = asyncio.get_running_loop().create_task(self._probe_loop(), name="fleet-probes")
@@ -357,6 +376,8 @@ class Fleet:
                     wanted.add(topics.task_status(spec.id, task.id))
         for agent in named - self._states - self._catalogs:
             wanted |= {topics.agent_state(agent), topics.agent_catalog(agent)}
+        wanted |= {topics.catalog_document(a.catalog_pending) for a in self.agents.values()
+                   if a.catalog_pending is not None and a.catalog_pending not in self._refused}
         return sorted(wanted - self._probed)[:MAX_PROBES]
 
     @property
@@ -445,7 +466,11 @@ class Fleet:
         try:
             parsed = self.topics.parse(message.topic)
             kind = parsed.kind
-            if kind in (TopicKind.AGENT_STATE, TopicKind.AGENT_CATALOG):
+            if kind is TopicKind.CATALOG_DOCUMENT:
+                assert parsed.catalog is not None
+                for agent_id in self._on_document(parsed.catalog, message.payload):
+                    self._notify("agent", agent_id)
+            elif kind in (TopicKind.AGENT_STATE, TopicKind.AGENT_CATALOG):
                 assert parsed.agent_id is not None
                 key = parsed.agent_id
                 self._on_agent(kind, key, message.payload)
@@ -511,6 +536,16 @@ class Fleet:
                 self._leased.pop(agent_id, None)  # a new life (or connection) holds no lease: asked anew
         elif types is not None:
             entries, problems = types
+            agent.catalog = agent.catalog_pending = agent.catalog_problem = None
+            if isinstance(problems, str):  # a shared catalog's hash
+                agent.catalog = problems
+                entries, problems = self._documents.get(agent.catalog, ([], []))
+                if agent.catalog in self._documents:
+                    self._documents.move_to_end(agent.catalog)
+                else:
+                    agent.catalog_pending = agent.catalog
+                    agent.catalog_problem = self._refused.get(agent.catalog)
+                    self._wake.set()  # fetched alone if it does not come by itself
             for line in problems:  # one bad type does not hide the agent's others
                 self.errors += 1
                 self._bad.warning(f"{agent_id}/catalog/{line.split(':', 1)[0]}",
@@ -520,8 +555,9 @@ class Fleet:
             self._types_generation += 1
         self.agents[agent_id] = agent
 
-    def _catalog(self, payload: bytes) -> tuple[list[dict[str, Any]], list[str]]:
-        """A catalog's valid entries (as dumped) and a problem line per invalid one; raises if it is garbage.
+    def _catalog(self, payload: bytes) -> tuple[list[dict[str, Any]], list[str] | str]:
+        """A catalog's valid entries (as dumped) and a problem line per invalid one, or (no entries and) the
+        hash of the shared catalog it names; raises if it is garbage.
 
         Agents of one software version send the same entries byte for byte, only their id, epoch and
         boot differ (``types`` comes last: :class:`~edge.presence.Presence`). Decoding and validating
@@ -539,6 +575,8 @@ class Fleet:
                 self._catalog_cache.move_to_end(key)
                 return cached
         catalog = Catalog.model_validate(decode_value(payload))
+        if catalog.catalog is not None:
+            return [], catalog.catalog
         entries, problems = catalog.entries()
         made = [entry.model_dump(exclude_unset=True) for entry in entries], problems
         if key:
@@ -546,6 +584,47 @@ class Fleet:
             while len(self._catalog_cache) > CATALOG_CACHE:
                 self._catalog_cache.popitem(last=False)
         return made
+
+    def _on_document(self, digest: str, payload: bytes) -> list[str]:
+        """A shared catalog: verified against its hash and kept, its entries given to the agents naming it;
+        the agents that changed. A refused one (with the reason) leaves a verified copy in place."""
+        if not payload or digest in self._documents:
+            return []  # cleared, or the same bytes again (a hash names one content): nothing new
+        problem_line = None
+        if len(payload) > MAX_CATALOG_BYTES:
+            problem_line = f"{len(payload):,} bytes, over the limit of {MAX_CATALOG_BYTES:,}"
+        elif catalog_hash(payload) != digest:
+            problem_line = "its content does not match its hash"
+        else:
+            try:
+                document = CatalogDocument.model_validate(decode_value(payload))
+            except (FrameError, ValidationError) as exc:
+                problem_line = problem(exc) if isinstance(exc, ValidationError) else _one_line(exc)
+        waiting = [a for a in self.agents.values() if a.catalog_pending == digest]
+        if problem_line is not None:
+            reason = f"shared catalog {digest} refused: {problem_line}"
+            self._refused[digest] = reason
+            for agent in waiting:
+                agent.catalog_problem = reason
+            self.errors += 1
+            self._bad.warning(f"catalogs/{digest}", "ignored the shared catalog %s: %s", digest, problem_line)
+            return [a.id for a in waiting]
+        entries, problems = document.entries()
+        made = [entry.model_dump(exclude_unset=True) for entry in entries], problems
+        self._refused.pop(digest, None)
+        self._documents[digest] = made
+        named = {a.catalog for a in self.agents.values()}
+        for old in [d for d in self._documents if d not in named][:max(0, len(self._documents) - CATALOG_CACHE)]:
+            del self._documents[old]  # nobody names it: kept only among the last few
+        for line in problems:
+            self.errors += 1
+            self._bad.warning(f"catalogs/{digest}/{line.split(':', 1)[0]}", "ignored an entry of the shared "
+                              "catalog %s: %s", digest, line)
+        for agent in waiting:
+            agent.types, agent.catalog_pending, agent.catalog_problem = made[0], None, None
+        if waiting:
+            self._types_generation += 1
+        return [a.id for a in waiting]
 
     @staticmethod
     def _apply_state(agent: AgentInfo, state: AgentState) -> None:
