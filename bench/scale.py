@@ -4,7 +4,9 @@ The agents are real: ``edge.host.Host`` objects (the runtime ``edge agent`` is b
 will, retained birth and catalog, spec reconciling, task instances, statuses), each with its
 own MQTT connection, offering (``--catalog full``, the default) every task type ``edge agent``
 offers, an ~80 KB catalog, worked out once per process (a real agent works it out on its own
-device), or (``--catalog sample``) the three small types of ``tests/agent/sample_tasks.py``;
+device), or (``--catalog shared``) the same published as a shared catalog (``EDGE_SHARED_CATALOG``:
+one retained document for all, each agent's catalog naming its hash), or (``--catalog sample``)
+the three small types of ``tests/agent/sample_tasks.py``;
 ``--procs`` child processes hold ``--agents`` of them between them, on the same cores as the
 controller: the benchmark prints the CPU the controller spent while listing, to tell its share.
 Every round uses a fresh namespace on the broker this run starts on a free loopback port:
@@ -37,7 +39,7 @@ for comparison (the page loads run on the first broker only). A round whose list
 complete within 120 s reports how many were listed and stops there.
 
     python bench/scale.py [--agents 200] [--procs 4] [--tasks 100] [--task-agents 10] [--rounds 3]
-                          [--catalog full|sample] [--idle 10] [--no-browser] [--brokers mosquitto,embedded]
+                          [--catalog full|shared|sample] [--idle 10] [--no-browser] [--brokers mosquitto,embedded]
                           [--json out.json]
 
 JSON: ``{"args": {...}, "broker": first broker, "rounds": [{"listed_s" (Infinity and "listed" when
@@ -100,13 +102,14 @@ async def run_agents(url: str, ns: str, first: int, count: int, data_dir: Path, 
     spec.loader.exec_module(module)
     types: list[Any] = [module.Counter, module.Scale, module.Ticker]
     unavailable: dict[str, str] = {}
-    if catalog == "full":  # what `edge agent` offers: every type of the entry points, and the counter
+    if catalog in ("full", "shared"):  # what `edge agent` offers: every type of the entry points, and the counter
         from agent.registry import discover
 
         registry = discover()
         types = [*registry.types.values(), module.Counter]
         unavailable = registry.unavailable
-    hosts = [Host(load_settings(broker=url, namespace=ns, agent_id=agent_id(i), data_dir=data_dir, log_level="WARNING"),
+    hosts = [Host(load_settings(broker=url, namespace=ns, agent_id=agent_id(i), data_dir=data_dir, log_level="WARNING",
+                                shared_catalog=catalog == "shared"),
                   types=types, unavailable=unavailable, persist=False) for i in range(first, first + count)]
     # each agent's catalog is the same: worked out once per process, as a real agent does it once on its own device
     entries = hosts[0].catalog()
@@ -385,8 +388,9 @@ def main() -> None:
     parser.add_argument("--no-browser", action="store_true", help="skip the control panel's page loads")
     parser.add_argument("--brokers", default="mosquitto,embedded",
                         help="comma-separated, of: mosquitto, embedded; the targets are judged on the first")
-    parser.add_argument("--catalog", choices=("full", "sample"), default="full",
-                        help="full: every type `edge agent` offers (~80 KB a catalog); sample: three small types")
+    parser.add_argument("--catalog", choices=("full", "shared", "sample"), default="full",
+                        help="full: every type `edge agent` offers (~80 KB a catalog); shared: the same as a shared "
+                             "catalog (EDGE_SHARED_CATALOG); sample: three small types")
     parser.add_argument("--idle", type=float, default=10.0, help="s of control traffic counted with the fleet idle")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
