@@ -9,6 +9,10 @@ come (docs/protocol.md, "Shared catalogs"). Agents of the old form (types inline
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -59,7 +63,7 @@ def _document(types: list[dict[str, Any]]) -> tuple[str, bytes]:
 
 
 def _state() -> bytes:
-    return encode_value({"online": True, "epoch": 1, "boot": "b", "ts": 1, "version": "0.1.0", "host": {}})
+    return encode_value({"online": True, "epoch": 1, "boot": "b", "ts": 1, "version": "0.1.0", "host": {"name": "h"}})
 
 
 def _names(catalog: str) -> bytes:
@@ -181,6 +185,29 @@ async def test_a_hash_that_never_comes_leaves_the_agent_pending_and_synced_retur
                 await bus.publish(topics.agent_catalog("a"), _names(catalog_hash(payload)), qos=1)
                 await fleet.wait_for(lambda f: bool(f.agents["a"].types), TIMEOUT)
                 assert fleet.agents["a"].catalog_pending is None
+        finally:
+            for topic, _ in messages:
+                await bus.publish(topic, b"", qos=1, retain=True)
+
+
+async def test_edge_ls_agents_says_which_agents_wait_for_their_catalog(mosquitto_broker, tmp_path):
+    """``?`` types in the table, and why in ``--json``: not "0 types", which would be untrue."""
+    topics = Topics(f"sc{uuid.uuid4().hex[:8]}")
+    digest = "cd" * 16
+    messages = [(topics.agent_state("a"), _state()), (topics.agent_catalog("a"), _names(digest))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(EDGE_BROKER=str(mosquitto_broker.url), EDGE_NAMESPACE=topics.namespace, EDGE_DATA_DIR=str(tmp_path))
+    async with Bus(mosquitto_broker.url) as bus:
+        await publish_retained(bus, messages, marker=f"{topics.root}/marker", timeout=TIMEOUT)
+        try:
+            table = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "ls", "agents"], env=env,
+                                            capture_output=True, text=True, timeout=60, check=True)
+            header, row = table.stdout.splitlines()[:2]
+            assert row.split()[header.split().index("TYPES")] == "?", table.stdout
+            listed = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "ls", "agents", "--json"],
+                                             env=env, capture_output=True, text=True, timeout=60, check=True)
+            [agent] = json.loads(listed.stdout)["agents"]
+            assert agent["types"] == [] and agent["catalog_problem"] == f"shared catalog {digest} not received"
         finally:
             for topic, _ in messages:
                 await bus.publish(topic, b"", qos=1, retain=True)
