@@ -23,14 +23,16 @@ def test_a_tiny_fleet_is_measured_against_every_target(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     data = json.loads(out.read_text())
     summary, targets = data["summary"], data["targets"]
-    assert set(targets) == {"listed_s", "cold_listed_s", "rss_mb", "deploy_running_s", "remove_cleared_s",
-                            "idle_msgs_per_agent_5s"}
+    assert set(targets) == {"listed_s", "birth_lag_max_s", "cold_listed_s", "rss_mb", "deploy_running_s",
+                            "remove_cleared_s", "idle_msgs_per_agent_5s"}
+    assert 0 <= summary["birth_lag_median_s"] <= summary["birth_lag_max_s"] < 120
     assert all(key in summary for key in targets)
     assert data["rounds"][0]["listed_at_synced"] == 6 and data["rounds"][0]["cold_listed"] == 6
     assert summary["idle_msgs_per_agent_5s"] > 0  # 5.5 s: every agent's 5 s heartbeat at least once
     assert data["args"]["catalog"] == "full"
     printed = run.stdout
-    for label in ("agents listed after go", "cold controller lists them all after", "controller RSS",
+    for label in ("agents listed after go", "within, of its birth", "cold controller lists them all after",
+                  "controller RSS",
                   "tasks on 2 agents running after", "idle control traffic", "statuses cleared after removal"):
         line = next(line for line in printed.splitlines() if label in line)
         assert "(target " in line, line
