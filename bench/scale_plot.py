@@ -20,9 +20,17 @@ from pathlib import Path
 from typing import Any
 
 
-def points(paths: list[Path], key: str) -> tuple[list[int], list[float]]:
-    runs = sorted((int(d["args"]["agents"]), float(d["summary"].get(key, math.nan)))
-                  for d in (json.loads(p.read_text()) for p in paths))
+def points(paths: list[Path], key: str, form: str | None = None) -> tuple[list[int], list[float]]:
+    """One point per file; ``form``: the summary of that catalog form (``scale_cold.py --catalog both``)."""
+    def value(d: dict[str, Any]) -> float:
+        summary = d["summary"]
+        if form is not None and form in summary:
+            summary = summary[form]
+        elif form not in (None, "inline"):  # a file of one form (before --catalog): inline catalogs
+            return math.nan
+        return float(summary.get(key, math.nan))
+
+    runs = sorted((int(d["args"]["agents"]), value(d)) for d in (json.loads(p.read_text()) for p in paths))
     return [n for n, v in runs if math.isfinite(v)], [v for _, v in runs if math.isfinite(v)]
 
 
@@ -39,22 +47,27 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    curves: list[tuple[list[Path], str, str, dict[str, Any]]] = [
-        (args.runs, "listed_s", "running controller lists all", {"marker": "o"}),
-        (args.runs, "cold_listed_s", "cold controller lists all", {"marker": "s"}),
-        (args.runs, "listed_cpu_s", "CPU the running controller spent meanwhile", {"marker": "^", "linestyle": "--"}),
-        (args.before, "listed_s", "running controller, before the catalog cache", {"marker": "x", "linestyle": ":"}),
-        (args.cold, "cold_listed_s", "cold controller, retained fleet only (scale_cold.py)", {"marker": "D"}),
+    curves: list[tuple[list[Path], str, str | None, str, dict[str, Any]]] = [
+        (args.runs, "listed_s", None, "running controller lists all", {"marker": "o"}),
+        (args.runs, "cold_listed_s", None, "cold controller lists all", {"marker": "s"}),
+        (args.runs, "listed_cpu_s", None, "CPU the running controller spent meanwhile",
+         {"marker": "^", "linestyle": "--"}),
+        (args.before, "listed_s", None, "running controller, before", {"marker": "x", "linestyle": ":"}),
+        (args.cold, "cold_listed_s", "inline", "cold controller, retained fleet only (scale_cold.py)",
+         {"marker": "D"}),
+        (args.cold, "cold_listed_s", "shared", "... with shared catalogs", {"marker": "d", "linestyle": "-."}),
     ]
-    for paths, key, label, style in curves:
+    for paths, key, form, label, style in curves:
         if paths:
-            xs, ys = points(paths, key)
+            xs, ys = points(paths, key, form)
+            if not xs:
+                continue
             ax.plot(xs, ys, label=label, **style)
             for x, y in zip(xs, ys, strict=True):
                 ax.annotate(f"{y:.1f} s", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.axhline(5, color="tab:green", linewidth=0.8, linestyle="--", label="target: listed within 5 s (10,000)")
     ax.axhline(10, color="tab:red", linewidth=0.8, linestyle="--", label="target: cold within 10 s (10,000)")
-    ax.set_xlabel("agents (real edge.host.Host, full catalog, one Mosquitto)")
+    ax.set_xlabel("agents (real edge.host.Host, full catalog (shared), one Mosquitto)")
     ax.set_ylabel("seconds")
     ax.set_yscale("log")
     ax.set_title("bench/scale.py: time to list the fleet (2 shared cores)")

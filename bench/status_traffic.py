@@ -31,7 +31,7 @@ from types import ModuleType
 
 from edge.broker import MosquittoBroker, free_port
 from edge.bus import Bus, Subscription
-from edge.frames import decode_frame, decode_value, now_ms
+from edge.frames import decode_frame, decode_value, encode_value, now_ms
 from edge.graph import encode_spec, parse_spec
 from edge.host import Host
 from edge.settings import load_settings
@@ -100,6 +100,8 @@ async def measure(tasks: int, seconds: float, interval: float, data: Path) -> di
                     if message.payload and decode_value(message.payload).get("state") == "running":
                         running.add(message.topic)
             start_s = time.monotonic() - started
+            # a reader watching (the panel with a browser): the agent sends changed metrics during the lease
+            await bus.publish(topics.agent_metrics_request("a1"), encode_value({"watch": 3600.0}))
             during = await _drain(frames) / start_s  # what got through while the start's statuses were saved
             async with asyncio.timeout(600):  # frames held back behind them: through, before we count
                 while (now_ms() - decode_frame((await frames.get()).payload).ts) > 200:

@@ -2,7 +2,8 @@
 
 Each agent logs in with its agent id as user name and may
 
-* read and write its own subtree ``{root}/agents/{id}/#`` (state, catalog, sync);
+* read and write its own subtree ``{root}/agents/{id}/#`` (state, catalog, sync), and the shared
+  catalogs ``{root}/catalogs/+`` (``EDGE_SHARED_CATALOG``: a document is checked against its hash);
 * read the deployment specs ``{root}/deployments/+``;
 * answer validation requests on ``{root}/replies/+`` (``edge.validation``; the requests come on
   its own subtree);
@@ -41,7 +42,8 @@ __all__ = ["AclFiles", "generate_acl", "render_listeners", "write_acl_files"]
 
 
 def _agent_rules(agent: str, topics: Topics, specs: Iterable[DeploymentSpec]) -> list[str]:
-    rules = [f"topic readwrite {topics.agent_subtree(agent)}", f"topic read {topics.all_deployments}",
+    rules = [f"topic readwrite {topics.agent_subtree(agent)}", f"topic readwrite {topics.all_catalog_documents}",
+             f"topic read {topics.all_deployments}",
              f"topic write {topics.all_replies}"]
     for spec in specs:
         for task in spec.tasks:

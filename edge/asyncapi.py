@@ -29,9 +29,11 @@ from edge.protocol import (
     PROTOCOL_REVISION,
     AgentState,
     Catalog,
+    CatalogDocument,
     DeploymentSpec,
     DismissRequest,
     MetricsBatch,
+    MetricsRequest,
     RemovalRecord,
     StreamFrame,
     TaskStatusMsg,
@@ -40,7 +42,7 @@ from edge.protocol import (
     ViewFrame,
     Watch,
 )
-from edge.topics import ID_PATTERN, PROTOCOL_VERSION, Topics
+from edge.topics import CATALOG_HASH_PATTERN, ID_PATTERN, PROTOCOL_VERSION, Topics
 
 __all__ = ["document", "main", "render"]
 
@@ -55,6 +57,7 @@ PARAMETERS: Final = {
     "port": f"The port's name: an output's (a stream), an input's (inject); {_ID}.",
     "token": f"A requester's own token (32 hex digits); {_ID}.",
     "client_id": f"A controller's client id; {_ID}.",
+    "hash": f"A shared catalog's name: the first 32 hex digits of the sha256 of its payload ({CATALOG_HASH_PATTERN}).",
 }
 
 
@@ -88,7 +91,8 @@ class Channel:
 
 
 STATE = Message("agentState", AgentState, "An agent's birth, periodic state with metrics, or will (online: false).")
-CATALOG = Message("catalog", Catalog, "The task types an agent offers.")
+CATALOG = Message("catalog", Catalog, "The task types an agent offers (inline, or the hash of a shared catalog).")
+DOCUMENT = Message("catalogDocument", CatalogDocument, "Task types shared by the agents whose catalog names its hash.")
 SPEC = Message("deploymentSpec", DeploymentSpec, "A deployment's graph spec (the same shape as its YAML).")
 REMOVAL = Message("removalRecord", RemovalRecord, "A deployment removed: every version up to `version` is gone.")
 STATUS = Message("taskStatus", TaskStatusMsg, "The last state of one task instance, with its metrics.")
@@ -99,8 +103,9 @@ WATCH = Message("watch", Watch, "Someone looks at the streams matching `filter` 
 FRAME = Message("frame", StreamFrame, "One frame of a task output's stream (docs/frames.md).")
 VIEW = Message("viewFrame", ViewFrame, "What a dashboard task's card shows now.")
 METRICS = Message("metricsBatch", MetricsBatch, "Part of a batch of the metrics of an agent's running tasks.")
-METRICS_REQUEST = Message("metricsRequest", None, "Any payload (not read): send every task's metrics now.",
-                          content_type="application/octet-stream")
+METRICS_REQUEST = Message("metricsRequest", MetricsRequest,
+                          "Send every task's metrics now, then the changed ones for ``watch`` s (an empty payload: "
+                          "30 s).")
 TOKEN = Message("syncToken", None, "An opaque token; it comes back to its sender after all it sent before.",
                 content_type="application/octet-stream")
 
@@ -120,6 +125,7 @@ def _channels() -> tuple[Channel, ...]:
         return "/".join(levels)
 
     agent_sync = address(topics.agent_state, "agent_id").rsplit("/", 1)[0] + "/sync"
+    documents = address(topics.agent_state, "agent_id").split("/agents/")[0] + "/catalogs/{hash}"
     return (
         Channel("agentState", address(topics.agent_state, "agent_id"),
                 "The agent's retained state: its birth on every connect, again every 5 s with metrics, and its will "
@@ -128,6 +134,11 @@ def _channels() -> tuple[Channel, ...]:
         Channel("agentCatalog", address(topics.agent_catalog, "agent_id"),
                 "The agent's retained catalog, published on every connect.", (CATALOG,), True, 1, ("agent",),
                 ("controller",)),
+        Channel("catalogDocument", documents,
+                "A shared catalog, retained: published by each agent with EDGE_SHARED_CATALOG before its catalog "
+                "naming it (the same bytes from every agent with the same types, so one copy is kept). A reader "
+                "refuses one whose sha256 does not match the hash, or over 16 MiB.", (DOCUMENT,), True, 1,
+                ("agent",), ("controller",)),
         Channel("agentValidate", address(topics.agent_validate, "agent_id"),
                 "Validation requests to one agent.", (REQUEST,), False, 1, ("controller",), ("agent",)),
         Channel("reply", address(topics.reply, "token"),
@@ -142,12 +153,13 @@ def _channels() -> tuple[Channel, ...]:
                 "its own tasks in-process publishes it at the broker meanwhile (edge.local). Never retained.",
                 (WATCH,), False, 0, ("controller",), ("agent",)),
         Channel("agentMetrics", address(topics.agent_metrics, "agent_id"),
-                "The metrics of the agent's running tasks, never retained: every report interval the tasks whose "
-                "metrics changed, a full batch after each connect and on request; at most 2 x 8 messages per "
-                "interval whatever the task count (edge.reporting).", (METRICS,), False, 0, ("agent",),
-                ("controller",)),
+                "The metrics of the agent's running tasks, never retained: a full batch after each connect and on "
+                "request, then, while a request's lease lasts, every report interval the tasks whose metrics "
+                "changed; at most 2 x 8 messages per interval whatever the task count (edge.reporting).",
+                (METRICS,), False, 0, ("agent",), ("controller",)),
         Channel("agentMetricsRequest", address(topics.agent_metrics_request, "agent_id"),
-                "A reader asks the agent for a full metrics batch (answered at once, at most once per interval).",
+                "A reader asks the agent for a full metrics batch (answered at once, at most once per interval) "
+                "and for the changed metrics every interval during its lease; a lease ended, no batch is sent.",
                 (METRICS_REQUEST,), False, 0, ("controller",), ("agent",)),
         Channel("agentSync", agent_sync,
                 "The agent's own round trip after each connect (and to fetch retained messages one by one): "

@@ -106,6 +106,8 @@ class AgentRow(_Message):
     ts: Int = Field(description="its last state, ms since the epoch")
     host: JsonMap
     types: Annotated[list[Id], Field(max_length=MAX_ROWS)] = Field(description="the types it can run")
+    catalog_problem: str | None = Field(default=None, max_length=4096, description="why its types are unknown: "
+                                        "the shared catalog its catalog names has not come, or was refused")
     tasks: Int = Field(description="tasks placed on it")
     cpu_percent: Amount | None = Field(description="null when unknown or the agent is offline")
     rss_mb: Amount | None = Field(description="null when unknown or the agent is offline")

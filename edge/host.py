@@ -50,7 +50,17 @@ from edge.hass import HassLink, availability_will
 from edge.instance import Assignment, Instance
 from edge.local import LocalStreams
 from edge.presence import Presence
-from edge.protocol import CatalogEntry, DismissRequest, TaskMetrics, TaskState, ValidationError, Watch, problem
+from edge.protocol import (
+    DEFAULT_WATCH,
+    CatalogEntry,
+    DismissRequest,
+    MetricsRequest,
+    TaskMetrics,
+    TaskState,
+    ValidationError,
+    Watch,
+    problem,
+)
 from edge.reporting import MetricsBatcher, StatusPublisher
 from edge.retained import Prober
 from edge.secrets import Secrets
@@ -96,7 +106,7 @@ class Host:
         self.presence = Presence(topics=self.topics, agent_id=self.agent_id, state_dir=self.state_dir,
                                  catalog=self.catalog, metrics=self._measure if metrics else None,
                                  errors=lambda: self.errors,
-                                 report_interval=status_interval)
+                                 report_interval=status_interval, shared_catalog=settings.shared_catalog)
         # a persistent session: the broker keeps the inputs' subscriptions, and queues the QoS 1
         # frames they take, while this agent or the broker restarts (edge.bus, docs/reliability.md)
         self.bus = Bus.from_settings(settings, client_id=self.topics.client_id("agent", self.agent_id),
@@ -647,7 +657,17 @@ class Host:
 
     def _on_metrics_request(self, message: Message) -> None:
         """A reader wants every task's metrics: a full batch now, or at the next report if one went
-        less than an interval ago (the payload is not read)."""
+        less than an interval ago; then the changed ones for the request's lease (``edge.reporting``).
+        A payload that is not a :class:`~edge.protocol.MetricsRequest` asks for the default lease."""
+        watch = DEFAULT_WATCH
+        if message.payload:
+            try:
+                watch = MetricsRequest.model_validate(decode_value(message.payload)).watch
+            except (FrameError, ValidationError) as exc:
+                self._bad_specs.warning("metrics-request", "agent %s: a metrics request it cannot read (%s): "
+                                           "answered with the default lease of %.0f s", self.agent_id,
+                                           problem(exc) if isinstance(exc, ValidationError) else exc, watch)
+        self._batcher.watch(watch)
         self._batcher.want_full()
         if self._batcher.full_allowed:
             self._report_now.set()

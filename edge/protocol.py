@@ -34,13 +34,15 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from edge.graph import DeploymentSpec
-from edge.topics import ID_PATTERN, TASK_KEY_PATTERN
+from edge.topics import CATALOG_HASH_PATTERN, ID_PATTERN, TASK_KEY_PATTERN
 
 _M = TypeVar("_M", bound=BaseModel)
 
 __all__ = [
+    "DEFAULT_WATCH",
     "MAX_BATCH_PARTS",
     "MAX_BATCH_TASKS",
+    "MAX_CATALOG_BYTES",
     "COLOR_PATTERN",
     "MAX_CHECK_LINES",
     "MAX_CHECK_TASKS",
@@ -53,10 +55,12 @@ __all__ = [
     "MAX_TEXT",
     "MAX_TYPES",
     "MAX_URL",
+    "MAX_WATCH",
     "PAYLOADS",
     "PROTOCOL_REVISION",
     "AgentState",
     "Catalog",
+    "CatalogDocument",
     "CatalogEntry",
     "CheckResult",
     "CheckTask",
@@ -67,6 +71,7 @@ __all__ = [
     "DismissRequest",
     "InputMetrics",
     "MetricsBatch",
+    "MetricsRequest",
     "OutputMetrics",
     "PlotSeries",
     "PlotView",
@@ -102,7 +107,11 @@ MAX_TYPES: Final = 10_000  # entries of a catalog (5000 are handled: tests/relia
 MAX_JSON_DEPTH: Final = 16  # levels of a free-form value (a config schema is a few levels deep)
 MAX_JSON_ITEMS: Final = 10_000  # scalars, keys and containers of one free-form value
 MAX_BOOT: Final = 64  # characters of a boot id
+#: bytes of a shared catalog a reader takes, at most (a real one is ~80 KB; 10,000 types of ~1 KB fit)
+MAX_CATALOG_BYTES: Final = 16 * 2**20
 MAX_BATCH_TASKS: Final = 2000  # tasks in one metrics batch message
+DEFAULT_WATCH: Final = 30.0  # s an agent sends changed metrics after a request that names no lease
+MAX_WATCH: Final = 3600.0  # s of the longest lease one request may ask for
 MAX_BATCH_PARTS: Final = 8  # messages one metrics batch is split into, at most
 _V: Final = ("the protocol revision of its sender (edge.protocol.PROTOCOL_REVISION); absent: 0, a sender older "
               "than the field")
@@ -228,12 +237,31 @@ class CatalogEntry(_Open):
 
 
 class Catalog(_Message):
-    """``{root}/agents/{id}/catalog``; entries are validated one by one (:meth:`entries`)."""
+    """``{root}/agents/{id}/catalog``; entries are validated one by one (:meth:`entries`).
+
+    Since revision 2 an agent may send ``catalog``, the hash of a :class:`CatalogDocument` on
+    ``{root}/catalogs/{hash}`` holding its entries (shared by every agent with the same ones), in
+    place of ``types``."""
 
     v: Int = Field(default=0, description=_V)
     agent: Name = ""
     epoch: Int = 0
     boot: Annotated[str, Field(strict=True, max_length=MAX_BOOT)] = ""
+    catalog: Annotated[str | None, Field(pattern=rf"^{CATALOG_HASH_PATTERN}$",
+                                         description="the hash of the shared catalog holding its types")] = None
+    types: Annotated[list[Any], Field(max_length=MAX_TYPES)] = Field(default_factory=list)
+
+    def entries(self) -> tuple[list[CatalogEntry], list[str]]:
+        """The valid entries, and one problem line per invalid one (the others still stand)."""
+        return _each(CatalogEntry, self.types, "types")
+
+
+class CatalogDocument(_Message):
+    """``{root}/catalogs/{hash}`` (retained): task types shared by the agents whose catalog names
+    ``hash``, the first 32 hex digits of the sha256 of this payload as sent (its bytes, not a
+    re-encoding): a reader checks it and refuses a document that does not match its topic."""
+
+    v: Int = Field(default=0, description=_V)
     types: Annotated[list[Any], Field(max_length=MAX_TYPES)] = Field(default_factory=list)
 
     def entries(self) -> tuple[list[CatalogEntry], list[str]]:
@@ -350,7 +378,7 @@ def problem(exc: ValidationError) -> str:
 #: ``v`` in every control payload but a spec. Readers accept any revision and ignore fields they do not
 #: know; an absent ``v`` is revision 0 (agents older than the field). What bumps it, and what needs a
 #: new topic level instead, is in docs/protocol.md ("Versions").
-PROTOCOL_REVISION: Final = 1
+PROTOCOL_REVISION: Final = 2
 #: A colour a dashboard view may carry: ``#rgb``, ``#rrggbb`` (alpha too) or a CSS name such as ``green``;
 #: safe to put in a style attribute. Dashboard task configs check it, the panel checks it again.
 COLOR_PATTERN: Final = r"^(#[0-9a-fA-F]{3,8}|[a-z]{3,20})$"
@@ -480,6 +508,18 @@ class Watch(_Message):
     v: Revision = 0
     filter: Annotated[str, Field(strict=True, min_length=1, max_length=1024)]
     lease: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)]
+
+
+class MetricsRequest(_Message):
+    """``{root}/agents/{id}/metrics/request``: send every task's metrics now (a full batch), then the
+    changed ones every report interval for ``watch`` seconds (a lease; later requests extend it).
+
+    An agent sends no metrics batch nobody asked for: an idle fleet's control traffic is its
+    heartbeats (docs/protocol.md, "Metrics"). An empty payload (what controllers before the lease
+    sent) asks for :data:`DEFAULT_WATCH` seconds."""
+
+    v: Revision = 0
+    watch: Annotated[float, Field(gt=0, le=MAX_WATCH, allow_inf_nan=False)] = DEFAULT_WATCH
 
 
 class StreamFrame(_Open):
@@ -632,5 +672,6 @@ class ViewFrame(StreamFrame):
 
 #: Every payload model of the protocol, by the name docs/asyncapi.yaml gives its schema.
 PAYLOADS: Final[tuple[type[BaseModel], ...]] = (
-    AgentState, Catalog, CatalogEntry, CheckResult, CheckTask, DeploymentSpec, DismissRequest, MetricsBatch,
-    RemovalRecord, StreamFrame, TaskStatusMsg, ValidationReply, ValidationRequest, ViewFrame)
+    AgentState, Catalog, CatalogDocument, CatalogEntry, CheckResult, CheckTask, DeploymentSpec, DismissRequest,
+    MetricsBatch, MetricsRequest, RemovalRecord, StreamFrame, TaskStatusMsg, ValidationReply, ValidationRequest,
+    ViewFrame)

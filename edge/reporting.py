@@ -10,16 +10,22 @@ message (``pending``, ``starting``, ``running`` of a deployment's start: only ``
 state change waits at most that long; the last state is always sent. A status carries a snapshot
 of the task's metrics as of its ``ts`` (what they were at that change).
 
-The **metrics** go in batches on ``{root}/agents/{id}/metrics`` (QoS 0, never retained):
-:class:`MetricsBatcher` sends, once per report interval, the metrics of the tasks whose metrics
-changed since they were last sent (a task that went idle is sent once more, with rates 0). A batch
+The **metrics** go in batches on ``{root}/agents/{id}/metrics`` (QoS 0, never retained), and only
+while someone reads them: a request on ``{root}/agents/{id}/metrics/request``
+(:class:`~edge.protocol.MetricsRequest`) opens a **lease** of ``watch`` seconds (later requests
+extend it), during which :class:`MetricsBatcher` sends, once per report interval, the metrics of
+the tasks whose metrics changed since they were last sent (a task that went idle is sent once
+more, with rates 0). With no lease, no batch goes: counters that move every second made every
+agent running tasks send a batch every 2 s besides its 5 s heartbeat, 3.0 messages per agent per
+5 s where the fleet's target is 1 (``bench/scale.py``); a reader (the panel while a browser shows
+it, ``edge ls tasks``) asks and renews (``edge.controller.Fleet.watch``). A batch
 is split into at most :data:`~edge.protocol.MAX_BATCH_PARTS` messages of at most
 :data:`~edge.protocol.MAX_BATCH_TASKS` tasks and :data:`CHUNK_BYTES` bytes each; tasks that do
 not fit wait for the next batch, those sent longest ago first. A **full** batch (every task with
 metrics) answers a reader's request on ``{root}/agents/{id}/metrics/request`` at once, at most
 once per interval (later requests are answered at the next one), and follows every connect. So an
 agent sends at most ``2 * MAX_BATCH_PARTS`` metrics messages per interval (8 a second at the
-default 2 s), whatever its task count.
+default 2 s) whatever its task count, and none when no reader holds a lease.
 """
 
 from __future__ import annotations
@@ -153,6 +159,7 @@ class MetricsBatcher:
         self._sent_in: dict[Key, int] = {}  # the batch each task was last sent in
         self._full_wanted = True  # a connect (and the start) is followed by a full batch
         self._last_full = -float("inf")
+        self._watched_until = -float("inf")  # monotonic time the last lease ends
         self.seq = 0
         #: metrics messages sent; entries that did not fit a batch and waited for the next
         self.messages = 0
@@ -160,6 +167,15 @@ class MetricsBatcher:
 
     def want_full(self) -> None:
         self._full_wanted = True
+
+    def watch(self, seconds: float) -> None:
+        """A reader wants the changed metrics for ``seconds`` from now (a lease; the longest one stands)."""
+        self._watched_until = max(self._watched_until, time.monotonic() + seconds)
+
+    @property
+    def watched(self) -> bool:
+        """A lease lasts: changed metrics go every interval."""
+        return time.monotonic() < self._watched_until
 
     @property
     def full_allowed(self) -> bool:
@@ -176,7 +192,9 @@ class MetricsBatcher:
 
     def publish(self, current: Mapping[Key, TaskMetrics], *, full: bool) -> int:
         """Send the metrics in ``current`` that changed since they were last sent (all of them if
-        ``full``), as one batch; the number of messages sent."""
+        ``full``), as one batch; the number of messages sent (none, unless ``full``, without a lease)."""
+        if not full and not self.watched:
+            return 0
         if full:
             self._full_wanted = False
             self._last_full = time.monotonic()

@@ -240,6 +240,9 @@ class Settings(BaseSettings):
                                  "tasks with home_assistant set to Home Assistant by MQTT discovery (a second "
                                  "connection, whose will marks them unavailable)")
     hass_prefix: str = Field(default="homeassistant", description="Home Assistant's MQTT discovery prefix")
+    shared_catalog: bool = Field(default=False, description="publish the task types once under "
+                                 "{root}/catalogs/{hash}, shared by every agent with the same ones, and only that "
+                                 "hash in the agent's catalog (controllers of revision 2 and later read it)")
 
     @model_validator(mode="before")
     @classmethod

@@ -4,7 +4,8 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
 (documented for other-language clients in ``docs/protocol.md``)::
 
     edge/v1/{namespace}/agents/{agent_id}/state                      retained birth / will
-    edge/v1/{namespace}/agents/{agent_id}/catalog                    retained task types
+    edge/v1/{namespace}/agents/{agent_id}/catalog                    retained task types (or a catalog hash)
+    edge/v1/{namespace}/catalogs/{hash}                              retained task types shared by agents
     edge/v1/{namespace}/agents/{agent_id}/validate                   validation requests to that agent
     edge/v1/{namespace}/replies/{token}                              answers to one requester
     edge/v1/{namespace}/agents/{agent_id}/dismiss                    "dismiss a crash notice", never retained
@@ -48,6 +49,7 @@ from edge.errors import IdError, TopicError
 
 __all__ = [
     "ANY_NAMESPACE_AGENT_STATES",
+    "CATALOG_HASH_PATTERN",
     "ID_PATTERN",
     "MAX_REPLICAS",
     "TASK_KEY_PATTERN",
@@ -80,6 +82,9 @@ MAX_REPLICAS: Final = 64
 TASK_KEY_PATTERN: Final = rf"{ID_PATTERN}(?:\.(?:0|[1-9][0-9]?))?"
 _TASK_KEY_RE: Final = re.compile(rf"\A({ID_PATTERN})(?:\.(0|[1-9][0-9]?))?\Z")
 MAX_TOPIC_BYTES: Final = 65535
+#: a shared catalog's name: the first 32 hex digits (128 bits) of the sha256 of its payload
+CATALOG_HASH_PATTERN: Final = r"[0-9a-f]{32}"
+CATALOG_HASH_RE: Final = re.compile(CATALOG_HASH_PATTERN)
 PROTOCOL_VERSION: Final = "v1"
 _PREFIX: Final = "edge"
 #: The agent states of every namespace on a broker (to tell a user which namespaces hold agents).
@@ -233,6 +238,7 @@ def hass_status(prefix: str) -> str:
 class TopicKind(Enum):
     AGENT_STATE = "agent_state"
     AGENT_CATALOG = "agent_catalog"
+    CATALOG_DOCUMENT = "catalog_document"
     AGENT_DISMISS = "agent_dismiss"
     AGENT_METRICS = "agent_metrics"
     AGENT_METRICS_REQUEST = "agent_metrics_request"
@@ -256,6 +262,8 @@ class ParsedTopic:
     task_id: str | None = None
     port: str | None = None
     token: str | None = None
+    #: a shared catalog's hash (``catalogs/{hash}``)
+    catalog: str | None = None
 
 
 class Topics:
@@ -289,6 +297,13 @@ class Topics:
 
     def agent_catalog(self, agent_id: str) -> str:
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/catalog"
+
+    def catalog_document(self, digest: str) -> str:
+        """The retained task types shared by the agents whose catalog names ``digest`` (docs/protocol.md)."""
+        if not isinstance(digest, str) or not CATALOG_HASH_RE.fullmatch(digest):
+            raise IdError(f"invalid catalog hash {digest!r}: 32 lowercase hex digits expected", kind="catalog hash",
+                          value=digest)
+        return f"{self.root}/catalogs/{digest}"
 
     def agent_validate(self, agent_id: str) -> str:
         """Where an agent takes validation requests (``edge.validation``)."""
@@ -388,6 +403,10 @@ class Topics:
         return f"{self.root}/agents/+/catalog"
 
     @property
+    def all_catalog_documents(self) -> str:
+        return f"{self.root}/catalogs/+"
+
+    @property
     def all_agent_metrics(self) -> str:
         return f"{self.root}/agents/+/metrics"
 
@@ -446,6 +465,8 @@ class Topics:
                 return ParsedTopic(TopicKind.AGENT_STATE, ns, agent_id=agent)
             case ["agents", agent, "catalog"]:
                 return ParsedTopic(TopicKind.AGENT_CATALOG, ns, agent_id=agent)
+            case ["catalogs", digest] if CATALOG_HASH_RE.fullmatch(digest):
+                return ParsedTopic(TopicKind.CATALOG_DOCUMENT, ns, catalog=digest)
             case ["agents", agent, "validate"]:
                 return ParsedTopic(TopicKind.AGENT_VALIDATE, ns, agent_id=agent)
             case ["replies", token]:

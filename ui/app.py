@@ -15,6 +15,7 @@ import contextlib
 import logging
 import uuid
 from pathlib import Path
+from typing import Any
 
 from edge.bus import Bus
 from edge.controller import Controller, Fleet
@@ -80,6 +81,14 @@ class Panel:
 
     async def stop(self) -> None:
         await self._stack.aclose()
+
+    def client_connected(self, client: Any) -> None:
+        """A browser shows the panel: the agents send their tasks' live metrics (``Fleet.watch``)."""
+        self.fleet.watch(("client", client.id))
+
+    def client_disconnected(self, client: Any) -> None:
+        """That browser is gone: with no other, the agents stop sending metrics when their lease ends."""
+        self.fleet.unwatch(("client", client.id))
 
     def _record(self, kind: str, key: str) -> None:
         """Save every version seen on the broker (deployed from the CLI, another panel) in the history,

@@ -28,4 +28,6 @@ def setup(settings: Settings) -> Panel:
     install_video_feed()
     app.on_startup(panel.start)
     app.on_shutdown(panel.stop)
+    app.on_connect(panel.client_connected)  # live metrics while a browser shows the panel (Fleet.watch)
+    app.on_disconnect(panel.client_disconnected)
     return panel

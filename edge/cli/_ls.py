@@ -25,6 +25,8 @@ def _agent_rows(fleet: Fleet) -> list[AgentRow]:
     # an offline agent's last CPU and memory are not its current ones: not shown (null)
     return [AgentRow(id=a.id, online=a.online, epoch=a.epoch, version=a.version, ts=a.ts, host=a.host,
                      types=sorted(str(t.get("name")) for t in a.types if t.get("available", True)),
+                     catalog_problem=a.catalog_problem or (f"shared catalog {a.catalog_pending} not received"
+                                                           if a.catalog_pending is not None else None),
                      tasks=load.get(a.id, 0), cpu_percent=_number(a.metrics.get("cpu_percent")) if a.online else None,
                      rss_mb=_number(a.metrics.get("rss_mb")) if a.online else None)
             for a in sorted(fleet.agents.values(), key=lambda a: a.id)]
@@ -94,7 +96,8 @@ def _ls_table(document: AgentList | TypeList | DeploymentList | TaskList) -> str
     if isinstance(document, AgentList):
         return _table(("AGENT", "STATUS", "EPOCH", "VERSION", "HOST", "TYPES", "TASKS", "CPU%", "RSS_MB"),
                       [(r.id, "online" if r.online else "offline", r.epoch, r.version, r.host.get("name", ""),
-                        len(r.types), r.tasks, _blank(r.cpu_percent, r.online), _blank(r.rss_mb, r.online))
+                        len(r.types) if r.catalog_problem is None else "?", r.tasks, _blank(r.cpu_percent, r.online),
+                        _blank(r.rss_mb, r.online))
                        for r in document.agents])
     if isinstance(document, TypeList):
         return _table(("TYPE", "INPUTS", "OUTPUTS", "AGENTS"),

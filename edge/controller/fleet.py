@@ -19,6 +19,13 @@ queues without its 1000-message bound of QoS 1: every deployment arrives, a remo
 (``edge.desired``) is "not deployed", never a spec, and a cold controller of 2,000 agents has them
 all when :meth:`synced` returns.
 
+An agent's catalog holds its task types, or (revision 2, ``EDGE_SHARED_CATALOG``) the hash of a
+shared catalog on ``{root}/catalogs/{hash}``: the fleet keeps each document whose sha256 matches
+its hash (a mismatch, garbage or one over :data:`~edge.protocol.MAX_CATALOG_BYTES` is refused and
+said on the agents naming it, :attr:`AgentInfo.catalog_problem`), gives its entries to every agent
+naming it, and fetches one it lacks as it fetches any missing retained topic. An agent whose
+document has not come is listed with no types and :attr:`AgentInfo.catalog_pending` set.
+
 A task's retained status is sent when what it says changes; its live metrics come in the
 agents' metrics batches (``edge.reporting``), which the fleet merges into :attr:`Fleet.statuses`:
 only from the agent the task is placed on (an agent speaks only for itself), only while that agent
@@ -26,7 +33,11 @@ is online in the life (boot id) that sent them, never older than the status (``t
 into a status whose state has metrics (running, starting, failed). Once synced, the fleet asks
 the online agents with running tasks for a full batch (:meth:`Fleet.request_metrics`), so within
 one report interval it holds every task's current metrics; :meth:`Fleet.fresh_metrics` waits
-for those answers (``edge ls tasks`` does).
+for those answers (``edge ls tasks`` does). Agents send batches only during a request's lease
+(``edge.reporting``): while a reader shows live metrics (the panel, while a browser is connected) it
+holds :meth:`Fleet.watch`, and the fleet renews the lease of every agent with running tasks every
+third of it (a lost request, at QoS 0, leaves two more chances), and asks an agent at once when a
+task of it starts running meanwhile.
 """
 
 from __future__ import annotations
@@ -47,9 +58,21 @@ from edge._lograte import LogLimiter
 from edge.bus import Bus, Message, Subscription
 from edge.desired import Removal, decode_record
 from edge.errors import EdgeError, FrameError, SpecError, TopicError
-from edge.frames import decode_value, split_map_tail
+from edge.frames import decode_value, encode_value, split_map_tail
 from edge.graph import DeploymentSpec
-from edge.protocol import AgentState, Catalog, MetricsBatch, TaskStatusMsg, ValidationError, problem
+from edge.presence import catalog_hash
+from edge.protocol import (
+    MAX_CATALOG_BYTES,
+    PROTOCOL_REVISION,
+    AgentState,
+    Catalog,
+    CatalogDocument,
+    MetricsBatch,
+    MetricsRequest,
+    TaskStatusMsg,
+    ValidationError,
+    problem,
+)
 from edge.retained import Prober
 from edge.topics import TopicKind, Topics
 
@@ -62,6 +85,7 @@ PROBE_DELAY = 0.5  # s the other half of something half-known may take to arrive
 MAX_PROBES = 1000  # retained topics fetched one by one in one pass, at most
 PROBE_TIMEOUT = 10.0  # s one pass of fetching may take (the bus may be disconnected meanwhile)
 FRESH_MARGIN = 1.0  # s fresh_metrics waits for the agents' full batches beyond their report interval
+WATCH = 30.0  # s of the metrics lease the fleet asks for
 #: distinct catalogs (their ``types`` byte for byte) whose entries are kept to give the next agent sending the
 #: same bytes: a fleet runs a few software versions, so a few of them serve every agent (see :meth:`Fleet._catalog`)
 CATALOG_CACHE = 64
@@ -83,6 +107,12 @@ class AgentInfo:
     boot: str = ""
     #: control messages the agent could not understand since it started (its own count)
     errors: int = 0
+    #: the shared catalog its catalog names (None: its types came inline)
+    catalog: str | None = None
+    #: the shared catalog it names that has not come (or was refused): its types are empty meanwhile
+    catalog_pending: str | None = None
+    #: why that shared catalog could not be used (one line), None while it is only on its way
+    catalog_problem: str | None = None
     #: s between its metrics batches (None: an agent that sends none, whose statuses carry its metrics)
     report_interval: float | None = None
     host: dict[str, Any] = field(default_factory=dict)
@@ -151,16 +181,26 @@ class Fleet:
         self._types_generation = 0  # moves when an agent comes, goes, goes on or offline, or changes its catalog
         #: sha256 of a catalog's ``types`` bytes -> (its valid entries as dumped, a problem line per invalid one)
         self._catalog_cache: OrderedDict[bytes, tuple[list[dict[str, Any]], list[str]]] = OrderedDict()
+        #: shared catalogs verified against their hash: hash -> (valid entries as dumped, problem lines)
+        self._documents: OrderedDict[str, tuple[list[dict[str, Any]], list[str]]] = OrderedDict()
+        self._refused: dict[str, str] = {}  # hash -> why the document on its topic was refused (one line)
         self._prober = Prober(bus, self._sync_topic)
         self._wake = asyncio.Event()
         #: the last metrics each task's agent sent in a batch: (agent, ts, metrics)
         self._live: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
         self._placed: dict[str, tuple[DeploymentSpec | None, dict[str, str]]] = {}  # dep -> (spec, task -> agent)
-        self._requested: dict[str, int] | None = None  # the request synced() sent, until fresh_metrics() waits on it
+        #: the request synced() sent (and when), until fresh_metrics() waits on it, if soon after
+        self._requested: dict[str, int] | None = None
+        self._requested_at = 0.0
         self._full_batches: dict[str, int] = {}  # agent -> full batches received whole
         self._parts: dict[str, tuple[int, set[int]]] = {}  # agent -> (seq, parts received) of its full batch
         #: metrics batches ignored as not current (an offline agent's, another life's)
         self.stale_batches = 0
+        #: s of the metrics lease this fleet asks for, renewed every third of it while watched
+        self.lease = WATCH
+        self._watchers: set[object] = set()
+        self._watch_wake = asyncio.Event()
+        self._leased: dict[str, float] = {}  # agent -> loop time its lease was last asked for, while watched
         self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Fleet:
@@ -178,11 +218,13 @@ class Fleet:
                 self.bus.subscribe(self._sync_topic, qos=0, callback=self._on_sync)))
             for pattern in (self.topics.all_agent_states, self.topics.all_task_statuses(),
                             self.topics.all_agent_metrics, self.topics.all_deployments,
-                            self.topics.all_agent_catalogs):
+                            self.topics.all_agent_catalogs, self.topics.all_catalog_documents):
                 self._subs.append(await stack.enter_async_context(
                     self.bus.subscribe(pattern, qos=0, callback=self._on_message)))
             probe_task = asyncio.get_running_loop().create_task(self._probe_loop(), name="fleet-probes")
             stack.push_async_callback(cancel_and_wait, probe_task)
+            watch_task = asyncio.get_running_loop().create_task(self._watch_loop(), name="fleet-metrics-lease")
+            stack.push_async_callback(cancel_and_wait, watch_task)
             self.bus.on_connect(self._request_sync)
             stack.callback(self.bus.remove_on_connect, self._request_sync)
             if self.bus.is_connected:
@@ -227,6 +269,7 @@ class Fleet:
         except TimeoutError:
             log.warning("synced: out of time fetching %d retained topics one by one", len(self.missing()))
         self._requested = await self.request_metrics()
+        self._requested_at = asyncio.get_running_loop().time()
 
     def _metric_agents(self) -> set[str]:
         """The online agents that send metrics batches and report a task in a state with metrics."""
@@ -236,16 +279,63 @@ class Fleet:
 
     async def request_metrics(self) -> dict[str, int]:
         """Ask the online agents with running tasks for a full metrics batch (they answer within one report
-        interval); agent -> full batches received so far, to tell their answers (:meth:`fresh_metrics`)."""
+        interval) and a lease of :attr:`lease` s; agent -> full batches received so far, to tell their
+        answers (:meth:`fresh_metrics`)."""
         asked = {agent: self._full_batches.get(agent, 0) for agent in sorted(self._metric_agents())}
         self._requested = None
         if self.bus.is_connected:
             for agent in asked:
-                try:
-                    await self.bus.publish(self.topics.agent_metrics_request(agent), b"", qos=0)
-                except EdgeError as exc:
-                    log.warning("could not ask agent %s for its metrics: %s", agent, exc)
+                self._ask(agent)
         return asked
+
+    def _ask(self, agent: str) -> None:
+        """Send ``agent`` a metrics request with a lease of :attr:`lease` s (QoS 0: a lost one is renewed)."""
+        try:
+            payload = encode_value(MetricsRequest(v=PROTOCOL_REVISION, watch=self.lease).dump())
+            self.bus.publish_nowait(self.topics.agent_metrics_request(agent), payload, qos=0)
+        except EdgeError as exc:
+            log.warning("could not ask agent %s for its metrics: %s", agent, exc)
+            return
+        self._leased[agent] = asyncio.get_running_loop().time()
+
+    def watch(self, watcher: object) -> None:
+        """``watcher`` shows live metrics: keep every agent with running tasks sending them (see the module
+        docstring) until :meth:`unwatch`; watching twice with one watcher counts once."""
+        self._watchers.add(watcher)
+        self._watch_wake.set()
+
+    def unwatch(self, watcher: object) -> None:
+        """``watcher`` no longer shows live metrics; with no watcher left the leases run out (:attr:`lease`)."""
+        self._watchers.discard(watcher)
+
+    @property
+    def watched(self) -> bool:
+        return bool(self._watchers)
+
+    async def _watch_loop(self) -> None:
+        """While watched, renew the metrics lease of every agent with running tasks every third of it."""
+        while True:
+            await self._watch_wake.wait()
+            self._watch_wake.clear()
+            if not self._watchers:
+                self._leased.clear()
+                continue
+            if self.bus.is_connected:
+                for agent in sorted(self._metric_agents()):
+                    self._ask(agent)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.lease / 3):
+                    await self._watch_wake.wait()  # a new watcher: renew (harmless) and go on
+            self._watch_wake.set()
+
+    def _lease_for(self, agent: str | None, state: str) -> None:
+        """A status of ``agent`` in ``state`` came while watched: ask it now if its lease was not asked for
+        (a task of it started running since the last renewal)."""
+        if not self._watchers or agent is None or state not in METRIC_STATES or agent in self._leased:
+            return
+        info = self.agents.get(agent)
+        if info is not None and info.online and info.report_interval is not None and self.bus.is_connected:
+            self._ask(agent)
 
     def _answered(self, agent: str, asked_at: int) -> bool:
         """``agent`` sent a full batch since it was asked (at ``asked_at`` of them), or is gone."""
@@ -256,8 +346,10 @@ class Fleet:
         """Ask for (:meth:`request_metrics`) and wait for every running task's current metrics; False if some
         agent did not answer within ``timeout`` (default: the longest report interval of those asked plus
         :data:`FRESH_MARGIN`); their tasks keep the metrics of their last status or batch."""
-        # the request synced() just sent stands (asking again within an interval waits for the next report)
-        asked = self._requested if self._requested is not None else await self.request_metrics()
+        # the request synced() just sent stands (asking again within an interval waits for the next report);
+        # a later reader asks anew: the answer to that one says nothing of the counts since
+        recent = asyncio.get_running_loop().time() - self._requested_at < FRESH_MARGIN
+        asked = self._requested if self._requested is not None and recent else await self.request_metrics()
         self._requested = None
         if timeout is None:
             timeout = max((a.report_interval or 0.0 for n in asked if (a := self.agents.get(n))), default=0.0)
@@ -285,6 +377,8 @@ class Fleet:
                         wanted.add(topics.task_status(spec.id, key))
         for agent in named - self._states - self._catalogs:
             wanted |= {topics.agent_state(agent), topics.agent_catalog(agent)}
+        wanted |= {topics.catalog_document(a.catalog_pending) for a in self.agents.values()
+                   if a.catalog_pending is not None and a.catalog_pending not in self._refused}
         return sorted(wanted - self._probed)[:MAX_PROBES]
 
     @property
@@ -374,7 +468,11 @@ class Fleet:
         try:
             parsed = self.topics.parse(message.topic)
             kind = parsed.kind
-            if kind in (TopicKind.AGENT_STATE, TopicKind.AGENT_CATALOG):
+            if kind is TopicKind.CATALOG_DOCUMENT:
+                assert parsed.catalog is not None
+                for agent_id in self._on_document(parsed.catalog, message.payload):
+                    self._notify("agent", agent_id)
+            elif kind in (TopicKind.AGENT_STATE, TopicKind.AGENT_CATALOG):
                 assert parsed.agent_id is not None
                 key = parsed.agent_id
                 self._on_agent(kind, key, message.payload)
@@ -434,9 +532,22 @@ class Fleet:
         agent = known or AgentInfo(id=agent_id)
         before = (agent.online, agent.types)
         if state is not None:
+            life = (agent.boot, agent.epoch)
             self._apply_state(agent, state)
+            if (agent.boot, agent.epoch) != life or not agent.online:
+                self._leased.pop(agent_id, None)  # a new life (or connection) holds no lease: asked anew
         elif types is not None:
             entries, problems = types
+            agent.catalog = agent.catalog_pending = agent.catalog_problem = None
+            if isinstance(problems, str):  # a shared catalog's hash
+                agent.catalog = problems
+                entries, problems = self._documents.get(agent.catalog, ([], []))
+                if agent.catalog in self._documents:
+                    self._documents.move_to_end(agent.catalog)
+                else:
+                    agent.catalog_pending = agent.catalog
+                    agent.catalog_problem = self._refused.get(agent.catalog)
+                    self._wake.set()  # fetched alone if it does not come by itself
             for line in problems:  # one bad type does not hide the agent's others
                 self.errors += 1
                 self._bad.warning(f"{agent_id}/catalog/{line.split(':', 1)[0]}",
@@ -446,8 +557,9 @@ class Fleet:
             self._types_generation += 1
         self.agents[agent_id] = agent
 
-    def _catalog(self, payload: bytes) -> tuple[list[dict[str, Any]], list[str]]:
-        """A catalog's valid entries (as dumped) and a problem line per invalid one; raises if it is garbage.
+    def _catalog(self, payload: bytes) -> tuple[list[dict[str, Any]], list[str] | str]:
+        """A catalog's valid entries (as dumped) and a problem line per invalid one, or (no entries and) the
+        hash of the shared catalog it names; raises if it is garbage.
 
         Agents of one software version send the same entries byte for byte, only their id, epoch and
         boot differ (``types`` comes last: :class:`~edge.presence.Presence`). Decoding and validating
@@ -465,6 +577,8 @@ class Fleet:
                 self._catalog_cache.move_to_end(key)
                 return cached
         catalog = Catalog.model_validate(decode_value(payload))
+        if catalog.catalog is not None:
+            return [], catalog.catalog
         entries, problems = catalog.entries()
         made = [entry.model_dump(exclude_unset=True) for entry in entries], problems
         if key:
@@ -472,6 +586,47 @@ class Fleet:
             while len(self._catalog_cache) > CATALOG_CACHE:
                 self._catalog_cache.popitem(last=False)
         return made
+
+    def _on_document(self, digest: str, payload: bytes) -> list[str]:
+        """A shared catalog: verified against its hash and kept, its entries given to the agents naming it;
+        the agents that changed. A refused one (with the reason) leaves a verified copy in place."""
+        if not payload or digest in self._documents:
+            return []  # cleared, or the same bytes again (a hash names one content): nothing new
+        problem_line = None
+        if len(payload) > MAX_CATALOG_BYTES:
+            problem_line = f"{len(payload):,} bytes, over the limit of {MAX_CATALOG_BYTES:,}"
+        elif catalog_hash(payload) != digest:
+            problem_line = "its content does not match its hash"
+        else:
+            try:
+                document = CatalogDocument.model_validate(decode_value(payload))
+            except (FrameError, ValidationError) as exc:
+                problem_line = problem(exc) if isinstance(exc, ValidationError) else _one_line(exc)
+        waiting = [a for a in self.agents.values() if a.catalog_pending == digest]
+        if problem_line is not None:
+            reason = f"shared catalog {digest} refused: {problem_line}"
+            self._refused[digest] = reason
+            for agent in waiting:
+                agent.catalog_problem = reason
+            self.errors += 1
+            self._bad.warning(f"catalogs/{digest}", "ignored the shared catalog %s: %s", digest, problem_line)
+            return [a.id for a in waiting]
+        entries, problems = document.entries()
+        made = [entry.model_dump(exclude_unset=True) for entry in entries], problems
+        self._refused.pop(digest, None)
+        self._documents[digest] = made
+        named = {a.catalog for a in self.agents.values()}
+        for old in [d for d in self._documents if d not in named][:max(0, len(self._documents) - CATALOG_CACHE)]:
+            del self._documents[old]  # nobody names it: kept only among the last few
+        for line in problems:
+            self.errors += 1
+            self._bad.warning(f"catalogs/{digest}/{line.split(':', 1)[0]}", "ignored an entry of the shared "
+                              "catalog %s: %s", digest, line)
+        for agent in waiting:
+            agent.types, agent.catalog_pending, agent.catalog_problem = made[0], None, None
+        if waiting:
+            self._types_generation += 1
+        return [a.id for a in waiting]
 
     @staticmethod
     def _apply_state(agent: AgentInfo, state: AgentState) -> None:
@@ -517,6 +672,7 @@ class Fleet:
         if live is not None and live[0] == shown.agent and live[1] > shown.ts and shown.state in METRIC_STATES:
             shown.metrics, shown.metrics_ts = live[2], live[1]  # a batch measured after this status
         self.statuses[(dep, task)] = shown
+        self._lease_for(shown.agent, shown.state)
 
     def _placed_on(self, dep: str, task: str) -> str | None:
         """The agent the spec gives the task, else the one that reported its status."""

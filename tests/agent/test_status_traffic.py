@@ -1,4 +1,5 @@
-"""Status traffic: statuses are sent when what they say changes, metrics in bounded batches per agent.
+"""Status traffic: statuses are sent when what they say changes, metrics in bounded batches per agent,
+and only while a reader holds a lease (``edge.reporting``).
 
 Every retained message makes the managed Mosquitto rewrite its database (it saves on every
 change), so statuses republished every interval for their counters and rates kept it busy: 10,000
@@ -20,7 +21,7 @@ from sample_tasks import Counter, Metronome, Scale
 
 from edge.broker import MosquittoBroker, free_port
 from edge.bus import Bus
-from edge.frames import decode_value, encode_frame
+from edge.frames import decode_value, encode_frame, encode_value
 from edge.graph import encode_spec, parse_spec
 from edge.host import Host
 from edge.protocol import MAX_BATCH_PARTS
@@ -67,7 +68,8 @@ async def test_an_idle_tasks_status_is_sent_again_only_when_it_changes(broker, t
             while not (host.instances.get(("d", "s")) and host.instances[("d", "s")].state == "running"):
                 await asyncio.sleep(INTERVAL)
         await _messages(sub, 5 * INTERVAL)  # starting, running, the first rate window: settled
-        await _messages(batches, 0)
+        await bus.publish(topics.agent_metrics_request("a1"), encode_value({"watch": 60.0}))  # a reader watches
+        await _messages(batches, 5 * INTERVAL)  # its full batch
         # 20 report intervals of an idle task: nothing new to say, nothing sent (before: one a report)
         assert await _messages(sub, 20 * INTERVAL) == []
         assert await _messages(batches, 0) == []
@@ -101,6 +103,36 @@ async def test_a_start_is_one_status_and_the_last_state_is_always_sent(broker, t
             assert time.monotonic() - started < TIMEOUT
         last = await _messages(sub, 1.0)  # leaving the host stops its tasks: the final state is not coalesced away
         assert sorted(s["state"] for s in last) == ["stopped"] * 20, last
+
+
+async def test_metrics_go_only_while_a_reader_holds_a_lease(broker, tmp_path):
+    """A task whose counters move every interval: no batch until a request, a full batch at once, the
+    changed metrics every interval during the lease, none once it ran out (before: a batch every
+    interval forever, 2.0 of an idle fleet's 3.0 messages per agent per 5 s)."""
+    topics = Topics(f"st{uuid.uuid4().hex[:8]}")
+    settings = load_settings(broker=broker.url.geturl(), namespace=topics.namespace, agent_id="a1",
+                             data_dir=tmp_path / "a1")
+    spec = parse_spec({"id": "d", "tasks": [{"id": "c", "type": "counter", "agent": "a1",
+                                             "config": {"interval_ms": int(INTERVAL * 500)}}]})
+    async with Host(settings, types=[Counter], persist=False, status_interval=INTERVAL) as host, \
+            Bus(broker.url) as bus, bus.subscribe(topics.agent_metrics("a1")) as batches:
+        await bus.publish(topics.deployment("d"), encode_spec(spec), qos=1, retain=True)
+        async with asyncio.timeout(TIMEOUT):
+            while not (host.instances.get(("d", "c")) and host.instances[("d", "c")].state == "running"):
+                await asyncio.sleep(INTERVAL)
+        await _messages(batches, 3 * INTERVAL)  # the full batch that follows the connect, if it came late
+        assert await _messages(batches, 20 * INTERVAL) == [], "metrics sent though nobody asked"
+        lease = 10 * INTERVAL
+        await bus.publish(topics.agent_metrics_request("a1"), encode_value({"watch": lease}))
+        sent = await _messages(batches, lease + 3 * INTERVAL)
+        assert sent and sent[0]["full"] and not any(b["full"] for b in sent[1:]), sent
+        counts = [t["metrics"]["outputs"]["out"]["frames"] for b in sent for t in b["tasks"]]
+        assert len(sent) >= 5 and counts == sorted(counts) and counts[-1] > counts[0], counts  # live, moving
+        assert await _messages(batches, 10 * INTERVAL) == [], "metrics sent after the lease ran out"
+        for garbage in (b"\xff", encode_value({"watch": -1}), encode_value({"watch": float("nan")}), b"x" * 5000):
+            await bus.publish(topics.agent_metrics_request("a1"), garbage)  # read as the default lease
+        sent = await _messages(batches, 5 * INTERVAL)
+        assert sent and sent[0]["full"] and host.instances[("d", "c")].state == "running"
 
 
 BUSY = 1500  # tasks whose counters change every interval
@@ -150,6 +182,7 @@ async def _measure(data: Path, agent_dir: Path, topics: Topics, busy, neighbour)
                     while len(start) < BUSY:
                         start.append(decode_value((await statuses.get()).payload))
                 assert {s["state"] for s in start} == {"running"}
+                await bus.publish(topics.agent_metrics_request("a1"), encode_value({"watch": 60.0}))  # a reader
                 await _messages(frames, 0)
                 await _messages(batches, 0)
                 started = time.monotonic()

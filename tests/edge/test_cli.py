@@ -437,8 +437,9 @@ def test_ls_json_for_every_kind(fleet_env):
 
     agents = ls("agents")
     assert [(a["id"], a["online"]) for a in agents] == [("lab-1", True), ("lab-2", False), ("lab-3", True)]
-    assert set(agents[0]) == {"id", "online", "epoch", "version", "ts", "host", "types", "tasks", "cpu_percent",
-                              "rss_mb"}
+    assert set(agents[0]) == {"id", "online", "epoch", "version", "ts", "host", "types", "catalog_problem", "tasks",
+                              "cpu_percent", "rss_mb"}
+    assert agents[0]["catalog_problem"] is None
     assert (agents[0]["types"], agents[0]["tasks"], agents[0]["cpu_percent"]) == (["gauge"], 2, 1.5)
     assert agents[2]["types"] == []  # lab-3 cannot run gauge
     [gauge] = ls("types")

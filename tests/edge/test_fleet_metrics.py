@@ -9,6 +9,7 @@ reader (``edge ls tasks``) asks for a full batch and gets every task's current c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -167,3 +168,40 @@ async def test_a_cold_reader_gets_every_tasks_current_counts(broker, tmp_path):
             view = deployment_views(fleet, "d")[0]
             assert view.state == "running" and view.metrics["inputs"]["in"]["frames"] == 3, view.metrics
             assert view.metrics["outputs"]["out"]["frames"] == 3
+
+
+async def test_a_watched_fleet_keeps_the_shown_counts_current_and_an_unwatched_one_lets_the_lease_end(broker,
+                                                                                                       tmp_path):
+    """While a reader watches (the panel with a browser), a task deployed meanwhile gets its agent asked at
+    once and its counts follow; unwatched, the agent stops sending when the lease ends."""
+    topics = Topics(f"fm{uuid.uuid4().hex[:8]}")
+    settings = load_settings(broker=broker.url.geturl(), namespace=topics.namespace, agent_id="a1",
+                             data_dir=tmp_path / "a1")
+    spec = parse_spec({"id": "d", "tasks": [{"id": "s", "type": "scale", "agent": "a1"}],
+                       "edges": [{"from": f"topic:{topics.namespace}/in", "to": "s.in"}]})
+    async with Host(settings, types=[Scale], persist=False, status_interval=0.2), Bus(broker.url) as bus, \
+            Fleet(bus, topics) as fleet, bus.subscribe(topics.agent_metrics("a1")) as batches:
+        fleet.lease = 1.5
+        await fleet.synced(TIMEOUT)
+        fleet.watch("page")
+        await bus.publish(topics.deployment("d"), encode_spec(spec), qos=1, retain=True)
+        await fleet.wait_for(lambda f: (s := f.statuses.get(("d", "s"))) is not None and s.state == "running", TIMEOUT)
+
+        def frames(f: Fleet) -> int:
+            return int(f.statuses[("d", "s")].metrics.get("inputs", {}).get("in", {}).get("frames", 0))
+
+        for i in range(1, 4):  # over two lease lengths: renewed while watched
+            await bus.publish(f"{topics.namespace}/in", encode_frame(i))
+            await fleet.wait_for(lambda f, i=i: frames(f) == i, TIMEOUT)
+            await asyncio.sleep(0.8)  # the counts would stop following, were the lease not renewed
+        fleet.unwatch("page")
+        await asyncio.sleep(fleet.lease + 0.5)  # the last lease runs out
+        while batches.queued:
+            await batches.get()
+        await bus.publish(f"{topics.namespace}/in", encode_frame(4))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                message = await batches.get()
+                raise AssertionError(f"a metrics batch without a lease: {message.payload!r}")
+        assert frames(fleet) == 3  # what was last sent, until someone asks
+        assert await fleet.fresh_metrics(TIMEOUT) and frames(fleet) == 4

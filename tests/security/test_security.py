@@ -79,7 +79,8 @@ def test_acl_text_names_exactly_what_each_user_may_do():
     blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.split("\n\n") if b.startswith("user")}
     assert blocks["user ctl"] == ["topic readwrite edge/v1/ns/#"]
     assert blocks["user a2"] == [
-        "topic readwrite edge/v1/ns/agents/a2/#", "topic read edge/v1/ns/deployments/+",
+        "topic readwrite edge/v1/ns/agents/a2/#", "topic readwrite edge/v1/ns/catalogs/+",
+        "topic read edge/v1/ns/deployments/+",
         "topic write edge/v1/ns/replies/+",
         "topic write edge/v1/ns/deployments/d/status/s", "topic write edge/v1/ns/streams/d/s/#",
         "topic write out/x", "topic read edge/v1/ns/streams/d/c/out"]

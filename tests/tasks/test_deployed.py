@@ -81,6 +81,7 @@ async def test_a_dashboard_graph_deployed_to_a_runtime(broker, tmp_path):
                 pass
         assert (await _view(bus, view_topic, lambda v: v["value"] == 25.5))["kind"] == "slider"
         async with bus.subscribe(topics.agent_metrics("pi")) as batches, asyncio.timeout(TIMEOUT):
+            await bus.publish(topics.agent_metrics_request("pi"), b"")  # metrics go to a reader who asks
             await bus.publish(panel_topic, encode_frame("warm"))  # bad input: counted, in the agent's metrics batch
             while not any(entry["task"] == "target" and entry["deployment"] == "producer"
                           and entry["metrics"].get("inputs", {}).get("set", {}).get("errors") == 1

@@ -171,6 +171,7 @@ def _drive(url: Any, topics: Topics, base: str, spec: dict[str, Any]) -> None:
 
         def metrics(name: str, predicate: Any) -> dict[str, Any]:
             """The task's metrics in the first of the agent's metrics batches where ``predicate`` holds."""
+            client.publish(topics.agent_metrics_request("pi"), b"")  # metrics go to a reader who asks (a lease)
             batch = client.status(topics.agent_metrics("pi"), lambda b: any(
                 e["deployment"] == "flow" and e["task"] == name and predicate(e["metrics"]) for e in b["tasks"]))
             return next(e["metrics"] for e in batch["tasks"] if e["deployment"] == "flow" and e["task"] == name)

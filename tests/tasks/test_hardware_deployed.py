@@ -129,6 +129,7 @@ async def running(bus: Bus, topics: Topics, *tasks: str) -> None:
 async def input_errors(bus: Bus, topics: Topics, task: str, port: str, count: int) -> None:
     """Until the agent's metrics batches say input ``port`` of ``task`` counted ``count`` errors."""
     async with bus.subscribe(topics.agent_metrics("pi")) as batches, asyncio.timeout(TIMEOUT):
+        await bus.publish(topics.agent_metrics_request("pi"), b"")  # metrics go to a reader who asks
         while not any(entry["task"] == task and entry["metrics"].get("inputs", {}).get(port, {}).get("errors") == count
                       for entry in decode_value((await batches.get()).payload)["tasks"]):
             pass

@@ -401,6 +401,7 @@ async def test_home_assistant_reads_and_drives_a_deployed_slider_and_toggle(brok
                 pass
 
             async with bus.subscribe(topics.agent_metrics("pi")) as batches, asyncio.timeout(TIMEOUT):
+                await bus.publish(topics.agent_metrics_request("pi"), b"")  # metrics go to a reader who asks
                 for payload in (b"warm", b"\xff", b"nan"):  # hostile commands: counted in the agent's metrics
                     ha.publish(number["command_topic"], payload)
                 while not any(entry["task"] == "target" and entry["deployment"] == "home"
