@@ -63,10 +63,14 @@ class Stream:
     """One audio stream through an engine: conversion to 48 kHz float per channel and back, the 10 ms
     framing, the states, the timeline. No I/O here: :meth:`feed` takes a frame, returns what is ready."""
 
-    def __init__(self, engine: Engine, raw: RawAudio) -> None:
+    def __init__(self, engine: Engine, raw: RawAudio, states: list[Any] | None = None) -> None:
+        """``states``: those of the stream this one follows (its format changed): kept per channel."""
         self.engine = engine
         self.key = (raw.sample_format, raw.rate, raw.channels)
-        self.states = [engine.new_state() for _ in range(raw.channels)]
+        kept = list(states or [])
+        for state in kept[raw.channels :]:
+            engine.free_state(state)
+        self.states = kept[: raw.channels] + [engine.new_state() for _ in range(raw.channels - len(kept))]
         self._direct = raw.rate == RATE
         self._in = None if self._direct else av.AudioResampler(format="fltp", layout=layout_for(raw.channels),
                                                                rate=RATE)
@@ -79,9 +83,13 @@ class Stream:
         self.rate, self.sample_format = raw.rate, raw.sample_format
 
     def close(self) -> None:
-        for state in self.states:
+        for state in self.detach():
             self.engine.free_state(state)
-        self.states = []
+
+    def detach(self) -> list[Any]:
+        """The states, for the stream that follows this one (this one cannot be fed any more)."""
+        states, self.states = self.states, []
+        return states
 
     def _to_engine(self, raw: RawAudio) -> npt.NDArray[np.float32]:
         """channels x samples at 48 kHz, float32 of full scale 1.0."""
@@ -108,7 +116,10 @@ class Stream:
     def feed(self, raw: RawAudio) -> tuple[npt.NDArray[Any], dict[str, Any], int] | None:
         """Enhance a frame: (samples, control fields, ts) of the audio it completes, or None if none yet."""
         self._clock.add(raw.samples.shape[0], raw.rate, raw.ts)
-        audio = np.concatenate([self._pending, self._to_engine(raw)], axis=1)
+        incoming = self._to_engine(raw)
+        if not np.isfinite(incoming).all():  # NaN would stay in the engine's state: the stream silent for good
+            incoming = np.nan_to_num(incoming, nan=0.0, posinf=1.0, neginf=-1.0)
+        audio = np.concatenate([self._pending, incoming], axis=1)
         whole = audio.shape[1] - audio.shape[1] % FRAME
         self._pending = audio[:, whole:]
         if whole == 0:
@@ -164,9 +175,8 @@ class Enhancer(MediaTask):
             raise FrameError(f"audio of {raw.channels} channel(s) at {raw.rate} Hz: speech enhancement takes 1 to "
                              f"{MAX_CHANNELS} channels at {MIN_RATE} to {MAX_RATE} Hz")
         if self.stream is None or self.stream.key != (raw.sample_format, raw.rate, raw.channels):
-            if self.stream is not None:  # a new format: a new stream (what was pending of the old one goes)
-                self.stream.close()
-            self.stream = Stream(self.engine, raw)
+            # a new format: new converters; the channels' states go on (what was pending, under 10 ms, goes)
+            self.stream = Stream(self.engine, raw, self.stream.detach() if self.stream is not None else None)
         try:
             return self.stream.feed(raw)
         except (ValueError, OSError, MemoryError) as exc:  # FFmpeg's errors; the next frame starts afresh

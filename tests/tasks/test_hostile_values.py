@@ -36,6 +36,8 @@ from edge.frames import MAX_BIGNUM_BYTES, decode_frame, encode_frame, encode_val
 from edge.task import Task
 from tasks.base import VARIABLES
 from tasks.builtin import TYPES
+from tasks.inference.deepfilter import DeepFilterNet
+from tasks.inference.rnnoise import RNNoise
 
 try:
     from tasks.media import TYPES as MEDIA_TYPES
@@ -240,6 +242,10 @@ CASES += [  # the speech types (the speech extra); silence, their good audio, is
           produces={"in": None}),
     _case("speech_recognition", {"idle_ms": 50}, produces={"in": None}, id="speech_recognition-language_model"),
     _case("voice_activity"),
+]
+CASES += [  # speech enhancement (the enhance extra; pyrnnoise without its dependencies)
+    Case(DeepFilterNet),
+    Case(RNNoise),
 ]
 CASES += [
     _case("gpio_out"),

@@ -1,0 +1,183 @@
+"""llm_chat with a tiny llama written by the test (2 layers, random weights: it answers nonsense in milliseconds):
+answers streamed then whole and equal to llama-cpp-python's own, the conversation kept within the context, one
+model per file for the agent, a stopped task stopping its generation, and what a missing or damaged file does."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from test_media_rig import Rig, wait_for
+from tiny_gguf import write_tiny_llama
+
+from edge.errors import ConfigError
+from edge.frames import encode_frame
+from tasks.inference import llama
+from tasks.inference.llm import MESSAGE_OVERHEAD, History, LlmChat, PromptTooLong
+
+MODEL = "models/tiny.gguf"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    """The agent's files folder, with the tiny model in it."""
+    folder = tmp_path / "files"
+    (folder / "models").mkdir(parents=True)
+    write_tiny_llama(folder / MODEL, context_length=4096)
+    return folder
+
+
+@pytest.fixture
+async def rig(broker, files):
+    async with Rig(broker.url, files_dir=files) as rig:
+        yield rig
+
+
+async def say(rig: Rig, text: object, topic: str = "in") -> None:
+    await rig.bus.publish(rig.topic(topic), encode_frame(text))
+
+
+def chat(**config: object) -> dict[str, object]:
+    return {"model": MODEL, "temperature": 0, "seed": 7, **config}
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+async def test_an_answer_streams_as_pieces_then_comes_whole_and_is_what_llama_cpp_says(rig, files):
+    import llama_cpp
+
+    tokens, answer = await rig.listen("tokens"), await rig.listen("answer")
+    await rig.start(LlmChat, chat(system_prompt="You are terse.", max_tokens=24, context_length=512),
+                    inputs={"in": "in"}, outputs={"tokens": "tokens", "answer": "answer"})
+    await say(rig, "is the kitchen light on?")
+    [final] = await rig.take(answer, 1)
+    pieces = rig.drain(tokens)
+    assert final.extra["answer"] == 1 and final.extra["finish"] in ("stop", "length")
+    assert final.extra["pieces"] == len(pieces) > 0 and [p.extra["index"] for p in pieces] == list(range(len(pieces)))
+    assert "".join(p.value for p in pieces) == final.value and final.value
+    assert all(p.ts <= final.ts for p in pieces)
+    # llama-cpp-python called directly on the same file and messages, greedy: the same answer
+    direct = llama_cpp.Llama(model_path=str(files / MODEL), n_ctx=512, verbose=False)
+    expected = direct.create_chat_completion(messages=[{"role": "system", "content": "You are terse."},
+                                                       {"role": "user", "content": "is the kitchen light on?"}],
+                                             max_tokens=24, temperature=0, seed=7)
+    assert final.value == expected["choices"][0]["message"]["content"]
+    direct.close()
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_the_conversation_is_kept_and_its_oldest_turns_dropped_to_fit_the_context(rig):
+    """A 256-token context with 32 for the answer: the turns that go with each message grow, then the oldest are
+    dropped so the prompt always fits, and every message is answered."""
+    answer = await rig.listen("answer")
+    chatter = await rig.start(LlmChat, chat(context_length=256, max_tokens=32), inputs={"in": "in"},
+                              outputs={"answer": "answer"})
+    for i in range(12):
+        await say(rig, f"message {i}: the kitchen light is on and the hall light is off")
+    frames = await rig.take(answer, 12)
+    turns = [f.extra["turns"] for f in frames]
+    assert turns[:3] == [0, 1, 2] and max(turns) < 11
+    assert sum(f.extra["dropped"] for f in frames) == 12 - 1 - turns[-1]
+    assert len(chatter.history.turns) == turns[-1] + 1
+    assert chatter.history.turns[-1][0].startswith("message 11:")  # the newest kept, the oldest gone
+    assert all(not t[0].startswith("message 0:") for t in chatter.history.turns)
+    assert chatter.in_metrics["in"].errors == 0
+
+
+def test_history_drops_the_oldest_turns_first_and_refuses_a_message_that_cannot_fit():
+    words = lambda text: len(text.split())  # noqa: E731  # a token per word
+    history = History("be brief")
+    for i in range(5):
+        history.add(f"question {i} " + "x " * 10, f"answer {i}")
+    per_turn = (12 + MESSAGE_OVERHEAD) + (2 + MESSAGE_OVERHEAD)
+    fixed = (2 + MESSAGE_OVERHEAD) * 2  # the system prompt and "new message"
+    history.fit("new message", words, fixed + 2 * per_turn)
+    assert [t[1] for t in history.turns] == ["answer 3", "answer 4"] and history.dropped == 3
+    assert [m["role"] for m in history.messages("new message")] == ["system", "user", "assistant", "user",
+                                                                    "assistant", "user"]
+    with pytest.raises(PromptTooLong):
+        history.fit("word " * 100, words, 50)
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_instances_naming_the_same_file_share_one_loaded_model(rig):
+    answers = [await rig.listen("a1"), await rig.listen("a2")]
+    loads = llama.MODELS.loads
+    first = await rig.start(LlmChat, chat(max_tokens=4), inputs={"in": "in1"}, outputs={"answer": "a1"})
+    second = await rig.start(LlmChat, chat(max_tokens=4, system_prompt="other"), inputs={"in": "in2"},
+                             outputs={"answer": "a2"})
+    await say(rig, "hello", "in1")
+    await say(rig, "hello", "in2")
+    for sub in answers:
+        await rig.take(sub, 1)
+    assert first.model is second.model and llama.MODELS.loads == loads + 1
+    await rig.stop(first)
+    await rig.stop(second)
+    again = await rig.start(LlmChat, chat(max_tokens=4), inputs={"in": "in1"}, outputs={"answer": "a1"})
+    await say(rig, "hello", "in1")
+    await rig.take(answers[0], 1)
+    assert llama.MODELS.loads == loads + 1 and again.model is not None  # kept for the redeploy
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_stopping_the_task_stops_its_generation_at_once(rig):
+    """A long answer (greedy decoding of the random model runs to max_tokens) is cut when the task is removed: the
+    model is free again at once and no answer is sent."""
+    tokens, answer = await rig.listen("tokens"), await rig.listen("answer")
+    task = await rig.start(LlmChat, chat(max_tokens=3500, context_length=4096), inputs={"in": "in"},
+                           outputs={"tokens": "tokens", "answer": "answer"})
+    await say(rig, "tell me a long story")
+    await rig.take(tokens, 5)
+    model = task.model
+    started = time.perf_counter()
+    await rig.stop(task)
+    assert time.perf_counter() - started < 1.0
+    assert model is not None and not model.lock.locked()
+    await asyncio.sleep(0)
+    assert not rig.drain(answer)
+    assert len(rig.drain(tokens)) + 5 < 3500
+
+
+async def failure_of(rig: Rig, task: object) -> str:
+    """The error a task stopped with by itself (its status would say this)."""
+    await rig.finished(task)
+    with pytest.raises(ConfigError) as caught:
+        await rig.stop(task)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+@pytest.mark.parametrize(("write", "reason"), [
+    (None, "no model file 'bad.gguf' in the agent's files folder"),
+    (b"not a model at all", "'bad.gguf' is not a GGUF model file"),
+    ("truncated", "llama.cpp could not load 'bad.gguf'"),
+])
+async def test_a_missing_or_damaged_model_file_fails_the_task_with_a_one_line_reason(rig, files, write, reason):
+    if write == "truncated":
+        (files / "models/bad.gguf").write_bytes((files / MODEL).read_bytes()[:60_000])
+    elif write is not None:
+        (files / "models/bad.gguf").write_bytes(write)
+    task = await rig.start(LlmChat, {"model": "models/bad.gguf"}, inputs={"in": "in"}, outputs={})
+    failure = await failure_of(rig, task)
+    assert reason in failure and "\n" not in failure
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_messages_it_cannot_answer_are_counted_and_the_chat_goes_on(rig):
+    answer = await rig.listen("answer")
+    task = await rig.start(LlmChat, chat(max_chars=100, max_tokens=8, context_length=128), inputs={"in": "in"},
+                           outputs={"answer": "answer"})
+    for bad in (42, ["a"], None, "x" * 101, "word " * 90):  # the last fits max_chars, not the context
+        await say(rig, bad)
+    await say(rig, "   ")  # blank: nothing to answer, no error
+    await say(rig, "hello")
+    [final] = await rig.take(answer, 1)
+    assert final.extra["answer"] == 2  # the one too long for the context was the first tried
+    await wait_for(lambda: task.in_metrics["in"].errors == 5)
+
+
+def test_a_model_outside_the_files_folder_is_refused_by_the_config():
+    for path in ("/etc/passwd", "../model.gguf"):
+        with pytest.raises(ValueError, match="files folder"):
+            LlmChat.Config(model=path)
