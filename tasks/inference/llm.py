@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from edge.errors import ConfigError
-from edge.files import check_file_path
+from edge.files import check_file_path, current_files_folder
 from edge.frames import Frame
 from edge.task import Port, Task
 from tasks.inference import llama  # first of ours: without llama-cpp-python, its error is the reason
@@ -96,7 +96,11 @@ class LlmChatConfig(MediaConfig):
     @field_validator("model")
     @classmethod
     def _inside_files(cls, value: str) -> str:
-        return check_file_path(value)
+        check_file_path(value)
+        folder = current_files_folder()  # on the agent (not in the controller's check): the file must be there
+        if folder is not None and not (folder / value).is_file():
+            raise ValueError(f"no model file {value!r} in the agent's files folder")
+        return value
 
 
 class LlmChat(MediaTask):

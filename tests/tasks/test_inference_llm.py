@@ -5,7 +5,11 @@ model per file for the agent, a stopped task stopping its generation, and what a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -181,3 +185,71 @@ def test_a_model_outside_the_files_folder_is_refused_by_the_config():
     for path in ("/etc/passwd", "../model.gguf"):
         with pytest.raises(ValueError, match="files folder"):
             LlmChat.Config(model=path)
+
+
+async def test_on_an_agent_process_a_bad_model_fails_its_task_and_the_agent_goes_on(broker, tmp_path: Path) -> None:
+    """Deployed by spec to a real agent: a missing file makes its task invalid at once, a damaged one fails its task
+    (the error in its status), and the agent answers with the good model all the while."""
+    import os
+    import uuid
+
+    from test_integration_deployed import Client, _statuses
+
+    from edge.bus import Bus
+    from edge.graph import encode_spec, parse_spec
+    from edge.topics import Topics
+
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    files = tmp_path / "files"
+    (files / "models").mkdir(parents=True)
+    write_tiny_llama(files / MODEL)
+    (files / "models/damaged.gguf").write_bytes((files / MODEL).read_bytes()[:60_000])
+
+    def task(task_id: str, model: str) -> dict[str, object]:
+        return {"id": task_id, "type": "llm_chat", "agent": "io", "config": chat(model=model, max_tokens=8)}
+
+    spec = {"id": "io", "tasks": [task("good", MODEL), task("missing", "models/none.gguf"),
+                                  task("damaged", "models/damaged.gguf")],
+            "edges": [{"from": f"topic:e2e/{ns}/ask", "to": "good.in"},
+                      {"from": "good.answer", "to": f"topic:e2e/{ns}/answer"}]}
+    env = {**os.environ, "EDGE_BROKER": str(broker.url), "EDGE_NAMESPACE": ns, "EDGE_AGENT_ID": "io",
+           "EDGE_DATA_DIR": str(tmp_path / "data"), "EDGE_FILES_DIR": str(files),
+           "EDGE_TASKS": "tasks.inference.llm"}  # also where the installed package predates the entry point
+    client = Client(broker.url)
+    try:
+        with crashing_agent(env, tmp_path / "agent.log") as log:
+            client.subscribe(f"e2e/{ns}/answer")
+            async with Bus(str(broker.url)) as bus:
+                await bus.publish(Topics(ns).deployment("io"), encode_spec(parse_spec(spec)), qos=1, retain=True)
+            [good] = (await _statuses(broker.url, Topics(ns), ["good"], "running")).values()
+            assert good["error"] is None
+            [missing] = (await _statuses(broker.url, Topics(ns), ["missing"], "invalid")).values()
+            assert "no model file 'models/none.gguf' in the agent's files folder" in missing["error"]
+            [damaged] = (await _statuses(broker.url, Topics(ns), ["damaged"], "failed")).values()
+            assert "llama.cpp could not load 'damaged.gguf'" in damaged["error"] and "\n" not in damaged["error"]
+            client.publish(f"e2e/{ns}/ask", "hello")
+            assert isinstance(await client.next(f"e2e/{ns}/answer"), str)
+    finally:
+        client.close()
+    # the agent exited cleanly; its only tracebacks are those it logged for the damaged task's crashes
+    crashes = [line for line in log.read_text().splitlines() if "crashed" in line]
+    assert crashes and all("damaged" in line for line in crashes), crashes
+
+
+@contextlib.contextmanager
+def crashing_agent(env: dict[str, str], log_path: Path) -> Iterator[Path]:
+    """``python -m edge agent`` for the block (as ``_agent_process.agent_process``, whose check of no traceback at
+    all does not fit an agent whose task is meant to crash): it must exit 0 when stopped."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "edge", "agent"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=log)
+        try:
+            yield log_path
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    assert proc.returncode == 0, log_path.read_text()[-3000:]
