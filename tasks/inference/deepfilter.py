@@ -127,7 +127,7 @@ class DeepFilterNet(Enhancer):
     """
 
     type_name = "deepfilternet"
-    label = "Speech enhancement (DeepFilterNet3)"
+    label = "DeepFilterNet3 speech enhancement"
     Config = DeepFilterNetConfig
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -85,7 +85,8 @@ class LlmChatConfig(MediaConfig):
                                 "the conversation is cut to fit (more: more memory)")
     max_tokens: int = Field(default=256, ge=1, le=16_384, description="the longest answer, in tokens")
     temperature: float = Field(default=0.7, ge=0, le=2, description="0: always the likeliest token")
-    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_p: float = Field(default=0.95, gt=0, le=1, description="sample only from the likeliest tokens that "
+                         "make up this share of the probability")
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1, description="the same seed and conversation give "
                              "the same answers (unset: random)")
     threads: int = Field(default=0, ge=0, le=256, description="CPU threads for the model (0: llama.cpp's default)")

@@ -113,7 +113,7 @@ class RNNoise(Enhancer):
     """
 
     type_name = "rnnoise"
-    label = "Speech enhancement (RNNoise)"
+    label = "RNNoise speech enhancement"
     Config = EnhanceConfig
 
     async def load(self) -> Engine:

@@ -5,11 +5,13 @@ final answers, history kept within the context), not what it says."""
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_tiny_llama"]
+__all__ = ["tiny_llama_bytes", "write_tiny_llama"]
 
 N_EMBD = 64
 N_HEAD = 4
@@ -67,3 +69,10 @@ def write_tiny_llama(path: Path, *, context_length: int = 512, seed: int = 0) ->
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+@functools.cache
+def tiny_llama_bytes() -> bytes:
+    """The file :func:`write_tiny_llama` writes (context 512, seed 0), as bytes."""
+    with tempfile.TemporaryDirectory() as folder:
+        return write_tiny_llama(Path(folder) / "tiny.gguf").read_bytes()
