@@ -11,6 +11,8 @@ unused ones are freed. Everything here blocks: callers run it in a worker thread
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,9 +36,59 @@ GGUF_MAGIC: Final = b"GGUF"
 Key = tuple[str, int, int]
 
 
+#: loads the model and makes one token, in a process of its own: llama.cpp ends the process (GGML_ASSERT, abort)
+#: on some malformed files instead of reporting an error, and that process must not be the agent
+_PROBE: Final = """
+import sys, llama_cpp
+model = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=int(sys.argv[2]), n_batch=64, verbose=True)
+model.create_completion("a", max_tokens=1)
+"""
+PROBE_TIMEOUT: Final = 600.0
+#: (path, size, mtime) of the files probed: None if it loaded, else why not (a restarted task is not probed again)
+_probed: dict[tuple[str, int, int], str | None] = {}
+_probe_lock = threading.Lock()
+
+
+def probe(path: Path) -> None:
+    """Load ``path`` in a process of its own (once per file and modification); ConfigError (one line) with
+    llama.cpp's reason if that process fails."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _probe_lock:
+        if key not in _probed:
+            _probed[key] = _probe(path)
+        reason = _probed[key]
+    if reason is not None:
+        raise ConfigError(reason, field="model")
+
+
+def _probe(path: Path) -> str | None:
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, str(path), "64"], capture_output=True, text=True,
+                              errors="replace", timeout=PROBE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return f"llama.cpp did not load {path.name!r} within {PROBE_TIMEOUT:.0f} s"
+    if done.returncode == 0:
+        return None
+    return f"llama.cpp could not load {path.name!r} (a damaged or unsupported GGUF file?): " \
+           f"{_reason(done.stderr, done.returncode)}"
+
+
+def _reason(stderr: str, returncode: int) -> str:
+    """The line of llama.cpp's output that says what went wrong, short."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for marker in ("GGML_ASSERT", "ValueError", "error", "failed"):
+        found = [line for line in lines if marker in line]
+        if found:
+            return found[0 if marker == "GGML_ASSERT" else -1][-300:]
+    if returncode < 0:
+        return f"its loading process was killed by signal {-returncode}"
+    return f"its loading process ended with status {returncode}"
+
+
 def load(path: Path, *, context_length: int, threads: int) -> Any:
     """A ``llama_cpp.Llama`` of the GGUF file at ``path``; ConfigError (one line) if there is none or it does
-    not load."""
+    not load (tried in a process of its own first: :func:`probe`)."""
     try:
         with path.open("rb") as file:
             magic = file.read(4)
@@ -46,6 +98,7 @@ def load(path: Path, *, context_length: int, threads: int) -> Any:
         raise ConfigError(f"the model file {path} cannot be read: {exc.strerror or exc}", field="model") from None
     if magic != GGUF_MAGIC:
         raise ConfigError(f"{path.name!r} is not a GGUF model file (it does not start with 'GGUF')", field="model")
+    probe(path)
     import llama_cpp  # here: imported when a task first needs it
 
     try:
@@ -132,14 +185,43 @@ class Models:
 MODELS: Final = Models()
 
 
+class _Guard:
+    """A logits processor that makes the model end its answer (its end-of-generation token, forced) when
+    ``stop`` is set or ``max_tokens`` were made: llama-cpp-python goes past ``max_tokens`` while the text
+    ends in an incomplete UTF-8 sequence, up to overflowing the context (``llama_decode returned 1``)."""
+
+    def __init__(self, *, eos: int, max_tokens: int, stop: threading.Event) -> None:
+        self.eos = eos
+        self.max_tokens = max_tokens
+        self.stop = stop
+        self.start: int | None = None  # tokens in the context when the answer began
+        self.forced: str | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.start is None:
+            self.start = len(input_ids)
+        if self.stop.is_set():
+            self.forced = "cancelled"
+        elif len(input_ids) - self.start >= self.max_tokens:
+            self.forced = "length"
+        if self.forced is not None:
+            scores[:] = -float("inf")
+            scores[self.eos] = 0.0
+        return scores
+
+
 def generate(model: Model, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, top_p: float,
              seed: int | None, stop: threading.Event) -> Iterator[Piece]:
     """The answer to ``messages``, piece by piece, then a Piece with ``finish`` ("stop", "length", or
     "cancelled" when ``stop`` was set). Holds the model's lock throughout; ValueError if the prompt does
     not fit the context."""
+    import llama_cpp
+
+    guard = _Guard(eos=int(model.llama.token_eos()), max_tokens=max_tokens, stop=stop)
     with model.lock:
         chunks = model.llama.create_chat_completion(messages=messages, max_tokens=max_tokens,
-                                                    temperature=temperature, top_p=top_p, seed=seed, stream=True)
+                                                    temperature=temperature, top_p=top_p, seed=seed, stream=True,
+                                                    logits_processor=llama_cpp.LogitsProcessorList([guard]))
         finish: str | None = None
         try:
             for chunk in chunks:
@@ -153,4 +235,4 @@ def generate(model: Model, messages: list[dict[str, str]], *, max_tokens: int, t
                 finish = choice.get("finish_reason") or finish
         finally:
             chunks.close()
-    yield Piece("", finish or "stop")
+    yield Piece("", guard.forced or finish or "stop")

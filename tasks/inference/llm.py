@@ -4,7 +4,7 @@
 Each text frame on ``in`` is a user's message. The answer goes out piece by piece on ``tokens`` as
 the model makes it, then whole on ``answer`` (one frame per answer, with why it ended). The
 conversation is kept: earlier messages and answers go with each new message, the oldest turns
-dropped when they would not leave room for ``max_tokens`` in the model's context. The model loads
+dropped when they would not leave room for ``max_length`` tokens in the model's context. The model loads
 once per agent and file (:mod:`tasks.inference.llama`), in the task's worker thread, and generation
 runs there too; removing the task stops a generation at its next token.
 """
@@ -61,7 +61,7 @@ class History:
         fixed = cost(prompt) + (cost(self.system) if self.system else 0)
         if fixed > budget:
             raise PromptTooLong(f"a message of ~{fixed} tokens leaves no room for an answer in {budget} tokens "
-                                "(context_length - max_tokens)")
+                                "(context_length - max_length)")
         costs = [cost(user) + cost(answer) for user, answer in self.turns]
         total = fixed + sum(costs)
         while self.turns and total > budget:
@@ -83,7 +83,7 @@ class LlmChatConfig(MediaConfig):
     system_prompt: str = Field(default="", max_length=20_000, description="what the model is told before the chat")
     context_length: int = Field(default=2048, ge=64, le=131_072, description="tokens the model sees at once: "
                                 "the conversation is cut to fit (more: more memory)")
-    max_tokens: int = Field(default=256, ge=1, le=16_384, description="the longest answer, in tokens")
+    max_length: int = Field(default=256, ge=1, le=16_384, description="the longest answer, in tokens")
     temperature: float = Field(default=0.7, ge=0, le=2, description="0: always the likeliest token")
     top_p: float = Field(default=0.95, gt=0, le=1, description="sample only from the likeliest tokens that "
                          "make up this share of the probability")
@@ -128,9 +128,9 @@ class LlmChat(MediaTask):
     def _take_model(self) -> None:
         c = self.config
         self.model = MODELS.take(self.file_path(c.model), context_length=c.context_length, threads=c.threads)
-        if c.max_tokens >= self.model.context_length:
-            raise ConfigError(f"max_tokens ({c.max_tokens}) leaves no room for a message in the context "
-                              f"({self.model.context_length} tokens)", field="max_tokens")
+        if c.max_length >= self.model.context_length:
+            raise ConfigError(f"max_length ({c.max_length}) leaves no room for a message in the context "
+                              f"({self.model.context_length} tokens)", field="max_length")
 
     def release(self) -> None:
         if self.model is not None:
@@ -157,17 +157,19 @@ class LlmChat(MediaTask):
         c = self.config
         if not c.keep_history:
             self.history.turns.clear()
-        self.history.fit(prompt, self.model.count, self.model.context_length - c.max_tokens)
+        self.history.fit(prompt, self.model.count, self.model.context_length - c.max_length)
         while True:
             parts: list[str] = []
             try:
-                for piece in llama.generate(self.model, self.history.messages(prompt), max_tokens=c.max_tokens,
+                for piece in llama.generate(self.model, self.history.messages(prompt), max_tokens=c.max_length,
                                             temperature=c.temperature, top_p=c.top_p, seed=c.seed, stop=self._stop):
                     parts.append(piece.text)
                     put(piece)
             except ValueError as exc:  # the template made the prompt longer than estimated: one turn less
-                if parts or not self.history.turns or "context" not in str(exc):
+                if parts or "context" not in str(exc):
                     raise
+                if not self.history.turns:
+                    raise PromptTooLong(f"the message does not fit the context: {exc}") from None
                 self.history.drop_oldest()
                 continue
             text = "".join(parts)
@@ -188,7 +190,7 @@ class LlmChat(MediaTask):
 
     async def _answer(self, prompt: str) -> None:
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[Piece] = asyncio.Queue()  # bounded by max_tokens: one piece per token at most
+        pieces: asyncio.Queue[Piece] = asyncio.Queue()  # bounded by max_length: one piece per token at most
 
         def put(piece: Piece) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening any more

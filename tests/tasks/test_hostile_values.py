@@ -248,7 +248,7 @@ CASES += [  # the speech types (the speech extra); silence, their good audio, is
 CASES += [  # speech enhancement (the enhance extra; pyrnnoise without its dependencies), llm_chat (the llm extra)
     Case(DeepFilterNet),
     Case(RNNoise),
-    Case(LlmChat, {"model": "tiny.gguf", "max_tokens": 4, "context_length": 256, "temperature": 0},
+    Case(LlmChat, {"model": "tiny.gguf", "max_length": 4, "context_length": 256, "temperature": 0},
          produces={"in": "answer"}, files={"tiny.gguf": tiny_llama_bytes()}),
 ]
 CASES += [

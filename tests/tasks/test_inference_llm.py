@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ async def test_an_answer_streams_as_pieces_then_comes_whole_and_is_what_llama_cp
     import llama_cpp
 
     tokens, answer = await rig.listen("tokens"), await rig.listen("answer")
-    await rig.start(LlmChat, chat(system_prompt="You are terse.", max_tokens=24, context_length=512),
+    await rig.start(LlmChat, chat(system_prompt="You are terse.", max_length=24, context_length=512),
                     inputs={"in": "in"}, outputs={"tokens": "tokens", "answer": "answer"})
     await say(rig, "is the kitchen light on?")
     [final] = await rig.take(answer, 1)
@@ -75,7 +76,7 @@ async def test_the_conversation_is_kept_and_its_oldest_turns_dropped_to_fit_the_
     """A 256-token context with 32 for the answer: the turns that go with each message grow, then the oldest are
     dropped so the prompt always fits, and every message is answered."""
     answer = await rig.listen("answer")
-    chatter = await rig.start(LlmChat, chat(context_length=256, max_tokens=32), inputs={"in": "in"},
+    chatter = await rig.start(LlmChat, chat(context_length=256, max_length=32), inputs={"in": "in"},
                               outputs={"answer": "answer"})
     for i in range(12):
         await say(rig, f"message {i}: the kitchen light is on and the hall light is off")
@@ -108,8 +109,8 @@ def test_history_drops_the_oldest_turns_first_and_refuses_a_message_that_cannot_
 async def test_instances_naming_the_same_file_share_one_loaded_model(rig):
     answers = [await rig.listen("a1"), await rig.listen("a2")]
     loads = llama.MODELS.loads
-    first = await rig.start(LlmChat, chat(max_tokens=4), inputs={"in": "in1"}, outputs={"answer": "a1"})
-    second = await rig.start(LlmChat, chat(max_tokens=4, system_prompt="other"), inputs={"in": "in2"},
+    first = await rig.start(LlmChat, chat(max_length=4), inputs={"in": "in1"}, outputs={"answer": "a1"})
+    second = await rig.start(LlmChat, chat(max_length=4, system_prompt="other"), inputs={"in": "in2"},
                              outputs={"answer": "a2"})
     await say(rig, "hello", "in1")
     await say(rig, "hello", "in2")
@@ -118,7 +119,7 @@ async def test_instances_naming_the_same_file_share_one_loaded_model(rig):
     assert first.model is second.model and llama.MODELS.loads == loads + 1
     await rig.stop(first)
     await rig.stop(second)
-    again = await rig.start(LlmChat, chat(max_tokens=4), inputs={"in": "in1"}, outputs={"answer": "a1"})
+    again = await rig.start(LlmChat, chat(max_length=4), inputs={"in": "in1"}, outputs={"answer": "a1"})
     await say(rig, "hello", "in1")
     await rig.take(answers[0], 1)
     assert llama.MODELS.loads == loads + 1 and again.model is not None  # kept for the redeploy
@@ -126,10 +127,10 @@ async def test_instances_naming_the_same_file_share_one_loaded_model(rig):
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_stopping_the_task_stops_its_generation_at_once(rig):
-    """A long answer (greedy decoding of the random model runs to max_tokens) is cut when the task is removed: the
+    """A long answer (greedy decoding of the random model runs to max_length) is cut when the task is removed: the
     model is free again at once and no answer is sent."""
     tokens, answer = await rig.listen("tokens"), await rig.listen("answer")
-    task = await rig.start(LlmChat, chat(max_tokens=3500, context_length=4096), inputs={"in": "in"},
+    task = await rig.start(LlmChat, chat(max_length=3500, context_length=4096), inputs={"in": "in"},
                            outputs={"tokens": "tokens", "answer": "answer"})
     await say(rig, "tell me a long story")
     await rig.take(tokens, 5)
@@ -145,22 +146,33 @@ async def test_stopping_the_task_stops_its_generation_at_once(rig):
 
 async def failure_of(rig: Rig, task: object) -> str:
     """The error a task stopped with by itself (its status would say this)."""
-    await rig.finished(task)
+    with contextlib.suppress(ConfigError):
+        await rig.finished(task)
     with pytest.raises(ConfigError) as caught:
         await rig.stop(task)
     return str(caught.value)
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_a_model_file_missing_from_the_files_folder_is_a_config_error_at_once(rig):
+    with pytest.raises(ConfigError, match=re.escape("model: Value error, no model file 'models/none.gguf' in the "
+                                                    "agent's files folder")):
+        await rig.start(LlmChat, {"model": "models/none.gguf"}, inputs={"in": "in"}, outputs={})
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 @pytest.mark.parametrize(("write", "reason"), [
-    (None, "no model file 'bad.gguf' in the agent's files folder"),
     (b"not a model at all", "'bad.gguf' is not a GGUF model file"),
     ("truncated", "llama.cpp could not load 'bad.gguf'"),
+    # llama.cpp aborts the process that loads this one (GGML_ASSERT): the probe's process, not ours
+    ("duplicate token", "GGML_ASSERT"),
 ])
 async def test_a_missing_or_damaged_model_file_fails_the_task_with_a_one_line_reason(rig, files, write, reason):
     if write == "truncated":
         (files / "models/bad.gguf").write_bytes((files / MODEL).read_bytes()[:60_000])
-    elif write is not None:
+    elif write == "duplicate token":
+        write_tiny_llama(files / "models/bad.gguf", words=["▁on", "▁off", "▁on"])
+    else:
         (files / "models/bad.gguf").write_bytes(write)
     task = await rig.start(LlmChat, {"model": "models/bad.gguf"}, inputs={"in": "in"}, outputs={})
     failure = await failure_of(rig, task)
@@ -170,9 +182,9 @@ async def test_a_missing_or_damaged_model_file_fails_the_task_with_a_one_line_re
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_messages_it_cannot_answer_are_counted_and_the_chat_goes_on(rig):
     answer = await rig.listen("answer")
-    task = await rig.start(LlmChat, chat(max_chars=100, max_tokens=8, context_length=128), inputs={"in": "in"},
+    task = await rig.start(LlmChat, chat(max_chars=500, max_length=8, context_length=128), inputs={"in": "in"},
                            outputs={"answer": "answer"})
-    for bad in (42, ["a"], None, "x" * 101, "word " * 90):  # the last fits max_chars, not the context
+    for bad in (42, ["a"], None, "x" * 501, "word " * 90):  # the last fits max_chars, not the context
         await say(rig, bad)
     await say(rig, "   ")  # blank: nothing to answer, no error
     await say(rig, "hello")
@@ -193,7 +205,7 @@ async def test_on_an_agent_process_a_bad_model_fails_its_task_and_the_agent_goes
     import os
     import uuid
 
-    from test_integration_deployed import Client, _statuses
+    from test_integration_deployed import Client
 
     from edge.bus import Bus
     from edge.graph import encode_spec, parse_spec
@@ -206,7 +218,7 @@ async def test_on_an_agent_process_a_bad_model_fails_its_task_and_the_agent_goes
     (files / "models/damaged.gguf").write_bytes((files / MODEL).read_bytes()[:60_000])
 
     def task(task_id: str, model: str) -> dict[str, object]:
-        return {"id": task_id, "type": "llm_chat", "agent": "io", "config": chat(model=model, max_tokens=8)}
+        return {"id": task_id, "type": "llm_chat", "agent": "io", "config": chat(model=model, max_length=8)}
 
     spec = {"id": "io", "tasks": [task("good", MODEL), task("missing", "models/none.gguf"),
                                   task("damaged", "models/damaged.gguf")],
@@ -221,12 +233,14 @@ async def test_on_an_agent_process_a_bad_model_fails_its_task_and_the_agent_goes
             client.subscribe(f"e2e/{ns}/answer")
             async with Bus(str(broker.url)) as bus:
                 await bus.publish(Topics(ns).deployment("io"), encode_spec(parse_spec(spec)), qos=1, retain=True)
-            [good] = (await _statuses(broker.url, Topics(ns), ["good"], "running")).values()
-            assert good["error"] is None
-            [missing] = (await _statuses(broker.url, Topics(ns), ["missing"], "invalid")).values()
-            assert "no model file 'models/none.gguf' in the agent's files folder" in missing["error"]
-            [damaged] = (await _statuses(broker.url, Topics(ns), ["damaged"], "failed")).values()
-            assert "llama.cpp could not load 'damaged.gguf'" in damaged["error"] and "\n" not in damaged["error"]
+            statuses = await statuses_until(broker.url, Topics(ns), lambda s: (
+                s.get("good", {}).get("state") == "running" and s.get("missing", {}).get("state") == "invalid"
+                and "could not load" in (s.get("damaged", {}).get("last_error") or "")))
+            assert statuses["good"]["error"] is None
+            assert statuses["missing"]["error"] == "config.model: no model file 'models/none.gguf' in the agent's " \
+                                                   "files folder"
+            damaged = statuses["damaged"]["last_error"]
+            assert damaged.startswith("ConfigError: llama.cpp could not load 'damaged.gguf'") and "\n" not in damaged
             client.publish(f"e2e/{ns}/ask", "hello")
             assert isinstance(await client.next(f"e2e/{ns}/answer"), str)
     finally:
@@ -234,6 +248,25 @@ async def test_on_an_agent_process_a_bad_model_fails_its_task_and_the_agent_goes
     # the agent exited cleanly; its only tracebacks are those it logged for the damaged task's crashes
     crashes = [line for line in log.read_text().splitlines() if "crashed" in line]
     assert crashes and all("damaged" in line for line in crashes), crashes
+
+
+async def statuses_until(url: object, topics: object, done: Callable[[dict[str, dict]], bool],
+                         timeout: float = 30.0) -> dict[str, dict]:
+    """The statuses of deployment io's tasks once ``done(statuses)``."""
+    from edge.bus import Bus
+    from edge.frames import decode_value
+
+    found: dict[str, dict] = {}
+    async with Bus(str(url)) as bus, bus.subscribe(f"{topics.deployment('io')}/status/+") as sub:
+        try:
+            async with asyncio.timeout(timeout):
+                while not done(found):
+                    message = await sub.get()
+                    if message.payload:
+                        found[message.topic.rsplit("/", 1)[1]] = decode_value(message.payload)
+        except TimeoutError:
+            raise AssertionError(f"not reached: {found}") from None
+    return found
 
 
 @contextlib.contextmanager

@@ -17,18 +17,21 @@ N_EMBD = 64
 N_HEAD = 4
 N_FF = 128
 N_LAYER = 2
-WORDS = ["▁the", "▁a", "▁light", "▁is", "▁on", "▁off", "▁kitchen", "▁hello", "▁yes", "▁no", "▁what", "▁time",
+WORDS = ["▁the", "▁light", "▁is", "▁on", "▁off", "▁kitchen", "▁hello", "▁yes", "▁no", "▁what", "▁time",
          *[f"▁{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *list("abcdefghijklmnopqrstuvwxyz"), "▁", ".", ",", "?"]
+assert len(set(WORDS)) == len(WORDS)  # llama.cpp aborts the process on a vocabulary with a token twice
 
 
-def write_tiny_llama(path: Path, *, context_length: int = 512, seed: int = 0) -> Path:
+def write_tiny_llama(path: Path, *, context_length: int = 512, seed: int = 0, words: list[str] | None = None) -> Path:
+    """``words``: the vocabulary's words (a malformed file: one of them twice)."""
     import gguf
 
+    words = WORDS if words is None else words
     rng = np.random.default_rng(seed)
-    tokens = ["<unk>", "<s>", "</s>", *[f"<0x{b:02X}>" for b in range(256)], *WORDS]
+    tokens = ["<unk>", "<s>", "</s>", *[f"<0x{b:02X}>" for b in range(256)], *words]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL,
-             *[gguf.TokenType.BYTE] * 256, *[gguf.TokenType.NORMAL] * len(WORDS)]
-    scores = [0.0, 0.0, 0.0, *[0.0] * 256, *[-float(i) for i in range(len(WORDS))]]
+             *[gguf.TokenType.BYTE] * 256, *[gguf.TokenType.NORMAL] * len(words)]
+    scores = [0.0, 0.0, 0.0, *[0.0] * 256, *[-float(i) for i in range(len(words))]]
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("tiny test llama")
     writer.add_context_length(context_length)
