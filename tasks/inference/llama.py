@@ -218,7 +218,11 @@ def generate(model: Model, messages: list[dict[str, str]], *, max_tokens: int, t
     import llama_cpp
 
     guard = _Guard(eos=int(model.llama.token_eos()), max_tokens=max_tokens, stop=stop)
-    with model.lock:
+    while not model.lock.acquire(timeout=0.05):  # another instance is answering: wait, unless this one stops
+        if stop.is_set():
+            yield Piece("", "cancelled")
+            return
+    try:
         chunks = model.llama.create_chat_completion(messages=messages, max_tokens=max_tokens,
                                                     temperature=temperature, top_p=top_p, seed=seed, stream=True,
                                                     logits_processor=llama_cpp.LogitsProcessorList([guard]))
@@ -235,4 +239,6 @@ def generate(model: Model, messages: list[dict[str, str]], *, max_tokens: int, t
                 finish = choice.get("finish_reason") or finish
         finally:
             chunks.close()
+    finally:
+        model.lock.release()
     yield Piece("", guard.forced or finish or "stop")

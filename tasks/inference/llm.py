@@ -19,13 +19,14 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from edge._groups import one_failure
 from edge.errors import ConfigError
 from edge.files import check_file_path, current_files_folder
 from edge.frames import Frame
 from edge.task import Port, Task
 from tasks.inference import llama  # first of ours: without llama-cpp-python, its error is the reason
 from tasks.inference.llama import MODELS, Model, Piece
-from tasks.media.mediatask import MediaConfig, MediaTask
+from tasks.media.mediatask import MediaConfig, MediaTask, Worker
 
 __all__ = ["TYPES", "History", "LlmChat", "PromptTooLong"]
 
@@ -175,6 +176,20 @@ class LlmChat(MediaTask):
             text = "".join(parts)
             self.history.add(prompt, text)
             return text
+
+    async def run(self) -> None:
+        """As every media task's, but the worker thread is left to finish in a thread of its own: a prompt being
+        read (llama.cpp cannot be interrupted there) must not hold up the agent's event loop."""
+        self.worker = Worker(self.instance_id)
+        worker = self.worker
+        try:
+            with one_failure():
+                if self.context is not None:
+                    await self.open_inputs()
+                await self.serve()
+        finally:
+            self._stop.set()
+            await asyncio.shield(asyncio.to_thread(worker.close, self.release))
 
     async def serve(self) -> None:
         try:

@@ -144,6 +144,25 @@ async def test_stopping_the_task_stops_its_generation_at_once(rig):
     assert len(rig.drain(tokens)) + 5 < 3500
 
 
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_an_instance_waiting_for_a_shared_model_stops_at_once_too(rig):
+    """Two instances share the model; while the first makes a long answer the second waits for its turn, and
+    removing it then does not wait for the first's answer."""
+    tokens = await rig.listen("tokens")
+    talker = await rig.start(LlmChat, chat(max_length=3500, context_length=4096), inputs={"in": "in1"},
+                             outputs={"tokens": "tokens"})
+    waiter = await rig.start(LlmChat, chat(max_length=3500, context_length=4096), inputs={"in": "in2"}, outputs={})
+    await say(rig, "tell me a long story", "in1")
+    await rig.take(tokens, 5)
+    await say(rig, "and me", "in2")
+    await wait_for(lambda: waiter.answers == 1)
+    started = time.perf_counter()
+    await rig.stop(waiter)
+    assert time.perf_counter() - started < 1.0
+    assert talker.model is not None and talker.model.lock.locked()  # the first one is still answering
+    await rig.stop(talker)
+
+
 async def failure_of(rig: Rig, task: object) -> str:
     """The error a task stopped with by itself (its status would say this)."""
     with contextlib.suppress(ConfigError):
