@@ -14,18 +14,20 @@ import numpy as np
 __all__ = ["tiny_llama_bytes", "write_tiny_llama"]
 
 N_EMBD = 64
-N_HEAD = 4
-N_FF = 128
 N_LAYER = 2
 WORDS = ["▁the", "▁light", "▁is", "▁on", "▁off", "▁kitchen", "▁hello", "▁yes", "▁no", "▁what", "▁time",
          *[f"▁{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *list("abcdefghijklmnopqrstuvwxyz"), "▁", ".", ",", "?"]
 assert len(set(WORDS)) == len(WORDS)  # llama.cpp aborts the process on a vocabulary with a token twice
 
 
-def write_tiny_llama(path: Path, *, context_length: int = 512, seed: int = 0, words: list[str] | None = None) -> Path:
-    """``words``: the vocabulary's words (a malformed file: one of them twice)."""
+def write_tiny_llama(path: Path, *, context_length: int = 512, seed: int = 0, words: list[str] | None = None,
+                     embd: int = N_EMBD, layers: int = N_LAYER, steady: bool = False) -> Path:
+    """``words``: the vocabulary's words (a malformed file: one of them twice); ``embd``, ``layers``: its size
+    (heads of 16 dimensions, a feed-forward twice as wide); ``steady``: it never picks the end-of-answer token
+    nor a byte token (its answers run to the length asked, in whole characters: what a benchmark needs)."""
     import gguf
 
+    heads, ff = embd // 16, 2 * embd
     words = WORDS if words is None else words
     rng = np.random.default_rng(seed)
     tokens = ["<unk>", "<s>", "</s>", *[f"<0x{b:02X}>" for b in range(256)], *words]
@@ -35,12 +37,12 @@ def write_tiny_llama(path: Path, *, context_length: int = 512, seed: int = 0, wo
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("tiny test llama")
     writer.add_context_length(context_length)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(N_LAYER)
-    writer.add_feed_forward_length(N_FF)
-    writer.add_head_count(N_HEAD)
-    writer.add_head_count_kv(N_HEAD)
-    writer.add_rope_dimension_count(N_EMBD // N_HEAD)
+    writer.add_embedding_length(embd)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(ff)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads)
+    writer.add_rope_dimension_count(16)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("llama")
@@ -56,17 +58,22 @@ def write_tiny_llama(path: Path, *, context_length: int = 512, seed: int = 0, wo
     def weight(*shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * 0.02).astype(np.float32)
 
-    writer.add_tensor("token_embd.weight", weight(n_vocab, N_EMBD))
-    writer.add_tensor("output_norm.weight", np.ones(N_EMBD, np.float32))
-    writer.add_tensor("output.weight", weight(n_vocab, N_EMBD))
-    for i in range(N_LAYER):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, np.float32))
+    embeddings, output = weight(n_vocab, embd), weight(n_vocab, embd)
+    if steady:  # every embedding leans one way (dimension 0), and the tokens to avoid point the other way
+        embeddings[:, 0] = 1.0
+        output[:, 0] = 0.0
+        output[[2, *range(3, 3 + 256)], 0] = -1.0
+    writer.add_tensor("token_embd.weight", embeddings)
+    writer.add_tensor("output_norm.weight", np.ones(embd, np.float32))
+    writer.add_tensor("output.weight", output)
+    for i in range(layers):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(embd, np.float32))
         for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            writer.add_tensor(f"blk.{i}.{name}.weight", weight(N_EMBD, N_EMBD))
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, np.float32))
-        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(N_FF, N_EMBD))
-        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(N_FF, N_EMBD))
-        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(N_EMBD, N_FF))
+            writer.add_tensor(f"blk.{i}.{name}.weight", weight(embd, embd))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(embd, np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(ff, embd))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(ff, embd))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(embd, ff))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
