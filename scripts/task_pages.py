@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "tasks"
 #: the example config of types whose config has a field without a default
 REQUIRED: dict[str, dict[str, Any]] = {"http_request": {"url": "http://127.0.0.1:8000/ingest"},
-                                       "webhook_in": {"token": "$secret:webhook_token"}}
+                                       "webhook_in": {"token": "$secret:webhook_token"},
+                                       "llm_chat": {"model": "models/qwen2.5-0.5b-instruct-q4_k_m.gguf"}}
 
 
 def _cell(value: Any) -> str:

@@ -22,7 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[all,test]"
+# llm: llama-cpp-python, built from source (~17 minutes on 2 cores); pyrnnoise without its dependencies (the
+# rnnoise task loads only its C library; the dependencies are ~230 MB of audio and plotting packages)
+python3 -m pip install -q --disable-pip-version-check -e ".[all,test,llm]"
+python3 -m pip install -q --disable-pip-version-check --no-deps "pyrnnoise>=0.4,<0.5"
 python3 -m ruff check .
 python3 -m mypy
 # two workers (CI has 2 cores; most tests wait on brokers, agents and browsers rather than compute);

@@ -30,8 +30,8 @@ def test_names_are_unique_and_the_list_is_complete():
 
 
 #: types with a field that has no sensible default (where to send a request, a webhook's token)
-NEEDS_CONFIG = {"http_request": "url", "webhook_in": "token"}
-SAMPLE = {"url": "http://127.0.0.1:8080/", "token": "t"}
+NEEDS_CONFIG = {"http_request": "url", "webhook_in": "token", "llm_chat": "model"}
+SAMPLE = {"url": "http://127.0.0.1:8080/", "token": "t", "model": "models/model.gguf"}
 
 
 @pytest.mark.parametrize("task_type", [*TYPES, *extra_types()], ids=lambda t: t.type_name)

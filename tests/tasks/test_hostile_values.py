@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from task_harness import MEMORY, Harness, running
+from tiny_gguf import tiny_llama_bytes
 
 from edge import frames as frames_module
 from edge.errors import FrameError
@@ -38,6 +39,9 @@ from edge.frames import MAX_BIGNUM_BYTES, decode_frame, encode_frame, encode_val
 from edge.task import Task
 from tasks.base import VARIABLES
 from tasks.builtin import TYPES
+from tasks.inference.deepfilter import DeepFilterNet
+from tasks.inference.llm import LlmChat
+from tasks.inference.rnnoise import RNNoise
 
 try:
     from tasks.media import TYPES as MEDIA_TYPES
@@ -74,8 +78,8 @@ class Case:
     #: frame of the input's kind on the input itself (a switch needs its control on first, say)
     good: Mapping[str, list[tuple[str, Any]]] = field(default_factory=dict)
     id: str = ""
-    #: files written into the agent's files folder before the task starts (name: text)
-    files: Mapping[str, str] = field(default_factory=dict)
+    #: files written into the agent's files folder before the task starts (name: text or bytes)
+    files: Mapping[str, str | bytes] = field(default_factory=dict)
 
     def output_for(self, port: str) -> str | None:
         if port in self.produces:
@@ -246,6 +250,12 @@ CASES += [  # the speech types (the speech extra); silence, their good audio, is
     _case("voice_activity"),
 ]
 CASES += [_case("face_detection")]  # the vision extra
+CASES += [  # speech enhancement (the enhance extra; pyrnnoise without its dependencies), llm_chat (the llm extra)
+    Case(DeepFilterNet),
+    Case(RNNoise),
+    Case(LlmChat, {"model": "tiny.gguf", "max_length": 4, "context_length": 256, "temperature": 0},
+         produces={"in": "answer"}, files={"tiny.gguf": tiny_llama_bytes()}),
+]
 CASES += [
     _case("gpio_out"),
     _case("pwm_out"),
@@ -421,7 +431,10 @@ async def drive(h: Harness, case: Case, port: str, hostile: list[Hostile], take:
 async def test_no_frame_value_crashes_a_task(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGE_ALLOW_EXEC", "1")  # exec runs only where the agent allows it
     for name, text in case.files.items():
-        (tmp_path / name).write_text(text)
+        if isinstance(text, bytes):
+            (tmp_path / name).write_bytes(text)
+        else:
+            (tmp_path / name).write_text(text)
     with hardware_for(case.type.type_name, dict(case.config), tmp_path) as config:
         await _no_frame_value_crashes(case, config, tmp_path)
 
