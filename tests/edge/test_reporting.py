@@ -23,9 +23,24 @@ def _metrics(frames: int, ports: int = 1) -> TaskMetrics:
                                                   for p in range(ports)}, "outputs": {}, "dropped": 0, "errors": 0})
 
 
-def _batcher(bus: _Bus, max_payload: int) -> MetricsBatcher:
-    return MetricsBatcher(bus=bus, topic="edge/v1/t/agents/a1/metrics", interval=2.0,  # type: ignore[arg-type]
-                          max_payload=max_payload, identity=lambda: ("boot1", 3))
+def _batcher(bus: _Bus, max_payload: int, *, watched: bool = True) -> MetricsBatcher:
+    """A batcher a reader holds a lease on (changed metrics go every interval), unless not ``watched``."""
+    batcher = MetricsBatcher(bus=bus, topic="edge/v1/t/agents/a1/metrics", interval=2.0,  # type: ignore[arg-type]
+                             max_payload=max_payload, identity=lambda: ("boot1", 3))
+    if watched:
+        batcher.watch(600)
+    return batcher
+
+
+def test_without_a_lease_only_a_full_batch_goes():
+    bus = _Bus()
+    batcher = _batcher(bus, 64 * 1024, watched=False)
+    current = {("d", "t0"): _metrics(0, ports=1)}
+    assert batcher.publish(current, full=False) == 0 and bus.sent == []
+    assert batcher.publish(current, full=True) == 1
+    batcher.watch(600)
+    current = {("d", "t0"): _metrics(1, ports=1)}
+    assert batcher.publish(current, full=False) == 1
 
 
 def test_a_batch_stays_within_the_payload_limit_and_the_part_bound():
