@@ -4,7 +4,10 @@ Each text frame is one utterance: spoken with the configured voice, rate and pit
 to ``sample_rate`` if that is not eSpeak NG's own 22050 Hz, followed by ``silence_ms`` of silence
 (so a recognizer downstream hears the utterance end), and sent in frames of ``frame_samples``.
 The audio keeps one timeline: an utterance starts at its text frame's ``ts`` or where the
-previous one ended, whichever is later, and ``pts`` counts samples since the task started.
+previous one ended, whichever is later (unless the previous one ended over an hour after this
+text: a far-future ``ts`` does not push every later utterance there), and ``pts`` counts samples
+since the task started. A text whose audio would end past the last ``ts`` a frame carries is
+counted as an error on ``in`` and not spoken.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ else:
 __all__ = ["TYPES", "TextToSpeech"]
 
 ESPEAK_RATE = 22050
+MAX_TS = 2**63 - 1  # the latest ts a frame carries (ms)
+RESET_AFTER_MS = 3_600_000  # a text this long before where the previous utterance ended starts a new timeline
 BATCH_CHARS = 400  # characters of queued texts spoken in one hop to the worker thread (~20 ms of eSpeak NG)
 BATCH_ITEMS = 64  # and frames taken at most (blank ones are skipped, not spoken)
 
@@ -137,7 +142,14 @@ class TextToSpeech(MediaTask):
         step = Fraction(1, c.sample_rate)
         while True:
             item, samples = await spoken.get()
-            start = max(item.ts, self._next_ts)
+            duration = samples.shape[0] * 1000 // c.sample_rate
+            # after its previous utterance unless that one ended over an hour after this text (a far-future ts:
+            # it must not push every later utterance there)
+            start = item.ts if self._next_ts - item.ts > RESET_AFTER_MS else max(item.ts, self._next_ts)
+            if start + duration > MAX_TS:
+                self.count_error(self.in_metrics["in"], "in:ts", "a text at ts %d would be spoken past the last time "
+                                 "a frame can carry (2**63 - 1 ms): not spoken", item.ts)
+                continue
             for offset in range(0, samples.shape[0], c.frame_samples):
                 chunk = samples[offset : offset + c.frame_samples].reshape(-1, 1)
                 ts = start + offset * 1000 // c.sample_rate

@@ -201,3 +201,16 @@ async def test_the_language_model_hears_open_speech_weakly_but_as_words(rig):
     [final] = await rig.take(heard, 1)
     assert final.value and final.extra["final"] is True
     assert " ".join(w["word"] for w in final.extra["words"]) == final.value
+
+
+async def test_a_far_future_text_neither_breaks_nor_pushes_the_timeline(rig):
+    """A text at the last ts a frame carries is refused (counted); one an hour ahead is spoken, and the
+    next text at its own time is not pushed after it."""
+    speech = await rig.listen("speech")
+    tts = await rig.start(TextToSpeech, {"silence_ms": 0}, inputs={"in": "text"}, outputs={"out": "speech"})
+    await say(rig, "text", "on", ts=2**63 - 1)
+    await say(rig, "text", "on", ts=10_000_000 + 7_200_000)
+    await say(rig, "text", "off", ts=10_000_000)
+    frames = await rig.take(speech, 0, until=lambda fs: any(f.ts < 10_000_000 + 7_200_000 for f in fs))
+    assert min(f.ts for f in frames) == 10_000_000
+    assert tts.in_metrics["in"].errors == 1
