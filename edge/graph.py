@@ -360,13 +360,13 @@ class DeploymentSpec(BaseModel):
 
     def sources(self, task_id: str, topics: Topics) -> dict[str, str]:
         """Input port -> the topic (filter) it subscribes to."""
-        result = {}
-        for edge in self.edges:
-            if edge.target.task == task_id and edge.target.port is not None:
-                src = edge.source
-                result[edge.target.port] = src.topic if src.topic is not None else topics.stream(
-                    self.id, src.task or "", src.port or "")
-        return result
+        return {edge.target.port: self.source_topic(edge, topics) for edge in self.edges
+                if edge.target.task == task_id and edge.target.port is not None}
+
+    def source_topic(self, edge: EdgeSpec, topics: Topics) -> str:
+        """The topic (filter) an edge's target reads: its ``topic:`` source, else the source task's stream."""
+        src = edge.source
+        return src.topic if src.topic is not None else topics.stream(self.id, src.task or "", src.port or "")
 
     def merged(self, task_id: str) -> tuple[str, ...]:
         """The inputs of ``task_id`` fed by a task with replicas: several producers on one stream."""

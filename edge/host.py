@@ -432,16 +432,22 @@ class Host:
 
     # -- reconciling -----------------------------------------------------------------------------
     def desired(self) -> dict[tuple[str, str], Assignment]:
-        """The instances this agent should run, from the specs it has (and the streams between them
-        that are handed over in-process: :meth:`_local_streams`)."""
+        """The instances this agent should run, from the specs it has (and which of their inputs are fed
+        in-process: :meth:`_local_streams`)."""
         wanted: dict[tuple[str, str], Assignment] = {}
+        waiting: dict[tuple[str, str], set[str]] = {}  # (deployment, task) -> its inputs that wait for QoS 1
         for spec in self.specs.values():
             for task in spec.tasks:
                 mine = [i for i, (_, agent) in enumerate(task.instances()) if agent == self.agent_id]
                 if not mine:
                     continue
                 task_type = self.types.get(task.type)
-                outputs = self._outputs(task_type, task.config) if task_type else []
+                outputs: list[str] = []
+                if task_type is not None:
+                    ports = self._ports(task_type, task.config)
+                    outputs = list(ports.outputs)
+                    waiting[(spec.id, task.id)] = {*task.wait, *(name for name, port in ports.inputs.items()
+                                                                 if port.overflow == "wait")}
                 sources = spec.sources(task.id, self.topics)
                 if task.replicas > 1:  # each frame to one replica: a shared subscription per input
                     sources = {port: self.topics.shared(spec.id, task.id, source) for port, source in sources.items()}
@@ -454,17 +460,18 @@ class Host:
                     wanted[assignment.key] = assignment
         if not self.settings.local_streams:
             return wanted
-        local = self._local_streams(wanted)
-        self.local.set_local(local)
+        local = self._local_streams(wanted, waiting)
         for key, a in wanted.items():
             fed = tuple(sorted(port for port, source in a.sources.items() if source in local))
             if fed:
                 wanted[key] = replace(a, local=fed)
         return wanted
 
-    def _local_streams(self, wanted: Mapping[tuple[str, str], Assignment]) -> set[str]:
+    def _local_streams(self, wanted: Mapping[tuple[str, str], Assignment],
+                       waiting: Mapping[tuple[str, str], set[str]]) -> set[str]:
         """The stream topics of our tasks whose every consumer, in every spec, is a task of ours that reads
-        that very topic (no wildcard, no shared subscription) on an input that does not wait for QoS 1."""
+        that very topic (no wildcard, no shared subscription) on an input that does not wait for QoS 1
+        (``waiting``: those of each of our tasks of a known type)."""
         produced = {topic for a in wanted.values() for topics in a.targets.values() for topic in topics[:1]}
         exact: dict[str, bool] = {}  # stream topic -> all its consumers so far can be fed in-process
         filters: list[str] = []  # the sources that are filters: a stream one of them matches goes to the broker
@@ -475,8 +482,7 @@ class Host:
                 target, source = edge.target, edge.source
                 if target.task is None or target.port is None:
                     continue
-                topic = source.topic if source.topic is not None else self.topics.stream(
-                    spec.id, source.task or "", source.port or "")
+                topic = spec.source_topic(edge, self.topics)
                 if "+" in topic or "#" in topic or topic.startswith("$"):
                     filters.append(topic.split("/", 2)[2] if topic.startswith("$share/") else topic)
                     continue
@@ -484,26 +490,9 @@ class Host:
                     continue  # a task with replicas: its stream has producers on other agents too
                 mine = agents.get(target.task) == self.agent_id and target.task not in replicated  # (a replica
                 # reads through a shared subscription)
-                exact[topic] = exact.get(topic, True) and mine and not self._waits(wanted, spec.id, target.task,
-                                                                                   target.port)
+                waits = waiting.get((spec.id, target.task))  # None: not ours, or of a type we do not have
+                exact[topic] = exact.get(topic, True) and mine and waits is not None and target.port not in waits
         return {topic for topic, fed in exact.items() if fed and not any(matches(f, topic) for f in filters)}
-
-    def _waits(self, wanted: Mapping[tuple[str, str], Assignment], deployment: str, task: str, port: str) -> bool:
-        """Whether input ``port`` of our task waits for QoS 1 (``overflow="wait"``, or the spec's ``wait``)."""
-        a = wanted.get((deployment, task))
-        if a is None:
-            return True
-        if port in a.wait:
-            return True
-        task_type = self.types.get(a.type)
-        if task_type is None:
-            return True
-        declared = self._ports(task_type, a.config).inputs.get(port)
-        return declared is not None and declared.overflow == "wait"
-
-    def _outputs(self, task_type: type[Task], config: dict[str, Any]) -> list[str]:
-        """The outputs of an instance of ``task_type`` with ``config`` (they may follow it)."""
-        return list(self._ports(task_type, config).outputs)
 
     def _ports(self, task_type: type[Task], config: dict[str, Any]) -> Ports:
         """The ports of an instance of ``task_type`` with ``config``; the declared ones if the config is
@@ -529,6 +518,8 @@ class Host:
 
     async def reconcile(self) -> None:
         wanted = self.desired()
+        # the streams whose readers are all fed in-process: set before an instance starts or is rewired
+        self.local.set_local({a.sources[port] for a in wanted.values() for port in a.local})
         for key in [k for k in self.instances if k not in wanted]:
             log.info("stopping %s/%s: no longer in its deployment", *key)
             await self._stop_instance(key, clear=key[0] not in self.specs or self._task_removed(key))

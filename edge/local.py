@@ -111,6 +111,12 @@ class LocalStreams:
     def consumers(self, topic: str) -> int:
         return len(self._consumers.get(topic, ()))
 
+    def feeds(self, topics: list[str]) -> bool:
+        """Whether a task of this agent takes frames on one of ``topics`` in-process (a send asks: with no
+        in-process reader on the agent at all, it costs one look at an empty dict)."""
+        consumers = self._consumers
+        return bool(consumers) and any(topic in consumers for topic in topics)
+
     def deliver(self, topic: str, frame: Frame, size: int) -> bool:
         """Hand ``frame`` to the in-process consumers of ``topic``; False if it has none."""
         puts = self._consumers.get(topic)

@@ -627,39 +627,37 @@ class Task:
         fields = {**extra, "paused": True} if extra and paused else {"paused": True} if paused else extra
         seq = counters.get(stream, 0)
         local = ctx.local
-        if local is None or retain or not any(local.consumers(topic) for topic in topics):
-            payload = self._encode(stream, value, stamp, seq, fields)
-            counters[stream] = seq + 1
-            if metrics is not None:
-                metrics.frames += 1
-                metrics.last_ts = stamp
-            for topic in topics:
-                await ctx.bus.publish(topic, payload, qos=qos, retain=retain)
-            return
+        in_process = local is not None and not retain and local.feeds(topics)
         # a task of this agent takes it in-process (edge.local); a large array goes to the broker only if
         # another agent reads it or someone watches it, so it is not even encoded for nothing
-        shared = local_value(value)
-        size = value_size(value)
-        large = shared is not None and size >= LOCAL_ONLY_BYTES
-        broker = [topic for topic in topics if not large or local.needs_broker(topic)]
-        encoded = self._encode(stream, value, stamp, seq, fields) if broker or shared is None else None
-        if encoded is None and size > ctx.max_payload:
+        shared = local_value(value) if in_process else None
+        size = value_size(value) if in_process else 0
+        if shared is not None and size >= LOCAL_ONLY_BYTES:
+            assert local is not None
+            broker = [topic for topic in topics if local.needs_broker(topic)]
+        else:
+            broker = topics
+        payload = self._encode(stream, value, stamp, seq, fields) if broker or shared is None else None
+        if payload is None and size > ctx.max_payload:
             raise FrameError(f"a {size}-byte value on {stream!r} exceeds the {ctx.max_payload}-byte "
                              "payload limit (EDGE_MAX_PAYLOAD)")
-        if shared is None:
-            assert encoded is not None
-            frame = decode_frame(encoded)  # what the broker would have given
-        else:
-            frame = Frame(shared, stamp, seq, fields or {})
         counters[stream] = seq + 1
         if metrics is not None:
             metrics.frames += 1
             metrics.last_ts = stamp
-        for topic in topics:
-            local.deliver(topic, frame, size)
+        if in_process:
+            assert local is not None
+            # an array as the sender's read-only view; anything else as the broker would have given it
+            if shared is not None:
+                frame = Frame(shared, stamp, seq, fields or {})
+            else:
+                assert payload is not None
+                frame = decode_frame(payload)
+            for topic in topics:
+                local.deliver(topic, frame, size)
         for topic in broker:
-            assert encoded is not None
-            await ctx.bus.publish(topic, encoded, qos=qos)
+            assert payload is not None
+            await ctx.bus.publish(topic, payload, qos=qos, retain=retain)
 
     def _encode(self, stream: str, value: Any, stamp: int, seq: int, fields: Mapping[str, Any] | None) -> bytes:
         limit = self._ctx().max_payload
