@@ -43,7 +43,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -58,6 +57,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from loadgen import free_port, machine_info, machine_line  # noqa: E402  (bench/ is no package)
+from relay import agent_env, started  # noqa: E402
 from replica_task import ROUNDS  # noqa: E402
 
 TASK_FILE = HERE / "replica_task.py"
@@ -76,22 +76,10 @@ def expected_digest(n: int) -> str:
 
 @contextlib.asynccontextmanager
 async def agent(url: str, ns: str, agent_id: str, data_dir: Path, log: Path) -> AsyncIterator[None]:
-    """``edge agent`` offering ``burn`` as a process of its own, for the block."""
-    env = {**os.environ, "EDGE_BROKER": url, "EDGE_NAMESPACE": ns, "EDGE_AGENT_ID": agent_id,
-           "EDGE_DATA_DIR": str(data_dir), "EDGE_LOG_LEVEL": "WARNING"}
-    with log.open("w") as out:
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "edge", "agent", "--tasks", str(TASK_FILE),
-                                                    env=env, stdout=asyncio.subprocess.DEVNULL, stderr=out)
-    try:
+    """``edge agent`` offering ``burn`` as a process of its own, for the block (bench/relay.py starts it)."""
+    async with started([sys.executable, "-m", "edge", "agent", "--tasks", str(TASK_FILE)], log=log,
+                       env=agent_env(url, ns, agent_id, data_dir)):
         yield
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 async def measure(bus: Any, *, source: str, stream: str, seconds: float, window: int) -> dict[str, Any]:
