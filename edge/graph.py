@@ -46,6 +46,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -87,6 +88,21 @@ MAX_GROUP_TASKS = 1000  # tasks one group names
 MAX_XY = 1_000_000  # a comment's coordinates on the canvas, either way
 #: ids are checked by validate_id (its one-line errors); this is only what their JSON Schema says
 _ID_SCHEMA: dict[str, Any] = {"pattern": f"^{ID_PATTERN}$"}
+
+_ID_FIELD = Field(json_schema_extra=_ID_SCHEMA)
+
+
+def _checked(kind: str) -> AfterValidator:
+    return AfterValidator(lambda value: validate_id(value, kind))
+
+
+#: ids of a spec's parts: a string of the id pattern (the JSON schema says so); another is an error naming it
+TaskId = Annotated[str, _ID_FIELD, _checked("task id")]
+NoteId = Annotated[str, _ID_FIELD, _checked("note id")]
+GroupId = Annotated[str, _ID_FIELD, _checked("group id")]
+CardTask = Annotated[str, _ID_FIELD, _checked("dashboard card task")]
+DashboardId = Annotated[str, _ID_FIELD, _checked("dashboard id")]
+DeploymentId = Annotated[str, _ID_FIELD, _checked("deployment id")]
 
 
 class Endpoint(BaseModel):
@@ -155,7 +171,7 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    id: TaskId
     type: str = Field(json_schema_extra=_ID_SCHEMA)
     agent: str | None = Field(default=None, json_schema_extra=_ID_SCHEMA)
     label: str | None = Field(default=None, max_length=MAX_LABEL)
@@ -201,10 +217,6 @@ class TaskSpec(BaseModel):
     def _wait(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(sorted({validate_id(port, "input port in wait") for port in value}))
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return validate_id(value, "task id")
 
     @field_validator("type")
     @classmethod
@@ -222,15 +234,11 @@ class NoteSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    id: NoteId
     text: str = Field(default="", max_length=MAX_NOTE)
     x: int = Field(default=0, ge=-MAX_XY, le=MAX_XY)
     y: int = Field(default=0, ge=-MAX_XY, le=MAX_XY)
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return validate_id(value, "note id")
 
 
 class GroupSpec(BaseModel):
@@ -238,17 +246,13 @@ class GroupSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    id: GroupId
     label: str = Field(default="", max_length=MAX_LABEL)
     tasks: list[Annotated[str, Field(json_schema_extra=_ID_SCHEMA)]] = Field(default_factory=list,
                                                                             max_length=MAX_GROUP_TASKS)
     color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$",
                               description="#rrggbb; the editor's default when absent")
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return validate_id(value, "group id")
 
     @field_validator("tasks")
     @classmethod
@@ -277,14 +281,10 @@ class DashboardCard(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    task: str = Field(json_schema_extra=_ID_SCHEMA)
+    task: CardTask
     w: int = Field(default=1, ge=1, le=MAX_SPAN)
     h: int = Field(default=1, ge=1, le=MAX_SPAN)
 
-    @field_validator("task")
-    @classmethod
-    def _task(cls, value: str) -> str:
-        return validate_id(value, "dashboard card task")
 
 
 class DashboardSpec(BaseModel):
@@ -292,14 +292,10 @@ class DashboardSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    id: DashboardId
     label: str | None = Field(default=None, max_length=MAX_LABEL)
     cards: list[DashboardCard] = Field(default_factory=list, max_length=MAX_CARDS)
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return validate_id(value, "dashboard id")
 
 
 def dashboard_problems(tasks: Sequence[TaskSpec], dashboards: Sequence[DashboardSpec]) -> list[str]:
@@ -326,7 +322,7 @@ class DeploymentSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(json_schema_extra=_ID_SCHEMA)
+    id: DeploymentId
     label: str | None = Field(default=None, max_length=MAX_LABEL)
     version: int = Field(default=1, ge=1, le=MAX_VERSION)
     tasks: list[TaskSpec] = Field(default_factory=list)
@@ -338,10 +334,6 @@ class DeploymentSpec(BaseModel):
     groups: list[GroupSpec] = Field(default_factory=list, max_length=MAX_MARKS)
     deployed: Origin | None = None
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return validate_id(value, "deployment id")
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentSpec:
