@@ -13,9 +13,9 @@ decoded. :class:`LocalStreams` is the agent's switchboard for that:
   (:meth:`observed`): it is not even encoded otherwise. Smaller values (numbers, text, audio) are
   published as always, so any MQTT client sees them. A stream with no consumer, with a consumer on
   another agent or through a wildcard or a ``topic:`` edge, goes to the broker as always.
-* Watching is a lease: the inspector, the debug sidebar, node status lines, the video viewer and
+* Watching is a lease: the inspector, the debug sidebar, node status lines and
   ``edge sub`` publish :class:`~edge.protocol.Watch` on ``{root}/watch`` while they look at a topic
-  filter (:func:`edge.watch.watching`), again every ``lease / 3`` seconds; the stream goes to the broker
+  filter (:class:`edge.watch.Watching`), again every ``lease / 3`` seconds; the stream goes to the broker
   until ``lease`` seconds after the last one. A watcher sees frames from its next lease on.
 
 An array in a frame handed over in-process is the producer's own, seen by its consumers through a
@@ -84,9 +84,8 @@ class LocalStreams:
         self._generation = 0
         self._seen: dict[str, tuple[int, float]] = {}  # topic -> (generation, watched until)
         self._clock = clock
-        #: frames handed over in-process, and local frames also published because someone watched
+        #: frames handed over in-process
         self.delivered = 0
-        self.watched = 0
 
     # -- the wiring (the agent sets it from its specs) -----------------------------------------------
     def set_local(self, topics: Iterable[str]) -> None:
@@ -129,12 +128,7 @@ class LocalStreams:
 
     def needs_broker(self, topic: str) -> bool:
         """Whether a frame on ``topic`` must (also) go to the broker: not a local stream, or watched."""
-        if topic not in self._local:
-            return True
-        if self.observed(topic):
-            self.watched += 1
-            return True
-        return False
+        return topic not in self._local or self.observed(topic)
 
     # -- watchers ------------------------------------------------------------------------------------
     def watch(self, pattern: str, lease: float) -> None:

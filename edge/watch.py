@@ -1,10 +1,10 @@
 """Say that you look at streams, so agents that hand them over in-process also publish them.
 
 An agent sends a stream between two of its own tasks without the broker (:mod:`edge.local`). Whoever
-outside reads such a stream (the panel's inspector, debug sidebar, node status and video viewer,
-``edge sub``) holds a :func:`watching` lease on its filter while it reads::
+outside reads such a stream (the panel's inspector, debug sidebar and node status lines,
+``edge sub``) holds a :class:`Watching` lease on its filter while it reads::
 
-    async with watching(bus, topics, pattern), bus.subscribe(pattern) as sub:
+    async with Watching(bus, topics, pattern), bus.subscribe(pattern) as sub:
         ...
 
 It publishes :class:`~edge.protocol.Watch` on ``{root}/watch`` at once and every ``lease / 3``
@@ -23,7 +23,7 @@ from edge.frames import encode_value
 from edge.protocol import Watch
 from edge.topics import Topics, validate_filter
 
-__all__ = ["LEASE", "Watching", "watching"]
+__all__ = ["LEASE", "Watching"]
 
 log = logging.getLogger("edge.watch")
 
@@ -66,7 +66,3 @@ class Watching:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-
-def watching(bus: Bus, topics: Topics, pattern: str, *, lease: float = LEASE) -> Watching:
-    """A :class:`Watching` lease on ``pattern``, for ``async with``."""
-    return Watching(bus, topics, pattern, lease=lease)

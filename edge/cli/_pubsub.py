@@ -155,7 +155,7 @@ async def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     from edge.bus import Bus
     from edge.errors import FrameError
     from edge.topics import Topics
-    from edge.watch import watching
+    from edge.watch import Watching
 
     seen = bad = 0
     pattern = args.pattern
@@ -166,7 +166,7 @@ async def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     # Nothing to flush, and no UNSUBSCRIBE to wait for (the DISCONNECT ends the session): SIGTERM or
     # Ctrl+C exits at once, even when the broker has stopped answering.
     async with Bus.from_settings(settings, connect_timeout=args.timeout, flush_timeout=0) as bus, \
-            watching(bus, Topics(settings.namespace), pattern):  # streams agents hand over in-process too
+            Watching(bus, Topics(settings.namespace), pattern):  # streams agents hand over in-process too
         sub = await bus.subscribe(pattern, qos=args.qos)
         print(f"tailing {_printable(pattern)} on {bus.url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
         async with asyncio.timeout(args.duration):

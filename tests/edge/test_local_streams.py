@@ -27,7 +27,7 @@ from edge.local import LOCAL_ONLY_BYTES, LocalStreams, local_value
 from edge.settings import load_settings
 from edge.task import Port, Task
 from edge.topics import Topics
-from edge.watch import watching
+from edge.watch import Watching
 
 TIMEOUT = 15.0
 ARRAY = (LOCAL_ONLY_BYTES // 8 + 16,)  # float64s: just over the size that stays in-process
@@ -111,7 +111,7 @@ async def test_a_large_array_to_a_task_of_the_same_agent_stays_in_process_until_
         await _until(lambda: small.queued >= 5)
         assert big.queued == 0
         # someone watches: the large frames go to the broker too, while the consumer keeps getting them
-        async with watching(probe, topics, topics.all_streams("loc"), lease=1.0):
+        async with Watching(probe, topics, topics.all_streams("loc"), lease=1.0):
             async with asyncio.timeout(TIMEOUT):
                 watched = decode_frame((await big.get()).payload)
         assert watched.value.shape == ARRAY and watched.value[0] == watched.seq
