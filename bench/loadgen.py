@@ -292,11 +292,9 @@ async def load(url: str, pub: str, sub: str, size: int, seconds: float, hops: in
 
 
 def free_port() -> int:
-    import socket
+    from edge.broker.ports import free_port as pick  # outside the ephemeral range: see its docstring
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return pick("127.0.0.1")
 
 
 async def run_load(url: str, *, pub: str, sub: str, size: int, seconds: float, hops: int,

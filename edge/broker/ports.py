@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import random
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = ["connect_host", "free_port", "is_loopback", "port_accepts", "wait_for_port"]
 
@@ -38,16 +40,54 @@ def is_loopback(host: str) -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now (the kernel's pick for port 0).
+    """A TCP port that is free on ``host`` right now, outside the kernel's ephemeral range.
 
-    Another process may take it before the caller binds it; good enough for tests and
+    The kernel's pick for port 0 comes from the range it also gives the source ports of
+    outgoing connections, so a port found that way can be taken by any client connecting
+    anywhere before the caller binds it (a test suite with many brokers and clients hit
+    that). A random port below (or above) that range can only be taken by another listener.
+    Another process may still take it before the caller binds it; good enough for tests and
     for a second listener started a moment later.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    low, high = _listener_range()
+    for _ in range(_PICK_ATTEMPTS):
+        port = _random.randint(low, high)
+        if _binds(family, host, port):
+            return port
+    with socket.socket(family, socket.SOCK_STREAM) as sock:  # a crowded range: the kernel's pick
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        picked: int = sock.getsockname()[1]
+        return picked
+
+
+_PICK_ATTEMPTS = 64
+_random = random.SystemRandom()  # not the global generator: tests seed that one, and workers would collide
+_LISTENER_LOW = 20000  # above the ports of well-known services (1883, 8080, 8883, ...)
+_EPHEMERAL_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _listener_range() -> tuple[int, int]:
+    """The larger of the spans below and above the ephemeral range that are ours to pick from."""
+    try:
+        first, last = (int(part) for part in _EPHEMERAL_FILE.read_text(encoding="ascii").split())
+    except (OSError, ValueError):
+        first, last = 32768, 60999  # Linux's default; other systems use 49152-65535, also outside
+    below = (_LISTENER_LOW, first - 1)
+    above = (last + 1, 65535)
+    span = max(below, above, key=lambda pair: pair[1] - pair[0])
+    if span[1] - span[0] < 1000:  # an ephemeral range that takes nearly everything: share it
+        return 1024, 65535
+    return span
+
+
+def _binds(family: socket.AddressFamily, host: str, port: int) -> bool:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 async def port_accepts(host: str, port: int, *, connect_timeout: float = _ATTEMPT_TIMEOUT) -> bool:

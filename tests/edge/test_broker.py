@@ -634,3 +634,16 @@ def test_a_managed_mosquitto_does_not_outlive_a_killed_owner(tmp_path: Path, fre
             owner.wait(5)
         if owner.stdout is not None:
             owner.stdout.close()
+
+
+def test_free_ports_come_from_outside_the_range_outgoing_connections_take_theirs_from() -> None:
+    """A port from the kernel's ephemeral range can become the source port of any client's
+    connection before a broker binds it (the suite's brokers failed to start that way)."""
+    from edge.broker.ports import _EPHEMERAL_FILE
+
+    first, last = (int(part) for part in _EPHEMERAL_FILE.read_text().split())
+    picked = {edge.broker.free_port("127.0.0.1") for _ in range(50)}
+    assert all(not first <= port <= last for port in picked), sorted(picked)
+    assert len(picked) > 40  # random: two xdist workers asking at once rarely get the same one
+    for port in list(picked)[:5]:
+        assert can_bind(port)
