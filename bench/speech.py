@@ -4,8 +4,10 @@ For each engine, one process, the model loaded beforehand on both sides (loading
 a warm-up round of both sides not counted, the same output made on both sides:
 
 * **text_to_speech**: ``--utterances`` commands, ``--tts-repeat`` times over, spoken by eSpeak NG
-  (``Espeak.synthesize``: the library through our ctypes binding) at its own 22050 Hz and cut
-  into frames of ``frame_samples`` vs the task (``silence_ms: 0``, the same rate and frame size):
+  (``Espeak.synthesize``: the library through our ctypes binding, in this process) at its own 22050 Hz
+  and cut into frames of ``frame_samples`` vs the task (``silence_ms: 0``, the same rate and frame size;
+  its eSpeak NG is in a process of its own, ``tasks.inference.espeak_process``, whose CPU seconds
+  are counted on the task's side):
   the texts published (each with a ts of its own, 100 s apart, so each utterance starts at its
   text's ts and the audio is cut into utterances by its ts), then the word "done", whose audio's
   first frame stops the clock (the direct side speaks it too). Run with frames of 4096 samples and
@@ -83,9 +85,25 @@ def commands(count: int) -> list[str]:
 
 
 def cpu_seconds() -> float:
-    """CPU seconds of this process so far (every thread: the engines', the workers', the event loop's)."""
+    """CPU seconds of this process so far (every thread: the engines', the workers', the event loop's), and of
+    the task's eSpeak NG process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime + speaker_cpu_seconds()
+
+
+def speaker_cpu_seconds() -> float:
+    """CPU seconds of the tasks' eSpeak NG process so far (0 before it starts)."""
+    from tasks.inference.espeak import ENGINE
+
+    engine = ENGINE.peek()
+    pid = None if engine is None else engine.pid
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the libraries, directly ------------------------------------------------------------------------
@@ -383,9 +401,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     from edge.broker import MosquittoBroker, free_port
     from tasks.inference import silero, sphinx
     from tasks.inference.convert import resample_once
-    from tasks.inference.espeak import ENGINE
+    from tasks.inference.espeak import ENGINE, Espeak
 
-    engine = await ENGINE.get()  # one eSpeak NG per process: the task's and the direct side's
+    await ENGINE.get()  # the task's: eSpeak NG's process started beforehand, as the other engines are loaded
+    engine = Espeak()  # the direct side's: the library itself, in this process
     texts = commands(args.utterances)
     pause = np.zeros(8000, np.int16)
 

@@ -261,11 +261,19 @@ _NESTED: Final = (list, tuple, dict)
 
 
 def _holds_containers(obj: Any) -> bool:
-    """Whether ``obj`` is, or (a map: a frame) has a value that is, a list or a map: a frame of one array or
-    a scalar cannot be nested too deep, and is not scanned."""
+    """Whether ``obj`` is, or (a map: a frame) has a value that is, a list or a map that could nest deep: a
+    frame of one array or a scalar, with short flat lists among its extras (a time base), cannot be nested
+    too deep, and is not scanned (the scan costs as much as encoding an audio frame's samples)."""
     if isinstance(obj, dict):
-        return any(isinstance(value, _NESTED) for value in obj.values())
-    return isinstance(obj, _NESTED)
+        return any(isinstance(value, _NESTED) and not _short_and_flat(value) for value in obj.values())
+    return isinstance(obj, _NESTED) and not _short_and_flat(obj)
+
+
+def _short_and_flat(container: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> bool:
+    """A list or tuple of at most 16 items none of which is a list, tuple or map (a numpy array in it is
+    three levels deep at most: far from the limit)."""
+    return not isinstance(container, dict) and len(container) <= 16 \
+        and not any(isinstance(item, _NESTED) for item in container)
 
 
 def _deeper_than(obj: Any, limit: int) -> bool:

@@ -48,6 +48,10 @@ class Shared(Generic[M]):
                 self.made += 1
             return self._value
 
+    def peek(self) -> M | None:
+        """The object if it was made, without making it."""
+        return self._value
+
     async def get(self) -> M:
         if self._value is not None:
             return self._value

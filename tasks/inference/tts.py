@@ -13,6 +13,7 @@ counted as an error on ``in`` and not spoken.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,11 @@ __all__ = ["TYPES", "TextToSpeech"]
 ESPEAK_RATE = 22050
 MAX_TS = 2**63 - 1  # the latest ts a frame carries (ms)
 RESET_AFTER_MS = 3_600_000  # a text this long before where the previous utterance ended starts a new timeline
-BATCH_CHARS = 400  # characters of queued texts spoken in one hop to the worker thread (~20 ms of eSpeak NG)
+BATCH_CHARS = 400  # characters of queued texts spoken in one request to eSpeak NG's process (~20 ms of speech)
 BATCH_ITEMS = 64  # and frames taken at most (blank ones are skipped, not spoken)
+SUBMIT_HERE_CHARS = 4096  # a batch up to this long is written to eSpeak NG's process from the event loop
+#: a batch's text frames and the audio of each, being spoken
+Speaking = tuple[list[Frame], "asyncio.Future[list[npt.NDArray[np.int16]]]"]
 
 
 class TextToSpeechConfig(MediaConfig):
@@ -79,14 +83,6 @@ class TextToSpeech(MediaTask):
     def metadata_for(cls, config: Any, port: str, declared: Port) -> dict[str, Any]:
         return {**super().metadata_for(config, port, declared), "rate": config.sample_rate}
 
-    def speak(self, engine: espeak.Espeak, text: str) -> npt.NDArray[np.int16]:
-        """``text`` as 16-bit mono samples at ``sample_rate``, with the trailing silence."""
-        c = self.config
-        samples = engine.synthesize(text, voice=c.voice, rate=c.rate, pitch=c.pitch, volume=c.volume)
-        samples = resample_once(samples, engine.rate, c.sample_rate)
-        silence = np.zeros(c.sample_rate * c.silence_ms // 1000, np.int16)
-        return np.concatenate([samples, silence]) if silence.size else samples
-
     def text_of(self, frame: Frame) -> str | None:
         """The text to speak, or None (counted as an error on ``in`` unless it is a pause or blank)."""
         value = frame.value
@@ -105,20 +101,46 @@ class TextToSpeech(MediaTask):
     async def serve(self) -> None:
         engine = await espeak.ENGINE.get()
         await self.work(engine.check_voice, self.config.voice)
-        # the next text is spoken (in the worker thread: eSpeak NG runs without the GIL) while the
-        # audio of the previous one is sent; at most two utterances wait between the two
-        spoken: asyncio.Queue[tuple[Frame, npt.NDArray[np.int16]]] = asyncio.Queue(maxsize=2)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._speak_all(engine, spoken), name=f"{self.instance_id}:speak")
-            await self._send_all(spoken)
+        # the next texts are spoken (by eSpeak NG's process: espeak_process says why not in this one) while
+        # the audio of the previous ones is sent; at most two batches are ahead of what is sent
+        spoken: asyncio.Queue[Speaking] = asyncio.Queue(maxsize=2)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._speak_all(engine, spoken), name=f"{self.instance_id}:speak")
+                await self._send_all(spoken)
+        finally:
+            while not spoken.empty():  # batches asked for and not sent: let them finish unheard
+                _, left = spoken.get_nowait()
+                left.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await left
 
-    def speak_many(self, engine: espeak.Espeak, texts: list[str]) -> list[npt.NDArray[np.int16]]:
-        return [self.speak(engine, text) for text in texts]
+    def speak_many(self, engine: espeak.EspeakProcess, texts: list[str]) -> list[npt.NDArray[np.int16]]:
+        """Each text as 16-bit mono samples at ``sample_rate``, with the trailing silence."""
+        return self.finish(engine, engine.result(self.submit(engine, texts)))
 
-    async def _speak_all(self, engine: espeak.Espeak, spoken: asyncio.Queue[tuple[Frame, Any]]) -> None:
+    def submit(self, engine: espeak.EspeakProcess, texts: list[str]) -> espeak.Ticket:
+        c = self.config
+        return engine.submit(texts, voice=c.voice, rate=c.rate, pitch=c.pitch, volume=c.volume)
+
+    def finish(self, engine: espeak.EspeakProcess, spoken: list[npt.NDArray[np.int16]]) -> list[npt.NDArray[np.int16]]:
+        """What eSpeak NG said, at ``sample_rate``, with the trailing silence."""
+        c = self.config
+        silence = np.zeros(c.sample_rate * c.silence_ms // 1000, np.int16)
+        out = []
+        for samples in spoken:
+            resampled = resample_once(samples, engine.rate, c.sample_rate)
+            out.append(np.concatenate([resampled, silence]) if silence.size else resampled)
+        return out
+
+    def hear(self, engine: espeak.EspeakProcess, ticket: espeak.Ticket) -> list[npt.NDArray[np.int16]]:
+        """The audio of a submitted batch (in the worker thread: it waits for eSpeak NG's process)."""
+        return self.finish(engine, engine.result(ticket))
+
+    async def _speak_all(self, engine: espeak.EspeakProcess, spoken: asyncio.Queue[Speaking]) -> None:
         while True:
-            # the texts that queued meanwhile are spoken in one hop to the worker thread (a hop costs about
-            # a fifth of speaking a short command), up to BATCH_CHARS, so the first one's audio is not held long
+            # the texts that queued meanwhile are spoken in one request (a request costs about a fifth of speaking
+            # a short command), up to BATCH_CHARS, so the first one's audio is not held long
             frames: list[Frame] = []
             texts: list[str] = []
             _, item = await self.lanes.get_any()
@@ -134,28 +156,48 @@ class TextToSpeech(MediaTask):
                     break
                 item = queued[1]
             if texts:
-                for pair in zip(frames, await self.work(self.speak_many, engine, texts), strict=True):
-                    await spoken.put(pair)
+                # written to eSpeak NG's process now, waited for in the worker thread: the process has the next
+                # batch before it has finished the one before. A short write to a pipe it reads all the time is
+                # made from here; a long text (it could fill the pipe) or a process to start, from a thread
+                if engine.running and chars <= SUBMIT_HERE_CHARS:
+                    ticket = self.submit(engine, texts)
+                else:
+                    ticket = await asyncio.to_thread(self.submit, engine, texts)
+                speaking = asyncio.ensure_future(self.work(self.hear, engine, ticket))
+                try:
+                    await spoken.put((frames, speaking))
+                except BaseException:
+                    speaking.cancel()
+                    raise
 
-    async def _send_all(self, spoken: asyncio.Queue[tuple[Frame, Any]]) -> None:
+    async def _send_all(self, spoken: asyncio.Queue[Speaking]) -> None:
+        while True:
+            frames, speaking = await spoken.get()
+            try:
+                audio = await speaking
+            except espeak.EspeakGone as exc:  # it crashed or hung: these texts are lost, the next start another one
+                self.count_error(self.in_metrics["in"], "in:engine", "%s: %d text(s) not spoken", exc, len(frames))
+                continue
+            for item, samples in zip(frames, audio, strict=True):
+                await self._send_one(item, samples)
+
+    async def _send_one(self, item: Frame, samples: npt.NDArray[np.int16]) -> None:
         c = self.config
         step = Fraction(1, c.sample_rate)
-        while True:
-            item, samples = await spoken.get()
-            duration = samples.shape[0] * 1000 // c.sample_rate
-            # after its previous utterance unless that one ended over an hour after this text (a far-future ts:
-            # it must not push every later utterance there)
-            start = item.ts if self._next_ts - item.ts > RESET_AFTER_MS else max(item.ts, self._next_ts)
-            if start + duration > MAX_TS:
-                self.count_error(self.in_metrics["in"], "in:ts", "a text at ts %d would be spoken past the last time "
-                                 "a frame can carry (2**63 - 1 ms): not spoken", item.ts)
-                continue
-            for offset in range(0, samples.shape[0], c.frame_samples):
-                chunk = samples[offset : offset + c.frame_samples].reshape(-1, 1)
-                ts = start + offset * 1000 // c.sample_rate
-                await self.emit("out", chunk, ts=ts, extra=audio_extra("s16", c.sample_rate, self._position, step))
-                self._position += chunk.shape[0]
-            self._next_ts = start + samples.shape[0] * 1000 // c.sample_rate
+        duration = samples.shape[0] * 1000 // c.sample_rate
+        # after its previous utterance unless that one ended over an hour after this text (a far-future ts:
+        # it must not push every later utterance there)
+        start = item.ts if self._next_ts - item.ts > RESET_AFTER_MS else max(item.ts, self._next_ts)
+        if start + duration > MAX_TS:
+            self.count_error(self.in_metrics["in"], "in:ts", "a text at ts %d would be spoken past the last time "
+                             "a frame can carry (2**63 - 1 ms): not spoken", item.ts)
+            return
+        for offset in range(0, samples.shape[0], c.frame_samples):
+            chunk = samples[offset : offset + c.frame_samples].reshape(-1, 1)
+            ts = start + offset * 1000 // c.sample_rate
+            await self.emit("out", chunk, ts=ts, extra=audio_extra("s16", c.sample_rate, self._position, step))
+            self._position += chunk.shape[0]
+        self._next_ts = start + samples.shape[0] * 1000 // c.sample_rate
 
 
 #: the ``text_to_speech`` entry point's types

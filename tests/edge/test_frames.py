@@ -662,6 +662,13 @@ def test_what_the_encoder_sends_the_decoder_takes_nesting_included():
         encode_frame(nest(np.arange(3), 61), ts=TS)
     # wide is not deep: many containers side by side pass
     assert len(decode_frame(encode_frame([[i] for i in range(1000)], ts=TS)).value) == 1000
+    # a media frame's short flat lists (a time base) are not deep, and do not hide a deep value beside them
+    media = decode_frame(encode_frame(np.arange(3), ts=TS, extra={"time_base": [1, 22050], "shape": (3,)}))
+    assert media.extra["time_base"] == [1, 22050] and np.array_equal(media.value, np.arange(3))
+    with pytest.raises(FrameError, match="nested deeper"):
+        encode_frame(nest(1, 64), ts=TS, extra={"time_base": [1, 22050]})
+    with pytest.raises(FrameError, match="nested deeper"):
+        encode_frame(1, ts=TS, extra={"time_base": [1, 22050], "deep": nest(1, 64)})
 
 
 def nest_leaf(value: object, depth: int) -> object:

@@ -294,3 +294,66 @@ print(json.dumps({"made": [espeak.ENGINE.made, *(p.made for p in sphinx.POOLS.va
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["made"] == [0, 0, 0, 0] and found["loaded"] == []
     assert found["grew_kb"] < 2 * 1024  # our modules and espeakng_loader (pure Python); the engines come later
+
+
+# -- eSpeak NG's process ---------------------------------------------------------------------------
+async def test_espeak_answers_requests_in_flight_each_with_its_own_audio():
+    """Requests written before the previous ones are answered (how a task keeps the process busy), taken
+    in any order by their users, give each its own text's audio."""
+    engine = await ENGINE.get()
+    settings = {"voice": "en-us", "pitch": 50}
+    alone = {rate: len(engine.synthesize(COMMANDS[0], rate=rate, **settings)) for rate in (100, 400)}
+    slow = engine.submit([COMMANDS[0], "hello"], rate=100, **settings)
+    fast = engine.submit([COMMANDS[0]], rate=400, **settings)
+    fast_audio, slow_audio = await asyncio.to_thread(engine.result, fast), await asyncio.to_thread(engine.result, slow)
+    assert len(fast_audio) == 1 and len(fast_audio[0]) == pytest.approx(alone[400], rel=0.02)
+    assert len(slow_audio) == 2 and len(slow_audio[0]) == pytest.approx(alone[100], rel=0.02)
+    assert 0 < len(slow_audio[1]) < len(slow_audio[0])
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+async def test_text_to_speech_outlives_its_espeak_process(rig):
+    """eSpeak NG crashing (here: killed) loses the texts it had, counted as errors of the task, which goes on
+    speaking with a new process: never the agent's crash, nor the task's."""
+    import os
+    import signal
+
+    engine = await ENGINE.get()
+    out = await rig.listen("out")
+    task = await rig.start(TextToSpeech, {"silence_ms": 0, "frame_samples": 16384}, inputs={"in": "text"},
+                           outputs={"out": "out"})
+    await rig.bus.publish(rig.topic("text"), encode_frame("one", ts=1_000))
+    await rig.take(out, 1)
+    started, pid = engine.started, engine.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await rig.bus.publish(rig.topic("text"), encode_frame("two", ts=100_000))
+    await rig_wait(lambda: task.in_metrics["in"].errors == 1)
+    await rig.bus.publish(rig.topic("text"), encode_frame("three", ts=200_000))
+    frames = await rig.take(out, 1)
+    assert frames[0].ts == 200_000  # "two" was lost, "three" spoken
+    assert engine.started == started + 1 and engine.pid not in (None, pid)
+    rig.check()
+
+
+def test_espeak_that_does_not_answer_in_time_is_killed_and_replaced(monkeypatch):
+    """A hung process (here: stopped) fails the request in flight with a one-line reason after the time limit;
+    the next request starts another process."""
+    import os
+    import signal
+
+    from tasks.inference import espeak
+
+    engine = espeak.EspeakProcess()
+    try:
+        pid = engine.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        monkeypatch.setattr(espeak, "_BASE_TIMEOUT", 0.5)
+        with pytest.raises(espeak.EspeakGone, match="did not answer in time and was killed"):
+            engine.synthesize("hello", voice="en-us", rate=175, pitch=50)
+        monkeypatch.undo()
+        assert len(engine.synthesize("hello", voice="en-us", rate=175, pitch=50)) > 1000
+        assert engine.started == 2 and engine.pid != pid
+    finally:
+        engine.close()
