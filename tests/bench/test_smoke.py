@@ -41,39 +41,29 @@ def test_cpu_benchmark_runs_and_prints_each_path():
     assert all(value > 0 for value in paths.values())
 
 
-def test_footprint_benchmark_runs(tmp_path):
-    out = subprocess.run([sys.executable, str(BENCH / "footprint.py"), "--rounds", "1", "--json",
-                          str(tmp_path / "fp.json")], capture_output=True, text=True, timeout=120, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "agent RSS idle" in out.stdout and "agent birth after start" in out.stdout
-    lines = out.stdout.strip().splitlines()
-    assert lines[0].startswith("# ") and "cores" in lines[0]
-    assert re.fullmatch(r"agent birth after start +\d+\.\d\d s +\(target 1\.5 s: (met|missed)\)", lines[1])
-    assert re.fullmatch(r"agent RSS idle +\d+\.\d MB +\(target 60 MB: (met|missed)\)", lines[2])
-    assert re.fullmatch(r"agent RSS with 10 tasks +\d+\.\d MB +\([+-]\d+\.\d MB over idle\)", lines[3])
-    assert lines[4].startswith("# without PyAV (the core install)")
-    import json
-
-    result = json.loads((tmp_path / "fp.json").read_text())
-    for summary in (result["summary"], result["core"]["summary"]):
-        assert summary["rss_idle_mb"] > 0 and summary["birth_s"] > 0 and summary["rss_10_tasks_mb"] > 0
-    assert set(result["met"]) == set(result["targets"]) == {"birth_s", "rss_idle_mb"}
-
-
-def test_footprint_benchmark_compares_with_a_baseline_in_the_same_run(tmp_path):
+def test_footprint_benchmark_runs_and_compares_with_a_baseline_in_the_same_run(tmp_path):
     """--baseline DIR runs that checkout's agent between the others; here the same code, so both agents load
     the same modules and the RSS ratio is 1 give or take the noise of a few pages."""
     out = subprocess.run([sys.executable, str(BENCH / "footprint.py"), "--rounds", "1", "--json",
                           str(tmp_path / "fp.json"), "--baseline", str(BENCH.parent)],
                          capture_output=True, text=True, timeout=180, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("# ") and "cores" in lines[0]
+    assert re.fullmatch(r"agent birth after start +\d+\.\d\d s +\(target 1\.5 s: (met|missed)\)", lines[1])
+    assert re.fullmatch(r"agent RSS idle +\d+\.\d MB +\(target 60 MB: (met|missed)\)", lines[2])
+    assert re.fullmatch(r"agent RSS with 10 tasks +\d+\.\d MB +\([+-]\d+\.\d MB over idle\)", lines[3])
+    assert lines[4].startswith("# without PyAV (the core install)")
     assert "round 1 (baseline)" in out.stderr
     assert re.fullmatch(r"# baseline .+: birth \d+\.\d\d s, RSS idle \d+\.\d MB, with 10 tasks \d+\.\d MB; "
-                        r"this version / baseline: birth \d+\.\d\d, RSS idle \d+\.\d\d",
-                        out.stdout.strip().splitlines()[-1])
+                        r"this version / baseline: birth \d+\.\d\d, RSS idle \d+\.\d\d", lines[-1])
     import json
 
-    baseline = json.loads((tmp_path / "fp.json").read_text())["baseline"]
+    result = json.loads((tmp_path / "fp.json").read_text())
+    for summary in (result["summary"], result["core"]["summary"]):
+        assert summary["rss_idle_mb"] > 0 and summary["birth_s"] > 0 and summary["rss_10_tasks_mb"] > 0
+    assert set(result["met"]) == set(result["targets"]) == {"birth_s", "rss_idle_mb"}
+    baseline = result["baseline"]
     assert len(baseline["rounds"]) == 1 and baseline["dir"] == str(BENCH.parent)
     assert 0.95 < baseline["ratios"]["rss_idle_mb"] < 1.05 and baseline["ratios"]["birth_s"] > 0
 
