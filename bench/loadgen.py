@@ -291,6 +291,17 @@ async def load(url: str, pub: str, sub: str, size: int, seconds: float, hops: in
 # -- running it, and summarizing ---------------------------------------------------------------
 
 
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of a process so far, from /proc; 0 if unknown or gone."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     from edge.broker.ports import free_port as pick  # outside the ephemeral range: see its docstring
 

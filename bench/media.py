@@ -40,6 +40,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import process_cpu  # bench/ is no package: its directory is on the path
+
 PRESET = "veryfast"
 RATE = 30
 CHILD_ENV = {"MALLOC_TOP_PAD_": "67108864"}
@@ -286,17 +289,6 @@ def find_pid(marker: str) -> int | None:
             except OSError:
                 continue
     return None
-
-
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) of a process so far; 0 if unknown."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:

@@ -65,6 +65,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import process_cpu  # bench/ is no package: its directory is on the path
 
 GRAMMAR = "#JSGF V1.0;\ngrammar home;\npublic <c> = turn (on | off) the (kitchen | bedroom | hall | garage) light;\n"
 ROOMS = ("kitchen", "bedroom", "hall", "garage")
@@ -96,14 +98,7 @@ def speaker_cpu_seconds() -> float:
     from tasks.inference.espeak import ENGINE
 
     engine = ENGINE.peek()
-    pid = None if engine is None else engine.pid
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu(None if engine is None else engine.pid)
 
 
 # -- the libraries, directly ------------------------------------------------------------------------
