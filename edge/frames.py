@@ -265,15 +265,22 @@ def _holds_containers(obj: Any) -> bool:
     frame of one array or a scalar, with short flat lists among its extras (a time base), cannot be nested
     too deep, and is not scanned (the scan costs as much as encoding an audio frame's samples)."""
     if isinstance(obj, dict):
-        return any(isinstance(value, _NESTED) and not _short_and_flat(value) for value in obj.values())
+        for value in obj.values():  # noqa: SIM110  # a loop, not any(): this runs for every frame sent
+            if isinstance(value, _NESTED) and not _short_and_flat(value):
+                return True
+        return False
     return isinstance(obj, _NESTED) and not _short_and_flat(obj)
 
 
 def _short_and_flat(container: list[Any] | tuple[Any, ...] | dict[Any, Any]) -> bool:
     """A list or tuple of at most 16 items none of which is a list, tuple or map (a numpy array in it is
     three levels deep at most: far from the limit)."""
-    return not isinstance(container, dict) and len(container) <= 16 \
-        and not any(isinstance(item, _NESTED) for item in container)
+    if isinstance(container, dict) or len(container) > 16:
+        return False
+    for item in container:  # noqa: SIM110  # (as above)
+        if isinstance(item, _NESTED):
+            return False
+    return True
 
 
 def _deeper_than(obj: Any, limit: int) -> bool:
