@@ -13,6 +13,8 @@ the audio, not in the ``ts``), and ``pts`` counts samples from the first input f
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from fractions import Fraction
 from itertools import islice
@@ -40,6 +42,8 @@ __all__ = ["BATCH", "FRAME", "RATE", "Engine", "EnhanceConfig", "Enhancer", "Str
 RATE: Final = 48000
 FRAME: Final = 480
 BATCH = 64  # frames enhanced in one hop to the worker thread at most
+#: what a batch gave: each enhanced frame's samples, extra fields and ts; why a frame was not enhanced
+Enhanced = tuple[list[tuple["npt.NDArray[Any]", dict[str, Any], int]], list[str]]
 
 
 class Engine(Protocol):
@@ -156,7 +160,7 @@ class Enhancer(MediaTask):
         """The engine, loaded (once per agent, in a thread)."""
         raise NotImplementedError
 
-    def enhance(self, batch: list[RawAudio]) -> tuple[list[tuple[npt.NDArray[Any], dict[str, Any], int]], list[str]]:
+    def enhance(self, batch: list[RawAudio]) -> Enhanced:
         """The enhanced audio of a batch of frames, and why each frame that could not be enhanced was not."""
         out: list[tuple[npt.NDArray[Any], dict[str, Any], int]] = []
         problems: list[str] = []
@@ -187,15 +191,22 @@ class Enhancer(MediaTask):
 
     async def serve(self) -> None:
         self.engine = await self.load()
+        # the next batch is enhanced in the worker thread while the last one's frames are sent
+        await self.ahead(self._batches(), self._send)
+
+    async def _batches(self) -> AsyncIterator[tuple[None, asyncio.Future[Enhanced]]]:
         while True:
             _, item = await self.lanes.get_any()
-            # what queued while the last batch was enhanced goes to the worker in one hop
+            # what queued meanwhile goes to the worker in one hop
             batch = [item, *(queued for _, queued in islice(iter(self.lanes.pop_any, None), BATCH - 1))]
-            enhanced, problems = await self.work(self.enhance, [b for b in batch if isinstance(b, RawAudio)])
-            for problem in problems:
-                self.count_error(self.in_metrics["in"], "in:audio", "%s", problem)
-            for samples, extra, ts in enhanced:
-                await self.emit("out", samples, ts=ts, extra=extra)
+            yield None, asyncio.ensure_future(self.work(self.enhance, [b for b in batch if isinstance(b, RawAudio)]))
+
+    async def _send(self, _: None, result: Enhanced) -> None:
+        enhanced, problems = result
+        for problem in problems:
+            self.count_error(self.in_metrics["in"], "in:audio", "%s", problem)
+        for samples, extra, ts in enhanced:
+            await self.emit("out", samples, ts=ts, extra=extra)
 
     def release(self) -> None:
         if self.stream is not None:

@@ -13,9 +13,9 @@ counted as an error on ``in`` and not spoken.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import AsyncIterator
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import Field
 
@@ -40,8 +40,8 @@ RESET_AFTER_MS = 3_600_000  # a text this long before where the previous utteran
 BATCH_CHARS = 400  # characters of queued texts spoken in one request to eSpeak NG's process (~20 ms of speech)
 BATCH_ITEMS = 64  # and frames taken at most (blank ones are skipped, not spoken)
 SUBMIT_HERE_CHARS = 4096  # a batch up to this long is written to eSpeak NG's process from the event loop
-#: a batch's text frames and the audio of each, being spoken
-Speaking = tuple[list[Frame], "asyncio.Future[list[npt.NDArray[np.int16]]]"]
+#: a batch's audio, one array per text, or why eSpeak NG's process gave none
+Heard: TypeAlias = "list[npt.NDArray[np.int16]] | espeak.EspeakGone"
 
 
 class TextToSpeechConfig(MediaConfig):
@@ -102,18 +102,8 @@ class TextToSpeech(MediaTask):
         engine = await espeak.ENGINE.get()
         await self.work(engine.check_voice, self.config.voice)
         # the next texts are spoken (by eSpeak NG's process: espeak_process says why not in this one) while
-        # the audio of the previous ones is sent; at most two batches are ahead of what is sent
-        spoken: asyncio.Queue[Speaking] = asyncio.Queue(maxsize=2)
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._speak_all(engine, spoken), name=f"{self.instance_id}:speak")
-                await self._send_all(spoken)
-        finally:
-            while not spoken.empty():  # batches asked for and not sent: let them finish unheard
-                _, left = spoken.get_nowait()
-                left.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await left
+        # the audio of the previous ones is sent
+        await self.ahead(self._batches(engine), self._send)
 
     def speak_many(self, engine: espeak.EspeakProcess, texts: list[str]) -> list[npt.NDArray[np.int16]]:
         """Each text as 16-bit mono samples at ``sample_rate``, with the trailing silence."""
@@ -133,11 +123,15 @@ class TextToSpeech(MediaTask):
             out.append(np.concatenate([resampled, silence]) if silence.size else resampled)
         return out
 
-    def hear(self, engine: espeak.EspeakProcess, ticket: espeak.Ticket) -> list[npt.NDArray[np.int16]]:
-        """The audio of a submitted batch (in the worker thread: it waits for eSpeak NG's process)."""
-        return self.finish(engine, engine.result(ticket))
+    def hear(self, engine: espeak.EspeakProcess, ticket: espeak.Ticket) -> Heard:
+        """The audio of a submitted batch (in the worker thread: it waits for eSpeak NG's process), or why the
+        process gave none (it crashed or hung)."""
+        try:
+            return self.finish(engine, engine.result(ticket))
+        except espeak.EspeakGone as exc:
+            return exc
 
-    async def _speak_all(self, engine: espeak.EspeakProcess, spoken: asyncio.Queue[Speaking]) -> None:
+    async def _batches(self, engine: espeak.EspeakProcess) -> AsyncIterator[tuple[list[Frame], asyncio.Future[Heard]]]:
         while True:
             # the texts that queued meanwhile are spoken in one request (a request costs about a fifth of speaking
             # a short command), up to BATCH_CHARS, so the first one's audio is not held long
@@ -163,23 +157,14 @@ class TextToSpeech(MediaTask):
                     ticket = self.submit(engine, texts)
                 else:
                     ticket = await asyncio.to_thread(self.submit, engine, texts)
-                speaking = asyncio.ensure_future(self.work(self.hear, engine, ticket))
-                try:
-                    await spoken.put((frames, speaking))
-                except BaseException:
-                    speaking.cancel()
-                    raise
+                yield frames, asyncio.ensure_future(self.work(self.hear, engine, ticket))
 
-    async def _send_all(self, spoken: asyncio.Queue[Speaking]) -> None:
-        while True:
-            frames, speaking = await spoken.get()
-            try:
-                audio = await speaking
-            except espeak.EspeakGone as exc:  # it crashed or hung: these texts are lost, the next start another one
-                self.count_error(self.in_metrics["in"], "in:engine", "%s: %d text(s) not spoken", exc, len(frames))
-                continue
-            for item, samples in zip(frames, audio, strict=True):
-                await self._send_one(item, samples)
+    async def _send(self, frames: list[Frame], heard: Heard) -> None:
+        if isinstance(heard, espeak.EspeakGone):  # it crashed or hung: these texts are lost, the next start another
+            self.count_error(self.in_metrics["in"], "in:engine", "%s: %d text(s) not spoken", heard, len(frames))
+            return
+        for item, samples in zip(frames, heard, strict=True):
+            await self._send_one(item, samples)
 
     async def _send_one(self, item: Frame, samples: npt.NDArray[np.int16]) -> None:
         c = self.config

@@ -20,8 +20,9 @@ task could not send (too big for the broker, or a real-time source that fell beh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
@@ -53,6 +54,7 @@ __all__ = [
 log = logging.getLogger("tasks.media")
 
 R = TypeVar("R")
+C = TypeVar("C")
 Received = RawVideo | RawAudio | EncodedPacket | Frame
 
 RAW_VIDEO = Port(content="video", codec="raw", extra={"packets": False})
@@ -193,6 +195,38 @@ class MediaTask(Task):
         """Run ``fn(*args)`` in the task's worker thread."""
         assert self.worker is not None, "work() is for use inside run()"
         return await self.worker.run(fn, *args)
+
+    async def ahead(self, started: AsyncIterator[tuple[C, asyncio.Future[R]]],
+                    send: Callable[[C, R], Awaitable[None]], *, depth: int = 2) -> None:
+        """Send the results of work started ahead, in the order it was started, for as long as the task runs.
+
+        ``started`` yields each batch's context with its work already started (``asyncio.ensure_future(
+        self.work(...))``), and ``send(context, result)`` sends what it made: the worker goes on with the next
+        batch while the event loop sends the last one's frames (when each waited for the other, a task spent
+        the time of both per batch). At most ``depth`` batches wait to be sent; work not sent when the task
+        stops is cancelled, and waited for (a job the worker began finishes)."""
+        waiting: asyncio.Queue[tuple[C, asyncio.Future[R]]] = asyncio.Queue(maxsize=depth)
+
+        async def take() -> None:
+            async for context, work in started:
+                try:
+                    await waiting.put((context, work))
+                except BaseException:
+                    work.cancel()
+                    raise
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(take(), name=f"{self.instance_id}:ahead")
+                while True:
+                    context, work = await waiting.get()
+                    await send(context, await work)
+        finally:
+            while not waiting.empty():
+                _, left = waiting.get_nowait()
+                left.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await left
 
     def parse(self, port: str, frame: Frame) -> Received:
         """What a frame on ``port`` holds: a packet map, a raw frame, or (control inputs) the frame."""
