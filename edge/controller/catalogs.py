@@ -31,7 +31,7 @@ from edge.bus import Message
 from edge.controller.fleet import Fleet
 from edge.presence import catalog_hash
 
-__all__ = ["CatalogDocumentInfo", "PruneReport", "Pruned", "documents", "prune"]
+__all__ = ["CatalogDocumentInfo", "PruneReport", "Pruned", "documents", "prune", "unknown_types_note"]
 
 log = logging.getLogger("edge.controller")
 
@@ -100,6 +100,17 @@ def documents(fleet: Fleet) -> list[CatalogDocumentInfo]:
                                 agents=namers.get(digest, (0, 0))[0], online=namers.get(digest, (0, 0))[1],
                                 problem=fleet.document_problem(digest) if digest in fleet.catalog_documents else None)
             for digest in sorted(set(fleet.catalog_documents) | set(namers))]
+
+
+def unknown_types_note(fleet: Fleet) -> str | None:
+    """One line when some agents' types are unknown (their shared catalog has not come or was refused): a type
+    said to be unknown may be theirs. None when every agent's catalog is known."""
+    ids = sorted(a.id for a in fleet.agents.values() if a.catalog_note is not None)
+    if not ids:
+        return None
+    named = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    return (f"the task types of {len(ids)} agent{'s' if len(ids) != 1 else ''} ({named}) are unknown: the shared "
+            "catalog they name has not come or was refused (edge ls agents)")
 
 
 def _named_by(fleet: Fleet, digest: str) -> list[str]:

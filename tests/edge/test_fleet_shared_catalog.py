@@ -211,3 +211,32 @@ async def test_edge_ls_agents_says_which_agents_wait_for_their_catalog(mosquitto
         finally:
             for topic, _ in messages:
                 await bus.publish(topic, b"", qos=1, retain=True)
+
+
+async def test_an_unknown_type_says_which_agents_types_are_unknown(mosquitto_broker, tmp_path):
+    """A type said to be unknown may be in a catalog that has not come: validation warns so, and ``edge describe``
+    says it in its one line, instead of "no agent has published a catalog"."""
+    from edge.controller import Controller
+
+    topics = Topics(f"sc{uuid.uuid4().hex[:8]}")
+    digest = "ef" * 16
+    messages = [(topics.agent_state("a"), _state()), (topics.agent_catalog("a"), _names(digest))]
+    note = ("the task types of 1 agent (a) are unknown: the shared catalog they name has not come or was refused "
+            "(edge ls agents)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(EDGE_BROKER=str(mosquitto_broker.url), EDGE_NAMESPACE=topics.namespace, EDGE_DATA_DIR=str(tmp_path))
+    async with Bus(mosquitto_broker.url) as bus:
+        await publish_retained(bus, messages, marker=f"{topics.root}/marker", timeout=TIMEOUT)
+        try:
+            settings = load_settings(broker=str(mosquitto_broker.url), namespace=topics.namespace,
+                                     data_dir=tmp_path / "ctl")
+            async with Controller(settings) as controller:
+                report = await controller.validate({"id": "d", "tasks": [{"id": "x", "type": "gauge"}]})
+            assert "task 'x': unknown task type 'gauge'" in report.errors and note in report.warnings
+            described = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "describe", "gauge"],
+                                                env=env, capture_output=True, text=True, timeout=60, check=False)
+            assert described.returncode == 1
+            assert described.stderr.strip().splitlines() == [f"edge: unknown task type 'gauge': {note}"]
+        finally:
+            for topic, _ in messages:
+                await bus.publish(topic, b"", qos=1, retain=True)
