@@ -6,8 +6,12 @@ agents publish at each step: the figure docs/scaling.md gives."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
-from edge.broker import MosquittoBroker, free_port
+import pytest
+from _brokers import require_embedded, require_mosquitto
+
+from edge.broker import EmbeddedBroker, MosquittoBroker, RunningBroker, free_port
 from edge.bus import Bus
 from edge.controller import Fleet
 from edge.frames import encode_value
@@ -47,9 +51,21 @@ async def _cold_listing(url: str, topics: Topics) -> tuple[dict[str, list[str]],
         return {a.id: sorted(t["name"] for t in a.types) for a in cold.agents.values()}, cold.catalog_requests
 
 
-async def test_a_reconnect_storm_sends_no_document_and_a_lost_one_is_asked_for(tmp_path):
+def _broker(kind: str, port: int, data_dir: Path) -> RunningBroker:
+    """A broker that loses its retained messages when it stops: Mosquitto without persistence, rumqttd."""
+    if kind == "embedded":
+        require_embedded()
+        return EmbeddedBroker(port=port, data_dir=data_dir)
+    require_mosquitto()
+    return MosquittoBroker(port=port, data_dir=data_dir, persistence=False)
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
+async def test_a_reconnect_storm_sends_no_document_and_a_lost_one_is_asked_for(tmp_path, kind):
     port = free_port()
-    url = f"mqtt://127.0.0.1:{port}"
+    broker = _broker(kind, port, tmp_path / "broker")
+    await broker.__aenter__()
+    url = broker.url.geturl()  # the embedded broker's carries its MQTT 5 port, kept across the restart
     topics = Topics(f"cr{uuid.uuid4().hex[:8]}")
     names = [f"a{i:02d}" for i in range(AGENTS)]
 
@@ -63,8 +79,6 @@ async def test_a_reconnect_storm_sends_no_document_and_a_lost_one_is_asked_for(t
 
     hosts = [host(name) for name in names]
     expected = {name: ["double", "negate"] for name in names}
-    broker = MosquittoBroker(port=port, data_dir=tmp_path / "broker", persistence=False)
-    await broker.__aenter__()
     try:
         for h in hosts:
             await h.__aenter__()
@@ -78,7 +92,7 @@ async def test_a_reconnect_storm_sends_no_document_and_a_lost_one_is_asked_for(t
                 # the broker restarts and loses its retained state: every agent reconnects, none sends its document
                 epochs = {n: fleet.agents[n].epoch for n in names}
                 await broker.__aexit__(None, None, None)
-                broker = MosquittoBroker(port=port, data_dir=tmp_path / "broker", persistence=False)
+                broker = _broker(kind, port, tmp_path / "broker")
                 await broker.__aenter__()
                 await fleet.wait_for(lambda f: all(f.agents[n].online and f.agents[n].epoch > epochs[n]
                                                    for n in names), TIMEOUT)
@@ -102,8 +116,8 @@ async def test_a_reconnect_storm_sends_no_document_and_a_lost_one_is_asked_for(t
                 listed, asked = await _cold_listing(url, topics)
                 assert listed == expected and asked == 1
                 assert sent(hosts) + stopped.presence.documents_sent == AGENTS + 2
-                print(f"\ndocument bytes published by {AGENTS} agents: first connect {first:,}; reconnect after "
-                      f"the broker lost its state 0, then {size:,} on one controller's request "
+                print(f"\n{kind}: document bytes published by {AGENTS} agents: first connect {first:,}; reconnect "
+                      f"after the broker lost its state 0, then {size:,} on one controller's request "
                       f"(before: {AGENTS} x {size:,} = {AGENTS * size:,} at every reconnect)")
         finally:
             for h in reversed(hosts):
