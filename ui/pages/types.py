@@ -147,11 +147,12 @@ def create() -> None:
                 count.text = f"{visible} of {len(rows)} types"
 
             @ui.refreshable
-            def listing(views: list[TypeView]) -> None:
+            def listing(views: list[TypeView], pending: bool) -> None:
                 rows.clear()
                 headers.clear()
-                if not views:
-                    ui.label("no task type has come from any agent yet").classes("text-grey-7")
+                if not views:  # agents whose shared catalog has not come did publish a catalog: said above
+                    ui.label("no task type has come from any agent yet" if pending
+                             else "no agent has published a catalog yet").classes("text-grey-7")
                 by_name = {v.name: v for v in views}
                 for category, names in grouped({v.name: {**v.entry, "available": True} for v in views}):
                     header = ui.label(category).classes("text-overline text-grey-8 pt-2").mark(
@@ -166,15 +167,16 @@ def create() -> None:
                 if seen >= 0 and not panel.changes.since(seen, "agent"):
                     return
                 seen = panel.changes.revision
-                notes.show(catalog_notes(panel.fleet))
+                lines = catalog_notes(panel.fleet)
+                notes.show(lines)
                 views = catalog(panel.fleet)
-                digest = [(v.name, v.entry, v.offered_by, v.unavailable) for v in views]
+                digest = [bool(lines), *((v.name, v.entry, v.offered_by, v.unavailable) for v in views)]
                 if digest != shown:  # agents report metrics every few seconds; redraw only when the catalog changed
                     shown = digest
-                    listing.refresh(views)
+                    listing.refresh(views, bool(lines))
 
             with listing_box:
-                listing([])
+                listing([], False)
             search.on_value_change(apply_filter)
             refresh()
             ui.timer(2.0, refresh)
