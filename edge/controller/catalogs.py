@@ -15,9 +15,9 @@ message, and is safe by construction:
   meanwhile (an agent announcing itself as its document was cleared): a cleared document such a
   catalog names is published again, from the verified bytes fetched before clearing.
 
-An agent reconnecting later re-announces with its own document when the broker lacks it
-(:class:`edge.presence.Presence`), and a controller asks an agent whose document is missing to
-publish it again (:class:`~edge.controller.fleet.Fleet`), so a document cleared by mistake comes back.
+And a document cleared under an agent the view missed comes back: a controller that lacks the
+document an online agent names asks that agent to publish it again
+(:class:`~edge.controller.fleet.Fleet`, :meth:`edge.presence.Presence.answer`).
 """
 
 from __future__ import annotations
