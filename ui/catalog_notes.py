@@ -21,12 +21,11 @@ __all__ = ["MAX_NOTES", "CatalogNotes", "catalog_notes", "types_badge"]
 MAX_NOTES: Final = 5  # distinct reasons listed; the rest are counted
 
 
-def types_badge(agent: AgentInfo, *, catalog_came: bool = True) -> dict[str, Any]:
-    """A Types badge: how many types the agent can run, or why they are unknown (the whole line in its title);
-    ``catalog_came``: False while the agent's own catalog has not come (its state has)."""
-    note = agent.catalog_note
-    if not catalog_came and note is None:
-        return {"text": "no catalog yet", "color": "grey", "title": "its catalog has not come", "sort": -3}
+def types_badge(agent: AgentInfo, note: str | None) -> dict[str, Any]:
+    """A Types badge: how many types the agent can run, or why they are unknown (``note``,
+    :meth:`~edge.controller.fleet.Fleet.catalog_note`: the whole line in its title)."""
+    if note is not None and agent.catalog_note is None:  # its own catalog has not come
+        return {"text": "no catalog yet", "color": "grey", "title": note, "sort": -3}
     if note is None:
         count = sum(1 for t in agent.types if t.get("available", True))
         return {"text": f"{count} type{'' if count == 1 else 's'}", "color": "blue-grey", "sort": count}

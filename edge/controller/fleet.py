@@ -96,6 +96,7 @@ WATCH = 30.0  # s of the metrics lease the fleet asks for
 #: same bytes: a fleet runs a few software versions, so a few of them serve every agent (see :meth:`Fleet._catalog`)
 CATALOG_CACHE = 64
 CATALOG_CACHE_MIN = 4096  # bytes of a catalog payload under which decoding it is cheaper than looking it up
+NO_CATALOG = "its catalog has not come"  # an agent whose state has: its types are unknown, not "none"
 REQUEST_INTERVAL = 5.0  # s between two requests for one shared catalog the fleet lacks
 MAX_REQUESTS = 12  # requests for one shared catalog before giving up on it (until an agent naming it reconnects)
 REQUEST_WAIT = 2.0  # s synced() waits for the shared catalogs it asked agents for
@@ -446,6 +447,14 @@ class Fleet:
                             "older than the request?): asking again when one of them reconnects", MAX_REQUESTS,
                             digest, ", ".join(sorted(agents)[:3]))
         return asking
+
+    def catalog_note(self, agent: AgentInfo) -> str | None:
+        """Why ``agent``'s types are unknown, one line (``edge ls agents``, the panel): its
+        :attr:`AgentInfo.catalog_note`, or :data:`NO_CATALOG` while its state has come and its catalog has not."""
+        note = agent.catalog_note
+        if note is None and agent.id in self._states and agent.id not in self._catalogs:
+            return NO_CATALOG
+        return note
 
     def document_problem(self, digest: str) -> str | None:
         """Why the shared catalog retained under ``digest`` was refused (one line), None if it was not."""

@@ -191,10 +191,12 @@ async def test_a_hash_that_never_comes_leaves_the_agent_pending_and_synced_retur
 
 
 async def test_edge_ls_agents_says_which_agents_wait_for_their_catalog(mosquitto_broker, tmp_path):
-    """``?`` types in the table, and why in ``--json``: not "0 types", which would be untrue."""
+    """``?`` types in the table, and why in ``--json``: not "0 types", which would be untrue; the same for an
+    agent whose state came and whose catalog has not."""
     topics = Topics(f"sc{uuid.uuid4().hex[:8]}")
     digest = "cd" * 16
-    messages = [(topics.agent_state("a"), _state()), (topics.agent_catalog("a"), _names(digest))]
+    messages = [(topics.agent_state("a"), _state()), (topics.agent_catalog("a"), _names(digest)),
+                (topics.agent_state("b"), _state())]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     env.update(EDGE_BROKER=str(mosquitto_broker.url), EDGE_NAMESPACE=topics.namespace, EDGE_DATA_DIR=str(tmp_path))
     async with Bus(mosquitto_broker.url) as bus:
@@ -202,12 +204,13 @@ async def test_edge_ls_agents_says_which_agents_wait_for_their_catalog(mosquitto
         try:
             table = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "ls", "agents"], env=env,
                                             capture_output=True, text=True, timeout=60, check=True)
-            header, row = table.stdout.splitlines()[:2]
-            assert row.split()[header.split().index("TYPES")] == "?", table.stdout
+            header, *rows = table.stdout.splitlines()
+            assert [row.split()[header.split().index("TYPES")] for row in rows] == ["?", "?"], table.stdout
             listed = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "ls", "agents", "--json"],
                                              env=env, capture_output=True, text=True, timeout=60, check=True)
-            [agent] = json.loads(listed.stdout)["agents"]
-            assert agent["types"] == [] and agent["catalog_problem"] == f"shared catalog {digest} not received"
+            a, b = json.loads(listed.stdout)["agents"]
+            assert a["types"] == [] and a["catalog_problem"] == f"shared catalog {digest} not received"
+            assert b["types"] == [] and b["catalog_problem"] == "its catalog has not come"
         finally:
             for topic, _ in messages:
                 await bus.publish(topic, b"", qos=1, retain=True)

@@ -40,7 +40,7 @@ async def test_agents_whose_shared_catalog_is_missing_or_refused_say_so(user, pa
     document = encode_value({"v": 2, "types": TYPES})
     digest = catalog_hash(document)
     forged = catalog_hash(b"another document")  # its topic holds the bytes of the real one: they do not match it
-    messages = [(topics.agent_state(a), _state()) for a in ("p1", "p2", "r")] + [
+    messages = [(topics.agent_state(a), _state()) for a in ("p1", "p2", "r", "bare")] + [
         (topics.agent_catalog("p1"), _names("p1", digest)), (topics.agent_catalog("p2"), _names("p2", digest)),
         (topics.agent_catalog("r"), _names("r", forged)), (topics.catalog_document(forged), document)]
     async with Bus(panel_settings.broker_url) as bus:
@@ -51,6 +51,8 @@ async def test_agents_whose_shared_catalog_is_missing_or_refused_say_so(user, pa
                                                 "title": f"shared catalog {digest} not received", "sort": -1}
             assert row(user, "r")["types"]["title"] == (f"shared catalog {forged} refused: its content does not "
                                                         "match its hash")
+            assert row(user, "bare")["types"] == {"text": "no catalog yet", "color": "grey",  # its state alone
+                                                  "title": "its catalog has not come", "sort": -3}
             await user.should_see(f"catalog pending for 2 agents (p1, p2): shared catalog {digest} not received")
             await user.should_see(f"catalog refused for 1 agent (r): shared catalog {forged} refused: its content "
                                   "does not match its hash")
