@@ -2,7 +2,8 @@
 
 Each agent logs in with its agent id as user name and may
 
-* read and write its own subtree ``{root}/agents/{id}/#`` (state, catalog, sync), and the shared
+* read and write its own subtree ``{root}/agents/{id}/#`` (state, catalog, sync; the requests for its
+  shared catalog, ``catalog/request``, come there), and the shared
   catalogs ``{root}/catalogs/+`` (``EDGE_SHARED_CATALOG``: a document is checked against its hash);
 * read the deployment specs ``{root}/deployments/+``;
 * answer validation requests on ``{root}/replies/+`` (``edge.validation``; the requests come on

@@ -30,6 +30,7 @@ from edge.protocol import (
     AgentState,
     Catalog,
     CatalogDocument,
+    CatalogRequest,
     DeploymentSpec,
     DismissRequest,
     MetricsBatch,
@@ -93,6 +94,8 @@ class Channel:
 STATE = Message("agentState", AgentState, "An agent's birth, periodic state with metrics, or will (online: false).")
 CATALOG = Message("catalog", Catalog, "The task types an agent offers (inline, or the hash of a shared catalog).")
 DOCUMENT = Message("catalogDocument", CatalogDocument, "Task types shared by the agents whose catalog names its hash.")
+CATALOG_REQUEST = Message("catalogRequest", CatalogRequest,
+                          "Publish the shared catalog `catalog` again, if it is still yours: the reader lacks it.")
 SPEC = Message("deploymentSpec", DeploymentSpec, "A deployment's graph spec (the same shape as its YAML).")
 REMOVAL = Message("removalRecord", RemovalRecord, "A deployment removed: every version up to `version` is gone.")
 STATUS = Message("taskStatus", TaskStatusMsg, "The last state of one task instance, with its metrics.")
@@ -136,9 +139,14 @@ def _channels() -> tuple[Channel, ...]:
                 ("controller",)),
         Channel("catalogDocument", documents,
                 "A shared catalog, retained: published by each agent with EDGE_SHARED_CATALOG before its catalog "
-                "naming it (the same bytes from every agent with the same types, so one copy is kept). A reader "
-                "refuses one whose sha256 does not match the hash, or over 16 MiB.", (DOCUMENT,), True, 1,
-                ("agent",), ("controller",)),
+                "naming it, at its first connect and when a controller asks (the same bytes from every agent with "
+                "the same types, so one copy is kept). A reader refuses one whose sha256 does not match the hash, or "
+                "over 16 MiB. `edge catalogs prune` clears one no agent names (an empty payload).", (DOCUMENT,),
+                True, 1, ("agent", "controller"), ("controller",)),
+        Channel("agentCatalogRequest", address(topics.agent_catalog_request, "agent_id"),
+                "A controller lacks the shared catalog the agent's catalog names (its topic is empty or holds "
+                "garbage): the agent publishes it again if it is its own, at most once per 2 s. Never retained.",
+                (CATALOG_REQUEST,), False, 1, ("controller",), ("agent",)),
         Channel("agentValidate", address(topics.agent_validate, "agent_id"),
                 "Validation requests to one agent.", (REQUEST,), False, 1, ("controller",), ("agent",)),
         Channel("reply", address(topics.reply, "token"),

@@ -107,7 +107,8 @@ class AgentRow(_Message):
     host: JsonMap
     types: Annotated[list[Id], Field(max_length=MAX_ROWS)] = Field(description="the types it can run")
     catalog_problem: str | None = Field(default=None, max_length=4096, description="why its types are unknown: "
-                                        "the shared catalog its catalog names has not come, or was refused")
+                                        "the shared catalog its catalog names has not come, or was refused, or its "
+                                        "catalog has not come")
     tasks: Int = Field(description="tasks placed on it")
     cpu_percent: Amount | None = Field(description="null when unknown or the agent is offline")
     rss_mb: Amount | None = Field(description="null when unknown or the agent is offline")

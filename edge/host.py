@@ -210,6 +210,9 @@ class Host:
             await self.bus.subscribe(self.topics.agent_injects(self.agent_id), qos=1, callback=self._on_inject)
             await self.bus.subscribe(self.topics.agent_metrics_request(self.agent_id), qos=0,
                                      callback=self._on_metrics_request)
+            if self.presence.shared_catalog:
+                await self.bus.subscribe(self.topics.agent_catalog_request(self.agent_id), qos=1,
+                                         callback=lambda m: self.presence.answer(self.bus, m.payload))
             await self.bus.subscribe(self.topics.watch, qos=0, callback=self._on_watch)
             self._loops = [group.create_task(self._reconcile_loop(), name=f"reconcile-{self.agent_id}"),
                            group.create_task(self._report_loop(), name=f"report-{self.agent_id}")]

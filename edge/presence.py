@@ -14,11 +14,17 @@ With ``shared_catalog`` the task types go once under ``{root}/catalogs/{hash}`` 
 :class:`~edge.protocol.CatalogDocument`, the same bytes from every agent with the same types, so the
 broker keeps one retained copy for all of them) and the agent's own catalog names only the hash:
 10,000 agents' retained catalogs took 810 MB at Mosquitto, one ~80 KB copy per distinct catalog
-now (docs/protocol.md, "Shared catalogs").
+now (docs/protocol.md, "Shared catalogs"). The document goes at the first connect of the process
+(and whenever its hash changes), not at every reconnect: a broker restart or a network blip made
+10,000 agents send 10,000 copies of the same 80 KB. A broker that lost it (its retained state, a
+prune, garbage under its hash) gets it again when a controller that lacks it asks
+(:meth:`Presence.answer`, ``{root}/agents/{id}/catalog/request``): a controller never waits on an
+agent that wrongly believes the broker holds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -32,16 +38,26 @@ from typing import Any, Final
 from edge._lograte import LogLimiter
 from edge._version import __version__
 from edge.bus import Bus, Will
-from edge.frames import encode_value, now_ms
-from edge.protocol import PROTOCOL_REVISION, AgentState, Catalog, CatalogDocument, ValidationError, problem
+from edge.errors import EdgeError, FrameError
+from edge.frames import decode_value, encode_value, now_ms
+from edge.protocol import (
+    PROTOCOL_REVISION,
+    AgentState,
+    Catalog,
+    CatalogDocument,
+    CatalogRequest,
+    ValidationError,
+    problem,
+)
 from edge.storage import write_atomic
 from edge.topics import Topics
 
-__all__ = ["Presence", "catalog_hash", "host_info"]
+__all__ = ["REQUEST_INTERVAL", "Presence", "catalog_hash", "host_info"]
 
 log = logging.getLogger("edge.presence")
 
 MAX_EPOCH: Final = 2**63 - 1  # what the fleet accepts (edge.protocol)
+REQUEST_INTERVAL: Final = 2.0  # s: an agent sends its document on request at most this often
 
 
 def catalog_hash(payload: bytes) -> str:
@@ -83,6 +99,11 @@ class Presence:
         self.epoch = self._load_epoch()
         self._host = host_info()
         self._bad_metrics = LogLimiter(log)
+        #: the shared catalog published in this process's life (hash, payload): not sent again at a reconnect
+        self._published: tuple[str, bytes] | None = None
+        self._answered_at = -REQUEST_INTERVAL  # loop time of the last document sent on request
+        #: shared catalog documents published (at connects and on request), for tests and measurements
+        self.documents_sent = 0
 
     def _load_epoch(self) -> int:
         if self.state_dir is None:
@@ -142,15 +163,41 @@ class Presence:
         return Will(topic=self.topics.agent_state(self.agent_id), payload=encode_value(self.state(online=False)))
 
     async def announce(self, bus: Bus) -> None:
-        """Birth and catalog, retained (a shared catalog's document before the catalog naming it)."""
+        """Birth and catalog, retained (a shared catalog's document before the catalog naming it, unless this
+        process published that document already: see the module docstring)."""
         await self.publish_state(bus)
         if self.shared_catalog:
             digest, document, catalog = self.shared()
-            await bus.publish(self.topics.catalog_document(digest), document, qos=1, retain=True)
+            if self._published is None or self._published[0] != digest:
+                await bus.publish(self.topics.catalog_document(digest), document, qos=1, retain=True)
+                self._published = (digest, document)
+                self.documents_sent += 1
         else:
             catalog = self.catalog()
         await bus.publish(self.topics.agent_catalog(self.agent_id), encode_value(catalog), qos=1, retain=True)
         log.info("agent %s online (epoch %d) at %s", self.agent_id, self.epoch, bus.url)
+
+    def answer(self, bus: Bus, payload: bytes) -> bool:
+        """A controller's :class:`~edge.protocol.CatalogRequest`: publish the document it names again if it is
+        the one this agent's catalog names, at most once per :data:`REQUEST_INTERVAL`; True if sent."""
+        try:
+            digest = CatalogRequest.model_validate(decode_value(payload)).catalog
+        except (FrameError, ValidationError) as exc:
+            self._bad_metrics.warning("catalog-request", "agent %s: a catalog request it cannot read: %s",
+                                      self.agent_id, problem(exc) if isinstance(exc, ValidationError) else exc)
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._published is None or self._published[0] != digest or now - self._answered_at < REQUEST_INTERVAL:
+            return False
+        self._answered_at = now
+        try:
+            bus.publish_nowait(self.topics.catalog_document(digest), self._published[1], qos=1, retain=True)
+        except EdgeError as exc:  # over the broker's max payload: announce said so already
+            log.warning("agent %s could not publish its shared catalog %s again: %s", self.agent_id, digest, exc)
+            return False
+        self.documents_sent += 1
+        log.info("agent %s published its shared catalog %s again: a controller lacked it", self.agent_id, digest)
+        return True
 
     async def publish_state(self, bus: Bus, *, online: bool = True) -> None:
         await bus.publish(self.topics.agent_state(self.agent_id), encode_value(self.state(online=online)), qos=1,

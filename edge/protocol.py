@@ -62,6 +62,7 @@ __all__ = [
     "Catalog",
     "CatalogDocument",
     "CatalogEntry",
+    "CatalogRequest",
     "CheckResult",
     "CheckTask",
     "Crash",
@@ -267,6 +268,17 @@ class CatalogDocument(_Message):
     def entries(self) -> tuple[list[CatalogEntry], list[str]]:
         """The valid entries, and one problem line per invalid one (the others still stand)."""
         return _each(CatalogEntry, self.types, "types")
+
+
+class CatalogRequest(_Message):
+    """``{root}/agents/{id}/catalog/request`` (never retained): a controller lacks the shared catalog
+    ``catalog`` that the agent's catalog names (the broker lost it, it was cleared, or garbage took
+    its place): the agent publishes it again if it is still its own. An agent publishes its document
+    at its first connect and on such a request, not at every reconnect (docs/protocol.md)."""
+
+    v: Int = Field(default=0, description=_V)
+    catalog: Annotated[str, Field(pattern=rf"^{CATALOG_HASH_PATTERN}$",
+                                  description="the hash of the shared catalog asked for")]
 
 
 class InputMetrics(_Open):
@@ -672,6 +684,6 @@ class ViewFrame(StreamFrame):
 
 #: Every payload model of the protocol, by the name docs/asyncapi.yaml gives its schema.
 PAYLOADS: Final[tuple[type[BaseModel], ...]] = (
-    AgentState, Catalog, CatalogDocument, CatalogEntry, CheckResult, CheckTask, DeploymentSpec, DismissRequest,
-    MetricsBatch, MetricsRequest, RemovalRecord, StreamFrame, TaskStatusMsg, ValidationReply, ValidationRequest,
-    ViewFrame)
+    AgentState, Catalog, CatalogDocument, CatalogEntry, CatalogRequest, CheckResult, CheckTask, DeploymentSpec,
+    DismissRequest, MetricsBatch, MetricsRequest, RemovalRecord, StreamFrame, TaskStatusMsg, ValidationReply,
+    ValidationRequest, ViewFrame)

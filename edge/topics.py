@@ -6,6 +6,7 @@ Every topic the system uses is built and parsed here, and nowhere else. The layo
     edge/v1/{namespace}/agents/{agent_id}/state                      retained birth / will
     edge/v1/{namespace}/agents/{agent_id}/catalog                    retained task types (or a catalog hash)
     edge/v1/{namespace}/catalogs/{hash}                              retained task types shared by agents
+    edge/v1/{namespace}/agents/{agent_id}/catalog/request            "publish your shared catalog", never retained
     edge/v1/{namespace}/agents/{agent_id}/validate                   validation requests to that agent
     edge/v1/{namespace}/replies/{token}                              answers to one requester
     edge/v1/{namespace}/agents/{agent_id}/dismiss                    "dismiss a crash notice", never retained
@@ -239,6 +240,7 @@ class TopicKind(Enum):
     AGENT_STATE = "agent_state"
     AGENT_CATALOG = "agent_catalog"
     CATALOG_DOCUMENT = "catalog_document"
+    AGENT_CATALOG_REQUEST = "agent_catalog_request"
     AGENT_DISMISS = "agent_dismiss"
     AGENT_METRICS = "agent_metrics"
     AGENT_METRICS_REQUEST = "agent_metrics_request"
@@ -297,6 +299,10 @@ class Topics:
 
     def agent_catalog(self, agent_id: str) -> str:
         return f"{self.root}/agents/{validate_id(agent_id, 'agent id')}/catalog"
+
+    def agent_catalog_request(self, agent_id: str) -> str:
+        """Where a controller that lacks the shared catalog an agent names asks that agent to publish it."""
+        return f"{self.agent_catalog(agent_id)}/request"
 
     def catalog_document(self, digest: str) -> str:
         """The retained task types shared by the agents whose catalog names ``digest`` (docs/protocol.md)."""
@@ -465,6 +471,8 @@ class Topics:
                 return ParsedTopic(TopicKind.AGENT_STATE, ns, agent_id=agent)
             case ["agents", agent, "catalog"]:
                 return ParsedTopic(TopicKind.AGENT_CATALOG, ns, agent_id=agent)
+            case ["agents", agent, "catalog", "request"]:
+                return ParsedTopic(TopicKind.AGENT_CATALOG_REQUEST, ns, agent_id=agent)
             case ["catalogs", digest] if CATALOG_HASH_RE.fullmatch(digest):
                 return ParsedTopic(TopicKind.CATALOG_DOCUMENT, ns, catalog=digest)
             case ["agents", agent, "validate"]:

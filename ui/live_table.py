@@ -26,7 +26,8 @@ Kind = Literal["text", "badge", "chips", "spark", "actions", "link"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Column:
-    """One column: ``text`` cells hold a string, ``badge`` ``{"text", "color"}``, ``chips`` a list of
+    """One column: ``text`` cells hold a string, ``badge`` ``{"text", "color", "title"?, "sort"?}`` (``sort``: what
+    the column sorts it by, else its text), ``chips`` a list of
     ``{"text", "color"?, "value"?, "title"?}`` (clickable when they have a value), ``spark`` a list of
     numbers (or ``{"values", "text"}`` when they are not current: the text replaces the last value),
     ``link`` a string that emits ``cell`` when clicked, ``actions`` nothing (its buttons)."""
@@ -209,7 +210,7 @@ def _sort_key(kind: str, value: Any) -> tuple[int, Any]:
     if kind == "chips":
         return (0, len(value)) if isinstance(value, list) else (2, "")
     if isinstance(value, dict):
-        value = value.get("text", "")
+        value = value.get("sort", value.get("text", ""))
     if isinstance(value, bool) or value is None:
         return (2, "") if value is None else (1, str(value))
     if isinstance(value, int | float):

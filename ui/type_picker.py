@@ -14,6 +14,8 @@ from typing import Any
 
 from nicegui import ui
 
+from ui.catalog_notes import CatalogNotes
+
 __all__ = ["ORDER", "TypePicker", "category_of", "grouped", "matches"]
 
 #: the built-in categories, in the order a graph is usually built; others follow by name, "other" last
@@ -66,6 +68,7 @@ class TypePicker:
     def __init__(self, *, on_add: Callable[[str], Any]) -> None:
         self._on_add = on_add
         self._types: dict[str, dict[str, Any]] = {}
+        self._filled = False  # an empty catalog is drawn too ("no agent offers a task type yet")
         self._rows: dict[str, _Row] = {}
         self._headers: dict[str, tuple[ui.label, list[str]]] = {}
         self.value: str | None = None
@@ -74,6 +77,8 @@ class TypePicker:
                 "dense clearable").classes("grow").mark("add-type")
             ui.button("add", icon="add", on_click=self.add).props("dense").mark("add")
         self.count = ui.label().classes("text-caption text-grey-7").mark("type-count")
+        #: agents whose types are not listed yet, and why (ui.catalog_notes)
+        self.notes = CatalogNotes()
         self.listing = ui.element("div").classes("w-full max-h-72 overflow-auto border rounded").props(
             'role=listbox aria-label="catalog"').mark("type-list")
         self.search.on_value_change(lambda _: self.apply_filter())
@@ -81,9 +86,10 @@ class TypePicker:
 
     def set_types(self, types: Mapping[str, Mapping[str, Any]]) -> None:
         wanted = {name: dict(entry) for name, entry in types.items() if entry.get("available", True)}
-        if wanted == self._types:
+        if wanted == self._types and self._filled:
             return
         self._types = wanted
+        self._filled = True
         if self.value not in wanted:
             self.value = None
         self._rows.clear()
@@ -99,6 +105,10 @@ class TypePicker:
                 for name in names:
                     self._rows[name] = self._row(name, wanted[name])
         self.apply_filter()
+
+    def set_notes(self, lines: list[str]) -> None:
+        """Say which agents' types are missing from the list, and why (:func:`ui.catalog_notes.catalog_notes`)."""
+        self.notes.show(lines)
 
     def _row(self, name: str, entry: Mapping[str, Any]) -> _Row:
         label = str(entry.get("label") or name)

@@ -103,15 +103,20 @@ def _offers(fleet: Fleet, type_name: str) -> list[Offer]:
 def _unknown_type(name: str, fleet: Fleet, namespace: str) -> str:
     import difflib
 
+    from edge.controller.catalogs import unknown_types_note
+
     known = fleet.types(online_only=False)
+    note = unknown_types_note(fleet)
     if not known:
+        if note is not None:
+            return f"unknown task type {name!r}: {note}"
         return (f"unknown task type {name!r}: no agent in namespace {namespace!r} has published a catalog "
                 "(edge ls agents)")
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if name:
         close += [t for t in sorted(known) if name.lower() in t.lower() and t not in close][: 3 - len(close)]
     hint = f"did you mean {', '.join(close)}?" if close else "edge ls types lists them"
-    return f"unknown task type {name!r} ({hint})"
+    return f"unknown task type {name!r} ({hint})" + (f"; {note}" if note is not None else "")
 
 
 def _describe_text(entry: dict[str, Any], config: list[dict[str, Any]], offers: list[Offer]) -> str:

@@ -25,8 +25,7 @@ def _agent_rows(fleet: Fleet) -> list[AgentRow]:
     # an offline agent's last CPU and memory are not its current ones: not shown (null)
     return [AgentRow(id=a.id, online=a.online, epoch=a.epoch, version=a.version, ts=a.ts, host=a.host,
                      types=sorted(str(t.get("name")) for t in a.types if t.get("available", True)),
-                     catalog_problem=a.catalog_problem or (f"shared catalog {a.catalog_pending} not received"
-                                                           if a.catalog_pending is not None else None),
+                     catalog_problem=fleet.catalog_note(a),
                      tasks=load.get(a.id, 0), cpu_percent=_number(a.metrics.get("cpu_percent")) if a.online else None,
                      rss_mb=_number(a.metrics.get("rss_mb")) if a.online else None)
             for a in sorted(fleet.agents.values(), key=lambda a: a.id)]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge._signals import run_until_signal
+from edge.cli._catalogs import cmd_catalogs
 from edge.cli._deploy import cmd_deploy, cmd_rm, cmd_rollback
 from edge.cli._describe import cmd_describe
 from edge.cli._inject import cmd_inject
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 
-_QUIET_COMMANDS = {"acl", "health", "pub", "tail", "ls", "describe", "deploy", "rm", "rollback", "inject"}
+_QUIET_COMMANDS = {"acl", "health", "pub", "tail", "ls", "describe", "deploy", "rm", "rollback", "inject", "catalogs"}
 
 
 _EXIT_BROKEN_PIPE = 128 + 13  # as a Unix tool killed by SIGPIPE: `edge tail X | head -1`
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("type", help="task type name (edge ls types lists them)")
     p.add_argument("--json", action="store_true", help="one JSON document instead of text")
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker")
+    p = add("catalogs", cmd_catalogs, "the shared catalogs on the broker (hash, bytes, agents naming each); "
+                                      "prune: clear those no agent names")
+    p.add_argument("action", choices=["list", "prune"], nargs="?", default="list")
+    p.add_argument("--dry-run", action="store_true", help="prune: say what would be cleared, clear nothing")
+    p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker (and for the "
+                                                                  "catalog of an agent that is announcing itself)")
     p = add("tail", cmd_tail, "print the messages published on a topic pattern, live")
     p.add_argument("pattern", help="MQTT topic filter (+ and # allowed), or DEPLOYMENT/TASK.PORT")
     p.add_argument("-n", "--count", type=_count, default=0, help="exit after this many messages")

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from edge.bus import Bus
+from edge.controller.catalogs import unknown_types_note
 from edge.controller.fleet import Fleet
 from edge.controller.history import SpecHistory
 from edge.controller.placement import place
@@ -135,6 +136,9 @@ class Controller:
             task_errors, task_warnings = remote.get(task.id, ([], []))
             errors += [f"task {task.id!r}: {line}" for line in task_errors]
             warnings += [f"task {task.id!r}: {line}" for line in task_warnings]
+        note = unknown_types_note(self.fleet)
+        if note is not None and any("unknown task type" in e for e in errors):  # it may be one of theirs
+            warnings.append(note)
         return Report(placed, errors=tuple(dict.fromkeys(errors)), warnings=tuple(warnings),
                       unchecked=(*found.unchecked, *not_run), checked=spec)
 

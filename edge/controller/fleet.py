@@ -24,7 +24,12 @@ shared catalog on ``{root}/catalogs/{hash}``: the fleet keeps each document whos
 its hash (a mismatch, garbage or one over :data:`~edge.protocol.MAX_CATALOG_BYTES` is refused and
 said on the agents naming it, :attr:`AgentInfo.catalog_problem`), gives its entries to every agent
 naming it, and fetches one it lacks as it fetches any missing retained topic. An agent whose
-document has not come is listed with no types and :attr:`AgentInfo.catalog_pending` set.
+document has not come is listed with no types and :attr:`AgentInfo.catalog_pending` set. Agents
+publish their document at their first connect, not at every reconnect (``edge.presence``): one
+the fleet still lacks once it fetched it alone (the broker lost it, a prune cleared it, garbage
+took its place) it asks an online agent naming it for (``{root}/agents/{id}/catalog/request``),
+one agent per document every :data:`REQUEST_INTERVAL`, :data:`MAX_REQUESTS` times at most (again
+after that agent's next connect); :meth:`synced` waits a moment for those answers.
 
 A task's retained status is sent when what it says changes; its live metrics come in the
 agents' metrics batches (``edge.reporting``), which the fleet merges into :attr:`Fleet.statuses`:
@@ -67,6 +72,7 @@ from edge.protocol import (
     AgentState,
     Catalog,
     CatalogDocument,
+    CatalogRequest,
     MetricsBatch,
     MetricsRequest,
     TaskStatusMsg,
@@ -90,6 +96,10 @@ WATCH = 30.0  # s of the metrics lease the fleet asks for
 #: same bytes: a fleet runs a few software versions, so a few of them serve every agent (see :meth:`Fleet._catalog`)
 CATALOG_CACHE = 64
 CATALOG_CACHE_MIN = 4096  # bytes of a catalog payload under which decoding it is cheaper than looking it up
+NO_CATALOG = "its catalog has not come"  # an agent whose state has: its types are unknown, not "none"
+REQUEST_INTERVAL = 5.0  # s between two requests for one shared catalog the fleet lacks
+MAX_REQUESTS = 12  # requests for one shared catalog before giving up on it (until an agent naming it reconnects)
+REQUEST_WAIT = 2.0  # s synced() waits for the shared catalogs it asked agents for
 #: reported states whose metrics an agent keeps sending in its batches
 METRIC_STATES = frozenset({"running", "starting", "failed"})
 
@@ -127,6 +137,14 @@ class AgentInfo:
 
     def offers(self, type_name: str) -> bool:
         return any(t.get("name") == type_name and t.get("available", True) for t in self.types)
+
+    @property
+    def catalog_note(self) -> str | None:
+        """Why its types are unknown, one line as every view says it (``edge ls``, the panel); None when known:
+        the shared catalog it names was refused (:attr:`catalog_problem`) or has not come."""
+        if self.catalog_problem is not None:
+            return self.catalog_problem
+        return None if self.catalog_pending is None else f"shared catalog {self.catalog_pending} not received"
 
 
 @dataclass(slots=True)
@@ -184,6 +202,11 @@ class Fleet:
         #: shared catalogs verified against their hash: hash -> (valid entries as dumped, problem lines)
         self._documents: OrderedDict[str, tuple[list[dict[str, Any]], list[str]]] = OrderedDict()
         self._refused: dict[str, str] = {}  # hash -> why the document on its topic was refused (one line)
+        #: hash -> bytes of the document retained on its topic, verified or not (edge.controller.catalogs)
+        self.catalog_documents: dict[str, int] = {}
+        self._asked: dict[str, tuple[float, int]] = {}  # hash -> (loop time, count) of the requests for it
+        #: requests sent to agents for a shared catalog the fleet lacked (edge.presence.Presence.answer)
+        self.catalog_requests = 0
         self._prober = Prober(bus, self._sync_topic)
         self._wake = asyncio.Event()
         #: the last metrics each task's agent sent in a batch: (agent, ts, metrics)
@@ -266,6 +289,10 @@ class Fleet:
                     if not missing:
                         break
                     await self._probe(missing)
+                asking = self._request_documents()
+                if asking:  # asked agents for shared catalogs: they answer within a round trip
+                    with contextlib.suppress(TimeoutError):
+                        await self.wait_for(lambda f: not asking & f._wanted_documents().keys(), REQUEST_WAIT)
         except TimeoutError:
             log.warning("synced: out of time fetching %d retained topics one by one", len(self.missing()))
         self._requested = await self.request_metrics()
@@ -381,6 +408,67 @@ class Fleet:
                    if a.catalog_pending is not None and a.catalog_pending not in self._refused}
         return sorted(wanted - self._probed)[:MAX_PROBES]
 
+    def _wanted_documents(self) -> dict[str, list[str]]:
+        """Shared catalogs online agents name that the fleet lacks after fetching them alone, or refused: hash ->
+        the online agents naming it."""
+        wanted: dict[str, list[str]] = {}
+        for agent in self.agents.values():
+            digest = agent.catalog_pending
+            if digest is not None and agent.online and (
+                    digest in self._refused or self.topics.catalog_document(digest) in self._probed):
+                wanted.setdefault(digest, []).append(agent.id)
+        return wanted
+
+    def _request_documents(self) -> set[str]:
+        """Ask one online agent per wanted shared catalog to publish it again (each one every
+        :data:`REQUEST_INTERVAL`, the agents naming it in turn); the hashes still being asked for."""
+        if not self.bus.is_connected:
+            return set()
+        now = asyncio.get_running_loop().time()
+        asking: set[str] = set()
+        for digest, agents in self._wanted_documents().items():
+            last, count = self._asked.get(digest, (-REQUEST_INTERVAL, 0))
+            if count >= MAX_REQUESTS:
+                continue
+            asking.add(digest)
+            if now - last < REQUEST_INTERVAL:
+                continue
+            agent = sorted(agents)[count % len(agents)]
+            try:
+                payload = encode_value(CatalogRequest(v=PROTOCOL_REVISION, catalog=digest).dump())
+                self.bus.publish_nowait(self.topics.agent_catalog_request(agent), payload, qos=1)
+            except EdgeError as exc:
+                log.warning("could not ask agent %s for the shared catalog %s: %s", agent, digest, exc)
+                continue
+            self._asked[digest] = (now, count + 1)
+            self.catalog_requests += 1
+            if count + 1 == MAX_REQUESTS:
+                log.warning("asked %d times for the shared catalog %s that agents %s name; none sent it (an agent "
+                            "older than the request?): asking again when one of them reconnects", MAX_REQUESTS,
+                            digest, ", ".join(sorted(agents)[:3]))
+        return asking
+
+    def catalog_note(self, agent: AgentInfo) -> str | None:
+        """Why ``agent``'s types are unknown, one line (``edge ls agents``, the panel): its
+        :attr:`AgentInfo.catalog_note`, or :data:`NO_CATALOG` while its state has come and its catalog has not."""
+        note = agent.catalog_note
+        if note is None and agent.id in self._states and agent.id not in self._catalogs:
+            return NO_CATALOG
+        return note
+
+    def document_problem(self, digest: str) -> str | None:
+        """Why the shared catalog retained under ``digest`` was refused (one line), None if it was not."""
+        return self._refused.get(digest)
+
+    @property
+    def catalogs_unknown(self) -> list[str]:
+        """The agents whose state came and whose catalog has not (sorted): what shared catalog they name is unknown."""
+        return sorted(self._states - self._catalogs)
+
+    async def round_trip(self) -> None:
+        """A round trip on our sync topic: what the broker had for us when it got there has arrived on return."""
+        await self._prober.round_trip()
+
     @property
     def probes(self) -> int:
         """Retained topics fetched one by one because a wildcard subscription did not bring them."""
@@ -391,9 +479,15 @@ class Fleet:
         await self._prober.fetch(topics, qos=0)  # that of the wildcards: see Prober.fetch
 
     async def _probe_loop(self) -> None:
-        """Later on, fetch what shows up half-known (an agent the first SUBSCRIBE left out reports live)."""
+        """Later on, fetch what shows up half-known (an agent the first SUBSCRIBE left out reports live), and
+        ask for the shared catalogs still missing once fetched (every :data:`REQUEST_INTERVAL`)."""
         while True:
-            await self._wake.wait()
+            if self._request_documents():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(REQUEST_INTERVAL):
+                        await self._wake.wait()
+            else:
+                await self._wake.wait()
             await asyncio.sleep(PROBE_DELAY)  # its other half is usually on its way
             self._wake.clear()
             missing = self.missing()
@@ -470,6 +564,10 @@ class Fleet:
             kind = parsed.kind
             if kind is TopicKind.CATALOG_DOCUMENT:
                 assert parsed.catalog is not None
+                if message.payload:
+                    self.catalog_documents[parsed.catalog] = len(message.payload)
+                else:
+                    self.catalog_documents.pop(parsed.catalog, None)
                 for agent_id in self._on_document(parsed.catalog, message.payload):
                     self._notify("agent", agent_id)
             elif kind in (TopicKind.AGENT_STATE, TopicKind.AGENT_CATALOG):
@@ -547,7 +645,9 @@ class Fleet:
                 else:
                     agent.catalog_pending = agent.catalog
                     agent.catalog_problem = self._refused.get(agent.catalog)
-                    self._wake.set()  # fetched alone if it does not come by itself
+                    if agent.catalog in self._asked:  # it connected again: worth asking again
+                        self._asked[agent.catalog] = (self._asked[agent.catalog][0], 0)
+                    self._wake.set()  # fetched alone if it does not come by itself, else asked for
             for line in problems:  # one bad type does not hide the agent's others
                 self.errors += 1
                 self._bad.warning(f"{agent_id}/catalog/{line.split(':', 1)[0]}",
@@ -614,6 +714,7 @@ class Fleet:
         entries, problems = document.entries()
         made = [entry.model_dump(exclude_unset=True) for entry in entries], problems
         self._refused.pop(digest, None)
+        self._asked.pop(digest, None)
         self._documents[digest] = made
         named = {a.catalog for a in self.agents.values()}
         for old in [d for d in self._documents if d not in named][:max(0, len(self._documents) - CATALOG_CACHE)]:

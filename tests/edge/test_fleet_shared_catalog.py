@@ -191,10 +191,12 @@ async def test_a_hash_that_never_comes_leaves_the_agent_pending_and_synced_retur
 
 
 async def test_edge_ls_agents_says_which_agents_wait_for_their_catalog(mosquitto_broker, tmp_path):
-    """``?`` types in the table, and why in ``--json``: not "0 types", which would be untrue."""
+    """``?`` types in the table, and why in ``--json``: not "0 types", which would be untrue; the same for an
+    agent whose state came and whose catalog has not."""
     topics = Topics(f"sc{uuid.uuid4().hex[:8]}")
     digest = "cd" * 16
-    messages = [(topics.agent_state("a"), _state()), (topics.agent_catalog("a"), _names(digest))]
+    messages = [(topics.agent_state("a"), _state()), (topics.agent_catalog("a"), _names(digest)),
+                (topics.agent_state("b"), _state())]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     env.update(EDGE_BROKER=str(mosquitto_broker.url), EDGE_NAMESPACE=topics.namespace, EDGE_DATA_DIR=str(tmp_path))
     async with Bus(mosquitto_broker.url) as bus:
@@ -202,12 +204,42 @@ async def test_edge_ls_agents_says_which_agents_wait_for_their_catalog(mosquitto
         try:
             table = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "ls", "agents"], env=env,
                                             capture_output=True, text=True, timeout=60, check=True)
-            header, row = table.stdout.splitlines()[:2]
-            assert row.split()[header.split().index("TYPES")] == "?", table.stdout
+            header, *rows = table.stdout.splitlines()
+            assert [row.split()[header.split().index("TYPES")] for row in rows] == ["?", "?"], table.stdout
             listed = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "ls", "agents", "--json"],
                                              env=env, capture_output=True, text=True, timeout=60, check=True)
-            [agent] = json.loads(listed.stdout)["agents"]
-            assert agent["types"] == [] and agent["catalog_problem"] == f"shared catalog {digest} not received"
+            a, b = json.loads(listed.stdout)["agents"]
+            assert a["types"] == [] and a["catalog_problem"] == f"shared catalog {digest} not received"
+            assert b["types"] == [] and b["catalog_problem"] == "its catalog has not come"
+        finally:
+            for topic, _ in messages:
+                await bus.publish(topic, b"", qos=1, retain=True)
+
+
+async def test_an_unknown_type_says_which_agents_types_are_unknown(mosquitto_broker, tmp_path):
+    """A type said to be unknown may be in a catalog that has not come: validation warns so, and ``edge describe``
+    says it in its one line, instead of "no agent has published a catalog"."""
+    from edge.controller import Controller
+
+    topics = Topics(f"sc{uuid.uuid4().hex[:8]}")
+    digest = "ef" * 16
+    messages = [(topics.agent_state("a"), _state()), (topics.agent_catalog("a"), _names(digest))]
+    note = ("the task types of 1 agent (a) are unknown: the shared catalog they name has not come or was refused "
+            "(edge ls agents)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(EDGE_BROKER=str(mosquitto_broker.url), EDGE_NAMESPACE=topics.namespace, EDGE_DATA_DIR=str(tmp_path))
+    async with Bus(mosquitto_broker.url) as bus:
+        await publish_retained(bus, messages, marker=f"{topics.root}/marker", timeout=TIMEOUT)
+        try:
+            settings = load_settings(broker=str(mosquitto_broker.url), namespace=topics.namespace,
+                                     data_dir=tmp_path / "ctl")
+            async with Controller(settings) as controller:
+                report = await controller.validate({"id": "d", "tasks": [{"id": "x", "type": "gauge"}]})
+            assert "task 'x': unknown task type 'gauge'" in report.errors and note in report.warnings
+            described = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "describe", "gauge"],
+                                                env=env, capture_output=True, text=True, timeout=60, check=False)
+            assert described.returncode == 1
+            assert described.stderr.strip().splitlines() == [f"edge: unknown task type 'gauge': {note}"]
         finally:
             for topic, _ in messages:
                 await bus.publish(topic, b"", qos=1, retain=True)

@@ -71,6 +71,8 @@ def test_every_built_topic_parses_back(ns, dep, task, port, agent):
     assert t.parse(t.agent_dismiss(agent)) == ParsedTopic(TopicKind.AGENT_DISMISS, ns, agent_id=agent)
     assert t.parse(t.agent_metrics(agent)) == ParsedTopic(TopicKind.AGENT_METRICS, ns, agent_id=agent)
     assert t.parse(t.agent_metrics_request(agent)) == ParsedTopic(TopicKind.AGENT_METRICS_REQUEST, ns, agent_id=agent)
+    assert t.parse(t.agent_catalog_request(agent)) == ParsedTopic(TopicKind.AGENT_CATALOG_REQUEST, ns, agent_id=agent)
+    assert not matches(t.all_agent_catalogs, t.agent_catalog_request(agent))  # not read as a catalog
     assert not matches(t.all_agent_states, t.agent_dismiss(agent))
     assert matches(t.all_streams(dep), t.stream(dep, task, port))
     assert matches(t.all_agent_states, t.agent_state(agent))

@@ -1,9 +1,11 @@
-"""Agents: every agent of the namespace, live, with its host, version, CPU and memory sparklines
-and the task instances it runs.
+"""Agents: every agent of the namespace, live, with its host, version, task types, CPU and memory
+sparklines and the task instances it runs.
 
 Task chips take the state every view shows (:mod:`edge.controller.views`): an offline agent's
 tasks are ``agent offline``. An offline agent's CPU and memory are its last known values, said
-so with their age, never shown as current."""
+so with their age, never shown as current. An agent whose shared catalog has not come is "catalog
+pending", one whose catalog was refused "catalog refused" with the reason, never an agent with no
+types (:mod:`ui.catalog_notes`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from edge.controller import Fleet
 from edge.controller.views import format_age, replica_views
 from edge.frames import now_ms
 from ui.app import current
+from ui.catalog_notes import CatalogNotes, catalog_notes, types_badge
 from ui.frame import frame
 from ui.live_table import Column, LiveTable
 from ui.status import view_color
@@ -26,6 +29,7 @@ COLUMNS = (
     Column(name="status", label="Status", kind="badge"),
     Column(name="host", label="Host"),
     Column(name="version", label="Version"),
+    Column(name="types", label="Types", kind="badge"),
     Column(name="cpu", label="CPU", kind="spark", unit=" %"),
     Column(name="rss", label="Memory", kind="spark", unit=" MB"),
     Column(name="tasks", label="Task instances", kind="chips"),
@@ -82,6 +86,7 @@ def agent_rows(fleet: Fleet) -> list[dict[str, Any]]:
             "status": {"text": "online" if agent.online else "offline", "color": "green" if agent.online else "grey"},
             "host": _host(agent.host),
             "version": agent.version,
+            "types": types_badge(agent, fleet.catalog_note(agent)),
             "cpu": cpu,
             "rss": rss,
             "tasks": tasks.get(agent.id, []),
@@ -99,6 +104,7 @@ def create() -> None:
                 summary = ui.label().mark("summary")
                 ui.space()
                 search = ui.input(placeholder="filter").props("dense clearable").mark("filter")
+            notes = CatalogNotes()
             table = LiveTable(columns=COLUMNS, empty="no agent has announced itself in this namespace yet")
             table.mark("agents")
             search.on_value_change(lambda e: table.set_filter(e.value or ""))
@@ -114,6 +120,7 @@ def create() -> None:
                 table.set_rows(agent_rows(panel.fleet))
                 online = len(panel.fleet.online)
                 summary.text = f"{online} online, {len(panel.fleet.agents) - online} offline"
+                notes.show(catalog_notes(panel.fleet))
 
             refresh()
             ui.timer(1.0, refresh)

@@ -13,6 +13,7 @@ from edge.errors import SpecError
 from edge.ports import catalog_ports
 from edge.topics import MAX_REPLICAS
 from ui.app import Panel, current
+from ui.catalog_notes import catalog_notes
 from ui.config_form import ConfigForm
 from ui.conflict import ConflictBanner, confirm_overwrite
 from ui.deploy_summary import DeploySummary, mark_modified
@@ -109,6 +110,7 @@ class Editor:
     def refresh_types(self) -> None:
         self.types = self.panel.fleet.types(online_only=False)
         self.picker.set_types(self.types)
+        self.picker.set_notes(catalog_notes(self.panel.fleet))
 
     def poll(self) -> None:
         if self.panel.changes.since(self._seen, "agent", "deployment"):
@@ -187,8 +189,10 @@ class Editor:
                 return
             entry = self.types.get(task.type)
             ui.label(f"task {task.id}").classes("text-subtitle2")
-            ui.label(f"type {task.type}" + ("" if entry else " (not in any agent's catalog)")).classes(
-                "text-caption")
+            unknown = " (not in any agent's catalog)"
+            if not entry and any(a.catalog_note is not None for a in self.panel.fleet.agents.values()):
+                unknown = " (not in any agent's catalog received: some are pending or refused)"
+            ui.label(f"type {task.type}" + ("" if entry else unknown)).classes("text-caption")
             ui.input("task label", value=task.label or "",
                      on_change=lambda e: self.set_label(task.id, e.value)).props("dense").classes("w-full").mark(
                 "task-label")

@@ -1,6 +1,7 @@
 """Task types: the catalog across agents as a compact list grouped by category, searchable; a
 type's ports (IO metadata as text), config fields, which agents offer it and where it is
-unavailable and why show when its line is opened."""
+unavailable and why show when its line is opened. Agents whose shared catalog has not come (or was
+refused) are said above the list (:mod:`ui.catalog_notes`): their types are not in it yet."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from nicegui import ui
 from edge.controller import Fleet
 from edge.ports import rules_of
 from ui.app import current
+from ui.catalog_notes import CatalogNotes, catalog_notes
 from ui.config_form import schema_fields
 from ui.frame import frame
 from ui.io_text import io_text
@@ -127,6 +129,7 @@ def create() -> None:
                     "dense clearable").classes("w-80").mark("search")
             ui.label("Click a type for its ports, config fields and the agents that run it.").classes(
                 "text-caption text-grey-7")
+            notes = CatalogNotes()
             listing_box = ui.column().classes("w-full gap-0 max-w-5xl")
             rows: dict[str, tuple[ui.expansion, str]] = {}
             headers: list[tuple[ui.label, list[str]]] = []
@@ -144,11 +147,12 @@ def create() -> None:
                 count.text = f"{visible} of {len(rows)} types"
 
             @ui.refreshable
-            def listing(views: list[TypeView]) -> None:
+            def listing(views: list[TypeView], pending: bool) -> None:
                 rows.clear()
                 headers.clear()
-                if not views:
-                    ui.label("no agent has published a catalog yet").classes("text-grey-7")
+                if not views:  # agents whose shared catalog has not come did publish a catalog: said above
+                    ui.label("no task type has come from any agent yet" if pending
+                             else "no agent has published a catalog yet").classes("text-grey-7")
                 by_name = {v.name: v for v in views}
                 for category, names in grouped({v.name: {**v.entry, "available": True} for v in views}):
                     header = ui.label(category).classes("text-overline text-grey-8 pt-2").mark(
@@ -163,14 +167,16 @@ def create() -> None:
                 if seen >= 0 and not panel.changes.since(seen, "agent"):
                     return
                 seen = panel.changes.revision
+                lines = catalog_notes(panel.fleet)
+                notes.show(lines)
                 views = catalog(panel.fleet)
-                digest = [(v.name, v.entry, v.offered_by, v.unavailable) for v in views]
+                digest = [bool(lines), *((v.name, v.entry, v.offered_by, v.unavailable) for v in views)]
                 if digest != shown:  # agents report metrics every few seconds; redraw only when the catalog changed
                     shown = digest
-                    listing.refresh(views)
+                    listing.refresh(views, bool(lines))
 
             with listing_box:
-                listing([])
+                listing([], False)
             search.on_value_change(apply_filter)
             refresh()
             ui.timer(2.0, refresh)

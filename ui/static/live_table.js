@@ -14,7 +14,7 @@ export default {
           <tr v-for="key in order" :key="key" :data-key="key">
             <td v-for="c in columns" :key="c.name" :class="'col-' + c.name">
               <template v-if="c.kind === 'badge'">
-                <span class="edge-badge" :class="'edge-' + cell(key, c, 'grey').color">{{ cell(key, c, '').text }}</span>
+                <span class="edge-badge" :class="'edge-' + cell(key, c, 'grey').color" :title="cell(key, c, '').title || ''">{{ cell(key, c, '').text }}</span>
               </template>
               <template v-else-if="c.kind === 'spark'">
                 <span class="edge-spark">
