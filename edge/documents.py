@@ -17,7 +17,7 @@ error type (pydantic's ``ValidationError``), as a control message is.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import Field
 
@@ -34,17 +34,22 @@ from edge.protocol import (
     Text,
     _Message,
 )
+from edge.topics import CATALOG_HASH_PATTERN
 
 __all__ = [
     "MAX_HEALTH_TASKS",
     "MAX_ROWS",
     "AgentList",
     "AgentRow",
+    "CatalogList",
+    "CatalogRow",
     "ConfigField",
     "DeploymentList",
     "DeploymentRow",
     "HealthFile",
     "Offer",
+    "PruneLine",
+    "PruneList",
     "TailLine",
     "TaskList",
     "TaskRow",
@@ -233,3 +238,42 @@ class TailLine(_Message):
         """The fields in order, as they are: ``value`` may hold arrays, bytes, a CBOR tag, which the
         writer describes in words (pydantic's serializer is not run on what a device published)."""
         return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+# -- edge catalogs [prune] --json ----------------------------------------------------------------
+
+CatalogHash = Annotated[str, Field(pattern=rf"^{CATALOG_HASH_PATTERN}$")]
+
+
+class CatalogRow(_Message):
+    """A shared catalog document the broker holds, or that an agent's catalog names."""
+
+    hash: CatalogHash
+    bytes: Int | None = Field(description="size of the retained document; null when the broker holds none")
+    agents: Int = Field(description="agent catalogs (retained or live) naming it")
+    online: Int = Field(description="of those, agents online")
+    state: Literal["ok", "refused", "not retained"]
+    problem: str | None = Field(default=None, max_length=4096, description="why it was refused, else null")
+
+
+class CatalogList(_Listing):
+    """``edge catalogs --json``."""
+
+    catalogs: Rows[CatalogRow]
+
+
+class PruneLine(_Message):
+    """What ``edge catalogs prune`` did with one document."""
+
+    hash: CatalogHash
+    bytes: Int
+    outcome: Literal["cleared", "would clear", "kept", "published again"]
+    why: Text
+
+
+class PruneList(_Listing):
+    """``edge catalogs prune --json``: ``blocked`` says why nothing was cleared, else null."""
+
+    dry_run: bool
+    blocked: Text | None = None
+    catalogs: Rows[PruneLine]

@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "prune: clear those no agent names")
     p.add_argument("action", choices=["list", "prune"], nargs="?", default="list")
     p.add_argument("--dry-run", action="store_true", help="prune: say what would be cleared, clear nothing")
+    p.add_argument("--json", action="store_true", help="one JSON document instead of a table or lines (docs/cli.md)")
     p.add_argument("--timeout", default=5.0, type=_seconds, help="seconds to wait for the broker (and for the "
                                                                   "catalog of an agent that is announcing itself)")
     p = add("tail", cmd_tail, "print the messages published on a topic pattern, live")

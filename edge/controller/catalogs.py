@@ -36,6 +36,7 @@ __all__ = ["CatalogDocumentInfo", "PruneReport", "Pruned", "documents", "prune",
 log = logging.getLogger("edge.controller")
 
 Outcome = Literal["cleared", "would clear", "kept", "published again"]
+DocumentState = Literal["ok", "refused", "not retained"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +53,7 @@ class CatalogDocumentInfo:
     problem: str | None
 
     @property
-    def state(self) -> str:
+    def state(self) -> DocumentState:
         if self.size is None:
             return "not retained"
         return "refused" if self.problem is not None else "ok"

@@ -6,6 +6,7 @@ catalog names, only on a complete view, and publishes again one an agent names a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -172,6 +173,20 @@ async def test_edge_catalogs_lists_and_prunes(mosquitto_broker, tmp_path):
             assert header.split() == ["CATALOG", "BYTES", "AGENTS", "ONLINE", "STATE"]
             assert sorted(r.split() for r in rows) == sorted([[live, f"{len(live_doc):,}", "1", "1", "ok"],
                                                               [stale, f"{len(stale_doc):,}", "0", "0", "ok"]])
+            as_json = await asyncio.to_thread(edge, "catalogs", "--json")
+            assert as_json.returncode == 0, as_json.stderr
+            assert json.loads(as_json.stdout) == {"namespace": topics.namespace, "catalogs": sorted([
+                {"hash": live, "bytes": len(live_doc), "agents": 1, "online": 1, "state": "ok", "problem": None},
+                {"hash": stale, "bytes": len(stale_doc), "agents": 0, "online": 0, "state": "ok", "problem": None},
+            ], key=lambda row: str(row["hash"]))}
+            dry = await asyncio.to_thread(edge, "catalogs", "prune", "--dry-run", "--json")
+            assert dry.returncode == 0, dry.stderr
+            assert json.loads(dry.stdout) == {"namespace": topics.namespace, "dry_run": True, "blocked": None,
+                                              "catalogs": sorted([
+                {"hash": stale, "bytes": len(stale_doc), "outcome": "would clear",
+                 "why": "no retained agent catalog names it"},
+                {"hash": live, "bytes": len(live_doc), "outcome": "kept", "why": "named by 1 agent (1 online)"},
+            ], key=lambda row: str(row["hash"]))}
             wrong = await asyncio.to_thread(edge, "catalogs", "--dry-run")
             assert wrong.returncode == 1 and wrong.stderr.strip().splitlines() == [
                 "edge: --dry-run goes with prune: edge catalogs prune --dry-run"]
