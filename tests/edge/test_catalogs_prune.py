@@ -6,6 +6,7 @@ catalog names, only on a complete view, and publishes again one an agent names a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from _retained import publish_retained
 from edge.bus import Bus, Message
 from edge.controller import Fleet
 from edge.controller.catalogs import documents, prune
-from edge.frames import encode_value
+from edge.frames import decode_value, encode_value
 from edge.presence import catalog_hash
 from edge.topics import Topics
 
@@ -212,3 +213,50 @@ def test_documents_lists_a_named_document_the_broker_lacks():
     fleet._on_message(Message(topics.agent_catalog("a"), _names("a", digest)))
     [info] = documents(fleet)
     assert (info.hash, info.size, info.agents, info.online, info.state) == (digest, None, 1, 1, "not retained")
+
+
+async def test_a_missing_document_is_asked_of_its_agents_in_turn_a_bounded_number_of_times(mosquitto_broker,
+                                                                                             monkeypatch):
+    """Agents that never answer (older ones, say) are asked in turn, MAX_REQUESTS times in all, then no more
+    until one of them publishes its catalog again (a reconnect)."""
+    from edge.controller import fleet as fleet_module
+
+    monkeypatch.setattr(fleet_module, "REQUEST_INTERVAL", 0.05)
+    monkeypatch.setattr(fleet_module, "MAX_REQUESTS", 4)
+    monkeypatch.setattr(fleet_module, "REQUEST_WAIT", 0.1)
+    topics = Topics(f"cq{uuid.uuid4().hex[:8]}")
+    digest, _ = _document("never_sent")
+    messages = [(topics.agent_state(agent), _state(True)) for agent in ("a", "b")]
+    messages += [(topics.agent_catalog(agent), _names(agent, digest)) for agent in ("a", "b")]
+    asked: list[str] = []
+    async with Bus(mosquitto_broker.url) as bus, \
+            bus.subscribe(f"{topics.root}/agents/+/catalog/request", qos=1) as requests:
+        await publish_retained(bus, messages, marker=f"{topics.root}/marker", timeout=TIMEOUT)
+
+        async def take(count: int) -> None:
+            async with asyncio.timeout(TIMEOUT):
+                while len(asked) < count:
+                    message = await requests.get()
+                    assert decode_value(message.payload)["catalog"] == digest
+                    asked.append(message.topic.split("/")[-3])
+
+        async def none_for(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    message = await requests.get()
+                    raise AssertionError(f"asked again: {message.topic}")
+
+        try:
+            async with Bus(mosquitto_broker.url) as controller_bus, Fleet(controller_bus, topics) as fleet:
+                await fleet.synced(TIMEOUT)
+                await take(4)
+                assert asked == ["a", "b", "a", "b"] and fleet.catalog_requests == 4
+                await none_for(0.5)  # 10 intervals: the cap holds
+                assert fleet.agents["a"].catalog_pending == digest  # still listed as such, not forgotten
+                # agent b publishes its catalog again (it reconnected): the asking starts over
+                await bus.publish(topics.agent_catalog("b"), _names("b", digest), qos=1, retain=True)
+                await take(5)
+                assert fleet.catalog_requests == 5
+        finally:
+            for topic, _ in messages:
+                await bus.publish(topic, b"", qos=1, retain=True)
