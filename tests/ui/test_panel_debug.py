@@ -214,8 +214,9 @@ async def test_status_lines_under_the_running_nodes(user, panel_settings, tmp_pa
         {"id": "b", "type": "broken", "agent": "a1"}],
         "edges": [{"from": "n.out", "to": "d.in"}]}
     async with agents(panel_settings, tmp_path, "a1"):
-        async with agents(panel_settings, tmp_path, "a2"):
-            await until(lambda: "numbers" in panel().fleet.types(), "types")
+        async with agents(panel_settings, tmp_path, "a2"):  # the spec pins n to a2: its catalog, not a1's
+            await until(lambda: {"a1", "a2"} <= set(panel().fleet.types().get("numbers", {}).get("agents", [])),
+                        "both agents' types")
             await panel().controller.deploy(parse_spec(spec))
             await user.open("/deployments/st")
             await user.should_see("version 1", retries=50)

@@ -70,8 +70,9 @@ def texts(user, marker):
 
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 async def test_markers_and_the_deploy_summary_in_the_editor(user, panel_settings, tmp_path):
-    async with agents(panel_settings, tmp_path, "a1", "a2"):
-        await until(lambda: "numbers" in panel().fleet.types(), "types")
+    async with agents(panel_settings, tmp_path, "a1", "a2"):  # tasks pinned to each: both catalogs
+        await until(lambda: {"a1", "a2"} <= set(panel().fleet.types().get("double", {}).get("agents", [])),
+                    "both agents' types")
         await panel().controller.deploy(parse_spec(DEPLOYED))
         await user.open("/deployments/m/edit")
         await user.should_see("deployed: version 1", retries=50)
