@@ -66,7 +66,7 @@ def test_a_fleet_of_light_agents_and_real_ones_is_measured(tmp_path):
     summary, targets, first = data["summary"], data["targets"], data["rounds"][0]
     assert "listed_s" not in targets and "birth_lag_max_s" in targets
     assert first["listed_at_synced"] == 22 and first["cold_listed"] == 22
-    assert summary["listed_s"] >= 19 / 100  # the last light birth is 19 / 100 s after go
+    assert summary["listed_s"] >= 9 / 50  # 10 agents a process at 50/s each: the last born 0.18 s after go
     assert first["light_agents"] == first["light_started"] == first["light_connects"] == 20
     assert first["light_losses"] == 0 and first["light_connect_failures"] == 0
     assert first["light_states"] >= 20  # 6.5 s idle: every light agent's 6 s heartbeat at least once
