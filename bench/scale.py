@@ -72,6 +72,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import math
 import operator
@@ -177,9 +178,11 @@ class Agents:
             assert proc.stdin is not None
             proc.stdin.write(b"go\n")
 
-    def cpu_s(self) -> float:
-        """The CPU the children have spent so far, s."""
-        return sum(proc_cpu_s(proc.pid) for proc in self.procs if proc.returncode is None)
+    def cpu_s(self, *, light: bool | None = None) -> float:
+        """The CPU the children (only those of light agents, or of real ones) have spent so far, s."""
+        first_light = len(self.procs) - self.light
+        return sum(proc_cpu_s(proc.pid) for i, proc in enumerate(self.procs)
+                   if proc.returncode is None and light in (None, i >= first_light))
 
     async def stop(self) -> None:
         for proc in self.procs:
@@ -314,8 +317,12 @@ async def one_round(url: str, args: argparse.Namespace, tmp: Path, *, browser: b
             spec = parse_spec({"id": "scale", "tasks": [
                 {"id": f"t{i:03d}", "type": "counter", "agent": agent_id(i % n_agents), "config": {"interval_ms": 1000}}
                 for i in range(args.tasks)]})
-            started = time.perf_counter()
             print(f"  listed: {result}", file=sys.stderr, flush=True)  # what a later step cut short leaves
+            started, cpu, broker = time.perf_counter(), time.process_time(), proc_cpu_s(broker_pid)
+            real, light = fleet.cpu_s(light=False), fleet.cpu_s(light=True)
+            profile = cProfile.Profile() if args.profile_deploy else None
+            if profile is not None:
+                profile.enable()
             await controller.deploy(spec)
             try:
                 await controller.fleet.wait_for(
@@ -323,6 +330,17 @@ async def one_round(url: str, args: argparse.Namespace, tmp: Path, *, browser: b
                 result["deploy_running_s"] = time.perf_counter() - started
             except TimeoutError:
                 result["deploy_running_s"] = float("inf")
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(args.profile_deploy)
+            # who was busy meanwhile: the controller, the real agents (they start the tasks), the light ones
+            # (every agent receives the spec) and Mosquitto
+            result["deploy_cpu_s"] = time.process_time() - cpu
+            result["deploy_real_cpu_s"] = fleet.cpu_s(light=False) - real
+            if args.light:
+                result["deploy_light_cpu_s"] = fleet.cpu_s(light=True) - light
+            if broker_pid is not None:
+                result["deploy_broker_cpu_s"] = proc_cpu_s(broker_pid) - broker
             result["idle_msgs_per_agent_5s"] = await idle_traffic(url, controller.topics.root, args)
 
             if browser:
@@ -497,6 +515,8 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=WAIT, help="s the fleet may take to be listed after go")
     parser.add_argument("--idle", type=float, default=10.0, help="s of control traffic counted with the fleet idle")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--profile-deploy", type=Path, metavar="OUT.prof",
+                        help="cProfile the controller's process from deploy until all tasks run (pstats file)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--ns", help=argparse.SUPPRESS)
@@ -567,6 +587,12 @@ def main() -> None:
     print(f"{'':<44} {cold_detail(rounds, args)}")
     line("controller RSS with the fleet listed", "rss_mb")
     line(f"{args.tasks} tasks on {n_agents} agents running after", "deploy_running_s")
+    for label, key in (("... CPU the controller spent meanwhile", "deploy_cpu_s"),
+                       ("... the real agents' CPU meanwhile", "deploy_real_cpu_s"),
+                       ("... the light agents' CPU meanwhile", "deploy_light_cpu_s"),
+                       ("... Mosquitto's CPU meanwhile", "deploy_broker_cpu_s")):
+        if key in summary:
+            line(label, key)
     line("idle control traffic per agent per 5 s", "idle_msgs_per_agent_5s")
     line(f"{args.tasks} statuses cleared after removal", "remove_cleared_s")
     if pages:
