@@ -231,6 +231,8 @@ class Listing:
         self.listed: set[str] = set()
         self.births: dict[str, int] = {}
         self.lags: list[float] = []  # s from an agent's birth until the controller first listed it
+        self.light_lags: list[float] = []  # the same, of the light agents alone
+        self.real_lags: list[float] = []  # and of the real ones
         self.done = asyncio.Event()
         for key in list(fleet.agents):  # what it lists already (a cold controller, once synced)
             self.note("agent", key, lag=False)
@@ -252,6 +254,7 @@ class Listing:
                 self.listed.add(key)
                 if lag and birth != -1:
                     self.lags.append((now_ms() - birth) / 1000)
+                    (self.light_lags if key.startswith("light-") else self.real_lags).append(self.lags[-1])
                 self.births[key] = -1  # listed: its lag counted once
         if len(self.listed) == len(self.ids):
             self.done.set()
@@ -293,6 +296,12 @@ async def one_round(url: str, args: argparse.Namespace, tmp: Path, *, browser: b
                 return result
             lags = listing.lags
             result.update(birth_lag_max_s=max(lags), birth_lag_median_s=statistics.median(lags))
+            real = listing.real_lags
+            if listing.light_lags:  # the light agents' lag is the controller's; a real one's includes its own start
+                result.update(birth_lag_light_max_s=max(listing.light_lags),
+                              birth_lag_light_median_s=statistics.median(listing.light_lags))
+            if real and listing.light_lags:
+                result.update(birth_lag_real_max_s=max(real), birth_lag_real_median_s=statistics.median(real))
             result["listed_s"] = time.perf_counter() - started
             result["listed_cpu_s"] = time.process_time() - cpu  # the controller's own share of that time
             # the simulated agents' and the broker's, on the same cores meanwhile
@@ -572,6 +581,10 @@ def main() -> None:
     line(f"{total} agents listed after go", "listed_s")
     line("... each within, of its birth (the largest)", "birth_lag_max_s")
     for label, key in (("... (the median)", "birth_lag_median_s"),
+                       ("... light agents alone: the largest", "birth_lag_light_max_s"),
+                       ("... light agents alone: the median", "birth_lag_light_median_s"),
+                       ("... real agents alone: the largest", "birth_lag_real_max_s"),
+                       ("... real agents alone: the median", "birth_lag_real_median_s"),
                        ("... CPU the controller spent meanwhile", "listed_cpu_s"),
                        ("... the simulated agents' CPU meanwhile", "listed_sims_cpu_s"),
                        ("... Mosquitto's CPU meanwhile", "listed_broker_cpu_s")):

@@ -71,6 +71,10 @@ def test_a_fleet_of_light_agents_and_real_ones_is_measured(tmp_path):
     assert first["light_losses"] == 0 and first["light_connect_failures"] == 0
     assert first["light_states"] >= 20  # 6.5 s idle: every light agent's 6 s heartbeat at least once
     assert summary["listed_sims_cpu_s"] > 0 and summary["listed_broker_cpu_s"] >= 0
+    for kind in ("light", "real"):  # the lag of each kind of agent apart: a real one's includes its own start
+        assert 0 <= summary[f"birth_lag_{kind}_median_s"] <= summary[f"birth_lag_{kind}_max_s"] \
+            <= summary["birth_lag_max_s"]
+    assert {"deploy_cpu_s", "deploy_real_cpu_s", "deploy_light_cpu_s", "deploy_broker_cpu_s"} <= set(summary)
     assert summary["idle_msgs_per_agent_5s"] > 0 and "deploy_running_s" in summary
     printed = run.stdout
     assert "22 agents (2 real, 20 light born at 100/s, document once)" in printed
