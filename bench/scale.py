@@ -401,9 +401,11 @@ async def idle_traffic(url: str, root: str, args: argparse.Namespace) -> float:
     return sum(kinds.values()) / per
 
 
-def start_panel(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_panel(env: dict[str, str], log_path: Path, profile: Path | None = None) -> subprocess.Popen[bytes]:
+    """``edge ui`` (under cProfile, written when it stops, with ``profile``)."""
+    python = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile is not None else [])]
     with open(log_path, "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "edge", "ui"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen([*python, "-m", "edge", "ui"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 async def page_loads(settings: Any, args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
@@ -417,7 +419,7 @@ async def page_loads(settings: Any, args: argparse.Namespace, tmp: Path) -> dict
     env.update({"EDGE_BROKER": settings.broker, "EDGE_NAMESPACE": settings.namespace, "EDGE_DATA_DIR": str(tmp / "ui"),
                 "EDGE_AGENT_ID": "panel", "EDGE_CONTROLLER_PORT": str(port), "EDGE_LOG_LEVEL": "WARNING"})
     log_path = tmp / "ui.log"
-    proc = start_panel(env, log_path)
+    proc = start_panel(env, log_path, args.profile_panel)
     pages: dict[str, list[float]] = {"agents_s": [], "running_s": []}
     try:
         try:
@@ -526,6 +528,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--profile-deploy", type=Path, metavar="OUT.prof",
                         help="cProfile the controller's process from deploy until all tasks run (pstats file)")
+    parser.add_argument("--profile-panel", type=Path, metavar="OUT.prof",
+                        help="run `edge ui` under cProfile for the page loads (pstats file, written when it stops)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--ns", help=argparse.SUPPRESS)
