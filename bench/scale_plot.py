@@ -51,11 +51,11 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=100)
     curves: list[tuple[list[Path], str, str | None, str, dict[str, Any]]] = [
-        (args.runs, "listed_s", None, "running controller lists all", {"marker": "o"}),
-        (args.runs, "cold_listed_s", None, "cold controller lists all", {"marker": "s"}),
-        (args.runs, "listed_cpu_s", None, "CPU the running controller spent meanwhile",
+        (args.runs, "listed_s", None, "real agents: running controller lists all", {"marker": "o"}),
+        (args.runs, "cold_listed_s", None, "real agents: cold controller lists all", {"marker": "s"}),
+        (args.runs, "listed_cpu_s", None, "real agents: the running controller's CPU meanwhile",
          {"marker": "^", "linestyle": "--"}),
         (args.before, "listed_s", None, "running controller, before", {"marker": "x", "linestyle": ":"}),
         (args.cold, "cold_listed_s", "inline", "cold controller, retained fleet only (scale_cold.py)",
@@ -81,7 +81,7 @@ def main() -> None:
     ax.set_yscale("log")
     ax.set_title("bench/scale.py: time to list the fleet (2 shared cores)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     args.png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.png)
