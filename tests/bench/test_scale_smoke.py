@@ -23,8 +23,9 @@ def test_a_tiny_fleet_is_measured_against_every_target(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     data = json.loads(out.read_text())
     summary, targets = data["summary"], data["targets"]
-    assert set(targets) == {"listed_s", "birth_lag_max_s", "cold_listed_s", "rss_mb", "deploy_running_s",
-                            "remove_cleared_s", "idle_msgs_per_agent_5s"}
+    assert set(targets) == {"listed_s", "birth_lag_max_s", "cold_listed_s", "ls_agents_s", "rss_mb",
+                            "deploy_running_s", "remove_cleared_s", "idle_msgs_per_agent_5s"}
+    assert data["rounds"][0]["ls_listed"] == 6
     assert 0 <= summary["birth_lag_median_s"] <= summary["birth_lag_max_s"] < 120
     assert all(key in summary for key in targets)
     assert data["rounds"][0]["listed_at_synced"] == 6 and data["rounds"][0]["cold_listed"] == 6
@@ -32,7 +33,7 @@ def test_a_tiny_fleet_is_measured_against_every_target(tmp_path):
     assert data["args"]["catalog"] == "full"
     printed = run.stdout
     for label in ("agents listed after go", "within, of its birth", "cold controller lists them all after",
-                  "controller RSS",
+                  "`edge ls agents` lists them all after", "controller RSS",
                   "tasks on 2 agents running after", "idle control traffic", "statuses cleared after removal"):
         line = next(line for line in printed.splitlines() if label in line)
         assert "(target " in line, line
@@ -65,7 +66,7 @@ def test_a_fleet_of_light_agents_and_real_ones_is_measured(tmp_path):
     data = json.loads(out.read_text())
     summary, targets, first = data["summary"], data["targets"], data["rounds"][0]
     assert "listed_s" not in targets and "birth_lag_max_s" in targets
-    assert first["listed_at_synced"] == 22 and first["cold_listed"] == 22
+    assert first["listed_at_synced"] == 22 and first["cold_listed"] == 22 and first["ls_listed"] == 22
     assert summary["listed_s"] >= 9 / 50  # 10 agents a process at 50/s each: the last born 0.18 s after go
     assert first["light_agents"] == first["light_started"] == first["light_connects"] == 20
     assert first["light_losses"] == 0 and first["light_connect_failures"] == 0
