@@ -45,7 +45,10 @@ __all__ = ["Bus"]
 log = logging.getLogger("edge.bus")
 
 ConnectHook = Callable[["Bus"], Awaitable[None]]
-_ROUTE_CACHE_SIZE = 4096
+# topics whose matching subscriptions are kept: a controller of 10,000 agents reads 20,000-30,000 topics
+# (their states, catalogs, metrics); at 4,096 the cache was cleared every few hundred messages and each
+# message matched every subscription again (6.7 us -> 0.7 us a message); ~150 B an entry
+_ROUTE_CACHE_SIZE = 65_536
 _TOPIC_CACHE_SIZE = 4096
 _SUBSCRIBE_BATCH = 64
 # A packet carries its topic (up to 64 KiB) and properties besides the payload.

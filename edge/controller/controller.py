@@ -24,7 +24,7 @@ from typing import Any
 
 from edge.bus import Bus
 from edge.controller.catalogs import unknown_types_note
-from edge.controller.fleet import Fleet
+from edge.controller.fleet import AgentInfo, Fleet
 from edge.controller.history import SpecHistory
 from edge.controller.placement import place
 from edge.desired import encode_record, removal
@@ -151,15 +151,21 @@ class Controller:
         The instance ports the agents answered go into ``ports``."""
         by_agent: dict[str, list[TaskSpec]] = {}
         not_run: list[str] = []
+        online: list[AgentInfo] | None = None  # sorted by id, made once, and only if a task is not pinned
+        first: dict[str, str | None] = {}  # type -> the first online agent offering it
         for task in spec.tasks:
             if types.get(task.type, {}).get("available", True) is False or task.type not in types:
                 continue  # already an error of the catalog check
             pinned = self.fleet.agents.get(task.agent or "")
-            offering = [a.id for a in sorted(self.fleet.online, key=lambda a: a.id) if a.offers(task.type)]
-            if pinned is not None and pinned.id in offering:
+            if pinned is not None and pinned.online and pinned.offers(task.type):
                 by_agent.setdefault(pinned.id, []).append(task)
-            elif offering:
-                by_agent.setdefault(offering[0], []).append(task)
+                continue
+            if task.type not in first:  # per type, not per task: 1,000 tasks x 5,000 agents took 47 s
+                if online is None:
+                    online = sorted(self.fleet.online, key=lambda a: a.id)
+                first[task.type] = next((a.id for a in online if a.offers(task.type)), None)
+            if (offering := first[task.type]) is not None:
+                by_agent.setdefault(offering, []).append(task)
             else:
                 not_run.append(f"task {task.id!r}: the checks of type {task.type!r} that need its code: "
                                f"no online agent offers the type")
