@@ -12,16 +12,19 @@ nothing more, on the cheapest client we have:
   same client id, keep-alive, persistent session and session expiry, receive maximum, packet limit);
 * **the same bytes**: the will is :meth:`Presence.will` (the offline state of a new epoch), then
   the subscriptions a ``Host`` makes (specs, its sync, validate, dismiss, inject and metrics-request
-  topics, watch; one SUBACK, as the bus resubscribes), the retained birth state
+  topics, watch, and with shared catalogs its catalog-request topic; one SUBACK, as the bus
+  resubscribes), the retained birth state
   (:meth:`Presence.state`, with ``edge agent``'s process metrics), the catalog (inline, or naming
   the shared catalog: :class:`~edge.protocol.Catalog`) and the round trip on its sync topic;
   the state again on the ``Host``'s report schedule (every :data:`~edge.host.STATE_INTERVAL` s,
   on its :data:`~edge.host.STATUS_INTERVAL` s ticks: every 6 s); on leaving, the offline state
   then DISCONNECT. Messages it receives (the deployment specs every agent reads, its sync echo)
-  are counted and acknowledged, not acted on: it runs no task.
+  are counted and acknowledged, not acted on: it runs no task; a request for its shared catalog
+  is answered as :meth:`Presence.answer` does (the document again, at most every
+  :data:`~edge.presence.REQUEST_INTERVAL` s).
 * **one difference, by default**: with shared catalogs a real agent publishes the ~80 KB
-  catalog document at every connect, the same bytes each time; here the first agent of each
-  process does (``--document once``), unless ``--document each``.
+  catalog document at its first connect, the same bytes as every other agent of its version; here
+  the first agent of each process does (``--document once``), unless ``--document each``.
 
 The task types are ``bench/scale.py``'s (``edge agent``'s, plus the sample counter the real agents
 of the run need), their catalog worked out once per process, so a light agent's shared catalog
@@ -107,11 +110,11 @@ class SharedDocument:
 
         self.payload = encode_value(CatalogDocument(v=PROTOCOL_REVISION, types=entries).dump())
         self.digest = catalog_hash(self.payload)
-        self.each = each  # every agent publishes it at every connect (a real agent does), or the first one once
+        self.each = each  # every agent publishes it at its first connect (a real agent does), or the first one once
         self.published = False
 
-    def due(self) -> bool:
-        if self.each or not self.published:
+    def due(self, first_connect: bool) -> bool:
+        if (self.each and first_connect) or not self.published:
             self.published = True
             return True
         return False
@@ -144,7 +147,11 @@ class LightAgent:
         self._filters = sorted([(topics.all_deployments, 0), (topics.agent_sync(agent_id), 1),
                                 (topics.agent_validate(agent_id), 1), (topics.agent_dismiss(agent_id), 1),
                                 (topics.agent_injects(agent_id), 1), (topics.agent_metrics_request(agent_id), 0),
-                                (topics.watch, 0)])
+                                (topics.watch, 0)]
+                               + ([(topics.agent_catalog_request(agent_id), 1)] if document is not None else []))
+        self._request_topic = topics.agent_catalog_request(agent_id)
+        self._connected_before = False
+        self._answered_at = -float("inf")
         self._state_topic = topics.agent_state(agent_id)
         self.conn: Any = None
         self._leaving = False
@@ -193,6 +200,28 @@ class LightAgent:
         counts = self._counts
         counts.received += 1
         counts.received_mb += len(payload) / 2**20
+        if topic == self._request_topic:
+            self._answer(payload)
+
+    def _answer(self, payload: bytes) -> None:
+        """A controller lacks a shared catalog: publish the document again if it is this agent's (Presence.answer)."""
+        from pydantic import ValidationError
+
+        from edge.errors import FrameError
+        from edge.frames import decode_value
+        from edge.presence import REQUEST_INTERVAL
+        from edge.protocol import CatalogRequest
+
+        document, conn = self._document, self.conn
+        try:
+            digest = CatalogRequest.model_validate(decode_value(payload)).catalog
+        except (FrameError, ValidationError):
+            return
+        now = asyncio.get_running_loop().time()
+        if document is None or conn is None or digest != document.digest or now - self._answered_at < REQUEST_INTERVAL:
+            return
+        self._answered_at = now
+        conn.publish(self.topics.catalog_document(digest), document.payload, 1, True)
 
     def _announce(self, conn: Any) -> None:
         """What ``Host._on_connect`` publishes: ``Presence.announce`` (state, [document,] catalog), then the sync."""
@@ -203,7 +232,7 @@ class LightAgent:
         conn.publish(self._state_topic, encode_value(presence.state(online=True)), 1, True)
         document = self._document
         if document is not None:
-            if document.due():
+            if document.due(first_connect=not self._connected_before):
                 conn.publish(self.topics.catalog_document(document.digest), document.payload, 1, True)
             catalog = Catalog(v=PROTOCOL_REVISION, agent=self.agent_id, epoch=presence.epoch, boot=presence.boot,
                               catalog=document.digest).dump()  # Presence.shared()'s, without re-encoding the document
@@ -211,6 +240,7 @@ class LightAgent:
             catalog = presence.catalog()
         conn.publish(self.topics.agent_catalog(self.agent_id), encode_value(catalog), 1, True)
         conn.publish(self.topics.agent_sync(self.agent_id), uuid.uuid4().hex.encode(), 1, False)
+        self._connected_before = True
 
     # -- the heartbeat ------------------------------------------------------------------------------
     def _schedule(self, after: float) -> None:

@@ -119,8 +119,10 @@ async def test_a_document_named_as_it_is_cleared_is_published_again(mosquitto_br
                 async def publish_then_announce(topic: str, payload: bytes, **kwargs: Any) -> None:
                     await publish(topic, payload, **kwargs)
                     if topic == topics.catalog_document(digest) and not payload:  # the agent's catalog, just after
-                        await bus.publish(topics.agent_state("late"), _state(True), qos=1, retain=True)
-                        await bus.publish(topics.agent_catalog("late"), _names("late", digest), qos=1, retain=True)
+                        # at the broker before prune's round trip (a QoS 1 publish returns before its PUBACK)
+                        await publish_retained(bus, [(topics.agent_state("late"), _state(True)),
+                                                     (topics.agent_catalog("late"), _names("late", digest))],
+                                               marker=f"{topics.root}/marker-late", timeout=TIMEOUT)
 
                 other.publish = publish_then_announce  # type: ignore[method-assign]
                 report = await prune(fleet)
