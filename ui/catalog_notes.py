@@ -21,13 +21,19 @@ __all__ = ["MAX_NOTES", "CatalogNotes", "catalog_notes", "types_badge"]
 MAX_NOTES: Final = 5  # distinct reasons listed; the rest are counted
 
 
-def types_badge(agent: AgentInfo, note: str | None) -> dict[str, Any]:
+def types_badge(agent: AgentInfo, note: str | None, counted: dict[int, int] | None = None) -> dict[str, Any]:
     """A Types badge: how many types the agent can run, or why they are unknown (``note``,
-    :meth:`~edge.controller.fleet.Fleet.catalog_note`: the whole line in its title)."""
+    :meth:`~edge.controller.fleet.Fleet.catalog_note`: the whole line in its title). ``counted``: the
+    counts of type lists already counted in this pass, by list (agents naming one shared catalog share
+    its list: 10,000 agents' badges count it once)."""
     if note is not None and agent.catalog_note is None:  # its own catalog has not come
         return {"text": "no catalog yet", "color": "grey", "title": note, "sort": -3}
     if note is None:
-        count = sum(1 for t in agent.types if t.get("available", True))
+        count = counted.get(id(agent.types)) if counted is not None else None
+        if count is None:
+            count = sum(1 for t in agent.types if t.get("available", True))
+            if counted is not None:
+                counted[id(agent.types)] = count
         return {"text": f"{count} type{'' if count == 1 else 's'}", "color": "blue-grey", "sort": count}
     if agent.catalog_problem is not None:
         return {"text": "catalog refused", "color": "red", "title": note, "sort": -2}

@@ -73,6 +73,7 @@ def _last_known(values: list[float], unit: str, age: str) -> dict[str, Any]:
 def agent_rows(fleet: Fleet) -> list[dict[str, Any]]:
     tasks = instances(fleet)
     now = now_ms()
+    counted: dict[int, int] = {}  # by type list: the agents are alive meanwhile, so are their lists
     rows = []
     for agent in sorted(fleet.agents.values(), key=lambda a: a.id):
         cpu: Any = [round(cpu, 1) for _, cpu, _ in agent.history]
@@ -86,7 +87,7 @@ def agent_rows(fleet: Fleet) -> list[dict[str, Any]]:
             "status": {"text": "online" if agent.online else "offline", "color": "green" if agent.online else "grey"},
             "host": _host(agent.host),
             "version": agent.version,
-            "types": types_badge(agent, fleet.catalog_note(agent)),
+            "types": types_badge(agent, fleet.catalog_note(agent), counted),
             "cpu": cpu,
             "rss": rss,
             "tasks": tasks.get(agent.id, []),
