@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,19 @@ class Changes:
     def __init__(self) -> None:
         self.revision = 0
         self.by_kind: dict[str, int] = {}
+        self.by_agent: dict[str, int] = {}  # the revision of each agent's last change
 
     def note(self, kind: str, key: str) -> None:
         self.revision += 1
         self.by_kind[kind] = self.revision
+        if kind == "agent":
+            self.by_agent[key] = self.revision
+
+    def agents_since(self, revision: int, agents: Iterable[str]) -> bool:
+        """Whether any of ``agents`` changed after ``revision`` (a view of some agents' tasks, in a fleet whose
+        heartbeats change some agent every millisecond)."""
+        by_agent = self.by_agent
+        return any(by_agent.get(agent, 0) > revision for agent in agents)
 
     def since(self, revision: int, *kinds: str) -> bool:
         """Whether anything of ``kinds`` (any kind when none is given) changed after ``revision``."""

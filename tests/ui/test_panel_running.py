@@ -185,3 +185,17 @@ async def test_the_running_view_draws_the_spec_s_comments_and_groups_read_only(u
         await until(lambda: element(user, "graph").notes == [] and element(user, "graph").groups == [],
                     "no marks", 15)
         await panel().controller.remove("marked")
+
+
+def test_the_changes_say_which_agents_changed_since_a_revision():
+    """What lets a running view redraw for its own agents only, in a fleet where some agent's heartbeat
+    changes something every moment."""
+    from ui.app import Changes
+
+    changes = Changes()
+    changes.note("agent", "a1")
+    seen = changes.revision
+    changes.note("agent", "a2")
+    changes.note("status", "dep/t")
+    assert changes.agents_since(seen, {"a2", "a9"}) and not changes.agents_since(seen, {"a1", "a9"})
+    assert changes.since(seen, "status") and not changes.agents_since(changes.revision, {"a1", "a2"})

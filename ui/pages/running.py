@@ -105,6 +105,7 @@ class RunningView:
         self._spec: DeploymentSpec | None = None
         self._seen = -1
         self._ageing = False
+        self._agents: set[str] = set()  # the agents of the tasks shown: their changes redraw the view
         deployment_nav(dep, "Running")
         with ui.row().classes("items-center gap-4 w-full"):
             self.summary = ui.label().classes("text-subtitle1").mark("summary")
@@ -175,14 +176,19 @@ class RunningView:
                 label.text = f"{task}: {text}"
 
     def refresh(self) -> None:
-        moved = self._seen < 0 or self.panel.changes.since(self._seen, "deployment", "status", "agent")
+        changes = self.panel.changes
+        # of the agents, only those of this deployment's tasks: in a fleet of thousands some agent's heartbeat
+        # changes something every second, and redrawing 1,000 tasks' rows for it cost the panel its CPU
+        moved = self._seen < 0 or changes.since(self._seen, "deployment", "status") \
+            or changes.agents_since(self._seen, self._agents)
         if not moved and not self._ageing:
             return
-        self._seen = self.panel.changes.revision
+        self._seen = changes.revision
         fleet = self.panel.fleet
         spec = fleet.deployments.get(self.dep)
         summary = summarize(fleet, self.dep)
         views = list(summary.views)
+        self._agents = {view.agent for view in views if view.agent is not None}
         self.debug.set_deployed(spec is not None)
         # ages ("agent offline 25 s", "3 min ago") move on by themselves: redraw each second while shown
         self._ageing = any(v.offline_for is not None or v.notice is not None for v in views)
