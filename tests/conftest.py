@@ -13,11 +13,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from _brokers import BROKER_KINDS, TRANSPORTS, require_embedded, require_mosquitto
 from _loop import BackgroundContext
 
 from edge.broker import EmbeddedBroker, MosquittoBroker, RunningBroker
 from edge.broker.ports import free_port as _free_port
+
+# Property tests are not timed: Hypothesis's default 200 ms deadline per example (and its too-slow
+# health check) failed them on a loaded 2-core CI machine for nothing but the load.
+settings.register_profile("edgetasks", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("edgetasks")
 
 __all__ = ["BROKER_KINDS", "TRANSPORTS", "require_embedded", "require_mosquitto"]
 
