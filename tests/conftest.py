@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from _brokers import BROKER_KINDS, TRANSPORTS, require_embedded, require_mosquitto
 from _loop import BackgroundContext
+from hypothesis import HealthCheck, settings
 
 from edge.broker import EmbeddedBroker, MosquittoBroker, RunningBroker
 from edge.broker.ports import free_port as _free_port
