@@ -11,7 +11,7 @@ BENCH = Path(__file__).parents[2] / "bench"
 
 
 def test_bus_benchmark_runs_and_prints_its_ratio(tmp_path):
-    out = subprocess.run([sys.executable, str(BENCH / "bus.py"), "--rounds", "1", "--seconds", "0.3",
+    out = subprocess.run([sys.executable, str(BENCH / "bus.py"), "--rounds", "1", "--seconds", "0.15",
                           "--json", str(tmp_path / "bus.json")],
                          capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
