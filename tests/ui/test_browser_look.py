@@ -184,7 +184,11 @@ async def test_plot_time_axis_labels_do_not_overlap(page, panel_url, panel_setti
         await page.locator('tr[data-key="n"] .edge-chip', has_text="out:").click()
         dialog = page.locator(".q-dialog")
         await dialog.locator("svg text").nth(4).wait_for()
-        await page.wait_for_timeout(3000)
+        # its axis spans the points received since it opened: sampled once it has two clock times to label (about
+        # 1.5 s of points; a fixed 3 s before), then for 3 s more as it widens
+        await page.wait_for_function("d => [...d.querySelectorAll('svg text')].filter(t => "
+                                     "/^\\d\\d:\\d\\d:\\d\\d$/.test(t.textContent)).length >= 2",
+                                     arg=await dialog.element_handle())
         await no_overlaps(page, dialog)
         labels = await dialog.evaluate("""d => [...d.querySelectorAll('svg text')].map(t => t.textContent)""")
         assert any(len(t) == 8 and t.count(":") == 2 for t in labels), labels  # HH:mm:ss
