@@ -359,13 +359,15 @@ async def test_the_running_view_of_a_thousand_tasks_draws_what_is_in_view(page, 
             box = await page.locator(".edge-graph-svg").bounding_box()
             assert box is not None
             x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] - 20
-            for _ in range(3):
+            came = "seen => [...document.querySelectorAll('[data-node]')].some(n => !seen.includes(n.dataset.node))"
+            for _ in range(3):  # up to three drags, until one brings nodes (the first did here: each took 1-5 s)
                 await page.mouse.move(x, y)
                 await page.mouse.down()
                 await page.mouse.move(x, box["y"] + 20, steps=5)
                 await page.mouse.up()
-            await page.wait_for_function("seen => [...document.querySelectorAll('[data-node]')]"
-                                         ".some(n => !seen.includes(n.dataset.node))", arg=last)
+                if await page.evaluate(came, last):
+                    break
+            await page.wait_for_function(came, arg=last)
             print("running view of 1,000 tasks:", times, "s;", drawn, "nodes drawn at first")
             assert min(times) < 3.0, times
         finally:
