@@ -100,10 +100,14 @@ async def page(chromium: str, panel_url: str) -> AsyncIterator[object]:
     assert errors == [], errors
 
 
-async def shot(page, tmp_path: Path, name: str, *, settle: int = 0) -> None:
+async def shot(page, tmp_path: Path, name: str, *, settle: int = 0, no_toasts: bool = False) -> None:
     """A screenshot in the test's folder; with ``UPDATE_DOCS_IMAGES=1`` also the docs' picture, taken ``settle``
-    ms later (a status with rates, points on a chart, the last patch drawn): a wait only the docs need."""
-    if settle and os.environ.get("UPDATE_DOCS_IMAGES") == "1":
+    ms later (a status with rates, points on a chart, the last patch drawn) and, with ``no_toasts``, once no
+    notification covers the page (they go after about 6 s): waits only the docs' pictures need."""
+    if os.environ.get("UPDATE_DOCS_IMAGES") == "1":
+        if no_toasts:
+            await page.wait_for_function("document.querySelectorAll('.q-notification').length === 0",
+                                         timeout=15_000)
         await page.wait_for_timeout(settle)
     path = tmp_path / "screenshots" / f"ui-{name}.png"
     path.parent.mkdir(exist_ok=True)
@@ -169,10 +173,8 @@ async def test_build_deploy_inspect_and_stop(page, panel_url, panel_settings, tm
         await page.get_by_text("Factor must be > 0").wait_for()
         await factor.fill("3")
         await page.get_by_text("Factor must be > 0").wait_for(state="detached")
-        # no toast over it (the refused wire's)
-        await page.wait_for_function("document.querySelectorAll('.q-notification').length === 0", timeout=15_000)
         await page.evaluate("window.scrollTo(0, 0)")  # the form scrolled the page to the field typed in
-        await shot(page, tmp_path, "editor", settle=300)
+        await shot(page, tmp_path, "editor", settle=300, no_toasts=True)  # not the refused wire's toast over it
         await page.locator('[data-node="words1"] .edge-node-head').click()
         await page.get_by_role("button", name="remove task").click()
         await page.locator('[data-node="words1"]').wait_for(state="detached")
