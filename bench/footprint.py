@@ -1,6 +1,6 @@
 """Agent footprint: time from ``edge agent`` start to its birth on the broker, RSS idle, RSS with 10 tasks.
 
-    python bench/footprint.py [--rounds 3] [--json out.json] [--baseline DIR]
+    python bench/footprint.py [--rounds 3] [--json out.json] [--baseline DIR] [--settle 3]
 
 Two agents per round: ``edge agent`` as installed (with every extra installed here) and the same
 with PyAV hidden, as the core install runs it. Prints the machine first (as the other benchmarks
@@ -35,6 +35,7 @@ HERE = Path(__file__).parent
 SAMPLES = HERE.parent / "tests" / "agent" / "sample_tasks.py"  # the task types soak.py uses too
 sys.path.insert(0, str(HERE.parent))
 TARGETS = {"birth_s": 1.5, "rss_idle_mb": 60.0}  # the benchmarks issue's targets
+SETTLE = 3.0  # s after birth (and after the 10 tasks run) before RSS is read: imports and first allocations done
 
 
 def rss_mb(pid: int) -> float:
@@ -53,8 +54,10 @@ COMMANDS = {
 }
 
 
-async def one_round(tmp: Path, variant: str = "installed", root: Path | None = None) -> dict[str, Any]:
-    """One agent's figures; ``root``: run the code of that directory instead of this checkout's."""
+async def one_round(tmp: Path, variant: str = "installed", root: Path | None = None,
+                    settle: float = SETTLE) -> dict[str, Any]:
+    """One agent's figures; ``root``: run the code of that directory instead of this checkout's; ``settle``:
+    seconds the agent is left alone before each RSS reading."""
     from edge.broker import MosquittoBroker, free_port
     from edge.controller import Controller
     from edge.graph import parse_spec
@@ -78,14 +81,14 @@ async def one_round(tmp: Path, variant: str = "installed", root: Path | None = N
                 await controller.fleet.wait_for(lambda f: "fp" in f.agents and f.agents["fp"].online
                                                  and f.agents["fp"].offers("counter"), 30)
                 birth = time.perf_counter() - started
-                await asyncio.sleep(3)
+                await asyncio.sleep(settle)
                 idle = rss_mb(proc.pid)
                 spec = parse_spec({"id": "ten", "tasks": [{"id": f"c{i}", "type": "counter", "agent": "fp"}
                                                           for i in range(10)]})
                 await controller.deploy(spec)
                 await controller.fleet.wait_for(
                     lambda f: sum(s.state == "running" for s in f.tasks_of("ten")) == 10, 30)
-                await asyncio.sleep(3)
+                await asyncio.sleep(settle)
                 busy = rss_mb(proc.pid)
             finally:
                 proc.terminate()
@@ -98,6 +101,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--baseline", type=Path, help="a checkout of another version to compare with, same run")
+    parser.add_argument("--settle", type=float, default=SETTLE, help="seconds before each RSS reading")
     args = parser.parse_args()
     print(machine(), flush=True)
     rounds: list[dict[str, Any]] = []
@@ -109,7 +113,7 @@ def main() -> None:
     for i in range(args.rounds):
         for variant, root, into in agents:
             with tempfile.TemporaryDirectory() as tmp:
-                result = asyncio.run(one_round(Path(tmp), variant, root))
+                result = asyncio.run(one_round(Path(tmp), variant, root, args.settle))
             into.append(result)
             print(f"round {i + 1} ({'baseline' if root else variant}): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in result.items()), file=sys.stderr)

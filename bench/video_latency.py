@@ -18,7 +18,7 @@ websocket and decoding included. Run in the same run, one after the other:
 Prints per path the median and p95 delay (ms) and the frames shown a second against the source's,
 and whether H.264 meets the target (median <= 150 ms). The machine is shared: figures vary with load.
 
-    python bench/video_latency.py [--seconds 10] [--rate 30] [--width 640 --height 480] [--json out.json]
+    python bench/video_latency.py [--seconds 10] [--rate 30] [--width 640 --height 480] [--settle 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 BLOCK_ROWS = 24  # bench/clock_source.py's BLOCK (not imported: that module loads the task framework)
 COLUMNS = 26
+SETTLE = 2.0  # s from a path's first picture to its measurement: the decoder, the page and the feed settled
 
 #: reads the clock blocks of ``selector``'s picture on every animation frame for ``seconds``
 MEASURE = """async ([selector, seconds, sourceWidth, blockRows, columns]) => {
@@ -116,8 +117,10 @@ PATHS = {  # path: (what the page lacks, the label the card shows, what shows th
 }
 
 
-async def measure(browser: Any, url: str, *, path: str, seconds: float, width: int) -> dict[str, Any]:
-    """Open the dashboard (without what ``path`` lacks) and read the clock for ``seconds``."""
+async def measure(browser: Any, url: str, *, path: str, seconds: float, width: int,
+                  settle: float = SETTLE) -> dict[str, Any]:
+    """Open the dashboard (without what ``path`` lacks), wait ``settle`` s once it shows a picture, and read the
+    clock for ``seconds``."""
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)
     try:
@@ -129,7 +132,7 @@ async def measure(browser: Any, url: str, *, path: str, seconds: float, width: i
         await page.get_by_text(label).wait_for()
         await page.wait_for_function(f"""() => {{ const e = document.querySelector('{selector}');
             return e && (e.videoWidth || e.naturalWidth || e.width) > 0; }}""")
-        await page.wait_for_timeout(2000)  # past the start: the decoder, the page and the feed settled
+        await page.wait_for_timeout(settle * 1000)  # past the start: the decoder, the page and the feed settled
         result: dict[str, Any] = await page.evaluate(MEASURE, [selector, seconds, width, BLOCK_ROWS, COLUMNS])
         await page.goto("about:blank")
         return result
@@ -180,7 +183,8 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
                             results = {}
                             for name in PATHS:
                                 results[name] = await measure(browser, page_url, path=name,
-                                                              seconds=options.seconds, width=options.width)
+                                                              seconds=options.seconds, width=options.width,
+                                                              settle=options.settle)
                         finally:
                             await browser.close()
                     await controller.remove("clock")
@@ -208,6 +212,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=30.0, help="the source's frames a second")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--settle", type=float, default=SETTLE,
+                        help="seconds each path's picture is left to settle before it is measured")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
     started = time.monotonic()

@@ -17,7 +17,7 @@ SUMMARY_KEYS = {"msgs_per_s", "lost", "p50_ms", "p99_ms", "cpu_pct", "rss_mb", "
 
 
 def run(script: str, *args: str) -> list[str]:
-    out = subprocess.run([sys.executable, str(BENCH / script), "--rounds", "1", "--seconds", "0.3", *args],
+    out = subprocess.run([sys.executable, str(BENCH / script), "--rounds", "1", "--seconds", "0.15", *args],
                          capture_output=True, text=True, timeout=50, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.strip().splitlines()

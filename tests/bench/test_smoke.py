@@ -11,7 +11,7 @@ BENCH = Path(__file__).parents[2] / "bench"
 
 
 def test_bus_benchmark_runs_and_prints_its_ratio(tmp_path):
-    out = subprocess.run([sys.executable, str(BENCH / "bus.py"), "--rounds", "1", "--seconds", "0.3",
+    out = subprocess.run([sys.executable, str(BENCH / "bus.py"), "--rounds", "1", "--seconds", "0.15",
                           "--json", str(tmp_path / "bus.json")],
                          capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -43,8 +43,9 @@ def test_cpu_benchmark_runs_and_prints_each_path():
 
 def test_footprint_benchmark_runs_and_compares_with_a_baseline_in_the_same_run(tmp_path):
     """--baseline DIR runs that checkout's agent between the others; here the same code, so both agents load
-    the same modules and the RSS ratio is 1 give or take the noise of a few pages."""
-    out = subprocess.run([sys.executable, str(BENCH / "footprint.py"), "--rounds", "1", "--json",
+    the same modules and the RSS ratio is 1 give or take the noise of a few pages. --settle 0.5: RSS read half a
+    second after birth and after the 10 tasks run, not 3 s (the six waits were 18 of the test's 26 s)."""
+    out = subprocess.run([sys.executable, str(BENCH / "footprint.py"), "--rounds", "1", "--settle", "0.5", "--json",
                           str(tmp_path / "fp.json"), "--baseline", str(BENCH.parent)],
                          capture_output=True, text=True, timeout=180, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -69,14 +70,16 @@ def test_footprint_benchmark_runs_and_compares_with_a_baseline_in_the_same_run(t
 
 
 def test_soak_benchmark_runs(tmp_path):
-    out = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--minutes", "0.15", "--warmup", "2", "--interval",
-                          "1", "--rate", "50", "--json", str(tmp_path / "soak.json")],
+    # 3 s at 100 frames/s, sampled every 0.5 s (was 9 s at 50/s): the same frames > 100, and samples after the warm-up
+    out = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--minutes", "0.05", "--warmup", "1", "--interval",
+                          "0.5", "--rate", "100", "--json", str(tmp_path / "soak.json")],
                          capture_output=True, text=True, timeout=120, check=False)
     assert "RSS" in out.stdout and "open fds" in out.stdout, out.stderr[-3000:]
     import json
 
     result = json.loads((tmp_path / "soak.json").read_text())
     assert result["frames"] > 100 and set(result["statuses"].values()) == {"running"}
+    assert sum(sample["t"] >= 1 for sample in result["samples"]) >= 3  # growth measured over more than one sample
 
 
 def test_status_traffic_benchmark_runs_and_counts_the_neighbours_frames():

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -249,9 +250,10 @@ def test_an_unusable_data_dir_is_one_line(mosquitto_broker, tmp_path):
 
 def test_unreachable_broker_is_one_line_not_a_retry_log():
     env = env_for(EDGE_BROKER=f"mqtt://127.0.0.1:{free_port()}")
-    for args in (["pub", "a/b", "1"], ["ls", "tasks"], ["tail", "a/#"], ["describe", "scale"],
-                 ["deploy", "nosuch.yaml"]):
-        out = run([*args, "--timeout", "1.5"], env=env, check=False)  # ~4 attempts in 1.5 s
+    commands = (["pub", "a/b", "1"], ["ls", "tasks"], ["tail", "a/#"], ["describe", "scale"], ["deploy", "nosuch.yaml"])
+    with ThreadPoolExecutor(len(commands)) as pool:  # side by side: each waits out its own 1.5 s
+        outs = list(pool.map(lambda args: run([*args, "--timeout", "1.5"], env=env, check=False), commands))
+    for args, out in zip(commands, outs, strict=True):  # ~4 attempts in 1.5 s each
         if args[0] == "deploy":
             assert "cannot read" in one_line_error(out)  # the file is read before the broker is asked
         else:

@@ -155,8 +155,8 @@ def test_systemd_unit_and_its_environment_file():
     assert out.stdout.split() == ["kitchen-pi", "mqtt://192.168.1.10:1883"]
 
 
-def edge_health(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edge", "health", "--max-age", "10"], capture_output=True,
+def edge_health(env: dict[str, str], max_age: float = 10) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge", "health", "--max-age", f"{max_age:g}"], capture_output=True,
                           text=True, timeout=30, check=False, env=env)
 
 
@@ -200,9 +200,10 @@ def test_healthcheck_command_follows_the_agent_connection(tmp_path):
         assert result.returncode != 0 and "not connected to its broker" in result.stderr, result.stderr
         agent.kill()
         agent.wait(10)
-        # edge health's --max-age 10: the file of the killed agent grows older than that
-        _wait_for_health(env, "the health file to be 10 s old", lambda h, now: now - int(h["ts"]) > 10_500, 30)
-        result = edge_health(env)
+        # the file of the killed agent grows older than --max-age: 3 s here (a running agent rewrites it every
+        # 2 s, host.STATUS_INTERVAL), not the 10 above, whose wait was most of the test's time
+        _wait_for_health(env, "the health file to be 3 s old", lambda h, now: now - int(h["ts"]) > 3_500, 30)
+        result = edge_health(env, max_age=3)
         assert result.returncode != 0 and "last reported" in result.stderr, result.stderr
     finally:
         for proc in (agent, broker):

@@ -60,8 +60,7 @@ async def test_pending_and_refused_catalogs_in_the_browser(page, panel_url, pane
             assert await waiting.evaluate("e => getComputedStyle(e).backgroundColor") == ORANGE
             await page.get_by_text(f"catalog pending for 1 agent (pi-3): shared catalog {'0' * 32} not "
                                    "received").wait_for()
-            await page.wait_for_timeout(300)  # as test_browser's pictures: the last patch drawn
-            await shot(page, tmp_path, "agents-catalogs")
+            await shot(page, tmp_path, "agents-catalogs", settle=300)  # the last patch drawn
         finally:
             for topic, _ in messages:
                 await bus.publish(topic, b"", qos=1, retain=True)

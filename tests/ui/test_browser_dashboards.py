@@ -45,11 +45,10 @@ async def test_dashboards_on_a_desktop_and_on_a_phone(page, panel_url, panel_set
         chart = page.locator(".q-card", has_text="Numbers").first
         await chart.locator("svg text", has_text="doubled").first.wait_for()  # the legend
         await chart.get_by_role("button", name="1 min").click()  # the last minute of the 10 kept
-        await page.wait_for_timeout(2500)  # a few seconds of points
         boxes = [await page.locator(".q-card", has_text=name).first.bounding_box()
                  for name in ("Numbers", "Heating level")]
         assert boxes[0]["width"] > 1.9 * page.viewport_size["width"] / 4 - 40  # 2 of 4 columns
-        await shot(page, tmp_path, "dashboard-chart")
+        await shot(page, tmp_path, "dashboard-chart", settle=2500)  # a few seconds of points
 
         # the arrange mode: buttons on each card, tabs to the other dashboards
         await page.get_by_role("button", name="arrange").click()

@@ -66,8 +66,7 @@ async def test_the_debug_sidebar_status_lines_and_modified_markers(page, panel_u
         await page.wait_for_function("s => document.querySelector('.edge-debug-row').innerText !== s", arg=top)
         assert await page.locator("img[src='x']").count() == 0  # the words' HTML is text
         await page.locator(".edge-debug-row", has_text=HTML).first.wait_for()
-        await page.wait_for_timeout(800)
-        await shot(page, tmp_path, "debug")
+        await shot(page, tmp_path, "debug", settle=800)
 
         # the filter, in the browser
         await page.get_by_label("filter lines").fill("onerror")
@@ -124,7 +123,6 @@ async def test_the_debug_sidebar_status_lines_and_modified_markers(page, panel_u
         summary = page.get_by_role("button", name="Changes: 1 restarted, 4 unchanged")
         await summary.click()
         await page.get_by_text("↻ restart d: config factor").wait_for()
-        await page.wait_for_timeout(400)
-        await shot(page, tmp_path, "modified")
+        await shot(page, tmp_path, "modified", settle=400)
         await page.keyboard.press("Escape")
         await controller.remove("demo")

@@ -138,8 +138,7 @@ async def test_keyboard_undo_redo_and_rubber_band_selection(page, panel_url, pan
         # the note wraps at words
         await page.locator("[data-note=\"note1\"] text", has_text="one stage; double3 is").wait_for()
         await page.evaluate("window.scrollTo(0, 0)")
-        await expect(page.locator(".q-notification")).to_have_count(0, timeout=15_000)  # no toast over the canvas
-        await shot(page, tmp_path, "groups")
+        await shot(page, tmp_path, "groups", no_toasts=True)  # no toast over the canvas
 
         # deployed, the Running view draws the same group and comment, read-only: around the same two
         # tasks, the comment's text wrapped alike; dragging the comment pans the view and leaves it in place
@@ -157,8 +156,7 @@ async def test_keyboard_undo_redo_and_rubber_band_selection(page, panel_url, pan
                          and around["y"] <= head["y"] and head["y"] + head["height"] <= around["y"] + around["height"])
             assert contained is within, (around, head)
         await page.locator('[data-status="double1"]').first.wait_for()
-        await page.wait_for_timeout(1500)  # a status or two
-        await shot(page, tmp_path, "running-groups")
+        await shot(page, tmp_path, "running-groups", settle=1500)  # a status or two
         note = page.locator('[data-note="note1"] .edge-note-body')
         start = await box(note)
         node = await box(page.locator('[data-node="double3"] .edge-node-head'))
@@ -182,6 +180,5 @@ async def test_keyboard_undo_redo_and_rubber_band_selection(page, panel_url, pan
         await page.get_by_text("undeployed changes", exact=True).wait_for()
         await page.get_by_role("button", name="Changes: 1 removed, 2 unchanged").click()
         await page.get_by_text("- stop double3 (removed)").wait_for()
-        await page.wait_for_timeout(300)
-        await shot(page, tmp_path, "deployments-changes")
+        await shot(page, tmp_path, "deployments-changes", settle=300)
         await page.goto("about:blank")

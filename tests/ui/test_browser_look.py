@@ -32,6 +32,10 @@ OVERLAPS = """root => {
     return {count: boxes.length, clash: clash};
 }"""
 
+# the chart (an element holding its SVG) labels at least two clock times (HH:mm:ss) on its time axis
+TWO_CLOCK_TIMES = """root => [...root.querySelectorAll('svg text')]
+    .filter(t => /^\\d\\d:\\d\\d:\\d\\d$/.test(t.textContent)).length >= 2"""
+
 
 async def no_overlaps(page, chart, samples: int = 6) -> None:
     """No two labels of the chart overlap, looked at a few times as its axis moves on."""
@@ -176,7 +180,9 @@ async def test_plot_time_axis_labels_do_not_overlap(page, panel_url, panel_setti
         await page.goto(panel_url + "/deployments/plots/dashboard")
         card = page.locator(".q-card", has_text="Numbers").first
         await card.locator("svg text").nth(4).wait_for()
-        await page.wait_for_timeout(4000)  # several seconds of points: the axis has ticks to label
+        # the card's axis spans the task's whole window (20 s) from its first point: its clock times are there at
+        # once (a fixed 4 s wait before); sampled for 3 s as points come and the value axis widens
+        await page.wait_for_function(TWO_CLOCK_TIMES, arg=await card.element_handle())
         await no_overlaps(page, card)
         await shot(page, tmp_path, "dashboard-plot")
         # the inspector's plot
@@ -184,7 +190,9 @@ async def test_plot_time_axis_labels_do_not_overlap(page, panel_url, panel_setti
         await page.locator('tr[data-key="n"] .edge-chip', has_text="out:").click()
         dialog = page.locator(".q-dialog")
         await dialog.locator("svg text").nth(4).wait_for()
-        await page.wait_for_timeout(3000)
+        # its axis spans the points received since it opened: sampled once it has two clock times to label (about
+        # 1.5 s of points; a fixed 3 s before), then for 3 s more as it widens
+        await page.wait_for_function(TWO_CLOCK_TIMES, arg=await dialog.element_handle())
         await no_overlaps(page, dialog)
         labels = await dialog.evaluate("""d => [...d.querySelectorAll('svg text')].map(t => t.textContent)""")
         assert any(len(t) == 8 and t.count(":") == 2 for t in labels), labels  # HH:mm:ss

@@ -81,8 +81,7 @@ async def test_drag_from_the_palette_then_inject_into_the_running_task(page, pan
         await page.get_by_text("Help: Double").wait_for()
         await page.get_by_text("Doubles numbers.").first.wait_for()
         await page.evaluate("window.scrollTo(0, 0)")
-        await page.wait_for_timeout(300)
-        await shot(page, tmp_path, "palette")
+        await shot(page, tmp_path, "palette", settle=300)
 
         # deploy; on the Running view an input's dot opens its inject dialog
         await page.get_by_role("button", name="deploy").click()
@@ -98,8 +97,7 @@ async def test_drag_from_the_palette_then_inject_into_the_running_task(page, pan
             await page.get_by_text("sent 21 into double1.in").wait_for()
             async with asyncio.timeout(10):  # doubled, then the calculator's default formula: a
                 assert decode_frame((await frames.get()).payload).value == 42
-        await page.wait_for_timeout(300)
-        await shot(page, tmp_path, "inject")
+        await shot(page, tmp_path, "inject", settle=300)
         await page.get_by_role("button", name="close").click()
         # what came out, as the task table counts it: one frame out of double1, one into calculator1
         await page.locator('tr[data-key="double1"] .edge-chip', has_text="out: 1").wait_for()

@@ -82,7 +82,6 @@ async def test_a_web_page_on_the_dashboard(page, panel_url, panel_settings, tmp_
                                    "URLs are shown").wait_for()
             assert await page.locator('iframe[data-web="other"]').get_attribute("src") == f"{site}/second"
             await page.frame_locator('iframe[data-web="other"]').get_by_text("the second page").wait_for()
-            await page.wait_for_timeout(300)
-            await shot(page, tmp_path, "dashboard-web")
+            await shot(page, tmp_path, "dashboard-web", settle=300)
             await controller.remove("web")
             await page.goto("about:blank")
