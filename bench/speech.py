@@ -10,8 +10,8 @@ a warm-up round of both sides not counted, the same output made on both sides:
   are counted on the task's side):
   the texts published (each with a ts of its own, 100 s apart, so each utterance starts at its
   text's ts and the audio is cut into utterances by its ts), then the word "done", whose audio's
-  first frame stops the clock (the direct side speaks it too). Run with frames of 4096 samples and
-  of 1024 (the task's default: four times the frames to send for the same speech);
+  first frame stops the clock (the direct side speaks it too). Run with frames of 4096 samples (the
+  task's default) and of 1024 (four times the frames to send for the same speech);
 * **speech_recognition**: the spoken commands (16 kHz, a pause after each) through pocketsphinx's
   own streaming loop (endpointer + decoder with the JSGF grammar, 1024 samples at a time) vs the
   task fed the same audio as 1024-sample frames, until the last final text arrived;

@@ -54,7 +54,9 @@ class TextToSpeechConfig(MediaConfig):
     sample_rate: int = Field(default=ESPEAK_RATE, ge=8000, le=48000,
                              description="samples per second of the audio out (eSpeak NG speaks at 22050; "
                                          "other rates are resampled)")
-    frame_samples: int = Field(default=1024, ge=64, le=16384, description="samples per audio frame out")
+    frame_samples: int = Field(default=4096, ge=64, le=16384,
+                               description="samples per audio frame out (an utterance is spoken whole, then sent: "
+                                           "bigger frames add no delay and cost fewer messages)")
     silence_ms: int = Field(default=300, ge=0, le=10_000, description="silence after each utterance")
     max_chars: int = Field(default=2000, ge=1, le=100_000, description="longer texts are refused (counted as "
                                                                        "errors on 'in')")
