@@ -80,9 +80,12 @@ class MqttIn(BuiltinTask):
                 if config.format == "json" and not _carried(value):
                     self.reject("out", f"{message.topic}: the JSON holds text that is not Unicode (a lone surrogate)")
                     continue
-                if config.with_topic:
-                    await self.send("topic", message.topic, ts=ts)
-                await self.send("out", value, ts=ts)
+                try:
+                    if config.with_topic:
+                        await self.send("topic", message.topic, ts=ts)
+                    await self.send("out", value, ts=ts)
+                except FrameError as exc:  # a payload nested as deep as a reader takes, one level more as a frame
+                    self.reject("out", f"{message.topic}: the value cannot be sent as a frame: {exc}")
 
 
 class MqttOut(BuiltinTask):

@@ -84,6 +84,23 @@ async def test_mqtt_in_bad_payloads_are_counted(broker):
         assert h.task.out_metrics["out"].errors == 1
 
 
+async def test_mqtt_in_counts_a_value_too_deep_to_send_as_a_frame(broker):
+    """A CBOR payload nested as deep as a reader takes (64 levels) is one level too deep once it is a frame's
+    value: counted on ``out``, and the task goes on (the hostile corpus found it crashing the task)."""
+    import cbor2
+
+    deep: object = 1
+    for _ in range(64):
+        deep = [deep]
+    topic = base()
+    async with running(MqttIn, broker.url, {"topic": topic, "format": "cbor"}) as h:
+        await flowing(h, topic, encode_value(0))
+        await h.bus.publish(topic, cbor2.dumps(deep))
+        await h.bus.publish(topic, encode_value("fine"))
+        assert (await skip(h, 0)).value == "fine"
+        assert h.task.out_metrics["out"].errors == 1
+
+
 async def test_mqtt_in_retained_messages(broker):
     topic = base()
     async with Bus(str(broker.url)) as bus:
