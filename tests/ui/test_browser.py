@@ -176,6 +176,9 @@ async def test_build_deploy_inspect_and_stop(page, panel_url, panel_settings, tm
         await page.evaluate("window.scrollTo(0, 0)")  # the form scrolled the page to the field typed in
         await shot(page, tmp_path, "editor", settle=300, no_toasts=True)  # not the refused wire's toast over it
         await page.locator('[data-node="words1"] .edge-node-head').click()
+        # the side panel shows words1 (the server has taken the selection): its button removes words1, not the
+        # task selected before, whose panel a slow server still shows
+        await page.get_by_text("task words1", exact=True).wait_for()
         await page.get_by_role("button", name="remove task").click()
         await page.locator('[data-node="words1"]').wait_for(state="detached")
 

@@ -73,6 +73,9 @@ async def test_drag_from_the_palette_then_inject_into_the_running_task(page, pan
         await page.locator('[data-port="calculator1.a"] circle').click()
         await page.locator('[data-edge="double1.out->calculator1.a"]').wait_for(state="attached")
         await page.locator('[data-node="words1"] .edge-node-head').click()
+        # the side panel shows words1 (the server has taken the selection): its button removes words1, not the
+        # task selected before, whose panel a slow server still shows
+        await page.get_by_text("task words1", exact=True).wait_for()
         await page.get_by_role("button", name="remove task").click()
         await page.locator('[data-node="words1"]').wait_for(state="detached")
         await page.locator('[data-type="calculator"]').click()
