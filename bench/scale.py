@@ -88,6 +88,7 @@ from pathlib import Path
 from typing import Any
 
 from light_agents import fleet_types, light_id
+from loadgen import process_cpu
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
@@ -182,7 +183,7 @@ class Agents:
     def cpu_s(self, *, light: bool | None = None) -> float:
         """The CPU the children (only those of light agents, or of real ones) have spent so far, s."""
         first_light = len(self.procs) - self.light
-        return sum(proc_cpu_s(proc.pid) for i, proc in enumerate(self.procs)
+        return sum(process_cpu(proc.pid) for i, proc in enumerate(self.procs)
                    if proc.returncode is None and light in (None, i >= first_light))
 
     async def stop(self) -> None:
@@ -203,17 +204,6 @@ class Agents:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-
-
-def proc_cpu_s(pid: int | None) -> float:
-    """User and system CPU of a process so far, s (0 when it is gone or not ours to read)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- measurements (the parent) -------------------------------------------------------------------
@@ -284,7 +274,7 @@ async def one_round(url: str, args: argparse.Namespace, tmp: Path, *, browser: b
             listing = Listing(controller.fleet, ids)
             await fleet.start()
             started, cpu = time.perf_counter(), time.process_time()
-            sims, broker = fleet.cpu_s(), proc_cpu_s(broker_pid)
+            sims, broker = fleet.cpu_s(), process_cpu(broker_pid)
             fleet.go()
             try:
                 await listing.wait(args.wait)
@@ -308,7 +298,7 @@ async def one_round(url: str, args: argparse.Namespace, tmp: Path, *, browser: b
             # the simulated agents' and the broker's, on the same cores meanwhile
             result["listed_sims_cpu_s"] = fleet.cpu_s() - sims
             if broker_pid is not None:
-                result["listed_broker_cpu_s"] = proc_cpu_s(broker_pid) - broker
+                result["listed_broker_cpu_s"] = process_cpu(broker_pid) - broker
             result["rss_mb"] = rss_mb()
 
             started = time.perf_counter()
@@ -330,7 +320,7 @@ async def one_round(url: str, args: argparse.Namespace, tmp: Path, *, browser: b
                 {"id": f"t{i:03d}", "type": "counter", "agent": agent_id(i % n_agents), "config": {"interval_ms": 1000}}
                 for i in range(args.tasks)]})
             print(f"  listed: {result}", file=sys.stderr, flush=True)  # what a later step cut short leaves
-            started, cpu, broker = time.perf_counter(), time.process_time(), proc_cpu_s(broker_pid)
+            started, cpu, broker = time.perf_counter(), time.process_time(), process_cpu(broker_pid)
             real, light = fleet.cpu_s(light=False), fleet.cpu_s(light=True)
             profile = cProfile.Profile() if args.profile_deploy else None
             if profile is not None:
@@ -352,7 +342,7 @@ async def one_round(url: str, args: argparse.Namespace, tmp: Path, *, browser: b
             if args.light:
                 result["deploy_light_cpu_s"] = fleet.cpu_s(light=True) - light
             if broker_pid is not None:
-                result["deploy_broker_cpu_s"] = proc_cpu_s(broker_pid) - broker
+                result["deploy_broker_cpu_s"] = process_cpu(broker_pid) - broker
             result["idle_msgs_per_agent_5s"] = await idle_traffic(url, controller.topics.root, args)
 
             if browser:

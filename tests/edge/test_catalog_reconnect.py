@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from _brokers import require_embedded, require_mosquitto
+from two_types import Double, Negate
 
 from edge.broker import EmbeddedBroker, MosquittoBroker, RunningBroker, free_port
 from edge.bus import Bus
@@ -18,30 +19,10 @@ from edge.frames import encode_value
 from edge.host import Host
 from edge.presence import Presence
 from edge.settings import load_settings
-from edge.task import Port, Task
 from edge.topics import Topics
 
 TIMEOUT = 30.0
 AGENTS = 12
-
-
-class Double(Task):
-    """Doubles numbers."""
-
-    inputs = {"in": Port(content="number")}
-    outputs = {"out": Port(content="number")}
-
-    async def run(self) -> None:
-        async for frame in self.receive("in"):
-            await self.send("out", frame.value * 2)
-
-
-class Negate(Double):
-    """Negates numbers."""
-
-    async def run(self) -> None:
-        async for frame in self.receive("in"):
-            await self.send("out", -frame.value)
 
 
 async def _cold_listing(url: str, topics: Topics) -> tuple[dict[str, list[str]], int]:

@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from _retained import publish_retained
+from two_types import Double, Negate
 
 from edge.bus import Bus, Message
 from edge.controller import Fleet
@@ -25,30 +26,10 @@ from edge.host import Host
 from edge.presence import catalog_hash
 from edge.protocol import MAX_CATALOG_BYTES
 from edge.settings import load_settings
-from edge.task import Port, Task
 from edge.topics import Topics
 
 TIMEOUT = 10.0
 TYPES = [{"name": f"type{i:02d}", "description": "x" * 100, "available": True} for i in range(20)]
-
-
-class Double(Task):
-    """Doubles numbers."""
-
-    inputs = {"in": Port(content="number")}
-    outputs = {"out": Port(content="number")}
-
-    async def run(self) -> None:
-        async for frame in self.receive("in"):
-            await self.send("out", frame.value * 2)
-
-
-class Negate(Double):
-    """Negates numbers."""
-
-    async def run(self) -> None:
-        async for frame in self.receive("in"):
-            await self.send("out", -frame.value)
 
 
 class _NoBus:
