@@ -25,7 +25,7 @@ from pydantic import Field
 from edge.errors import FrameError
 from tasks.inference.convert import MAX_CHANNELS, MAX_RATE, MIN_RATE
 from tasks.media.mediatask import RAW_AUDIO, MediaConfig, MediaTask
-from tasks.media.raw import RawAudio, audio_array, audio_extra, from_float, layout_for
+from tasks.media.raw import RawAudio, audio_array, audio_extra, from_float, layout_for, to_float
 from tasks.media.timing import SampleClock
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class Stream:
     def __init__(self, engine: Engine, raw: RawAudio, states: list[Any] | None = None) -> None:
         """``states``: those of the stream this one follows (its format changed): kept per channel."""
         self.engine = engine
-        self.key = (raw.sample_format, raw.rate, raw.channels)
+        self.key = _key(raw)
         kept = list(states or [])
         for state in kept[raw.channels :]:
             engine.free_state(state)
@@ -118,10 +118,18 @@ class Stream:
         parts = [audio_array(part)[0] for part in self._out.resample(frame)]
         return np.concatenate(parts) if parts else np.zeros((0, enhanced.shape[0]), np.float32)
 
-    def feed(self, raw: RawAudio) -> tuple[npt.NDArray[Any], dict[str, Any], int] | None:
-        """Enhance a frame: (samples, control fields, ts) of the audio it completes, or None if none yet."""
-        self._clock.add(raw.samples.shape[0], raw.rate, raw.ts)
-        incoming = self._to_engine(raw)
+    def feed(self, raws: list[RawAudio]) -> tuple[npt.NDArray[Any], dict[str, Any], int] | None:
+        """Enhance frames of this stream's format, one after the other: (samples, control fields, ts) of the
+        audio they complete, in one piece, or None if none yet. Frames that queued are enhanced together:
+        each array operation costs ~4 µs whatever its size, a dozen per call, against ~0.4 ms of the engine
+        per 10 ms of audio."""
+        for raw in raws:
+            self._clock.add(raw.samples.shape[0], raw.rate, raw.ts)
+        if self._in is None and len(raws) > 1:
+            incoming = np.ascontiguousarray(to_float(np.concatenate([raw.samples for raw in raws])).T)
+        else:
+            parts = [self._to_engine(raw) for raw in raws]
+            incoming = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         if not np.isfinite(incoming).all():  # NaN would stay in the engine's state: the stream silent for good
             incoming = np.nan_to_num(incoming, nan=0.0, posinf=1.0, neginf=-1.0)
         audio = np.concatenate([self._pending, incoming], axis=1)
@@ -139,7 +147,12 @@ class Stream:
         extra = audio_extra(self.sample_format, self.rate, self._pts, Fraction(1, self.rate))
         self._emitted += samples.shape[0]
         self._pts += samples.shape[0]
-        return samples, extra, raw.ts if ts is None else ts
+        return samples, extra, raws[0].ts if ts is None else ts
+
+
+def _key(raw: RawAudio) -> tuple[str, int, int]:
+    """What a stream is made for: frames of another format need another one."""
+    return raw.sample_format, raw.rate, raw.channels
 
 
 class Enhancer(MediaTask):
@@ -161,29 +174,44 @@ class Enhancer(MediaTask):
         raise NotImplementedError
 
     def enhance(self, batch: list[RawAudio]) -> Enhanced:
-        """The enhanced audio of a batch of frames, and why each frame that could not be enhanced was not."""
+        """The enhanced audio of a batch of frames (the frames of one format in a row, in one piece), and why
+        each frame that could not be enhanced was not."""
         out: list[tuple[npt.NDArray[Any], dict[str, Any], int]] = []
         problems: list[str] = []
-        for raw in batch:
+        run: list[RawAudio] = []
+
+        def flush() -> None:
+            if not run:
+                return
             try:
-                done = self._enhance(raw)
+                done = self._enhance(run)
             except FrameError as exc:
-                problems.append(str(exc))
+                problems.extend([str(exc)] * len(run))
+            else:
+                if done is not None:
+                    out.append(done)
+            run.clear()
+
+        for raw in batch:
+            if not MIN_RATE <= raw.rate <= MAX_RATE or raw.channels > MAX_CHANNELS:
+                problems.append(f"audio of {raw.channels} channel(s) at {raw.rate} Hz: speech enhancement takes 1 "
+                                f"to {MAX_CHANNELS} channels at {MIN_RATE} to {MAX_RATE} Hz")
                 continue
-            if done is not None:
-                out.append(done)
+            if run and _key(run[0]) != _key(raw):
+                flush()
+            run.append(raw)
+        flush()
         return out, problems
 
-    def _enhance(self, raw: RawAudio) -> tuple[npt.NDArray[Any], dict[str, Any], int] | None:
+    def _enhance(self, run: list[RawAudio]) -> tuple[npt.NDArray[Any], dict[str, Any], int] | None:
+        """Frames of one format through the stream (a new one for a new format)."""
         assert self.engine is not None
-        if not MIN_RATE <= raw.rate <= MAX_RATE or raw.channels > MAX_CHANNELS:
-            raise FrameError(f"audio of {raw.channels} channel(s) at {raw.rate} Hz: speech enhancement takes 1 to "
-                             f"{MAX_CHANNELS} channels at {MIN_RATE} to {MAX_RATE} Hz")
-        if self.stream is None or self.stream.key != (raw.sample_format, raw.rate, raw.channels):
+        raw = run[0]
+        if self.stream is None or self.stream.key != _key(raw):
             # a new format: new converters; the channels' states go on (what was pending, under 10 ms, goes)
             self.stream = Stream(self.engine, raw, self.stream.detach() if self.stream is not None else None)
         try:
-            return self.stream.feed(raw)
+            return self.stream.feed(run)
         except (ValueError, OSError, MemoryError) as exc:  # FFmpeg's errors; the next frame starts afresh
             self.stream.close()
             self.stream = None

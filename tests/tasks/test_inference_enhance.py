@@ -262,3 +262,32 @@ print(json.dumps({"made": [deepfilter.LIBRARY.made, rnnoise.LIBRARY.made, llm.MO
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found == {"made": [0, 0, 0], "loaded": []}
+
+
+@pytest.mark.parametrize("task_type", [DeepFilterNet, RNNoise])
+async def test_frames_that_queued_are_enhanced_in_one_piece_as_one_by_one(task_type):
+    """A burst of frames (they queued while the engine was busy) comes out as one frame holding, to the sample,
+    what the frames would have given one at a time, with the first one's timeline."""
+    from edge.frames import Frame
+    from tasks.media.raw import RawAudio
+
+    noisy, _ = await noisy_speech()
+    frames = [RawAudio.from_frame(Frame(noisy[at : at + 700].reshape(-1, 1), TS + at * 1000 // RATE, n,
+                                        {"rate": RATE}))
+              for n, at in enumerate(range(0, 40 * 700, 700))]
+    from tasks.media.mediatask import Worker
+
+    one_by_one, together = task_type({}), task_type({})
+    for task in (one_by_one, together):
+        task.worker = Worker(task.type_name)  # what run() gives it: load() uses it
+        task.engine = await task.load()
+    try:
+        singles = [piece for frame in frames for piece in one_by_one.enhance([frame])[0]]
+        pieces, problems = together.enhance(frames)
+        assert problems == [] and len(pieces) == 1 and len(singles) > 30
+        [(samples, extra, ts)] = pieces
+        assert np.array_equal(samples, np.concatenate([s for s, _, _ in singles]))
+        assert ts == singles[0][2] and extra["pts"] == singles[0][1]["pts"]
+    finally:
+        for task in (one_by_one, together):
+            task.worker.close(task.release)
