@@ -11,10 +11,11 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _agent_process import agent_process
 from test_media_rig import Rig, wait_for
 from tiny_gguf import write_tiny_llama
 
@@ -257,7 +258,8 @@ async def test_on_an_agent_process_a_bad_model_fails_its_task_and_the_agent_goes
            "EDGE_TASKS": "tasks.inference.llm"}  # also where the installed package predates the entry point
     client = Client(broker.url)
     try:
-        with crashing_agent(env, tmp_path / "agent.log") as log:
+        log = tmp_path / "agent.log"
+        with agent_process(env, log, tracebacks=True):  # a task of it is meant to crash
             client.subscribe(f"e2e/{ns}/answer")
             async with Bus(str(broker.url)) as bus:
                 await bus.publish(Topics(ns).deployment("io"), encode_spec(parse_spec(spec)), qos=1, retain=True)
@@ -295,25 +297,6 @@ async def statuses_until(url: object, topics: object, done: Callable[[dict[str, 
         except TimeoutError:
             raise AssertionError(f"not reached: {found}") from None
     return found
-
-
-@contextlib.contextmanager
-def crashing_agent(env: dict[str, str], log_path: Path) -> Iterator[Path]:
-    """``python -m edge agent`` for the block (as ``_agent_process.agent_process``, whose check of no traceback at
-    all does not fit an agent whose task is meant to crash): it must exit 0 when stopped."""
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "edge", "agent"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=log)
-        try:
-            yield log_path
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-    assert proc.returncode == 0, log_path.read_text()[-3000:]
 
 
 def test_llm_chat_works_in_an_agent_that_runs_silero_vad(tmp_path: Path) -> None:
