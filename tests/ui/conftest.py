@@ -80,3 +80,13 @@ def panel() -> Any:
     from ui.app import current
 
     return current()
+
+
+def element(user: Any, marker: str) -> Any:
+    """The newest element with that marker, shown or not (a page refreshed keeps its old ones a while)."""
+    from nicegui.element_filter import ElementFilter
+
+    with user:
+        found = list(ElementFilter(marker=marker, only_visible=False))
+    assert found, f"no element marked {marker!r}"
+    return max(found, key=lambda e: e.id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import agents, panel, until
+from conftest import agents, element, panel, until
 from nicegui import ElementFilter
 
 from edge.graph import parse_spec
@@ -32,12 +32,6 @@ SPEC = {"id": "dash", "tasks": [
               {"from": "level.out", "to": "chart.a"}, {"from": "msg.out", "to": "log.in"},
               {"from": "n.out", "to": "driven.set"}]}
 
-
-def element(user, marker):
-    with user:
-        found = list(ElementFilter(marker=marker, only_visible=False))
-    assert found, f"no element marked {marker!r}"
-    return max(found, key=lambda e: e.id)
 
 
 def text(user, marker):

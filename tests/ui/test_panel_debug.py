@@ -11,8 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import agents, panel, until
-from nicegui import ElementFilter
+from conftest import agents, element, panel, until
 
 from edge.bus import Bus
 from edge.controller.fleet import TaskStatus
@@ -33,12 +32,6 @@ SPEC = {"id": "dbg", "tasks": [
     {"id": "p", "type": "pictures", "agent": "a1", "config": {"interval_ms": 100}}],
     "edges": [{"from": "n.out", "to": "d.in"}]}
 
-
-def element(user, marker):
-    with user:
-        found = list(ElementFilter(marker=marker, only_visible=False))
-    assert found, f"no element marked {marker!r}"
-    return max(found, key=lambda e: e.id)
 
 
 def rows(user):

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import UI_TASKS, agents, new_deployment, panel, until
-from nicegui import ElementFilter
+from conftest import UI_TASKS, agents, element, new_deployment, panel, until
 
 from edge.controller.views import TaskView
 from edge.graph import parse_spec
@@ -20,12 +19,6 @@ SPEC = {"id": "rep", "tasks": [{"id": "n", "type": "numbers", "config": {"interv
                                {"id": "w", "type": "stamp", "replicas": 2}],
         "edges": [{"from": "n.out", "to": "w.in"}]}
 
-
-def element(user, marker):
-    with user:
-        found = list(ElementFilter(marker=marker, only_visible=False))
-    assert found, f"no element marked {marker!r}"
-    return max(found, key=lambda e: e.id)
 
 
 def rows(user):

@@ -8,7 +8,7 @@ import struct
 import zlib
 
 import pytest
-from conftest import agents, panel, until
+from conftest import agents, element, panel, until
 from nicegui import ElementFilter, ui
 
 from edge.graph import parse_spec
@@ -26,13 +26,6 @@ SPEC = {"id": "run", "tasks": [
     {"id": "b", "type": "broken"}],
     "edges": [{"from": "n.out", "to": "d.in"}]}
 
-
-def element(user, marker):
-    """The newest element with that marker, shown or not."""
-    with user:
-        found = list(ElementFilter(marker=marker, only_visible=False))
-    assert found, f"no element marked {marker!r}"
-    return max(found, key=lambda e: e.id)
 
 
 def row(user, task):

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import panel, until
-from nicegui import ElementFilter
+from conftest import element, panel, until
 from synthetic import clear_fleet, publish_fleet, status
 
 from edge.bus import Bus
@@ -15,10 +14,6 @@ from edge.frames import encode_value
 
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
-
-def element(user, marker):
-    with user:
-        return max(ElementFilter(marker=marker, only_visible=False), key=lambda e: e.id)
 
 
 @pytest.mark.alone  # a timing figure: scripts/test.sh runs it with the machine to itself

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import UI_TASKS, agents, panel, until
+from conftest import UI_TASKS, agents, element, panel, until
 from nicegui import ElementFilter
 
 from edge.graph import parse_spec
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 FLAKY_TASKS = str(Path(__file__).parents[1] / "flaky_tasks.py")
 OFFLINE = re.compile(r"agent offline \d+ s")
 
-
-def element(user, marker):
-    with user:
-        found = list(ElementFilter(marker=marker, only_visible=False))
-    assert found, f"no element marked {marker!r}"
-    return max(found, key=lambda e: e.id)
 
 
 def text(user, marker):

@@ -4,7 +4,7 @@ input; a URL that is not http(s) is refused by the task (said on the card) and b
 from __future__ import annotations
 
 import pytest
-from conftest import agents, panel, until
+from conftest import agents, element, panel, until
 from nicegui import ElementFilter
 
 from edge.frames import encode_frame
@@ -20,12 +20,6 @@ SPEC = {"id": "web", "tasks": [
     {"id": "rogue", "type": "web_viewer", "agent": "nobody"}],  # never runs: the test publishes its views
     "edges": [{"from": "addr.out", "to": "page.url"}]}
 
-
-def element(user, marker):
-    with user:
-        found = list(ElementFilter(marker=marker, only_visible=False))
-    assert found, f"no element marked {marker!r}"
-    return max(found, key=lambda e: e.id)
 
 
 def text(user, marker):
