@@ -5,7 +5,6 @@ model per file for the agent, a stopped task stopping its generation, and what a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import subprocess
@@ -173,14 +172,6 @@ async def test_an_instance_waiting_for_a_shared_model_stops_at_once_too(rig):
     await rig.stop(talker)
 
 
-async def failure_of(rig: Rig, task: object) -> str:
-    """The error a task stopped with by itself (its status would say this)."""
-    with contextlib.suppress(ConfigError):
-        await rig.finished(task)
-    with pytest.raises(ConfigError) as caught:
-        await rig.stop(task)
-    return str(caught.value)
-
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_a_model_file_missing_from_the_files_folder_is_a_config_error_at_once(rig):
@@ -204,7 +195,7 @@ async def test_a_missing_or_damaged_model_file_fails_the_task_with_a_one_line_re
     else:
         (files / "models/bad.gguf").write_bytes(write)
     task = await rig.start(LlmChat, {"model": "models/bad.gguf"}, inputs={"in": "in"}, outputs={})
-    failure = await failure_of(rig, task)
+    failure = await rig.failure(task, ConfigError)
     assert reason in failure and "\n" not in failure
 
 

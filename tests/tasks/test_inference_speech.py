@@ -4,7 +4,6 @@ and what each does with input it cannot use."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 
 import numpy as np
@@ -146,18 +145,10 @@ async def test_text_it_cannot_speak_is_counted_not_spoken(rig):
     assert tts.in_metrics["in"].errors == 4
 
 
-async def failure_of(rig: Rig, task: object) -> str:
-    """The error a task stopped with by itself (it is not restarted: its status would say this)."""
-    with contextlib.suppress(ConfigError):
-        await rig.finished(task)
-    with pytest.raises(ConfigError) as caught:
-        await rig.stop(task)
-    return str(caught.value)
-
 
 async def test_a_voice_espeak_lacks_stops_the_task_at_once_with_a_one_line_reason(rig):
     tts = await rig.start(TextToSpeech, {"voice": "xx-nowhere"}, inputs={"in": "text"}, outputs={"out": "speech"})
-    assert await failure_of(rig, tts) == "eSpeak NG has no voice 'xx-nowhere' (try en-us, en, de, fr, es)"
+    assert await rig.failure(tts, ConfigError) == "eSpeak NG has no voice 'xx-nowhere' (try en-us, en, de, fr, es)"
 
 
 @pytest.mark.parametrize(("config", "reason"), [
@@ -168,7 +159,7 @@ async def test_a_voice_espeak_lacks_stops_the_task_at_once_with_a_one_line_reaso
 ])
 async def test_a_search_pocketsphinx_cannot_take_stops_the_task_with_a_one_line_reason(rig, config, reason):
     asr = await rig.start(SpeechRecognition, config, inputs={"in": "speech"}, outputs={"text": "heard"})
-    failure = await failure_of(rig, asr)
+    failure = await rig.failure(asr, ConfigError)
     assert reason in failure and "\n" not in failure
 
 

@@ -9,6 +9,7 @@ the test if one of them crashed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import uuid
 from collections.abc import Callable, Mapping
@@ -95,6 +96,16 @@ class Rig:
         runner = next(r for t, r in self._running if t is task)
         async with asyncio.timeout(timeout):
             await asyncio.shield(runner)
+
+    async def failure(self, task: Task, kind: type[Exception]) -> str:
+        """The error ``task`` stopped with by itself (not restarted: its status would say this), a ``kind``."""
+        with contextlib.suppress(kind):
+            await self.finished(task)
+        try:
+            await self.stop(task)
+        except kind as exc:
+            return str(exc)
+        raise AssertionError(f"{task} stopped without a {kind.__name__}")
 
     def check(self) -> None:
         """Raise the exception of a task that crashed."""
