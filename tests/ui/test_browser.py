@@ -259,30 +259,6 @@ async def test_the_new_deployment_dialog_focuses_its_id(page, panel_url):
     await page.goto("about:blank")  # leave before the panel stops, or the page's reconnects log errors
 
 
-async def test_a_video_viewer_plays_in_the_browser(page, panel_url, panel_settings, tmp_path):
-    """The dashboard shows video_viewer's JPEG images as a picture the browser decodes, and it moves (with
-    its H.264 off: test_browser_video.py holds the H.264 card)."""
-    pytest.importorskip("av")
-    async with agents(panel_settings, tmp_path, "cam1"), \
-            Controller(panel_settings.model_copy(update={"agent_id": "ctl"})) as controller:
-        await controller.fleet.wait_for(lambda f: "cam1" in f.agents and f.agents["cam1"].offers("video_viewer"),
-                                        timeout=20)
-        await controller.deploy(parse_spec({"id": "cam", "tasks": [
-            {"id": "pattern", "type": "test_pattern", "config": {"width": 320, "height": 240, "rate": 15,
-                                                                 "audio": False}},
-            {"id": "view", "type": "video_viewer", "config": {"max_fps": 5, "max_width": 320, "h264": "off"}}],
-            "edges": [{"from": "pattern.video", "to": "view.in"}]}))
-        await page.goto(panel_url + "/deployments/cam/dashboard")
-        await page.get_by_text("pictures/s").wait_for()
-        img = page.locator('[data-picture="view"] img')
-        await img.wait_for()
-        size = await img.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]")
-        assert size == [True, 320, 240], size  # a JPEG the browser decoded, at the viewer's size
-        first = await img.get_attribute("src")
-        await page.wait_for_function("s => document.querySelector('[data-picture=\"view\"] img').src !== s", arg=first)
-        await controller.remove("cam")
-
-
 @pytest.mark.alone  # a timing figure: scripts/test.sh runs it with the machine to itself
 async def test_page_load_with_two_hundred_agents_and_a_hundred_tasks(page, panel_url, panel_settings, tmp_path):
     topics = Topics(panel_settings.namespace)

@@ -88,7 +88,11 @@ async def test_without_h264_from_the_viewer_the_card_shows_the_jpeg_pictures(pag
     async with camera(panel_settings, tmp_path, {"h264": "off"}):
         await page.goto(panel_url + "/deployments/cam/dashboard")
         await expect(page.get_by_text("JPEG fallback · no H.264 from the viewer")).to_be_visible()
+        await page.get_by_text("pictures/s").wait_for()
         img = page.locator('[data-picture="view"] img')
+        await img.wait_for()
+        size = await img.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]")
+        assert size == [True, 320, 240], size  # a JPEG the browser decoded, at the viewer's size
         first = await img.get_attribute("src")
         await page.wait_for_function("s => document.querySelector('[data-picture=\"view\"] img').src !== s", arg=first)
         assert await img.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]") == [True, 320, 240]
