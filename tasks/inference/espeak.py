@@ -153,12 +153,7 @@ class EspeakProcess:
 
     def synthesize(self, text: str, *, voice: str, rate: int, pitch: int, volume: int = 100) -> npt.NDArray[np.int16]:
         """``text`` spoken: 16-bit mono samples at :attr:`rate` Hz. ConfigError for a voice eSpeak NG lacks."""
-        return self.synthesize_many([text], voice=voice, rate=rate, pitch=pitch, volume=volume)[0]
-
-    def synthesize_many(self, texts: list[str], *, voice: str, rate: int, pitch: int,
-                        volume: int = 100) -> list[npt.NDArray[np.int16]]:
-        """Each text spoken (in one request), as :meth:`synthesize` would."""
-        return self.result(self.submit(texts, voice=voice, rate=rate, pitch=pitch, volume=volume))
+        return self.result(self.submit([text], voice=voice, rate=rate, pitch=pitch, volume=volume))[0]
 
     def submit(self, texts: list[str], *, voice: str, rate: int, pitch: int, volume: int = 100) -> Ticket:
         """Ask for ``texts`` to be spoken; :meth:`result` gives their audio."""

@@ -107,16 +107,17 @@ class TextToSpeech(MediaTask):
         # the audio of the previous ones is sent
         await self.ahead(self._batches(engine), self._send)
 
-    def speak_many(self, engine: espeak.EspeakProcess, texts: list[str]) -> list[npt.NDArray[np.int16]]:
-        """Each text as 16-bit mono samples at ``sample_rate``, with the trailing silence."""
-        return self.finish(engine, engine.result(self.submit(engine, texts)))
-
     def submit(self, engine: espeak.EspeakProcess, texts: list[str]) -> espeak.Ticket:
         c = self.config
         return engine.submit(texts, voice=c.voice, rate=c.rate, pitch=c.pitch, volume=c.volume)
 
-    def finish(self, engine: espeak.EspeakProcess, spoken: list[npt.NDArray[np.int16]]) -> list[npt.NDArray[np.int16]]:
-        """What eSpeak NG said, at ``sample_rate``, with the trailing silence."""
+    def hear(self, engine: espeak.EspeakProcess, ticket: espeak.Ticket) -> Heard:
+        """The audio of a submitted batch at ``sample_rate``, each text's with the trailing silence (in the worker
+        thread: it waits for eSpeak NG's process), or why the process gave none (it crashed or hung)."""
+        try:
+            spoken = engine.result(ticket)
+        except espeak.EspeakGone as exc:
+            return exc
         c = self.config
         silence = np.zeros(c.sample_rate * c.silence_ms // 1000, np.int16)
         out = []
@@ -124,14 +125,6 @@ class TextToSpeech(MediaTask):
             resampled = resample_once(samples, engine.rate, c.sample_rate)
             out.append(np.concatenate([resampled, silence]) if silence.size else resampled)
         return out
-
-    def hear(self, engine: espeak.EspeakProcess, ticket: espeak.Ticket) -> Heard:
-        """The audio of a submitted batch (in the worker thread: it waits for eSpeak NG's process), or why the
-        process gave none (it crashed or hung)."""
-        try:
-            return self.finish(engine, engine.result(ticket))
-        except espeak.EspeakGone as exc:
-            return exc
 
     async def _batches(self, engine: espeak.EspeakProcess) -> AsyncIterator[tuple[list[Frame], asyncio.Future[Heard]]]:
         while True:
